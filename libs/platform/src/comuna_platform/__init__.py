@@ -1,0 +1,1 @@
+"""Shared plumbing for every Comuna service: settings, database, events, auth, errors, telemetry."""

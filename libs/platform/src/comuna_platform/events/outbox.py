@@ -1,0 +1,148 @@
+"""Transactional outbox.
+
+`stage_event` writes the event in the caller's transaction, so the event exists if and only if
+the state change that caused it was committed. `OutboxRelay` publishes committed events to
+JetStream in sequence order with `Nats-Msg-Id` = event id (the server drops a re-publish after
+a crash between publish and mark-sent) and then marks them sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from nats.js import JetStreamContext
+from opentelemetry import propagate
+from prometheus_client import Counter
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from comuna_platform.db import Database
+from comuna_platform.events.envelope import Envelope
+from comuna_platform.events.tables import outbox_table
+
+log = logging.getLogger(__name__)
+
+EVENTS_PUBLISHED = Counter("comuna_events_published_total", "Events relayed to JetStream", ["subject"])
+
+_STAGED_KEY = "comuna_outbox_staged"
+
+
+async def stage_event(
+    session: AsyncSession,
+    *,
+    subject: str,
+    message: Message,
+    aggregate_id: str,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Add an event to the outbox inside the caller's open transaction.
+
+    The W3C trace context of the current span is stored with it so the consumer's span joins
+    the trace of the request that caused the event.
+    """
+    event_id = event_id or uuid.uuid4()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    await session.execute(
+        insert(outbox_table).values(
+            event_id=event_id,
+            subject=subject,
+            event_type=message.DESCRIPTOR.full_name,
+            aggregate_id=aggregate_id,
+            payload=message.SerializeToString(deterministic=True),
+            headers=carrier,
+        )
+    )
+    session.info[_STAGED_KEY] = True
+    return event_id
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        js: JetStreamContext,
+        *,
+        source: str,
+        batch_size: int = 200,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self._db = db
+        self._js = js
+        self._source = source
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        # Wake the relay as soon as a transaction that staged events commits, instead of
+        # waiting for the next poll.
+        event.listen(db.sync_session_class, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_STAGED_KEY, False):
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        finally:
+            event.remove(self._db.sync_session_class, "after_commit", self._after_commit)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                sent = await self.publish_pending()
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                sent = 0
+            if sent >= self._batch_size:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=self._poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent events; returns how many were sent."""
+        async with self._db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(outbox_table)
+                    .where(outbox_table.c.published_at.is_(None))
+                    .order_by(outbox_table.c.seq)
+                    .limit(self._batch_size)
+                    # Several replicas may relay at once; each takes a disjoint batch.
+                    .with_for_update(skip_locked=True)
+                )
+            ).mappings().all()
+            for row in rows:
+                await self._publish(row)
+            if rows:
+                await session.execute(
+                    update(outbox_table)
+                    .where(outbox_table.c.seq.in_([row["seq"] for row in rows]))
+                    .values(published_at=datetime.now(UTC))
+                )
+        return len(rows)
+
+    async def _publish(self, row: Any) -> None:
+        envelope = Envelope(
+            event_id=row["event_id"],
+            source=self._source,
+            event_type=row["event_type"],
+            time=row["created_at"],
+            subject=row["aggregate_id"],
+        )
+        headers = {**envelope.to_headers(), **row["headers"]}
+        await self._js.publish(row["subject"], row["payload"], headers=headers)
+        EVENTS_PUBLISHED.labels(row["subject"]).inc()

@@ -1,0 +1,98 @@
+"""RFC 9457 problem+json for every error a REST client can see.
+
+Clients get a stable `code`, a human `detail` and the request's trace id; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from comuna_platform.auth.errors import AuthenticationError, PermissionDeniedError
+from comuna_platform.errors import ProblemError
+from comuna_platform.telemetry import current_trace_id
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://comuna.dev/problems/"
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+                 413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+
+
+def problem_response(
+    request: Request, *, status: int, code: str, title: str, detail: str,
+    headers: dict[str, str] | None = None, **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+        "trace_id": current_trace_id(),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(request, status=exc.status, code=exc.code, title=exc.title,
+                            detail=exc.detail, **exc.extra)
+
+
+async def _authentication_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AuthenticationError)
+    return problem_response(
+        request, status=401, code=exc.code, title="Unauthenticated", detail=str(exc),
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+async def _permission_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PermissionDeniedError)
+    return problem_response(request, status=403, code=exc.code, title="Forbidden", detail=str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Echo where and why, never the submitted values (they may hold id numbers).
+    errors = [
+        {"location": [str(part) for part in err.get("loc", ())], "message": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    return problem_response(request, status=422, code="validation_error", title="Invalid request",
+                            detail="The request did not pass validation.", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    return problem_response(request, status=exc.status_code, code=code,
+                            title=code.replace("_", " ").capitalize(), detail=str(exc.detail),
+                            headers=dict(exc.headers or {}))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(request, status=500, code="internal_error", title="Internal error",
+                            detail="An unexpected error occurred; it has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(AuthenticationError, _authentication_error)
+    app.add_exception_handler(PermissionDeniedError, _permission_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,128 @@
+"""gRPC server and client plumbing: health, reflection, auth, tracing and error mapping."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+
+from comuna_platform.auth.grpc import AuthInterceptor
+from comuna_platform.auth.verifier import TokenVerifier
+from comuna_platform.errors import ProblemError
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "comuna.dev"
+PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def _status_for(exc: ProblemError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:
+    """A google.rpc.Status with an ErrorInfo carrying our stable error code."""
+    info = error_details_pb2.ErrorInfo(
+        reason=exc.code, domain=ERROR_DOMAIN,
+        metadata={k: str(v) for k, v in exc.extra.items()},
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=exc.grpc_code.value[0], message=exc.detail, details=[detail])
+    return exc.grpc_code, (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Turns domain errors into status codes; anything unexpected becomes INTERNAL without detail."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                return await inner(request, context)
+            except ProblemError as exc:
+                code, trailers = _status_for(exc)
+                await context.abort(code, exc.detail, trailing_metadata=trailers)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("unhandled gRPC error", extra={"method": handler_call_details.method})
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def error_code_of(error: grpc.aio.AioRpcError) -> str | None:
+    """The stable error code a Comuna server put in the status details, if any."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info.reason
+    return None
+
+
+@dataclass
+class GrpcServer:
+    server: grpc.aio.Server
+    health_servicer: health.aio.HealthServicer
+    service_names: list[str]
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report SERVING (or NOT_SERVING while draining) overall and for each service."""
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ["", *self.service_names]:
+            await self.health_servicer.set(name, status)
+
+
+def create_grpc_server(
+    *,
+    host: str,
+    port: int,
+    verifier: TokenVerifier,
+    register: Callable[[grpc.aio.Server], Sequence[str]],
+) -> GrpcServer:
+    """A server with our interceptors, the standard health service and reflection.
+
+    `register` adds the service's servicers and returns their full service names.
+    """
+    server = grpc.aio.server(
+        interceptors=[
+            aio_server_interceptor(),
+            AuthInterceptor(verifier, public_prefixes=PUBLIC_METHOD_PREFIXES),
+            ErrorInterceptor(),
+        ],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    names = list(register(server))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    server.add_insecure_port(f"{host}:{port}")
+    return GrpcServer(server=server, health_servicer=health_servicer, service_names=names)
+
+
+def client_channel(target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
+    """An insecure channel (mTLS is the mesh's job in Kubernetes) with tracing and auth."""
+    return grpc.aio.insecure_channel(
+        target, interceptors=[*aio_client_interceptors(), *interceptors],
+    )

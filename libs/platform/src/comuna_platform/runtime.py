@@ -1,0 +1,124 @@
+"""Run one service: REST (uvicorn), gRPC, the outbox relay and event consumers in one event loop.
+
+A service describes itself with a `ServiceSpec`; everything else (connections, health, graceful
+shutdown) is the same for all four and lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from comuna_platform.auth.verifier import TokenVerifier
+from comuna_platform.db import Database
+from comuna_platform.events import EventConsumer, OutboxRelay
+from comuna_platform.events.streams import connect, ensure_stream
+from comuna_platform.http import create_app
+from comuna_platform.rpc import create_grpc_server
+from comuna_platform.settings import ServiceSettings
+from comuna_platform.telemetry import setup_logging, setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The live connections of a running service, handed to its transport builders."""
+
+    settings: ServiceSettings
+    db: Database
+    nats: NATS
+    js: JetStreamContext
+    verifier: TokenVerifier
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def nats_ready(self) -> bool:
+        return self.nats.is_connected
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    settings_factory: Callable[[], ServiceSettings]
+    routers: Sequence[APIRouter]
+    # Adds servicers to the server and returns their full service names.
+    grpc_register: Callable[[Runtime, grpc.aio.Server], Sequence[str]]
+    consumers: Callable[[Runtime], Sequence[EventConsumer]] = lambda runtime: ()
+    # Called once connections are up, before serving (e.g. to open gRPC client channels).
+    on_startup: Callable[[Runtime, FastAPI], None] | None = None
+
+
+def build_app(spec: ServiceSpec, runtime: Runtime) -> FastAPI:
+    app = create_app(
+        service=spec.name,
+        title=spec.title,
+        description=spec.description,
+        routers=spec.routers,
+        readiness_checks=[("database", runtime.db.ping), ("nats", runtime.nats_ready)],
+    )
+    app.state.runtime = runtime
+    app.state.token_verifier = runtime.verifier
+    return app
+
+
+async def serve(spec: ServiceSpec) -> None:
+    settings = spec.settings_factory()
+    setup_logging(spec.name, settings.log_level)
+    provider = setup_tracing(spec.name, settings.otel_exporter)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
+    nc = await connect(settings.nats_url, name=f"comuna-{spec.name}")
+    js = nc.jetstream()
+    await ensure_stream(js, spec.name)
+    verifier = TokenVerifier(
+        issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks_url=settings.oidc_jwks_url
+    )
+    runtime = Runtime(settings=settings, db=db, nats=nc, js=js, verifier=verifier)
+    app = build_app(spec, runtime)
+    if spec.on_startup is not None:
+        spec.on_startup(runtime, app)
+
+    grpc_server = create_grpc_server(
+        host=settings.grpc_host, port=settings.grpc_port, verifier=verifier,
+        register=lambda server: spec.grpc_register(runtime, server),
+    )
+    await grpc_server.server.start()
+    await grpc_server.set_serving(True)
+
+    http = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                       access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+    )
+    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runtime.stop.set)
+
+    relay = OutboxRelay(db, js, source=f"/comuna/{spec.name}", poll_seconds=settings.outbox_poll_seconds)
+    background = [asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")]
+    background += [
+        asyncio.create_task(consumer.run(runtime.stop), name=f"consumer-{consumer.name}")
+        for consumer in spec.consumers(runtime)
+    ]
+    http_task = asyncio.create_task(http.serve(), name="http")
+    log.info("service started", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
+    await runtime.stop.wait()
+
+    log.info("service stopping")
+    await grpc_server.set_serving(False)
+    http.should_exit = True
+    await grpc_server.server.stop(grace=5)
+    await asyncio.gather(http_task, *background, return_exceptions=True)
+    await nc.drain()
+    await db.dispose()
+    provider.shutdown()

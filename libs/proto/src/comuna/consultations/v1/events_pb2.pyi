@@ -1,0 +1,90 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ConsultationOpened(_message.Message):
+    __slots__ = ("consultation_id", "code", "voting_opens_at", "voting_closes_at", "commune_count")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    VOTING_OPENS_AT_FIELD_NUMBER: _ClassVar[int]
+    VOTING_CLOSES_AT_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    code: str
+    voting_opens_at: _timestamp_pb2.Timestamp
+    voting_closes_at: _timestamp_pb2.Timestamp
+    commune_count: int
+    def __init__(self, consultation_id: _Optional[str] = ..., code: _Optional[str] = ..., voting_opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voting_closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., commune_count: _Optional[int] = ...) -> None: ...
+
+class CandidateRecorded(_message.Message):
+    __slots__ = ("consultation_id", "candidate_id", "commune_id", "title", "assembly_priority")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ASSEMBLY_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    candidate_id: str
+    commune_id: str
+    title: str
+    assembly_priority: int
+    def __init__(self, consultation_id: _Optional[str] = ..., candidate_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., title: _Optional[str] = ..., assembly_priority: _Optional[int] = ...) -> None: ...
+
+class ConsultationClosed(_message.Message):
+    __slots__ = ("consultation_id", "ballots")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BALLOTS_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    ballots: int
+    def __init__(self, consultation_id: _Optional[str] = ..., ballots: _Optional[int] = ...) -> None: ...
+
+class CandidateResult(_message.Message):
+    __slots__ = ("candidate_id", "title", "votes", "rank", "assembly_priority")
+    CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    ASSEMBLY_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    candidate_id: str
+    title: str
+    votes: int
+    rank: int
+    assembly_priority: int
+    def __init__(self, candidate_id: _Optional[str] = ..., title: _Optional[str] = ..., votes: _Optional[int] = ..., rank: _Optional[int] = ..., assembly_priority: _Optional[int] = ...) -> None: ...
+
+class CommuneResult(_message.Message):
+    __slots__ = ("commune_id", "commune_code", "commune_name", "ballots", "winner_candidate_id", "candidates")
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_CODE_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_NAME_FIELD_NUMBER: _ClassVar[int]
+    BALLOTS_FIELD_NUMBER: _ClassVar[int]
+    WINNER_CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    commune_id: str
+    commune_code: str
+    commune_name: str
+    ballots: int
+    winner_candidate_id: str
+    candidates: _containers.RepeatedCompositeFieldContainer[CandidateResult]
+    def __init__(self, commune_id: _Optional[str] = ..., commune_code: _Optional[str] = ..., commune_name: _Optional[str] = ..., ballots: _Optional[int] = ..., winner_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidateResult, _Mapping]]] = ...) -> None: ...
+
+class ConsultationCertified(_message.Message):
+    __slots__ = ("consultation_id", "code", "certified_at", "ballots", "communes")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    BALLOTS_FIELD_NUMBER: _ClassVar[int]
+    COMMUNES_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    code: str
+    certified_at: _timestamp_pb2.Timestamp
+    ballots: int
+    communes: _containers.RepeatedCompositeFieldContainer[CommuneResult]
+    def __init__(self, consultation_id: _Optional[str] = ..., code: _Optional[str] = ..., certified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ballots: _Optional[int] = ..., communes: _Optional[_Iterable[_Union[CommuneResult, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,25 @@
+from comuna.common.v1 import territory_pb2 as _territory_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TerritoryCreated(_message.Message):
+    __slots__ = ("territory", "parent_id")
+    TERRITORY_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    territory: _territory_pb2.TerritoryRef
+    parent_id: str
+    def __init__(self, territory: _Optional[_Union[_territory_pb2.TerritoryRef, _Mapping]] = ..., parent_id: _Optional[str] = ...) -> None: ...
+
+class ResidentRegistered(_message.Message):
+    __slots__ = ("resident_id", "council_id", "commune_id")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNCIL_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    council_id: str
+    commune_id: str
+    def __init__(self, resident_id: _Optional[str] = ..., council_id: _Optional[str] = ..., commune_id: _Optional[str] = ...) -> None: ...

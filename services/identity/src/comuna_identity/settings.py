@@ -1,0 +1,25 @@
+"""Identity settings, read from `COMUNA_IDENTITY_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from comuna_platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COMUNA_IDENTITY_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_identity"
+    http_port: int = 8001
+    grpc_port: int = 50051
+    # Secret key for the keyed hash (HMAC-SHA256) of national id numbers. Required: without it
+    # the census cannot be read or written. Rotating it means re-importing the census.
+    census_hash_key: SecretStr = SecretStr("")
+    # Path of the development issuer's config (Keycloak-compatible). Absent = disabled.
+    dev_issuer_config: Path | None = None
+    # Minimum age to vote, on the voting day.
+    voting_age: int = 15
