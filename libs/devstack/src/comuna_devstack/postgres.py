@@ -20,6 +20,7 @@ import re
 import shlex
 import stat
 import subprocess
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -139,9 +140,11 @@ class EmbeddedPostgres:
         self.fast = fast
         self.max_connections = max_connections
         self.bin_dir = bin_dir or find_pg_bin_dir()
-        self._account = (
-            _ensure_system_user(PG_SYSTEM_USER) if os.geteuid() == 0 else None
-        )
+
+    @cached_property
+    def _account(self) -> pwd.struct_passwd | None:
+        """The account the server runs as: None (ourselves) unless we are root."""
+        return _ensure_system_user(PG_SYSTEM_USER) if os.geteuid() == 0 else None
 
     @property
     def log_file(self) -> Path:

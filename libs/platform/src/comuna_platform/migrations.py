@@ -7,6 +7,7 @@ Each service keeps its revisions in `comuna_<svc>/migrations/versions`; its `env
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command, context
@@ -46,4 +47,12 @@ def run_env(metadata: MetaData) -> None:
             await connection.run_sync(do_run)
         await engine.dispose()
 
-    asyncio.run(run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run())
+        return
+    # Called from async code (a test fixture, a bootstrap task): Alembic is synchronous, so
+    # give the async engine a loop of its own in a worker thread.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(asyncio.run, run()).result()

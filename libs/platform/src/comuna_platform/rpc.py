@@ -21,7 +21,6 @@ from comuna_platform.errors import ProblemError
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "comuna.dev"
-PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 def _status_for(exc: ProblemError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:
@@ -108,7 +107,7 @@ def create_grpc_server(
     server = grpc.aio.server(
         interceptors=[
             aio_server_interceptor(),
-            AuthInterceptor(verifier, public_prefixes=PUBLIC_METHOD_PREFIXES),
+            AuthInterceptor(verifier),
             ErrorInterceptor(),
         ],
         options=[("grpc.so_reuseport", 0)],

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import grpc
@@ -72,53 +73,70 @@ def build_app(spec: ServiceSpec, runtime: Runtime) -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIterator[tuple[Runtime, FastAPI]]:
+    """Connect to the database and NATS, ensure the service's stream, and build its REST app.
+
+    Used by `serve` and by tests, so tests run the same wiring as production.
+    """
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
+    nc = await connect(settings.nats_url, name=f"comuna-{spec.name}")
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, spec.name)
+        verifier = TokenVerifier(
+            issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks_url=settings.oidc_jwks_url
+        )
+        runtime = Runtime(settings=settings, db=db, nats=nc, js=js, verifier=verifier)
+        app = build_app(spec, runtime)
+        if spec.on_startup is not None:
+            spec.on_startup(runtime, app)
+        yield runtime, app
+    finally:
+        await nc.drain()
+        await db.dispose()
+
+
+def start_workers(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[None]]:
+    """The outbox relay and the event consumers, running until `runtime.stop` is set."""
+    relay = OutboxRelay(runtime.db, runtime.js, source=f"/comuna/{spec.name}",
+                        poll_seconds=runtime.settings.outbox_poll_seconds)
+    tasks = [asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")]
+    tasks += [
+        asyncio.create_task(consumer.run(runtime.stop), name=f"consumer-{consumer.name}")
+        for consumer in spec.consumers(runtime)
+    ]
+    return tasks
+
+
 async def serve(spec: ServiceSpec) -> None:
     settings = spec.settings_factory()
     setup_logging(spec.name, settings.log_level)
     provider = setup_tracing(spec.name, settings.otel_exporter)
-    db = Database(settings.database_url, pool_size=settings.database_pool_size)
-    nc = await connect(settings.nats_url, name=f"comuna-{spec.name}")
-    js = nc.jetstream()
-    await ensure_stream(js, spec.name)
-    verifier = TokenVerifier(
-        issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks_url=settings.oidc_jwks_url
-    )
-    runtime = Runtime(settings=settings, db=db, nats=nc, js=js, verifier=verifier)
-    app = build_app(spec, runtime)
-    if spec.on_startup is not None:
-        spec.on_startup(runtime, app)
+    async with open_runtime(spec, settings) as (runtime, app):
+        grpc_server = create_grpc_server(
+            host=settings.grpc_host, port=settings.grpc_port, verifier=runtime.verifier,
+            register=lambda server: spec.grpc_register(runtime, server),
+        )
+        await grpc_server.server.start()
+        await grpc_server.set_serving(True)
+        http = uvicorn.Server(
+            uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                           access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+        )
+        # We own the signals: one stop event drains REST, gRPC and the workers together.
+        http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runtime.stop.set)
+        workers = start_workers(spec, runtime)
+        http_task = asyncio.create_task(http.serve(), name="http")
+        log.info("service started", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
+        await runtime.stop.wait()
 
-    grpc_server = create_grpc_server(
-        host=settings.grpc_host, port=settings.grpc_port, verifier=verifier,
-        register=lambda server: spec.grpc_register(runtime, server),
-    )
-    await grpc_server.server.start()
-    await grpc_server.set_serving(True)
-
-    http = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                       access_log=False, lifespan="off", timeout_graceful_shutdown=5)
-    )
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runtime.stop.set)
-
-    relay = OutboxRelay(db, js, source=f"/comuna/{spec.name}", poll_seconds=settings.outbox_poll_seconds)
-    background = [asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")]
-    background += [
-        asyncio.create_task(consumer.run(runtime.stop), name=f"consumer-{consumer.name}")
-        for consumer in spec.consumers(runtime)
-    ]
-    http_task = asyncio.create_task(http.serve(), name="http")
-    log.info("service started", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
-    await runtime.stop.wait()
-
-    log.info("service stopping")
-    await grpc_server.set_serving(False)
-    http.should_exit = True
-    await grpc_server.server.stop(grace=5)
-    await asyncio.gather(http_task, *background, return_exceptions=True)
-    await nc.drain()
-    await db.dispose()
+        log.info("service stopping")
+        await grpc_server.set_serving(False)
+        http.should_exit = True
+        await grpc_server.server.stop(grace=5)
+        await asyncio.gather(http_task, *workers, return_exceptions=True)
     provider.shutdown()

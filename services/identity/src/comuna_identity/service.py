@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from typing import cast
 
 import grpc
 from fastapi import FastAPI
@@ -15,27 +15,27 @@ from comuna_identity.grpc import servicer
 from comuna_identity.settings import Settings
 
 
-@cache
-def settings() -> Settings:
-    return Settings()
+def settings_of(runtime: Runtime) -> Settings:
+    return cast(Settings, runtime.settings)
 
 
-def hasher() -> CensusHasher:
-    return CensusHasher(settings().census_hash_key.get_secret_value().encode())
+def hasher_for(settings: Settings) -> CensusHasher:
+    return CensusHasher(settings.census_hash_key.get_secret_value().encode())
 
 
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
-    app.state.census_hasher = hasher()
-    config_path = settings().dev_issuer_config
-    if config_path is not None:
+    settings = settings_of(runtime)
+    app.state.census_hasher = hasher_for(settings)
+    if settings.dev_issuer_config is not None:
         from comuna_identity.oidc.config import load_config
         from comuna_identity.oidc.router import build_oidc_router
 
-        app.include_router(build_oidc_router(load_config(config_path)))
+        app.include_router(build_oidc_router(load_config(settings.dev_issuer_config)))
 
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
-    return servicer.register(runtime, server, hasher(), settings().voting_age)
+    settings = settings_of(runtime)
+    return servicer.register(runtime, server, hasher_for(settings), settings.voting_age)
 
 
 SPEC = ServiceSpec(
@@ -43,7 +43,7 @@ SPEC = ServiceSpec(
     title="Comuna identity",
     description="Territory register (states to communal councils) and the census of residents, "
     "holding only keyed hashes of national id numbers.",
-    settings_factory=settings,
+    settings_factory=Settings,
     routers=[router],
     grpc_register=grpc_register,
     on_startup=on_startup,

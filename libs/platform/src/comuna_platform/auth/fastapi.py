@@ -43,7 +43,8 @@ def require_roles(*roles: str) -> Any:
     async def _require(principal: CurrentPrincipal) -> Principal:
         if principal.roles.isdisjoint(wanted):
             raise PermissionDeniedError(
-                "forbidden_role", f"requires one of the roles: {', '.join(sorted(wanted))}"
+                "forbidden_role",
+                f"requires one of the roles: {', '.join(sorted(wanted))}",
             )
         return principal
 

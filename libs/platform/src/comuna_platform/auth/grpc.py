@@ -23,8 +23,10 @@ from .token_source import ClientCredentialsTokenSource, TokenProvider
 __all__ = [
     "DEFAULT_PUBLIC_SERVICES",
     "AuthInterceptor",
-    "BearerTokenClientInterceptor",
+    "BearerTokenUnaryStreamInterceptor",
+    "BearerTokenUnaryUnaryInterceptor",
     "ClientCredentialsTokenSource",
+    "bearer_token_interceptors",
     "current_principal",
     "optional_principal",
 ]
@@ -123,27 +125,11 @@ def _aborting_handler(handler: Any, code: Any, details: str) -> Any:
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
-class BearerTokenClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc, unused-ignore]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc, unused-ignore]
-):
-    """Adds `authorization: Bearer <token>` to every outgoing unary and server-streaming call.
-
-    Pass to `grpc.aio.insecure_channel(target, interceptors=[...])`.
-    """
+class _BearerMetadata:
+    """Shared part of the client interceptors: call details plus a fresh bearer token."""
 
     def __init__(self, tokens: TokenProvider) -> None:
         self._tokens = tokens
-
-    async def intercept_unary_unary(
-        self, continuation: Callable[[Any, Any], Awaitable[Any]], client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(await self._authorised(client_call_details), request)
-
-    async def intercept_unary_stream(
-        self, continuation: Callable[[Any, Any], Awaitable[Any]], client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(await self._authorised(client_call_details), request)
 
     async def _authorised(self, details: Any) -> Any:
         token = await self._tokens.token()
@@ -156,3 +142,43 @@ class BearerTokenClientInterceptor(
             credentials=details.credentials,
             wait_for_ready=details.wait_for_ready,
         )
+
+
+class BearerTokenUnaryUnaryInterceptor(
+    _BearerMetadata,
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc, unused-ignore]
+):
+    """Adds `authorization: Bearer <token>` to outgoing unary calls."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[Any, Any], Awaitable[Any]],
+        client_call_details: Any,
+        request: Any,
+    ) -> Any:
+        return await continuation(await self._authorised(client_call_details), request)
+
+
+class BearerTokenUnaryStreamInterceptor(
+    _BearerMetadata,
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc, unused-ignore]
+):
+    """Adds `authorization: Bearer <token>` to outgoing server-streaming calls."""
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[Any, Any], Awaitable[Any]],
+        client_call_details: Any,
+        request: Any,
+    ) -> Any:
+        return await continuation(await self._authorised(client_call_details), request)
+
+
+def bearer_token_interceptors(tokens: TokenProvider) -> list[Any]:
+    """Client interceptors for `grpc.aio.insecure_channel(target, interceptors=...)`.
+
+    Two objects, not one class implementing both interfaces: grpc.aio files each interceptor
+    under the FIRST interface it matches (grpc/grpc#31442), so a combined class would
+    silently skip server-streaming calls.
+    """
+    return [BearerTokenUnaryUnaryInterceptor(tokens), BearerTokenUnaryStreamInterceptor(tokens)]

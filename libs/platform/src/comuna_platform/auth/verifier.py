@@ -23,7 +23,20 @@ logger = logging.getLogger(__name__)
 
 # Asymmetric algorithms only: a symmetric (HS*) algorithm would let anyone holding the
 # *public* key forge tokens, and `none` would let anyone at all.
-SAFE_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
+SAFE_ALGORITHMS = frozenset(
+    {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "EdDSA",
+    }
+)
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 _FAILURE_BACKOFF_SECONDS = 2.0
 
@@ -42,10 +55,10 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         jwks_url: str | None = None,
+        *,
         algorithms: Iterable[str] = ("RS256", "ES256"),
         leeway: float = 30.0,
         http: httpx.AsyncClient | None = None,
-        *,
         min_refresh_interval: float = 30.0,
         max_key_age: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
@@ -105,7 +118,10 @@ class TokenVerifier:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "enforce_minimum_key_length": True,
+                },
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthenticationError("token_expired", "token has expired") from exc

@@ -35,8 +35,18 @@ class SigningKey:
     def from_private_key(cls, private_key: rsa.RSAPrivateKey) -> SigningKey:
         jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
         kid = _thumbprint(jwk)
-        return cls(private_key, kid, {"kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig",
-                                      "n": jwk["n"], "e": jwk["e"]})
+        return cls(
+            private_key,
+            kid,
+            {
+                "kid": kid,
+                "kty": "RSA",
+                "alg": "RS256",
+                "use": "sig",
+                "n": jwk["n"],
+                "e": jwk["e"],
+            },
+        )
 
     def public_key_der_b64(self) -> str:
         """SubjectPublicKeyInfo, base64 (no PEM armour), as Keycloak's realm endpoint shows it."""

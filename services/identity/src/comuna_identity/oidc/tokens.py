@@ -46,7 +46,11 @@ def granted_scope(requested: str | None) -> str | None:
 
 
 def issue_for_user(
-    config: DevIssuerConfig, key: SigningKey, user: UserConfig, client: ClientConfig, scope: str
+    config: DevIssuerConfig,
+    key: SigningKey,
+    user: UserConfig,
+    client: ClientConfig,
+    scope: str,
 ) -> IssuedToken:
     return _issue(
         config,
