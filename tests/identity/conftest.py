@@ -10,7 +10,6 @@ from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_identity.service import SPEC
 from comuna_identity.settings import Settings
-
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
 

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select, text
 
 from comuna_identity.storage.models import Resident, Territory
-
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
 

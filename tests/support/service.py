@@ -16,7 +16,6 @@ from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.migrations import upgrade
 from comuna_platform.runtime import Runtime, ServiceSpec, open_runtime, start_workers
 from comuna_platform.settings import ServiceSettings
-
 from tests.support.issuer import TestIssuer
 
 

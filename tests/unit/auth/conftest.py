@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from comuna_auth_testkit import AUDIENCE, ISSUER, FakeClock, FakeJwks, KeyMaterial, rsa_key
 
 from comuna_platform.auth import TokenVerifier
+from tests.unit.auth.comuna_auth_testkit import AUDIENCE, ISSUER, FakeClock, FakeJwks, KeyMaterial, rsa_key
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from typing import Annotated
 import httpx
 import pytest
 import pytest_asyncio
-from comuna_auth_testkit import KeyMaterial, claims, sign
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -20,6 +19,7 @@ from comuna_platform.auth import (
 )
 from comuna_platform.auth.bearer import bearer_token
 from comuna_platform.auth.fastapi import CurrentPrincipal, require_roles
+from tests.unit.auth.comuna_auth_testkit import KeyMaterial, claims, sign
 
 
 def build_app(verifier: TokenVerifier) -> FastAPI:

@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import pytest_asyncio
-from comuna_auth_testkit import KeyMaterial, claims, sign
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from comuna_platform.auth import TokenVerifier
@@ -20,6 +19,7 @@ from comuna_platform.auth.grpc import (
     current_principal,
     optional_principal,
 )
+from tests.unit.auth.comuna_auth_testkit import KeyMaterial, claims, sign
 
 SERVICE = "comuna.test.v1.Probe"
 
@@ -73,7 +73,7 @@ def metadata_for(key: KeyMaterial, **overrides: object) -> tuple[tuple[str, str]
     return (("authorization", f"Bearer {sign(key, claims(**overrides))}"),)
 
 
-async def call_status(call: Any) -> tuple[Any, str]:
+async def call_status(call: Any) -> tuple[Any, str | None]:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call
     return info.value.code(), info.value.details()
@@ -82,7 +82,7 @@ async def call_status(call: Any) -> tuple[Any, str]:
 @pytest.mark.asyncio
 async def test_health_is_public(server: Server) -> None:
     async with grpc.aio.insecure_channel(server.target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        stub: Any = health_pb2_grpc.HealthStub(channel)
         reply = await stub.Check(health_pb2.HealthCheckRequest(service=""))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -90,19 +90,19 @@ async def test_health_is_public(server: Server) -> None:
 @pytest.mark.asyncio
 async def test_protected_call_without_token_is_unauthenticated(server: Server) -> None:
     async with grpc.aio.insecure_channel(server.target) as channel:
-        whoami_call = channel.unary_unary(f"/{SERVICE}/Whoami")
+        whoami_call: Any = channel.unary_unary(f"/{SERVICE}/Whoami")
         assert await call_status(whoami_call(b"")) == (
             grpc.StatusCode.UNAUTHENTICATED,
             "token_missing",
         )
-        unknown = channel.unary_unary(f"/{SERVICE}/DoesNotExist")
+        unknown: Any = channel.unary_unary(f"/{SERVICE}/DoesNotExist")
         assert (await call_status(unknown(b"")))[0] == grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.mark.asyncio
 async def test_protected_call_with_bad_token(server: Server, key_a: KeyMaterial) -> None:
     async with grpc.aio.insecure_channel(server.target) as channel:
-        whoami_call = channel.unary_unary(f"/{SERVICE}/Whoami")
+        whoami_call: Any = channel.unary_unary(f"/{SERVICE}/Whoami")
         expired = metadata_for(key_a, exp=1_000)
         assert await call_status(whoami_call(b"", metadata=expired)) == (
             grpc.StatusCode.UNAUTHENTICATED,
@@ -115,20 +115,20 @@ async def test_protected_call_with_bad_token(server: Server, key_a: KeyMaterial)
 @pytest.mark.asyncio
 async def test_protected_calls_with_token_see_the_principal(server: Server, key_a: KeyMaterial) -> None:
     async with grpc.aio.insecure_channel(server.target) as channel:
-        whoami_call = channel.unary_unary(f"/{SERVICE}/Whoami")
+        whoami_call: Any = channel.unary_unary(f"/{SERVICE}/Whoami")
         assert await whoami_call(b"", metadata=metadata_for(key_a, sub="u-42")) == b"u-42"
-        count_call = channel.unary_stream(f"/{SERVICE}/Count")
+        count_call: Any = channel.unary_stream(f"/{SERVICE}/Count")
         replies = [r async for r in count_call(b"3", metadata=metadata_for(key_a))]
         assert replies == [b"alice:0", b"alice:1", b"alice:2"]
         # The next public call on the same channel must not see the previous caller.
-        public_call = channel.unary_unary(f"/{SERVICE}/Public")
+        public_call: Any = channel.unary_unary(f"/{SERVICE}/Public")
         assert await public_call(b"") == b"anonymous"
 
 
 @pytest.mark.asyncio
 async def test_streaming_call_without_token_is_unauthenticated(server: Server) -> None:
     async with grpc.aio.insecure_channel(server.target) as channel:
-        count_call = channel.unary_stream(f"/{SERVICE}/Count")
+        count_call: Any = channel.unary_stream(f"/{SERVICE}/Count")
         with pytest.raises(grpc.aio.AioRpcError) as info:
             _ = [r async for r in count_call(b"3")]
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -149,10 +149,10 @@ async def test_client_interceptor_attaches_token(server: Server, key_a: KeyMater
     tokens = StaticTokens(sign(key_a, claims(sub="svc-1")))
     interceptors = bearer_token_interceptors(tokens)
     async with grpc.aio.insecure_channel(server.target, interceptors=interceptors) as channel:
-        whoami_call = channel.unary_unary(f"/{SERVICE}/Whoami")
+        whoami_call: Any = channel.unary_unary(f"/{SERVICE}/Whoami")
         # A caller-supplied authorization entry is replaced, never duplicated.
         stale = (("authorization", "Bearer stale"), ("x-request-id", "r1"))
         assert await whoami_call(b"", metadata=stale) == b"svc-1"
-        count_call = channel.unary_stream(f"/{SERVICE}/Count")
+        count_call: Any = channel.unary_stream(f"/{SERVICE}/Count")
         assert [r async for r in count_call(b"1")] == [b"alice:0"]
     assert tokens.calls == 2

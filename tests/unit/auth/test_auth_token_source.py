@@ -8,9 +8,9 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from comuna_auth_testkit import FakeClock
 
 from comuna_platform.auth import ClientCredentialsTokenSource, TokenSourceError
+from tests.unit.auth.comuna_auth_testkit import FakeClock
 
 TOKEN_URL = "https://idp.test/realms/comuna/protocol/openid-connect/token"
 

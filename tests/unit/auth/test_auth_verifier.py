@@ -10,7 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from comuna_auth_testkit import (
+from cryptography.hazmat.primitives import serialization
+
+from comuna_platform.auth import AuthenticationError, KeySetUnavailableError, TokenVerifier
+from tests.unit.auth.comuna_auth_testkit import (
     AUDIENCE,
     ISSUER,
     FakeClock,
@@ -21,9 +24,6 @@ from comuna_auth_testkit import (
     raw_token,
     sign,
 )
-from cryptography.hazmat.primitives import serialization
-
-from comuna_platform.auth import AuthenticationError, KeySetUnavailableError, TokenVerifier
 
 
 async def rejected(verifier: TokenVerifier, token: str) -> str:

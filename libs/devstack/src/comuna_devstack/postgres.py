@@ -200,7 +200,8 @@ class EmbeddedPostgres:
         """Create database `name` unless it exists (safe to call on every start)."""
         if not _DB_NAME.match(name):
             raise ValueError(f"unsupported database name {name!r}")
-        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        # Safe: `name` matched _DB_NAME above, so it cannot carry quotes.
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608
         if exists.stdout.strip() == "1":
             return
         created = self._psql(f'CREATE DATABASE "{name}"', check=False)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -14,9 +14,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
+from comuna_platform.auth.errors import AuthenticationError, PermissionDeniedError
 from comuna_platform.auth.grpc import AuthInterceptor
 from comuna_platform.auth.verifier import TokenVerifier
-from comuna_platform.errors import ProblemError
+from comuna_platform.errors import Forbidden, ProblemError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +41,25 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        inner = handler.unary_unary
+        inner: Any = handler.unary_unary
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def behavior(request: Any, context: Any) -> Any:
             try:
                 return await inner(request, context)
             except ProblemError as exc:
                 code, trailers = _status_for(exc)
+                await context.abort(code, exc.detail, trailing_metadata=trailers)
+            except PermissionDeniedError as exc:
+                code, trailers = _status_for(Forbidden(exc.detail, code=exc.code))
+                await context.abort(code, exc.detail, trailing_metadata=trailers)
+            except AuthenticationError as exc:
+                code, trailers = _status_for(Unauthenticated(exc.detail, code=exc.code))
                 await context.abort(code, exc.detail, trailing_metadata=trailers)
             except grpc.aio.AbortError:
                 raise
@@ -75,7 +82,7 @@ def error_code_of(error: grpc.aio.AioRpcError) -> str | None:
             for detail in status.details:
                 info = error_details_pb2.ErrorInfo()
                 if detail.Unpack(info):
-                    return info.reason
+                    return str(info.reason)
     return None
 
 
@@ -106,7 +113,7 @@ def create_grpc_server(
     """
     server = grpc.aio.server(
         interceptors=[
-            aio_server_interceptor(),
+            aio_server_interceptor(),  # type: ignore[no-untyped-call]
             AuthInterceptor(verifier),
             ErrorInterceptor(),
         ],
@@ -123,5 +130,5 @@ def create_grpc_server(
 def client_channel(target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
     """An insecure channel (mTLS is the mesh's job in Kubernetes) with tracing and auth."""
     return grpc.aio.insecure_channel(
-        target, interceptors=[*aio_client_interceptors(), *interceptors],
+        target, interceptors=[*aio_client_interceptors(), *interceptors],  # type: ignore[no-untyped-call]
     )

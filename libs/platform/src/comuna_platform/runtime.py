@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 import grpc
@@ -109,6 +109,13 @@ def start_workers(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[None
     return tasks
 
 
+class _HttpServer(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The runtime owns the signals: one stop event drains REST, gRPC and the workers together.
+        yield
+
+
 async def serve(spec: ServiceSpec) -> None:
     settings = spec.settings_factory()
     setup_logging(spec.name, settings.log_level)
@@ -120,12 +127,10 @@ async def serve(spec: ServiceSpec) -> None:
         )
         await grpc_server.server.start()
         await grpc_server.set_serving(True)
-        http = uvicorn.Server(
+        http = _HttpServer(
             uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
                            access_log=False, lifespan="off", timeout_graceful_shutdown=5)
         )
-        # We own the signals: one stop event drains REST, gRPC and the workers together.
-        http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runtime.stop.set)

@@ -7,12 +7,11 @@ from typing import cast
 import grpc
 from fastapi import FastAPI
 
-from comuna_platform.runtime import Runtime, ServiceSpec
-
 from comuna_identity.api.routes import router
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.grpc import servicer
 from comuna_identity.settings import Settings
+from comuna_platform.runtime import Runtime, ServiceSpec
 
 
 def settings_of(runtime: Runtime) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from comuna_platform.cli import run_cli
-
 from comuna_projects.service import SPEC
 
 

@@ -6,7 +6,6 @@ from pydantic import field_validator
 from pydantic_settings import SettingsConfigDict
 
 from comuna_platform.settings import ServiceSettings
-
 from comuna_projects.domain.plan import DEFAULT_PLAN, MilestonePlan, parse_plan
 
 

@@ -100,7 +100,7 @@ class EventConsumer:
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(self._batch_size, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             except Exception:
                 log.exception("fetch failed", extra={"consumer": self.name})

@@ -29,8 +29,9 @@ async def connect(url: str, *, name: str) -> NATS:
 
 async def ensure_stream(js: JetStreamContext, service: str) -> None:
     """Create or update the service's own stream (`<SERVICE>`, subjects `<service>.>`)."""
+    name = stream_name(service)
     config = StreamConfig(
-        name=stream_name(service),
+        name=name,
         subjects=[f"{service}.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
@@ -39,7 +40,7 @@ async def ensure_stream(js: JetStreamContext, service: str) -> None:
         max_age=0,
     )
     try:
-        await js.stream_info(config.name)
+        await js.stream_info(name)
         await js.update_stream(config)
     except NotFoundError:
         await js.add_stream(config)

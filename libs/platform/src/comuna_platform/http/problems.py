@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from comuna_platform.auth.errors import AuthenticationError, PermissionDeniedError
+from comuna_platform.auth.errors import AuthenticationError, KeySetUnavailableError, PermissionDeniedError
 from comuna_platform.errors import ProblemError
 from comuna_platform.telemetry import current_trace_id
 
@@ -63,6 +63,13 @@ async def _permission_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, status=403, code=exc.code, title="Forbidden", detail=str(exc))
 
 
+async def _keyset_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The issuer is down, not the caller's token bad: 503 so clients retry with the same token.
+    return problem_response(request, status=503, code="jwks_unavailable", title="Service unavailable",
+                            detail="token keys cannot be fetched right now; retry later",
+                            headers={"Retry-After": "2"})
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Echo where and why, never the submitted values (they may hold id numbers).
@@ -93,6 +100,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(AuthenticationError, _authentication_error)
     app.add_exception_handler(PermissionDeniedError, _permission_error)
+    app.add_exception_handler(KeySetUnavailableError, _keyset_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -8,12 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from comuna_platform.auth.fastapi import require_roles
-from comuna_platform.auth.principal import Principal
-from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import get_runtime
-from comuna_platform.runtime import Runtime
-
 from comuna_identity.api.schemas import (
     ResidentBatchIn,
     ResidentBatchOut,
@@ -28,6 +22,11 @@ from comuna_identity.domain import registry
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import Territory
+from comuna_platform.auth.fastapi import require_roles
+from comuna_platform.auth.principal import Principal
+from comuna_platform.errors import NotFound
+from comuna_platform.http.deps import get_runtime
+from comuna_platform.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 

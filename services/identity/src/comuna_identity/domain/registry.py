@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -13,15 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.common.v1 import territory_pb2
 from comuna.identity.v1 import events_pb2
-from comuna_platform.auth.errors import PermissionDeniedError
-from comuna_platform.auth.principal import Principal
-from comuna_platform.errors import Conflict, InvalidInput, NotFound
-from comuna_platform.events import stage_event
-
 from comuna_identity.domain.census import CensusHasher, age_on
 from comuna_identity.domain.territories import COMMUNE_KINDS, check_placement
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import Resident, Territory
+from comuna_platform.auth.errors import PermissionDeniedError
+from comuna_platform.auth.principal import Principal
+from comuna_platform.errors import Conflict, InvalidInput, NotFound
+from comuna_platform.events import stage_event
 
 KIND_TO_PROTO = {
     "country": territory_pb2.TERRITORY_KIND_COUNTRY,
@@ -81,7 +81,7 @@ async def register_residents(
 ) -> list[uuid.UUID]:
     """Register residents all-or-nothing; each must live in a council the caller covers."""
     councils: dict[str, Territory] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for new in residents:
         council = councils.get(new.council_code)
         if council is None:

@@ -10,13 +10,12 @@ import grpc
 
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
-from comuna_platform.auth.grpc import current_principal
-from comuna_platform.errors import Forbidden, InvalidInput, NotFound
-from comuna_platform.runtime import Runtime
-
 from comuna_identity.domain import registry
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.storage import repository
+from comuna_platform.auth.grpc import current_principal
+from comuna_platform.errors import Forbidden, InvalidInput, NotFound
+from comuna_platform.runtime import Runtime
 
 MAX_PAGE = 1000
 
@@ -82,5 +81,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 
 def register(runtime: Runtime, server: grpc.aio.Server, hasher: CensusHasher, voting_age: int) -> list[str]:
-    identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(runtime, hasher, voting_age), server)
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        IdentityServicer(runtime, hasher, voting_age), server
+    )
     return [pb.DESCRIPTOR.services_by_name["IdentityService"].full_name]

@@ -42,7 +42,8 @@ class Project(Base):
         CheckConstraint(_one_of("status", PROJECT_STATUSES), name="ck_projects_status"),
         CheckConstraint("budget_minor > 0", name="ck_projects_budget_positive"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_projects_currency"),
-        CheckConstraint("(status = 'completed') = (completed_at IS NOT NULL)", name="ck_projects_completed_at"),
+        CheckConstraint("(status = 'completed') = (completed_at IS NOT NULL)",
+                        name="ck_projects_completed_at"),
         # Target of the milestones' composite foreign key (same project, same currency).
         UniqueConstraint("id", "currency", name="uq_projects_id_currency"),
         Index("ix_projects_consultation_commune", "consultation_id", "commune_id"),
@@ -79,7 +80,8 @@ class Milestone(Base):
         CheckConstraint("tranche_minor >= 0", name="ck_milestones_tranche_not_negative"),
         # Verified (and later funded) milestones always say who verified them and when.
         CheckConstraint(
-            "(status = 'pending') = (verified_by IS NULL AND verified_at IS NULL AND verification_note IS NULL)",
+            "(status = 'pending') = "
+            "(verified_by IS NULL AND verified_at IS NULL AND verification_note IS NULL)",
             name="ck_milestones_verification",
         ),
         CheckConstraint(

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna_projects.storage.models import Milestone, Project
 
 
-async def project_by_id(session: AsyncSession, project_id: uuid.UUID, *, for_update: bool = False) -> Project | None:
+async def project_by_id(
+    session: AsyncSession, project_id: uuid.UUID, *, for_update: bool = False
+) -> Project | None:
     query = select(Project).where(Project.id == project_id)
     if for_update:
         # Row lock: every state change of a project or its milestones takes it first, so
@@ -51,7 +53,9 @@ async def milestones_of(session: AsyncSession, project_id: uuid.UUID) -> list[Mi
     return list(rows.scalars().all())
 
 
-async def milestones_of_many(session: AsyncSession, project_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Milestone]]:
+async def milestones_of_many(
+    session: AsyncSession, project_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Milestone]]:
     if not project_ids:
         return {}
     rows = await session.execute(

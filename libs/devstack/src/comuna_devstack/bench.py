@@ -1,0 +1,125 @@
+"""Ballot throughput through the public REST API, next to a bare endpoint on the same stack.
+
+Not a test: it reports figures. It seeds its own territory (communes with one council each and
+enough residents for every ballot), opens a consultation, casts the ballots with many
+concurrent clients, certifies, and checks that the certified counts equal the ballots accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from comuna_devstack.client import PlatformClient, items
+from comuna_devstack.demo import _free_consultation_code
+
+STATE = "VE.90"
+MUNICIPALITY = "VE.90.01"
+COMMUNES = 50
+BATCH = 1000
+
+
+def _national_id(i: int) -> str:
+    return f"V{50_000_000 + i}"
+
+
+def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
+    for code, name, kind, parent in [("VE", "Venezuela", "country", None), (STATE, "Bench", "state", "VE"),
+                                     (MUNICIPALITY, "Bench", "municipality", STATE)]:
+        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409),
+                    json={"code": code, "name": name, "kind": kind, "parent_code": parent})
+    for c in range(COMMUNES):
+        commune = f"{MUNICIPALITY}.B{c:03d}"
+        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409),
+                    json={"code": commune, "name": f"Comuna {c}", "kind": "commune", "parent_code": MUNICIPALITY})
+        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409),
+                    json={"code": f"{commune}.CC01", "name": f"Consejo {c}", "kind": "communal_council",
+                          "parent_code": commune})
+    for start in range(0, ballots, BATCH):
+        residents = [{"national_id": _national_id(i), "birth_date": "1980-06-15",
+                      "council_code": f"{MUNICIPALITY}.B{i % COMMUNES:03d}.CC01"}
+                     for i in range(start, min(start + BATCH, ballots))]
+        client.call("POST", "identity", "/v1/residents:batch", as_user="registrar", expect=(201, 409),
+                    json={"residents": residents})
+    return items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY,
+                                                                           "limit": 1000}))
+
+
+async def _load(
+    url: str, requests: list[dict[str, Any]] | int, *, method: str, headers: dict[str, str], concurrency: int
+) -> dict[str, Any]:
+    """Send the requests from `concurrency` workers; returns rate, latency percentiles, statuses."""
+    bodies: list[Any] = list(requests) if isinstance(requests, list) else [None] * requests
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    queue = iter(bodies)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60.0, headers=headers) as http:
+
+        async def worker() -> None:
+            for body in queue:
+                started = time.perf_counter()
+                response = await http.request(method, url, json=body)
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status_code] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"requests": len(bodies), "seconds": round(elapsed, 2), "per_second": round(len(bodies) / elapsed),
+            "p50_ms": round(cuts[49] * 1000, 2), "p99_ms": round(cuts[98] * 1000, 2),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+
+
+def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, concurrency: int) -> dict[str, Any]:
+    client = PlatformClient(urls, timeout=120.0)
+    for user in ("operator", "registrar", "spokesperson", "officer"):
+        client.login(user, passwords[user])
+    seed_started = time.perf_counter()
+    communes = _seed(client, ballots)
+    seed_seconds = time.perf_counter() - seed_started
+
+    now = datetime.now(UTC)
+    code = _free_consultation_code(client)
+    consultation = client.call("POST", "consultations", "/v1/consultations", as_user="operator", expect=201, json={
+        "code": code, "title": f"Benchmark {code}", "assemblies_open_at": now.isoformat(),
+        "voting_opens_at": (now + timedelta(days=1)).isoformat(),
+        "voting_closes_at": (now + timedelta(days=2)).isoformat()})
+    base = f"/v1/consultations/{consultation['id']}"
+    bench_communes = {c["code"]: c["id"] for c in communes}
+    candidates: dict[str, list[str]] = {}
+    for commune_code, commune_id in bench_communes.items():
+        candidates[commune_code] = [
+            client.call("POST", "consultations", f"{base}/communes/{commune_id}/candidates", as_user="spokesperson",
+                        expect=201, json={"title": f"Proyecto {p}", "description": "bench",
+                                          "assembly_priority": p})["id"] for p in (1, 2, 3)]
+    client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
+
+    bodies = []
+    for i in range(ballots):
+        commune_code = f"{MUNICIPALITY}.B{i % COMMUNES:03d}"
+        bodies.append({"commune_id": bench_communes[commune_code],
+                       "candidate_id": candidates[commune_code][i % 3 if i % 7 else 0],
+                       "national_id": _national_id(i), "channel": "table"})
+    officer = {"Authorization": f"Bearer {client._tokens['officer']}"}
+    bare = asyncio.run(_load(f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET",
+                             headers={}, concurrency=concurrency))
+    cast = asyncio.run(_load(f"{urls['consultations']}{base}/ballots", bodies, method="POST", headers=officer,
+                             concurrency=concurrency))
+
+    client.call("POST", "consultations", f"{base}:close", as_user="operator")
+    client.call("POST", "consultations", f"{base}:certify", as_user="operator")
+    results = client.call("GET", "consultations", f"{base}/results")
+    certified = sum(c["votes"] for commune in results["communes"] for c in commune["candidates"])
+    accepted = cast["statuses"].get("201", 0)
+    client.close()
+    return {"consultation": code, "ballots": ballots, "concurrency": concurrency,
+            "seed_seconds": round(seed_seconds, 1), "bare_endpoint": bare, "ballot_endpoint": cast,
+            "accepted": accepted, "certified_votes": certified, "counts_match": certified == accepted}

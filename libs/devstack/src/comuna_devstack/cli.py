@@ -1,0 +1,99 @@
+"""`comuna-dev`: run the whole platform locally, drive the demo cycle, benchmark ballots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from comuna_devstack.client import PlatformClient, StepFailed
+from comuna_devstack.seed import seed
+from comuna_devstack.stack import PUBLIC_CLIENT, SERVICES, DevSecrets, Stack, StackConfig
+
+DEFAULT_STATE_DIR = Path(".devstack")
+
+
+def _urls(config: StackConfig) -> dict[str, str]:
+    return {service: config.http_url(service) for service in SERVICES}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = StackConfig.from_environment(args.state_dir.resolve())
+    started = time.monotonic()
+    stack = Stack(config)
+    with stack:
+        client = PlatformClient(_urls(config))
+        client.login("registrar", stack.secrets.passwords["registrar"])
+        seeded = seed(client, "registrar")
+        client.close()
+        _print_banner(stack, seeded, time.monotonic() - started)
+        try:
+            name, code = stack.processes.wait_any()
+            print(f"service {name} exited with code {code}; stopping", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\nstopping…")
+            return 0
+
+
+def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
+    config = stack.config
+    print(f"\nComuna is up ({elapsed:.1f} s). Seeded {seeded['territories']} territories and "
+          f"{seeded['residents']} residents.\n")
+    for service in SERVICES:
+        print(f"  {service:<14} REST {config.http_url(service)}/docs   "
+              f"gRPC 127.0.0.1:{config.grpc_ports[service]}")
+    print(f"\n  PostgreSQL     {stack.database_url('identity').rsplit('/', 1)[0]}")
+    print(f"  NATS           {stack.nats_url}")
+    print(f"  Issuer         {config.issuer_url} (development issuer, Keycloak-compatible)")
+    print("\nStaff token (users operator, registrar, spokesperson, officer, overseer; passwords in "
+          f"{stack.state_dir / 'secrets.json'}):")
+    print(f"  curl -s -d grant_type=password -d client_id={PUBLIC_CLIENT} -d username=operator \\\n"
+          f"       -d password=$(python3 -c \"import json;print(json.load(open('{stack.state_dir}/secrets.json'))"
+          f"['passwords']['operator'])\") \\\n       {config.issuer_url}/protocol/openid-connect/token")
+    print("\nRun `make demo` in another terminal for a whole consultation cycle. Ctrl-C stops everything.\n",
+          flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = StackConfig.from_environment(args.state_dir.resolve())
+    secrets = DevSecrets.load_or_create(config.state_dir / "secrets.json")
+    from comuna_devstack.demo import run_demo
+
+    client = PlatformClient(_urls(config))
+    try:
+        summary = run_demo(client, secrets.passwords)
+    except StepFailed as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    finally:
+        client.close()
+    print(json.dumps({"ok": True, **summary}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from comuna_devstack.bench import run_bench
+
+    config = StackConfig.from_environment(args.state_dir.resolve())
+    secrets = DevSecrets.load_or_create(config.state_dir / "secrets.json")
+    report = run_bench(_urls(config), secrets.passwords, ballots=args.ballots, concurrency=args.concurrency)
+    print(json.dumps(report, indent=2))
+    return 0 if report["counts_match"] else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="comuna-dev", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                        help="where the embedded servers keep their data and secrets (default .devstack)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start PostgreSQL, NATS and the four services; seed a demo territory")
+    commands.add_parser("demo", help="drive one whole consultation cycle against a running platform")
+    bench = commands.add_parser("bench", help="cast ballots through the REST API and report throughput")
+    bench.add_argument("--ballots", type=int, default=100_000)
+    bench.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench}[args.command]
+    raise SystemExit(handler(args))

@@ -1,0 +1,69 @@
+"""A small REST client for the platform's public APIs, used by the seed, demo, bench and e2e tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from comuna_devstack.stack import PUBLIC_CLIENT, REALM
+
+
+class StepFailed(RuntimeError):
+    """A call answered something other than what the step expected."""
+
+
+class PlatformClient:
+    def __init__(self, urls: Mapping[str, str], timeout: float = 30.0) -> None:
+        self.urls = dict(urls)
+        self.http = httpx.Client(timeout=timeout)
+        self._tokens: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def login(self, username: str, password: str) -> str:
+        """Password grant against the issuer, exactly as a Keycloak client would do it."""
+        response = self.http.post(
+            f"{self.urls['identity']}/realms/{REALM}/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": username,
+                  "password": password},
+        )
+        if response.status_code != 200:
+            raise StepFailed(f"login as {username} failed: {response.status_code} {response.text}")
+        token = str(response.json()["access_token"])
+        self._tokens[username] = token
+        return token
+
+    def call(
+        self, method: str, service: str, path: str, *, as_user: str | None = None,
+        json: Any = None, params: Mapping[str, Any] | None = None, expect: int | tuple[int, ...] = 200,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self._tokens[as_user]}"} if as_user else {}
+        response = self.http.request(method, f"{self.urls[service]}{path}", json=json, params=params,
+                                     headers=headers)
+        expected = (expect,) if isinstance(expect, int) else expect
+        if response.status_code not in expected:
+            raise StepFailed(f"{method} {service}{path}: expected {expected}, got "
+                             f"{response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Poll until `probe` returns something truthy: events cross services asynchronously."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = probe()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise StepFailed(f"timed out waiting for {what}")
+            time.sleep(0.2)
+
+
+def items(body: Any) -> list[Any]:
+    """List endpoints answer {"items": [...]}; accept a bare list too."""
+    if isinstance(body, list):
+        return body
+    return list(body["items"])

@@ -1,0 +1,155 @@
+"""The thin consultation cycle, driven through the public REST APIs only.
+
+territory -> consultation -> candidates -> ballots -> certified result -> grant -> project ->
+milestones verified -> tranches disbursed. Returns a summary; raises StepFailed on any
+unexpected answer.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from comuna_devstack.client import PlatformClient, StepFailed, items
+from comuna_devstack.seed import MUNICIPALITY, demo_residents, seed
+
+CANDIDATES = ["Rehabilitación del ambulatorio", "Sistema de agua potable", "Asfaltado de la vialidad",
+              "Dotación de la escuela", "Alumbrado público"]
+
+
+def _free_consultation_code(client: PlatformClient) -> str:
+    taken = {c["code"] for c in items(client.call("GET", "consultations", "/v1/consultations",
+                                                  params={"limit": 1000}))}
+    year = datetime.now(UTC).year
+    while True:
+        for quarter in range(1, 5):
+            code = f"{year}-Q{quarter}"
+            if code not in taken:
+                return code
+        year += 1
+
+
+def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int = 7) -> dict[str, Any]:
+    for user in ("operator", "registrar", "spokesperson", "officer", "overseer"):
+        client.login(user, passwords[user])
+    seed(client, "registrar")
+    rng = random.Random(seed_rng)
+    communes = items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY}))
+
+    now = datetime.now(UTC)
+    code = _free_consultation_code(client)
+    consultation = client.call("POST", "consultations", "/v1/consultations", as_user="operator", expect=201, json={
+        "code": code, "title": f"Consulta Popular Nacional {code}",
+        "assemblies_open_at": now.isoformat(), "voting_opens_at": (now + timedelta(days=14)).isoformat(),
+        "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat(),
+    })
+    cid = consultation["id"]
+    base = f"/v1/consultations/{cid}"
+
+    candidates: dict[str, list[str]] = {}
+    for commune in communes:
+        count = rng.randint(2, 4)
+        candidates[commune["code"]] = [
+            client.call("POST", "consultations", f"{base}/communes/{commune['id']}/candidates",
+                        as_user="spokesperson", expect=201,
+                        json={"title": title, "description": f"Priorizado por la asamblea de {commune['name']}",
+                              "assembly_priority": priority})["id"]
+            for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
+        ]
+    client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
+
+    commune_ids = {c["code"]: c["id"] for c in communes}
+    accepted = refused_double = refused_ineligible = 0
+    cast: Counter[str] = Counter()
+    for resident in demo_residents():
+        choice = rng.choice(candidates[resident.commune_code])
+        body = {"commune_id": commune_ids[resident.commune_code], "candidate_id": choice,
+                "national_id": resident.national_id, "channel": "table"}
+        status = _vote(client, base, body)
+        if status == 201:
+            accepted += 1
+            cast[choice] += 1
+            # Every fifth voter tries again: the platform must refuse the second ballot.
+            if accepted % 5 == 0 and _vote(client, base, body) == 409:
+                refused_double += 1
+        elif status == 403:
+            refused_ineligible += 1
+
+    client.call("POST", "consultations", f"{base}:close", as_user="operator")
+    client.call("POST", "consultations", f"{base}:certify", as_user="operator")
+    results = client.call("GET", "consultations", f"{base}/results")
+
+    winners = [c for c in results["communes"] if c.get("winner_candidate_id")]
+    for commune in results["communes"]:
+        for candidate in commune["candidates"]:
+            if candidate["votes"] != cast[candidate["candidate_id"]]:
+                raise StepFailed(f"certified count differs from ballots cast for {candidate['candidate_id']}")
+
+    allocations = client.wait_for("one allocation per winner", lambda: _complete(
+        items(client.call("GET", "funding", "/v1/allocations", params={"consultation_id": cid})), len(winners)))
+    projects = client.wait_for("one project per allocation", lambda: _complete(
+        items(client.call("GET", "projects", "/v1/projects", params={"consultation_id": cid})), len(allocations)))
+
+    for project in projects:
+        detail = client.call("GET", "projects", f"/v1/projects/{project['id']}")
+        for milestone in sorted(detail["milestones"], key=lambda m: m["sequence"]):
+            client.call("POST", "projects", f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
+                        as_user="overseer", json={"note": "Verificado en sitio por la contraloría comunal"})
+    funded = client.wait_for("every tranche disbursed", lambda: _all_funded(client, projects))
+
+    totals = items(client.call("GET", "funding", "/v1/ledger/totals"))
+    summary = {
+        "consultation": {"id": cid, "code": code, "ballots_accepted": accepted,
+                         "double_votes_refused": refused_double, "ineligible_refused": refused_ineligible},
+        "communes": len(communes),
+        "winners": [{"commune": c["commune_code"], "winner": _title(c), "votes": c["candidates"][0]["votes"],
+                     "ballots": c["ballots"]} for c in winners],
+        "allocations": [{"commune_id": a["commune_id"], "amount_minor": a["amount_minor"],
+                         "currency": a["currency"]} for a in allocations],
+        "projects": [{"id": p["id"], "title": p["title"], "budget_minor": p["budget_minor"]} for p in projects],
+        "disbursed_minor": sum(funded),
+        "ledger": totals,
+        "ledger_balanced": all(t["debits_minor"] == t["credits_minor"] for t in totals),
+    }
+    _check(summary, winners)
+    return summary
+
+
+def _vote(client: PlatformClient, base: str, body: dict[str, Any]) -> int:
+    response = client.http.post(f"{client.urls['consultations']}{base}/ballots", json=body,
+                                headers={"Authorization": f"Bearer {client._tokens['officer']}"})
+    if response.status_code not in (201, 403, 409):
+        raise StepFailed(f"ballot: unexpected {response.status_code} {response.text[:300]}")
+    return response.status_code
+
+
+def _complete(rows: list[Any], expected: int) -> list[Any] | None:
+    return rows if len(rows) >= expected > 0 else None
+
+
+def _all_funded(client: PlatformClient, projects: list[Any]) -> list[int] | None:
+    amounts = []
+    for project in projects:
+        detail = client.call("GET", "projects", f"/v1/projects/{project['id']}")
+        if any(m["status"] != "funded" for m in detail["milestones"]):
+            return None
+        amounts.append(sum(m["tranche_minor"] for m in detail["milestones"]))
+    return amounts
+
+
+def _title(commune_result: dict[str, Any]) -> str:
+    winner = commune_result["winner_candidate_id"]
+    return str(next(c["title"] for c in commune_result["candidates"] if c["candidate_id"] == winner))
+
+
+def _check(summary: dict[str, Any], winners: list[Any]) -> None:
+    if len(summary["allocations"]) != len(winners) or len(summary["projects"]) != len(winners):
+        raise StepFailed("expected one allocation and one project per winner")
+    if len({a["amount_minor"] for a in summary["allocations"]}) != 1:
+        raise StepFailed("allocations differ from the grant")
+    if not summary["ledger_balanced"]:
+        raise StepFailed("ledger is not balanced")
+    if summary["disbursed_minor"] != sum(a["amount_minor"] for a in summary["allocations"]):
+        raise StepFailed("disbursed amount differs from the allocations")

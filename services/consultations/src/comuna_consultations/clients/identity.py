@@ -1,0 +1,144 @@
+"""The identity service as this service needs it: the list of communes and voter eligibility.
+
+One place owns the gRPC details (service token, deadline, error mapping), so the domain sees
+plain data and the platform's errors:
+
+* UNAVAILABLE / DEADLINE_EXCEEDED (and a missing service token) -> `Unavailable` (503, retry);
+* NOT_FOUND -> `NotFound`; INVALID_ARGUMENT -> `InvalidInput`, keeping identity's error code;
+* anything else means the two services disagree (bad credentials, a bug) -> `Unavailable`,
+  never a 500 and never "eligible".
+
+In-flight calls are bounded by a semaphore: on the voting-day peak, requests beyond the bound
+wait (within the same deadline) instead of piling onto identity and making every call slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from comuna.identity.v1 import identity_pb2 as pb
+from comuna.identity.v1 import identity_pb2_grpc
+from comuna_platform.auth.errors import TokenSourceError
+from comuna_platform.errors import InvalidInput, NotFound, Unavailable
+from comuna_platform.rpc import error_code_of
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+# A safety stop for paging: 1,000 pages of 1,000 is far beyond the ~5,400 communes that exist.
+MAX_PAGES = 1000
+
+REASONS = {
+    pb.INELIGIBILITY_REASON_NOT_REGISTERED: "not_registered",
+    pb.INELIGIBILITY_REASON_UNDER_AGE: "under_age",
+    pb.INELIGIBILITY_REASON_OTHER_COMMUNE: "other_commune",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CommuneRef:
+    id: uuid.UUID
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    eligible: bool
+    # "not_registered", "under_age", "other_commune" when not eligible; "" otherwise.
+    reason: str
+    voter_ref: str
+
+
+class Invalidatable(Protocol):
+    def invalidate(self) -> None: ...
+
+
+class IdentityClient:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        tokens: Invalidatable | None = None,
+        timeout: float = 5.0,
+        max_in_flight: int = 500,
+    ) -> None:
+        self._channel = channel
+        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        self._tokens = tokens
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def list_all_communes(self) -> list[CommuneRef]:
+        """Every commune and communal circuit in the country, in code order."""
+        communes: list[CommuneRef] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            request = pb.ListCommunesRequest(under_code="", page_size=PAGE_SIZE, page_token=token)
+            response = await self._call("ListCommunes", self._stub.ListCommunes, request)
+            communes += [CommuneRef(uuid.UUID(c.id), c.code, c.name) for c in response.communes]
+            if not response.next_page_token or response.next_page_token == token:
+                return communes
+            token = response.next_page_token
+        raise Unavailable("identity kept paging communes without end", code="identity_paging_runaway")
+
+    async def check_eligibility(
+        self, *, consultation_id: uuid.UUID, commune_id: uuid.UUID, national_id: str, as_of: datetime
+    ) -> Eligibility:
+        stamp = Timestamp()
+        stamp.FromDatetime(as_of)
+        request = pb.CheckEligibilityRequest(
+            consultation_id=str(consultation_id), commune_id=str(commune_id), national_id=national_id,
+            as_of=stamp,
+        )
+        response = await self._call("CheckEligibility", self._stub.CheckEligibility, request)
+        if response.eligible:
+            if not response.voter_ref:
+                raise Unavailable("identity answered eligible without a voter reference",
+                                  code="identity_bad_answer")
+            return Eligibility(True, "", response.voter_ref)
+        return Eligibility(False, REASONS.get(response.reason, "other"), "")
+
+    async def _call(self, name: str, method: Any, request: Any) -> Any:
+        deadline = time.monotonic() + self._timeout
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self._timeout)
+        except TimeoutError as exc:
+            raise Unavailable("too many calls to identity in flight", code="identity_busy") from exc
+        try:
+            return await method(request, timeout=max(deadline - time.monotonic(), 0.001))
+        except grpc.aio.AioRpcError as exc:
+            raise self._mapped(name, exc) from exc
+        except TokenSourceError as exc:
+            log.error("no service token for identity: %s", exc)
+            raise Unavailable("could not obtain a service token", code="service_token_unavailable") from exc
+        finally:
+            self._slots.release()
+
+    def _mapped(self, name: str, exc: grpc.aio.AioRpcError) -> Exception:
+        code = exc.code()
+        detail = exc.details() or ""
+        reason = error_code_of(exc)
+        if code == grpc.StatusCode.NOT_FOUND:
+            return NotFound(detail or "not found in identity", code=reason or "not_found")
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return InvalidInput(detail or "identity refused the input", code=reason or "invalid_input")
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return Unavailable(f"identity did not answer {name} in time", code="identity_unavailable")
+        if code == grpc.StatusCode.UNAUTHENTICATED and self._tokens is not None:
+            # Perhaps the cached token was revoked or the issuer rotated keys: fetch anew next time.
+            self._tokens.invalidate()
+        log.error("identity %s failed: %s %s", name, code, detail)
+        return Unavailable(f"identity refused {name}", code="identity_error")

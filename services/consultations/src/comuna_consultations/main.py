@@ -1,0 +1,13 @@
+"""Console script `comuna-consultations`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from comuna_platform.cli import run_cli
+
+from comuna_consultations.service import SPEC
+
+
+def main() -> None:
+    run_cli(SPEC, Path(__file__).parent / "migrations")

@@ -1,0 +1,5 @@
+from comuna_platform.migrations import run_env
+
+from comuna_consultations.storage.models import Base
+
+run_env(Base.metadata)

@@ -1,0 +1,25 @@
+"""Consultations settings, read from `COMUNA_CONSULTATIONS_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from comuna_platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COMUNA_CONSULTATIONS_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_consultations"
+    http_port: int = 8002
+    grpc_port: int = 50052
+    # Identity answers the census questions (communes, eligibility) over gRPC.
+    identity_grpc_target: str = "127.0.0.1:50051"
+    identity_timeout_seconds: float = 5.0
+    # Calls to identity in flight at once from this process; more wait (within the timeout)
+    # instead of piling up on identity during the voting-day peak.
+    identity_max_in_flight: int = 500
+    # How long a process trusts its in-memory copy of a consultation's status, communes and
+    # candidates on the ballot path. The status is re-checked inside every ballot transaction,
+    # so staleness can only delay a refusal, never let a ballot in.
+    voting_snapshot_ttl_seconds: float = 1.0

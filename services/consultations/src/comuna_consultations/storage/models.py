@@ -1,0 +1,170 @@
+"""Consultations' tables.
+
+Ballot secrecy is a property of the schema, not of the code that happens to write it:
+
+* `participations` records THAT a voter took part (a per-consultation pseudonym from identity),
+  and its primary key is the one-person-one-vote guarantee.
+* `ballots` records WHAT was chosen, with no column that points back to a voter: no voter
+  reference, no timestamp (a time would let anyone re-link a ballot to a participation written
+  in the same instant), and a random (uuid4, not time-ordered uuid7) id.
+
+The two rows are written in one transaction, so PostgreSQL's hidden `xmin` column (the
+writing transaction id) is equal on both; see `domain/voting.py` for what that means.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STATUSES = ("assembly", "voting", "closed", "certified")
+CHANNELS = ("table", "online")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Consultation(Base):
+    __tablename__ = "consultations"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUSES), name="ck_consultations_status"),
+        CheckConstraint("code ~ '^[0-9]{4}-Q[1-4]$'", name="ck_consultations_code"),
+        CheckConstraint(
+            "assemblies_open_at < voting_opens_at AND voting_opens_at < voting_closes_at",
+            name="ck_consultations_schedule",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    # The published schedule. Transitions are explicit operator actions, so these are stored
+    # and shown, not enforced: a voting day may be extended or moved by the operator.
+    assemblies_open_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    voting_opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    voting_closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    commune_count: Mapped[int] = mapped_column(Integer)
+    voting_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    certified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsultationCommune(Base):
+    """The communes taking part, copied from identity when the consultation opens.
+
+    A snapshot: territory codes checked against tokens, and the results, stay as they were
+    on opening day even if the territory register changes later.
+    """
+
+    __tablename__ = "consultation_communes"
+    __table_args__ = (UniqueConstraint("consultation_id", "code", name="uq_consultation_communes_code"),)
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultations.id", name="fk_consultation_communes_consultation"), primary_key=True
+    )
+    commune_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Candidate(Base):
+    __tablename__ = "candidates"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id"],
+            ["consultation_communes.consultation_id", "consultation_communes.commune_id"],
+            name="fk_candidates_commune",
+        ),
+        # The assembly's order of priority is a ranking: no two candidates share a place.
+        UniqueConstraint("consultation_id", "commune_id", "assembly_priority", name="uq_candidates_priority"),
+        # Target of the ballots' foreign key: a ballot's candidate must belong to its commune.
+        UniqueConstraint("consultation_id", "commune_id", "id", name="uq_candidates_commune_id"),
+        CheckConstraint("assembly_priority >= 1", name="ck_candidates_priority"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    assembly_priority: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Participation(Base):
+    """That a voter took part; the primary key makes a second vote impossible."""
+
+    __tablename__ = "participations"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultations.id", name="fk_participations_consultation"), primary_key=True
+    )
+    # Identity's per-consultation pseudonym (HMAC of consultation and resident under the
+    # census key); meaningless without that key and unlinkable across consultations.
+    voter_ref: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class Ballot(Base):
+    """What was chosen, by nobody in particular. See the module docstring."""
+
+    __tablename__ = "ballots"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "candidate_id"],
+            ["candidates.consultation_id", "candidates.commune_id", "candidates.id"],
+            name="fk_ballots_candidate",
+        ),
+        CheckConstraint(_in("channel", CHANNELS), name="ck_ballots_channel"),
+        # Counting at certification is an index-only scan of this index.
+        Index("ix_ballots_tally", "consultation_id", "commune_id", "candidate_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    candidate_id: Mapped[uuid.UUID] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(8))
+
+
+class Result(Base):
+    """Certified count and rank of each candidate, written once when the consultation is certified."""
+
+    __tablename__ = "results"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "candidate_id"],
+            ["candidates.consultation_id", "candidates.commune_id", "candidates.id"],
+            name="fk_results_candidate",
+        ),
+        UniqueConstraint("consultation_id", "commune_id", "rank", name="uq_results_rank"),
+        CheckConstraint("votes >= 0", name="ck_results_votes"),
+        CheckConstraint("rank >= 1", name="ck_results_rank"),
+    )
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    candidate_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    votes: Mapped[int] = mapped_column(BigInteger)
+    rank: Mapped[int] = mapped_column(Integer)

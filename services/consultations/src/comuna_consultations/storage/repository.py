@@ -1,0 +1,241 @@
+"""Queries over consultations' tables. No business rules here, only data access."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from comuna_consultations.storage.models import (
+    Ballot,
+    Candidate,
+    Consultation,
+    ConsultationCommune,
+    Participation,
+    Result,
+)
+
+consultations = Consultation.__table__
+communes = ConsultationCommune.__table__
+candidates = Candidate.__table__
+participations = Participation.__table__
+ballots = Ballot.__table__
+results = Result.__table__
+
+
+async def consultation_by_id(
+    session: AsyncSession, consultation_id: uuid.UUID, *, lock: str | None = None
+) -> Consultation | None:
+    """`lock="update"` for status changes; `lock="share"` to keep the status fixed while writing
+    under it (recording a candidate). The two conflict, so a transition waits for such writers
+    and they wait for it."""
+    query = select(Consultation).where(Consultation.id == consultation_id)
+    if lock == "update":
+        query = query.with_for_update()
+    elif lock == "share":
+        query = query.with_for_update(read=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def consultation_status(session: AsyncSession, consultation_id: uuid.UUID) -> str | None:
+    query = select(consultations.c.status).where(consultations.c.id == consultation_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def code_taken(session: AsyncSession, code: str) -> bool:
+    query = select(consultations.c.id).where(consultations.c.code == code)
+    return (await session.execute(query)).first() is not None
+
+
+async def list_consultations(session: AsyncSession, *, after_code: str, limit: int) -> Sequence[Consultation]:
+    """Newest first: codes are `YYYY-Qn`, so descending code order is descending time."""
+    query = select(Consultation).order_by(Consultation.code.desc()).limit(limit)
+    if after_code:
+        query = query.where(Consultation.code < after_code)
+    return (await session.execute(query)).scalars().all()
+
+
+async def insert_consultation(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """False if the code is taken (the unique constraint decides, also under concurrency)."""
+    inserted = await session.execute(
+        pg_insert(consultations).values(**row).on_conflict_do_nothing(index_elements=["code"])
+        .returning(consultations.c.id)
+    )
+    return inserted.first() is not None
+
+
+async def insert_communes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(communes), rows)
+
+
+async def commune(session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID) -> ConsultationCommune | None:
+    return await session.get(ConsultationCommune, (consultation_id, commune_id))
+
+
+async def communes_of(
+    session: AsyncSession, consultation_id: uuid.UUID, *, after_code: str = "", limit: int | None = None
+) -> Sequence[ConsultationCommune]:
+    query = (
+        select(ConsultationCommune)
+        .where(ConsultationCommune.consultation_id == consultation_id, ConsultationCommune.code > after_code)
+        .order_by(ConsultationCommune.code)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return (await session.execute(query)).scalars().all()
+
+
+async def commune_codes(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    query = select(communes.c.commune_id, communes.c.code).where(communes.c.consultation_id == consultation_id)
+    return {row.commune_id: row.code for row in await session.execute(query)}
+
+
+async def insert_candidate(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """False if the commune already has a candidate at that priority."""
+    inserted = await session.execute(
+        pg_insert(candidates).values(**row)
+        .on_conflict_do_nothing(constraint="uq_candidates_priority")
+        .returning(candidates.c.id)
+    )
+    return inserted.first() is not None
+
+
+async def candidates_of_commune(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID
+) -> Sequence[Candidate]:
+    query = (
+        select(Candidate)
+        .where(Candidate.consultation_id == consultation_id, Candidate.commune_id == commune_id)
+        .order_by(Candidate.assembly_priority)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def candidate_communes(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
+    """candidate id -> commune id, for the ballot path's in-memory check."""
+    query = select(candidates.c.id, candidates.c.commune_id).where(candidates.c.consultation_id == consultation_id)
+    return {row.id: row.commune_id for row in await session.execute(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateRow:
+    id: uuid.UUID
+    commune_id: uuid.UUID
+    title: str
+    assembly_priority: int
+
+
+async def all_candidates(session: AsyncSession, consultation_id: uuid.UUID) -> list[CandidateRow]:
+    query = select(
+        candidates.c.id, candidates.c.commune_id, candidates.c.title, candidates.c.assembly_priority
+    ).where(candidates.c.consultation_id == consultation_id)
+    return [CandidateRow(r.id, r.commune_id, r.title, r.assembly_priority) for r in await session.execute(query)]
+
+
+async def cast_ballot(
+    session: AsyncSession,
+    *,
+    consultation_id: uuid.UUID,
+    voter_ref: str,
+    ballot_id: uuid.UUID,
+    commune_id: uuid.UUID,
+    candidate_id: uuid.UUID,
+    channel: str,
+) -> bool:
+    """Insert the participation and the ballot in ONE statement; True if both were written.
+
+    Nothing is written (False) when the voter already took part or the consultation is not in
+    `voting` any more. The participation is inserted only if the consultation row, locked
+    FOR KEY SHARE, still says `voting`: a `:close` holds FOR UPDATE on that row, which conflicts,
+    so a ballot either commits before the close (and is counted) or sees `closed` (PostgreSQL
+    re-checks the condition on the row version the close committed). The ballot is inserted
+    from the participation's RETURNING, so it exists exactly when the participation is new.
+    """
+    participation = (
+        pg_insert(participations)
+        .from_select(
+            ["consultation_id", "voter_ref"],
+            select(consultations.c.id, literal(voter_ref, participations.c.voter_ref.type))
+            .where(consultations.c.id == consultation_id, consultations.c.status == "voting")
+            .with_for_update(read=True, key_share=True),
+        )
+        .on_conflict_do_nothing(index_elements=["consultation_id", "voter_ref"])
+        .returning(participations.c.consultation_id)
+        .cte("participation")
+    )
+    ballot = (
+        insert(ballots)
+        .from_select(
+            ["id", "consultation_id", "commune_id", "candidate_id", "channel"],
+            select(
+                literal(ballot_id, ballots.c.id.type), participation.c.consultation_id,
+                literal(commune_id, ballots.c.commune_id.type), literal(candidate_id, ballots.c.candidate_id.type),
+                literal(channel, ballots.c.channel.type),
+            ),
+        )
+        .returning(ballots.c.id)
+    )
+    written = await session.execute(ballot)
+    return written.first() is not None
+
+
+async def has_participated(session: AsyncSession, consultation_id: uuid.UUID, voter_ref: str) -> bool:
+    query = select(participations.c.voter_ref).where(
+        participations.c.consultation_id == consultation_id, participations.c.voter_ref == voter_ref
+    )
+    return (await session.execute(query)).first() is not None
+
+
+async def ballot_exists(session: AsyncSession, consultation_id: uuid.UUID, ballot_id: uuid.UUID) -> bool:
+    query = select(ballots.c.id).where(ballots.c.id == ballot_id, ballots.c.consultation_id == consultation_id)
+    return (await session.execute(query)).first() is not None
+
+
+async def count_ballots(session: AsyncSession, consultation_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(ballots).where(ballots.c.consultation_id == consultation_id)
+    return int((await session.execute(query)).scalar_one())
+
+
+async def votes_per_candidate(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    query = (
+        select(ballots.c.candidate_id, func.count())
+        .where(ballots.c.consultation_id == consultation_id)
+        .group_by(ballots.c.candidate_id)
+    )
+    return {row[0]: int(row[1]) for row in await session.execute(query)}
+
+
+async def insert_results(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(results), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    commune_id: uuid.UUID
+    candidate_id: uuid.UUID
+    title: str
+    assembly_priority: int
+    votes: int
+    rank: int
+
+
+async def stored_results(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID | None = None
+) -> list[ResultRow]:
+    query = (
+        select(results.c.commune_id, results.c.candidate_id, candidates.c.title, candidates.c.assembly_priority,
+               results.c.votes, results.c.rank)
+        .join(candidates, candidates.c.id == results.c.candidate_id)
+        .where(results.c.consultation_id == consultation_id)
+        .order_by(results.c.commune_id, results.c.rank)
+    )
+    if commune_id is not None:
+        query = query.where(results.c.commune_id == commune_id)
+    return [ResultRow(*row) for row in await session.execute(query)]

@@ -1,0 +1,88 @@
+"""A short-lived, per-process copy of what the ballot path checks before touching the database.
+
+On voting day every ballot needs the consultation's status, the commune's territory code (for
+the officer's scope) and which commune each candidate belongs to. Reading them for every ballot
+would triple the queries of the hot path; they barely change (candidates are frozen once voting
+starts, the status changes three times in a consultation's life), so each process keeps them
+for `ttl` seconds.
+
+Staleness is safe by construction: the ballot transaction re-checks the status on the locked
+consultation row, so a stale "voting" can only lead to a refusal from the database, never to a
+ballot after the close. A stale non-"voting" status is re-read before refusing (`fresh=True`),
+so a just-started vote is not refused for up to `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from comuna_platform.db import Database
+
+from comuna_consultations.storage import repository
+
+
+@dataclass(frozen=True, slots=True)
+class VotingSnapshot:
+    consultation_id: uuid.UUID
+    status: str
+    commune_codes: Mapping[uuid.UUID, str]
+    candidate_communes: Mapping[uuid.UUID, uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    snapshot: VotingSnapshot
+    loaded_at: float
+
+
+class VotingSnapshotCache:
+    def __init__(
+        self, db: Database, *, ttl: float = 1.0, max_entries: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[uuid.UUID, _Entry] = {}
+        # One load per consultation at a time: when an entry expires under load, hundreds of
+        # concurrent ballots share one reload instead of each running three queries.
+        self._loading: dict[uuid.UUID, asyncio.Future[VotingSnapshot | None]] = {}
+
+    async def get(self, consultation_id: uuid.UUID, *, fresh: bool = False) -> VotingSnapshot | None:
+        """The snapshot, at most `ttl` seconds old (or loaded now if `fresh`); None if unknown."""
+        entry = self._entries.get(consultation_id)
+        if entry is not None and not fresh and self._clock() - entry.loaded_at < self._ttl:
+            return entry.snapshot
+        loading = self._loading.get(consultation_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(consultation_id))
+            self._loading[consultation_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(consultation_id, None))
+        # Shielded: a cancelled request must not cancel the load the others are waiting for.
+        return await asyncio.shield(loading)
+
+    def invalidate(self, consultation_id: uuid.UUID) -> None:
+        """Forget a consultation, e.g. after this process changed its status."""
+        self._entries.pop(consultation_id, None)
+
+    async def _load(self, consultation_id: uuid.UUID) -> VotingSnapshot | None:
+        started = self._clock()
+        async with self._db.transaction() as session:
+            # Status first: once it reads "voting", the candidates read next are final, because
+            # recording a candidate requires "assembly" under a lock that start-voting waits for.
+            status = await repository.consultation_status(session, consultation_id)
+            if status is None:
+                return None
+            codes = await repository.commune_codes(session, consultation_id)
+            candidate_communes = await repository.candidate_communes(session, consultation_id)
+        snapshot = VotingSnapshot(consultation_id, status, codes, candidate_communes)
+        self._entries[consultation_id] = _Entry(snapshot, started)
+        if len(self._entries) > self._max_entries:
+            oldest = min(self._entries, key=lambda key: self._entries[key].loaded_at)
+            del self._entries[oldest]
+        return snapshot

@@ -1,0 +1,23 @@
+"""Funding settings, read from `COMUNA_FUNDING_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from comuna_platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COMUNA_FUNDING_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_funding"
+    http_port: int = 8003
+    grpc_port: int = 50053
+    # The national grant earmarked for each commune's winning project per consultation, in
+    # minor units of `grant_currency` (1_000_000 = 10,000.00 USD, the amount used since 2024).
+    grant_amount_minor: int = Field(default=1_000_000, gt=0)
+    grant_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    # Who pays for first-placed projects; part of the allocation's business key, so a later
+    # co-funder (e.g. "state") can earmark a second allocation for the same commune.
+    funding_source: str = Field(default="national", pattern=r"^[a-z][a-z0-9_]{0,31}$")

@@ -1,0 +1,176 @@
+"""Funding's tables: a double-entry ledger (accounts, immutable transfers) and the business
+records that point into it (allocations, disbursements).
+
+The ledger's invariants are enforced by PostgreSQL itself, not only by the application:
+balance-limit flags are CHECK constraints on the running totals, a transfer's currency must
+equal both accounts' currency (composite foreign keys), and transfers cannot be updated or
+deleted (triggers, created in the migration). A bug in the application can therefore fail a
+request, but never commit an overdraft or rewrite history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ACCOUNT_KINDS = ("source", "allocation", "commune")
+DISBURSEMENT_STATUSES = ("completed", "rejected")
+CURRENCY_RE = "^[A-Z]{3}$"
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        # Target of the transfers' composite foreign keys: a transfer's currency must be its
+        # accounts' currency, checked by the database.
+        UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
+        CheckConstraint(f"currency ~ '{CURRENCY_RE}'", name="ck_accounts_currency"),
+        CheckConstraint(_in("kind", ACCOUNT_KINDS), name="ck_accounts_kind"),
+        CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="ck_accounts_posted_nonnegative"),
+        # The balance-limit flags (TigerBeetle's), enforced on every committed row.
+        CheckConstraint(
+            "NOT debits_must_not_exceed_credits OR debits_posted <= credits_posted",
+            name="ck_accounts_debits_within_credits",
+        ),
+        CheckConstraint(
+            "NOT credits_must_not_exceed_debits OR credits_posted <= debits_posted",
+            name="ck_accounts_credits_within_debits",
+        ),
+        CheckConstraint(
+            "NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)",
+            name="ck_accounts_flags_exclusive",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # Stable business name, e.g. "treasury:national:USD", "allocation:<uuid>", "commune:<uuid>:USD".
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(Text)
+    debits_must_not_exceed_credits: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    credits_must_not_exceed_debits: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    debits_posted: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    credits_posted: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Transfer(Base):
+    __tablename__ = "transfers"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["debit_account_id", "currency"], ["accounts.id", "accounts.currency"],
+            name="fk_transfers_debit_account",
+        ),
+        ForeignKeyConstraint(
+            ["credit_account_id", "currency"], ["accounts.id", "accounts.currency"],
+            name="fk_transfers_credit_account",
+        ),
+        CheckConstraint("amount > 0", name="ck_transfers_amount_positive"),
+        CheckConstraint("debit_account_id <> credit_account_id", name="ck_transfers_distinct_accounts"),
+        CheckConstraint("code ~ '^[a-z][a-z0-9_]{0,63}$'", name="ck_transfers_code"),
+        CheckConstraint("length(reference) <= 500", name="ck_transfers_reference_length"),
+        Index("ix_transfers_debit_account_seq", "debit_account_id", "seq"),
+        Index("ix_transfers_credit_account_seq", "credit_account_id", "seq"),
+    )
+
+    # Chosen by the caller: the idempotency key of the transfer.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # Ledger order (like TigerBeetle's timestamp): unique and increasing, used for paging.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    debit_account_id: Mapped[uuid.UUID] = mapped_column()
+    credit_account_id: Mapped[uuid.UUID] = mapped_column()
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    code: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Allocation(Base):
+    """Funds earmarked for one commune's winning project by one funding source."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        # The business key: a replayed or duplicated certification can never allocate twice.
+        UniqueConstraint("consultation_id", "commune_id", "funding_source", name="uq_allocations_business_key"),
+        CheckConstraint("amount_minor > 0", name="ck_allocations_amount_positive"),
+        CheckConstraint(f"currency ~ '{CURRENCY_RE}'", name="ck_allocations_currency"),
+        Index("ix_allocations_commune_id", "commune_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    commune_code: Mapped[str] = mapped_column(Text)
+    candidate_id: Mapped[uuid.UUID] = mapped_column()
+    title: Mapped[str] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    funding_source: Mapped[str] = mapped_column(Text)
+    # The earmark account ("allocation:<id>") the grant was credited to.
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", name="fk_allocations_account"),
+                                                  unique=True)
+    transfer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("transfers.id", name="fk_allocations_transfer"),
+                                                   unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Disbursement(Base):
+    """The outcome of one verified milestone: a tranche paid out, or refused with a reason.
+
+    `allocation_id` is deliberately not a foreign key: a refused disbursement records the
+    allocation the event named even when that allocation does not exist.
+    """
+
+    __tablename__ = "disbursements"
+    __table_args__ = (
+        CheckConstraint(_in("status", DISBURSEMENT_STATUSES), name="ck_disbursements_status"),
+        CheckConstraint("(status = 'completed') = (transfer_id IS NOT NULL)", name="ck_disbursements_transfer"),
+        CheckConstraint("(status = 'rejected') = (reason IS NOT NULL)", name="ck_disbursements_reason"),
+        CheckConstraint(
+            f"status <> 'completed' OR (amount_minor > 0 AND currency ~ '{CURRENCY_RE}' "
+            "AND allocation_id IS NOT NULL AND commune_id IS NOT NULL)",
+            name="ck_disbursements_completed_fields",
+        ),
+        CheckConstraint("length(currency) <= 16", name="ck_disbursements_currency_length"),
+        Index("ix_disbursements_allocation_id", "allocation_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    allocation_id: Mapped[uuid.UUID | None] = mapped_column()
+    project_id: Mapped[uuid.UUID] = mapped_column()
+    milestone_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    commune_id: Mapped[uuid.UUID | None] = mapped_column()
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(Text)
+    transfer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transfers.id", name="fk_disbursements_transfer"), unique=True
+    )
+    status: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

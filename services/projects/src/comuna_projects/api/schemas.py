@@ -1,0 +1,66 @@
+"""Request and response bodies of the projects REST API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class VerifyMilestoneIn(Strict):
+    note: str = Field(min_length=1, max_length=2000,
+                      description="What the overseer saw: the evidence that the milestone's work is done.")
+
+
+class MoneyOut(BaseModel):
+    amount_minor: int = Field(description="Integer minor units (cents for USD).")
+    currency: str = Field(description="ISO 4217 code.")
+
+
+class MilestoneOut(BaseModel):
+    id: uuid.UUID
+    sequence: int
+    title: str
+    tranche: MoneyOut
+    status: Literal["pending", "verified", "funded"]
+    verified_by: str | None
+    verified_at: datetime | None
+    verification_note: str | None
+    funded_at: datetime | None
+    disbursement_id: uuid.UUID | None
+    disbursed: MoneyOut | None = Field(description="What funding reported as disbursed for this milestone.")
+
+
+class ProjectSummary(BaseModel):
+    id: uuid.UUID
+    allocation_id: uuid.UUID
+    consultation_id: uuid.UUID
+    commune_id: uuid.UUID
+    commune_code: str
+    candidate_id: uuid.UUID | None
+    title: str
+    status: Literal["in_progress", "completed"]
+    budget: MoneyOut
+    disbursed: MoneyOut = Field(description="Total disbursed so far across the project's milestones.")
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class ProjectDetail(ProjectSummary):
+    milestones: list[MilestoneOut]
+
+
+class ProjectPage(BaseModel):
+    items: list[ProjectSummary]
+    next_after: uuid.UUID | None = Field(description="Pass as `after` to get the next page.")
+
+
+class VerificationOut(BaseModel):
+    project_id: uuid.UUID
+    milestone: MilestoneOut

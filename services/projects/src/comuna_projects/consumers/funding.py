@@ -1,0 +1,124 @@
+"""Consumers of funding's events: allocations open projects, disbursements fund milestones.
+
+This module only translates events into domain inputs. An event that cannot be translated
+(malformed ids, non-positive amount) is logged and dropped: the inbox records it as handled,
+because redelivering a malformed event can never make it valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from comuna.funding.v1 import events_pb2 as funding_events
+from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
+from comuna_platform.events.envelope import Envelope
+from comuna_platform.runtime import Runtime
+from comuna_projects.domain import projects
+from comuna_projects.domain.plan import MilestonePlan
+
+log = logging.getLogger(__name__)
+
+STREAM = "FUNDING"
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+TERRITORY_CODE = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
+MAX_CODE_LENGTH = 64
+
+
+class MalformedEvent(ValueError):
+    pass
+
+
+def _uuid(value: str, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise MalformedEvent(f"{name} is not a UUID") from exc
+
+
+def _optional_uuid(value: str, name: str) -> uuid.UUID | None:
+    return _uuid(value, name) if value else None
+
+
+def allocation_from(message: funding_events.AllocationCreated) -> projects.Allocation:
+    if not message.HasField("amount") or message.amount.amount_minor <= 0:
+        raise MalformedEvent("allocation amount must be positive")
+    if not CURRENCY.match(message.amount.currency):
+        raise MalformedEvent("allocation currency is not an ISO 4217 code")
+    code = message.commune_code
+    if not code or len(code) > MAX_CODE_LENGTH or not TERRITORY_CODE.match(code):
+        raise MalformedEvent("allocation has no valid commune_code")
+    title = message.title.strip()
+    if not title:
+        raise MalformedEvent("allocation has no title")
+    return projects.Allocation(
+        allocation_id=_uuid(message.allocation_id, "allocation_id"),
+        consultation_id=_uuid(message.consultation_id, "consultation_id"),
+        commune_id=_uuid(message.commune_id, "commune_id"),
+        commune_code=code,
+        candidate_id=_optional_uuid(message.candidate_id, "candidate_id"),
+        title=title,
+        budget_minor=message.amount.amount_minor,
+        currency=message.amount.currency,
+    )
+
+
+def disbursement_from(
+    event: ReceivedEvent[funding_events.TrancheDisbursed],
+) -> projects.Disbursement:
+    message = event.message
+    if not message.HasField("amount") or message.amount.amount_minor < 0:
+        raise MalformedEvent("disbursed amount must not be negative")
+    if not CURRENCY.match(message.amount.currency):
+        raise MalformedEvent("disbursed currency is not an ISO 4217 code")
+    return projects.Disbursement(
+        disbursement_id=_uuid(message.disbursement_id, "disbursement_id"),
+        allocation_id=_optional_uuid(message.allocation_id, "allocation_id"),
+        project_id=_optional_uuid(message.project_id, "project_id"),
+        milestone_id=_uuid(message.milestone_id, "milestone_id"),
+        amount_minor=message.amount.amount_minor,
+        currency=message.amount.currency,
+        disbursed_at=event.envelope.time,
+    )
+
+
+def _drop(envelope: Envelope, exc: MalformedEvent) -> None:
+    log.error("dropping malformed %s: %s", envelope.event_type, exc,
+              extra={"event_id": str(envelope.event_id)})
+
+
+def allocation_handler(plan: MilestonePlan) -> EventHandler[funding_events.AllocationCreated]:
+    async def apply(session: AsyncSession, event: ReceivedEvent[funding_events.AllocationCreated]) -> None:
+        try:
+            allocation = allocation_from(event.message)
+        except MalformedEvent as exc:
+            _drop(event.envelope, exc)
+            return
+        await projects.create_project(session, plan, allocation)
+
+    return EventHandler(funding_events.AllocationCreated, apply)
+
+
+def disbursement_handler() -> EventHandler[funding_events.TrancheDisbursed]:
+    async def apply(session: AsyncSession, event: ReceivedEvent[funding_events.TrancheDisbursed]) -> None:
+        try:
+            disbursement = disbursement_from(event)
+        except MalformedEvent as exc:
+            _drop(event.envelope, exc)
+            return
+        await projects.record_disbursement(session, disbursement)
+
+    return EventHandler(funding_events.TrancheDisbursed, apply)
+
+
+def consumers(runtime: Runtime, plan: MilestonePlan) -> Sequence[EventConsumer]:
+    return [
+        EventConsumer(runtime.db, runtime.js, name="projects-allocations", stream=STREAM,
+                      filter_subject="funding.allocation.created", handlers=[allocation_handler(plan)]),
+        EventConsumer(runtime.db, runtime.js, name="projects-disbursements", stream=STREAM,
+                      filter_subject="funding.tranche.disbursed", handlers=[disbursement_handler()]),
+    ]

@@ -1,0 +1,210 @@
+"""Use cases of the projects service: open a project for an allocation, verify a milestone,
+record a tranche as funded.
+
+Every use case runs inside the caller's transaction and stages its event there, so state and
+event are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from comuna.projects.v1 import events_pb2
+from comuna_platform.auth.errors import PermissionDeniedError
+from comuna_platform.auth.principal import Principal
+from comuna_platform.errors import NotFound
+from comuna_platform.events import stage_event
+from comuna_projects.domain.messages import money, project_message
+from comuna_projects.domain.plan import MilestonePlan
+from comuna_projects.domain.rules import check_verifiable, milestone_id_for, project_id_for
+from comuna_projects.storage import repository
+from comuna_projects.storage.models import Milestone, Project
+
+log = logging.getLogger(__name__)
+
+SUBJECT_PROJECT_CREATED = "projects.project.created"
+SUBJECT_MILESTONE_VERIFIED = "projects.milestone.verified"
+SUBJECT_MILESTONE_FUNDED = "projects.milestone.funded"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What funding told us about an allocation, already validated."""
+
+    allocation_id: uuid.UUID
+    consultation_id: uuid.UUID
+    commune_id: uuid.UUID
+    commune_code: str
+    candidate_id: uuid.UUID | None
+    title: str
+    budget_minor: int
+    currency: str
+
+
+async def create_project(
+    session: AsyncSession, plan: MilestonePlan, allocation: Allocation
+) -> Project | None:
+    """Open the project of an allocation with the plan's milestones; None if it already exists.
+
+    Safe against the same allocation arriving twice under different event ids (a republish):
+    the project id is derived from the allocation id and allocation_id is unique.
+    """
+    project_id = project_id_for(allocation.allocation_id)
+    inserted = await repository.insert_project_if_absent(session, {
+        "id": project_id,
+        "allocation_id": allocation.allocation_id,
+        "consultation_id": allocation.consultation_id,
+        "commune_id": allocation.commune_id,
+        "commune_code": allocation.commune_code,
+        "candidate_id": allocation.candidate_id,
+        "title": allocation.title,
+        "budget_minor": allocation.budget_minor,
+        "currency": allocation.currency,
+        "status": "in_progress",
+    })
+    if not inserted:
+        log.info("project already exists for allocation",
+                 extra={"allocation_id": str(allocation.allocation_id)})
+        return None
+    tranches = plan.split(allocation.budget_minor)
+    await repository.insert_milestones(session, [
+        {"id": milestone_id_for(project_id, sequence), "project_id": project_id, "sequence": sequence,
+         "title": step.title, "tranche_minor": tranche, "currency": allocation.currency, "status": "pending"}
+        for sequence, (step, tranche) in enumerate(zip(plan.steps, tranches, strict=True), start=1)
+    ])
+    project = await repository.project_by_id(session, project_id)
+    assert project is not None
+    milestones = await repository.milestones_of(session, project_id)
+    await stage_event(
+        session, subject=SUBJECT_PROJECT_CREATED, aggregate_id=str(project_id),
+        message=events_pb2.ProjectCreated(project=project_message(project, milestones)),
+    )
+    return project
+
+
+@dataclass(frozen=True)
+class Verification:
+    project: Project
+    milestones: list[Milestone]
+    milestone: Milestone
+
+
+async def verify_milestone(
+    session: AsyncSession, principal: Principal, *, project_id: uuid.UUID, milestone_id: uuid.UUID,
+    note: str, now: datetime,
+) -> Verification:
+    """An overseer attests that a milestone's work is done, which releases its tranche.
+
+    The project row is locked first, so two verifications of the same project (say, a
+    double click) are serialised: the second sees the milestone verified and gets a 409.
+    All checks happen before the first write.
+    """
+    project = await repository.project_by_id(session, project_id, for_update=True)
+    if project is None:
+        raise NotFound(f"project {project_id} does not exist", code="project_not_found")
+    milestones = await repository.milestones_of(session, project.id)
+    milestone = next((m for m in milestones if m.id == milestone_id), None)
+    if milestone is None:
+        raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}",
+                       code="milestone_not_found")
+    if not principal.covers(project.commune_code):
+        raise PermissionDeniedError("forbidden_territory",
+                                    f"not allowed to act in territory {project.commune_code}")
+    check_verifiable(milestones, milestone_id)
+
+    milestone.status = "verified"
+    milestone.verified_by = principal.subject
+    milestone.verified_at = now
+    milestone.verification_note = note
+    await session.flush()
+    await stage_event(
+        session, subject=SUBJECT_MILESTONE_VERIFIED, aggregate_id=str(project.id),
+        message=events_pb2.MilestoneVerified(
+            project_id=str(project.id), milestone_id=str(milestone.id),
+            allocation_id=str(project.allocation_id),
+            commune_id=str(project.commune_id), tranche=money(milestone.tranche_minor, milestone.currency),
+            verified_by=principal.subject,
+        ),
+    )
+    return Verification(project=project, milestones=milestones, milestone=milestone)
+
+
+@dataclass(frozen=True)
+class Disbursement:
+    """What funding told us about a disbursed tranche, already validated."""
+
+    disbursement_id: uuid.UUID
+    allocation_id: uuid.UUID | None
+    project_id: uuid.UUID | None
+    milestone_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    disbursed_at: datetime
+
+
+async def record_disbursement(session: AsyncSession, disbursement: Disbursement) -> bool:
+    """Mark the milestone funded (and the project completed once all are); True if it changed.
+
+    Events that do not fit our state are logged and ignored rather than retried: retrying
+    cannot make them fit, and they must not block the events behind them.
+    """
+    context = {"disbursement_id": str(disbursement.disbursement_id),
+               "milestone_id": str(disbursement.milestone_id)}
+    # Only the project id first: the milestone itself is read after the project lock is held.
+    project_id = await session.scalar(
+        select(Milestone.project_id).where(Milestone.id == disbursement.milestone_id)
+    )
+    if project_id is None:
+        log.error("tranche disbursed for an unknown milestone; ignored", extra=context)
+        return False
+    project = await repository.project_by_id(session, project_id, for_update=True)
+    assert project is not None
+    if (disbursement.project_id not in (None, project.id)
+            or disbursement.allocation_id not in (None, project.allocation_id)):
+        log.error("tranche disbursed names another project or allocation than its milestone; ignored",
+                  extra=context)
+        return False
+    milestones = await repository.milestones_of(session, project.id)
+    milestone = next(m for m in milestones if m.id == disbursement.milestone_id)
+    if milestone.status == "funded":
+        if milestone.disbursement_id != disbursement.disbursement_id:
+            log.error("milestone already funded by another disbursement; ignored", extra=context)
+        return False
+    if milestone.status != "verified":
+        log.error("tranche disbursed for a milestone that was never verified; ignored", extra=context)
+        return False
+    reused = await session.scalar(
+        select(Milestone.id).where(Milestone.disbursement_id == disbursement.disbursement_id)
+    )
+    if reused is not None:
+        log.error("disbursement id already recorded for another milestone; ignored", extra=context)
+        return False
+    if disbursement.currency != milestone.currency:
+        log.error("tranche disbursed in another currency than the milestone's; ignored", extra=context)
+        return False
+    if disbursement.amount_minor != milestone.tranche_minor:
+        # Funding's ledger is authoritative for what moved; record it and flag the difference.
+        log.warning("tranche disbursed differs from the milestone's tranche",
+                    extra={**context, "tranche_minor": milestone.tranche_minor,
+                           "amount_minor": disbursement.amount_minor})
+
+    milestone.status = "funded"
+    milestone.funded_at = disbursement.disbursed_at
+    milestone.funded_minor = disbursement.amount_minor
+    milestone.disbursement_id = disbursement.disbursement_id
+    if all(m.status == "funded" for m in milestones):
+        project.status = "completed"
+        project.completed_at = disbursement.disbursed_at
+    await session.flush()
+    await stage_event(
+        session, subject=SUBJECT_MILESTONE_FUNDED, aggregate_id=str(project.id),
+        message=events_pb2.MilestoneFunded(project_id=str(project.id), milestone_id=str(milestone.id),
+                                           disbursement_id=str(disbursement.disbursement_id)),
+    )
+    return True
