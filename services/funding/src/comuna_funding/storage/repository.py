@@ -67,3 +67,11 @@ async def disbursements_of(session: AsyncSession, allocation_id: uuid.UUID) -> S
             .order_by(Disbursement.created_at, Disbursement.id)
         )
     ).scalars().all()
+
+
+async def existing_allocation_ids(session: AsyncSession, allocation_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for part in chunked(allocation_ids):
+        result = await session.execute(select(Allocation.id).where(Allocation.id.in_(part)))
+        found.update(result.scalars().all())
+    return found

@@ -1,0 +1,125 @@
+"""Casting a ballot: the hot path of voting day.
+
+Per ballot: checks against an in-memory snapshot (no query), ONE gRPC call to identity
+(eligibility + the voter's per-consultation pseudonym), then ONE transaction with ONE statement
+that inserts the participation and the ballot together (see `repository.cast_ballot`).
+
+One person, one vote is enforced by PostgreSQL, not by a read-then-write in this code: the
+participation's primary key (consultation_id, voter_ref) admits one row per voter, and the
+ballot is written only if that row was new. Concurrent double submissions therefore produce
+exactly one ballot, whichever process or replica they reach.
+
+Ballot secrecy, and its limits (documented on purpose):
+* The ballot row has no voter reference and no timestamp; its id is a random uuid4 (a uuid7
+  or a sequence would order ballots in time and so re-link them to the voting queue).
+* The receipt is the ballot id. It proves to the voter that a ballot was stored (see the public
+  receipt check) without revealing the choice to anyone who only sees the receipt, so it cannot
+  be used to prove a vote to a buyer or a boss. Someone who can read the `ballots` table AND
+  obtains a voter's receipt can see that voter's choice; the receipt is shown to the officer's
+  device, which is why database access must stay with a separate operator role.
+* Participation and ballot are written by one transaction, so PostgreSQL's system column
+  `xmin` (and, less reliably, physical row order) is equal on both rows. A database superuser
+  could join them on it and learn which pseudonym chose what; turning the pseudonym into a
+  person additionally needs identity's census key. Writing them in two transactions would
+  break the all-or-nothing guarantee, so we keep one and rely on separation of duties between
+  the consultations database operators and the identity key holders. A rewrite of the ballots
+  (new xmin and row order) at close is a possible future hardening.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from comuna_platform.auth.errors import PermissionDeniedError
+from comuna_platform.auth.principal import Principal
+from comuna_platform.db import Database
+from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+from comuna_consultations.clients.identity import IdentityClient
+from comuna_consultations.domain.consultations import not_found, require_scope
+from comuna_consultations.domain.lifecycle import Status, require_status
+from comuna_consultations.storage import repository
+from comuna_consultations.storage.voting_snapshot import VotingSnapshot, VotingSnapshotCache
+
+# Who may submit a ballot on each channel: officers at polling tables; online ballots come
+# through a gateway that authenticated the voter, which calls with a service token.
+CHANNEL_ROLES = {"table": "polling_officer", "online": "service"}
+
+
+@dataclass(frozen=True, slots=True)
+class BallotRequest:
+    consultation_id: uuid.UUID
+    commune_id: uuid.UUID
+    candidate_id: uuid.UUID
+    national_id: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class CastBallot:
+    ballot_id: uuid.UUID
+    receipt: str
+
+
+async def cast_ballot(
+    db: Database, snapshots: VotingSnapshotCache, identity: IdentityClient, principal: Principal,
+    request: BallotRequest, *, now: datetime,
+) -> CastBallot:
+    role = CHANNEL_ROLES[request.channel]
+    if not principal.has_role(role):
+        raise PermissionDeniedError("forbidden_role", f"{request.channel} ballots are submitted by role {role}")
+    snapshot = await _voting_snapshot(snapshots, request.consultation_id)
+    code = snapshot.commune_codes.get(request.commune_id)
+    if code is None:
+        raise NotFound(f"commune {request.commune_id} is not part of this consultation", code="commune_not_found")
+    require_scope(principal, code)
+    candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
+    if candidate_commune is None:
+        raise NotFound(f"candidate {request.candidate_id} does not exist", code="candidate_not_found")
+    if candidate_commune != request.commune_id:
+        raise InvalidInput("the candidate belongs to another commune", code="candidate_not_in_commune")
+
+    eligibility = await identity.check_eligibility(
+        consultation_id=request.consultation_id, commune_id=request.commune_id,
+        national_id=request.national_id, as_of=now,
+    )
+    if not eligibility.eligible:
+        raise Forbidden(f"the voter is not eligible in this commune: {eligibility.reason}",
+                        code="voter_ineligible", reason=eligibility.reason)
+
+    ballot_id = uuid.uuid4()
+    async with db.transaction() as session:
+        written = await repository.cast_ballot(
+            session, consultation_id=request.consultation_id, voter_ref=eligibility.voter_ref,
+            ballot_id=ballot_id, commune_id=request.commune_id, candidate_id=request.candidate_id,
+            channel=request.channel,
+        )
+        if not written:
+            # Nothing was written; say why. The status is read after our statement, so a
+            # concurrent close may report "not in voting" for what was also a second vote:
+            # either way the ballot was refused.
+            status = await repository.consultation_status(session, request.consultation_id)
+            if status is None:
+                raise not_found(request.consultation_id)
+            require_status(status, Status.VOTING)
+            raise Conflict("this voter has already voted in this consultation", code="already_voted")
+    return CastBallot(ballot_id=ballot_id, receipt=str(ballot_id))
+
+
+async def _voting_snapshot(snapshots: VotingSnapshotCache, consultation_id: uuid.UUID) -> VotingSnapshot:
+    snapshot = await snapshots.get(consultation_id)
+    if snapshot is not None and snapshot.status == Status.ASSEMBLY:
+        # Maybe voting started a moment ago in another process: look again before refusing.
+        # (A closed consultation never reopens, so that refusal needs no second look.)
+        snapshot = await snapshots.get(consultation_id, fresh=True)
+    if snapshot is None:
+        raise not_found(consultation_id)
+    require_status(snapshot.status, Status.VOTING)
+    return snapshot
+
+
+async def receipt_recorded(db: Database, consultation_id: uuid.UUID, receipt: uuid.UUID) -> bool:
+    async with db.transaction() as session:
+        return await repository.ballot_exists(session, consultation_id, receipt)

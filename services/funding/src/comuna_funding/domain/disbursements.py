@@ -1,0 +1,141 @@
+"""Pay a verified milestone's tranche from the allocation's earmark to the commune's account.
+
+    allocation:<allocation_id>  --tranche_disbursement-->  commune:<commune_id>:<CUR>
+
+A tranche that cannot be paid (unknown allocation, wrong commune or currency, more than the
+earmark still holds) is recorded as a *rejected* disbursement with a reason and moves no
+money. It is not an error: raising would make the event be redelivered until it is dropped,
+and the refusal itself is a fact the public ledger should show.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from comuna.common.v1 import money_pb2
+from comuna.funding.v1 import events_pb2 as funding_events
+from comuna.projects.v1 import events_pb2 as project_events
+from comuna_platform.errors import FailedPrecondition
+from comuna_platform.events import stage_event
+
+from comuna_funding.domain import ids, ledger
+from comuna_funding.domain.ledger import AccountSpec, NewTransfer
+from comuna_funding.storage import repository
+from comuna_funding.storage.models import Allocation, Disbursement
+
+log = logging.getLogger(__name__)
+
+TRANCHE_DISBURSED = "funding.tranche.disbursed"
+TRANCHE_DISBURSEMENT = "tranche_disbursement"
+
+# Reasons a tranche is refused (stored in disbursements.reason).
+ALLOCATION_UNKNOWN = "allocation_unknown"
+COMMUNE_MISMATCH = "commune_mismatch"
+CURRENCY_MISMATCH = "currency_mismatch"
+INVALID_AMOUNT = "invalid_amount"
+EXCEEDS_ALLOCATION = "exceeds_allocation"
+
+
+def commune_account_spec(commune_id: uuid.UUID, currency: str) -> AccountSpec:
+    return AccountSpec(key=f"commune:{commune_id}:{currency}", currency=currency, kind="commune")
+
+
+@dataclass(frozen=True)
+class Tranche:
+    project_id: uuid.UUID
+    milestone_id: uuid.UUID
+    allocation_id: uuid.UUID | None
+    commune_id: uuid.UUID | None
+    amount_minor: int
+    currency: str
+
+
+def tranche_of(event: project_events.MilestoneVerified) -> Tranche | None:
+    """The tranche, or None when the event cannot even be recorded (no valid project/milestone id)."""
+    project_id = ids.parse_uuid(event.project_id)
+    milestone_id = ids.parse_uuid(event.milestone_id)
+    if project_id is None or milestone_id is None:
+        log.error("dropping milestone event with malformed ids",
+                  extra={"project_id": event.project_id, "milestone_id": event.milestone_id})
+        return None
+    return Tranche(
+        project_id=project_id, milestone_id=milestone_id,
+        allocation_id=ids.parse_uuid(event.allocation_id), commune_id=ids.parse_uuid(event.commune_id),
+        amount_minor=event.tranche.amount_minor, currency=event.tranche.currency[:16],
+    )
+
+
+def refusal(tranche: Tranche, allocation: Allocation | None) -> str | None:
+    """Why the tranche cannot be paid from `allocation`, or None if only the balance is left to check."""
+    if allocation is None:
+        return ALLOCATION_UNKNOWN
+    if not 0 < tranche.amount_minor <= ledger.MAX_AMOUNT:
+        return INVALID_AMOUNT
+    if tranche.currency != allocation.currency:
+        return CURRENCY_MISMATCH
+    if tranche.commune_id != allocation.commune_id:
+        return COMMUNE_MISMATCH
+    return None
+
+
+async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursement:
+    """Record the milestone's disbursement (completed or rejected) once; later calls return it."""
+    allocation = None
+    if tranche.allocation_id is not None:
+        allocation = await repository.allocation_by_id(session, tranche.allocation_id, lock=True)
+    existing = await repository.disbursement_by_milestone(session, tranche.milestone_id)
+    if existing is not None:
+        return existing
+    reason = refusal(tranche, allocation)
+    transfer_id = None
+    if reason is None:
+        assert allocation is not None
+        transfer_id, reason = await _pay(session, tranche, allocation)
+    disbursement = Disbursement(
+        id=ids.disbursement_id_for(tranche.milestone_id), allocation_id=tranche.allocation_id,
+        project_id=tranche.project_id, milestone_id=tranche.milestone_id, commune_id=tranche.commune_id,
+        amount_minor=tranche.amount_minor, currency=tranche.currency, transfer_id=transfer_id,
+        status="completed" if transfer_id is not None else "rejected", reason=reason,
+    )
+    session.add(disbursement)
+    await session.flush()
+    if transfer_id is None:
+        log.warning("tranche refused", extra={"milestone_id": str(tranche.milestone_id),
+                                              "allocation_id": str(tranche.allocation_id), "reason": reason})
+        return disbursement
+    await stage_event(
+        session, subject=TRANCHE_DISBURSED, aggregate_id=str(disbursement.allocation_id),
+        event_id=ids.event_id_for(TRANCHE_DISBURSED, disbursement.id),
+        message=funding_events.TrancheDisbursed(
+            disbursement_id=str(disbursement.id), allocation_id=str(disbursement.allocation_id),
+            project_id=str(tranche.project_id), milestone_id=str(tranche.milestone_id),
+            commune_id=str(disbursement.commune_id),
+            amount=money_pb2.Money(amount_minor=tranche.amount_minor, currency=tranche.currency),
+            transfer_id=str(transfer_id),
+        ),
+    )
+    return disbursement
+
+
+async def _pay(session: AsyncSession, tranche: Tranche, allocation: Allocation) -> tuple[uuid.UUID | None, str | None]:
+    """Move the tranche: (transfer id, None), or (None, reason) with nothing written."""
+    savepoint = await session.begin_nested()
+    try:
+        commune = await ledger.ensure_account(session, commune_account_spec(allocation.commune_id,
+                                                                            allocation.currency))
+        outcome = await ledger.create_transfer(session, NewTransfer(
+            id=ids.disbursement_transfer_id_for(tranche.milestone_id),
+            debit_account_id=allocation.account_id, credit_account_id=commune.id,
+            amount=tranche.amount_minor, currency=allocation.currency, code=TRANCHE_DISBURSEMENT,
+            reference=f"project:{tranche.project_id} milestone:{tranche.milestone_id}",
+        ))
+    except FailedPrecondition as exc:
+        # The ledger refused to move the money (the earmark holds too little): not retryable.
+        await savepoint.rollback()
+        return None, EXCEEDS_ALLOCATION if exc.code == "exceeds_credits" else exc.code
+    await savepoint.commit()
+    return outcome.transfer.id, None

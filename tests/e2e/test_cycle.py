@@ -1,0 +1,139 @@
+"""End to end: the four services as separate processes on real PostgreSQL, NATS and gRPC.
+
+Drives the whole thin cycle through the public REST APIs (the same code as `make demo`), then
+redelivers every event of every stream and proves none has a second effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from comuna_devstack.client import PlatformClient, items
+from comuna_devstack.demo import run_demo
+from comuna_devstack.ports import free_port
+from comuna_devstack.stack import SERVICES, Stack, StackConfig
+
+GRANT_MINOR = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    state_dir = Path(tempfile.mkdtemp(prefix="comuna-e2e-", dir="/tmp"))
+    state_dir.chmod(0o755)
+    config = StackConfig(
+        state_dir=state_dir, pg_port=free_port(), nats_port=free_port(),
+        http_ports={s: free_port() for s in SERVICES}, grpc_ports={s: free_port() for s in SERVICES},
+        fast=True, log_level="WARNING",
+    )
+    try:
+        with Stack(config) as running:
+            yield running
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[PlatformClient]:
+    client = PlatformClient({s: stack.config.http_url(s) for s in SERVICES})
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def summary(stack: Stack, client: PlatformClient) -> dict[str, Any]:
+    return run_demo(client, stack.secrets.passwords)
+
+
+def test_every_service_is_healthy_over_grpc_and_has_its_stream(stack: Stack) -> None:
+    for service in SERVICES:
+        with grpc.insecure_channel(f"127.0.0.1:{stack.config.grpc_ports[service]}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def stream_names() -> set[str]:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            return {info.config.name for info in await nc.jetstream().streams_info()}
+        finally:
+            await nc.close()
+
+    assert {s.upper() for s in SERVICES} <= asyncio.run(stream_names())
+
+
+def test_the_whole_cycle(summary: dict[str, Any]) -> None:
+    assert summary["communes"] == 3
+    assert len(summary["winners"]) == 3
+    assert [a["amount_minor"] for a in summary["allocations"]] == [GRANT_MINOR] * 3
+    assert len(summary["projects"]) == 3
+    assert summary["disbursed_minor"] == 3 * GRANT_MINOR
+    assert summary["ledger_balanced"]
+    assert summary["consultation"]["double_votes_refused"] > 0
+    assert summary["consultation"]["ineligible_refused"] > 0
+
+
+def _snapshot(client: PlatformClient, consultation_id: str) -> dict[str, Any]:
+    allocations = items(client.call("GET", "funding", "/v1/allocations", params={"consultation_id": consultation_id}))
+    projects = items(client.call("GET", "projects", "/v1/projects", params={"consultation_id": consultation_id}))
+    return {
+        "allocations": sorted(a["id"] for a in allocations),
+        "projects": sorted(p["id"] for p in projects),
+        "milestones": sorted(
+            (m["id"], m["status"])
+            for p in projects
+            for m in client.call("GET", "projects", f"/v1/projects/{p['id']}")["milestones"]
+        ),
+        "ledger": client.call("GET", "funding", "/v1/ledger/totals"),
+    }
+
+
+async def _redeliver_everything(nats_url: str) -> int:
+    """Republish every stored event under a new Nats-Msg-Id (so the server does not drop it as a
+    duplicate) but the same CloudEvents id: to every consumer it is a redelivery."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    count = 0
+    try:
+        for service in ("consultations", "funding", "projects"):
+            info = await js.stream_info(service.upper())
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                stored = await js.get_msg(service.upper(), seq)
+                headers = dict(stored.headers or {})
+                headers["Nats-Msg-Id"] = f"redelivery-{headers['ce-id']}"
+                await js.publish(stored.subject, stored.data or b"", headers=headers)
+                count += 1
+    finally:
+        await nc.close()
+    return count
+
+
+async def _consumers_drained(nats_url: str) -> bool:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        for service in SERVICES:
+            for consumer in await js.consumers_info(service.upper()):
+                if consumer.num_pending or consumer.num_ack_pending:
+                    return False
+        return True
+    finally:
+        await nc.close()
+
+
+def test_redelivered_events_have_no_second_effect(stack: Stack, client: PlatformClient,
+                                                  summary: dict[str, Any]) -> None:
+    consultation_id = summary["consultation"]["id"]
+    before = _snapshot(client, consultation_id)
+    assert asyncio.run(_redeliver_everything(stack.nats_url)) > 0
+    client.wait_for("consumers to process the redelivered events", lambda: asyncio.run(_consumers_drained(stack.nats_url)))
+    # Drained means acknowledged, and a consumer acknowledges only after its inbox transaction.
+    assert _snapshot(client, consultation_id) == before
