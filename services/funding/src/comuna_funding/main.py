@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from comuna_platform.cli import run_cli
-
 from comuna_funding.service import SPEC
+from comuna_platform.cli import run_cli
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ class ConsultationOut(BaseModel):
     id: uuid.UUID
     code: str
     title: str
-    status: Literal["assembly", "voting", "closed", "certified"]
+    status: str = Field(description="assembly, voting, closed or certified")
     assemblies_open_at: datetime
     voting_opens_at: datetime
     voting_closes_at: datetime

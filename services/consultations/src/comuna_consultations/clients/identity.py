@@ -73,7 +73,7 @@ class IdentityClient:
         max_in_flight: int = 500,
     ) -> None:
         self._channel = channel
-        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         self._tokens = tokens
         self._timeout = timeout
         self._slots = asyncio.Semaphore(max_in_flight)

@@ -13,17 +13,16 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.consultations.v1 import events_pb2
-from comuna_platform.auth.errors import PermissionDeniedError
-from comuna_platform.auth.principal import Principal
-from comuna_platform.db import Database
-from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
-from comuna_platform.events import stage_event
-
 from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.domain.lifecycle import Status, check_transition, require_status
 from comuna_consultations.domain.results import CertifiedResults, outcomes, to_proto
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation
+from comuna_platform.auth.errors import PermissionDeniedError
+from comuna_platform.auth.principal import Principal
+from comuna_platform.db import Database
+from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
+from comuna_platform.events import stage_event
 
 # The whole country: opening, moving and certifying a consultation are national acts.
 COUNTRY = "VE"

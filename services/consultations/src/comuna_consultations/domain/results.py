@@ -15,12 +15,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.consultations.v1 import events_pb2
-from comuna_platform.errors import NotFound
-
 from comuna_consultations.domain.lifecycle import Status, require_status
 from comuna_consultations.domain.ranking import RankedCandidate, Tally, rank_candidates, winner_of
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import ConsultationCommune
+from comuna_platform.errors import NotFound
 
 
 @dataclass(frozen=True, slots=True)

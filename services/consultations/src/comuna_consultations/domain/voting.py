@@ -32,16 +32,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from comuna_platform.auth.errors import PermissionDeniedError
-from comuna_platform.auth.principal import Principal
-from comuna_platform.db import Database
-from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
-
 from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.domain.consultations import not_found, require_scope
 from comuna_consultations.domain.lifecycle import Status, require_status
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.voting_snapshot import VotingSnapshot, VotingSnapshotCache
+from comuna_platform.auth.errors import PermissionDeniedError
+from comuna_platform.auth.principal import Principal
+from comuna_platform.db import Database
+from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 # Who may submit a ballot on each channel: officers at polling tables; online ballots come
 # through a gateway that authenticated the voter, which calls with a service token.

@@ -1,5 +1,4 @@
-from comuna_platform.migrations import run_env
-
 from comuna_consultations.storage.models import Base
+from comuna_platform.migrations import run_env
 
 run_env(Base.metadata)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import Table, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,12 +20,13 @@ from comuna_consultations.storage.models import (
     Result,
 )
 
-consultations = Consultation.__table__
-communes = ConsultationCommune.__table__
-candidates = Candidate.__table__
-participations = Participation.__table__
-ballots = Ballot.__table__
-results = Result.__table__
+# Core tables for the statements that need no ORM objects (inserts, counts, the ballot path).
+consultations = cast(Table, Consultation.__table__)
+communes = cast(Table, ConsultationCommune.__table__)
+candidates = cast(Table, Candidate.__table__)
+participations = cast(Table, Participation.__table__)
+ballots = cast(Table, Ballot.__table__)
+results = cast(Table, Result.__table__)
 
 
 async def consultation_by_id(
@@ -74,7 +75,9 @@ async def insert_communes(session: AsyncSession, rows: list[dict[str, Any]]) -> 
         await session.execute(insert(communes), rows)
 
 
-async def commune(session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID) -> ConsultationCommune | None:
+async def commune(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID
+) -> ConsultationCommune | None:
     return await session.get(ConsultationCommune, (consultation_id, commune_id))
 
 

@@ -20,9 +20,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from comuna_platform.db import Database
-
 from comuna_consultations.storage import repository
+from comuna_platform.db import Database
 
 
 @dataclass(frozen=True, slots=True)

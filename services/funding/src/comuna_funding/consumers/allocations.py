@@ -7,11 +7,10 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.consultations.v1 import events_pb2 as consultation_events
-from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
-from comuna_platform.runtime import Runtime
-
 from comuna_funding.domain import allocations, ids
 from comuna_funding.domain.allocations import GrantPolicy
+from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
+from comuna_platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,9 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.projects.v1 import events_pb2 as project_events
+from comuna_funding.domain import disbursements
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.runtime import Runtime
-
-from comuna_funding.domain import disbursements
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna.common.v1 import money_pb2
 from comuna.consultations.v1 import events_pb2 as consultation_events
 from comuna.funding.v1 import events_pb2 as funding_events
-from comuna_platform.events import stage_event
-
 from comuna_funding.domain import ids, ledger
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
+from comuna_platform.events import stage_event
 
 log = logging.getLogger(__name__)
 

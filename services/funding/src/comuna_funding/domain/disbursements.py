@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna.common.v1 import money_pb2
 from comuna.funding.v1 import events_pb2 as funding_events
 from comuna.projects.v1 import events_pb2 as project_events
-from comuna_platform.errors import FailedPrecondition
-from comuna_platform.events import stage_event
-
 from comuna_funding.domain import ids, ledger
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
 from comuna_funding.storage.models import Allocation, Disbursement
+from comuna_platform.errors import FailedPrecondition
+from comuna_platform.events import stage_event
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,11 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
-
 from comuna_funding.domain.ids import account_id_for
 from comuna_funding.storage import ledger_store
 from comuna_funding.storage.ledger_store import AccountRow, CurrencyTotals, TransferRow
 from comuna_funding.storage.models import ACCOUNT_KINDS
+from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
 
 MAX_AMOUNT = 2**63 - 1  # PostgreSQL bigint
 CURRENCY = re.compile(r"^[A-Z]{3}$")

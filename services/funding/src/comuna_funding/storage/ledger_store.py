@@ -79,7 +79,7 @@ _TRANSFERS = Transfer.__table__
 async def insert_accounts_if_absent(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert accounts whose key is new; existing keys are left untouched."""
     if rows:
-        await session.execute(pg_insert(_ACCOUNTS).on_conflict_do_nothing(), list(rows))
+        await session.execute(pg_insert(Account).on_conflict_do_nothing(), list(rows))
 
 
 async def accounts_by_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, AccountRow]:
@@ -136,7 +136,7 @@ async def insert_transfers(session: AsyncSession, rows: Sequence[dict[str, Any]]
     """Insert transfers, skipping ids that already exist; returns the ids actually inserted."""
     if not rows:
         return set()
-    statement = pg_insert(_TRANSFERS).on_conflict_do_nothing(index_elements=["id"]).returning(_TRANSFERS.c.id)
+    statement = pg_insert(Transfer).on_conflict_do_nothing(index_elements=["id"]).returning(Transfer.id)
     result = await session.execute(statement, list(rows))
     return set(result.scalars().all())
 

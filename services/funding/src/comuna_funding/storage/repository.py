@@ -19,7 +19,7 @@ async def insert_allocations_if_absent(session: AsyncSession, rows: Sequence[dic
     inserted: set[uuid.UUID] = set()
     for part in chunked(rows, 1000):
         result = await session.execute(
-            pg_insert(Allocation.__table__).on_conflict_do_nothing().returning(Allocation.__table__.c.id),
+            pg_insert(Allocation).on_conflict_do_nothing().returning(Allocation.id),
             list(part),
         )
         inserted.update(result.scalars().all())

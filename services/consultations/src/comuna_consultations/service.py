@@ -1,0 +1,69 @@
+"""How the consultations service is assembled from the shared platform."""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import grpc
+from fastapi import FastAPI
+
+from comuna_consultations.api.routes import router
+from comuna_consultations.clients.identity import IdentityClient
+from comuna_consultations.grpc import servicer
+from comuna_consultations.settings import Settings
+from comuna_consultations.storage.voting_snapshot import VotingSnapshotCache
+from comuna_platform.auth.errors import TokenSourceError
+from comuna_platform.auth.grpc import ClientCredentialsTokenSource, bearer_token_interceptors
+from comuna_platform.rpc import client_channel
+from comuna_platform.runtime import Runtime, ServiceSpec
+
+log = logging.getLogger(__name__)
+
+
+def settings_of(runtime: Runtime) -> Settings:
+    return cast(Settings, runtime.settings)
+
+
+class _NoCredentials:
+    """Stands in for a token source when no service client is configured: calls fail as 503."""
+
+    async def token(self) -> str:
+        raise TokenSourceError("COMUNA_CONSULTATIONS_SERVICE_CLIENT_ID is not set")
+
+    def invalidate(self) -> None:
+        pass
+
+
+def on_startup(runtime: Runtime, app: FastAPI) -> None:
+    """Open the identity channel (one per process, shared by all requests) and the ballot cache."""
+    settings = settings_of(runtime)
+    tokens: ClientCredentialsTokenSource | _NoCredentials
+    if settings.service_client_id:
+        secret = settings.service_client_secret.get_secret_value() if settings.service_client_secret else ""
+        tokens = ClientCredentialsTokenSource(settings.token_url, settings.service_client_id, secret)
+    else:
+        log.warning("no service client configured: calls to identity will fail")
+        tokens = _NoCredentials()
+    channel = client_channel(settings.identity_grpc_target, bearer_token_interceptors(tokens))
+    app.state.identity = IdentityClient(
+        channel, tokens=tokens, timeout=settings.identity_timeout_seconds,
+        max_in_flight=settings.identity_max_in_flight,
+    )
+    app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)
+
+
+def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
+    return servicer.register(runtime, server)
+
+
+SPEC = ServiceSpec(
+    name="consultations",
+    title="Comuna consultations",
+    description="Popular consultations: communes' assembly candidates, secret one-person-one-vote ballots, "
+    "and certified results ranked by a published rule.",
+    settings_factory=Settings,
+    routers=[router],
+    grpc_register=grpc_register,
+    on_startup=on_startup,
+)

@@ -1,0 +1,133 @@
+"""Small REST helpers for the consultations integration tests."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from tests.support.issuer import TestIssuer
+from tests.support.service import RunningService
+
+_years = itertools.count(2001)
+
+ADULT = "1980-05-17"
+CHILD = date(date.today().year - 10, 1, 1).isoformat()
+
+
+@dataclass
+class Stack:
+    identity: RunningService
+    consultations: RunningService
+    commune_ids: dict[str, uuid.UUID]
+    national_ids: itertools.count[int]
+
+    def new_voter_id(self) -> str:
+        return f"V{next(self.national_ids)}"
+
+
+async def register_residents(stack: Stack, issuer: TestIssuer, council_code: str, birth_date: str, n: int) -> list[str]:
+    """Register `n` new residents of a council; returns their national id numbers."""
+    national_ids = [stack.new_voter_id() for _ in range(n)]
+    body = {"residents": [{"national_id": nid, "birth_date": birth_date, "council_code": council_code}
+                          for nid in national_ids]}
+    response = await stack.identity.client.post(
+        "/v1/residents:batch", json=body, headers=issuer.headers(roles=["registrar"], territories=["VE"])
+    )
+    assert response.status_code == 201, response.text
+    return national_ids
+
+SCHEDULE = {
+    "assemblies_open_at": "2026-01-05T08:00:00-04:00",
+    "voting_opens_at": "2026-03-01T06:00:00-04:00",
+    "voting_closes_at": "2026-03-01T18:00:00-04:00",
+}
+
+
+def next_code() -> str:
+    """A consultation code no other test in this session uses."""
+    return f"{next(_years)}-Q1"
+
+
+def operator(issuer: TestIssuer, scope: str = "VE") -> dict[str, str]:
+    return issuer.headers(roles=["operator"], territories=[scope])
+
+
+def officer(issuer: TestIssuer, scope: str) -> dict[str, str]:
+    return issuer.headers(roles=["polling_officer"], territories=[scope])
+
+
+def spokesperson(issuer: TestIssuer, scope: str) -> dict[str, str]:
+    return issuer.headers(roles=["spokesperson"], territories=[scope])
+
+
+@dataclass
+class Consultation:
+    id: str
+    code: str
+    # commune code -> candidate ids in assembly priority order
+    candidates: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def open_consultation(stack: Stack, issuer: TestIssuer) -> Consultation:
+    code = next_code()
+    response = await stack.consultations.client.post(
+        "/v1/consultations", json={"code": code, "title": f"Consulta {code}", **SCHEDULE}, headers=operator(issuer)
+    )
+    assert response.status_code == 201, response.text
+    return Consultation(response.json()["id"], code)
+
+
+async def add_candidate(
+    stack: Stack, issuer: TestIssuer, consultation: Consultation, commune: str, priority: int,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    response = await stack.consultations.client.post(
+        f"/v1/consultations/{consultation.id}/communes/{stack.commune_ids[commune]}/candidates",
+        json={"title": f"Proyecto {commune} #{priority}", "description": "Agua potable", "assembly_priority": priority},
+        headers=headers or spokesperson(issuer, commune),
+    )
+    if response.status_code == 201:
+        consultation.candidates.setdefault(commune, []).append(response.json()["id"])
+    return response
+
+
+async def transition(stack: Stack, issuer: TestIssuer, consultation_id: str, step: str) -> httpx.Response:
+    return await stack.consultations.client.post(f"/v1/consultations/{consultation_id}:{step}",
+                                                 headers=operator(issuer))
+
+
+async def voting_consultation(stack: Stack, issuer: TestIssuer, per_commune: dict[str, int] | None = None) -> Consultation:
+    """A consultation in `voting`, with candidates (default: C1 three, C2 two, C3 one)."""
+    consultation = await open_consultation(stack, issuer)
+    for commune, n in (per_commune or {"VE.01.01.C1": 3, "VE.01.01.C2": 2, "VE.01.02.C3": 1}).items():
+        for priority in range(1, n + 1):
+            response = await add_candidate(stack, issuer, consultation, commune, priority)
+            assert response.status_code == 201, response.text
+    response = await transition(stack, issuer, consultation.id, "start-voting")
+    assert response.status_code == 200, response.text
+    return consultation
+
+
+async def vote(
+    stack: Stack, issuer: TestIssuer, consultation: Consultation, commune: str, candidate_id: str, national_id: str,
+    *, channel: str = "table", headers: dict[str, str] | None = None, commune_id: str | None = None,
+) -> httpx.Response:
+    body: dict[str, Any] = {"commune_id": commune_id or str(stack.commune_ids[commune]), "candidate_id": candidate_id,
+                            "national_id": national_id, "channel": channel}
+    return await stack.consultations.client.post(
+        f"/v1/consultations/{consultation.id}/ballots", json=body, headers=headers or officer(issuer, commune)
+    )
+
+
+async def rows(stack: Stack, table: str, consultation_id: str) -> int:
+    async with stack.consultations.runtime.db.transaction() as session:
+        result = await session.execute(
+            text(f"SELECT count(*) FROM {table} WHERE consultation_id = :id"), {"id": uuid.UUID(consultation_id)}
+        )
+        return int(result.scalar_one())

@@ -1,0 +1,111 @@
+"""Identity's gRPC API over a real server: service tokens, eligibility, status codes with details."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from comuna.identity.v1 import identity_pb2 as pb
+from comuna.identity.v1 import identity_pb2_grpc
+from comuna_identity.service import SPEC
+from comuna_platform.rpc import error_code_of
+
+from tests.identity.test_registry_api import registrar, seed
+from tests.support.grpc_server import grpc_server
+from tests.support.issuer import TestIssuer
+from tests.support.service import RunningService
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stub(identity: RunningService, issuer: TestIssuer) -> AsyncIterator[identity_pb2_grpc.IdentityServiceStub]:
+    await seed(identity, issuer)
+    residents = [
+        {"national_id": "V7000001", "birth_date": "1970-01-01", "council_code": "VE.01.01.C1.CC1"},
+        {"national_id": "V7000002", "birth_date": "2015-01-01", "council_code": "VE.01.01.C1.CC1"},
+        {"national_id": "V7000003", "birth_date": "1970-01-01", "council_code": "VE.01.01.C2.CC1"},
+    ]
+    response = await identity.client.post("/v1/residents:batch", json={"residents": residents},
+                                          headers=registrar(issuer))
+    assert response.status_code in (201, 409)
+    async with grpc_server(SPEC, identity) as target, grpc.aio.insecure_channel(target) as channel:
+        yield identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+def service_token(issuer: TestIssuer) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'])}")]
+
+
+async def commune_id(stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer, code: str) -> str:
+    reply = await stub.GetTerritory(pb.GetTerritoryRequest(code=code), metadata=service_token(issuer))
+    assert [a.code for a in reply.ancestors] == ["VE", "VE.01", "VE.01.01"]
+    return str(reply.territory.id)
+
+
+async def test_list_communes_pages_through_all(stub: identity_pb2_grpc.IdentityServiceStub,
+                                               issuer: TestIssuer) -> None:
+    first = await stub.ListCommunes(pb.ListCommunesRequest(page_size=1), metadata=service_token(issuer))
+    second = await stub.ListCommunes(pb.ListCommunesRequest(page_size=1, page_token=first.next_page_token),
+                                     metadata=service_token(issuer))
+    assert [c.code for c in [*first.communes, *second.communes]] == ["VE.01.01.C1", "VE.01.01.C2"]
+
+
+async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer) -> None:
+    commune = await commune_id(stub, issuer, "VE.01.01.C1")
+    consultation = str(uuid.uuid4())
+
+    async def check(national_id: str, consultation_id: str = consultation) -> pb.CheckEligibilityResponse:
+        return await stub.CheckEligibility(
+            pb.CheckEligibilityRequest(consultation_id=consultation_id, commune_id=commune,
+                                       national_id=national_id),
+            metadata=service_token(issuer),
+        )
+
+    adult = await check("V-7.000.001")
+    assert adult.eligible
+    assert (await check("v7000001")).voter_ref == adult.voter_ref
+    # A different consultation gives an unlinkable pseudonym.
+    assert (await check("V7000001", str(uuid.uuid4()))).voter_ref != adult.voter_ref
+    assert (await check("V7000002")).reason == pb.INELIGIBILITY_REASON_UNDER_AGE
+    assert (await check("V7000003")).reason == pb.INELIGIBILITY_REASON_OTHER_COMMUNE
+    assert (await check("V9999999")).reason == pb.INELIGIBILITY_REASON_NOT_REGISTERED
+
+
+@pytest.mark.parametrize(
+    ("metadata_kind", "request_kind", "status", "code"),
+    [
+        ("none", "ok", grpc.StatusCode.UNAUTHENTICATED, None),
+        ("person", "ok", grpc.StatusCode.PERMISSION_DENIED, "forbidden_role"),
+        ("service", "bad_uuid", grpc.StatusCode.INVALID_ARGUMENT, "invalid_id"),
+        ("service", "unknown_commune", grpc.StatusCode.NOT_FOUND, "commune_not_found"),
+        ("service", "bad_national_id", grpc.StatusCode.INVALID_ARGUMENT, "national_id_invalid"),
+    ],
+)
+async def test_errors_have_proper_status_codes(
+    stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer, metadata_kind: str, request_kind: str,
+    status: grpc.StatusCode, code: str | None,
+) -> None:
+    commune = await commune_id(stub, issuer, "VE.01.01.C1")
+    request = {
+        "ok": pb.CheckEligibilityRequest(consultation_id="c", commune_id=commune, national_id="V7000001"),
+        "bad_uuid": pb.CheckEligibilityRequest(consultation_id="c", commune_id="nope", national_id="V1"),
+        "unknown_commune": pb.CheckEligibilityRequest(consultation_id="c", commune_id=str(uuid.uuid4()),
+                                                      national_id="V1"),
+        "bad_national_id": pb.CheckEligibilityRequest(consultation_id="c", commune_id=commune,
+                                                      national_id="not-a-number"),
+    }[request_kind]
+    metadata = {
+        "none": [],
+        "person": [("authorization", f"Bearer {issuer.token(roles=['registrar'], territories=['VE'])}")],
+        "service": service_token(issuer),
+    }[metadata_kind]
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.CheckEligibility(request, metadata=metadata)
+    assert raised.value.code() == status
+    if code is not None:
+        assert error_code_of(raised.value) == code

@@ -1,0 +1,618 @@
+"""The projects service end to end: real PostgreSQL, real NATS JetStream, real tokens.
+
+Funding is played by the test: it publishes AllocationCreated / TrancheDisbursed to the
+FUNDING stream exactly as the outbox relay would (CloudEvents headers). Every rejected request
+is checked to have written nothing: neither milestone state nor an outbox event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from sqlalchemy import func, select
+
+import comuna_projects
+from comuna.common.v1 import money_pb2
+from comuna.funding.v1 import events_pb2 as funding_events
+from comuna.projects.v1 import events_pb2 as project_events
+from comuna.projects.v1 import projects_pb2, projects_pb2_grpc
+from comuna_devstack.nats import EmbeddedNats
+from comuna_devstack.ports import free_port
+from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_platform.auth.grpc import AuthInterceptor
+from comuna_platform.events.envelope import Envelope
+from comuna_platform.events.streams import connect, ensure_stream
+from comuna_platform.events.tables import inbox_table, outbox_table
+from comuna_platform.rpc import ErrorInterceptor, error_code_of
+from comuna_projects.domain.rules import milestone_id_for, project_id_for
+from comuna_projects.grpc import servicer
+from comuna_projects.service import SPEC
+from comuna_projects.settings import Settings
+from comuna_projects.storage.models import Milestone, Project
+
+from tests.support.issuer import TestIssuer
+from tests.support.service import RunningService, fresh_database, running_service
+
+MIGRATIONS = Path(comuna_projects.__file__).parent / "migrations"
+COMMUNE_CODE = "VE.01.01.C0001"
+ALLOCATIONS_CONSUMER = "projects-allocations"
+DISBURSEMENTS_CONSUMER = "projects-disbursements"
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@dataclass
+class Harness:
+    service: RunningService
+    nc: NATS
+    js: JetStreamContext
+    issuer: TestIssuer
+
+    @property
+    def client(self) -> Any:
+        return self.service.client
+
+    def overseer(self, territory: str = "VE.01", **kwargs: Any) -> dict[str, str]:
+        return self.issuer.headers(roles=["overseer"], territories=[territory], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def database_url(embedded_postgres: EmbeddedPostgres) -> str:
+    return fresh_database(embedded_postgres, f"projects_{uuid.uuid4().hex[:12]}", MIGRATIONS)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def harness(database_url: str, embedded_nats: EmbeddedNats, issuer: TestIssuer) -> AsyncIterator[Harness]:
+    nc = await connect(embedded_nats.url, name="test-funding")
+    js = nc.jetstream()
+    # Funding's stream, as the funding service would create it.
+    await ensure_stream(js, "funding")
+    try:
+        async with running_service(SPEC, Settings, database_url=database_url, nats_url=embedded_nats.url,
+                                   issuer=issuer) as service:
+            yield Harness(service, nc, js, issuer)
+    finally:
+        await nc.drain()
+
+
+# --- funding, played by the test ---------------------------------------------------------------
+
+def allocation_message(*, commune_code: str = COMMUNE_CODE, amount_minor: int = 1_000_000,
+                       **overrides: Any) -> funding_events.AllocationCreated:
+    fields: dict[str, Any] = {
+        "allocation_id": str(uuid.uuid4()), "consultation_id": str(uuid.uuid4()),
+        "commune_id": str(uuid.uuid4()), "candidate_id": str(uuid.uuid4()),
+        "title": "Community water tank", "funding_source": "national",
+        "amount": money_pb2.Money(amount_minor=amount_minor, currency="USD"),
+        "transfer_id": str(uuid.uuid4()), "commune_code": commune_code,
+    }
+    fields.update(overrides)
+    return funding_events.AllocationCreated(**fields)
+
+
+async def publish(h: Harness, subject: str, message: Any, *, aggregate_id: str,
+                  event_id: uuid.UUID | None = None, nats_msg_id: str | None = None) -> int:
+    """Publish like funding's outbox relay; returns the stream sequence."""
+    envelope = Envelope(event_id=event_id or uuid.uuid4(), source="/comuna/funding",
+                        event_type=message.DESCRIPTOR.full_name, time=datetime.now(UTC), subject=aggregate_id)
+    headers = envelope.to_headers()
+    if nats_msg_id is not None:
+        # A different Nats-Msg-Id gets past JetStream's de-duplication, so the consumer really
+        # receives the same CloudEvent (same ce-id) a second time.
+        headers["Nats-Msg-Id"] = nats_msg_id
+    ack = await h.js.publish(subject, message.SerializeToString(), headers=headers)
+    assert not ack.duplicate
+    return int(ack.seq)
+
+
+async def wait_consumed(h: Harness, consumer: str, seq: int, timeout: float = 15.0) -> None:
+    """Until the durable consumer has acknowledged everything up to stream sequence `seq`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            info = await h.js.consumer_info("FUNDING", consumer)
+            if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= seq:
+                return
+        except NotFoundError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"consumer {consumer} did not process stream sequence {seq}")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def open_project(h: Harness, **kwargs: Any) -> tuple[funding_events.AllocationCreated, dict[str, Any]]:
+    message = allocation_message(**kwargs)
+    seq = await publish(h, "funding.allocation.created", message, aggregate_id=message.allocation_id)
+    await wait_consumed(h, ALLOCATIONS_CONSUMER, seq)
+    response = await h.client.get(f"/v1/projects/by-allocation/{message.allocation_id}")
+    assert response.status_code == 200, response.text
+    return message, response.json()
+
+
+async def disburse(h: Harness, project: dict[str, Any], milestone: dict[str, Any], *,
+                   disbursement_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None,
+                   nats_msg_id: str | None = None) -> uuid.UUID:
+    disbursement_id = disbursement_id or uuid.uuid4()
+    message = funding_events.TrancheDisbursed(
+        disbursement_id=str(disbursement_id), allocation_id=project["allocation_id"], project_id=project["id"],
+        milestone_id=milestone["id"], commune_id=project["commune_id"],
+        amount=money_pb2.Money(**milestone["tranche"]), transfer_id=str(uuid.uuid4()),
+    )
+    seq = await publish(h, "funding.tranche.disbursed", message, aggregate_id=str(disbursement_id),
+                        event_id=event_id, nats_msg_id=nats_msg_id)
+    await wait_consumed(h, DISBURSEMENTS_CONSUMER, seq)
+    return disbursement_id
+
+
+# --- reading our own state ----------------------------------------------------------------------
+
+async def outbox(h: Harness, subject: str, aggregate_id: str) -> list[bytes]:
+    async with h.service.runtime.db.transaction() as session:
+        rows = await session.execute(
+            select(outbox_table.c.payload)
+            .where(outbox_table.c.subject == subject, outbox_table.c.aggregate_id == aggregate_id)
+            .order_by(outbox_table.c.seq)
+        )
+        return [row[0] for row in rows]
+
+
+async def snapshot(h: Harness, project_id: str) -> tuple[list[tuple[Any, ...]], int]:
+    """Everything a request on this project could have written: milestone rows and outbox size."""
+    async with h.service.runtime.db.transaction() as session:
+        rows = await session.execute(
+            select(Milestone.id, Milestone.status, Milestone.verified_by, Milestone.verified_at,
+                   Milestone.verification_note, Milestone.funded_at, Milestone.disbursement_id)
+            .where(Milestone.project_id == uuid.UUID(project_id)).order_by(Milestone.sequence)
+        )
+        events = await session.scalar(select(func.count()).select_from(outbox_table))
+    return [tuple(r) for r in rows], int(events or 0)
+
+
+async def published(h: Harness, subject: str, aggregate_id: str) -> list[bytes]:
+    """Payloads the relay actually put on the PROJECTS stream for this aggregate."""
+    found: list[bytes] = []
+    seq = 1
+    while True:
+        try:
+            msg = await h.js.get_msg("PROJECTS", seq=seq, subject=subject, next=True)
+        except NotFoundError:
+            return found
+        assert msg.seq is not None
+        if (msg.headers or {}).get("ce-subject") == aggregate_id:
+            assert msg.data is not None
+            found.append(msg.data)
+        seq = msg.seq + 1
+
+
+def verify_url(project: dict[str, Any], milestone: dict[str, Any] | str) -> str:
+    milestone_id = milestone if isinstance(milestone, str) else milestone["id"]
+    return f"/v1/projects/{project['id']}/milestones/{milestone_id}:verify"
+
+
+# --- allocation -> project ----------------------------------------------------------------------
+
+async def test_allocation_opens_one_project_with_planned_milestones(harness: Harness) -> None:
+    message, project = await open_project(harness, amount_minor=1_000_001)
+    allocation_id = uuid.UUID(message.allocation_id)
+    assert project["id"] == str(project_id_for(allocation_id))
+    assert project["status"] == "in_progress"
+    assert project["commune_code"] == COMMUNE_CODE
+    assert project["budget"] == {"amount_minor": 1_000_001, "currency": "USD"}
+    assert project["disbursed"] == {"amount_minor": 0, "currency": "USD"}
+    milestones = project["milestones"]
+    assert [(m["sequence"], m["title"], m["tranche"]["amount_minor"], m["status"]) for m in milestones] == [
+        (1, "Start-up", 400_000, "pending"), (2, "Midpoint", 400_000, "pending"),
+        (3, "Completion", 200_001, "pending"),
+    ]
+    assert [m["id"] for m in milestones] == [str(milestone_id_for(uuid.UUID(project["id"]), s)) for s in (1, 2, 3)]
+    assert sum(m["tranche"]["amount_minor"] for m in milestones) == 1_000_001
+
+    staged = await outbox(harness, "projects.project.created", project["id"])
+    assert len(staged) == 1
+    created = project_events.ProjectCreated.FromString(staged[0]).project
+    assert created.allocation_id == message.allocation_id
+    assert created.commune_code == COMMUNE_CODE
+    assert created.budget.amount_minor == 1_000_001
+    assert [m.tranche.amount_minor for m in created.milestones] == [400_000, 400_000, 200_001]
+    assert all(m.status == projects_pb2.MILESTONE_STATUS_PENDING for m in created.milestones)
+
+    async def relayed() -> bool:
+        return len(await published(harness, "projects.project.created", project["id"])) == 1
+
+    await eventually(relayed)
+
+    same = await harness.client.get(f"/v1/projects/{project['id']}")
+    assert same.json() == project
+
+
+async def test_redelivered_and_republished_allocation_keeps_one_project(harness: Harness) -> None:
+    message = allocation_message()
+    event_id = uuid.uuid4()
+    first = await publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id,
+                          event_id=event_id)
+    # The same event delivered again (inbox), and a copy under a new event id (unique allocation).
+    again = await publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id,
+                          event_id=event_id, nats_msg_id=str(uuid.uuid4()))
+    copy = await publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id)
+    assert first < again < copy
+    await wait_consumed(harness, ALLOCATIONS_CONSUMER, copy)
+
+    allocation_id = uuid.UUID(message.allocation_id)
+    async with harness.service.runtime.db.transaction() as session:
+        projects = (await session.execute(select(Project).where(Project.allocation_id == allocation_id))).all()
+        milestones = await session.scalar(
+            select(func.count()).select_from(Milestone)
+            .where(Milestone.project_id == project_id_for(allocation_id)))
+        handled = await session.scalar(
+            select(func.count()).select_from(inbox_table).where(inbox_table.c.consumer == ALLOCATIONS_CONSUMER,
+                                                                inbox_table.c.event_id == event_id))
+    assert len(projects) == 1
+    assert milestones == 3
+    assert handled == 1
+    assert len(await outbox(harness, "projects.project.created", str(project_id_for(allocation_id)))) == 1
+
+
+async def test_concurrent_copies_of_an_allocation_keep_one_project(harness: Harness) -> None:
+    message = allocation_message()
+    seqs = await asyncio.gather(*[
+        publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id)
+        for _ in range(5)
+    ])
+    await wait_consumed(harness, ALLOCATIONS_CONSUMER, max(seqs))
+    project_id = str(project_id_for(uuid.UUID(message.allocation_id)))
+    assert len(await outbox(harness, "projects.project.created", project_id)) == 1
+    listing = await harness.client.get("/v1/projects", params={"consultation_id": message.consultation_id})
+    assert [p["id"] for p in listing.json()["items"]] == [project_id]
+
+
+async def test_malformed_allocation_is_dropped_without_blocking_the_next(harness: Harness) -> None:
+    bad = allocation_message(amount_minor=0)
+    await publish(harness, "funding.allocation.created", bad, aggregate_id=bad.allocation_id)
+    _, good = await open_project(harness)
+    assert good["status"] == "in_progress"
+    missing = await harness.client.get(f"/v1/projects/by-allocation/{bad.allocation_id}")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "project_not_found"
+
+
+# --- public reads -------------------------------------------------------------------------------
+
+async def test_list_filters_and_pages(harness: Harness) -> None:
+    consultation = str(uuid.uuid4())
+    commune_a, commune_b = str(uuid.uuid4()), str(uuid.uuid4())
+    opened = [
+        await open_project(harness, consultation_id=consultation, commune_id=commune_a),
+        await open_project(harness, consultation_id=consultation, commune_id=commune_b),
+        await open_project(harness, consultation_id=str(uuid.uuid4()), commune_id=commune_a),
+    ]
+    ids = [p["id"] for _, p in opened]
+
+    by_consultation = (await harness.client.get("/v1/projects", params={"consultation_id": consultation})).json()
+    assert sorted(p["id"] for p in by_consultation["items"]) == sorted(ids[:2])
+    by_commune = (await harness.client.get("/v1/projects", params={"commune_id": commune_a})).json()
+    assert sorted(p["id"] for p in by_commune["items"]) == sorted([ids[0], ids[2]])
+    both = (await harness.client.get("/v1/projects",
+                                     params={"consultation_id": consultation, "commune_id": commune_b})).json()
+    assert [p["id"] for p in both["items"]] == [ids[1]]
+    assert both["items"][0]["budget"] == {"amount_minor": 1_000_000, "currency": "USD"}
+
+    first = (await harness.client.get("/v1/projects", params={"consultation_id": consultation, "limit": 1})).json()
+    assert len(first["items"]) == 1 and first["next_after"] is not None
+    second = (await harness.client.get("/v1/projects", params={"consultation_id": consultation, "limit": 1,
+                                                                "after": first["next_after"]})).json()
+    assert {first["items"][0]["id"], second["items"][0]["id"]} == set(ids[:2])
+
+    assert (await harness.client.get("/v1/projects", params={"commune_id": "nope"})).status_code == 422
+    assert (await harness.client.get("/v1/projects", params={"limit": 0})).status_code == 422
+
+
+async def test_unknown_and_malformed_ids_on_reads(harness: Harness) -> None:
+    for path in (f"/v1/projects/{uuid.uuid4()}", f"/v1/projects/by-allocation/{uuid.uuid4()}"):
+        response = await harness.client.get(path)
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert (await harness.client.get("/v1/projects/not-a-uuid")).status_code == 422
+
+
+# --- verification -------------------------------------------------------------------------------
+
+async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    first, second = project["milestones"][:2]
+    subject = str(uuid.uuid4())
+
+    response = await harness.client.post(verify_url(project, first), json={"note": "  Foundations poured.  "},
+                                         headers=harness.overseer(subject=subject))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["milestone"]["status"] == "verified"
+    assert body["milestone"]["verified_by"] == subject
+    assert body["milestone"]["verification_note"] == "Foundations poured."
+
+    staged = await outbox(harness, "projects.milestone.verified", project["id"])
+    assert len(staged) == 1
+    event = project_events.MilestoneVerified.FromString(staged[0])
+    assert (event.project_id, event.milestone_id, event.allocation_id, event.commune_id, event.verified_by) == (
+        project["id"], first["id"], project["allocation_id"], project["commune_id"], subject)
+    assert (event.tranche.amount_minor, event.tranche.currency) == (400_000, "USD")
+
+    # An operator with national scope may verify too.
+    operator = harness.issuer.headers(roles=["operator"], territories=["VE"])
+    response = await harness.client.post(verify_url(project, second), json={"note": "Walls up."}, headers=operator)
+    assert response.status_code == 200, response.text
+
+    detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
+    assert [m["status"] for m in detail["milestones"]] == ["verified", "verified", "pending"]
+
+    async def relayed() -> bool:
+        return len(await published(harness, "projects.milestone.verified", project["id"])) == 2
+
+    await eventually(relayed)
+
+
+@pytest.mark.parametrize(("case", "status", "code"), [
+    ("wrong_role", 403, "forbidden_role"),
+    ("no_role", 403, "forbidden_role"),
+    ("other_territory", 403, "forbidden_territory"),
+    ("sibling_prefix", 403, "forbidden_territory"),
+    ("expired", 401, "token_expired"),
+    ("no_token", 401, "token_missing"),
+    ("foreign_issuer", 401, None),
+    ("unknown_project", 404, "project_not_found"),
+    ("unknown_milestone", 404, "milestone_not_found"),
+    ("milestone_of_other_project", 404, "milestone_not_found"),
+    ("empty_note", 422, "validation_error"),
+    ("blank_note", 422, "validation_error"),
+    ("long_note", 422, "validation_error"),
+    ("no_body", 422, "validation_error"),
+    ("extra_field", 422, "validation_error"),
+    ("note_not_string", 422, "validation_error"),
+    ("malformed_milestone_id", 422, "validation_error"),
+    ("out_of_order", 409, "milestone_out_of_order"),
+])
+async def test_rejected_verifications_write_nothing(harness: Harness, case: str, status: int,
+                                                    code: str | None) -> None:
+    _, project = await open_project(harness)
+    _, other = await open_project(harness)
+    milestone = project["milestones"][0]
+    url = verify_url(project, milestone)
+    body: Any = {"note": "Checked on site."}
+    headers = harness.overseer()
+    if case == "wrong_role":
+        headers = harness.issuer.headers(roles=["spokesperson", "registrar"], territories=["VE"])
+    elif case == "no_role":
+        headers = harness.issuer.headers(roles=[], territories=["VE"])
+    elif case == "other_territory":
+        headers = harness.overseer("VE.02")
+    elif case == "sibling_prefix":
+        headers = harness.overseer("VE.01.01.C000")  # a string prefix, not a parent territory
+    elif case == "expired":
+        headers = harness.overseer(ttl=-300)
+    elif case == "no_token":
+        headers = {}
+    elif case == "foreign_issuer":
+        headers = harness.overseer(iss="http://elsewhere/realms/comuna")
+    elif case == "unknown_project":
+        url = f"/v1/projects/{uuid.uuid4()}/milestones/{milestone['id']}:verify"
+    elif case == "unknown_milestone":
+        url = verify_url(project, str(uuid.uuid4()))
+    elif case == "milestone_of_other_project":
+        url = verify_url(project, other["milestones"][0])
+    elif case == "empty_note":
+        body = {"note": ""}
+    elif case == "blank_note":
+        body = {"note": "   "}
+    elif case == "long_note":
+        body = {"note": "x" * 2001}
+    elif case == "no_body":
+        body = None
+    elif case == "extra_field":
+        body = {"note": "ok", "verified_by": "someone-else"}
+    elif case == "note_not_string":
+        body = {"note": 42}
+    elif case == "malformed_milestone_id":
+        url = verify_url(project, "not-a-uuid")
+    elif case == "out_of_order":
+        url = verify_url(project, project["milestones"][1])
+
+    before = await snapshot(harness, project["id"]), await snapshot(harness, other["id"])
+    response = await harness.client.post(url, json=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    if code is not None:
+        assert response.json()["code"] == code
+    after = await snapshot(harness, project["id"]), await snapshot(harness, other["id"])
+    assert after == before
+
+
+async def test_long_note_at_the_limit_is_accepted(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    response = await harness.client.post(verify_url(project, project["milestones"][0]),
+                                         json={"note": "x" * 2000}, headers=harness.overseer(COMMUNE_CODE))
+    assert response.status_code == 200, response.text
+
+
+async def test_double_verify_conflicts_and_writes_nothing(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    url = verify_url(project, project["milestones"][0])
+    first = await harness.client.post(url, json={"note": "Done."}, headers=harness.overseer())
+    assert first.status_code == 200
+    before = await snapshot(harness, project["id"])
+    second = await harness.client.post(url, json={"note": "Done again."}, headers=harness.overseer())
+    assert second.status_code == 409
+    assert second.json()["code"] == "milestone_not_pending"
+    assert await snapshot(harness, project["id"]) == before
+    assert len(await outbox(harness, "projects.milestone.verified", project["id"])) == 1
+
+
+async def test_concurrent_double_verify_has_exactly_one_winner(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    url = verify_url(project, project["milestones"][0])
+    responses = await asyncio.gather(*[
+        harness.client.post(url, json={"note": f"Attempt {i}"}, headers=harness.overseer()) for i in range(2)
+    ])
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    assert len(await outbox(harness, "projects.milestone.verified", project["id"])) == 1
+
+
+async def test_many_concurrent_verifies_of_every_milestone(harness: Harness) -> None:
+    """Ten callers racing on all three milestones: at most one success per milestone, never out of order."""
+    _, project = await open_project(harness)
+    attempts = [(m, i) for m in project["milestones"] for i in range(10)]
+    responses = await asyncio.gather(*[
+        harness.client.post(verify_url(project, m), json={"note": f"race {i}"}, headers=harness.overseer())
+        for m, i in attempts
+    ])
+    assert all(r.status_code in (200, 409) for r in responses)
+    winners = [m["sequence"] for (m, _), r in zip(attempts, responses, strict=True) if r.status_code == 200]
+    assert len(winners) == len(set(winners))
+    # Only a verified prefix can exist.
+    assert sorted(winners) == list(range(1, len(winners) + 1))
+    assert 1 in winners
+    staged = await outbox(harness, "projects.milestone.verified", project["id"])
+    assert len(staged) == len(winners)
+    detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
+    statuses = [m["status"] for m in detail["milestones"]]
+    assert statuses == ["verified"] * len(winners) + ["pending"] * (3 - len(winners))
+
+
+# --- disbursement -> funded -> completed -------------------------------------------------------
+
+async def test_disbursements_fund_milestones_and_complete_the_project(harness: Harness) -> None:
+    _, project = await open_project(harness, amount_minor=999)
+    milestones = project["milestones"]
+    disbursements = []
+    for milestone in milestones:
+        response = await harness.client.post(verify_url(project, milestone), json={"note": "ok"},
+                                             headers=harness.overseer())
+        assert response.status_code == 200
+        event_id = uuid.uuid4()
+        disbursement_id = await disburse(harness, project, milestone, event_id=event_id)
+        # The same event again (after a crash before the ack) changes nothing.
+        await disburse(harness, project, milestone, disbursement_id=disbursement_id, event_id=event_id,
+                       nats_msg_id=str(uuid.uuid4()))
+        disbursements.append(disbursement_id)
+        detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
+        funded = detail["milestones"][milestone["sequence"] - 1]
+        assert funded["status"] == "funded"
+        assert funded["disbursement_id"] == str(disbursement_id)
+        assert funded["funded_at"] is not None
+        assert funded["disbursed"] == milestone["tranche"]
+
+    detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
+    assert detail["status"] == "completed"
+    assert detail["completed_at"] is not None
+    assert detail["disbursed"] == {"amount_minor": 999, "currency": "USD"}
+    assert [m["tranche"]["amount_minor"] for m in detail["milestones"]] == [399, 399, 201]
+
+    staged = await outbox(harness, "projects.milestone.funded", project["id"])
+    events = [project_events.MilestoneFunded.FromString(p) for p in staged]
+    assert [(e.project_id, e.milestone_id, e.disbursement_id) for e in events] == [
+        (project["id"], m["id"], str(d)) for m, d in zip(milestones, disbursements, strict=True)
+    ]
+
+    async def relayed() -> bool:
+        return len(await published(harness, "projects.milestone.funded", project["id"])) == 3
+
+    await eventually(relayed)
+
+    # A completed project has nothing left to verify.
+    again = await harness.client.post(verify_url(project, milestones[-1]), json={"note": "again"},
+                                      headers=harness.overseer())
+    assert again.status_code == 409
+
+
+async def test_disbursement_copy_under_new_event_id_is_not_applied_twice(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    milestone = project["milestones"][0]
+    await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
+    disbursement_id = await disburse(harness, project, milestone)
+    await disburse(harness, project, milestone, disbursement_id=disbursement_id)
+    # A different disbursement for an already funded milestone is refused too.
+    await disburse(harness, project, milestone)
+    assert len(await outbox(harness, "projects.milestone.funded", project["id"])) == 1
+    detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
+    assert detail["milestones"][0]["disbursement_id"] == str(disbursement_id)
+    assert detail["disbursed"]["amount_minor"] == milestone["tranche"]["amount_minor"]
+    assert detail["status"] == "in_progress"
+
+
+async def test_disbursement_for_unverified_or_unknown_milestone_is_ignored(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    before = await snapshot(harness, project["id"])
+    await disburse(harness, project, project["milestones"][0])
+    await disburse(harness, project, {**project["milestones"][0], "id": str(uuid.uuid4())})
+    after = await snapshot(harness, project["id"])
+    assert after[0] == before[0]
+    assert await outbox(harness, "projects.milestone.funded", project["id"]) == []
+
+
+# --- gRPC ---------------------------------------------------------------------------------------
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def grpc_stub(harness: Harness) -> AsyncIterator[projects_pb2_grpc.ProjectsServiceStub]:
+    # The same interceptors `create_grpc_server` installs (auth first, then error mapping).
+    server = grpc.aio.server(interceptors=[AuthInterceptor(harness.service.runtime.verifier), ErrorInterceptor()])
+    servicer.register(harness.service.runtime, server)
+    port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield projects_pb2_grpc.ProjectsServiceStub(channel)
+    finally:
+        await server.stop(grace=None)
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.ProjectsServiceStub) -> None:
+    message, project = await open_project(harness)
+    service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="comuna-funding")
+    reply = await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project["id"]),
+                                       metadata=bearer(service_token))
+    assert reply.project_id == project["id"]
+    assert reply.allocation_id == message.allocation_id
+    assert reply.commune_code == COMMUNE_CODE
+    assert reply.budget.amount_minor == 1_000_000
+    assert [m.milestone_id for m in reply.milestones] == [m["id"] for m in project["milestones"]]
+
+    cases = [
+        (project["id"], harness.issuer.token(roles=["overseer"], territories=["VE"]),
+         grpc.StatusCode.PERMISSION_DENIED, "forbidden_role"),
+        (str(uuid.uuid4()), service_token, grpc.StatusCode.NOT_FOUND, "project_not_found"),
+        ("not-a-uuid", service_token, grpc.StatusCode.INVALID_ARGUMENT, "invalid_id"),
+        (project["id"], harness.issuer.token(roles=["service"], ttl=-300), grpc.StatusCode.UNAUTHENTICATED, None),
+    ]
+    for project_id, token, status, code in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project_id),
+                                       metadata=bearer(token))
+        assert failure.value.code() == status
+        if code is not None:
+            assert error_code_of(failure.value) == code
+    with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+        await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project["id"]))
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
