@@ -7,6 +7,7 @@ server over TCP.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path

@@ -42,6 +42,7 @@ async def register_residents(stack: Stack, issuer: TestIssuer, council_code: str
     assert response.status_code == 201, response.text
     return national_ids
 
+
 SCHEDULE = {
     "assemblies_open_at": "2026-01-05T08:00:00-04:00",
     "voting_opens_at": "2026-03-01T06:00:00-04:00",
@@ -102,7 +103,9 @@ async def transition(stack: Stack, issuer: TestIssuer, consultation_id: str, ste
                                                  headers=operator(issuer))
 
 
-async def voting_consultation(stack: Stack, issuer: TestIssuer, per_commune: dict[str, int] | None = None) -> Consultation:
+async def voting_consultation(
+    stack: Stack, issuer: TestIssuer, per_commune: dict[str, int] | None = None
+) -> Consultation:
     """A consultation in `voting`, with candidates (default: C1 three, C2 two, C3 one)."""
     consultation = await open_consultation(stack, issuer)
     for commune, n in (per_commune or {"VE.01.01.C1": 3, "VE.01.01.C2": 2, "VE.01.02.C3": 1}).items():

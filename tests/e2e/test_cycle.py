@@ -134,6 +134,7 @@ def test_redelivered_events_have_no_second_effect(stack: Stack, client: Platform
     consultation_id = summary["consultation"]["id"]
     before = _snapshot(client, consultation_id)
     assert asyncio.run(_redeliver_everything(stack.nats_url)) > 0
-    client.wait_for("consumers to process the redelivered events", lambda: asyncio.run(_consumers_drained(stack.nats_url)))
+    client.wait_for("consumers to process the redelivered events",
+                    lambda: asyncio.run(_consumers_drained(stack.nats_url)))
     # Drained means acknowledged, and a consumer acknowledges only after its inbox transaction.
     assert _snapshot(client, consultation_id) == before

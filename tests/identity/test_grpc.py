@@ -13,7 +13,6 @@ from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.service import SPEC
 from comuna_platform.rpc import error_code_of
-
 from tests.identity.test_registry_api import registrar, seed
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from comuna_devstack.ports import free_port
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.runtime import ServiceSpec
-
 from tests.support.service import RunningService
 
 
