@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ def percent_lists(draw: st.DrawFn) -> list[int]:
     cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=99), min_size=count - 1,
                                max_size=count - 1)))
     bounds = [0, *cuts, 100]
-    return [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(bounds)]
 
 
 budgets = st.integers(min_value=0, max_value=2**63 - 1)

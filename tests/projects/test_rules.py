@@ -15,7 +15,6 @@ from comuna.funding.v1 import events_pb2 as funding_events
 from comuna_platform.errors import Conflict, FailedPrecondition
 from comuna_platform.events import ReceivedEvent
 from comuna_platform.events.envelope import Envelope
-
 from comuna_projects.consumers.funding import MalformedEvent, allocation_from, disbursement_from
 from comuna_projects.domain.rules import check_verifiable, milestone_id_for, project_id_for
 

@@ -30,19 +30,16 @@ from comuna.funding.v1 import events_pb2 as funding_events
 from comuna.projects.v1 import events_pb2 as project_events
 from comuna.projects.v1 import projects_pb2, projects_pb2_grpc
 from comuna_devstack.nats import EmbeddedNats
-from comuna_devstack.ports import free_port
 from comuna_devstack.postgres import EmbeddedPostgres
-from comuna_platform.auth.grpc import AuthInterceptor
 from comuna_platform.events.envelope import Envelope
 from comuna_platform.events.streams import connect, ensure_stream
 from comuna_platform.events.tables import inbox_table, outbox_table
-from comuna_platform.rpc import ErrorInterceptor, error_code_of
+from comuna_platform.rpc import error_code_of
 from comuna_projects.domain.rules import milestone_id_for, project_id_for
-from comuna_projects.grpc import servicer
 from comuna_projects.service import SPEC
 from comuna_projects.settings import Settings
 from comuna_projects.storage.models import Milestone, Project
-
+from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
 
@@ -50,6 +47,7 @@ MIGRATIONS = Path(comuna_projects.__file__).parent / "migrations"
 COMMUNE_CODE = "VE.01.01.C0001"
 ALLOCATIONS_CONSUMER = "projects-allocations"
 DISBURSEMENTS_CONSUMER = "projects-disbursements"
+WAIT_SECONDS = 15.0
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -118,9 +116,9 @@ async def publish(h: Harness, subject: str, message: Any, *, aggregate_id: str,
     return int(ack.seq)
 
 
-async def wait_consumed(h: Harness, consumer: str, seq: int, timeout: float = 15.0) -> None:
+async def wait_consumed(h: Harness, consumer: str, seq: int) -> None:
     """Until the durable consumer has acknowledged everything up to stream sequence `seq`."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         try:
             info = await h.js.consumer_info("FUNDING", consumer)
@@ -132,8 +130,8 @@ async def wait_consumed(h: Harness, consumer: str, seq: int, timeout: float = 15
     raise AssertionError(f"consumer {consumer} did not process stream sequence {seq}")
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         if await check():
             return
@@ -157,7 +155,8 @@ async def disburse(h: Harness, project: dict[str, Any], milestone: dict[str, Any
     message = funding_events.TrancheDisbursed(
         disbursement_id=str(disbursement_id), allocation_id=project["allocation_id"], project_id=project["id"],
         milestone_id=milestone["id"], commune_id=project["commune_id"],
-        amount=money_pb2.Money(**milestone["tranche"]), transfer_id=str(uuid.uuid4()),
+        amount=money_pb2.Money(amount_minor=milestone["tranche_minor"], currency=milestone["currency"]),
+        transfer_id=str(uuid.uuid4()),
     )
     seq = await publish(h, "funding.tranche.disbursed", message, aggregate_id=str(disbursement_id),
                         event_id=event_id, nats_msg_id=nats_msg_id)
@@ -218,15 +217,15 @@ async def test_allocation_opens_one_project_with_planned_milestones(harness: Har
     assert project["id"] == str(project_id_for(allocation_id))
     assert project["status"] == "in_progress"
     assert project["commune_code"] == COMMUNE_CODE
-    assert project["budget"] == {"amount_minor": 1_000_001, "currency": "USD"}
-    assert project["disbursed"] == {"amount_minor": 0, "currency": "USD"}
+    assert (project["budget_minor"], project["currency"], project["disbursed_minor"]) == (1_000_001, "USD", 0)
     milestones = project["milestones"]
-    assert [(m["sequence"], m["title"], m["tranche"]["amount_minor"], m["status"]) for m in milestones] == [
+    assert [(m["sequence"], m["title"], m["tranche_minor"], m["status"]) for m in milestones] == [
         (1, "Start-up", 400_000, "pending"), (2, "Midpoint", 400_000, "pending"),
         (3, "Completion", 200_001, "pending"),
     ]
     assert [m["id"] for m in milestones] == [str(milestone_id_for(uuid.UUID(project["id"]), s)) for s in (1, 2, 3)]
-    assert sum(m["tranche"]["amount_minor"] for m in milestones) == 1_000_001
+    assert sum(m["tranche_minor"] for m in milestones) == 1_000_001
+    assert all(m["currency"] == "USD" and m["disbursed_minor"] is None for m in milestones)
 
     staged = await outbox(harness, "projects.project.created", project["id"])
     assert len(staged) == 1
@@ -315,7 +314,7 @@ async def test_list_filters_and_pages(harness: Harness) -> None:
     both = (await harness.client.get("/v1/projects",
                                      params={"consultation_id": consultation, "commune_id": commune_b})).json()
     assert [p["id"] for p in both["items"]] == [ids[1]]
-    assert both["items"][0]["budget"] == {"amount_minor": 1_000_000, "currency": "USD"}
+    assert (both["items"][0]["budget_minor"], both["items"][0]["currency"]) == (1_000_000, "USD")
 
     first = (await harness.client.get("/v1/projects", params={"consultation_id": consultation, "limit": 1})).json()
     assert len(first["items"]) == 1 and first["next_after"] is not None
@@ -518,13 +517,13 @@ async def test_disbursements_fund_milestones_and_complete_the_project(harness: H
         assert funded["status"] == "funded"
         assert funded["disbursement_id"] == str(disbursement_id)
         assert funded["funded_at"] is not None
-        assert funded["disbursed"] == milestone["tranche"]
+        assert funded["disbursed_minor"] == milestone["tranche_minor"]
 
     detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
     assert detail["status"] == "completed"
     assert detail["completed_at"] is not None
-    assert detail["disbursed"] == {"amount_minor": 999, "currency": "USD"}
-    assert [m["tranche"]["amount_minor"] for m in detail["milestones"]] == [399, 399, 201]
+    assert detail["disbursed_minor"] == detail["budget_minor"] == 999
+    assert [m["tranche_minor"] for m in detail["milestones"]] == [399, 399, 201]
 
     staged = await outbox(harness, "projects.milestone.funded", project["id"])
     events = [project_events.MilestoneFunded.FromString(p) for p in staged]
@@ -554,7 +553,7 @@ async def test_disbursement_copy_under_new_event_id_is_not_applied_twice(harness
     assert len(await outbox(harness, "projects.milestone.funded", project["id"])) == 1
     detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
     assert detail["milestones"][0]["disbursement_id"] == str(disbursement_id)
-    assert detail["disbursed"]["amount_minor"] == milestone["tranche"]["amount_minor"]
+    assert detail["disbursed_minor"] == milestone["tranche_minor"]
     assert detail["status"] == "in_progress"
 
 
@@ -572,16 +571,8 @@ async def test_disbursement_for_unverified_or_unknown_milestone_is_ignored(harne
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def grpc_stub(harness: Harness) -> AsyncIterator[projects_pb2_grpc.ProjectsServiceStub]:
-    # The same interceptors `create_grpc_server` installs (auth first, then error mapping).
-    server = grpc.aio.server(interceptors=[AuthInterceptor(harness.service.runtime.verifier), ErrorInterceptor()])
-    servicer.register(harness.service.runtime, server)
-    port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield projects_pb2_grpc.ProjectsServiceStub(channel)
-    finally:
-        await server.stop(grace=None)
+    async with grpc_server(SPEC, harness.service) as target, grpc.aio.insecure_channel(target) as channel:
+        yield projects_pb2_grpc.ProjectsServiceStub(channel)  # type: ignore[no-untyped-call]
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:

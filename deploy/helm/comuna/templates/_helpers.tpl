@@ -50,6 +50,7 @@ app.kubernetes.io/component: {{ .name }}
 {{- define "comuna.serviceLabels" -}}
 {{ include "comuna.labels" .root }}
 app.kubernetes.io/component: {{ .name }}
+comuna.io/service: {{ .name }}
 {{- end }}
 
 {{/* Name of one service's objects (Deployment, Service, ...). Args: dict "root" $ "name" <service>. */}}
@@ -99,12 +100,32 @@ they get their own ServiceAccount created as an earlier hook.
 {{- end }}
 {{- end }}
 
+{{/*
+Data of the chart-managed Secret (key -> plain value), from the non-empty secrets.values.
+Args: dict "root" $ "out" (dict) — "out" is filled in place.
+*/}}
+{{- define "comuna.managedSecretData" -}}
+{{- $data := .out }}
+{{- range $service, $fields := .root.Values.secrets.values }}
+{{- if kindIs "map" $fields }}
+{{- range $field, $value := $fields }}
+{{- if $value }}
+{{- $_ := set $data (include "comuna.secretKey" (list $service $field)) $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .root.Values.secrets.values.natsUrl }}
+{{- $_ := set $data "nats-url" . }}
+{{- end }}
+{{- end }}
+
 {{/* Key of one secret value in the Secret: "<service>-<kebab-case field>". Args: list <service> <field>. */}}
 {{- define "comuna.secretKey" -}}
 {{- printf "%s-%s" (index . 0) (index . 1 | kebabcase) }}
 {{- end }}
 
-{{/* Environment variable prefix of one service, e.g. COMUNA_IDENTITY_. */}}
+{{/* Environment variable prefix of one service: COMUNA_<SERVICE>_. */}}
 {{- define "comuna.envPrefix" -}}
 {{- printf "COMUNA_%s_" (upper .) }}
 {{- end }}
@@ -190,7 +211,7 @@ Args: dict "root" $ "name" <service> "cfg" <service config>.
 {{- $root := .root }}
 {{- $name := .name }}
 {{- $cfg := .cfg }}
-{{- $p := include "comuna.envPrefix" $name }}
+{{- $p := include "comuna.envPrefix" $name -}}
 - name: POD_NAME
   valueFrom:
     fieldRef:

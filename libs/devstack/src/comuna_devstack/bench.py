@@ -11,13 +11,13 @@ import asyncio
 import statistics
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from comuna_devstack.client import PlatformClient, items
-from comuna_devstack.demo import _free_consultation_code
+from comuna_devstack.demo import open_consultation
 
 STATE = "VE.90"
 MUNICIPALITY = "VE.90.01"
@@ -86,12 +86,8 @@ def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, 
     communes = _seed(client, ballots)
     seed_seconds = time.perf_counter() - seed_started
 
-    now = datetime.now(UTC)
-    code = _free_consultation_code(client)
-    consultation = client.call("POST", "consultations", "/v1/consultations", as_user="operator", expect=201, json={
-        "code": code, "title": f"Benchmark {code}", "assemblies_open_at": now.isoformat(),
-        "voting_opens_at": (now + timedelta(days=1)).isoformat(),
-        "voting_closes_at": (now + timedelta(days=2)).isoformat()})
+    consultation = open_consultation(client, "Benchmark", datetime.now(UTC))
+    code = consultation["code"]
     base = f"/v1/consultations/{consultation['id']}"
     bench_communes = {c["code"]: c["id"] for c in communes}
     candidates: dict[str, list[str]] = {}
@@ -108,7 +104,7 @@ def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, 
         bodies.append({"commune_id": bench_communes[commune_code],
                        "candidate_id": candidates[commune_code][i % 3 if i % 7 else 0],
                        "national_id": _national_id(i), "channel": "table"})
-    officer = {"Authorization": f"Bearer {client._tokens['officer']}"}
+    officer = client.auth("officer")
     bare = asyncio.run(_load(f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET",
                              headers={}, concurrency=concurrency))
     cast = asyncio.run(_load(f"{urls['consultations']}{base}/ballots", bodies, method="POST", headers=officer,

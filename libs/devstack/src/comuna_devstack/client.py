@@ -37,11 +37,14 @@ class PlatformClient:
         self._tokens[username] = token
         return token
 
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._tokens[user]}"}
+
     def call(
         self, method: str, service: str, path: str, *, as_user: str | None = None,
         json: Any = None, params: Mapping[str, Any] | None = None, expect: int | tuple[int, ...] = 200,
     ) -> Any:
-        headers = {"Authorization": f"Bearer {self._tokens[as_user]}"} if as_user else {}
+        headers = self.auth(as_user) if as_user else {}
         response = self.http.request(method, f"{self.urls[service]}{path}", json=json, params=params,
                                      headers=headers)
         expected = (expect,) if isinstance(expect, int) else expect

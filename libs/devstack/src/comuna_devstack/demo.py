@@ -19,15 +19,21 @@ CANDIDATES = ["Rehabilitación del ambulatorio", "Sistema de agua potable", "Asf
               "Dotación de la escuela", "Alumbrado público"]
 
 
-def _free_consultation_code(client: PlatformClient) -> str:
-    taken = {c["code"] for c in items(client.call("GET", "consultations", "/v1/consultations",
-                                                  params={"limit": 1000}))}
-    year = datetime.now(UTC).year
+def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict[str, Any]:
+    """Open a consultation under the first quarter code not yet taken (the demo may run often)."""
+    year = now.year
     while True:
         for quarter in range(1, 5):
             code = f"{year}-Q{quarter}"
-            if code not in taken:
-                return code
+            response = client.http.post(
+                f"{client.urls['consultations']}/v1/consultations", headers=client.auth("operator"),
+                json={"code": code, "title": f"{title} {code}", "assemblies_open_at": now.isoformat(),
+                      "voting_opens_at": (now + timedelta(days=14)).isoformat(),
+                      "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat()})
+            if response.status_code == 201:
+                return dict(response.json())
+            if response.status_code != 409:
+                raise StepFailed(f"opening consultation {code}: {response.status_code} {response.text[:300]}")
         year += 1
 
 
@@ -38,14 +44,8 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
     rng = random.Random(seed_rng)
     communes = items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY}))
 
-    now = datetime.now(UTC)
-    code = _free_consultation_code(client)
-    consultation = client.call("POST", "consultations", "/v1/consultations", as_user="operator", expect=201, json={
-        "code": code, "title": f"Consulta Popular Nacional {code}",
-        "assemblies_open_at": now.isoformat(), "voting_opens_at": (now + timedelta(days=14)).isoformat(),
-        "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat(),
-    })
-    cid = consultation["id"]
+    consultation = open_consultation(client, "Consulta Popular Nacional", datetime.now(UTC))
+    cid, code = consultation["id"], consultation["code"]
     base = f"/v1/consultations/{cid}"
 
     candidates: dict[str, list[str]] = {}
@@ -119,7 +119,7 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
 
 def _vote(client: PlatformClient, base: str, body: dict[str, Any]) -> int:
     response = client.http.post(f"{client.urls['consultations']}{base}/ballots", json=body,
-                                headers={"Authorization": f"Bearer {client._tokens['officer']}"})
+                                headers=client.auth("officer"))
     if response.status_code not in (201, 403, 409):
         raise StepFailed(f"ballot: unexpected {response.status_code} {response.text[:300]}")
     return response.status_code

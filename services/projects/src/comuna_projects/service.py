@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
+import grpc
 
 from comuna_platform.events import EventConsumer
 from comuna_platform.runtime import Runtime, ServiceSpec

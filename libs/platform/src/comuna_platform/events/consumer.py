@@ -97,17 +97,21 @@ class EventConsumer:
                 backoff=[0.2, 1, 5, 15],
             ),
         )
-        while not stop.is_set():
-            try:
-                messages = await subscription.fetch(self._batch_size, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except Exception:
-                log.exception("fetch failed", extra={"consumer": self.name})
-                await asyncio.sleep(1.0)
-                continue
-            for msg in messages:
-                await self.handle(msg)
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await subscription.fetch(self._batch_size, timeout=1.0)
+                except (TimeoutError, NatsTimeoutError):
+                    continue
+                except Exception:
+                    log.exception("fetch failed", extra={"consumer": self.name})
+                    await asyncio.sleep(1.0)
+                    continue
+                for msg in messages:
+                    await self.handle(msg)
+        finally:
+            # Without this, draining the connection at shutdown waits for a reader that is gone.
+            await subscription.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
         headers = dict(msg.headers or {})

@@ -108,7 +108,7 @@ async def open_consultation(
 async def list_consultations(
     runtime: RuntimeDep,
     after: Annotated[str, Query(max_length=16, description="`next_after` of the previous page")] = "",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ConsultationPage:
     async with runtime.db.transaction() as session:
         rows = await repository.list_consultations(session, after_code=after, limit=limit)

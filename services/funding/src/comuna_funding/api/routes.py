@@ -42,15 +42,13 @@ AccountKind = Annotated[str | None, Query(pattern="^(" + "|".join(ACCOUNT_KINDS)
 
 
 def _allocation(allocation: Allocation, *, debits_posted: int, credits_posted: int) -> AllocationOut:
-    cur = allocation.currency
     return AllocationOut(
         id=allocation.id, consultation_id=allocation.consultation_id, commune_id=allocation.commune_id,
         commune_code=allocation.commune_code, candidate_id=allocation.candidate_id, title=allocation.title,
         funding_source=allocation.funding_source,
-        amount=Money(amount_minor=allocation.amount_minor, currency=cur),
+        amount_minor=allocation.amount_minor, currency=allocation.currency,
         # The ledger is the source of truth: what left the earmark is what was disbursed.
-        disbursed=Money(amount_minor=debits_posted, currency=cur),
-        remaining=Money(amount_minor=credits_posted - debits_posted, currency=cur),
+        disbursed_minor=debits_posted, remaining_minor=credits_posted - debits_posted,
         account_id=allocation.account_id, transfer_id=allocation.transfer_id, created_at=allocation.created_at,
     )
 
@@ -58,7 +56,7 @@ def _allocation(allocation: Allocation, *, debits_posted: int, credits_posted: i
 def _disbursement(d: Disbursement) -> DisbursementOut:
     return DisbursementOut(
         id=d.id, project_id=d.project_id, milestone_id=d.milestone_id,
-        amount=Money(amount_minor=d.amount_minor, currency=d.currency), status=d.status, reason=d.reason,
+        amount_minor=d.amount_minor, currency=d.currency, status=d.status, reason=d.reason,
         transfer_id=d.transfer_id, created_at=d.created_at,
     )
 
@@ -166,4 +164,4 @@ async def ledger_totals(runtime: RuntimeDep) -> LedgerTotals:
                        transfers=t.transfers, transferred_minor=t.transferred_minor, balanced=t.balanced)
         for t in totals
     ]
-    return LedgerTotals(totals=items, balanced=all(t.balanced for t in items))
+    return LedgerTotals(items=items, balanced=all(t.balanced for t in items))

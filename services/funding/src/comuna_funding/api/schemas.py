@@ -21,7 +21,8 @@ class DisbursementOut(BaseModel):
     id: uuid.UUID
     project_id: uuid.UUID
     milestone_id: uuid.UUID
-    amount: Money
+    amount_minor: int
+    currency: str
     status: str = Field(description="`completed` (money moved) or `rejected` (nothing moved).")
     reason: str | None = Field(description="Why a rejected tranche was refused, e.g. `exceeds_allocation`.")
     transfer_id: uuid.UUID | None
@@ -36,9 +37,10 @@ class AllocationOut(BaseModel):
     candidate_id: uuid.UUID
     title: str
     funding_source: str
-    amount: Money = Field(description="Earmarked for the project.")
-    disbursed: Money = Field(description="Paid out to the commune so far.")
-    remaining: Money = Field(description="Still held on the earmark account.")
+    amount_minor: int = Field(description="Earmarked for the project, in minor units of `currency`.")
+    currency: str = Field(examples=["USD"])
+    disbursed_minor: int = Field(description="Paid out to the commune so far.")
+    remaining_minor: int = Field(description="Still held on the earmark account.")
     account_id: uuid.UUID = Field(description="The earmark account `allocation:<id>`.")
     transfer_id: uuid.UUID = Field(description="The transfer that funded the earmark.")
     created_at: datetime
@@ -106,5 +108,5 @@ class LedgerTotalOut(BaseModel):
 
 
 class LedgerTotals(BaseModel):
-    totals: list[LedgerTotalOut]
-    balanced: bool
+    items: list[LedgerTotalOut] = Field(description="One entry per currency.")
+    balanced: bool = Field(description="Every currency is balanced.")

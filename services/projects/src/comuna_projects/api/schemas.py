@@ -18,23 +18,19 @@ class VerifyMilestoneIn(Strict):
                       description="What the overseer saw: the evidence that the milestone's work is done.")
 
 
-class MoneyOut(BaseModel):
-    amount_minor: int = Field(description="Integer minor units (cents for USD).")
-    currency: str = Field(description="ISO 4217 code.")
-
-
 class MilestoneOut(BaseModel):
     id: uuid.UUID
     sequence: int
     title: str
-    tranche: MoneyOut
+    tranche_minor: int = Field(description="Released when this milestone is verified, in minor units of `currency`.")
+    currency: str = Field(examples=["USD"])
     status: Literal["pending", "verified", "funded"]
     verified_by: str | None
     verified_at: datetime | None
     verification_note: str | None
     funded_at: datetime | None
     disbursement_id: uuid.UUID | None
-    disbursed: MoneyOut | None = Field(description="What funding reported as disbursed for this milestone.")
+    disbursed_minor: int | None = Field(description="What funding reported as disbursed for this milestone.")
 
 
 class ProjectSummary(BaseModel):
@@ -46,8 +42,9 @@ class ProjectSummary(BaseModel):
     candidate_id: uuid.UUID | None
     title: str
     status: Literal["in_progress", "completed"]
-    budget: MoneyOut
-    disbursed: MoneyOut = Field(description="Total disbursed so far across the project's milestones.")
+    budget_minor: int = Field(description="The allocation, in integer minor units of `currency` (never a float).")
+    currency: str = Field(description="ISO 4217 alphabetic code.", examples=["USD"])
+    disbursed_minor: int = Field(description="Disbursed to the commune so far, across all milestones.")
     created_at: datetime
     completed_at: datetime | None
 

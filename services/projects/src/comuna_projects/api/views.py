@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast
 
-from comuna_projects.api.schemas import MilestoneOut, MoneyOut, ProjectDetail, ProjectSummary
+from comuna_projects.api.schemas import MilestoneOut, ProjectDetail, ProjectSummary
 from comuna_projects.storage.models import Milestone, Project
 
 MilestoneStatus = Literal["pending", "verified", "funded"]
@@ -15,11 +15,10 @@ ProjectStatus = Literal["in_progress", "completed"]
 def milestone_out(m: Milestone) -> MilestoneOut:
     return MilestoneOut(
         id=m.id, sequence=m.sequence, title=m.title,
-        tranche=MoneyOut(amount_minor=m.tranche_minor, currency=m.currency),
+        tranche_minor=m.tranche_minor, currency=m.currency,
         status=cast(MilestoneStatus, m.status), verified_by=m.verified_by, verified_at=m.verified_at,
         verification_note=m.verification_note, funded_at=m.funded_at, disbursement_id=m.disbursement_id,
-        disbursed=(None if m.funded_minor is None
-                   else MoneyOut(amount_minor=m.funded_minor, currency=m.currency)),
+        disbursed_minor=m.funded_minor,
     )
 
 
@@ -29,8 +28,7 @@ def project_summary(p: Project, milestones: Sequence[Milestone]) -> ProjectSumma
         id=p.id, allocation_id=p.allocation_id, consultation_id=p.consultation_id, commune_id=p.commune_id,
         commune_code=p.commune_code, candidate_id=p.candidate_id, title=p.title,
         status=cast(ProjectStatus, p.status),
-        budget=MoneyOut(amount_minor=p.budget_minor, currency=p.currency),
-        disbursed=MoneyOut(amount_minor=disbursed, currency=p.currency), created_at=p.created_at,
+        budget_minor=p.budget_minor, currency=p.currency, disbursed_minor=disbursed, created_at=p.created_at,
         completed_at=p.completed_at,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
+import grpc
 
 from comuna.projects.v1 import projects_pb2 as pb
 from comuna.projects.v1 import projects_pb2_grpc
@@ -28,7 +28,7 @@ def _uuid(value: str, field: str) -> uuid.UUID:
         raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc
 
 
-class ProjectsServicer(projects_pb2_grpc.ProjectsServiceServicer):  # type: ignore[misc]
+class ProjectsServicer(projects_pb2_grpc.ProjectsServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 
@@ -44,5 +44,7 @@ class ProjectsServicer(projects_pb2_grpc.ProjectsServiceServicer):  # type: igno
 
 
 def register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
-    projects_pb2_grpc.add_ProjectsServiceServicer_to_server(ProjectsServicer(runtime), server)
+    projects_pb2_grpc.add_ProjectsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        ProjectsServicer(runtime), server
+    )
     return [pb.DESCRIPTOR.services_by_name["ProjectsService"].full_name]

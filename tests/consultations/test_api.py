@@ -1,0 +1,269 @@
+"""REST edges: authentication, roles and territory, malformed input, unknown ids, lifecycle order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from comuna_consultations.service import SPEC as CONSULTATIONS
+from comuna_consultations.settings import Settings as ConsultationsSettings
+from comuna_devstack.nats import EmbeddedNats
+from comuna_devstack.ports import free_port
+from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_platform.events import outbox_table
+from tests.consultations.conftest import CONSULTATIONS_MIGRATIONS
+from tests.consultations.helpers import (
+    ADULT,
+    SCHEDULE,
+    Consultation,
+    Stack,
+    add_candidate,
+    next_code,
+    open_consultation,
+    operator,
+    register_residents,
+    rows,
+    spokesperson,
+    transition,
+    vote,
+    voting_consultation,
+)
+from tests.support.issuer import TestIssuer
+from tests.support.service import fresh_database, running_service
+
+pytestmark = pytest.mark.asyncio
+
+C1, C2 = "VE.01.01.C1", "VE.01.01.C2"
+
+
+async def consultation_count(stack: Stack) -> int:
+    return len((await stack.consultations.client.get("/v1/consultations", params={"limit": 100})).json()["items"])
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"code": "2026-Q5"}, "validation_error"),
+        ({"code": "26-Q1"}, "validation_error"),
+        ({"title": ""}, "validation_error"),
+        ({"extra": True}, "validation_error"),
+        ({"voting_opens_at": "2026-03-01T06:00:00"}, "validation_error"),  # no time zone
+        ({"voting_closes_at": "not a date"}, "validation_error"),
+        ({"voting_opens_at": "2025-12-01T06:00:00Z"}, "schedule_invalid"),  # before the assemblies
+        ({"voting_closes_at": "2026-03-01T06:00:00-04:00"}, "schedule_invalid"),  # closes as it opens
+    ],
+)
+async def test_malformed_consultations_are_422_and_write_nothing(
+    stack: Stack, issuer: TestIssuer, change: dict[str, Any], code: str
+) -> None:
+    before = await consultation_count(stack)
+    body = {"code": next_code(), "title": "Consulta", **SCHEDULE, **change}
+    response = await stack.consultations.client.post("/v1/consultations", json=body, headers=operator(issuer))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == code
+    assert await consultation_count(stack) == before
+
+
+async def test_not_json_is_422(stack: Stack, issuer: TestIssuer) -> None:
+    response = await stack.consultations.client.post(
+        "/v1/consultations", content=b"{not json", headers={**operator(issuer), "content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+async def test_duplicate_code_is_409(stack: Stack, issuer: TestIssuer) -> None:
+    consultation = await open_consultation(stack, issuer)
+    body = {"code": consultation.code, "title": "Otra", **SCHEDULE}
+    response = await stack.consultations.client.post("/v1/consultations", json=body, headers=operator(issuer))
+    assert response.status_code == 409
+    assert response.json()["code"] == "consultation_exists"
+
+
+async def test_who_may_open_a_consultation(stack: Stack, issuer: TestIssuer) -> None:
+    client = stack.consultations.client
+    body = {"code": next_code(), "title": "Consulta", **SCHEDULE}
+    assert (await client.post("/v1/consultations", json=body)).status_code == 401
+    expired = issuer.headers(roles=["operator"], territories=["VE"], ttl=-120)
+    response = await client.post("/v1/consultations", json=body, headers=expired)
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_expired"
+    wrong_role = await client.post("/v1/consultations", json=body, headers=spokesperson(issuer, "VE"))
+    assert wrong_role.status_code == 403
+    assert wrong_role.json()["code"] == "forbidden_role"
+    regional = await client.post("/v1/consultations", json=body, headers=operator(issuer, "VE.01"))
+    assert regional.status_code == 403
+    assert regional.json()["code"] == "forbidden_territory"
+    assert (await client.get(f"/v1/consultations?after={body['code']}")).status_code == 200
+
+
+async def test_candidates_are_recorded_by_the_communes_spokesperson(stack: Stack, issuer: TestIssuer) -> None:
+    consultation = await open_consultation(stack, issuer)
+    foreign = await add_candidate(stack, issuer, consultation, C1, 1, headers=spokesperson(issuer, C2))
+    assert foreign.status_code == 403
+    assert foreign.json()["code"] == "forbidden_territory"
+    officer = await add_candidate(stack, issuer, consultation, C1, 1,
+                                  headers=issuer.headers(roles=["polling_officer"], territories=["VE"]))
+    assert officer.status_code == 403
+    expired = await add_candidate(stack, issuer, consultation, C1, 1,
+                                  headers=issuer.headers(roles=["spokesperson"], territories=[C1], ttl=-120))
+    assert expired.status_code == 401
+    assert await rows(stack, "candidates", consultation.id) == 0
+
+    assert (await add_candidate(stack, issuer, consultation, C1, 2)).status_code == 201
+    assert (await add_candidate(stack, issuer, consultation, C1, 1, headers=operator(issuer))).status_code == 201
+    taken = await add_candidate(stack, issuer, consultation, C1, 2)
+    assert taken.status_code == 409
+    assert taken.json()["code"] == "candidate_priority_taken"
+    listing = await stack.consultations.client.get(
+        f"/v1/consultations/{consultation.id}/communes/{stack.commune_ids[C1]}/candidates"
+    )
+    assert [c["assembly_priority"] for c in listing.json()["items"]] == [1, 2]
+
+    url = f"/v1/consultations/{consultation.id}/communes/{stack.commune_ids[C1]}/candidates"
+    for bad in ({"title": "x", "assembly_priority": 0}, {"title": "", "assembly_priority": 3},
+                {"title": "x", "assembly_priority": 3, "votes": 10}, {"title": "x"}):
+        response = await stack.consultations.client.post(url, json=bad, headers=spokesperson(issuer, C1))
+        assert response.status_code == 422, bad
+    assert await rows(stack, "candidates", consultation.id) == 2
+
+    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 200
+    late = await add_candidate(stack, issuer, consultation, C1, 3)
+    assert late.status_code == 409
+    assert late.json()["code"] == "consultation_not_in_assembly"
+
+
+async def test_lifecycle_order_is_enforced(stack: Stack, issuer: TestIssuer) -> None:
+    consultation = await open_consultation(stack, issuer)
+    for step in ("close", "certify"):
+        response = await transition(stack, issuer, consultation.id, step)
+        assert response.status_code == 409, step
+    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 200
+    assert (await transition(stack, issuer, consultation.id, "start-voting")).json()["code"] == \
+        "consultation_already_voting"
+    assert (await transition(stack, issuer, consultation.id, "certify")).status_code == 409
+    denied = await stack.consultations.client.post(f"/v1/consultations/{consultation.id}:close",
+                                                   headers=spokesperson(issuer, "VE"))
+    assert denied.status_code == 403
+    assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
+    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 409
+    certified = await transition(stack, issuer, consultation.id, "certify")
+    assert certified.status_code == 200
+    assert certified.json()["certified_at"] is not None
+
+
+async def test_ballot_before_voting_is_409(stack: Stack, issuer: TestIssuer) -> None:
+    (voter,) = await register_residents(stack, issuer, f"{C1}.CC1", ADULT, 1)
+    consultation = await open_consultation(stack, issuer)
+    assert (await add_candidate(stack, issuer, consultation, C1, 1)).status_code == 201
+    early = await vote(stack, issuer, consultation, C1, consultation.candidates[C1][0], voter)
+    assert early.status_code == 409
+    assert early.json()["code"] == "consultation_not_in_voting"
+    # Right after start-voting the ballot is accepted (no stale cached "assembly").
+    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 200
+    assert (await vote(stack, issuer, consultation, C1, consultation.candidates[C1][0], voter)).status_code == 201
+
+
+async def test_malformed_ballots_are_422(stack: Stack, issuer: TestIssuer) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    good = {"commune_id": str(stack.commune_ids[C1]), "candidate_id": consultation.candidates[C1][0],
+            "national_id": "V1", "channel": "table"}
+    for change in ({"channel": "fax"}, {"commune_id": "nope"}, {"national_id": ""}, {"national_id": "1" * 21},
+                   {"voter_ref": "x"}):
+        response = await stack.consultations.client.post(
+            f"/v1/consultations/{consultation.id}/ballots", json={**good, **change},
+            headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
+        )
+        assert response.status_code == 422, change
+    missing = {k: v for k, v in good.items() if k != "channel"}
+    response = await stack.consultations.client.post(
+        f"/v1/consultations/{consultation.id}/ballots", json=missing,
+        headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
+    )
+    assert response.status_code == 422
+    assert await rows(stack, "participations", consultation.id) == 0
+
+
+async def test_unknown_consultation_is_404(stack: Stack, issuer: TestIssuer) -> None:
+    client = stack.consultations.client
+    unknown = uuid.uuid4()
+    commune = stack.commune_ids[C1]
+    officer = issuer.headers(roles=["polling_officer"], territories=["VE"])
+    checks = [
+        await client.get(f"/v1/consultations/{unknown}"),
+        await client.get(f"/v1/consultations/{unknown}/communes"),
+        await client.get(f"/v1/consultations/{unknown}/results"),
+        await client.get(f"/v1/consultations/{unknown}/communes/{commune}/results"),
+        await client.get(f"/v1/consultations/{unknown}/communes/{commune}/candidates"),
+        await client.post(f"/v1/consultations/{unknown}/communes/{commune}/candidates",
+                          json={"title": "x", "assembly_priority": 1}, headers=operator(issuer)),
+        await client.post(f"/v1/consultations/{unknown}:start-voting", headers=operator(issuer)),
+        await client.post(f"/v1/consultations/{unknown}:certify", headers=operator(issuer)),
+        await client.post(f"/v1/consultations/{unknown}/ballots", headers=officer,
+                          json={"commune_id": str(commune), "candidate_id": str(uuid.uuid4()),
+                                "national_id": "V1", "channel": "table"}),
+    ]
+    for response in checks:
+        assert response.status_code == 404, (response.request.url, response.text)
+        assert response.json()["code"] == "consultation_not_found"
+    assert (await client.get(f"/v1/consultations/{unknown}/receipts/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get("/v1/consultations/not-a-uuid")).status_code == 422
+
+
+async def test_unknown_commune_is_404(stack: Stack, issuer: TestIssuer) -> None:
+    consultation = await open_consultation(stack, issuer)
+    url = f"/v1/consultations/{consultation.id}/communes/{uuid.uuid4()}/candidates"
+    response = await stack.consultations.client.post(url, json={"title": "x", "assembly_priority": 1},
+                                                     headers=operator(issuer))
+    assert response.status_code == 404
+    assert response.json()["code"] == "commune_not_found"
+    assert (await stack.consultations.client.get(url)).status_code == 404
+
+
+async def test_identity_down_is_503_and_writes_nothing(
+    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer, token_url: str | None
+) -> None:
+    url = fresh_database(embedded_postgres, f"consultations_down_{uuid.uuid4().hex[:8]}", CONSULTATIONS_MIGRATIONS)
+    async with running_service(CONSULTATIONS, ConsultationsSettings, database_url=url, nats_url=embedded_nats.url,
+                               issuer=issuer, identity_grpc_target=f"127.0.0.1:{free_port()}",
+                               identity_timeout_seconds=2.0, oidc_token_url=token_url) as service:
+        try:
+            response = await service.client.post("/v1/consultations", headers=operator(issuer),
+                                                  json={"code": next_code(), "title": "x", **SCHEDULE})
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "identity_unavailable"
+            assert (await service.client.get("/v1/consultations")).json()["items"] == []
+        finally:
+            await service.app.state.identity.close()
+
+
+async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, issuer: TestIssuer) -> None:
+    client = stack.consultations.client
+    body = {"code": next_code(), "title": "Consulta", **SCHEDULE}
+    opened = await asyncio.gather(*(client.post("/v1/consultations", json=body, headers=operator(issuer))
+                                    for _ in range(8)))
+    assert sorted(r.status_code for r in opened) == [201] + [409] * 7
+    consultation = Consultation(next(r for r in opened if r.status_code == 201).json()["id"], body["code"])
+
+    recorded = await asyncio.gather(*(add_candidate(stack, issuer, consultation, C1, 1) for _ in range(8)))
+    assert sorted(r.status_code for r in recorded) == [201] + [409] * 7
+    assert await rows(stack, "candidates", consultation.id) == 1
+
+    started = await asyncio.gather(*(transition(stack, issuer, consultation.id, "start-voting") for _ in range(4)))
+    assert sorted(r.status_code for r in started) == [200, 409, 409, 409]
+    assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
+    certified = await asyncio.gather(*(transition(stack, issuer, consultation.id, "certify") for _ in range(4)))
+    assert sorted(r.status_code for r in certified) == [200, 409, 409, 409]
+    assert await rows(stack, "results", consultation.id) == 1
+    async with stack.consultations.runtime.db.transaction() as session:
+        subjects = (await session.execute(
+            select(outbox_table.c.subject).where(outbox_table.c.aggregate_id == consultation.id)
+        )).scalars().all()
+    assert sorted(subjects) == sorted([
+        "consultations.consultation.opened", "consultations.candidate.recorded",
+        "consultations.consultation.closed", "consultations.consultation.certified",
+    ])

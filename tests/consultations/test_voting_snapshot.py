@@ -1,0 +1,96 @@
+"""The ballot path's in-memory snapshot: TTL, one load for many waiters, cheap refresh while voting."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import pytest
+
+from comuna_consultations.storage import repository
+from comuna_consultations.storage.voting_snapshot import VotingSnapshotCache
+from comuna_platform.db import Database
+
+pytestmark = pytest.mark.asyncio
+
+CONSULTATION = uuid.uuid4()
+COMMUNE = uuid.uuid4()
+CANDIDATE = uuid.uuid4()
+
+
+class FakeDb:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield None
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    state: dict[str, Any] = {"status": "assembly", "status_reads": 0, "full_reads": 0}
+
+    async def status(session: object, consultation_id: uuid.UUID) -> str | None:
+        state["status_reads"] += 1
+        await asyncio.sleep(0.01)  # let concurrent callers pile up
+        return str(state["status"]) if consultation_id == CONSULTATION else None
+
+    async def codes(session: object, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
+        state["full_reads"] += 1
+        return {COMMUNE: "VE.01.01.C1"}
+
+    async def candidates(session: object, consultation_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
+        return {CANDIDATE: COMMUNE}
+
+    monkeypatch.setattr(repository, "consultation_status", status)
+    monkeypatch.setattr(repository, "commune_codes", codes)
+    monkeypatch.setattr(repository, "candidate_communes", candidates)
+    return state
+
+
+async def test_many_waiters_share_one_load_and_ttl_is_honoured(calls: dict[str, Any]) -> None:
+    clock = Clock()
+    cache = VotingSnapshotCache(cast(Database, FakeDb()), ttl=1.0, clock=clock)
+    snapshots = await asyncio.gather(*(cache.get(CONSULTATION) for _ in range(200)))
+    assert calls["status_reads"] == 1
+    assert {s.status for s in snapshots if s} == {"assembly"}
+    clock.now = 0.5
+    await cache.get(CONSULTATION)
+    assert calls["status_reads"] == 1
+    clock.now = 1.5
+    await cache.get(CONSULTATION)
+    assert calls["status_reads"] == 2
+
+
+async def test_refresh_while_voting_reads_only_the_status(calls: dict[str, Any]) -> None:
+    clock = Clock()
+    cache = VotingSnapshotCache(cast(Database, FakeDb()), ttl=1.0, clock=clock)
+    calls["status"] = "voting"
+    first = await cache.get(CONSULTATION)
+    assert first is not None and calls["full_reads"] == 1
+    calls["status"] = "closed"
+    clock.now = 2.0
+    second = await cache.get(CONSULTATION)
+    assert second is not None and second.status == "closed"
+    assert second.candidate_communes == {CANDIDATE: COMMUNE}
+    assert calls["full_reads"] == 1
+    fresh = await cache.get(CONSULTATION, fresh=True)
+    assert fresh is not None and calls["status_reads"] == 3
+    cache.invalidate(CONSULTATION)
+    await cache.get(CONSULTATION)
+    assert calls["full_reads"] == 2
+
+
+async def test_unknown_consultations_are_not_cached(calls: dict[str, Any]) -> None:
+    cache = VotingSnapshotCache(cast(Database, FakeDb()), ttl=1.0, clock=Clock())
+    assert await cache.get(uuid.uuid4()) is None
+    assert await cache.get(uuid.uuid4()) is None
+    assert calls["status_reads"] == 2

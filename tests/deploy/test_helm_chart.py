@@ -1,0 +1,815 @@
+"""Offline checks of the Helm chart in deploy/helm/comuna and of deploy/docker/Dockerfile.
+
+The chart is rendered by Helm's own Go engine (helm-python-sdk binds the Helm v4 SDK; no helm
+binary or cluster), so templates, the values schema and hook annotations behave as in
+`helm install`. Every rendered object is then validated, in strict mode (unknown fields are
+errors), against the Kubernetes OpenAPI schemas shipped by kubernetes-validate, for the oldest
+Kubernetes the chart supports, a mid version and the newest the package knows. The one custom
+resource (ServiceMonitor) is checked against a hand-written subset of its CRD schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+try:
+    import dockerfile
+    import helm_python
+    import kubernetes_validate
+except ImportError as error:  # never skip: the deploy group is part of `make install`
+    raise ImportError(
+        f"{error}: install the deploy dependency group (uv sync --all-groups, or --group deploy)"
+    ) from error
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = ROOT / "deploy" / "helm" / "comuna"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+RELEASE = "comuna"
+NAMESPACE = "comuna-prod"
+SERVICES = {  # name -> (REST port, gRPC port), as fixed in docs/conventions.md
+    "identity": (8001, 50051),
+    "consultations": (8002, 50052),
+    "funding": (8003, 50053),
+    "projects": (8004, 50054),
+}
+# Oldest supported (Chart.yaml kubeVersion), the reference version, and the newest known.
+K8S_VERSIONS = ["1.27", "1.31", kubernetes_validate.latest_version()]
+WORKLOAD_KINDS = {"Deployment", "Job", "Pod"}
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def _test_secret() -> str:
+    return "test-only-" + secrets.token_urlsafe(24)
+
+
+def full_values() -> dict[str, Any]:
+    """Every optional feature on, every secret given (fresh random, test-only values)."""
+    return {
+        "image": {"repository": "registry.example.org/comuna/comuna", "tag": "1.4.2"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serviceAccount": {"annotations": {"example.org/role": "comuna"}},
+        "oidc": {"issuer": "https://auth.example.org/realms/comuna", "audience": "comuna-api"},
+        "nats": {"url": "nats://nats.messaging.svc:4222"},
+        "secrets": {
+            "values": {
+                "identity": {
+                    "databaseUrl": f"postgresql+asyncpg://identity:{_test_secret()}@pg:5432/comuna_identity",
+                    "serviceClientId": "comuna-identity",
+                    "serviceClientSecret": _test_secret(),
+                    "censusHashKey": _test_secret(),
+                },
+                **{
+                    name: {
+                        "databaseUrl": f"postgresql+asyncpg://{name}:{_test_secret()}@pg:5432/comuna_{name}",
+                        "serviceClientId": f"comuna-{name}",
+                        "serviceClientSecret": _test_secret(),
+                    }
+                    for name in ("consultations", "funding", "projects")
+                },
+            }
+        },
+        "telemetry": {"exporter": "otlp", "otlpEndpoint": "http://otel-collector.observability:4317"},
+        "extraEnv": [{"name": "TZ", "value": "America/Caracas"}],
+        "defaults": {
+            "databasePoolSize": 10,
+            "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80,
+                            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}},
+            "probes": {"grpcLiveness": True},
+            "priorityClassName": "comuna-critical",
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "comuna", "effect": "NoSchedule"}],
+            "podAnnotations": {"example.org/team": "civic"},
+            "serviceAnnotations": {"example.org/owner": "civic"},
+        },
+        "services": {
+            "consultations": {
+                "autoscaling": {"maxReplicas": 40},
+                "podDisruptionBudget": {"minAvailable": "50%"},
+                "extraEnv": [{"name": "COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS", "value": "0.2"}],
+                "topologySpreadConstraints": [
+                    {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}
+                ],
+            },
+        },
+        "networkPolicy": {
+            "enabled": True,
+            "httpFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+            ],
+            "egress": {"postgres": {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [5432]}},
+        },
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "hosts": [{
+                "host": "api.comuna.example.org",
+                "paths": [
+                    {"path": "/v1/territories", "pathType": "Prefix", "service": "identity"},
+                    {"path": "/v1/consultations", "pathType": "Prefix", "service": "consultations"},
+                ],
+            }],
+            "tls": [{"secretName": "comuna-tls", "hosts": ["api.comuna.example.org"]}],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm_python.Chart]:
+    loaded = helm_python.Chart.load(CHART_DIR)
+    try:
+        yield loaded
+    finally:
+        loaded.close()
+
+
+def render(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rendered objects, each tagged with the template it came from (key "_template")."""
+    manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    objects: list[dict[str, Any]] = []
+    for template, text in sorted(manifests.items()):
+        if template.endswith("NOTES.txt"):
+            continue
+        for document in yaml.safe_load_all(text):
+            if document:
+                document["_template"] = template
+                objects.append(document)
+    return objects
+
+
+def notes(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> str:
+    manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    return next(text for template, text in manifests.items() if template.endswith("NOTES.txt"))
+
+
+def strip(obj: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key != "_template"}
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def by_name(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {obj["metadata"]["name"]: obj for obj in of_kind(objects, kind)}
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def deployment(objects: list[dict[str, Any]], service: str) -> dict[str, Any]:
+    return by_name(objects, "Deployment")[f"{RELEASE}-{service}"]
+
+
+@pytest.fixture(scope="module")
+def default_objects(chart: helm_python.Chart) -> list[dict[str, Any]]:
+    return render(chart)
+
+
+@pytest.fixture(scope="module")
+def full() -> dict[str, Any]:
+    return full_values()
+
+
+@pytest.fixture(scope="module")
+def full_objects(chart: helm_python.Chart, full: dict[str, Any]) -> list[dict[str, Any]]:
+    return render(chart, full)
+
+
+# --- schema validation of every object --------------------------------------------------
+
+# Subset of the Prometheus Operator ServiceMonitor CRD (monitoring.coreos.com/v1) covering every
+# field the chart emits; unknown fields are errors, as with the built-in kinds.
+DURATION = "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"  # Prometheus duration
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "namespaceSelector": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"any": {"type": "boolean"},
+                                   "matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "selector": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                   "matchExpressions": {"type": "array"}},
+                },
+                "endpoints": {
+                    "type": "array", "minItems": 1,
+                    "items": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": {"type": "string", "pattern": DURATION},
+                            "scrapeTimeout": {"type": "string", "pattern": DURATION},
+                            "relabelings": {"type": "array", "items": {"type": "object"}},
+                            "metricRelabelings": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def validate_object(obj: dict[str, Any], version: str) -> None:
+    data = strip(obj)
+    if data["kind"] == "ServiceMonitor":
+        jsonschema.validate(data, SERVICE_MONITOR_SCHEMA)
+        return
+    try:
+        kubernetes_validate.validate(data, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        path = ".".join(str(part) for part in error.path)
+        pytest.fail(f"{obj['_template']}: {data['kind']}/{data['metadata']['name']} invalid for "
+                    f"Kubernetes {error.version} at {path}: {error.message}")
+    except kubernetes_validate.SchemaNotFoundError as error:
+        pytest.fail(f"{obj['_template']}: no schema: {error.message}")
+
+
+def existing_secret_values() -> dict[str, Any]:
+    return {"secrets": {"existingSecret": "comuna-prod-secrets"}, "oidc": {"issuer": "https://auth.example.org/realms/comuna"}}
+
+
+EXAMPLE = ROOT / "deploy" / "helm" / "examples" / "values-production.yaml"
+
+
+def example_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return values
+
+
+SCENARIOS = {
+    "defaults": lambda: None,
+    "everything-enabled": full_values,
+    "existing-secret": existing_secret_values,
+    "production-example": example_values,
+}
+
+
+def walk_nulls(value: Any, path: str = "") -> Iterator[str]:
+    if value is None:
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from walk_nulls(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from walk_nulls(item, f"{path}[{index}]")
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_rendered_object_is_valid_kubernetes(chart: helm_python.Chart, scenario: str, version: str) -> None:
+    objects = render(chart, SCENARIOS[scenario]())
+    assert objects
+    for obj in objects:
+        validate_object(obj, version)
+        assert list(walk_nulls(strip(obj))) == [], f"empty fields in {obj['kind']}/{obj['metadata']['name']}"
+        assert obj["metadata"]["namespace"] == NAMESPACE
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+
+
+def test_validation_catches_an_invalid_object() -> None:
+    """Guard against a validator that passes everything: an unknown field must be refused."""
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+           "spec": {"ports": [{"port": 80}], "bogusField": True}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, "1.31", strict=True)
+    with pytest.raises(jsonschema.ValidationError):
+        monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                   "metadata": {"name": "x", "namespace": "y"},
+                   "spec": {"selector": {}, "endpoints": [{"port": "http", "bogus": 1}]}}
+        jsonschema.validate(monitor, SERVICE_MONITOR_SCHEMA)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_helm_lint_is_clean(scenario: str) -> None:
+    report = helm_python.lint(CHART_DIR, SCENARIOS[scenario](), strict=True, namespace=NAMESPACE,
+                              kube_version="v1.31.0")
+    assert report["total_charts_linted"] == 1
+    # Severity 2 = warning, 3 = error; info (e.g. "icon is recommended") is allowed.
+    problems = [message for message in report["messages"] if message["severity"] >= 2]
+    assert problems == [] and report["errors"] == []
+
+
+# --- workloads ------------------------------------------------------------------------------
+
+
+def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, Any]]) -> None:
+    deployments = by_name(default_objects, "Deployment")
+    assert sorted(deployments) == sorted(f"{RELEASE}-{name}" for name in SERVICES)
+    services = by_name(default_objects, "Service")
+    for name, (http_port, grpc_port) in SERVICES.items():
+        spec = pod_spec(deployments[f"{RELEASE}-{name}"])
+        (container,) = spec["containers"]
+        assert container["image"] == "comuna/comuna:0.1.0"
+        assert container["command"] == [f"comuna-{name}", "serve"]
+        assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": http_port, "grpc": grpc_port}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 60
+        env = env_of(container)
+        assert env[f"COMUNA_{name.upper()}_HTTP_HOST"]["value"] == "0.0.0.0"
+        assert env[f"COMUNA_{name.upper()}_GRPC_HOST"]["value"] == "0.0.0.0"
+        assert env[f"COMUNA_{name.upper()}_HTTP_PORT"]["value"] == str(http_port)
+        assert env[f"COMUNA_{name.upper()}_GRPC_PORT"]["value"] == str(grpc_port)
+        assert spec["enableServiceLinks"] is False
+        service = services[f"{RELEASE}-{name}"]
+        assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+            "http": (http_port, "http"), "grpc": (grpc_port, "grpc")}
+        assert service["spec"]["selector"] == deployments[f"{RELEASE}-{name}"]["spec"]["selector"]["matchLabels"]
+        labels = deployments[f"{RELEASE}-{name}"]["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_default_replicas_spread_and_disruption_budgets(default_objects: list[dict[str, Any]]) -> None:
+    replicas = {name: deployment(default_objects, name)["spec"]["replicas"] for name in SERVICES}
+    assert replicas == {"identity": 2, "consultations": 3, "funding": 2, "projects": 2}
+    for name in SERVICES:
+        spread = pod_spec(deployment(default_objects, name))["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for constraint in spread:
+            assert constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == name
+    pdbs = by_name(default_objects, "PodDisruptionBudget")
+    assert sorted(pdbs) == sorted(f"{RELEASE}-{name}" for name in SERVICES)
+    for name in SERVICES:
+        assert pdbs[f"{RELEASE}-{name}"]["spec"]["maxUnavailable"] == 1
+        assert pdbs[f"{RELEASE}-{name}"]["spec"]["selector"]["matchLabels"] == \
+            deployment(default_objects, name)["spec"]["selector"]["matchLabels"]
+
+
+def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]]) -> None:
+    for name in SERVICES:
+        prefix = f"COMUNA_{name.upper()}_"
+        (container,) = pod_spec(deployment(full_objects, name))["containers"]
+        env = env_of(container)
+        assert env[prefix + "DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": f"{RELEASE}-secrets", "key": f"{name}-database-url", "optional": False}
+        assert env[prefix + "NATS_URL"]["value"] == "nats://nats.messaging.svc:4222"
+        assert env[prefix + "OIDC_ISSUER"]["value"] == "https://auth.example.org/realms/comuna"
+        assert env[prefix + "OIDC_AUDIENCE"]["value"] == "comuna-api"
+        for variable in ("SERVICE_CLIENT_ID", "SERVICE_CLIENT_SECRET"):
+            key = variable.lower().replace("_", "-")
+            assert env[prefix + variable]["valueFrom"]["secretKeyRef"]["key"] == f"{name}-{key}"
+        assert env[prefix + "OTEL_EXPORTER"]["value"] == "otlp"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector.observability:4317"
+        assert "k8s.pod.name=$(POD_NAME)" in env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+        assert env[prefix + "LOG_LEVEL"]["value"] == "INFO"
+        assert env[prefix + "DATABASE_POOL_SIZE"]["value"] == "10"
+        assert env["TZ"]["value"] == "America/Caracas"
+        names = [entry["name"] for entry in container["env"]]
+        assert len(names) == len(set(names)), "duplicate env var"
+        assert container["image"] == "registry.example.org/comuna/comuna:1.4.2"
+    identity_env = env_of(pod_spec(deployment(full_objects, "identity"))["containers"][0])
+    assert identity_env["COMUNA_IDENTITY_CENSUS_HASH_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets", "key": "identity-census-hash-key", "optional": False}
+    consultations_env = env_of(pod_spec(deployment(full_objects, "consultations"))["containers"][0])
+    assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
+
+
+def test_peers_get_in_cluster_grpc_targets(default_objects: list[dict[str, Any]]) -> None:
+    def targets(service: str) -> dict[str, str]:
+        env = env_of(pod_spec(deployment(default_objects, service))["containers"][0])
+        return {name: entry["value"] for name, entry in env.items() if name.endswith("_GRPC_TARGET")}
+
+    def dns(peer: str) -> str:
+        return f"{RELEASE}-{peer}.{NAMESPACE}.svc.cluster.local:{SERVICES[peer][1]}"
+
+    assert targets("identity") == {}
+    assert targets("consultations") == {"COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": dns("identity")}
+    assert targets("funding") == {"COMUNA_FUNDING_IDENTITY_GRPC_TARGET": dns("identity"),
+                                  "COMUNA_FUNDING_CONSULTATIONS_GRPC_TARGET": dns("consultations")}
+    assert targets("projects") == {f"COMUNA_PROJECTS_{p.upper()}_GRPC_TARGET": dns(p)
+                                   for p in ("identity", "consultations", "funding")}
+    # A service calling no peer needs no client: its client keys may be absent from the Secret.
+    identity_env = env_of(pod_spec(deployment(default_objects, "identity"))["containers"][0])
+    assert identity_env["COMUNA_IDENTITY_SERVICE_CLIENT_ID"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    consultations_env = env_of(pod_spec(deployment(default_objects, "consultations"))["containers"][0])
+    client_secret = consultations_env["COMUNA_CONSULTATIONS_SERVICE_CLIENT_SECRET"]
+    assert client_secret["valueFrom"]["secretKeyRef"]["optional"] is False
+
+
+def test_migration_hook_jobs(default_objects: list[dict[str, Any]]) -> None:
+    jobs = by_name(default_objects, "Job")
+    assert sorted(jobs) == sorted(f"{RELEASE}-{name}-migrate" for name in SERVICES)
+    secret = by_name(default_objects, "Secret")[f"{RELEASE}-secrets"]
+    accounts = by_name(default_objects, "ServiceAccount")
+    hook_account = accounts[f"{RELEASE}-migrations"]
+    for name in SERVICES:
+        job = jobs[f"{RELEASE}-{name}-migrate"]
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+        spec = pod_spec(job)
+        (container,) = spec["containers"]
+        assert container["command"] == [f"comuna-{name}", "migrate"]
+        assert env_of(container)[f"COMUNA_{name.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == \
+            f"{name}-database-url"
+        assert spec["restartPolicy"] == "Never"
+        assert spec["serviceAccountName"] == hook_account["metadata"]["name"]
+        # What the hook needs must exist before it: created by earlier (lower-weight) hooks.
+        for dependency in (secret, hook_account):
+            assert "pre-install" in dependency["metadata"]["annotations"]["helm.sh/hook"]
+            assert int(dependency["metadata"]["annotations"]["helm.sh/hook-weight"]) < \
+                int(annotations["helm.sh/hook-weight"])
+        # Migration pods must not receive the Service's traffic.
+        selector = deployment(default_objects, name)["spec"]["selector"]["matchLabels"]
+        assert not selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+
+SENSITIVE = re.compile(r"DATABASE_URL|SECRET|HASH_KEY|PASSWORD|TOKEN|HEADERS")
+
+
+def walk_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from walk_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk_strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_no_default_secret_values(chart: helm_python.Chart, default_objects: list[dict[str, Any]]) -> None:
+    # values.yaml ships no secret: every entry under secrets.values is empty.
+    defaults = chart.values
+    assert defaults["secrets"]["existingSecret"] == ""
+    assert set(walk_strings(defaults["secrets"]["values"])) == {""}
+    # The chart-managed Secret is rendered empty: nothing made up, pods wait for real keys.
+    (secret,) = of_kind(default_objects, "Secret")
+    assert not secret.get("data") and not secret.get("stringData")
+    # No sensitive variable carries a literal value anywhere.
+    for obj in default_objects:
+        if obj["kind"] in WORKLOAD_KINDS:
+            for container in pod_spec(obj)["containers"]:
+                for entry in container.get("env", []):
+                    if SENSITIVE.search(entry["name"]):
+                        assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], entry
+
+
+def test_notes_warn_about_missing_configuration(chart: helm_python.Chart, full: dict[str, Any]) -> None:
+    text = notes(chart)
+    assert "oidc.issuer is empty" in text
+    assert "identity-census-hash-key" in text and "funding-database-url" in text
+    complete = notes(chart, full)
+    assert "WARNING" not in complete
+
+
+def kebab(field: str) -> str:
+    return re.sub("([A-Z])", r"-\1", field).lower()
+
+
+def test_given_secrets_appear_only_in_the_secret(full: dict[str, Any], full_objects: list[dict[str, Any]]) -> None:
+    given = {
+        f"{service}-{kebab(field)}": value
+        for service, fields in full["secrets"]["values"].items()
+        for field, value in fields.items()
+    }
+    (secret,) = of_kind(full_objects, "Secret")
+    decoded = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert decoded == given
+    secret_texts = [value for key, value in given.items() if not key.endswith("-service-client-id")]
+    for obj in full_objects:
+        if obj is secret:
+            continue
+        dumped = json.dumps(obj)
+        for text in secret_texts:
+            assert text not in dumped, f"secret leaked into {obj['kind']}/{obj['metadata']['name']}"
+            assert base64.b64encode(text.encode()).decode() not in dumped
+
+
+def test_existing_secret_is_used_and_none_is_created(chart: helm_python.Chart) -> None:
+    objects = render(chart, existing_secret_values())
+    assert of_kind(objects, "Secret") == []
+    for obj in objects:
+        if obj["kind"] in WORKLOAD_KINDS:
+            for container in pod_spec(obj)["containers"]:
+                for entry in container.get("env", []):
+                    ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                    if ref:
+                        assert ref["name"] == "comuna-prod-secrets"
+            if obj["kind"] == "Deployment":
+                assert "checksum/secret" not in obj["spec"]["template"]["metadata"].get("annotations", {})
+
+
+# --- security -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_pods_run_as_non_root_restricted(chart: helm_python.Chart, scenario: str) -> None:
+    workloads = [obj for obj in render(chart, SCENARIOS[scenario]()) if obj["kind"] in WORKLOAD_KINDS]
+    assert len(workloads) == 4 + 4 + 1  # deployments, migration jobs, `helm test` pod
+    for obj in workloads:
+        spec = pod_spec(obj)
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True
+        assert pod["runAsUser"] != 0
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context.get("privileged", False) is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert container["resources"]["requests"] and container["resources"]["limits"]
+            assert "memory" in container["resources"]["limits"]
+
+
+def test_service_account_never_mounts_api_token(default_objects: list[dict[str, Any]]) -> None:
+    accounts = by_name(default_objects, "ServiceAccount")
+    assert set(accounts) == {RELEASE, f"{RELEASE}-migrations"}
+    assert all(account["automountServiceAccountToken"] is False for account in accounts.values())
+    for name in SERVICES:
+        assert pod_spec(deployment(default_objects, name))["serviceAccountName"] == RELEASE
+
+
+@pytest.mark.parametrize("bad", [
+    {"services": {"payments": {"httpPort": 8005}}},
+    {"podSecurityContext": {"runAsNonRoot": False}},
+    {"containerSecurityContext": {"readOnlyRootFilesystem": False}},
+    {"containerSecurityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}},
+    {"defaults": {"replicas": "two"}},
+    {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
+    {"services": {"consultations": {"peers": ["billing"]}}},
+    {"secrets": {"values": {"identity": {"censusKey": "typo"}}}},
+    {"secrets": {"values": {"funding": {"databaseUrl": "mysql://x"}}}},
+    {"telemetry": {"exporter": "jaeger"}},
+    {"oidc": {"issuer": "auth.example.org/realms/comuna"}},
+    {"image": {"digest": "latest"}},
+    {"unknownTopLevel": True},
+], ids=lambda bad: json.dumps(bad, sort_keys=True))
+def test_values_schema_rejects_bad_values(chart: helm_python.Chart, bad: dict[str, Any]) -> None:
+    with pytest.raises(helm_python.HelmValuesError):
+        chart.render(bad, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_values_schema_accepts_the_documented_defaults(chart: helm_python.Chart, full: dict[str, Any]) -> None:
+    chart.validate_schema(chart.values)
+    chart.validate_schema(full)
+    assert chart.schema is not None and chart.schema["additionalProperties"] is False
+
+
+# --- toggles --------------------------------------------------------------------------------
+
+
+def test_optional_objects_are_off_by_default(default_objects: list[dict[str, Any]]) -> None:
+    kinds = {obj["kind"] for obj in default_objects}
+    assert not kinds & {"HorizontalPodAutoscaler", "NetworkPolicy", "ServiceMonitor", "Ingress"}
+    # Pods exist; "helm test" pod is the only bare Pod.
+    assert [obj["metadata"]["name"] for obj in of_kind(default_objects, "Pod")] == [f"{RELEASE}-test-readiness"]
+
+
+def test_everything_enabled(full_objects: list[dict[str, Any]]) -> None:
+    count = {kind: len(of_kind(full_objects, kind)) for kind in
+             ("Deployment", "Service", "Job", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+              "NetworkPolicy", "ServiceMonitor", "Ingress", "Secret", "ServiceAccount")}
+    assert count == {"Deployment": 4, "Service": 4, "Job": 4, "HorizontalPodAutoscaler": 4,
+                     "PodDisruptionBudget": 4, "NetworkPolicy": 4, "ServiceMonitor": 4, "Ingress": 1,
+                     "Secret": 1, "ServiceAccount": 2}
+    hpas = by_name(full_objects, "HorizontalPodAutoscaler")
+    for name in SERVICES:
+        dep = deployment(full_objects, name)
+        assert "replicas" not in dep["spec"], "the HPA owns replicas"
+        hpa = hpas[f"{RELEASE}-{name}"]
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": dep["metadata"]["name"]}
+        assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+        spec = pod_spec(dep)
+        (container,) = spec["containers"]
+        assert container["livenessProbe"]["grpc"] == {"port": SERVICES[name][1]}
+        assert "httpGet" not in container["livenessProbe"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+        assert spec["priorityClassName"] == "comuna-critical"
+        assert spec["tolerations"][0]["key"] == "dedicated"
+    assert hpas[f"{RELEASE}-consultations"]["spec"]["maxReplicas"] == 40
+    assert hpas[f"{RELEASE}-identity"]["spec"]["maxReplicas"] == 10
+    assert by_name(full_objects, "PodDisruptionBudget")[f"{RELEASE}-consultations"]["spec"] == {
+        "minAvailable": "50%", "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        "selector": deployment(full_objects, "consultations")["spec"]["selector"]}
+    (spread,) = pod_spec(deployment(full_objects, "consultations"))["topologySpreadConstraints"]
+    assert spread["whenUnsatisfiable"] == "DoNotSchedule"
+    assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "consultations"
+    for monitor in of_kind(full_objects, "ServiceMonitor"):
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "scheme": "http",
+                                                 "interval": "30s", "scrapeTimeout": "10s"}]
+    (ingress,) = of_kind(full_objects, "Ingress")
+    backends = {p["path"]: p["backend"]["service"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert backends == {"/v1/territories": {"name": f"{RELEASE}-identity", "port": {"name": "http"}},
+                        "/v1/consultations": {"name": f"{RELEASE}-consultations", "port": {"name": "http"}}}
+
+
+def test_network_policies_allow_only_what_each_service_needs(full_objects: list[dict[str, Any]]) -> None:
+    policies = by_name(full_objects, "NetworkPolicy")
+
+    def grpc_callers(service: str) -> set[str]:
+        spec = policies[f"{RELEASE}-{service}"]["spec"]
+        grpc_port = [{"port": SERVICES[service][1], "protocol": "TCP"}]
+        rules = [rule for rule in spec["ingress"] if rule["ports"] == grpc_port]
+        return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                for rule in rules for peer in rule["from"]}
+
+    def egress_ports(service: str) -> set[int]:
+        return {port["port"] for rule in policies[f"{RELEASE}-{service}"]["spec"]["egress"] for port in rule["ports"]}
+
+    assert grpc_callers("identity") == {"consultations", "funding", "projects"}
+    assert grpc_callers("consultations") == {"funding", "projects"}
+    assert grpc_callers("funding") == {"projects"}
+    assert grpc_callers("projects") == set()  # nobody calls projects over gRPC: no rule at all
+    assert egress_ports("identity") == {53, 5432, 4222, 443, 4317}
+    assert egress_ports("consultations") == {53, 5432, 4222, 443, 4317, 50051}
+    assert egress_ports("projects") == {53, 5432, 4222, 443, 4317, 50051, 50052, 50053}
+    for name in SERVICES:
+        policy = policies[f"{RELEASE}-{name}"]
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        # Selects the server pods and the migration pods of this service only.
+        assert policy["spec"]["podSelector"]["matchLabels"]["comuna.io/service"] == name
+        http_rule = policy["spec"]["ingress"][0]
+        assert http_rule["ports"] == [{"port": SERVICES[name][0], "protocol": "TCP"}]
+        namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                      for peer in http_rule["from"] if "namespaceSelector" in peer]
+        assert namespaces == ["ingress-nginx", "monitoring"]
+        # ... and the release's own `helm test` pod, nothing else.
+        pods = [peer["podSelector"]["matchLabels"] for peer in http_rule["from"] if "podSelector" in peer]
+        assert pods == [{"app.kubernetes.io/name": "comuna", "app.kubernetes.io/instance": RELEASE,
+                         "app.kubernetes.io/component": "test"}]
+        postgres_port = [{"port": 5432, "protocol": "TCP"}]
+        postgres = next(rule for rule in policy["spec"]["egress"] if rule["ports"] == postgres_port)
+        assert postgres["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+
+
+def test_toggles(chart: helm_python.Chart) -> None:
+    no_migrations = render(chart, {"migrations": {"enabled": False}})
+    assert of_kind(no_migrations, "Job") == []
+    assert set(by_name(no_migrations, "ServiceAccount")) == {RELEASE}
+
+    no_tests = render(chart, {"tests": {"enabled": False}})
+    assert of_kind(no_tests, "Pod") == []
+
+    no_pdb = render(chart, {"defaults": {"podDisruptionBudget": {"enabled": False}}})
+    assert of_kind(no_pdb, "PodDisruptionBudget") == []
+
+    # A per-service false wins over a default true (not sprig's merge, which would drop it).
+    one_hpa = render(chart, {"defaults": {"autoscaling": {"enabled": True}},
+                             "services": {"identity": {"autoscaling": {"enabled": False}}}})
+    assert sorted(by_name(one_hpa, "HorizontalPodAutoscaler")) == sorted(
+        f"{RELEASE}-{name}" for name in SERVICES if name != "identity")
+    assert deployment(one_hpa, "identity")["spec"]["replicas"] == 2
+
+    replicas = render(chart, {"services": {"funding": {"replicas": 5}}, "defaults": {"replicas": 1}})
+    assert deployment(replicas, "funding")["spec"]["replicas"] == 5
+    assert deployment(replicas, "identity")["spec"]["replicas"] == 1
+    assert deployment(replicas, "consultations")["spec"]["replicas"] == 3
+
+    no_spread = render(chart, {"defaults": {"defaultTopologySpread": False}})
+    assert "topologySpreadConstraints" not in pod_spec(deployment(no_spread, "identity"))
+
+    external_sa = render(chart, {"serviceAccount": {"create": False, "name": "comuna-runtime"}})
+    assert of_kind(external_sa, "ServiceAccount") == []
+    assert {pod_spec(obj)["serviceAccountName"] for obj in external_sa if obj["kind"] in {"Deployment", "Job"}} == {
+        "comuna-runtime"}
+
+    pinned = render(chart, {"image": {"digest": "sha256:" + "a" * 64}})
+    assert pod_spec(deployment(pinned, "identity"))["containers"][0]["image"] == "comuna/comuna@sha256:" + "a" * 64
+
+    nats_secret = render(chart, {"nats": {"urlFromSecret": True}})
+    env = env_of(pod_spec(deployment(nats_secret, "funding"))["containers"][0])
+    assert env["COMUNA_FUNDING_NATS_URL"]["valueFrom"]["secretKeyRef"]["key"] == "nats-url"
+
+
+def test_disabling_a_service(chart: helm_python.Chart) -> None:
+    # projects calls the others; nobody calls projects: it can be left out alone.
+    objects = render(chart, {"services": {"projects": {"enabled": False}}, "networkPolicy": {"enabled": True}})
+    assert sorted(by_name(objects, "Deployment")) == sorted(f"{RELEASE}-{n}" for n in SERVICES if n != "projects")
+    assert not [obj for obj in objects if "projects" in obj["metadata"]["name"]]
+    identity_policy = by_name(objects, "NetworkPolicy")[f"{RELEASE}-identity"]
+    callers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+               for rule in identity_policy["spec"]["ingress"][1:] for peer in rule["from"]}
+    assert callers == {"consultations", "funding"}
+
+    # Disabling a service others call needs an explicit target for it.
+    with pytest.raises(helm_python.HelmRenderError, match="identity"):
+        render(chart, {"services": {"identity": {"enabled": False}}})
+    elsewhere = "identity.other-operator.example.org:443"
+    objects = render(chart, {"services": {
+        "identity": {"enabled": False},
+        **{name: {"peerTargets": {"identity": elsewhere}} for name in ("consultations", "funding", "projects")},
+    }})
+    env = env_of(pod_spec(deployment(objects, "consultations"))["containers"][0])
+    assert env["COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET"]["value"] == elsewhere
+
+
+def test_otlp_requires_an_endpoint(chart: helm_python.Chart) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match="otlpEndpoint"):
+        render(chart, {"telemetry": {"exporter": "otlp"}})
+
+
+def test_templates_loop_over_services_without_naming_them(chart: helm_python.Chart) -> None:
+    """One shared loop: no template (or helper) mentions a particular service."""
+    sources = {template["name"]: template["data"] for template in chart.templates}
+    assert "templates/deployment.yaml" in sources and "range" in sources["templates/deployment.yaml"]
+    for name, text in sources.items():
+        for service in SERVICES:
+            assert service not in text.lower(), f"{name} names the service {service!r}"
+
+
+def test_secret_and_checksum_change_together(chart: helm_python.Chart, full: dict[str, Any]) -> None:
+    """Changing a secret value changes the pods' checksum annotation, so they roll."""
+    first = deployment(render(chart, full), "identity")
+    changed = deepcopy(full)
+    changed["secrets"]["values"]["identity"]["censusHashKey"] = _test_secret()
+    second = deployment(render(chart, changed), "identity")
+    checksum = "checksum/secret"
+    assert first["spec"]["template"]["metadata"]["annotations"][checksum] != \
+        second["spec"]["template"]["metadata"]["annotations"][checksum]
+
+
+# --- Dockerfile -----------------------------------------------------------------------------
+
+
+def test_dockerfile_is_multi_stage_locked_and_non_root() -> None:
+    commands = dockerfile.parse_file(str(DOCKERFILE))  # BuildKit's own parser: syntax errors fail here
+    stages = [c for c in commands if c.cmd == "FROM"]
+    assert len(stages) >= 2 and stages[0].value[-1] == "build" and stages[-1].value[-1] == "runtime"
+    runtime = commands[commands.index(stages[-1]):]
+    build = commands[:commands.index(stages[-1])]
+
+    syncs = [c.value[0] for c in build if c.cmd == "RUN" and "uv sync" in c.value[0]]
+    assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs)
+    assert any("--no-editable" in s for s in syncs), "workspace packages must not point at /src"
+    # The runtime stage copies only the venv from the build stage: no uv, no sources.
+    copies = [c for c in runtime if c.cmd == "COPY"]
+    assert copies and all("--from=build" in c.flags for c in copies)
+    users = [c.value[0] for c in runtime if c.cmd == "USER"]
+    assert users and users[-1].split(":")[0].isdigit() and int(users[-1].split(":")[0]) != 0, \
+        "numeric non-root USER (runAsNonRoot can only verify a numeric one)"
+    uid = int(users[-1].split(":")[0])
+    chart_values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert chart_values["podSecurityContext"]["runAsUser"] == uid
+    exposed = {int(port) for c in runtime if c.cmd == "EXPOSE" for port in c.value}
+    assert exposed == {port for ports in SERVICES.values() for port in ports}
+
+    # The image holds every console script the chart runs, as the workspace declares them.
+    declared = set()
+    for name in SERVICES:
+        manifest = (ROOT / "services" / name / "pyproject.toml").read_text()
+        assert f'comuna-{name} = "comuna_{name}.main:main"' in manifest
+        declared.add(f"comuna-{name}")
+    smoke = " ".join(c.value[0] for c in build if c.cmd == "RUN")
+    assert all(name in smoke for name in SERVICES), "the build runs each console script once"
+    # Every workspace manifest is copied before the dependency layer (uv sync --frozen needs them).
+    copied = {c.value[0] for c in build if c.cmd == "COPY"}
+    members = {str(p.relative_to(ROOT)) for p in ROOT.glob("*/*/pyproject.toml") if p.parts[-3] in {"libs", "services"}}
+    assert members <= copied, members - copied
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text()
+    assert ".venv" in ignore and ".devstack" in ignore

@@ -1,0 +1,371 @@
+"""Funding's consumers through real NATS JetStream and PostgreSQL: certified consultations become
+allocations, verified milestones become disbursements, and no redelivery, duplicate or
+over-budget tranche ever moves money twice or too much."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from nats.js import JetStreamContext
+from sqlalchemy import func, select
+
+from comuna.common.v1 import money_pb2
+from comuna.consultations.v1 import events_pb2 as consultation_events
+from comuna.funding.v1 import events_pb2 as funding_events
+from comuna.projects.v1 import events_pb2 as project_events
+from comuna_funding.domain import allocations, ids, ledger
+from comuna_funding.service import SPEC
+from comuna_funding.settings import Settings
+from comuna_funding.storage.models import Allocation, Disbursement
+from comuna_platform.db import Database
+from comuna_platform.events.tables import inbox_table
+from tests.funding.helpers import drained, eventually, publish, stream_messages
+from tests.support.issuer import TestIssuer
+from tests.support.service import RunningService, running_service
+
+pytestmark = pytest.mark.asyncio
+
+GRANT = 1_000_000
+CERTIFIED = "consultations.consultation.certified"
+VERIFIED = "projects.milestone.verified"
+
+
+@dataclass(frozen=True)
+class Winner:
+    commune_id: str
+    commune_code: str
+    candidate_id: str
+    title: str
+
+
+def certification(consultation_id: str, winners: list[Winner], *, extra: Sequence[Any] = ()
+                  ) -> consultation_events.ConsultationCertified:
+    communes = [
+        consultation_events.CommuneResult(
+            commune_id=w.commune_id, commune_code=w.commune_code, commune_name=w.commune_code, ballots=10,
+            winner_candidate_id=w.candidate_id,
+            candidates=[
+                consultation_events.CandidateResult(candidate_id=w.candidate_id, title=w.title, votes=7, rank=1),
+                consultation_events.CandidateResult(candidate_id=str(uuid.uuid4()), title="Otro", votes=3, rank=2),
+            ],
+        )
+        for w in winners
+    ]
+    return consultation_events.ConsultationCertified(consultation_id=consultation_id, code="2025-Q4",
+                                                     ballots=10 * len(winners), communes=[*communes, *extra])
+
+
+def winners(n: int) -> list[Winner]:
+    return [Winner(str(uuid.uuid4()), f"VE.01.01.C{i:04d}", str(uuid.uuid4()), f"Proyecto {i}") for i in range(n)]
+
+
+async def allocations_of(service: RunningService, consultation_id: str) -> list[dict[str, Any]]:
+    response = await service.client.get("/v1/allocations", params={"consultation_id": consultation_id})
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def get_json(service: RunningService, path: str, **params: Any) -> Any:
+    response = await service.client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def allocation_events(js: JetStreamContext, consultation_id: str) -> list[funding_events.AllocationCreated]:
+    found = await stream_messages(js, "FUNDING", "funding.allocation.created", funding_events.AllocationCreated)
+    return [m for _, m in found if m.consultation_id == consultation_id]
+
+
+async def tranche_events(js: JetStreamContext, milestone_id: str) -> list[funding_events.TrancheDisbursed]:
+    found = await stream_messages(js, "FUNDING", "funding.tranche.disbursed", funding_events.TrancheDisbursed)
+    return [m for _, m in found if m.milestone_id == milestone_id]
+
+
+async def assert_balanced(service: RunningService) -> None:
+    totals = await get_json(service, "/v1/ledger/totals")
+    assert totals["balanced"] and totals["items"], totals
+
+
+async def certify(js: JetStreamContext, service: RunningService, consultation_id: str,
+                  chosen: list[Winner], **kwargs: Any) -> list[dict[str, Any]]:
+    await publish(js, CERTIFIED, certification(consultation_id, chosen, **kwargs))
+    return await eventually(
+        lambda: _complete(service, consultation_id, len(chosen)), "allocations to appear"
+    )
+
+
+async def _complete(service: RunningService, consultation_id: str, n: int) -> list[dict[str, Any]] | None:
+    rows = await allocations_of(service, consultation_id)
+    return rows if len(rows) >= n else None
+
+
+# --- certified consultations -> allocations ---------------------------------------------------
+
+
+async def test_a_certified_consultation_funds_each_winner_once(funding: RunningService,
+                                                               js: JetStreamContext) -> None:
+    consultation_id = str(uuid.uuid4())
+    chosen = winners(3)
+    no_winner = consultation_events.CommuneResult(commune_id=str(uuid.uuid4()), commune_code="VE.01.01.C9999",
+                                                  ballots=0)
+    malformed = consultation_events.CommuneResult(commune_id="not-a-uuid", commune_code="VE.01.01.C9998",
+                                                  winner_candidate_id=str(uuid.uuid4()))
+    message = certification(consultation_id, chosen, extra=[no_winner, malformed])
+    event_id = await publish(js, CERTIFIED, message)
+    rows = await eventually(lambda: _complete(funding, consultation_id, 3), "allocations to appear")
+
+    by_commune = {row["commune_id"]: row for row in rows}
+    assert set(by_commune) == {w.commune_id for w in chosen}
+    for w in chosen:
+        row = by_commune[w.commune_id]
+        assert (row["amount_minor"], row["currency"], row["funding_source"]) == (GRANT, "USD", "national")
+        assert (row["commune_code"], row["candidate_id"], row["title"]) == (w.commune_code, w.candidate_id, w.title)
+        assert (row["disbursed_minor"], row["remaining_minor"]) == (0, GRANT)
+        # Deterministic ids: a replay can only ever name the same allocation and transfer.
+        key = (uuid.UUID(consultation_id), uuid.UUID(w.commune_id), "national")
+        assert row["id"] == str(ids.allocation_id_for(*key))
+        assert row["transfer_id"] == str(ids.allocation_transfer_id_for(*key))
+        earmark = await get_json(funding, f"/v1/accounts/{row['account_id']}")
+        assert earmark["key"] == f"allocation:{row['id']}"
+        assert earmark["flags"]["debits_must_not_exceed_credits"]
+        assert (earmark["credits_posted_minor"], earmark["debits_posted_minor"]) == (GRANT, 0)
+        [funded] = (await get_json(funding, "/v1/transfers", account_id=row["account_id"]))["items"]
+        assert funded["id"] == row["transfer_id"] and funded["code"] == "grant_allocation"
+        assert funded["value"] == {"amount_minor": GRANT, "currency": "USD"}
+        assert funded["payer"]["key"] == "treasury:national:USD"
+        assert funded["payee"] == {"id": row["account_id"], "key": f"allocation:{row['id']}"}
+
+    events = await eventually(
+        lambda: _at_least(allocation_events(js, consultation_id), 3), "AllocationCreated on FUNDING"
+    )
+    assert sorted((e.commune_id, e.commune_code, e.amount.amount_minor, e.amount.currency) for e in events) == sorted(
+        (w.commune_id, w.commune_code, GRANT, "USD") for w in chosen)
+    assert {e.allocation_id for e in events} == set(by_commune[w.commune_id]["id"] for w in chosen)
+    assert all(e.title and e.transfer_id and e.funding_source == "national" for e in events)
+
+    # 1) the very same message again: JetStream drops it inside its duplicate window;
+    # 2) the same CloudEvents id under a new Nats-Msg-Id: reaches the consumer, the inbox stops it;
+    # 3) a new event id with the same content: the business key stops it.
+    await publish(js, CERTIFIED, message, event_id=event_id)
+    await publish(js, CERTIFIED, message, event_id=event_id, msg_id=f"redelivery-{event_id}")
+    second = await publish(js, CERTIFIED, message)
+    await drained(js, "CONSULTATIONS", "funding-allocations")
+    async with funding.runtime.db.transaction() as session:
+        seen = (await session.execute(
+            select(func.count()).select_from(inbox_table).where(inbox_table.c.event_id.in_([event_id, second]))
+        )).scalar_one()
+    assert seen == 2
+
+    assert sorted(r["id"] for r in await allocations_of(funding, consultation_id)) == sorted(r["id"] for r in rows)
+    for row in rows:
+        earmark = await get_json(funding, f"/v1/accounts/{row['account_id']}")
+        assert earmark["credits_posted_minor"] == GRANT
+        assert len((await get_json(funding, "/v1/transfers", account_id=row["account_id"]))["items"]) == 1
+    assert len(await allocation_events(js, consultation_id)) == 3
+    await assert_balanced(funding)
+
+
+async def _at_least(rows: Any, n: int) -> Any:
+    found = await rows
+    return found if len(found) >= n else None
+
+
+async def test_a_commune_already_funded_is_not_funded_again_in_a_corrected_certification(
+    funding: RunningService, js: JetStreamContext
+) -> None:
+    """A second certification of the same consultation naming more winners funds only the new ones."""
+    consultation_id = str(uuid.uuid4())
+    chosen = winners(3)
+    first = await certify(js, funding, consultation_id, chosen[:2])
+    rows = await certify(js, funding, consultation_id, chosen)
+    assert len(rows) == 3
+    assert {r["id"] for r in first} <= {r["id"] for r in rows}
+    assert len(await eventually(lambda: _at_least(allocation_events(js, consultation_id), 3), "events")) == 3
+
+
+# --- verified milestones -> disbursements -----------------------------------------------------
+
+
+def verified(allocation: dict[str, Any], amount: int, *, milestone_id: str | None = None,
+             commune_id: str | None = None, currency: str = "USD",
+             allocation_id: str | None = None) -> project_events.MilestoneVerified:
+    return project_events.MilestoneVerified(
+        project_id=str(uuid.uuid5(uuid.NAMESPACE_URL, allocation["id"])), milestone_id=milestone_id or str(uuid.uuid4()),
+        allocation_id=allocation_id or allocation["id"], commune_id=commune_id or allocation["commune_id"],
+        tranche=money_pb2.Money(amount_minor=amount, currency=currency), verified_by="overseer",
+    )
+
+
+async def disbursement(service: RunningService, milestone_id: str) -> Disbursement | None:
+    async with service.runtime.db.transaction() as session:
+        return (await session.execute(
+            select(Disbursement).where(Disbursement.milestone_id == uuid.UUID(milestone_id))
+        )).scalar_one_or_none()
+
+
+async def settle(js: JetStreamContext, service: RunningService, message: project_events.MilestoneVerified,
+                 **kwargs: Any) -> Disbursement:
+    await publish(js, VERIFIED, message, **kwargs)
+    return await eventually(lambda: disbursement(service, message.milestone_id), "the disbursement")
+
+
+async def commune_account(service: RunningService, commune_id: str) -> dict[str, Any] | None:
+    found = (await get_json(service, "/v1/accounts", key=f"commune:{commune_id}:USD"))["items"]
+    return found[0] if found else None
+
+
+async def test_verified_milestones_move_tranches_and_never_beyond_the_allocation(
+    funding: RunningService, js: JetStreamContext
+) -> None:
+    [allocation] = await certify(js, funding, str(uuid.uuid4()), winners(1))
+
+    first = verified(allocation, 400_000)
+    done = await settle(js, funding, first)
+    assert (done.status, done.reason, done.amount_minor) == ("completed", None, 400_000)
+    assert done.id == ids.disbursement_id_for(uuid.UUID(first.milestone_id))
+    [event] = await eventually(lambda: _at_least(tranche_events(js, first.milestone_id), 1), "TrancheDisbursed")
+    assert (event.allocation_id, event.commune_id, event.project_id) == (
+        allocation["id"], allocation["commune_id"], first.project_id)
+    assert (event.amount.amount_minor, event.amount.currency) == (400_000, "USD")
+    assert event.disbursement_id == str(done.id) and event.transfer_id == str(done.transfer_id)
+
+    detail = await get_json(funding, f"/v1/allocations/{allocation['id']}")
+    assert (detail["disbursed_minor"], detail["remaining_minor"]) == (400_000, 600_000)
+    assert [d["status"] for d in detail["disbursements"]] == ["completed"]
+    commune = await commune_account(funding, allocation["commune_id"])
+    assert commune is not None and commune["kind"] == "commune" and commune["credits_posted_minor"] == 400_000
+    [paid] = (await get_json(funding, "/v1/transfers", account_id=commune["id"]))["items"]
+    assert paid["code"] == "tranche_disbursement" and paid["payer"]["id"] == allocation["account_id"]
+
+    # The same milestone again under a new event id: one disbursement, money moved once.
+    await publish(js, VERIFIED, first)
+    await drained(js, "PROJECTS", "funding-disbursements")
+    assert (await get_json(funding, f"/v1/allocations/{allocation['id']}"))["disbursed_minor"] == 400_000
+    assert len(await tranche_events(js, first.milestone_id)) == 1
+
+    # More than the 600,000 left: refused, recorded, nothing moves, nothing is announced.
+    greedy = verified(allocation, 600_001)
+    refused = await settle(js, funding, greedy)
+    assert (refused.status, refused.reason, refused.transfer_id) == ("rejected", "exceeds_allocation", None)
+    detail = await get_json(funding, f"/v1/allocations/{allocation['id']}")
+    assert (detail["disbursed_minor"], detail["remaining_minor"]) == (400_000, 600_000)
+    assert {(d["milestone_id"], d["status"]) for d in detail["disbursements"]} == {
+        (first.milestone_id, "completed"), (greedy.milestone_id, "rejected")}
+    assert (await commune_account(funding, allocation["commune_id"]) or {})["credits_posted_minor"] == 400_000
+    assert await tranche_events(js, greedy.milestone_id) == []
+
+    # Exactly what is left: paid, and the earmark is empty.
+    last = await settle(js, funding, verified(allocation, 600_000))
+    assert last.status == "completed"
+    earmark = await get_json(funding, f"/v1/accounts/{allocation['account_id']}")
+    assert earmark["balance_minor"] == 0 and earmark["debits_posted_minor"] == GRANT
+    await assert_balanced(funding)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"allocation_id": str(uuid.uuid4())}, "allocation_unknown"),
+        ({"allocation_id": "not-a-uuid"}, "allocation_unknown"),
+        ({"commune_id": str(uuid.uuid4())}, "commune_mismatch"),
+        ({"currency": "EUR"}, "currency_mismatch"),
+        ({"amount": 0}, "invalid_amount"),
+        ({"amount": -5}, "invalid_amount"),
+    ],
+)
+async def test_tranches_that_cannot_be_paid_are_recorded_as_rejected(
+    funding: RunningService, js: JetStreamContext, change: dict[str, Any], reason: str
+) -> None:
+    [allocation] = await certify(js, funding, str(uuid.uuid4()), winners(1))
+    amount = change.pop("amount", 1_000)
+    message = verified(allocation, amount, **change)
+    refused = await settle(js, funding, message)
+    assert (refused.status, refused.reason, refused.transfer_id) == ("rejected", reason, None)
+    detail = await get_json(funding, f"/v1/allocations/{allocation['id']}")
+    assert detail["disbursed_minor"] == 0
+    assert await tranche_events(js, message.milestone_id) == []
+
+
+async def test_malformed_milestone_ids_are_dropped_without_blocking_the_stream(
+    funding: RunningService, js: JetStreamContext
+) -> None:
+    [allocation] = await certify(js, funding, str(uuid.uuid4()), winners(1))
+    bad = verified(allocation, 1_000)
+    bad.milestone_id = "not-a-uuid"
+    await publish(js, VERIFIED, bad)
+    good = await settle(js, funding, verified(allocation, 1_000))
+    assert good.status == "completed"
+
+
+# --- two replicas racing over the same events -------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def replica(funding_db_url: str, funding: RunningService, embedded_nats: Any,
+                  issuer: TestIssuer) -> AsyncIterator[RunningService]:
+    """A second instance on the same database and durable consumers, as in a scaled deployment."""
+    async with running_service(SPEC, Settings, database_url=funding_db_url, nats_url=embedded_nats.url,
+                               issuer=issuer) as second:
+        yield second
+
+
+async def test_two_replicas_fed_many_copies_allocate_and_disburse_once(
+    funding: RunningService, replica: RunningService, js: JetStreamContext
+) -> None:
+    consultation_id = str(uuid.uuid4())
+    chosen = winners(5)
+    message = certification(consultation_id, chosen)
+    for _ in range(8):
+        await publish(js, CERTIFIED, message)
+    rows = await eventually(lambda: _complete(funding, consultation_id, 5), "allocations")
+    await drained(js, "CONSULTATIONS", "funding-allocations")
+    assert len(await allocations_of(funding, consultation_id)) == 5
+    assert len(await allocation_events(js, consultation_id)) == 5
+
+    # Eight copies of each of three milestones of one allocation, 300,000 each: all fit.
+    target = rows[0]
+    milestones = [verified(target, 300_000) for _ in range(3)]
+    for _ in range(8):
+        for milestone in milestones:
+            await publish(js, VERIFIED, milestone)
+    for milestone in milestones:
+        await eventually(lambda m=milestone: disbursement(funding, m.milestone_id), "disbursement")
+    await drained(js, "PROJECTS", "funding-disbursements")
+    detail = await get_json(funding, f"/v1/allocations/{target['id']}")
+    assert detail["disbursed_minor"] == 900_000
+    assert len(detail["disbursements"]) == 3
+    async with funding.runtime.db.transaction() as session:
+        count = (await session.execute(
+            select(func.count()).select_from(Allocation).where(Allocation.consultation_id == uuid.UUID(consultation_id))
+        )).scalar_one()
+    assert count == 5
+    await assert_balanced(funding)
+
+
+async def test_a_nationwide_certification_is_allocated_quickly_and_only_once(db: Database) -> None:
+    """5,336 communes (the reported scale of a round) in one certification: the handler's work
+    must fit well inside the consumer's 30 s ack wait, and a replay must allocate nothing."""
+    consultation_id = uuid.uuid4()
+    chosen = [allocations.Winner(uuid.uuid4(), f"VE.01.01.C{i:04d}", uuid.uuid4(), f"Proyecto {i}")
+              for i in range(5_336)]
+    policy = allocations.GrantPolicy(amount_minor=GRANT, currency="USD", funding_source="national")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with db.transaction() as session:
+        created = await allocations.allocate_grants(session, consultation_id, chosen, policy)
+    elapsed = loop.time() - started
+    assert len(created) == 5_336
+    assert elapsed < 20, f"allocating a national round took {elapsed:.1f}s"
+    async with db.transaction() as session:
+        assert await allocations.allocate_grants(session, consultation_id, chosen, policy) == []
+        assert await ledger.audit(session) == []
+        assert all(t.balanced for t in await ledger.ledger_totals(session))
+        count = (await session.execute(select(func.count()).select_from(Allocation).where(
+            Allocation.consultation_id == consultation_id))).scalar_one()
+    assert count == 5_336
