@@ -7,14 +7,12 @@ server over TCP.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
 
 import comuna_consultations
@@ -26,7 +24,6 @@ from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_identity.service import SPEC as IDENTITY
 from comuna_identity.settings import Settings as IdentitySettings
 from tests.consultations.helpers import Stack
-from tests.consultations.token_endpoint import token_endpoint
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
@@ -62,29 +59,17 @@ async def seed_identity(identity: RunningService, issuer: TestIssuer) -> dict[st
     return {code: ids[code] for code in COMMUNES}
 
 
-@pytest.fixture(scope="module")
-def token_url(issuer: TestIssuer) -> Iterator[str | None]:
-    """Where consultations gets its service token: None = the issuer's own endpoint.
-
-    The shared issuer's token endpoint needs python-multipart; fall back while it is missing.
-    """
-    needs_stopgap = importlib.util.find_spec("python_multipart") is None
-    with token_endpoint(issuer) if needs_stopgap else nullcontext(None) as url:
-        yield url
-
-
 @pytest_asyncio.fixture(scope="module")
 async def stack(
-    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer, token_url: str | None
+    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
 ) -> AsyncIterator[Stack]:
-    async with _stack(embedded_postgres, embedded_nats, issuer, uuid.uuid4().hex[:10], token_url) as stack:
+    async with _stack(embedded_postgres, embedded_nats, issuer, uuid.uuid4().hex[:10]) as stack:
         yield stack
 
 
 @asynccontextmanager
 async def _stack(
     embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer, suffix: str,
-    token_url: str | None,
 ) -> AsyncIterator[Stack]:
     identity_url = fresh_database(embedded_postgres, f"c_identity_{suffix}", IDENTITY_MIGRATIONS)
     consultations_url = fresh_database(embedded_postgres, f"consultations_{suffix}", CONSULTATIONS_MIGRATIONS)
@@ -93,7 +78,7 @@ async def _stack(
         commune_ids = await seed_identity(identity, issuer)
         async with grpc_server(IDENTITY, identity) as target, running_service(
             CONSULTATIONS, ConsultationsSettings, database_url=consultations_url, nats_url=embedded_nats.url,
-            issuer=issuer, identity_grpc_target=target, oidc_token_url=token_url,
+            issuer=issuer, identity_grpc_target=target,
         ) as consultations:
             try:
                 yield Stack(identity, consultations, commune_ids, itertools.count(10_000_000))

@@ -225,12 +225,12 @@ async def test_unknown_commune_is_404(stack: Stack, issuer: TestIssuer) -> None:
 
 
 async def test_identity_down_is_503_and_writes_nothing(
-    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer, token_url: str | None
+    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
 ) -> None:
     url = fresh_database(embedded_postgres, f"consultations_down_{uuid.uuid4().hex[:8]}", CONSULTATIONS_MIGRATIONS)
     async with running_service(CONSULTATIONS, ConsultationsSettings, database_url=url, nats_url=embedded_nats.url,
                                issuer=issuer, identity_grpc_target=f"127.0.0.1:{free_port()}",
-                               identity_timeout_seconds=2.0, oidc_token_url=token_url) as service:
+                               identity_timeout_seconds=2.0) as service:
         try:
             response = await service.client.post("/v1/consultations", headers=operator(issuer),
                                                   json={"code": next_code(), "title": "x", **SCHEDULE})

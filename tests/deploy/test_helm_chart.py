@@ -410,20 +410,25 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
     assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
 
 
-def test_peers_get_in_cluster_grpc_targets(default_objects: list[dict[str, Any]]) -> None:
-    def targets(service: str) -> dict[str, str]:
-        env = env_of(pod_spec(deployment(default_objects, service))["containers"][0])
-        return {name: entry["value"] for name, entry in env.items() if name.endswith("_GRPC_TARGET")}
+def grpc_targets(objects: list[dict[str, Any]], service: str) -> dict[str, str]:
+    env = env_of(pod_spec(deployment(objects, service))["containers"][0])
+    return {name: entry["value"] for name, entry in env.items() if name.endswith("_GRPC_TARGET")}
 
-    def dns(peer: str) -> str:
-        return f"{RELEASE}-{peer}.{NAMESPACE}.svc.cluster.local:{SERVICES[peer][1]}"
 
-    assert targets("identity") == {}
-    assert targets("consultations") == {"COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": dns("identity")}
-    assert targets("funding") == {"COMUNA_FUNDING_IDENTITY_GRPC_TARGET": dns("identity"),
-                                  "COMUNA_FUNDING_CONSULTATIONS_GRPC_TARGET": dns("consultations")}
-    assert targets("projects") == {f"COMUNA_PROJECTS_{p.upper()}_GRPC_TARGET": dns(p)
-                                   for p in ("identity", "consultations", "funding")}
+def dns(peer: str) -> str:
+    return f"{RELEASE}-{peer}.{NAMESPACE}.svc.cluster.local:{SERVICES[peer][1]}"
+
+
+def test_peers_get_in_cluster_grpc_targets(chart: helm_python.Chart, default_objects: list[dict[str, Any]]) -> None:
+    # Today only consultations calls a peer (identity's CheckEligibility); the others use events.
+    assert grpc_targets(default_objects, "consultations") == {
+        "COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": dns("identity")}
+    for name in ("identity", "funding", "projects"):
+        assert grpc_targets(default_objects, name) == {}
+    # Any service can be given peers: one variable per peer, named as in the conventions.
+    more = render(chart, {"services": {"projects": {"peers": ["funding", "consultations"]}}})
+    assert grpc_targets(more, "projects") == {"COMUNA_PROJECTS_FUNDING_GRPC_TARGET": dns("funding"),
+                                              "COMUNA_PROJECTS_CONSULTATIONS_GRPC_TARGET": dns("consultations")}
     # A service calling no peer needs no client: its client keys may be absent from the Secret.
     identity_env = env_of(pod_spec(deployment(default_objects, "identity"))["containers"][0])
     assert identity_env["COMUNA_IDENTITY_SERVICE_CLIENT_ID"]["valueFrom"]["secretKeyRef"]["optional"] is True
@@ -577,6 +582,7 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
     {"podSecurityContext": {"runAsNonRoot": False}},
     {"containerSecurityContext": {"readOnlyRootFilesystem": False}},
     {"containerSecurityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}},
+    {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
     {"defaults": {"replicas": "two"}},
     {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
     {"services": {"consultations": {"peers": ["billing"]}}},
@@ -649,8 +655,11 @@ def test_everything_enabled(full_objects: list[dict[str, Any]]) -> None:
                         "/v1/consultations": {"name": f"{RELEASE}-consultations", "port": {"name": "http"}}}
 
 
-def test_network_policies_allow_only_what_each_service_needs(full_objects: list[dict[str, Any]]) -> None:
-    policies = by_name(full_objects, "NetworkPolicy")
+def test_network_policies_allow_only_what_each_service_needs(chart: helm_python.Chart, full: dict[str, Any]) -> None:
+    # Give projects two peers on top of the defaults to see the computed rules on both sides.
+    values = deepcopy(full)
+    values["services"]["projects"] = {"peers": ["identity", "funding"]}
+    policies = by_name(render(chart, values), "NetworkPolicy")
 
     def grpc_callers(service: str) -> set[str]:
         spec = policies[f"{RELEASE}-{service}"]["spec"]
@@ -662,13 +671,14 @@ def test_network_policies_allow_only_what_each_service_needs(full_objects: list[
     def egress_ports(service: str) -> set[int]:
         return {port["port"] for rule in policies[f"{RELEASE}-{service}"]["spec"]["egress"] for port in rule["ports"]}
 
-    assert grpc_callers("identity") == {"consultations", "funding", "projects"}
-    assert grpc_callers("consultations") == {"funding", "projects"}
+    assert grpc_callers("identity") == {"consultations", "projects"}
     assert grpc_callers("funding") == {"projects"}
-    assert grpc_callers("projects") == set()  # nobody calls projects over gRPC: no rule at all
+    assert grpc_callers("consultations") == set()  # nobody calls it over gRPC: no rule at all
+    assert grpc_callers("projects") == set()
     assert egress_ports("identity") == {53, 5432, 4222, 443, 4317}
+    assert egress_ports("funding") == {53, 5432, 4222, 443, 4317}
     assert egress_ports("consultations") == {53, 5432, 4222, 443, 4317, 50051}
-    assert egress_ports("projects") == {53, 5432, 4222, 443, 4317, 50051, 50052, 50053}
+    assert egress_ports("projects") == {53, 5432, 4222, 443, 4317, 50051, 50053}
     for name in SERVICES:
         policy = policies[f"{RELEASE}-{name}"]
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
@@ -728,30 +738,33 @@ def test_toggles(chart: helm_python.Chart) -> None:
 
 
 def test_disabling_a_service(chart: helm_python.Chart) -> None:
-    # projects calls the others; nobody calls projects: it can be left out alone.
+    # Nobody calls projects over gRPC: it can be left out alone.
     objects = render(chart, {"services": {"projects": {"enabled": False}}, "networkPolicy": {"enabled": True}})
     assert sorted(by_name(objects, "Deployment")) == sorted(f"{RELEASE}-{n}" for n in SERVICES if n != "projects")
     assert not [obj for obj in objects if "projects" in obj["metadata"]["name"]]
     identity_policy = by_name(objects, "NetworkPolicy")[f"{RELEASE}-identity"]
     callers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
                for rule in identity_policy["spec"]["ingress"][1:] for peer in rule["from"]}
-    assert callers == {"consultations", "funding"}
+    assert callers == {"consultations"}
 
     # Disabling a service others call needs an explicit target for it.
     with pytest.raises(helm_python.HelmRenderError, match="identity"):
         render(chart, {"services": {"identity": {"enabled": False}}})
     elsewhere = "identity.other-operator.example.org:443"
-    objects = render(chart, {"services": {
-        "identity": {"enabled": False},
-        **{name: {"peerTargets": {"identity": elsewhere}} for name in ("consultations", "funding", "projects")},
-    }})
-    env = env_of(pod_spec(deployment(objects, "consultations"))["containers"][0])
-    assert env["COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET"]["value"] == elsewhere
+    objects = render(chart, {"services": {"identity": {"enabled": False},
+                                          "consultations": {"peerTargets": {"identity": elsewhere}}},
+                             "networkPolicy": {"enabled": True}})
+    assert grpc_targets(objects, "consultations") == {"COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": elsewhere}
+    # No in-cluster rule towards a peer that lives elsewhere (networkPolicy.egress.extra is for that).
+    policy = by_name(objects, "NetworkPolicy")[f"{RELEASE}-consultations"]
+    assert 50051 not in {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
 
 
-def test_otlp_requires_an_endpoint(chart: helm_python.Chart) -> None:
+def test_incomplete_settings_fail_at_render_time(chart: helm_python.Chart) -> None:
     with pytest.raises(helm_python.HelmRenderError, match="otlpEndpoint"):
         render(chart, {"telemetry": {"exporter": "otlp"}})
+    with pytest.raises(helm_python.HelmRenderError, match="targetCPUUtilizationPercentage"):
+        render(chart, {"defaults": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}})
 
 
 def test_templates_loop_over_services_without_naming_them(chart: helm_python.Chart) -> None:

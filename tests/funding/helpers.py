@@ -83,8 +83,9 @@ async def publish(js: Any, subject: str, message: Message, *, event_id: uuid.UUI
     return event_id
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = ASYNC_TIMEOUT) -> T:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float = ASYNC_TIMEOUT) -> T:
+    """Poll `check` until it returns something other than None/False."""
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await check()
         if result is not None and result is not False:

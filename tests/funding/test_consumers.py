@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -196,7 +197,8 @@ def verified(allocation: dict[str, Any], amount: int, *, milestone_id: str | Non
              commune_id: str | None = None, currency: str = "USD",
              allocation_id: str | None = None) -> project_events.MilestoneVerified:
     return project_events.MilestoneVerified(
-        project_id=str(uuid.uuid5(uuid.NAMESPACE_URL, allocation["id"])), milestone_id=milestone_id or str(uuid.uuid4()),
+        project_id=str(uuid.uuid5(uuid.NAMESPACE_URL, allocation["id"])),
+        milestone_id=milestone_id or str(uuid.uuid4()),
         allocation_id=allocation_id or allocation["id"], commune_id=commune_id or allocation["commune_id"],
         tranche=money_pb2.Money(amount_minor=amount, currency=currency), verified_by="overseer",
     )
@@ -335,7 +337,7 @@ async def test_two_replicas_fed_many_copies_allocate_and_disburse_once(
         for milestone in milestones:
             await publish(js, VERIFIED, milestone)
     for milestone in milestones:
-        await eventually(lambda m=milestone: disbursement(funding, m.milestone_id), "disbursement")
+        await eventually(partial(disbursement, funding, milestone.milestone_id), "disbursement")
     await drained(js, "PROJECTS", "funding-disbursements")
     detail = await get_json(funding, f"/v1/allocations/{target['id']}")
     assert detail["disbursed_minor"] == 900_000

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -78,14 +80,14 @@ async def test_same_id_with_a_different_body_is_a_conflict(db: Database, field: 
     commune, other = await open_accounts(db, spec(), spec())
     original = transfer(earmark, commune, 300, reference="original")
     await post(db, original)
-    changed = {
+    changes: dict[str, dict[str, Any]] = {
         "amount": {"amount": 301},
         "credit_account_id": {"credit_account_id": other.id},
         "debit_account_id": {"debit_account_id": other.id, "credit_account_id": earmark.id},
         "code": {"code": "other_code"},
         "reference": {"reference": "modified"},
-    }[field]
-    tampered = NewTransfer(**{**original.__dict__, **changed})
+    }
+    tampered = replace(original, **changes[field])
     with pytest.raises(Conflict) as raised:
         await post(db, tampered)
     assert raised.value.code == "transfer_id_reused" and raised.value.status == 409
@@ -106,7 +108,7 @@ async def test_an_overdraft_of_a_flagged_account_is_refused_and_writes_nothing(d
     assert (await account(db, earmark.id)).debits_posted == 0
     assert (await account(db, commune.id)).credits_posted == 0
     # The refused id stays free: the same id may be used later for a valid transfer.
-    [later] = await post(db, NewTransfer(**{**request.__dict__, "amount": 1_000}))
+    [later] = await post(db, replace(request, amount=1_000))
     assert later.status == "created"
 
 
@@ -126,15 +128,15 @@ async def test_credits_must_not_exceed_debits(db: Database) -> None:
         (lambda a, b: transfer(a, b, 0), InvalidInput, "amount_must_be_positive"),
         (lambda a, b: transfer(a, b, -5), InvalidInput, "amount_must_be_positive"),
         (lambda a, b: transfer(a, a, 5), InvalidInput, "accounts_must_be_different"),
-        (lambda a, b: NewTransfer(**{**transfer(a, b, 5).__dict__, "currency": "usd"}), InvalidInput,
+        (lambda a, b: replace(transfer(a, b, 5), currency="usd"), InvalidInput,
          "currency_invalid"),
-        (lambda a, b: NewTransfer(**{**transfer(a, b, 5).__dict__, "currency": "EUR"}), InvalidInput,
+        (lambda a, b: replace(transfer(a, b, 5), currency="EUR"), InvalidInput,
          "currency_mismatch"),
         (lambda a, b: transfer(a, b, 5, code="Bad Code"), InvalidInput, "transfer_code_invalid"),
         (lambda a, b: transfer(a, b, 5, reference="x" * 501), InvalidInput, "reference_too_long"),
-        (lambda a, b: NewTransfer(**{**transfer(a, b, 5).__dict__, "credit_account_id": uuid.uuid4()}), NotFound,
+        (lambda a, b: replace(transfer(a, b, 5), credit_account_id=uuid.uuid4()), NotFound,
          "credit_account_not_found"),
-        (lambda a, b: NewTransfer(**{**transfer(a, b, 5).__dict__, "debit_account_id": uuid.uuid4()}), NotFound,
+        (lambda a, b: replace(transfer(a, b, 5), debit_account_id=uuid.uuid4()), NotFound,
          "debit_account_not_found"),
     ],
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -140,9 +140,10 @@ def build(op: dict[str, Any], ids: list[uuid.UUID], currencies: list[str], sent:
     fresh = NewTransfer(id=uuid.uuid4(), debit_account_id=debit, credit_account_id=credit, amount=op["amount"],
                         currency=currency, code="test", reference=op["reference"])
     if sent and op["kind"] == "resend":
-        return sent[op["pick"] % len(sent)]
+        return sent[int(op["pick"]) % len(sent)]
     if created and op["kind"] == "reuse_id":
-        return NewTransfer(**{**fresh.__dict__, "id": created[op["pick"] % len(created)].id})
+        reused = created[int(op["pick"]) % len(created)].id
+        return replace(fresh, id=reused)
     return fresh
 
 
@@ -188,13 +189,13 @@ async def run_scenario(db: Database, accounts: list[tuple[tuple[bool, bool], str
         assert (row.debit_account_id, row.credit_account_id, row.amount, row.currency, row.reference) == (
             t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.reference)
     for aid, expected_account in model.accounts.items():
-        row = locked[aid]
-        assert (row.debits_posted, row.credits_posted) == (expected_account.debits, expected_account.credits)
+        held = locked[aid]
+        assert (held.debits_posted, held.credits_posted) == (expected_account.debits, expected_account.credits)
         # Flagged accounts are never overdrawn.
-        if row.debits_must_not_exceed_credits:
-            assert row.debits_posted <= row.credits_posted
-        if row.credits_must_not_exceed_debits:
-            assert row.credits_posted <= row.debits_posted
+        if held.debits_must_not_exceed_credits:
+            assert held.debits_posted <= held.credits_posted
+        if held.credits_must_not_exceed_debits:
+            assert held.credits_posted <= held.debits_posted
     # Within this scenario's closed set of accounts, debits equal credits per currency...
     for currency in CURRENCIES:
         scoped = [locked[aid] for aid in ids if locked[aid].currency == currency]

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -74,8 +75,8 @@ class TestIssuer:
 
         async def token(request: Request) -> JSONResponse:
             """client_credentials only: services under test get a `service` token."""
-            form = await request.form()
-            client_id = str(form.get("client_id", "service"))
+            form = parse_qs((await request.body()).decode())
+            client_id = form.get("client_id", ["service"])[0]
             access = self.token(roles=["service"], territories=["VE"], client_id=client_id,
                                 subject=f"service-account-{client_id}")
             return JSONResponse({"access_token": access, "expires_in": 300, "token_type": "Bearer"})

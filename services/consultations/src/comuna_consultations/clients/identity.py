@@ -113,10 +113,13 @@ class IdentityClient:
 
     async def _call(self, name: str, method: Any, request: Any) -> Any:
         deadline = time.monotonic() + self._timeout
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self._timeout)
-        except TimeoutError as exc:
-            raise Unavailable("too many calls to identity in flight", code="identity_busy") from exc
+        if self._slots.locked():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout=self._timeout)
+            except TimeoutError as exc:
+                raise Unavailable("too many calls to identity in flight", code="identity_busy") from exc
+        else:
+            await self._slots.acquire()  # free slot: returns at once, no timer task needed
         try:
             return await method(request, timeout=max(deadline - time.monotonic(), 0.001))
         except grpc.aio.AioRpcError as exc:

@@ -24,7 +24,7 @@ from comuna.funding.v1 import events_pb2 as funding_events
 from comuna_funding.domain import ids, ledger
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
-from comuna_platform.events import stage_event
+from comuna_funding.storage.outbox import StagedEvent, stage_events
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +120,9 @@ async def allocate_grants(
          "transfer_id": transfers[aid].id}
         for aid, w in new.items()
     ])
-    for aid, w in new.items():
-        if aid not in inserted:
-            continue
-        await stage_event(
-            session, subject=ALLOCATION_CREATED, aggregate_id=str(aid),
-            event_id=ids.event_id_for(ALLOCATION_CREATED, aid),
+    await stage_events(session, [
+        StagedEvent(
+            subject=ALLOCATION_CREATED, aggregate_id=str(aid), event_id=ids.event_id_for(ALLOCATION_CREATED, aid),
             message=funding_events.AllocationCreated(
                 allocation_id=str(aid), consultation_id=str(consultation_id), commune_id=str(w.commune_id),
                 candidate_id=str(w.candidate_id), title=w.title,
@@ -134,4 +131,6 @@ async def allocate_grants(
                 commune_code=w.commune_code,
             ),
         )
+        for aid, w in new.items() if aid in inserted
+    ])
     return [aid for aid in new if aid in inserted]

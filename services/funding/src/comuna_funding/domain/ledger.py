@@ -24,6 +24,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -55,7 +56,7 @@ class AccountSpec:
     debits_must_not_exceed_credits: bool = False
     credits_must_not_exceed_debits: bool = False
 
-    @property
+    @cached_property
     def id(self) -> uuid.UUID:
         return account_id_for(self.key)
 

@@ -1,0 +1,67 @@
+"""The identity client's bound on in-flight calls and its error mapping, without a server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from comuna_consultations.clients.identity import IdentityClient
+from comuna_platform.errors import InvalidInput, NotFound, Unavailable
+
+pytestmark = pytest.mark.asyncio
+
+
+class FakeRpcError(grpc.aio.AioRpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="nope")
+
+
+async def test_calls_beyond_the_bound_wait_then_give_up_as_unavailable() -> None:
+    async with grpc.aio.insecure_channel("127.0.0.1:9") as channel:
+        client = IdentityClient(channel, timeout=0.2, max_in_flight=2)
+        release = asyncio.Event()
+        in_flight = 0
+        peak = 0
+
+        async def slow(request: Any, timeout: float) -> str:  # noqa: ASYNC109 - a gRPC stub signature
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                await asyncio.wait_for(release.wait(), timeout)
+                return "ok"
+            except TimeoutError:
+                return "late"
+            finally:
+                in_flight -= 1
+
+        results = await asyncio.gather(*(client._call("X", slow, None) for _ in range(3)), return_exceptions=True)
+        assert peak == 2
+        busy = [r for r in results if isinstance(r, Unavailable)]
+        assert len(busy) == 1 and busy[0].code == "identity_busy"
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "code"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, Unavailable, "identity_unavailable"),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, Unavailable, "identity_unavailable"),
+        (grpc.StatusCode.NOT_FOUND, NotFound, "not_found"),
+        (grpc.StatusCode.INVALID_ARGUMENT, InvalidInput, "invalid_input"),
+        (grpc.StatusCode.PERMISSION_DENIED, Unavailable, "identity_error"),
+        (grpc.StatusCode.INTERNAL, Unavailable, "identity_error"),
+    ],
+)
+async def test_grpc_errors_map_to_platform_errors(status: grpc.StatusCode, error: type[Exception], code: str) -> None:
+    async with grpc.aio.insecure_channel("127.0.0.1:9") as channel:
+        client = IdentityClient(channel, timeout=1.0)
+
+        async def failing(request: Any, timeout: float) -> None:  # noqa: ASYNC109
+            raise FakeRpcError(status)
+
+        with pytest.raises(error) as info:
+            await client._call("X", failing, None)
+        assert getattr(info.value, "code", None) == code

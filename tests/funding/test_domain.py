@@ -1,0 +1,105 @@
+"""Pure rules of the funding domain: limits, derived ids, certification parsing, tranche refusal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from comuna.common.v1 import money_pb2
+from comuna.consultations.v1 import events_pb2 as consultation_events
+from comuna.projects.v1 import events_pb2 as project_events
+from comuna_funding.domain import allocations, disbursements, ids
+from comuna_funding.domain.ledger import MAX_AMOUNT, NewTransfer, apply_limits
+from comuna_funding.storage.ledger_store import AccountRow
+from comuna_funding.storage.models import Allocation
+from comuna_platform.errors import FailedPrecondition
+
+
+def row(debits: int = 0, credits: int = 0, *, limit_debits: bool = False, limit_credits: bool = False
+        ) -> AccountRow:
+    return AccountRow(id=uuid.uuid4(), key=f"k:{uuid.uuid4()}", currency="USD", kind="commune",
+                      debits_must_not_exceed_credits=limit_debits, credits_must_not_exceed_debits=limit_credits,
+                      debits_posted=debits, credits_posted=credits, created_at=datetime.now(UTC))
+
+
+def move(debit: AccountRow, credit: AccountRow, amount: int) -> NewTransfer:
+    return NewTransfer(uuid.uuid4(), debit.id, credit.id, amount, "USD", "test")
+
+
+@given(held=st.integers(0, 10_000), amounts=st.lists(st.integers(1, 3_000), max_size=8))
+def test_limits_accept_exactly_what_a_flagged_account_can_pay(held: int, amounts: list[int]) -> None:
+    earmark, sink = row(0, held, limit_debits=True), row()
+    batch = [move(earmark, sink, a) for a in amounts]
+    if sum(amounts) <= held:
+        deltas = apply_limits(batch, {earmark.id: earmark, sink.id: sink})
+        assert deltas.get(earmark.id, (0, 0)) == (sum(amounts), 0)
+        assert deltas.get(sink.id, (0, 0)) == (0, sum(amounts))
+    else:
+        with pytest.raises(FailedPrecondition) as raised:
+            apply_limits(batch, {earmark.id: earmark, sink.id: sink})
+        assert raised.value.code == "exceeds_credits"
+
+
+def test_limits_refuse_overflow_on_either_side() -> None:
+    full, empty = row(debits=MAX_AMOUNT, credits=MAX_AMOUNT), row()
+    with pytest.raises(FailedPrecondition, match="overflow") as debit_side:
+        apply_limits([move(full, empty, 1)], {full.id: full, empty.id: empty})
+    assert debit_side.value.code == "overflows_debits_posted"
+    with pytest.raises(FailedPrecondition) as credit_side:
+        apply_limits([move(empty, full, 1)], {full.id: full, empty.id: empty})
+    assert credit_side.value.code == "overflows_credits_posted"
+
+
+def test_derived_ids_are_stable_and_distinct() -> None:
+    consultation, commune = uuid.uuid4(), uuid.uuid4()
+    allocation = ids.allocation_id_for(consultation, commune, "national")
+    assert allocation == ids.allocation_id_for(uuid.UUID(str(consultation).upper()), commune, "national")
+    assert allocation != ids.allocation_id_for(consultation, commune, "state")
+    assert allocation != ids.allocation_transfer_id_for(consultation, commune, "national")
+    milestone = uuid.uuid4()
+    assert ids.disbursement_id_for(milestone) != ids.disbursement_transfer_id_for(milestone)
+    assert ids.parse_uuid("nope") is None and ids.parse_uuid(str(milestone).upper()) == milestone
+
+
+def test_winners_skip_communes_without_winner_malformed_ids_and_duplicates() -> None:
+    good, candidate = uuid.uuid4(), uuid.uuid4()
+    result = consultation_events.CommuneResult
+    event = consultation_events.ConsultationCertified(consultation_id=str(uuid.uuid4()), communes=[
+        result(commune_id=str(good), commune_code="VE.1", winner_candidate_id=str(candidate), candidates=[
+            consultation_events.CandidateResult(candidate_id=str(candidate), title="Agua potable")]),
+        result(commune_id=str(uuid.uuid4()), commune_code="VE.2"),
+        result(commune_id="bad", commune_code="VE.3", winner_candidate_id=str(uuid.uuid4())),
+        result(commune_id=str(good), commune_code="VE.1", winner_candidate_id=str(uuid.uuid4())),
+    ])
+    assert allocations.winners_of(event) == [allocations.Winner(good, "VE.1", candidate, "Agua potable")]
+
+
+def test_tranche_refusal_reasons() -> None:
+    commune = uuid.uuid4()
+    allocation = Allocation(id=uuid.uuid4(), commune_id=commune, currency="USD")
+
+    def tranche(**changes: object) -> disbursements.Tranche:
+        fields: dict[str, object] = {"project_id": uuid.uuid4(), "milestone_id": uuid.uuid4(),
+                                     "allocation_id": allocation.id, "commune_id": commune, "amount_minor": 10,
+                                     "currency": "USD", **changes}
+        return disbursements.Tranche(**fields)  # type: ignore[arg-type]
+
+    assert disbursements.refusal(tranche(), allocation) is None
+    assert disbursements.refusal(tranche(), None) == "allocation_unknown"
+    assert disbursements.refusal(tranche(amount_minor=0), allocation) == "invalid_amount"
+    assert disbursements.refusal(tranche(currency="EUR"), allocation) == "currency_mismatch"
+    assert disbursements.refusal(tranche(commune_id=uuid.uuid4()), allocation) == "commune_mismatch"
+    assert disbursements.refusal(tranche(commune_id=None), allocation) == "commune_mismatch"
+
+
+def test_milestone_events_without_usable_ids_are_not_recorded() -> None:
+    event = project_events.MilestoneVerified(project_id=str(uuid.uuid4()), milestone_id="x",
+                                             tranche=money_pb2.Money(amount_minor=1, currency="USD"))
+    assert disbursements.tranche_of(event) is None
+    event.milestone_id = str(uuid.uuid4())
+    parsed = disbursements.tranche_of(event)
+    assert parsed is not None and parsed.allocation_id is None and parsed.commune_id is None
