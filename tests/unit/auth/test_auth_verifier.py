@@ -52,9 +52,11 @@ async def test_audience_may_be_a_list(verifier: TokenVerifier, key_a: KeyMateria
 @pytest.mark.parametrize(
     ("overrides", "code"),
     [
-        ({"exp": int(time.time()) - 120}, "token_expired"),
-        ({"nbf": int(time.time()) + 120}, "token_not_yet_valid"),
-        ({"iat": int(time.time()) + 120}, "token_not_yet_valid"),
+        # Times are offsets from "now" at test time, not at collection time: a long suite run
+        # must not age these tokens into validity.
+        ({"exp": -120}, "token_expired"),
+        ({"nbf": +120}, "token_not_yet_valid"),
+        ({"iat": +120}, "token_not_yet_valid"),
         ({"iss": "https://evil.test/realms/comuna"}, "token_issuer"),
         ({"iss": ISSUER + "/"}, "token_issuer"),
         ({"aud": "another-api"}, "token_audience"),
@@ -69,7 +71,9 @@ async def test_audience_may_be_a_list(verifier: TokenVerifier, key_a: KeyMateria
 async def test_bad_claims_are_rejected(
     verifier: TokenVerifier, key_a: KeyMaterial, overrides: dict[str, Any], code: str
 ) -> None:
-    assert await rejected(verifier, sign(key_a, claims(**overrides))) == code
+    now = int(time.time())
+    resolved = {k: now + v if k in {"exp", "nbf", "iat"} and isinstance(v, int) else v for k, v in overrides.items()}
+    assert await rejected(verifier, sign(key_a, claims(**resolved))) == code
 
 
 @pytest.mark.asyncio
