@@ -79,7 +79,7 @@ class Model:
         if stored is not None:
             return "exists" if stored == t else "transfer_id_reused"
         debit, credit = self.accounts[t.debit_account_id], self.accounts[t.credit_account_id]
-        if t.currency not in (debit.currency,) or t.currency != credit.currency:
+        if t.currency != debit.currency or t.currency != credit.currency:
             return "currency_mismatch"
         if debit.debits + t.amount > MAX_AMOUNT:
             return "overflows_debits_posted"
