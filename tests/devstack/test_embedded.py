@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import nats
 import pytest
+
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port, port_is_open, wait_for_tcp
 from comuna_devstack.postgres import EmbeddedPostgres

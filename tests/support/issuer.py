@@ -10,10 +10,10 @@ import json
 import threading
 import time
 import uuid
-from urllib.parse import parse_qs
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 import uvicorn
