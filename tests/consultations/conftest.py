@@ -80,7 +80,4 @@ async def _stack(
             CONSULTATIONS, ConsultationsSettings, database_url=consultations_url, nats_url=embedded_nats.url,
             issuer=issuer, identity_grpc_target=target,
         ) as consultations:
-            try:
-                yield Stack(identity, consultations, commune_ids, itertools.count(10_000_000))
-            finally:
-                await consultations.app.state.identity.close()
+            yield Stack(identity, consultations, commune_ids, itertools.count(10_000_000))

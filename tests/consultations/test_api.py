@@ -231,14 +231,11 @@ async def test_identity_down_is_503_and_writes_nothing(
     async with running_service(CONSULTATIONS, ConsultationsSettings, database_url=url, nats_url=embedded_nats.url,
                                issuer=issuer, identity_grpc_target=f"127.0.0.1:{free_port()}",
                                identity_timeout_seconds=2.0) as service:
-        try:
-            response = await service.client.post("/v1/consultations", headers=operator(issuer),
-                                                  json={"code": next_code(), "title": "x", **SCHEDULE})
-            assert response.status_code == 503, response.text
-            assert response.json()["code"] == "identity_unavailable"
-            assert (await service.client.get("/v1/consultations")).json()["items"] == []
-        finally:
-            await service.app.state.identity.close()
+        response = await service.client.post("/v1/consultations", headers=operator(issuer),
+                                              json={"code": next_code(), "title": "x", **SCHEDULE})
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "identity_unavailable"
+        assert (await service.client.get("/v1/consultations")).json()["items"] == []
 
 
 async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, issuer: TestIssuer) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
@@ -58,6 +58,8 @@ class ServiceSpec:
     consumers: Callable[[Runtime], Sequence[EventConsumer]] = lambda runtime: ()
     # Called once connections are up, before serving (e.g. to open gRPC client channels).
     on_startup: Callable[[Runtime, FastAPI], None] | None = None
+    # Called when the service stops, before connections close (e.g. to close those channels).
+    on_shutdown: Callable[[Runtime, FastAPI], Awaitable[None]] | None = None
 
 
 def build_app(spec: ServiceSpec, runtime: Runtime) -> FastAPI:
@@ -91,7 +93,11 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
         app = build_app(spec, runtime)
         if spec.on_startup is not None:
             spec.on_startup(runtime, app)
-        yield runtime, app
+        try:
+            yield runtime, app
+        finally:
+            if spec.on_shutdown is not None:
+                await spec.on_shutdown(runtime, app)
     finally:
         await nc.drain()
         await db.dispose()

@@ -53,6 +53,10 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
     app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)
 
 
+async def on_shutdown(runtime: Runtime, app: FastAPI) -> None:
+    await app.state.identity.close()
+
+
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
     return servicer.register(runtime, server)
 
@@ -66,4 +70,5 @@ SPEC = ServiceSpec(
     routers=[router],
     grpc_register=grpc_register,
     on_startup=on_startup,
+    on_shutdown=on_shutdown,
 )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +35,40 @@ EVENTS_PUBLISHED = Counter("comuna_events_published_total", "Events relayed to J
 _STAGED_KEY = "comuna_outbox_staged"
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to stage: `subject` is `<service>.<aggregate>.<event>`."""
+
+    subject: str
+    message: Message
+    aggregate_id: str
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+# Rows per INSERT when staging many events at once (a nationwide certification stages thousands).
+_STAGE_CHUNK = 1000
+
+
+async def stage_events(session: AsyncSession, events: Sequence[NewEvent]) -> None:
+    """Add events to the outbox, in order, inside the caller's open transaction.
+
+    The W3C trace context of the current span is stored with each event so the consumer's span
+    joins the trace of the request that caused it.
+    """
+    if not events:
+        return
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    for start in range(0, len(events), _STAGE_CHUNK):
+        await session.execute(insert(outbox_table), [
+            {"event_id": e.event_id, "subject": e.subject, "event_type": e.message.DESCRIPTOR.full_name,
+             "aggregate_id": e.aggregate_id, "payload": e.message.SerializeToString(deterministic=True),
+             "headers": carrier}
+            for e in events[start:start + _STAGE_CHUNK]
+        ])
+    session.info[_STAGED_KEY] = True
+
+
 async def stage_event(
     session: AsyncSession,
     *,
@@ -41,26 +77,10 @@ async def stage_event(
     aggregate_id: str,
     event_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Add an event to the outbox inside the caller's open transaction.
-
-    The W3C trace context of the current span is stored with it so the consumer's span joins
-    the trace of the request that caused the event.
-    """
-    event_id = event_id or uuid.uuid4()
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    await session.execute(
-        insert(outbox_table).values(
-            event_id=event_id,
-            subject=subject,
-            event_type=message.DESCRIPTOR.full_name,
-            aggregate_id=aggregate_id,
-            payload=message.SerializeToString(deterministic=True),
-            headers=carrier,
-        )
-    )
-    session.info[_STAGED_KEY] = True
-    return event_id
+    """Add one event to the outbox inside the caller's open transaction; returns its id."""
+    event = NewEvent(subject=subject, message=message, aggregate_id=aggregate_id, event_id=event_id or uuid.uuid4())
+    await stage_events(session, [event])
+    return event.event_id
 
 
 class OutboxRelay:

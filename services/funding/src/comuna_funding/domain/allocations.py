@@ -24,7 +24,7 @@ from comuna.funding.v1 import events_pb2 as funding_events
 from comuna_funding.domain import ids, ledger
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
-from comuna_funding.storage.outbox import StagedEvent, stage_events
+from comuna_platform.events import NewEvent, stage_events
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ async def allocate_grants(
         for aid, w in new.items()
     ])
     await stage_events(session, [
-        StagedEvent(
+        NewEvent(
             subject=ALLOCATION_CREATED, aggregate_id=str(aid), event_id=ids.event_id_for(ALLOCATION_CREATED, aid),
             message=funding_events.AllocationCreated(
                 allocation_id=str(aid), consultation_id=str(consultation_id), commune_id=str(w.commune_id),
