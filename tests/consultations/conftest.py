@@ -63,12 +63,12 @@ async def seed_identity(identity: RunningService, issuer: TestIssuer) -> dict[st
 async def stack(
     embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
 ) -> AsyncIterator[Stack]:
-    async with _stack(embedded_postgres, embedded_nats, issuer, uuid.uuid4().hex[:10]) as stack:
+    async with open_stack(embedded_postgres, embedded_nats, issuer, uuid.uuid4().hex[:10]) as stack:
         yield stack
 
 
 @asynccontextmanager
-async def _stack(
+async def open_stack(
     embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer, suffix: str,
 ) -> AsyncIterator[Stack]:
     identity_url = fresh_database(embedded_postgres, f"c_identity_{suffix}", IDENTITY_MIGRATIONS)

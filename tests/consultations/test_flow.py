@@ -1,5 +1,5 @@
 """A whole consultation against real PostgreSQL, NATS and identity: open, record candidates, vote,
-close, certify; the certified event, the REST results and the gRPC answer must agree."""
+close, certify; the certified events, the REST results and the gRPC pages must agree."""
 
 from __future__ import annotations
 
@@ -81,17 +81,24 @@ async def test_full_consultation_certifies_counts_and_ranks(
 
     nc = await nats.connect(embedded_nats.url)
     try:
-        sub = await nc.subscribe("consultations.consultation.certified")
+        per_commune = await nc.subscribe("consultations.commune_result.certified")
+        summaries = await nc.subscribe("consultations.consultation.certified")
         response = await transition(stack, issuer, consultation.id, "certify")
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "certified"
-        event = await _certified_event(sub, consultation.id)
+        summary = await _certified_event(summaries, consultation.id)
+        commune_events = await _commune_events(per_commune, consultation.id, 3)
     finally:
         await nc.drain()
 
-    assert event.code == consultation.code
-    assert event.ballots == 6
-    communes = {r.commune_code: r for r in event.communes}
+    assert (summary.code, summary.ballots, summary.commune_count, summary.communes_with_winner) == (
+        consultation.code, 6, 3, 2)
+    assert all(e.consultation_code == consultation.code and e.certified_at == summary.certified_at
+               for _, e in commune_events)
+    # One event per commune, named by the commune (CloudEvents subject = aggregate id).
+    assert [(h["ce-subject"], e.result.commune_id) for h, e in commune_events] == [
+        (str(stack.commune_ids[code]), str(stack.commune_ids[code])) for code in (C1, C2, C3)]
+    communes = {e.result.commune_code: e.result for _, e in commune_events}
     assert list(communes) == [C1, C2, C3]
     assert [(x.candidate_id, x.votes, x.rank) for x in communes[C1].candidates] == [(b, 2, 1), (a, 1, 2), (c, 1, 3)]
     assert communes[C1].winner_candidate_id == b
@@ -111,23 +118,43 @@ async def test_full_consultation_certifies_counts_and_ranks(
     one = (await client.get(f"/v1/consultations/{consultation.id}/communes/{stack.commune_ids[C1]}/results")).json()
     assert one["winner_candidate_id"] == b and one["ballots"] == 4
 
-    # So does gRPC, for services.
+    # So does gRPC, for services, a page at a time.
     async with grpc_server(CONSULTATIONS, stack.consultations) as target, grpc.aio.insecure_channel(target) as ch:
         stub = consultations_pb2_grpc.ConsultationsServiceStub(ch)  # type: ignore[no-untyped-call]
         service = [("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'])}")]
-        answer = await stub.GetCertifiedResults(pb.GetCertifiedResultsRequest(consultation_id=consultation.id),
+        whole = await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation.id),
                                                 metadata=service)
-        assert answer.communes == event.communes and answer.ballots == 6
+        assert whole.summary == summary and whole.next_page_token == ""
+        assert list(whole.results) == list(communes.values())
+        pages, token = [], ""
+        while True:
+            page = await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(
+                consultation_id=consultation.id, page_size=2, page_token=token), metadata=service)
+            assert page.summary == summary
+            pages.append([r.commune_code for r in page.results])
+            token = page.next_page_token
+            if not token:
+                break
+        assert pages == [[C1, C2], [C3]]
         person = [("authorization", f"Bearer {issuer.token(roles=['operator'], territories=['VE'])}")]
         with pytest.raises(grpc.aio.AioRpcError) as denied:
-            await stub.GetCertifiedResults(pb.GetCertifiedResultsRequest(consultation_id=consultation.id),
-                                           metadata=person)
+            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation.id),
+                                            metadata=person)
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await stub.GetCertifiedResults(pb.GetCertifiedResultsRequest(consultation_id=str(uuid.uuid4())),
-                                           metadata=service)
+            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=str(uuid.uuid4())),
+                                            metadata=service)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         assert error_code_of(missing.value) == "consultation_not_found"
+        for request, code in [
+            (pb.ListCertifiedResultsRequest(consultation_id=consultation.id, page_size=-1), "invalid_page_size"),
+            (pb.ListCertifiedResultsRequest(consultation_id=consultation.id, page_token="%%%"), "invalid_page_token"),
+            (pb.ListCertifiedResultsRequest(consultation_id=consultation.id, page_token="Zm9v"), "invalid_page_token"),
+        ]:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ListCertifiedResults(request, metadata=service)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert error_code_of(refused.value) == code
 
     # Certified is final.
     again = await transition(stack, issuer, consultation.id, "certify")
@@ -146,7 +173,23 @@ async def _certified_event(
             assert msg.headers["ce-type"] == "comuna.consultations.v1.ConsultationCertified"
             event = events_pb2.ConsultationCertified.FromString(msg.data)
             if event.consultation_id == consultation_id:
+                assert msg.headers["ce-subject"] == consultation_id
                 return event
+
+
+async def _commune_events(
+    sub: Subscription, consultation_id: str, n: int
+) -> list[tuple[dict[str, str], events_pb2.CommuneResultCertified]]:
+    found: list[tuple[dict[str, str], events_pb2.CommuneResultCertified]] = []
+    async with asyncio.timeout(15):
+        while len(found) < n:
+            msg = await sub.next_msg(timeout=15)
+            assert msg.headers is not None
+            assert msg.headers["ce-type"] == "comuna.consultations.v1.CommuneResultCertified"
+            event = events_pb2.CommuneResultCertified.FromString(msg.data)
+            if event.consultation_id == consultation_id:
+                found.append((dict(msg.headers), event))
+    return found
 
 
 async def test_closed_ballot_count_matches_accepted_ballots_under_a_racing_close(
@@ -203,13 +246,14 @@ async def test_grpc_results_before_certification_and_bad_ids(stack: Stack, issue
     async with grpc_server(CONSULTATIONS, stack.consultations) as target, grpc.aio.insecure_channel(target) as ch:
         stub = consultations_pb2_grpc.ConsultationsServiceStub(ch)  # type: ignore[no-untyped-call]
         with pytest.raises(grpc.aio.AioRpcError) as early:
-            await stub.GetCertifiedResults(pb.GetCertifiedResultsRequest(consultation_id=consultation.id),
-                                           metadata=service)
+            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation.id),
+                                            metadata=service)
         assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_code_of(early.value) == "consultation_not_in_certified"
         with pytest.raises(grpc.aio.AioRpcError) as bad:
-            await stub.GetCertifiedResults(pb.GetCertifiedResultsRequest(consultation_id="nope"), metadata=service)
+            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id="nope"), metadata=service)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_code_of(bad.value) == "invalid_id"
         with pytest.raises(grpc.aio.AioRpcError) as anonymous:
-            await stub.GetCertifiedResults(pb.GetCertifiedResultsRequest(consultation_id=consultation.id))
+            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation.id))
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -1,6 +1,6 @@
-"""Funding's consumers through real NATS JetStream and PostgreSQL: certified consultations become
-allocations, verified milestones become disbursements, and no redelivery, duplicate or
-over-budget tranche ever moves money twice or too much."""
+"""Funding's consumers through real NATS JetStream and PostgreSQL: certified commune results become
+allocations, verified milestones become disbursements (or announced refusals), and no
+redelivery, duplicate or over-budget tranche ever moves money twice or too much."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import nats
 import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
@@ -20,21 +21,29 @@ from comuna.common.v1 import money_pb2
 from comuna.consultations.v1 import events_pb2 as consultation_events
 from comuna.funding.v1 import events_pb2 as funding_events
 from comuna.projects.v1 import events_pb2 as project_events
+from comuna_devstack.nats import EmbeddedNats
+from comuna_devstack.ports import free_port
+from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_funding.domain import allocations, ids, ledger
 from comuna_funding.service import SPEC
 from comuna_funding.settings import Settings
 from comuna_funding.storage.models import Allocation, Disbursement
 from comuna_platform.db import Database
+from comuna_platform.events.streams import ensure_stream
 from comuna_platform.events.tables import inbox_table
+from tests.funding.conftest import MIGRATIONS
 from tests.funding.helpers import drained, eventually, publish, stream_messages
 from tests.support.issuer import TestIssuer
-from tests.support.service import RunningService, running_service
+from tests.support.service import RunningService, fresh_database, running_service
 
 pytestmark = pytest.mark.asyncio
 
 GRANT = 1_000_000
-CERTIFIED = "consultations.consultation.certified"
+CERTIFIED = "consultations.commune_result.certified"
 VERIFIED = "projects.milestone.verified"
+ALLOCATIONS_DURABLE = "funding-commune-results"
+# NATS's default max_payload; every event funding publishes must stay far below it.
+NATS_MAX_PAYLOAD = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,9 @@ class Winner:
     title: str
 
 
-def certification(consultation_id: str, winners: list[Winner], *, extra: Sequence[Any] = ()
-                  ) -> consultation_events.ConsultationCertified:
+def commune_results(consultation_id: str, winners: list[Winner], *, extra: Sequence[Any] = ()
+                    ) -> list[consultation_events.CommuneResultCertified]:
+    """What consultations emits on certification: one event per commune (`extra` are raw CommuneResults)."""
     communes = [
         consultation_events.CommuneResult(
             commune_id=w.commune_id, commune_code=w.commune_code, commune_name=w.commune_code, ballots=10,
@@ -58,8 +68,13 @@ def certification(consultation_id: str, winners: list[Winner], *, extra: Sequenc
         )
         for w in winners
     ]
-    return consultation_events.ConsultationCertified(consultation_id=consultation_id, code="2025-Q4",
-                                                     ballots=10 * len(winners), communes=[*communes, *extra])
+    return [consultation_events.CommuneResultCertified(consultation_id=consultation_id, consultation_code="2025-Q4",
+                                                       result=result)
+            for result in [*communes, *extra]]
+
+
+async def publish_all(js: JetStreamContext, messages: Sequence[Any], **kwargs: Any) -> list[uuid.UUID]:
+    return [await publish(js, CERTIFIED, m, **kwargs) for m in messages]
 
 
 def winners(n: int) -> list[Winner]:
@@ -88,6 +103,12 @@ async def tranche_events(js: JetStreamContext, milestone_id: str) -> list[fundin
     return [m for _, m in found if m.milestone_id == milestone_id]
 
 
+async def rejection_events(js: JetStreamContext, milestone_id: str
+                           ) -> list[tuple[dict[str, str], funding_events.TrancheRejected]]:
+    found = await stream_messages(js, "FUNDING", "funding.tranche.rejected", funding_events.TrancheRejected)
+    return [(headers, m) for headers, m in found if m.milestone_id == milestone_id]
+
+
 async def assert_balanced(service: RunningService) -> None:
     totals = await get_json(service, "/v1/ledger/totals")
     assert totals["balanced"] and totals["items"], totals
@@ -95,7 +116,7 @@ async def assert_balanced(service: RunningService) -> None:
 
 async def certify(js: JetStreamContext, service: RunningService, consultation_id: str,
                   chosen: list[Winner], **kwargs: Any) -> list[dict[str, Any]]:
-    await publish(js, CERTIFIED, certification(consultation_id, chosen, **kwargs))
+    await publish_all(js, commune_results(consultation_id, chosen, **kwargs))
     return await eventually(
         lambda: _complete(service, consultation_id, len(chosen)), "allocations to appear"
     )
@@ -106,10 +127,10 @@ async def _complete(service: RunningService, consultation_id: str, n: int) -> li
     return rows if len(rows) >= n else None
 
 
-# --- certified consultations -> allocations ---------------------------------------------------
+# --- certified commune results -> allocations -------------------------------------------------
 
 
-async def test_a_certified_consultation_funds_each_winner_once(funding: RunningService,
+async def test_certified_commune_results_fund_each_winner_once(funding: RunningService,
                                                                js: JetStreamContext) -> None:
     consultation_id = str(uuid.uuid4())
     chosen = winners(3)
@@ -117,8 +138,8 @@ async def test_a_certified_consultation_funds_each_winner_once(funding: RunningS
                                                   ballots=0)
     malformed = consultation_events.CommuneResult(commune_id="not-a-uuid", commune_code="VE.01.01.C9998",
                                                   winner_candidate_id=str(uuid.uuid4()))
-    message = certification(consultation_id, chosen, extra=[no_winner, malformed])
-    event_id = await publish(js, CERTIFIED, message)
+    messages = commune_results(consultation_id, chosen, extra=[no_winner, malformed])
+    event_ids = await publish_all(js, messages)
     rows = await eventually(lambda: _complete(funding, consultation_id, 3), "allocations to appear")
 
     by_commune = {row["commune_id"]: row for row in rows}
@@ -150,18 +171,21 @@ async def test_a_certified_consultation_funds_each_winner_once(funding: RunningS
     assert {e.allocation_id for e in events} == set(by_commune[w.commune_id]["id"] for w in chosen)
     assert all(e.title and e.transfer_id and e.funding_source == "national" for e in events)
 
+    # For every commune's event:
     # 1) the very same message again: JetStream drops it inside its duplicate window;
     # 2) the same CloudEvents id under a new Nats-Msg-Id: reaches the consumer, the inbox stops it;
-    # 3) a new event id with the same content: the business key stops it.
-    await publish(js, CERTIFIED, message, event_id=event_id)
-    await publish(js, CERTIFIED, message, event_id=event_id, msg_id=f"redelivery-{event_id}")
-    second = await publish(js, CERTIFIED, message)
-    await drained(js, "CONSULTATIONS", "funding-allocations")
+    # 3) a new event id with the same content: the business key (deterministic ids) stops it.
+    seconds = []
+    for message, event_id in zip(messages, event_ids, strict=True):
+        await publish(js, CERTIFIED, message, event_id=event_id)
+        await publish(js, CERTIFIED, message, event_id=event_id, msg_id=f"redelivery-{event_id}")
+        seconds.append(await publish(js, CERTIFIED, message))
+    await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
     async with funding.runtime.db.transaction() as session:
         seen = (await session.execute(
-            select(func.count()).select_from(inbox_table).where(inbox_table.c.event_id.in_([event_id, second]))
+            select(func.count()).select_from(inbox_table).where(inbox_table.c.event_id.in_([*event_ids, *seconds]))
         )).scalar_one()
-    assert seen == 2
+    assert seen == 2 * len(messages)
 
     assert sorted(r["id"] for r in await allocations_of(funding, consultation_id)) == sorted(r["id"] for r in rows)
     for row in rows:
@@ -180,7 +204,7 @@ async def _at_least(rows: Any, n: int) -> Any:
 async def test_a_commune_already_funded_is_not_funded_again_in_a_corrected_certification(
     funding: RunningService, js: JetStreamContext
 ) -> None:
-    """A second certification of the same consultation naming more winners funds only the new ones."""
+    """Results of the same consultation arriving again, now with more winners, fund only the new ones."""
     consultation_id = str(uuid.uuid4())
     chosen = winners(3)
     first = await certify(js, funding, consultation_id, chosen[:2])
@@ -188,6 +212,97 @@ async def test_a_commune_already_funded_is_not_funded_again_in_a_corrected_certi
     assert len(rows) == 3
     assert {r["id"] for r in first} <= {r["id"] for r in rows}
     assert len(await eventually(lambda: _at_least(allocation_events(js, consultation_id), 3), "events")) == 3
+
+
+async def allocation_count(service: RunningService, consultation_id: str) -> int:
+    async with service.runtime.db.transaction() as session:
+        return int((await session.execute(select(func.count()).select_from(Allocation).where(
+            Allocation.consultation_id == uuid.UUID(consultation_id)))).scalar_one())
+
+
+@pytest_asyncio.fixture
+async def isolated(embedded_postgres: EmbeddedPostgres, issuer: TestIssuer,
+                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RunningService, JetStreamContext]]:
+    """Funding on its own database and NATS server: the thousands of events of a large round,
+    left on the session's shared streams, would be replayed by later modules' consumers."""
+    with EmbeddedNats(tmp_path_factory.mktemp("nats-funding") / "jetstream", free_port()) as server:
+        nc = await nats.connect(server.url)
+        context = nc.jetstream()
+        for upstream in ("consultations", "projects"):
+            await ensure_stream(context, upstream)
+        url = fresh_database(embedded_postgres, f"funding_large_{uuid.uuid4().hex[:8]}", MIGRATIONS)
+        try:
+            async with running_service(SPEC, Settings, database_url=url, nats_url=server.url,
+                                       issuer=issuer) as service:
+                yield service, context
+        finally:
+            await nc.close()
+
+
+async def test_a_large_certification_allocates_one_grant_per_winner(
+    isolated: tuple[RunningService, JetStreamContext]
+) -> None:
+    """1,000 communes, as consultations emits them (one event each; the 2,000-commune certification
+    itself is tested in tests/consultations): one grant per winner, none for the communes that cast
+    no ballot, and every event small. About 10 ms per event, so a nationwide round takes about a
+    minute, each event in its own short transaction."""
+    funding, js = isolated
+    consultation_id = str(uuid.uuid4())
+    chosen = winners(900)
+    empty = [
+        consultation_events.CommuneResult(
+            commune_id=str(uuid.uuid4()), commune_code=f"VE.02.01.C{i:04d}", commune_name="Sin votos", ballots=0,
+            candidates=[consultation_events.CandidateResult(candidate_id=str(uuid.uuid4()), title=f"Proyecto {k}",
+                                                            votes=0, rank=k, assembly_priority=k)
+                        for k in range(1, 8)],
+        )
+        for i in range(100)
+    ]
+    messages = commune_results(consultation_id, chosen, extra=empty)
+    assert len(messages) == 1_000
+    assert max(m.ByteSize() for m in messages) < 16 * 1024
+    await publish_all(js, messages)
+
+    async def all_allocated() -> bool:
+        return await allocation_count(funding, consultation_id) >= len(chosen)
+
+    await eventually(all_allocated, "a grant for every winner", within=120)
+    await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
+    async with funding.runtime.db.transaction() as session:
+        funded = (await session.execute(select(Allocation.commune_id, Allocation.candidate_id).where(
+            Allocation.consultation_id == uuid.UUID(consultation_id)))).all()
+    assert sorted((str(c), str(k)) for c, k in funded) == sorted((w.commune_id, w.candidate_id) for w in chosen)
+
+    found = await stream_messages(js, "FUNDING", "funding.allocation.created", funding_events.AllocationCreated)
+    mine = [m for _, m in found if m.consultation_id == consultation_id]
+    assert len(mine) == len(chosen)
+    assert len({m.allocation_id for m in mine}) == len(chosen)
+    assert max(m.ByteSize() for m in mine) < NATS_MAX_PAYLOAD // 100
+    await assert_balanced(funding)
+
+
+async def test_winners_funded_by_the_former_whole_certification_are_not_funded_again(
+    funding: RunningService, js: JetStreamContext
+) -> None:
+    """Allocations made before the upgrade (one batch per certification) and the per-commune events
+    name the same deterministic ids, so a consultation seen both ways is funded once."""
+    consultation_id = str(uuid.uuid4())
+    chosen = winners(4)
+    policy = allocations.GrantPolicy(amount_minor=GRANT, currency="USD", funding_source="national")
+    async with funding.runtime.db.transaction() as session:
+        before = await allocations.allocate_grants(session, uuid.UUID(consultation_id), [
+            allocations.Winner(uuid.UUID(w.commune_id), w.commune_code, uuid.UUID(w.candidate_id), w.title)
+            for w in chosen[:3]
+        ], policy)
+    assert len(before) == 3
+    await publish_all(js, commune_results(consultation_id, chosen))
+    rows = await eventually(lambda: _complete(funding, consultation_id, 4), "the fourth allocation")
+    await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
+    assert len(rows) == 4 and {uuid.UUID(r["id"]) for r in rows} >= set(before)
+    for row in rows:
+        assert len((await get_json(funding, "/v1/transfers", account_id=row["account_id"]))["items"]) == 1
+    assert len(await eventually(lambda: _at_least(allocation_events(js, consultation_id), 4), "events")) == 4
+    await assert_balanced(funding)
 
 
 # --- verified milestones -> disbursements -----------------------------------------------------
@@ -251,16 +366,29 @@ async def test_verified_milestones_move_tranches_and_never_beyond_the_allocation
     assert (await get_json(funding, f"/v1/allocations/{allocation['id']}"))["disbursed_minor"] == 400_000
     assert len(await tranche_events(js, first.milestone_id)) == 1
 
-    # More than the 600,000 left: refused, recorded, nothing moves, nothing is announced.
+    # More than the 600,000 left: refused, recorded, nothing moves; the refusal is announced.
     greedy = verified(allocation, 600_001)
     refused = await settle(js, funding, greedy)
     assert (refused.status, refused.reason, refused.transfer_id) == ("rejected", "exceeds_allocation", None)
+    [(headers, rejection)] = await eventually(lambda: _at_least(rejection_events(js, greedy.milestone_id), 1),
+                                              "TrancheRejected on FUNDING")
+    assert (rejection.disbursement_id, rejection.allocation_id, rejection.project_id, rejection.commune_id) == (
+        str(refused.id), allocation["id"], greedy.project_id, allocation["commune_id"])
+    assert (rejection.amount.amount_minor, rejection.amount.currency, rejection.reason) == (
+        600_001, "USD", "exceeds_allocation")
+    assert headers["ce-type"] == "comuna.funding.v1.TrancheRejected" and headers["ce-subject"] == str(refused.id)
+    assert headers["ce-id"] == str(ids.event_id_for("funding.tranche.rejected", refused.id))
+    # The refused milestone again under a new event id: the stored refusal stands, announced once.
+    await publish(js, VERIFIED, greedy)
+    await drained(js, "PROJECTS", "funding-disbursements")
+    assert len(await rejection_events(js, greedy.milestone_id)) == 1
     detail = await get_json(funding, f"/v1/allocations/{allocation['id']}")
     assert (detail["disbursed_minor"], detail["remaining_minor"]) == (400_000, 600_000)
     assert {(d["milestone_id"], d["status"]) for d in detail["disbursements"]} == {
         (first.milestone_id, "completed"), (greedy.milestone_id, "rejected")}
     assert (await commune_account(funding, allocation["commune_id"]) or {})["credits_posted_minor"] == 400_000
     assert await tranche_events(js, greedy.milestone_id) == []
+    assert await rejection_events(js, first.milestone_id) == []
 
     # Exactly what is left: paid, and the earmark is empty.
     last = await settle(js, funding, verified(allocation, 600_000))
@@ -292,6 +420,14 @@ async def test_tranches_that_cannot_be_paid_are_recorded_as_rejected(
     detail = await get_json(funding, f"/v1/allocations/{allocation['id']}")
     assert detail["disbursed_minor"] == 0
     assert await tranche_events(js, message.milestone_id) == []
+    [(_, rejection)] = await eventually(lambda: _at_least(rejection_events(js, message.milestone_id), 1),
+                                        "TrancheRejected on FUNDING")
+    assert (rejection.reason, rejection.disbursement_id, rejection.project_id) == (
+        reason, str(refused.id), message.project_id)
+    # Ids that did not parse are announced empty, never as the garbage received.
+    assert rejection.allocation_id == ("" if refused.allocation_id is None else str(refused.allocation_id))
+    assert rejection.commune_id == str(refused.commune_id)
+    assert (rejection.amount.amount_minor, rejection.amount.currency) == (amount, message.tranche.currency)
 
 
 async def test_malformed_milestone_ids_are_dropped_without_blocking_the_stream(
@@ -322,11 +458,11 @@ async def test_two_replicas_fed_many_copies_allocate_and_disburse_once(
 ) -> None:
     consultation_id = str(uuid.uuid4())
     chosen = winners(5)
-    message = certification(consultation_id, chosen)
+    messages = commune_results(consultation_id, chosen)
     for _ in range(8):
-        await publish(js, CERTIFIED, message)
+        await publish_all(js, messages)
     rows = await eventually(lambda: _complete(funding, consultation_id, 5), "allocations")
-    await drained(js, "CONSULTATIONS", "funding-allocations")
+    await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
     assert len(await allocations_of(funding, consultation_id)) == 5
     assert len(await allocation_events(js, consultation_id)) == 5
 
@@ -350,9 +486,10 @@ async def test_two_replicas_fed_many_copies_allocate_and_disburse_once(
     await assert_balanced(funding)
 
 
-async def test_a_nationwide_certification_is_allocated_quickly_and_only_once(db: Database) -> None:
-    """5,336 communes (the reported scale of a round) in one certification: the handler's work
-    must fit well inside the consumer's 30 s ack wait, and a replay must allocate nothing."""
+async def test_a_nationwide_batch_is_allocated_quickly_and_only_once(db: Database) -> None:
+    """5,336 communes (the reported scale of a round) allocated in one batch by the domain
+    (the consumer passes one winner per event; bulk callers may pass all): fast, and a replay
+    allocates nothing."""
     consultation_id = uuid.uuid4()
     chosen = [allocations.Winner(uuid.uuid4(), f"VE.01.01.C{i:04d}", uuid.uuid4(), f"Proyecto {i}")
               for i in range(5_336)]

@@ -1,4 +1,4 @@
-"""Pure rules of the funding domain: limits, derived ids, certification parsing, tranche refusal."""
+"""Pure rules of the funding domain: limits, derived ids, commune result parsing, tranche refusal."""
 
 from __future__ import annotations
 
@@ -65,17 +65,34 @@ def test_derived_ids_are_stable_and_distinct() -> None:
     assert ids.parse_uuid("nope") is None and ids.parse_uuid(str(milestone).upper()) == milestone
 
 
-def test_winners_skip_communes_without_winner_malformed_ids_and_duplicates() -> None:
-    good, candidate = uuid.uuid4(), uuid.uuid4()
-    result = consultation_events.CommuneResult
-    event = consultation_events.ConsultationCertified(consultation_id=str(uuid.uuid4()), communes=[
-        result(commune_id=str(good), commune_code="VE.1", winner_candidate_id=str(candidate), candidates=[
-            consultation_events.CandidateResult(candidate_id=str(candidate), title="Agua potable")]),
-        result(commune_id=str(uuid.uuid4()), commune_code="VE.2"),
-        result(commune_id="bad", commune_code="VE.3", winner_candidate_id=str(uuid.uuid4())),
-        result(commune_id=str(good), commune_code="VE.1", winner_candidate_id=str(uuid.uuid4())),
-    ])
-    assert allocations.winners_of(event) == [allocations.Winner(good, "VE.1", candidate, "Agua potable")]
+def test_a_commune_result_names_its_winner_or_nothing() -> None:
+    consultation, commune, candidate = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def event(**result: object) -> consultation_events.CommuneResultCertified:
+        fields: dict[str, object] = {
+            "commune_id": str(commune), "commune_code": "VE.1", "winner_candidate_id": str(candidate),
+            "candidates": [consultation_events.CandidateResult(candidate_id=str(uuid.uuid4()), title="Otro"),
+                           consultation_events.CandidateResult(candidate_id=str(candidate), title="Agua potable")],
+            **result,
+        }
+        return consultation_events.CommuneResultCertified(
+            consultation_id=str(consultation), consultation_code="2026-Q1",
+            result=consultation_events.CommuneResult(**fields))  # type: ignore[arg-type]
+
+    assert allocations.winner_of(event()) == (consultation,
+                                              allocations.Winner(commune, "VE.1", candidate, "Agua potable"))
+    assert allocations.winner_of(event(winner_candidate_id="")) is None
+    assert allocations.winner_of(event(commune_id="bad")) is None
+    assert allocations.winner_of(event(winner_candidate_id="bad")) is None
+    malformed_consultation = event()
+    malformed_consultation.consultation_id = "bad"
+    assert allocations.winner_of(malformed_consultation) is None
+    # Upper-case spellings name the same commune (and so derive the same allocation id).
+    upper = allocations.winner_of(event(commune_id=str(commune).upper()))
+    assert upper is not None and upper[1].commune_id == commune
+    long_title = event(candidates=[consultation_events.CandidateResult(candidate_id=str(candidate), title="x" * 900)])
+    found = allocations.winner_of(long_title)
+    assert found is not None and len(found[1].title) == allocations.MAX_TEXT
 
 
 def test_tranche_refusal_reasons() -> None:

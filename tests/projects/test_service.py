@@ -1,6 +1,6 @@
 """The projects service end to end: real PostgreSQL, real NATS JetStream, real tokens.
 
-Funding is played by the test: it publishes AllocationCreated / TrancheDisbursed to the
+Funding is played by the test: it publishes AllocationCreated / TrancheDisbursed / TrancheRejected to the
 FUNDING stream exactly as the outbox relay would (CloudEvents headers). Every rejected request
 is checked to have written nothing: neither milestone state nor an outbox event.
 """
@@ -47,6 +47,7 @@ MIGRATIONS = Path(comuna_projects.__file__).parent / "migrations"
 COMMUNE_CODE = "VE.01.01.C0001"
 ALLOCATIONS_CONSUMER = "projects-allocations"
 DISBURSEMENTS_CONSUMER = "projects-disbursements"
+REJECTIONS_CONSUMER = "projects-rejections"
 WAIT_SECONDS = 15.0
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -162,6 +163,23 @@ async def disburse(h: Harness, project: dict[str, Any], milestone: dict[str, Any
                         event_id=event_id, nats_msg_id=nats_msg_id)
     await wait_consumed(h, DISBURSEMENTS_CONSUMER, seq)
     return disbursement_id
+
+
+async def reject(h: Harness, project: dict[str, Any], milestone: dict[str, Any], *, reason: str = "exceeds_allocation",
+                 event_id: uuid.UUID | None = None, nats_msg_id: str | None = None,
+                 **overrides: Any) -> funding_events.TrancheRejected:
+    """Funding refusing the milestone's tranche, as its outbox relay would publish it."""
+    fields: dict[str, Any] = {
+        "disbursement_id": str(uuid.uuid4()), "allocation_id": project["allocation_id"],
+        "project_id": project["id"], "milestone_id": milestone["id"], "commune_id": project["commune_id"],
+        "amount": money_pb2.Money(amount_minor=milestone["tranche_minor"] + 1, currency=milestone["currency"]),
+        "reason": reason, **overrides,
+    }
+    message = funding_events.TrancheRejected(**fields)
+    seq = await publish(h, "funding.tranche.rejected", message, aggregate_id=message.disbursement_id,
+                        event_id=event_id, nats_msg_id=nats_msg_id)
+    await wait_consumed(h, REJECTIONS_CONSUMER, seq)
+    return message
 
 
 # --- reading our own state ----------------------------------------------------------------------
@@ -567,6 +585,98 @@ async def test_disbursement_for_unverified_or_unknown_milestone_is_ignored(harne
     assert await outbox(harness, "projects.milestone.funded", project["id"]) == []
 
 
+# --- rejected tranche -> noted on the verified milestone ---------------------------------------
+
+async def _milestone(h: Harness, project: dict[str, Any], sequence: int) -> dict[str, Any]:
+    detail = (await h.client.get(f"/v1/projects/{project['id']}")).json()
+    milestone: dict[str, Any] = detail["milestones"][sequence - 1]
+    return milestone
+
+
+async def _rejection_columns(h: Harness, project_id: str) -> list[tuple[Any, ...]]:
+    async with h.service.runtime.db.transaction() as session:
+        rows = await session.execute(
+            select(Milestone.status, Milestone.disbursement_rejected_reason, Milestone.disbursement_rejected_at)
+            .where(Milestone.project_id == uuid.UUID(project_id)).order_by(Milestone.sequence))
+        return [tuple(r) for r in rows]
+
+
+async def test_rejected_tranche_is_shown_on_the_verified_milestone_once(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    milestone = project["milestones"][0]
+    response = await harness.client.post(verify_url(project, milestone), json={"note": "ok"},
+                                         headers=harness.overseer())
+    assert response.status_code == 200
+    verified_at = response.json()["milestone"]["verified_at"]
+    assert response.json()["milestone"]["disbursement_rejected_reason"] is None
+    before = await snapshot(harness, project["id"])
+
+    event_id = uuid.uuid4()
+    refused = await reject(harness, project, milestone, event_id=event_id)
+    shown = await _milestone(harness, project, 1)
+    assert shown["status"] == "verified" and shown["verified_at"] == verified_at
+    assert shown["disbursement_rejected_reason"] == "exceeds_allocation"
+    assert shown["disbursement_rejected_at"] is not None
+    assert (shown["funded_at"], shown["disbursement_id"], shown["disbursed_minor"]) == (None, None, None)
+    detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
+    assert (detail["status"], detail["disbursed_minor"]) == ("in_progress", 0)
+    assert all(m["disbursement_rejected_reason"] is None for m in detail["milestones"][1:])
+    # Nothing else happens: the milestone row is otherwise untouched and no event is staged.
+    after = await snapshot(harness, project["id"])
+    assert after == before
+    noted = await _rejection_columns(harness, project["id"])
+
+    # The same event redelivered (inbox), and a copy under a new event id with another reason
+    # (already noted): no second effect, the first reason and time stand.
+    await reject(harness, project, milestone, event_id=event_id, nats_msg_id=str(uuid.uuid4()),
+                 disbursement_id=refused.disbursement_id)
+    await reject(harness, project, milestone, reason="currency_mismatch", disbursement_id=refused.disbursement_id)
+    assert await _rejection_columns(harness, project["id"]) == noted
+    assert await snapshot(harness, project["id"]) == before
+    async with harness.service.runtime.db.transaction() as session:
+        handled = await session.scalar(
+            select(func.count()).select_from(inbox_table).where(inbox_table.c.consumer == REJECTIONS_CONSUMER,
+                                                                inbox_table.c.event_id == event_id))
+    assert handled == 1
+    assert (await _milestone(harness, project, 1))["disbursement_rejected_reason"] == "exceeds_allocation"
+
+    # The next milestone can still be verified; the refused one stays verified.
+    second = await harness.client.post(verify_url(project, project["milestones"][1]), json={"note": "ok"},
+                                       headers=harness.overseer())
+    assert second.status_code == 200
+
+
+async def test_rejections_that_do_not_fit_are_ignored(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    _, other = await open_project(harness)
+    first = project["milestones"][0]
+    await harness.client.post(verify_url(project, first), json={"note": "ok"}, headers=harness.overseer())
+    before = await _rejection_columns(harness, project["id"]), await snapshot(harness, project["id"])
+    # A pending milestone, an unknown milestone, another project's or allocation's ids, and
+    # malformed events (no reason, bad ids): none changes anything nor blocks the stream.
+    await reject(harness, project, project["milestones"][1])
+    await reject(harness, project, {**first, "id": str(uuid.uuid4())})
+    await reject(harness, project, first, project_id=other["id"])
+    await reject(harness, project, first, allocation_id=other["allocation_id"])
+    await reject(harness, project, first, reason="   ")
+    await reject(harness, project, first, disbursement_id="not-a-uuid")
+    await reject(harness, project, first, milestone_id="not-a-uuid")
+    assert (await _rejection_columns(harness, project["id"]), await snapshot(harness, project["id"])) == before
+    # Funding may leave ids it could not parse empty: still recorded against the milestone.
+    await reject(harness, project, first, allocation_id="", commune_id="", reason="allocation_unknown")
+    assert (await _milestone(harness, project, 1))["disbursement_rejected_reason"] == "allocation_unknown"
+
+
+async def test_rejection_after_funding_is_ignored(harness: Harness) -> None:
+    _, project = await open_project(harness)
+    milestone = project["milestones"][0]
+    await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
+    await disburse(harness, project, milestone)
+    await reject(harness, project, milestone)
+    shown = await _milestone(harness, project, 1)
+    assert (shown["status"], shown["disbursement_rejected_reason"]) == ("funded", None)
+
+
 # --- gRPC ---------------------------------------------------------------------------------------
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -607,3 +717,18 @@ async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.P
     with pytest.raises(grpc.aio.AioRpcError) as anonymous:
         await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project["id"]))
     assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_grpc_project_shows_a_refused_tranche(harness: Harness,
+                                                    grpc_stub: projects_pb2_grpc.ProjectsServiceStub) -> None:
+    _, project = await open_project(harness)
+    milestone = project["milestones"][0]
+    await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
+    await reject(harness, project, milestone)
+    service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="comuna-funding")
+    reply = await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project["id"]),
+                                       metadata=bearer(service_token))
+    first, second = reply.milestones[:2]
+    assert first.status == projects_pb2.MILESTONE_STATUS_VERIFIED
+    assert first.disbursement_rejected_reason == "exceeds_allocation" and first.HasField("disbursement_rejected_at")
+    assert second.disbursement_rejected_reason == "" and not second.HasField("disbursement_rejected_at")

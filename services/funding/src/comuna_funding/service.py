@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from comuna_funding.api.routes import router
-from comuna_funding.consumers.allocations import certified_consumer
+from comuna_funding.consumers.allocations import commune_result_consumer
 from comuna_funding.consumers.disbursements import milestone_consumer
 from comuna_funding.domain.allocations import GrantPolicy
 from comuna_funding.grpc import servicer
@@ -25,7 +25,7 @@ def grant_policy(settings: Settings) -> GrantPolicy:
 
 
 def consumers(runtime: Runtime) -> Sequence[EventConsumer]:
-    return [certified_consumer(runtime, grant_policy(settings_of(runtime))), milestone_consumer(runtime)]
+    return [commune_result_consumer(runtime, grant_policy(settings_of(runtime))), milestone_consumer(runtime)]
 
 
 SPEC = ServiceSpec(

@@ -15,17 +15,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna.consultations.v1 import events_pb2
 from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.domain.lifecycle import Status, check_transition, require_status
-from comuna_consultations.domain.results import CertifiedResults, outcomes, to_proto
+from comuna_consultations.domain.results import (
+    CertifiedResults,
+    commune_event,
+    outcomes,
+    summary_of,
+    summary_proto,
+)
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation
 from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.principal import Principal
 from comuna_platform.db import Database
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
-from comuna_platform.events import stage_event
+from comuna_platform.events import NewEvent, stage_event, stage_events
 
 # The whole country: opening, moving and certifying a consultation are national acts.
 COUNTRY = "VE"
+
+COMMUNE_RESULT_CERTIFIED = "consultations.commune_result.certified"
+CONSULTATION_CERTIFIED = "consultations.consultation.certified"
 
 
 def require_scope(principal: Principal, code: str) -> None:
@@ -191,6 +200,13 @@ async def certify(
     await session.flush()
     results = CertifiedResults(consultation_id, consultation.code, now, sum(c.ballots for c in commune_outcomes),
                                commune_outcomes)
-    await stage_event(session, subject="consultations.consultation.certified", message=to_proto(results),
-                      aggregate_id=str(consultation_id))
+    # One small event per commune, then the summary: no message grows with the country (a
+    # single one with every commune would be ~4.5 MB nationwide, over NATS's 1 MB limit, and
+    # would block the outbox relay). Staged in this order, the summary is relayed last.
+    await stage_events(session, [
+        *(NewEvent(subject=COMMUNE_RESULT_CERTIFIED, message=commune_event(results, c), aggregate_id=str(c.commune_id))
+          for c in commune_outcomes),
+        NewEvent(subject=CONSULTATION_CERTIFIED, message=summary_proto(summary_of(results)),
+                 aggregate_id=str(consultation_id)),
+    ])
     return consultation, results

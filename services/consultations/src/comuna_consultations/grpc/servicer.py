@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from typing import Any
 
 import grpc
 
 from comuna.consultations.v1 import consultations_pb2 as pb
-from comuna.consultations.v1 import consultations_pb2_grpc, events_pb2
-from comuna_consultations.domain.results import load_certified, to_proto
+from comuna.consultations.v1 import consultations_pb2_grpc
+from comuna_consultations.domain.results import certified_page, page_size_of
 from comuna_platform.auth.grpc import current_principal
 from comuna_platform.errors import Forbidden, InvalidInput
 from comuna_platform.runtime import Runtime
+
+# Page tokens are opaque to callers: a version tag and the last commune code of the page.
+_CURSOR_TAG = "c1:"
 
 
 def _require_service() -> None:
@@ -27,19 +32,41 @@ def _uuid(value: str, field: str) -> uuid.UUID:
         raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc
 
 
+def encode_page_token(after_code: str) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_TAG}{after_code}".encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    """The commune code to continue after; "" for the first page."""
+    if not token:
+        return ""
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("page_token is not one this service issued", code="invalid_page_token") from exc
+    if not text.startswith(_CURSOR_TAG) or len(text) == len(_CURSOR_TAG):
+        raise InvalidInput("page_token is not one this service issued", code="invalid_page_token")
+    return text[len(_CURSOR_TAG):]
+
+
 class ConsultationsServicer(consultations_pb2_grpc.ConsultationsServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 
-    async def GetCertifiedResults(
-        self, request: pb.GetCertifiedResultsRequest, context: Any
-    ) -> events_pb2.ConsultationCertified:
-        """The same message as the `consultations.consultation.certified` event."""
+    async def ListCertifiedResults(
+        self, request: pb.ListCertifiedResultsRequest, context: Any
+    ) -> pb.ListCertifiedResultsResponse:
+        """The certification summary and one page of commune results, in commune code order."""
         _require_service()
         consultation_id = _uuid(request.consultation_id, "consultation_id")
+        page_size = page_size_of(request.page_size)
+        after_code = decode_page_token(request.page_token)
         async with self._runtime.db.transaction() as session:
-            certified = await load_certified(session, consultation_id)
-        return to_proto(certified)
+            page = await certified_page(session, consultation_id, after_code=after_code, page_size=page_size)
+        return pb.ListCertifiedResultsResponse(
+            summary=page.summary, results=page.results,
+            next_page_token=encode_page_token(page.next_after_code) if page.next_after_code is not None else "",
+        )
 
 
 def register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:

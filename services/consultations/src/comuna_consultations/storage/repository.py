@@ -230,8 +230,9 @@ class ResultRow:
 
 
 async def stored_results(
-    session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID | None = None
+    session: AsyncSession, consultation_id: uuid.UUID, *, commune_ids: Sequence[uuid.UUID] | None = None
 ) -> list[ResultRow]:
+    """The certified rows of every commune, or only of `commune_ids`."""
     query = (
         select(results.c.commune_id, results.c.candidate_id, candidates.c.title, candidates.c.assembly_priority,
                results.c.votes, results.c.rank)
@@ -239,6 +240,23 @@ async def stored_results(
         .where(results.c.consultation_id == consultation_id)
         .order_by(results.c.commune_id, results.c.rank)
     )
-    if commune_id is not None:
-        query = query.where(results.c.commune_id == commune_id)
+    if commune_ids is not None:
+        query = query.where(results.c.commune_id.in_(commune_ids))
     return [ResultRow(*row) for row in await session.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class CertifiedTotals:
+    ballots: int
+    communes_with_winner: int
+
+
+async def certified_totals(session: AsyncSession, consultation_id: uuid.UUID) -> CertifiedTotals:
+    """Ballots counted and communes with a winner, from the certified rows (a commune has a
+    winner exactly when one of its candidates got a vote)."""
+    query = select(
+        func.coalesce(func.sum(results.c.votes), 0),
+        func.count(func.distinct(results.c.commune_id)).filter(results.c.votes > 0),
+    ).where(results.c.consultation_id == consultation_id)
+    row = (await session.execute(query)).one()
+    return CertifiedTotals(int(row[0]), int(row[1]))

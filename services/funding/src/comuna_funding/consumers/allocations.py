@@ -1,4 +1,8 @@
-"""Consumer of `consultations.consultation.certified`: earmark grants for the winners."""
+"""Consumer of `consultations.commune_result.certified`: earmark the grant for the commune's winner.
+
+Consultations emits one event per commune (the whole country in one message would be too big
+for NATS), so each event allocates at most one grant, in its own short transaction.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +11,35 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.consultations.v1 import events_pb2 as consultation_events
-from comuna_funding.domain import allocations, ids
+from comuna_funding.domain import allocations
 from comuna_funding.domain.allocations import GrantPolicy
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SUBJECT = "consultations.consultation.certified"
+SUBJECT = "consultations.commune_result.certified"
+# A new durable name, not the old "funding-allocations": an existing durable consumer keeps the
+# filter subject it was created with, so renaming is how the new filter takes effect.
+DURABLE = "funding-commune-results"
 
 
-def certified_handler(policy: GrantPolicy) -> EventHandler[consultation_events.ConsultationCertified]:
+def commune_result_handler(policy: GrantPolicy) -> EventHandler[consultation_events.CommuneResultCertified]:
     async def apply(session: AsyncSession,
-                    event: ReceivedEvent[consultation_events.ConsultationCertified]) -> None:
-        consultation_id = ids.parse_uuid(event.message.consultation_id)
-        if consultation_id is None:
-            log.error("dropping certification with a malformed consultation id",
-                      extra={"event_id": str(event.envelope.event_id),
-                             "consultation_id": event.message.consultation_id})
+                    event: ReceivedEvent[consultation_events.CommuneResultCertified]) -> None:
+        found = allocations.winner_of(event.message)
+        if found is None:
             return
-        winners = allocations.winners_of(event.message)
-        created = await allocations.allocate_grants(session, consultation_id, winners, policy)
-        log.info("grants allocated", extra={"consultation_id": str(consultation_id), "winners": len(winners),
-                                            "allocated": len(created)})
+        consultation_id, winner = found
+        created = await allocations.allocate_grants(session, consultation_id, [winner], policy)
+        log.info("grant allocated" if created else "grant already allocated",
+                 extra={"consultation_id": str(consultation_id), "commune_id": str(winner.commune_id)})
 
-    return EventHandler(consultation_events.ConsultationCertified, apply)
+    return EventHandler(consultation_events.CommuneResultCertified, apply)
 
 
-def certified_consumer(runtime: Runtime, policy: GrantPolicy) -> EventConsumer:
+def commune_result_consumer(runtime: Runtime, policy: GrantPolicy) -> EventConsumer:
     return EventConsumer(
-        runtime.db, runtime.js, name="funding-allocations", stream="CONSULTATIONS", filter_subject=SUBJECT,
-        handlers=[certified_handler(policy)],
+        runtime.db, runtime.js, name=DURABLE, stream="CONSULTATIONS", filter_subject=SUBJECT,
+        handlers=[commune_result_handler(policy)],
     )

@@ -1,4 +1,4 @@
-"""Earmark the national grant for every commune's winning project of a certified consultation.
+"""Earmark the national grant for each commune's winning project of a certified consultation.
 
 Money flow (double entry, one currency):
 
@@ -58,30 +58,26 @@ def earmark_spec(allocation_id: uuid.UUID, currency: str) -> AccountSpec:
                        debits_must_not_exceed_credits=True)
 
 
-def winners_of(event: consultation_events.ConsultationCertified) -> list[Winner]:
-    """The communes that chose a project, once each; malformed entries are logged and skipped.
+def winner_of(event: consultation_events.CommuneResultCertified) -> tuple[uuid.UUID, Winner] | None:
+    """(consultation id, the commune's winner), or None when the commune chose nothing or the
+    event's ids are malformed (logged).
 
-    A bad entry from upstream must not block the grants of every other commune, and raising
-    would only make the event be redelivered with the same bad entry.
+    A malformed event is dropped rather than raised on: raising would only make it be
+    redelivered with the same bad ids, and it concerns no other commune.
     """
-    winners: dict[uuid.UUID, Winner] = {}
-    for commune in event.communes:
-        if not commune.winner_candidate_id:
-            continue
-        commune_id = ids.parse_uuid(commune.commune_id)
-        candidate_id = ids.parse_uuid(commune.winner_candidate_id)
-        if commune_id is None or candidate_id is None:
-            log.error("skipping commune result with malformed ids",
-                      extra={"consultation_id": event.consultation_id, "commune_id": commune.commune_id})
-            continue
-        if commune_id in winners:
-            log.warning("commune listed twice in certification; keeping the first",
-                        extra={"consultation_id": event.consultation_id, "commune_id": str(commune_id)})
-            continue
-        title = next((c.title for c in commune.candidates if c.candidate_id == commune.winner_candidate_id), "")
-        winners[commune_id] = Winner(commune_id=commune_id, commune_code=commune.commune_code[:MAX_TEXT],
-                                     candidate_id=candidate_id, title=title[:MAX_TEXT])
-    return list(winners.values())
+    result = event.result
+    if not result.winner_candidate_id:
+        return None
+    consultation_id = ids.parse_uuid(event.consultation_id)
+    commune_id = ids.parse_uuid(result.commune_id)
+    candidate_id = ids.parse_uuid(result.winner_candidate_id)
+    if consultation_id is None or commune_id is None or candidate_id is None:
+        log.error("dropping commune result with malformed ids",
+                  extra={"consultation_id": event.consultation_id, "commune_id": result.commune_id})
+        return None
+    title = next((c.title for c in result.candidates if c.candidate_id == result.winner_candidate_id), "")
+    return consultation_id, Winner(commune_id=commune_id, commune_code=result.commune_code[:MAX_TEXT],
+                                   candidate_id=candidate_id, title=title[:MAX_TEXT])
 
 
 async def allocate_grants(
@@ -90,7 +86,9 @@ async def allocate_grants(
     """Allocate `policy`'s grant to each winner not yet funded by that source; returns the new ids.
 
     Ids are derived from (consultation, commune, source), so a replay finds its allocations
-    (and, in a race, its transfers) already there and allocates nothing twice.
+    (and, in a race, its transfers) already there and allocates nothing twice, whichever event
+    named the winner (one commune's result now, a whole certification in earlier versions).
+    The consumer passes one winner per event; the batch form serves bulk callers and tests.
     """
     planned = {
         ids.allocation_id_for(consultation_id, w.commune_id, policy.funding_source): w for w in winners

@@ -5,7 +5,8 @@
 A tranche that cannot be paid (unknown allocation, wrong commune or currency, more than the
 earmark still holds) is recorded as a *rejected* disbursement with a reason and moves no
 money. It is not an error: raising would make the event be redelivered until it is dropped,
-and the refusal itself is a fact the public ledger should show.
+and the refusal itself is a fact the public ledger should show, and projects must learn:
+it is announced as `funding.tranche.rejected` in the same transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from comuna_platform.events import stage_event
 log = logging.getLogger(__name__)
 
 TRANCHE_DISBURSED = "funding.tranche.disbursed"
+TRANCHE_REJECTED = "funding.tranche.rejected"
 TRANCHE_DISBURSEMENT = "tranche_disbursement"
 
 # Reasons a tranche is refused (stored in disbursements.reason).
@@ -105,6 +107,7 @@ async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursem
     if transfer_id is None:
         log.warning("tranche refused", extra={"milestone_id": str(tranche.milestone_id),
                                               "allocation_id": str(tranche.allocation_id), "reason": reason})
+        await _announce_rejection(session, disbursement)
         return disbursement
     await stage_event(
         session, subject=TRANCHE_DISBURSED, aggregate_id=str(disbursement.allocation_id),
@@ -118,6 +121,27 @@ async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursem
         ),
     )
     return disbursement
+
+
+def _id_text(value: uuid.UUID | None) -> str:
+    return str(value) if value is not None else ""
+
+
+async def _announce_rejection(session: AsyncSession, disbursement: Disbursement) -> None:
+    """Stage `funding.tranche.rejected`; the aggregate is the disbursement, the one id a
+    refusal always has (the allocation it named may not exist or not even parse)."""
+    assert disbursement.reason is not None
+    await stage_event(
+        session, subject=TRANCHE_REJECTED, aggregate_id=str(disbursement.id),
+        event_id=ids.event_id_for(TRANCHE_REJECTED, disbursement.id),
+        message=funding_events.TrancheRejected(
+            disbursement_id=str(disbursement.id), allocation_id=_id_text(disbursement.allocation_id),
+            project_id=str(disbursement.project_id), milestone_id=str(disbursement.milestone_id),
+            commune_id=_id_text(disbursement.commune_id),
+            amount=money_pb2.Money(amount_minor=disbursement.amount_minor, currency=disbursement.currency),
+            reason=disbursement.reason,
+        ),
+    )
 
 
 async def _pay(session: AsyncSession, tranche: Tranche, allocation: Allocation) -> tuple[uuid.UUID | None, str | None]:

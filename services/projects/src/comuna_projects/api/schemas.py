@@ -31,6 +31,10 @@ class MilestoneOut(BaseModel):
     funded_at: datetime | None
     disbursement_id: uuid.UUID | None
     disbursed_minor: int | None = Field(description="What funding reported as disbursed for this milestone.")
+    disbursement_rejected_reason: str | None = Field(
+        default=None, examples=["exceeds_allocation"],
+        description="Why funding refused this verified milestone's tranche (the milestone stays verified).")
+    disbursement_rejected_at: datetime | None = Field(default=None, description="When funding refused it.")
 
 
 class ProjectSummary(BaseModel):

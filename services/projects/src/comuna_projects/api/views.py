@@ -18,7 +18,8 @@ def milestone_out(m: Milestone) -> MilestoneOut:
         tranche_minor=m.tranche_minor, currency=m.currency,
         status=cast(MilestoneStatus, m.status), verified_by=m.verified_by, verified_at=m.verified_at,
         verification_note=m.verification_note, funded_at=m.funded_at, disbursement_id=m.disbursement_id,
-        disbursed_minor=m.funded_minor,
+        disbursed_minor=m.funded_minor, disbursement_rejected_reason=m.disbursement_rejected_reason,
+        disbursement_rejected_at=m.disbursement_rejected_at,
     )
 
 

@@ -1,4 +1,5 @@
-"""Consumers of funding's events: allocations open projects, disbursements fund milestones.
+"""Consumers of funding's events: allocations open projects, disbursements fund milestones,
+rejections are noted on the milestone.
 
 This module only translates events into domain inputs. An event that cannot be translated
 (malformed ids, non-positive amount) is logged and dropped: the inbox records it as handled,
@@ -86,6 +87,24 @@ def disbursement_from(
     )
 
 
+MAX_REASON_LENGTH = 200
+
+
+def rejection_from(event: ReceivedEvent[funding_events.TrancheRejected]) -> projects.Rejection:
+    message = event.message
+    reason = message.reason.strip()
+    if not reason:
+        raise MalformedEvent("tranche rejection has no reason")
+    return projects.Rejection(
+        disbursement_id=_uuid(message.disbursement_id, "disbursement_id"),
+        allocation_id=_optional_uuid(message.allocation_id, "allocation_id"),
+        project_id=_optional_uuid(message.project_id, "project_id"),
+        milestone_id=_uuid(message.milestone_id, "milestone_id"),
+        reason=reason[:MAX_REASON_LENGTH],
+        rejected_at=event.envelope.time,
+    )
+
+
 def _drop(envelope: Envelope, exc: MalformedEvent) -> None:
     log.error("dropping malformed %s: %s", envelope.event_type, exc,
               extra={"event_id": str(envelope.event_id)})
@@ -115,10 +134,24 @@ def disbursement_handler() -> EventHandler[funding_events.TrancheDisbursed]:
     return EventHandler(funding_events.TrancheDisbursed, apply)
 
 
+def rejection_handler() -> EventHandler[funding_events.TrancheRejected]:
+    async def apply(session: AsyncSession, event: ReceivedEvent[funding_events.TrancheRejected]) -> None:
+        try:
+            rejection = rejection_from(event)
+        except MalformedEvent as exc:
+            _drop(event.envelope, exc)
+            return
+        await projects.record_rejection(session, rejection)
+
+    return EventHandler(funding_events.TrancheRejected, apply)
+
+
 def consumers(runtime: Runtime, plan: MilestonePlan) -> Sequence[EventConsumer]:
     return [
         EventConsumer(runtime.db, runtime.js, name="projects-allocations", stream=STREAM,
                       filter_subject="funding.allocation.created", handlers=[allocation_handler(plan)]),
         EventConsumer(runtime.db, runtime.js, name="projects-disbursements", stream=STREAM,
                       filter_subject="funding.tranche.disbursed", handlers=[disbursement_handler()]),
+        EventConsumer(runtime.db, runtime.js, name="projects-rejections", stream=STREAM,
+                      filter_subject="funding.tranche.rejected", handlers=[rejection_handler()]),
     ]

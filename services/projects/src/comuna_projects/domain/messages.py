@@ -20,13 +20,17 @@ def money(amount_minor: int, currency: str) -> money_pb2.Money:
 
 
 def milestone_message(milestone: Milestone) -> pb.Milestone:
-    return pb.Milestone(
+    message = pb.Milestone(
         milestone_id=str(milestone.id),
         sequence=milestone.sequence,
         title=milestone.title,
         tranche=money(milestone.tranche_minor, milestone.currency),
         status=MILESTONE_STATUS[milestone.status],
+        disbursement_rejected_reason=milestone.disbursement_rejected_reason or "",
     )
+    if milestone.disbursement_rejected_at is not None:
+        message.disbursement_rejected_at.FromDatetime(milestone.disbursement_rejected_at)
+    return message
 
 
 def project_message(project: Project, milestones: Sequence[Milestone]) -> pb.Project:

@@ -1,5 +1,5 @@
 """Use cases of the projects service: open a project for an allocation, verify a milestone,
-record a tranche as funded.
+record a tranche as funded, or as refused by funding.
 
 Every use case runs inside the caller's transaction and stages its event there, so state and
 event are committed together or not at all.
@@ -194,6 +194,13 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
                     extra={**context, "tranche_minor": milestone.tranche_minor,
                            "amount_minor": disbursement.amount_minor})
 
+    if milestone.disbursement_rejected_reason is not None:
+        # Funding's ledger is authoritative: money moved after all, so the refusal is history.
+        log.warning("tranche disbursed for a milestone whose tranche was refused; now funded",
+                    extra={**context, "rejected_reason": milestone.disbursement_rejected_reason})
+        milestone.disbursement_rejected_reason = None
+        milestone.disbursement_rejected_at = None
+
     milestone.status = "funded"
     milestone.funded_at = disbursement.disbursed_at
     milestone.funded_minor = disbursement.amount_minor
@@ -207,4 +214,53 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
         message=events_pb2.MilestoneFunded(project_id=str(project.id), milestone_id=str(milestone.id),
                                            disbursement_id=str(disbursement.disbursement_id)),
     )
+    return True
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What funding told us about a refused tranche, already validated."""
+
+    disbursement_id: uuid.UUID
+    allocation_id: uuid.UUID | None
+    project_id: uuid.UUID | None
+    milestone_id: uuid.UUID
+    reason: str
+    rejected_at: datetime
+
+
+async def record_rejection(session: AsyncSession, rejection: Rejection) -> bool:
+    """Note on the verified milestone that funding refused its tranche; True if it changed.
+
+    The milestone stays `verified` (its work was attested; only the money is missing) and no
+    event is emitted. A copy of the same refusal (redelivery, republish) changes nothing: the
+    first reason stays. Events that do not fit our state are logged and ignored, as above.
+    """
+    context = {"disbursement_id": str(rejection.disbursement_id), "milestone_id": str(rejection.milestone_id),
+               "reason": rejection.reason}
+    project_id = await session.scalar(select(Milestone.project_id).where(Milestone.id == rejection.milestone_id))
+    if project_id is None:
+        log.error("tranche refused for an unknown milestone; ignored", extra=context)
+        return False
+    # The same lock as every other state change of the project, so a refusal and a funding of
+    # one milestone (which funding never sends both of) could not interleave either.
+    project = await repository.project_by_id(session, project_id, for_update=True)
+    assert project is not None
+    if (rejection.project_id not in (None, project.id)
+            or rejection.allocation_id not in (None, project.allocation_id)):
+        log.error("tranche refused names another project or allocation than its milestone; ignored", extra=context)
+        return False
+    milestone = await session.get(Milestone, rejection.milestone_id)
+    assert milestone is not None
+    if milestone.status != "verified":
+        log.error("tranche refused for a milestone that is not verified; ignored",
+                  extra={**context, "status": milestone.status})
+        return False
+    if milestone.disbursement_rejected_reason is not None:
+        log.info("tranche refusal already recorded", extra=context)
+        return False
+    milestone.disbursement_rejected_reason = rejection.reason
+    milestone.disbursement_rejected_at = rejection.rejected_at
+    await session.flush()
+    log.warning("funding refused the tranche of a verified milestone", extra=context)
     return True

@@ -89,6 +89,15 @@ class Milestone(Base):
             "AND funded_minor IS NOT NULL)",
             name="ck_milestones_funding",
         ),
+        # A refused tranche is recorded with both its reason and time, on a verified milestone only.
+        CheckConstraint(
+            "(disbursement_rejected_reason IS NULL) = (disbursement_rejected_at IS NULL)",
+            name="ck_milestones_rejection_fields",
+        ),
+        CheckConstraint(
+            "disbursement_rejected_reason IS NULL OR status = 'verified'",
+            name="ck_milestones_rejection_status",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -106,3 +115,7 @@ class Milestone(Base):
     # What funding reported as disbursed (normally equal to the tranche).
     funded_minor: Mapped[int | None] = mapped_column(BigInteger)
     disbursement_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    # Funding refused the tranche (funding.tranche.rejected): why, and when funding decided it.
+    # The milestone stays verified; the work was done, the money is what is missing.
+    disbursement_rejected_reason: Mapped[str | None] = mapped_column(String(200))
+    disbursement_rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,7 +4,6 @@ import grpc
 import warnings
 
 from comuna.consultations.v1 import consultations_pb2 as comuna_dot_consultations_dot_v1_dot_consultations__pb2
-from comuna.consultations.v1 import events_pb2 as comuna_dot_consultations_dot_v1_dot_events__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -35,18 +34,20 @@ class ConsultationsServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.GetCertifiedResults = channel.unary_unary(
-                '/comuna.consultations.v1.ConsultationsService/GetCertifiedResults',
-                request_serializer=comuna_dot_consultations_dot_v1_dot_consultations__pb2.GetCertifiedResultsRequest.SerializeToString,
-                response_deserializer=comuna_dot_consultations_dot_v1_dot_events__pb2.ConsultationCertified.FromString,
+        self.ListCertifiedResults = channel.unary_unary(
+                '/comuna.consultations.v1.ConsultationsService/ListCertifiedResults',
+                request_serializer=comuna_dot_consultations_dot_v1_dot_consultations__pb2.ListCertifiedResultsRequest.SerializeToString,
+                response_deserializer=comuna_dot_consultations_dot_v1_dot_consultations__pb2.ListCertifiedResultsResponse.FromString,
                 _registered_method=True)
 
 
 class ConsultationsServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def GetCertifiedResults(self, request, context):
-        """The certified results of a consultation (FAILED_PRECONDITION before certification).
+    def ListCertifiedResults(self, request, context):
+        """The certified results of a consultation, a page of communes at a time, in commune code
+        order (FAILED_PRECONDITION before certification, NOT_FOUND for an unknown consultation,
+        INVALID_ARGUMENT for a malformed id, page size or page token). Callers need the `service` role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -55,10 +56,10 @@ class ConsultationsServiceServicer:
 
 def add_ConsultationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'GetCertifiedResults': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetCertifiedResults,
-                    request_deserializer=comuna_dot_consultations_dot_v1_dot_consultations__pb2.GetCertifiedResultsRequest.FromString,
-                    response_serializer=comuna_dot_consultations_dot_v1_dot_events__pb2.ConsultationCertified.SerializeToString,
+            'ListCertifiedResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCertifiedResults,
+                    request_deserializer=comuna_dot_consultations_dot_v1_dot_consultations__pb2.ListCertifiedResultsRequest.FromString,
+                    response_serializer=comuna_dot_consultations_dot_v1_dot_consultations__pb2.ListCertifiedResultsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -72,7 +73,7 @@ class ConsultationsService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def GetCertifiedResults(request,
+    def ListCertifiedResults(request,
             target,
             options=(),
             channel_credentials=None,
@@ -85,9 +86,9 @@ class ConsultationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/comuna.consultations.v1.ConsultationsService/GetCertifiedResults',
-            comuna_dot_consultations_dot_v1_dot_consultations__pb2.GetCertifiedResultsRequest.SerializeToString,
-            comuna_dot_consultations_dot_v1_dot_events__pb2.ConsultationCertified.FromString,
+            '/comuna.consultations.v1.ConsultationsService/ListCertifiedResults',
+            comuna_dot_consultations_dot_v1_dot_consultations__pb2.ListCertifiedResultsRequest.SerializeToString,
+            comuna_dot_consultations_dot_v1_dot_consultations__pb2.ListCertifiedResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

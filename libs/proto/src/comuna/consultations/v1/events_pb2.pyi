@@ -75,16 +75,30 @@ class CommuneResult(_message.Message):
     candidates: _containers.RepeatedCompositeFieldContainer[CandidateResult]
     def __init__(self, commune_id: _Optional[str] = ..., commune_code: _Optional[str] = ..., commune_name: _Optional[str] = ..., ballots: _Optional[int] = ..., winner_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidateResult, _Mapping]]] = ...) -> None: ...
 
+class CommuneResultCertified(_message.Message):
+    __slots__ = ("consultation_id", "consultation_code", "certified_at", "result")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSULTATION_CODE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    consultation_code: str
+    certified_at: _timestamp_pb2.Timestamp
+    result: CommuneResult
+    def __init__(self, consultation_id: _Optional[str] = ..., consultation_code: _Optional[str] = ..., certified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[CommuneResult, _Mapping]] = ...) -> None: ...
+
 class ConsultationCertified(_message.Message):
-    __slots__ = ("consultation_id", "code", "certified_at", "ballots", "communes")
+    __slots__ = ("consultation_id", "code", "certified_at", "ballots", "commune_count", "communes_with_winner")
     CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     CERTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     BALLOTS_FIELD_NUMBER: _ClassVar[int]
-    COMMUNES_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COMMUNES_WITH_WINNER_FIELD_NUMBER: _ClassVar[int]
     consultation_id: str
     code: str
     certified_at: _timestamp_pb2.Timestamp
     ballots: int
-    communes: _containers.RepeatedCompositeFieldContainer[CommuneResult]
-    def __init__(self, consultation_id: _Optional[str] = ..., code: _Optional[str] = ..., certified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ballots: _Optional[int] = ..., communes: _Optional[_Iterable[_Union[CommuneResult, _Mapping]]] = ...) -> None: ...
+    commune_count: int
+    communes_with_winner: int
+    def __init__(self, consultation_id: _Optional[str] = ..., code: _Optional[str] = ..., certified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ballots: _Optional[int] = ..., commune_count: _Optional[int] = ..., communes_with_winner: _Optional[int] = ...) -> None: ...

@@ -45,3 +45,21 @@ class TrancheDisbursed(_message.Message):
     amount: _money_pb2.Money
     transfer_id: str
     def __init__(self, disbursement_id: _Optional[str] = ..., allocation_id: _Optional[str] = ..., project_id: _Optional[str] = ..., milestone_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., transfer_id: _Optional[str] = ...) -> None: ...
+
+class TrancheRejected(_message.Message):
+    __slots__ = ("disbursement_id", "allocation_id", "project_id", "milestone_id", "commune_id", "amount", "reason")
+    DISBURSEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MILESTONE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    disbursement_id: str
+    allocation_id: str
+    project_id: str
+    milestone_id: str
+    commune_id: str
+    amount: _money_pb2.Money
+    reason: str
+    def __init__(self, disbursement_id: _Optional[str] = ..., allocation_id: _Optional[str] = ..., project_id: _Optional[str] = ..., milestone_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -1,4 +1,7 @@
+import datetime
+
 from comuna.common.v1 import money_pb2 as _money_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -26,18 +29,22 @@ class GetProjectRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ...) -> None: ...
 
 class Milestone(_message.Message):
-    __slots__ = ("milestone_id", "sequence", "title", "tranche", "status")
+    __slots__ = ("milestone_id", "sequence", "title", "tranche", "status", "disbursement_rejected_reason", "disbursement_rejected_at")
     MILESTONE_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     TRANCHE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    DISBURSEMENT_REJECTED_REASON_FIELD_NUMBER: _ClassVar[int]
+    DISBURSEMENT_REJECTED_AT_FIELD_NUMBER: _ClassVar[int]
     milestone_id: str
     sequence: int
     title: str
     tranche: _money_pb2.Money
     status: MilestoneStatus
-    def __init__(self, milestone_id: _Optional[str] = ..., sequence: _Optional[int] = ..., title: _Optional[str] = ..., tranche: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., status: _Optional[_Union[MilestoneStatus, str]] = ...) -> None: ...
+    disbursement_rejected_reason: str
+    disbursement_rejected_at: _timestamp_pb2.Timestamp
+    def __init__(self, milestone_id: _Optional[str] = ..., sequence: _Optional[int] = ..., title: _Optional[str] = ..., tranche: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., status: _Optional[_Union[MilestoneStatus, str]] = ..., disbursement_rejected_reason: _Optional[str] = ..., disbursement_rejected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Project(_message.Message):
     __slots__ = ("project_id", "allocation_id", "consultation_id", "commune_id", "title", "budget", "milestones", "commune_code")
