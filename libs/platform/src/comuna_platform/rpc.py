@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,10 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
 from comuna_platform.auth.errors import AuthenticationError, PermissionDeniedError
-from comuna_platform.auth.grpc import AuthInterceptor
+from comuna_platform.auth.grpc import AuthInterceptor, current_principal
+from comuna_platform.auth.principal import Principal
 from comuna_platform.auth.verifier import TokenVerifier
-from comuna_platform.errors import Forbidden, ProblemError, Unauthenticated
+from comuna_platform.errors import Forbidden, InvalidInput, ProblemError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +134,19 @@ def client_channel(target: str, interceptors: Sequence[grpc.aio.ClientIntercepto
     return grpc.aio.insecure_channel(
         target, interceptors=[*aio_client_interceptors(), *interceptors],  # type: ignore[no-untyped-call]
     )
+
+
+def require_service_caller() -> Principal:
+    """Inside a servicer method: the caller must be another service (role `service`)."""
+    principal = current_principal()
+    if not principal.has_role("service"):
+        raise Forbidden("only services may call this gRPC API", code="forbidden_role")
+    return principal
+
+
+def parse_id(value: str, field: str) -> uuid.UUID:
+    """A UUID from a request field, or INVALID_ARGUMENT `invalid_id` naming the field."""
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc

@@ -16,7 +16,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna"
-    database_pool_size: int = 20
+    database_pool_size: int = 30
     nats_url: str = "nats://127.0.0.1:54222"
     http_host: str = "127.0.0.1"
     http_port: int = 8000

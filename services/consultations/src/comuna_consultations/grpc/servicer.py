@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from typing import Any
 
 import grpc
@@ -12,24 +11,14 @@ import grpc
 from comuna.consultations.v1 import consultations_pb2 as pb
 from comuna.consultations.v1 import consultations_pb2_grpc
 from comuna_consultations.domain.results import certified_page, page_size_of
-from comuna_platform.auth.grpc import current_principal
-from comuna_platform.errors import Forbidden, InvalidInput
+from comuna_platform.errors import InvalidInput
+from comuna_platform.rpc import parse_id, require_service_caller
 from comuna_platform.runtime import Runtime
 
 # Page tokens are opaque to callers: a version tag and the last commune code of the page.
 _CURSOR_TAG = "c1:"
 
 
-def _require_service() -> None:
-    if not current_principal().has_role("service"):
-        raise Forbidden("only services may call consultations over gRPC", code="forbidden_role")
-
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc
 
 
 def encode_page_token(after_code: str) -> str:
@@ -57,8 +46,8 @@ class ConsultationsServicer(consultations_pb2_grpc.ConsultationsServiceServicer)
         self, request: pb.ListCertifiedResultsRequest, context: Any
     ) -> pb.ListCertifiedResultsResponse:
         """The certification summary and one page of commune results, in commune code order."""
-        _require_service()
-        consultation_id = _uuid(request.consultation_id, "consultation_id")
+        require_service_caller()
+        consultation_id = parse_id(request.consultation_id, "consultation_id")
         page_size = page_size_of(request.page_size)
         after_code = decode_page_token(request.page_token)
         async with self._runtime.db.transaction() as session:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, literal, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -160,32 +160,46 @@ async def cast_ballot(
     re-checks the condition on the row version the close committed). The ballot is inserted
     from the participation's RETURNING, so it exists exactly when the participation is new.
     """
+    written = await session.execute(
+        _CAST_BALLOT,
+        {"consultation_id": consultation_id, "voter_ref": voter_ref, "ballot_id": ballot_id,
+         "commune_id": commune_id, "candidate_id": candidate_id, "channel": channel},
+    )
+    return written.first() is not None
+
+
+def _cast_ballot_statement() -> Any:
+    """The ballot statement, built once: it runs for every ballot, and building a SQLAlchemy
+    construct per call cost more CPU than executing it."""
     participation = (
         pg_insert(participations)
         .from_select(
             ["consultation_id", "voter_ref"],
-            select(consultations.c.id, literal(voter_ref, participations.c.voter_ref.type))
-            .where(consultations.c.id == consultation_id, consultations.c.status == "voting")
+            select(consultations.c.id, bindparam("voter_ref", type_=participations.c.voter_ref.type))
+            .where(consultations.c.id == bindparam("consultation_id", type_=consultations.c.id.type),
+                   consultations.c.status == "voting")
             .with_for_update(read=True, key_share=True),
         )
         .on_conflict_do_nothing(index_elements=["consultation_id", "voter_ref"])
         .returning(participations.c.consultation_id)
         .cte("participation")
     )
-    ballot = (
+    return (
         insert(ballots)
         .from_select(
             ["id", "consultation_id", "commune_id", "candidate_id", "channel"],
             select(
-                literal(ballot_id, ballots.c.id.type), participation.c.consultation_id,
-                literal(commune_id, ballots.c.commune_id.type), literal(candidate_id, ballots.c.candidate_id.type),
-                literal(channel, ballots.c.channel.type),
+                bindparam("ballot_id", type_=ballots.c.id.type), participation.c.consultation_id,
+                bindparam("commune_id", type_=ballots.c.commune_id.type),
+                bindparam("candidate_id", type_=ballots.c.candidate_id.type),
+                bindparam("channel", type_=ballots.c.channel.type),
             ),
         )
         .returning(ballots.c.id)
     )
-    written = await session.execute(ballot)
-    return written.first() is not None
+
+
+_CAST_BALLOT = _cast_ballot_statement()
 
 
 async def has_participated(session: AsyncSession, consultation_id: uuid.UUID, voter_ref: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import grpc
@@ -12,21 +11,9 @@ from comuna.funding.v1 import funding_pb2 as pb
 from comuna.funding.v1 import funding_pb2_grpc
 from comuna_funding.domain import ledger
 from comuna_funding.storage import ledger_store, repository
-from comuna_platform.auth.grpc import current_principal
-from comuna_platform.errors import Forbidden, InvalidInput, NotFound
+from comuna_platform.errors import NotFound
+from comuna_platform.rpc import parse_id, require_service_caller
 from comuna_platform.runtime import Runtime
-
-
-def _require_service() -> None:
-    if not current_principal().has_role("service"):
-        raise Forbidden("only services may call funding over gRPC", code="forbidden_role")
-
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc
 
 
 class FundingServicer(funding_pb2_grpc.FundingServiceServicer):
@@ -34,8 +21,8 @@ class FundingServicer(funding_pb2_grpc.FundingServiceServicer):
         self._runtime = runtime
 
     async def GetAllocation(self, request: pb.GetAllocationRequest, context: Any) -> pb.Allocation:
-        _require_service()
-        allocation_id = _uuid(request.allocation_id, "allocation_id")
+        require_service_caller()
+        allocation_id = parse_id(request.allocation_id, "allocation_id")
         async with self._runtime.db.transaction() as session:
             allocation = await repository.allocation_by_id(session, allocation_id)
             if allocation is None:
@@ -53,7 +40,7 @@ class FundingServicer(funding_pb2_grpc.FundingServiceServicer):
     async def GetLedgerTotals(
         self, request: pb.GetLedgerTotalsRequest, context: Any
     ) -> pb.GetLedgerTotalsResponse:
-        _require_service()
+        require_service_caller()
         async with self._runtime.db.transaction() as session:
             totals = await ledger.ledger_totals(session)
         return pb.GetLedgerTotalsResponse(totals=[

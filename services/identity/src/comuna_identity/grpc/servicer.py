@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,23 +12,13 @@ from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.domain import registry
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.storage import repository
-from comuna_platform.auth.grpc import current_principal
-from comuna_platform.errors import Forbidden, InvalidInput, NotFound
+from comuna_platform.errors import InvalidInput, NotFound
+from comuna_platform.rpc import parse_id, require_service_caller
 from comuna_platform.runtime import Runtime
 
 MAX_PAGE = 1000
 
 
-def _require_service() -> None:
-    if not current_principal().has_role("service"):
-        raise Forbidden("only services may call identity over gRPC", code="forbidden_role")
-
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
@@ -39,10 +28,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self._voting_age = voting_age
 
     async def GetTerritory(self, request: pb.GetTerritoryRequest, context: Any) -> pb.GetTerritoryResponse:
-        _require_service()
+        require_service_caller()
         async with self._runtime.db.transaction() as session:
             if request.id:
-                territory = await repository.territory_by_id(session, _uuid(request.id, "id"))
+                territory = await repository.territory_by_id(session, parse_id(request.id, "id"))
             else:
                 territory = await repository.territory_by_code(session, request.code)
             if territory is None:
@@ -53,7 +42,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     async def ListCommunes(self, request: pb.ListCommunesRequest, context: Any) -> pb.ListCommunesResponse:
-        _require_service()
+        require_service_caller()
         size = min(request.page_size or MAX_PAGE, MAX_PAGE)
         async with self._runtime.db.transaction() as session:
             rows = await repository.communes_under(session, request.under_code, after_code=request.page_token,
@@ -66,14 +55,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CheckEligibility(
         self, request: pb.CheckEligibilityRequest, context: Any
     ) -> pb.CheckEligibilityResponse:
-        _require_service()
+        require_service_caller()
         if not request.consultation_id:
             raise InvalidInput("consultation_id is required", code="invalid_id")
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
         async with self._runtime.db.transaction() as session:
             result = await registry.check_eligibility(
                 session, self._hasher, consultation_id=request.consultation_id,
-                commune_id=_uuid(request.commune_id, "commune_id"), national_id=request.national_id,
+                commune_id=parse_id(request.commune_id, "commune_id"), national_id=request.national_id,
                 voting_day=day, voting_age=self._voting_age,
             )
         return pb.CheckEligibilityResponse(eligible=result.eligible, reason=result.reason,  # type: ignore[arg-type]

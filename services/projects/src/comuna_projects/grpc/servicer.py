@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import grpc
 
 from comuna.projects.v1 import projects_pb2 as pb
 from comuna.projects.v1 import projects_pb2_grpc
-from comuna_platform.auth.grpc import current_principal
-from comuna_platform.errors import Forbidden, InvalidInput, NotFound
+from comuna_platform.errors import NotFound
+from comuna_platform.rpc import parse_id, require_service_caller
 from comuna_platform.runtime import Runtime
 from comuna_projects.domain.messages import project_message
 from comuna_projects.storage import repository
-
-
-def _require_service() -> None:
-    if not current_principal().has_role("service"):
-        raise Forbidden("only services may call projects over gRPC", code="forbidden_role")
-
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc
 
 
 class ProjectsServicer(projects_pb2_grpc.ProjectsServiceServicer):
@@ -33,8 +20,8 @@ class ProjectsServicer(projects_pb2_grpc.ProjectsServiceServicer):
         self._runtime = runtime
 
     async def GetProject(self, request: pb.GetProjectRequest, context: Any) -> pb.Project:
-        _require_service()
-        project_id = _uuid(request.project_id, "project_id")
+        require_service_caller()
+        project_id = parse_id(request.project_id, "project_id")
         async with self._runtime.db.transaction() as session:
             project = await repository.project_by_id(session, project_id)
             if project is None:
