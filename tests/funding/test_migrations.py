@@ -7,16 +7,14 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_funding.storage.models import Base
-from comuna_platform.events.tables import events_metadata
 from comuna_platform.migrations import alembic_config, upgrade
 from tests.funding.conftest import MIGRATIONS
+from tests.support.migrations import schema_diff
 
 pytestmark = pytest.mark.asyncio
 
@@ -24,21 +22,11 @@ TRIGGERS = {"transfers_immutable", "transfers_no_truncate", "accounts_no_delete"
             "accounts_guard", "accounts_postings_balanced"}
 
 
-def _target() -> MetaData:
-    """The service's models and the platform's outbox/inbox, as the Alembic env targets them."""
-    combined = MetaData()
-    for metadata in (Base.metadata, events_metadata):
-        for table in metadata.tables.values():
-            table.to_metadata(combined)
-    return combined
-
-
 async def _inspect(url: str) -> tuple[list[Any], set[str], set[str]]:
+    diff = await schema_diff(url, Base.metadata)
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            diff = await conn.run_sync(lambda sync: compare_metadata(
-                MigrationContext.configure(sync, opts={"compare_type": True}), _target()))
             triggers = set((await conn.execute(text(
                 "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))).scalars())
             tables = set((await conn.execute(text(

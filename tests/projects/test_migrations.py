@@ -1,4 +1,6 @@
-"""Projects' hand-written migrations match the models and round-trip (0002 adds the refusal columns)."""
+"""Projects' migration 0002: the refusal columns and their constraints, up and down.
+
+That every migration matches the models and round-trips is tests/platform/test_migrations.py."""
 
 from __future__ import annotations
 
@@ -8,16 +10,14 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import comuna_projects
 from comuna_devstack.postgres import EmbeddedPostgres
-from comuna_platform.events.tables import events_metadata
 from comuna_platform.migrations import alembic_config, upgrade
 from comuna_projects.storage.models import Base
+from tests.support.migrations import schema_diff
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,21 +25,12 @@ MIGRATIONS = Path(comuna_projects.__file__).parent / "migrations"
 REFUSAL_COLUMNS = {"disbursement_rejected_reason", "disbursement_rejected_at"}
 
 
-def _target() -> MetaData:
-    combined = MetaData()
-    for metadata in (Base.metadata, events_metadata):
-        for table in metadata.tables.values():
-            table.to_metadata(combined)
-    return combined
-
-
 async def _inspect(url: str) -> tuple[list[Any], set[str], set[str]]:
     """(differences from the models, milestone columns, milestone check constraints)."""
+    diff = await schema_diff(url, Base.metadata)
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            diff = await conn.run_sync(lambda sync: compare_metadata(
-                MigrationContext.configure(sync, opts={"compare_type": True}), _target()))
             columns = set((await conn.execute(text(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'milestones'"))).scalars())
             checks = set((await conn.execute(text(
