@@ -17,6 +17,7 @@ import grpc
 import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from comuna_devstack.client import PlatformClient, items
 from comuna_devstack.demo import run_demo
@@ -59,6 +60,12 @@ def test_every_service_is_healthy_over_grpc_and_has_its_stream(stack: Stack) -> 
         with grpc.insecure_channel(f"127.0.0.1:{stack.config.grpc_ports[service]}") as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            # Server reflection lists the service's own API next to health and reflection.
+            listed = next(iter(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)))
+            names = {s.name for s in listed.list_services_response.service}
+            assert f"comuna.{service}.v1.{service.capitalize()}Service" in names
+            assert "grpc.health.v1.Health" in names
 
     async def stream_names() -> set[str]:
         nc = await nats.connect(stack.nats_url)
