@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -62,6 +63,8 @@ class TokenVerifier:
         min_refresh_interval: float = 30.0,
         max_key_age: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        cache_size: int = 4096,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -79,9 +82,28 @@ class TokenVerifier:
         self._fetched_at: float | None = None
         self._next_attempt = float("-inf")
         self._lock = asyncio.Lock()
+        # Verified tokens, so a client's repeated calls cost one signature check, not one each.
+        # An entry is used only while the token's `exp` holds and its key is still trusted.
+        self._wall_clock = wall_clock
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[Principal, float, str]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         """Validate signature, issuer, audience and lifetime; return the caller."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires_at, kid = cached
+            if self._wall_clock() < expires_at + self.leeway and kid in self._keys:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires_at, kid = await self._verify_uncached(token)
+        self._verified[token] = (principal, expires_at, kid)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, float, str]:
         header = _unverified_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
@@ -99,7 +121,7 @@ class TokenVerifier:
         if typ is not None and (not isinstance(typ, str) or typ.lower() != "bearer"):
             # Keycloak ID and refresh tokens share issuer and keys; only access tokens count.
             raise AuthenticationError("token_invalid", "not an access token")
-        return Principal.from_claims(claims, self.audience)
+        return Principal.from_claims(claims, self.audience), float(claims["exp"]), kid
 
     async def refresh(self) -> None:
         """Fetch the key set now (e.g. at startup, to fail fast on a wrong issuer URL).

@@ -10,5 +10,7 @@ if TYPE_CHECKING:
     from comuna_platform.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread
+# pool, a thread hop per request for what is an attribute lookup.
+async def get_runtime(request: Request) -> Runtime:
     return cast("Runtime", request.app.state.runtime)

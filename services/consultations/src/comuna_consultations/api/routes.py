@@ -48,12 +48,12 @@ Spokesperson = Annotated[Principal, require_roles("spokesperson", "operator")]
 BallotSubmitter = Annotated[Principal, require_roles("polling_officer", "service")]
 
 
-def identity_of(request: Request) -> IdentityClient:
+async def identity_of(request: Request) -> IdentityClient:
     client: IdentityClient = request.app.state.identity
     return client
 
 
-def snapshots_of(request: Request) -> VotingSnapshotCache:
+async def snapshots_of(request: Request) -> VotingSnapshotCache:
     cache: VotingSnapshotCache = request.app.state.voting_snapshots
     return cache
 
