@@ -2,7 +2,8 @@
 
 Per ballot: checks against an in-memory snapshot (no query), ONE gRPC call to identity
 (eligibility + the voter's per-consultation pseudonym), then ONE transaction with ONE statement
-that inserts the participation and the ballot together (see `repository.cast_ballot`).
+that inserts the participation and the ballot together (see `repository.cast_ballot`), sent
+in autocommit mode since a single statement is its own transaction.
 
 One person, one vote is enforced by PostgreSQL, not by a read-then-write in this code: the
 participation's primary key (consultation_id, voter_ref) admits one row per voter, and the
@@ -89,9 +90,10 @@ async def cast_ballot(
                         code="voter_ineligible", reason=eligibility.reason)
 
     ballot_id = uuid.uuid4()
-    async with db.transaction() as session:
+    # The ballot is one statement, atomic on its own: run it in autocommit (one round trip).
+    async with db.autocommit() as conn:
         written = await repository.cast_ballot(
-            session, consultation_id=request.consultation_id, voter_ref=eligibility.voter_ref,
+            conn, consultation_id=request.consultation_id, voter_ref=eligibility.voter_ref,
             ballot_id=ballot_id, commune_id=request.commune_id, candidate_id=request.candidate_id,
             channel=request.channel,
         )
@@ -99,7 +101,7 @@ async def cast_ballot(
             # Nothing was written; say why. The status is read after our statement, so a
             # concurrent close may report "not in voting" for what was also a second vote:
             # either way the ballot was refused.
-            status = await repository.consultation_status(session, request.consultation_id)
+            status = await repository.consultation_status(conn, request.consultation_id)
             if status is None:
                 raise not_found(request.consultation_id)
             require_status(status, Status.VOTING)

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from comuna_consultations.storage.models import (
     Ballot,
@@ -43,7 +43,7 @@ async def consultation_by_id(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def consultation_status(session: AsyncSession, consultation_id: uuid.UUID) -> str | None:
+async def consultation_status(session: AsyncSession | AsyncConnection, consultation_id: uuid.UUID) -> str | None:
     query = select(consultations.c.status).where(consultations.c.id == consultation_id)
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -142,7 +142,7 @@ async def all_candidates(session: AsyncSession, consultation_id: uuid.UUID) -> l
 
 
 async def cast_ballot(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     consultation_id: uuid.UUID,
     voter_ref: str,
