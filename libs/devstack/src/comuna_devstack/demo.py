@@ -98,6 +98,9 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
             client.call("POST", "projects", f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
                         as_user="overseer", json={"note": "Verificado en sitio por la contraloría comunal"})
     funded = client.wait_for("every tranche disbursed", lambda: _all_funded(client, projects))
+    projects = client.wait_for("every project completed", lambda: _complete(
+        [p for p in items(client.call("GET", "projects", "/v1/projects", params={"consultation_id": cid}))
+         if p["status"] == "completed"], len(allocations)))
 
     totals = items(client.call("GET", "funding", "/v1/ledger/totals"))
     summary = {
@@ -106,9 +109,10 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
         "communes": len(communes),
         "winners": [{"commune": c["commune_code"], "winner": _title(c), "votes": c["candidates"][0]["votes"],
                      "ballots": c["ballots"]} for c in winners],
-        "allocations": [{"commune_id": a["commune_id"], "amount_minor": a["amount_minor"],
-                         "currency": a["currency"]} for a in allocations],
-        "projects": [{"id": p["id"], "title": p["title"], "budget_minor": p["budget_minor"]} for p in projects],
+        "allocations": [{"commune": a["commune_code"], "project": a["title"], "amount_minor": a["amount_minor"],
+                         "currency": a["currency"], "source": a["funding_source"]} for a in allocations],
+        "projects": [{"id": p["id"], "commune": p["commune_code"], "title": p["title"],
+                      "budget_minor": p["budget_minor"], "status": p["status"]} for p in projects],
         "disbursed_minor": sum(funded),
         "ledger": totals,
         "ledger_balanced": all(t["debits_minor"] == t["credits_minor"] for t in totals),
