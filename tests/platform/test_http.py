@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import httpx
 import pytest
 from fastapi import APIRouter
@@ -84,3 +86,16 @@ async def test_probes_and_metrics() -> None:
         metrics = await c.get("/metrics")
     assert not_ready.status_code == 503 and not_ready.json()["checks"] == {"database": False}
     assert 'comuna_http_requests_total{method="POST",route="/v1/things",status="200"}' in metrics.text
+
+
+@pytest.mark.parametrize("service", ["identity", "consultations", "funding", "projects"])
+async def test_every_service_documents_its_problem_responses(service: str) -> None:
+    from comuna_platform.cli import openapi_document
+
+    spec = importlib.import_module(f"comuna_{service}.service").SPEC
+    document = openapi_document(spec)
+    operations = [op for path, item in document["paths"].items() if path.startswith("/v1/") for op in item.values()]
+    assert operations
+    for operation in operations:
+        assert list(operation["responses"]["422"]["content"]) == ["application/problem+json"]
+    assert {"code", "detail", "status"} <= set(document["components"]["schemas"]["Problem"]["properties"])
