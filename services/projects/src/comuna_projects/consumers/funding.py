@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,9 @@ from comuna_projects.domain import projects
 from comuna_projects.domain.plan import MilestonePlan
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Any)
+T = TypeVar("T")
 
 STREAM = "FUNDING"
 CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -110,40 +114,37 @@ def _drop(envelope: Envelope, exc: MalformedEvent) -> None:
               extra={"event_id": str(envelope.event_id)})
 
 
-def allocation_handler(plan: MilestonePlan) -> EventHandler[funding_events.AllocationCreated]:
-    async def apply(session: AsyncSession, event: ReceivedEvent[funding_events.AllocationCreated]) -> None:
+def _translating_handler(
+    message_type: type[M],
+    translate: Callable[[ReceivedEvent[M]], T],
+    act: Callable[[AsyncSession, T], Awaitable[object]],
+) -> EventHandler[M]:
+    """Translate the event into a domain input and act on it; drop it if it is malformed."""
+
+    async def apply(session: AsyncSession, event: ReceivedEvent[M]) -> None:
         try:
-            allocation = allocation_from(event.message)
+            value = translate(event)
         except MalformedEvent as exc:
             _drop(event.envelope, exc)
             return
-        await projects.create_project(session, plan, allocation)
+        await act(session, value)
 
-    return EventHandler(funding_events.AllocationCreated, apply)
+    return EventHandler(message_type, apply)
+
+
+def allocation_handler(plan: MilestonePlan) -> EventHandler[funding_events.AllocationCreated]:
+    async def create(session: AsyncSession, allocation: projects.Allocation) -> object:
+        return await projects.create_project(session, plan, allocation)
+
+    return _translating_handler(funding_events.AllocationCreated, lambda e: allocation_from(e.message), create)
 
 
 def disbursement_handler() -> EventHandler[funding_events.TrancheDisbursed]:
-    async def apply(session: AsyncSession, event: ReceivedEvent[funding_events.TrancheDisbursed]) -> None:
-        try:
-            disbursement = disbursement_from(event)
-        except MalformedEvent as exc:
-            _drop(event.envelope, exc)
-            return
-        await projects.record_disbursement(session, disbursement)
-
-    return EventHandler(funding_events.TrancheDisbursed, apply)
+    return _translating_handler(funding_events.TrancheDisbursed, disbursement_from, projects.record_disbursement)
 
 
 def rejection_handler() -> EventHandler[funding_events.TrancheRejected]:
-    async def apply(session: AsyncSession, event: ReceivedEvent[funding_events.TrancheRejected]) -> None:
-        try:
-            rejection = rejection_from(event)
-        except MalformedEvent as exc:
-            _drop(event.envelope, exc)
-            return
-        await projects.record_rejection(session, rejection)
-
-    return EventHandler(funding_events.TrancheRejected, apply)
+    return _translating_handler(funding_events.TrancheRejected, rejection_from, projects.record_rejection)
 
 
 def consumers(runtime: Runtime, plan: MilestonePlan) -> Sequence[EventConsumer]:
