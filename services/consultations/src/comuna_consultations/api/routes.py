@@ -36,12 +36,11 @@ from comuna_consultations.storage.voting_snapshot import VotingSnapshotCache
 from comuna_platform.auth.fastapi import require_roles
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import get_runtime
+from comuna_platform.http.deps import RuntimeDep
 from comuna_platform.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["consultations"])
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Operator = Annotated[Principal, require_roles("operator")]
 Spokesperson = Annotated[Principal, require_roles("spokesperson", "operator")]
 # Which of the two is allowed depends on the channel; the use case checks it.

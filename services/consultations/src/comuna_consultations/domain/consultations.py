@@ -24,7 +24,6 @@ from comuna_consultations.domain.results import (
 )
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation
-from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.principal import Principal
 from comuna_platform.db import Database
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
@@ -36,10 +35,6 @@ COUNTRY = "VE"
 COMMUNE_RESULT_CERTIFIED = "consultations.commune_result.certified"
 CONSULTATION_CERTIFIED = "consultations.consultation.certified"
 
-
-def require_scope(principal: Principal, code: str) -> None:
-    if not principal.covers(code):
-        raise PermissionDeniedError("forbidden_territory", f"not allowed to act in territory {code}")
 
 
 def not_found(consultation_id: uuid.UUID) -> NotFound:
@@ -64,7 +59,7 @@ async def open_consultation(
     db: Database, identity: IdentityClient, principal: Principal, *, code: str, title: str, schedule: Schedule,
 ) -> Consultation:
     """Create a consultation in `assembly` with a snapshot of every commune identity knows."""
-    require_scope(principal, COUNTRY)
+    principal.require_territory(COUNTRY)
     schedule.check()
     async with db.transaction() as session:
         # Cheap early refusal, before asking identity for thousands of communes; the unique
@@ -123,7 +118,7 @@ async def record_candidate(
     commune = await repository.commune(session, consultation_id, commune_id)
     if commune is None:
         raise NotFound(f"commune {commune_id} is not part of this consultation", code="commune_not_found")
-    require_scope(principal, commune.code)
+    principal.require_territory(commune.code)
     require_status(consultation.status, Status.ASSEMBLY)
     candidate_id = uuid.uuid4()
     inserted = await repository.insert_candidate(session, {
@@ -145,7 +140,7 @@ async def record_candidate(
 
 async def _lock_for(session: AsyncSession, principal: Principal, consultation_id: uuid.UUID,
                     target: Status) -> Consultation:
-    require_scope(principal, COUNTRY)
+    principal.require_territory(COUNTRY)
     # FOR UPDATE conflicts with the FOR KEY SHARE every ballot takes and with the FOR SHARE of
     # candidate recording: the transition waits for those in flight, and later ones see it.
     consultation = await repository.consultation_by_id(session, consultation_id, lock="update")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from comuna_consultations.clients.identity import IdentityClient
-from comuna_consultations.domain.consultations import not_found, require_scope
+from comuna_consultations.domain.consultations import not_found
 from comuna_consultations.domain.lifecycle import Status, require_status
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.voting_snapshot import VotingSnapshot, VotingSnapshotCache
@@ -74,7 +74,7 @@ async def cast_ballot(
     code = snapshot.commune_codes.get(request.commune_id)
     if code is None:
         raise NotFound(f"commune {request.commune_id} is not part of this consultation", code="commune_not_found")
-    require_scope(principal, code)
+    principal.require_territory(code)
     candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
     if candidate_commune is None:
         raise NotFound(f"candidate {request.candidate_id} does not exist", code="candidate_not_found")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from comuna_funding.api.schemas import (
     AccountFlags,
@@ -31,12 +31,10 @@ from comuna_funding.storage import ledger_store, repository
 from comuna_funding.storage.ledger_store import AccountRow, TransferRow
 from comuna_funding.storage.models import ACCOUNT_KINDS, Allocation, Disbursement
 from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import get_runtime
-from comuna_platform.runtime import Runtime
+from comuna_platform.http.deps import RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["funding"])
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 AccountKind = Annotated[str | None, Query(pattern="^(" + "|".join(ACCOUNT_KINDS) + ")$")]
 

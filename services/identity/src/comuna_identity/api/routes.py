@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from comuna_identity.api.schemas import (
     ResidentBatchIn,
@@ -25,12 +25,11 @@ from comuna_identity.storage.models import Territory
 from comuna_platform.auth.fastapi import require_roles
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import get_runtime
+from comuna_platform.http.deps import RuntimeDep
 from comuna_platform.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Registrar = Annotated[Principal, require_roles("registrar", "operator")]
 
 

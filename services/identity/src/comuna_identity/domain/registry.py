@@ -18,7 +18,6 @@ from comuna_identity.domain.census import CensusHasher, age_on
 from comuna_identity.domain.territories import COMMUNE_KINDS, check_placement
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import Resident, Territory
-from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import Conflict, InvalidInput, NotFound
 from comuna_platform.events import stage_event
@@ -37,10 +36,6 @@ def territory_ref(t: Territory) -> territory_pb2.TerritoryRef:
     return territory_pb2.TerritoryRef(id=str(t.id), code=t.code, kind=KIND_TO_PROTO[t.kind], name=t.name)
 
 
-def require_scope(principal: Principal, code: str) -> None:
-    if not principal.covers(code):
-        raise PermissionDeniedError("forbidden_territory", f"not allowed to act in territory {code}")
-
 
 async def create_territory(
     session: AsyncSession, principal: Principal, *, code: str, name: str, kind: str, parent_code: str | None
@@ -52,7 +47,7 @@ async def create_territory(
             raise NotFound(f"parent territory {parent_code} does not exist", code="territory_not_found")
     check_placement(kind=kind, code=code, parent_kind=parent.kind if parent else None,
                     parent_code=parent.code if parent else None)
-    require_scope(principal, code)
+    principal.require_territory(code)
     territory = Territory(id=uuid.uuid4(), code=code, name=name, kind=kind,
                           parent_id=parent.id if parent else None)
     session.add(territory)
@@ -88,7 +83,7 @@ async def register_residents(
             found = await repository.territory_by_code(session, new.council_code)
             if found is None or found.kind != "communal_council":
                 raise NotFound(f"communal council {new.council_code} does not exist", code="council_not_found")
-            require_scope(principal, found.code)
+            principal.require_territory(found.code)
             councils[new.council_code] = council = found
         if new.birth_date > today or new.birth_date.year < 1900:
             raise InvalidInput("birth date is not plausible", code="birth_date_invalid")

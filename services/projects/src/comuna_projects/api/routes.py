@@ -6,14 +6,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_platform.auth.fastapi import require_roles
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import get_runtime
-from comuna_platform.runtime import Runtime
+from comuna_platform.http.deps import RuntimeDep
 from comuna_projects.api.schemas import ProjectDetail, ProjectPage, VerificationOut, VerifyMilestoneIn
 from comuna_projects.api.views import milestone_out, project_detail, project_summary
 from comuna_projects.domain import projects
@@ -22,7 +21,6 @@ from comuna_projects.storage.models import Project
 
 router = APIRouter(prefix="/v1", tags=["projects"])
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Overseer = Annotated[Principal, require_roles("overseer", "operator")]
 
 

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.projects.v1 import events_pb2
-from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import NotFound
 from comuna_platform.events import stage_event
@@ -113,9 +112,7 @@ async def verify_milestone(
     if milestone is None:
         raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}",
                        code="milestone_not_found")
-    if not principal.covers(project.commune_code):
-        raise PermissionDeniedError("forbidden_territory",
-                                    f"not allowed to act in territory {project.commune_code}")
+    principal.require_territory(project.commune_code)
     check_verifiable(milestones, milestone_id)
 
     milestone.status = "verified"
