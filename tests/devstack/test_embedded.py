@@ -20,7 +20,7 @@ import pytest
 
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port, port_is_open, wait_for_tcp
-from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_devstack.postgres import EmbeddedPostgres, reachable_bin_dir, reachable_data_dir
 from comuna_devstack.supervisor import ProcessGroup
 
 pytestmark = pytest.mark.timeout(120)
@@ -242,3 +242,34 @@ def test_children_die_with_the_parent(signum: signal.Signals) -> None:
 def test_wait_for_tcp_times_out() -> None:
     with pytest.raises(TimeoutError):
         wait_for_tcp("127.0.0.1", free_port(), timeout=0.2)
+
+
+def test_binaries_hidden_in_a_private_directory_are_copied_somewhere_reachable(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    (private / "pginstall" / "bin").mkdir(parents=True)
+    (private / "pginstall" / "bin" / "initdb").write_text("#!/bin/sh\n")
+    (private / "pginstall" / "share").mkdir()
+    private.chmod(0o700)
+    nobody = 65534
+    reachable = reachable_bin_dir(private / "pginstall" / "bin", nobody)
+    try:
+        assert reachable != private / "pginstall" / "bin"
+        assert (reachable / "initdb").read_text() == "#!/bin/sh\n"
+        assert (reachable.parent / "share").is_dir()
+        assert reachable_bin_dir(private / "pginstall" / "bin", nobody) == reachable  # made once
+        assert reachable_bin_dir(reachable, nobody) == reachable  # already reachable: kept
+    finally:
+        shutil.rmtree(reachable.parent, ignore_errors=True)
+
+
+def test_data_dir_under_a_private_directory_moves_only_when_the_server_runs_as_another_user(
+    tmp_path: Path,
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    chosen = reachable_data_dir(private / "pg")
+    if os.geteuid() == 0:
+        assert chosen != private / "pg" and chosen.name == "pg"
+        assert reachable_data_dir(private / "pg") == chosen
+    else:
+        assert chosen == private / "pg"

@@ -13,13 +13,16 @@ parent directory of `data_dir`: /tmp, /work/main and the like are fine, but pyte
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
 import re
 import shlex
+import shutil
 import stat
 import subprocess
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -82,20 +85,67 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
     return pwd.getpwnam(name)
 
 
+def _untraversable_parent(path: Path, uid: int) -> Path | None:
+    """The first parent directory of `path` that `uid` cannot traverse, if any."""
+    for parent in path.resolve().parents:
+        info = parent.stat()
+        if info.st_uid != uid and not info.st_mode & stat.S_IXOTH:
+            return parent
+    return None
+
+
 def _check_traversable(path: Path, uid: int) -> None:
     """Fail early, with a useful message, if `uid` cannot reach `path`.
 
     Otherwise initdb fails later with a bare "permission denied". We refuse to chmod
     parent directories that are not ours to change.
     """
-    for parent in path.resolve().parents:
-        info = parent.stat()
-        if info.st_uid != uid and not info.st_mode & stat.S_IXOTH:
-            raise PermissionError(
-                f"PostgreSQL runs as {PG_SYSTEM_USER!r}, which cannot traverse {parent} "
-                f"(mode {stat.filemode(info.st_mode)}); put the data directory under a "
-                "world-traversable path such as /tmp or the repository"
-            )
+    parent = _untraversable_parent(path, uid)
+    if parent is not None:
+        raise PermissionError(
+            f"PostgreSQL runs as {PG_SYSTEM_USER!r}, which cannot traverse {parent} "
+            f"(mode {stat.filemode(parent.stat().st_mode)}); put the data directory under a "
+            "world-traversable path such as /tmp or the repository"
+        )
+
+
+def reachable_bin_dir(bin_dir: Path, uid: int) -> Path:
+    """`bin_dir` if `uid` can reach it, else a copy of its installation under the temp dir.
+
+    The wheel's binaries live inside the project's .venv; a checkout under a private
+    directory (a 0700 `mktemp -d`, /root) hides them from the unprivileged server account.
+    The copy is made once per installation and shared; a concurrent copier simply loses the
+    final rename.
+    """
+    if _untraversable_parent(bin_dir, uid) is None:
+        return bin_dir
+    install = bin_dir.resolve().parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"comuna-pginstall-{digest}"
+    if not (target / bin_dir.name / "initdb").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
+        try:
+            shutil.copytree(install, staging / "install", symlinks=True)
+            (staging / "install").chmod(0o755)
+            os.rename(staging / "install", target)
+        except OSError:
+            if not (target / bin_dir.name / "initdb").is_file():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / bin_dir.name
+
+
+def reachable_data_dir(preferred: Path) -> Path:
+    """`preferred`, or (as root, when the server account cannot reach it) a directory under
+    the temp dir named after it, so `make run` also works from a checkout in /root."""
+    if os.geteuid() != 0:
+        return preferred
+    account = _ensure_system_user(PG_SYSTEM_USER)
+    if _untraversable_parent(preferred.absolute(), account.pw_uid) is None:
+        return preferred
+    digest = hashlib.sha256(str(preferred.absolute()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"comuna-pgdata-{digest}" / preferred.name
 
 
 def _pid_is_postgres(pid: int) -> bool:
@@ -139,7 +189,14 @@ class EmbeddedPostgres:
         self.host = host
         self.fast = fast
         self.max_connections = max_connections
-        self.bin_dir = bin_dir or find_pg_bin_dir()
+        self._installed_bin_dir = bin_dir or find_pg_bin_dir()
+
+    @cached_property
+    def bin_dir(self) -> Path:
+        """Where `initdb`/`pg_ctl` run from: reachable by the account the server runs as."""
+        if self._account is None:
+            return self._installed_bin_dir
+        return reachable_bin_dir(self._installed_bin_dir, self._account.pw_uid)
 
     @cached_property
     def _account(self) -> pwd.struct_passwd | None:

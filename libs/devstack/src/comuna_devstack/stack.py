@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from comuna_devstack.nats import EmbeddedNats
-from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_devstack.postgres import EmbeddedPostgres, reachable_data_dir
 from comuna_devstack.supervisor import ProcessGroup
 
 SERVICES = ("identity", "consultations", "funding", "projects")
@@ -111,7 +111,8 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o755)  # the unprivileged PostgreSQL user must traverse it
         if self.config.postgres_url is None:
-            self.postgres = EmbeddedPostgres(self.state_dir / "pg", self.config.pg_port, fast=self.config.fast)
+            data_dir = reachable_data_dir(self.state_dir / "pg")
+            self.postgres = EmbeddedPostgres(data_dir, self.config.pg_port, fast=self.config.fast)
             self.postgres.start()
         if self.config.nats_url is None:
             self.nats = EmbeddedNats(self.state_dir / "nats", self.config.nats_port)
