@@ -279,3 +279,39 @@ def test_data_dir_under_a_private_directory_moves_only_when_the_server_runs_as_a
         assert reachable_data_dir(private / "pg") == chosen
     else:
         assert chosen == private / "pg"
+
+
+STACK_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from comuna_devstack.stack import Stack, StackConfig
+    config = StackConfig(state_dir=Path(sys.argv[1]), pg_port=int(sys.argv[2]), nats_port=int(sys.argv[3]),
+                         fast=True)
+    stack = Stack(config)
+    stack.start = stack.start_infrastructure  # PostgreSQL and NATS only: what must not leak
+    with stack:
+        print("up", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_a_terminated_stack_stops_postgres_and_nats() -> None:
+    state_dir = Path(tempfile.mkdtemp(prefix="comuna-stack-", dir="/tmp"))
+    state_dir.chmod(0o755)
+    pg_port, nats_port = free_port(), free_port()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", STACK_SCRIPT, str(state_dir), str(pg_port), str(nats_port)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "up"
+        assert port_is_open("127.0.0.1", pg_port) and port_is_open("127.0.0.1", nats_port)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        assert not port_is_open("127.0.0.1", pg_port)
+        assert not port_is_open("127.0.0.1", nats_port)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)

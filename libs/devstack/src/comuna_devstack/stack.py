@@ -231,12 +231,19 @@ class Stack:
             self.postgres.stop()
 
     def __enter__(self) -> Stack:
+        # Entering the process group turns SIGTERM into SystemExit, so a terminated
+        # `comuna-dev run` still reaches `stop()`: PostgreSQL (daemonised by pg_ctl) would
+        # otherwise outlive it, unlike the children that die with their parent.
+        self.processes.__enter__()
         try:
             self.start()
         except BaseException:
-            self.stop()
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            self.processes.__exit__(None, None, None)
