@@ -69,15 +69,31 @@ async def stack(
 
 @asynccontextmanager
 async def open_stack(
-    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer, suffix: str,
+    embedded_postgres: EmbeddedPostgres,
+    embedded_nats: EmbeddedNats,
+    issuer: TestIssuer,
+    suffix: str,
 ) -> AsyncIterator[Stack]:
     identity_url = fresh_database(embedded_postgres, f"c_identity_{suffix}", IDENTITY_MIGRATIONS)
     consultations_url = fresh_database(embedded_postgres, f"consultations_{suffix}", CONSULTATIONS_MIGRATIONS)
-    async with running_service(IDENTITY, IdentitySettings, database_url=identity_url, nats_url=embedded_nats.url,
-                               issuer=issuer, census_hash_key="x" * 32) as identity:
+    async with running_service(
+        IDENTITY,
+        IdentitySettings,
+        database_url=identity_url,
+        nats_url=embedded_nats.url,
+        issuer=issuer,
+        census_hash_key="x" * 32,
+    ) as identity:
         commune_ids = await seed_identity(identity, issuer)
-        async with grpc_server(IDENTITY, identity) as target, running_service(
-            CONSULTATIONS, ConsultationsSettings, database_url=consultations_url, nats_url=embedded_nats.url,
-            issuer=issuer, identity_grpc_target=target,
-        ) as consultations:
+        async with (
+            grpc_server(IDENTITY, identity) as target,
+            running_service(
+                CONSULTATIONS,
+                ConsultationsSettings,
+                database_url=consultations_url,
+                nats_url=embedded_nats.url,
+                issuer=issuer,
+                identity_grpc_target=target,
+            ) as consultations,
+        ):
             yield Stack(identity, consultations, commune_ids, itertools.count(10_000_000))

@@ -34,8 +34,11 @@ class Stack:
 async def register_residents(stack: Stack, issuer: TestIssuer, council_code: str, birth_date: str, n: int) -> list[str]:
     """Register `n` new residents of a council; returns their national id numbers."""
     national_ids = [stack.new_voter_id() for _ in range(n)]
-    body = {"residents": [{"national_id": nid, "birth_date": birth_date, "council_code": council_code}
-                          for nid in national_ids]}
+    body = {
+        "residents": [
+            {"national_id": nid, "birth_date": birth_date, "council_code": council_code} for nid in national_ids
+        ]
+    }
     response = await stack.identity.client.post(
         "/v1/residents:batch", json=body, headers=issuer.headers(roles=["registrar"], territories=["VE"])
     )
@@ -85,7 +88,11 @@ async def open_consultation(stack: Stack, issuer: TestIssuer) -> Consultation:
 
 
 async def add_candidate(
-    stack: Stack, issuer: TestIssuer, consultation: Consultation, commune: str, priority: int,
+    stack: Stack,
+    issuer: TestIssuer,
+    consultation: Consultation,
+    commune: str,
+    priority: int,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     response = await stack.consultations.client.post(
@@ -99,8 +106,9 @@ async def add_candidate(
 
 
 async def transition(stack: Stack, issuer: TestIssuer, consultation_id: str, step: str) -> httpx.Response:
-    return await stack.consultations.client.post(f"/v1/consultations/{consultation_id}:{step}",
-                                                 headers=operator(issuer))
+    return await stack.consultations.client.post(
+        f"/v1/consultations/{consultation_id}:{step}", headers=operator(issuer)
+    )
 
 
 async def voting_consultation(
@@ -118,11 +126,23 @@ async def voting_consultation(
 
 
 async def vote(
-    stack: Stack, issuer: TestIssuer, consultation: Consultation, commune: str, candidate_id: str, national_id: str,
-    *, channel: str = "table", headers: dict[str, str] | None = None, commune_id: str | None = None,
+    stack: Stack,
+    issuer: TestIssuer,
+    consultation: Consultation,
+    commune: str,
+    candidate_id: str,
+    national_id: str,
+    *,
+    channel: str = "table",
+    headers: dict[str, str] | None = None,
+    commune_id: str | None = None,
 ) -> httpx.Response:
-    body: dict[str, Any] = {"commune_id": commune_id or str(stack.commune_ids[commune]), "candidate_id": candidate_id,
-                            "national_id": national_id, "channel": channel}
+    body: dict[str, Any] = {
+        "commune_id": commune_id or str(stack.commune_ids[commune]),
+        "candidate_id": candidate_id,
+        "national_id": national_id,
+        "channel": channel,
+    }
     return await stack.consultations.client.post(
         f"/v1/consultations/{consultation.id}/ballots", json=body, headers=headers or officer(issuer, commune)
     )

@@ -106,11 +106,13 @@ async def test_candidates_are_recorded_by_the_communes_spokesperson(stack: Stack
     foreign = await add_candidate(stack, issuer, consultation, C1, 1, headers=spokesperson(issuer, C2))
     assert foreign.status_code == 403
     assert foreign.json()["code"] == "forbidden_territory"
-    officer = await add_candidate(stack, issuer, consultation, C1, 1,
-                                  headers=issuer.headers(roles=["polling_officer"], territories=["VE"]))
+    officer = await add_candidate(
+        stack, issuer, consultation, C1, 1, headers=issuer.headers(roles=["polling_officer"], territories=["VE"])
+    )
     assert officer.status_code == 403
-    expired = await add_candidate(stack, issuer, consultation, C1, 1,
-                                  headers=issuer.headers(roles=["spokesperson"], territories=[C1], ttl=-120))
+    expired = await add_candidate(
+        stack, issuer, consultation, C1, 1, headers=issuer.headers(roles=["spokesperson"], territories=[C1], ttl=-120)
+    )
     assert expired.status_code == 401
     assert await rows(stack, "candidates", consultation.id) == 0
 
@@ -125,8 +127,12 @@ async def test_candidates_are_recorded_by_the_communes_spokesperson(stack: Stack
     assert [c["assembly_priority"] for c in listing.json()["items"]] == [1, 2]
 
     url = f"/v1/consultations/{consultation.id}/communes/{stack.commune_ids[C1]}/candidates"
-    for bad in ({"title": "x", "assembly_priority": 0}, {"title": "", "assembly_priority": 3},
-                {"title": "x", "assembly_priority": 3, "votes": 10}, {"title": "x"}):
+    for bad in (
+        {"title": "x", "assembly_priority": 0},
+        {"title": "", "assembly_priority": 3},
+        {"title": "x", "assembly_priority": 3, "votes": 10},
+        {"title": "x"},
+    ):
         response = await stack.consultations.client.post(url, json=bad, headers=spokesperson(issuer, C1))
         assert response.status_code == 422, bad
     assert await rows(stack, "candidates", consultation.id) == 2
@@ -143,11 +149,13 @@ async def test_lifecycle_order_is_enforced(stack: Stack, issuer: TestIssuer) -> 
         response = await transition(stack, issuer, consultation.id, step)
         assert response.status_code == 409, step
     assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 200
-    assert (await transition(stack, issuer, consultation.id, "start-voting")).json()["code"] == \
-        "consultation_already_voting"
+    assert (await transition(stack, issuer, consultation.id, "start-voting")).json()[
+        "code"
+    ] == "consultation_already_voting"
     assert (await transition(stack, issuer, consultation.id, "certify")).status_code == 409
-    denied = await stack.consultations.client.post(f"/v1/consultations/{consultation.id}:close",
-                                                   headers=spokesperson(issuer, "VE"))
+    denied = await stack.consultations.client.post(
+        f"/v1/consultations/{consultation.id}:close", headers=spokesperson(issuer, "VE")
+    )
     assert denied.status_code == 403
     assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
     assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 409
@@ -170,18 +178,29 @@ async def test_ballot_before_voting_is_409(stack: Stack, issuer: TestIssuer) -> 
 
 async def test_malformed_ballots_are_422(stack: Stack, issuer: TestIssuer) -> None:
     consultation = await voting_consultation(stack, issuer, {C1: 1})
-    good = {"commune_id": str(stack.commune_ids[C1]), "candidate_id": consultation.candidates[C1][0],
-            "national_id": "V1", "channel": "table"}
-    for change in ({"channel": "fax"}, {"commune_id": "nope"}, {"national_id": ""}, {"national_id": "1" * 21},
-                   {"voter_ref": "x"}):
+    good = {
+        "commune_id": str(stack.commune_ids[C1]),
+        "candidate_id": consultation.candidates[C1][0],
+        "national_id": "V1",
+        "channel": "table",
+    }
+    for change in (
+        {"channel": "fax"},
+        {"commune_id": "nope"},
+        {"national_id": ""},
+        {"national_id": "1" * 21},
+        {"voter_ref": "x"},
+    ):
         response = await stack.consultations.client.post(
-            f"/v1/consultations/{consultation.id}/ballots", json={**good, **change},
+            f"/v1/consultations/{consultation.id}/ballots",
+            json={**good, **change},
             headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
         )
         assert response.status_code == 422, change
     missing = {k: v for k, v in good.items() if k != "channel"}
     response = await stack.consultations.client.post(
-        f"/v1/consultations/{consultation.id}/ballots", json=missing,
+        f"/v1/consultations/{consultation.id}/ballots",
+        json=missing,
         headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
     )
     assert response.status_code == 422
@@ -199,13 +218,23 @@ async def test_unknown_consultation_is_404(stack: Stack, issuer: TestIssuer) -> 
         await client.get(f"/v1/consultations/{unknown}/results"),
         await client.get(f"/v1/consultations/{unknown}/communes/{commune}/results"),
         await client.get(f"/v1/consultations/{unknown}/communes/{commune}/candidates"),
-        await client.post(f"/v1/consultations/{unknown}/communes/{commune}/candidates",
-                          json={"title": "x", "assembly_priority": 1}, headers=operator(issuer)),
+        await client.post(
+            f"/v1/consultations/{unknown}/communes/{commune}/candidates",
+            json={"title": "x", "assembly_priority": 1},
+            headers=operator(issuer),
+        ),
         await client.post(f"/v1/consultations/{unknown}:start-voting", headers=operator(issuer)),
         await client.post(f"/v1/consultations/{unknown}:certify", headers=operator(issuer)),
-        await client.post(f"/v1/consultations/{unknown}/ballots", headers=officer,
-                          json={"commune_id": str(commune), "candidate_id": str(uuid.uuid4()),
-                                "national_id": "V1", "channel": "table"}),
+        await client.post(
+            f"/v1/consultations/{unknown}/ballots",
+            headers=officer,
+            json={
+                "commune_id": str(commune),
+                "candidate_id": str(uuid.uuid4()),
+                "national_id": "V1",
+                "channel": "table",
+            },
+        ),
     ]
     for response in checks:
         assert response.status_code == 404, (response.request.url, response.text)
@@ -217,8 +246,9 @@ async def test_unknown_consultation_is_404(stack: Stack, issuer: TestIssuer) -> 
 async def test_unknown_commune_is_404(stack: Stack, issuer: TestIssuer) -> None:
     consultation = await open_consultation(stack, issuer)
     url = f"/v1/consultations/{consultation.id}/communes/{uuid.uuid4()}/candidates"
-    response = await stack.consultations.client.post(url, json={"title": "x", "assembly_priority": 1},
-                                                     headers=operator(issuer))
+    response = await stack.consultations.client.post(
+        url, json={"title": "x", "assembly_priority": 1}, headers=operator(issuer)
+    )
     assert response.status_code == 404
     assert response.json()["code"] == "commune_not_found"
     assert (await stack.consultations.client.get(url)).status_code == 404
@@ -228,11 +258,18 @@ async def test_identity_down_is_503_and_writes_nothing(
     embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
 ) -> None:
     url = fresh_database(embedded_postgres, f"consultations_down_{uuid.uuid4().hex[:8]}", CONSULTATIONS_MIGRATIONS)
-    async with running_service(CONSULTATIONS, ConsultationsSettings, database_url=url, nats_url=embedded_nats.url,
-                               issuer=issuer, identity_grpc_target=f"127.0.0.1:{free_port()}",
-                               identity_timeout_seconds=2.0) as service:
-        response = await service.client.post("/v1/consultations", headers=operator(issuer),
-                                              json={"code": next_code(), "title": "x", **SCHEDULE})
+    async with running_service(
+        CONSULTATIONS,
+        ConsultationsSettings,
+        database_url=url,
+        nats_url=embedded_nats.url,
+        issuer=issuer,
+        identity_grpc_target=f"127.0.0.1:{free_port()}",
+        identity_timeout_seconds=2.0,
+    ) as service:
+        response = await service.client.post(
+            "/v1/consultations", headers=operator(issuer), json={"code": next_code(), "title": "x", **SCHEDULE}
+        )
         assert response.status_code == 503, response.text
         assert response.json()["code"] == "identity_unavailable"
         assert (await service.client.get("/v1/consultations")).json()["items"] == []
@@ -241,8 +278,9 @@ async def test_identity_down_is_503_and_writes_nothing(
 async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, issuer: TestIssuer) -> None:
     client = stack.consultations.client
     body = {"code": next_code(), "title": "Consulta", **SCHEDULE}
-    opened = await asyncio.gather(*(client.post("/v1/consultations", json=body, headers=operator(issuer))
-                                    for _ in range(8)))
+    opened = await asyncio.gather(
+        *(client.post("/v1/consultations", json=body, headers=operator(issuer)) for _ in range(8))
+    )
     assert sorted(r.status_code for r in opened) == [201] + [409] * 7
     consultation = Consultation(next(r for r in opened if r.status_code == 201).json()["id"], body["code"])
 
@@ -257,10 +295,20 @@ async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, i
     assert sorted(r.status_code for r in certified) == [200, 409, 409, 409]
     assert await rows(stack, "results", consultation.id) == 1
     async with stack.consultations.runtime.db.transaction() as session:
-        subjects = (await session.execute(
-            select(outbox_table.c.subject).where(outbox_table.c.aggregate_id == consultation.id)
-        )).scalars().all()
-    assert sorted(subjects) == sorted([
-        "consultations.consultation.opened", "consultations.candidate.recorded",
-        "consultations.consultation.closed", "consultations.consultation.certified",
-    ])
+        subjects = (
+            (
+                await session.execute(
+                    select(outbox_table.c.subject).where(outbox_table.c.aggregate_id == consultation.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(subjects) == sorted(
+        [
+            "consultations.consultation.opened",
+            "consultations.candidate.recorded",
+            "consultations.consultation.closed",
+            "consultations.consultation.certified",
+        ]
+    )

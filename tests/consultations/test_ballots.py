@@ -44,9 +44,7 @@ async def test_twenty_concurrent_attempts_yield_exactly_one_ballot(stack: Stack,
     (voter,) = await register_residents(stack, issuer, f"{C2}.CC1", ADULT, 1)
     consultation = await voting_consultation(stack, issuer)
     choices = consultation.candidates[C2]
-    responses = await asyncio.gather(*(
-        vote(stack, issuer, consultation, C2, choices[i % 2], voter) for i in range(20)
-    ))
+    responses = await asyncio.gather(*(vote(stack, issuer, consultation, C2, choices[i % 2], voter) for i in range(20)))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] + [409] * 19, [r.text for r in responses if r.status_code not in (201, 409)]
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"already_voted"}
@@ -100,8 +98,9 @@ async def test_candidate_must_belong_to_the_commune(stack: Stack, issuer: TestIs
     unknown = await vote(stack, issuer, consultation, C1, str(uuid.uuid4()), voter)
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "candidate_not_found"
-    other_commune = await vote(stack, issuer, consultation, C1, consultation.candidates[C1][0], voter,
-                               commune_id=str(uuid.uuid4()))
+    other_commune = await vote(
+        stack, issuer, consultation, C1, consultation.candidates[C1][0], voter, commune_id=str(uuid.uuid4())
+    )
     assert other_commune.status_code == 404
     assert other_commune.json()["code"] == "commune_not_found"
     assert await rows(stack, "ballots", consultation.id) == 0
@@ -130,8 +129,15 @@ async def test_officers_act_only_on_their_channel_and_territory(stack: Stack, is
     # A scope prefix that is not a parent ("VE.01.01.C" is not an ancestor of "VE.01.01.C1").
     prefix = await vote(stack, issuer, consultation, C1, candidate, voter, headers=officer(issuer, "VE.01.01.C"))
     assert prefix.status_code == 403
-    wrong_role = await vote(stack, issuer, consultation, C1, candidate, voter,
-                            headers=issuer.headers(roles=["spokesperson", "operator"], territories=["VE"]))
+    wrong_role = await vote(
+        stack,
+        issuer,
+        consultation,
+        C1,
+        candidate,
+        voter,
+        headers=issuer.headers(roles=["spokesperson", "operator"], territories=["VE"]),
+    )
     assert wrong_role.status_code == 403
     assert wrong_role.json()["code"] == "forbidden_role"
     online_by_officer = await vote(stack, issuer, consultation, C1, candidate, voter, channel="online")
@@ -141,24 +147,48 @@ async def test_officers_act_only_on_their_channel_and_territory(stack: Stack, is
     municipal = await vote(stack, issuer, consultation, C1, candidate, voter, headers=officer(issuer, "VE.01.01"))
     assert municipal.status_code == 201
     (online_voter,) = await register_residents(stack, issuer, f"{C1}.CC1", ADULT, 1)
-    online = await vote(stack, issuer, consultation, C1, candidate, online_voter, channel="online",
-                        headers=issuer.headers(roles=["service"], territories=["VE"]))
+    online = await vote(
+        stack,
+        issuer,
+        consultation,
+        C1,
+        candidate,
+        online_voter,
+        channel="online",
+        headers=issuer.headers(roles=["service"], territories=["VE"]),
+    )
     assert online.status_code == 201
 
 
 async def test_ballots_table_cannot_link_a_ballot_to_a_voter(stack: Stack) -> None:
     async with stack.consultations.runtime.db.transaction() as session:
-        columns = (await session.execute(text(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'ballots'"
-        ))).all()
-        constraints = (await session.execute(text(
-            "SELECT ccu.table_name FROM information_schema.table_constraints tc "
-            "JOIN information_schema.constraint_column_usage ccu ON tc.constraint_name = ccu.constraint_name "
-            "WHERE tc.table_name = 'ballots' AND tc.constraint_type = 'FOREIGN KEY'"
-        ))).scalars().all()
-        id_default = (await session.execute(text(
-            "SELECT column_default FROM information_schema.columns WHERE table_name = 'ballots' AND column_name = 'id'"
-        ))).scalar_one()
+        columns = (
+            await session.execute(
+                text("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'ballots'")
+            )
+        ).all()
+        constraints = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT ccu.table_name FROM information_schema.table_constraints tc "
+                        "JOIN information_schema.constraint_column_usage ccu "
+                        "ON tc.constraint_name = ccu.constraint_name "
+                        "WHERE tc.table_name = 'ballots' AND tc.constraint_type = 'FOREIGN KEY'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        id_default = (
+            await session.execute(
+                text(
+                    "SELECT column_default FROM information_schema.columns "
+                    "WHERE table_name = 'ballots' AND column_name = 'id'"
+                )
+            )
+        ).scalar_one()
     assert {name for name, _ in columns} == {"id", "consultation_id", "commune_id", "candidate_id", "channel"}
     assert not any("time" in dtype or "date" in dtype for _, dtype in columns)
     assert set(constraints) == {"candidates"}

@@ -92,12 +92,18 @@ async def test_full_consultation_certifies_counts_and_ranks(
         await nc.drain()
 
     assert (summary.code, summary.ballots, summary.commune_count, summary.communes_with_winner) == (
-        consultation.code, 6, 3, 2)
-    assert all(e.consultation_code == consultation.code and e.certified_at == summary.certified_at
-               for _, e in commune_events)
+        consultation.code,
+        6,
+        3,
+        2,
+    )
+    assert all(
+        e.consultation_code == consultation.code and e.certified_at == summary.certified_at for _, e in commune_events
+    )
     # One event per commune, named by the commune (CloudEvents subject = aggregate id).
     assert [(h["ce-subject"], e.result.commune_id) for h, e in commune_events] == [
-        (str(stack.commune_ids[code]), str(stack.commune_ids[code])) for code in (C1, C2, C3)]
+        (str(stack.commune_ids[code]), str(stack.commune_ids[code])) for code in (C1, C2, C3)
+    ]
     communes = {e.result.commune_code: e.result for _, e in commune_events}
     assert list(communes) == [C1, C2, C3]
     assert [(x.candidate_id, x.votes, x.rank) for x in communes[C1].candidates] == [(b, 2, 1), (a, 1, 2), (c, 1, 3)]
@@ -122,14 +128,17 @@ async def test_full_consultation_certifies_counts_and_ranks(
     async with grpc_server(CONSULTATIONS, stack.consultations) as target, grpc.aio.insecure_channel(target) as ch:
         stub = consultations_pb2_grpc.ConsultationsServiceStub(ch)  # type: ignore[no-untyped-call]
         service = [("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'])}")]
-        whole = await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation.id),
-                                                metadata=service)
+        whole = await stub.ListCertifiedResults(
+            pb.ListCertifiedResultsRequest(consultation_id=consultation.id), metadata=service
+        )
         assert whole.summary == summary and whole.next_page_token == ""
         assert list(whole.results) == list(communes.values())
         pages, token = [], ""
         while True:
-            page = await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(
-                consultation_id=consultation.id, page_size=2, page_token=token), metadata=service)
+            page = await stub.ListCertifiedResults(
+                pb.ListCertifiedResultsRequest(consultation_id=consultation.id, page_size=2, page_token=token),
+                metadata=service,
+            )
             assert page.summary == summary
             pages.append([r.commune_code for r in page.results])
             token = page.next_page_token
@@ -138,12 +147,14 @@ async def test_full_consultation_certifies_counts_and_ranks(
         assert pages == [[C1, C2], [C3]]
         person = [("authorization", f"Bearer {issuer.token(roles=['operator'], territories=['VE'])}")]
         with pytest.raises(grpc.aio.AioRpcError) as denied:
-            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation.id),
-                                            metadata=person)
+            await stub.ListCertifiedResults(
+                pb.ListCertifiedResultsRequest(consultation_id=consultation.id), metadata=person
+            )
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=str(uuid.uuid4())),
-                                            metadata=service)
+            await stub.ListCertifiedResults(
+                pb.ListCertifiedResultsRequest(consultation_id=str(uuid.uuid4())), metadata=service
+            )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         assert error_code_of(missing.value) == "consultation_not_found"
         for request, code in [
@@ -163,9 +174,7 @@ async def test_full_consultation_certifies_counts_and_ranks(
     assert await rows(stack, "results", consultation.id) == 6
 
 
-async def _certified_event(
-    sub: Subscription, consultation_id: str
-) -> events_pb2.ConsultationCertified:
+async def _certified_event(sub: Subscription, consultation_id: str) -> events_pb2.ConsultationCertified:
     async with asyncio.timeout(15):
         while True:
             msg = await sub.next_msg(timeout=15)
@@ -232,10 +241,18 @@ async def _closed_event_ballots(stack: Stack, consultation_id: str) -> int:
     from comuna_platform.events import outbox_table
 
     async with stack.consultations.runtime.db.transaction() as session:
-        payloads = (await session.execute(
-            select(outbox_table.c.payload).where(outbox_table.c.subject == "consultations.consultation.closed",
-                                                 outbox_table.c.aggregate_id == consultation_id)
-        )).scalars().all()
+        payloads = (
+            (
+                await session.execute(
+                    select(outbox_table.c.payload).where(
+                        outbox_table.c.subject == "consultations.consultation.closed",
+                        outbox_table.c.aggregate_id == consultation_id,
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(payloads) == 1
     return int(events_pb2.ConsultationClosed.FromString(payloads[0]).ballots)
 
@@ -246,8 +263,9 @@ async def test_grpc_results_before_certification_and_bad_ids(stack: Stack, issue
     async with grpc_server(CONSULTATIONS, stack.consultations) as target, grpc.aio.insecure_channel(target) as ch:
         stub = consultations_pb2_grpc.ConsultationsServiceStub(ch)  # type: ignore[no-untyped-call]
         with pytest.raises(grpc.aio.AioRpcError) as early:
-            await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation.id),
-                                            metadata=service)
+            await stub.ListCertifiedResults(
+                pb.ListCertifiedResultsRequest(consultation_id=consultation.id), metadata=service
+            )
         assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_code_of(early.value) == "consultation_not_in_certified"
         with pytest.raises(grpc.aio.AioRpcError) as bad:

@@ -69,31 +69,60 @@ async def _seed(stack: Stack) -> Seeded:
     commune_rows, candidate_rows, ballot_rows = [], [], []
     for i in range(COMMUNES):
         commune_id, commune_code = uuid.uuid4(), f"VE.90.{i // 100:02d}.C{i:04d}"
-        commune_rows.append({"consultation_id": consultation_id, "commune_id": commune_id, "code": commune_code,
-                             "name": f"Comuna {i:04d}"})
+        commune_rows.append(
+            {
+                "consultation_id": consultation_id,
+                "commune_id": commune_id,
+                "code": commune_code,
+                "name": f"Comuna {i:04d}",
+            }
+        )
         winner = None
         for priority in range(1, CANDIDATES + 1):
             candidate_id = uuid.uuid4()
-            candidate_rows.append({"id": candidate_id, "consultation_id": consultation_id, "commune_id": commune_id,
-                                   "title": (f"{priority} " + "Proyecto de agua potable y saneamiento " * 6)[:200],
-                                   "description": "", "assembly_priority": priority})
+            candidate_rows.append(
+                {
+                    "id": candidate_id,
+                    "consultation_id": consultation_id,
+                    "commune_id": commune_id,
+                    "title": (f"{priority} " + "Proyecto de agua potable y saneamiento " * 6)[:200],
+                    "description": "",
+                    "assembly_priority": priority,
+                }
+            )
             if i < VOTING_COMMUNES:
-                ballot_rows += [{"id": uuid.uuid4(), "consultation_id": consultation_id, "commune_id": commune_id,
-                                 "candidate_id": candidate_id, "channel": "table"} for _ in range(priority)]
+                ballot_rows += [
+                    {
+                        "id": uuid.uuid4(),
+                        "consultation_id": consultation_id,
+                        "commune_id": commune_id,
+                        "candidate_id": candidate_id,
+                        "channel": "table",
+                    }
+                    for _ in range(priority)
+                ]
                 winner = candidate_id
         communes[commune_id] = (commune_code, winner)
     async with stack.consultations.runtime.db.transaction() as session:
-        await session.execute(insert(repository.consultations).values(
-            id=consultation_id, code=code, title="Consulta nacional", status="closed",
-            assemblies_open_at=now - timedelta(days=60), voting_opens_at=now - timedelta(days=2),
-            voting_closes_at=now - timedelta(days=1), commune_count=COMMUNES, voting_started_at=now,
-            closed_at=now,
-        ))
+        await session.execute(
+            insert(repository.consultations).values(
+                id=consultation_id,
+                code=code,
+                title="Consulta nacional",
+                status="closed",
+                assemblies_open_at=now - timedelta(days=60),
+                voting_opens_at=now - timedelta(days=2),
+                voting_closes_at=now - timedelta(days=1),
+                commune_count=COMMUNES,
+                voting_started_at=now,
+                closed_at=now,
+            )
+        )
         await repository.insert_communes(session, commune_rows)
         for start in range(0, len(candidate_rows), 5_000):
-            await session.execute(insert(repository.candidates), candidate_rows[start:start + 5_000])
+            await session.execute(insert(repository.candidates), candidate_rows[start : start + 5_000])
         for start in range(0, len(ballot_rows), 5_000):
-            await session.execute(insert(repository.ballots), ballot_rows[start:start + 5_000])
+            await session.execute(insert(repository.ballots), ballot_rows[start : start + 5_000])
     return Seeded(consultation_id, code, communes, len(ballot_rows))
 
 
@@ -104,8 +133,9 @@ def private_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedN
 
 
 @pytest_asyncio.fixture(scope="module")
-async def stack(embedded_postgres: EmbeddedPostgres, private_nats: EmbeddedNats,
-                issuer: TestIssuer) -> AsyncIterator[Stack]:
+async def stack(
+    embedded_postgres: EmbeddedPostgres, private_nats: EmbeddedNats, issuer: TestIssuer
+) -> AsyncIterator[Stack]:
     """The consultations stack of conftest, on this module's own NATS server."""
     async with open_stack(embedded_postgres, private_nats, issuer, uuid.uuid4().hex[:10]) as stack:
         yield stack
@@ -124,9 +154,11 @@ async def _relayed(stack: Stack, consultation_id: uuid.UUID) -> None:
     async with asyncio.timeout(60):
         while True:
             async with stack.consultations.runtime.db.transaction() as session:
-                pending = (await session.execute(
-                    select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))
-                )).scalar_one()
+                pending = (
+                    await session.execute(
+                        select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))
+                    )
+                ).scalar_one()
             if pending == 0:
                 return
             await asyncio.sleep(0.1)
@@ -141,7 +173,8 @@ async def test_every_certified_event_is_small_and_one_per_commune(
         assert nc.max_payload == NATS_MAX_PAYLOAD  # the server's default: what the relay is held to
         js = nc.jetstream()
         sub = await js.pull_subscribe(
-            "consultations.>", stream="CONSULTATIONS",
+            "consultations.>",
+            stream="CONSULTATIONS",
             config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
         )
         info = await js.stream_info("CONSULTATIONS")
@@ -182,7 +215,11 @@ async def test_every_certified_event_is_small_and_one_per_commune(
 
     [summary] = summaries
     assert (summary.code, summary.ballots, summary.commune_count, summary.communes_with_winner) == (
-        certified.code, certified.ballots, COMMUNES, VOTING_COMMUNES)
+        certified.code,
+        certified.ballots,
+        COMMUNES,
+        VOTING_COMMUNES,
+    )
     assert all(e.certified_at == summary.certified_at for e in results)
 
 
@@ -197,8 +234,12 @@ async def test_grpc_pages_cover_every_commune_once_under_the_message_limit(
         async def pages(page_size: int) -> list[pb.ListCertifiedResultsResponse]:
             found, token = [], ""
             while True:
-                page = await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(
-                    consultation_id=consultation_id, page_size=page_size, page_token=token), metadata=service)
+                page = await stub.ListCertifiedResults(
+                    pb.ListCertifiedResultsRequest(
+                        consultation_id=consultation_id, page_size=page_size, page_token=token
+                    ),
+                    metadata=service,
+                )
                 found.append(page)
                 token = page.next_page_token
                 if not token:
@@ -211,11 +252,14 @@ async def test_grpc_pages_cover_every_commune_once_under_the_message_limit(
             assert all(p.ByteSize() < GRPC_MAX_RECEIVE // 2 for p in got)
             codes = [r.commune_code for p in got for r in p.results]
             assert codes == sorted(code for code, _ in certified.communes.values())
-            assert all(p.summary.communes_with_winner == VOTING_COMMUNES and p.summary.ballots == certified.ballots
-                       for p in got)
+            assert all(
+                p.summary.communes_with_winner == VOTING_COMMUNES and p.summary.ballots == certified.ballots
+                for p in got
+            )
         # 0 means the default page size.
-        default = await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id=consultation_id),
-                                                  metadata=service)
+        default = await stub.ListCertifiedResults(
+            pb.ListCertifiedResultsRequest(consultation_id=consultation_id), metadata=service
+        )
         assert len(default.results) == 100 and default.next_page_token
 
 
@@ -224,8 +268,9 @@ async def test_a_page_is_cut_short_rather_than_grow_past_its_byte_budget(stack: 
     after = ""
     async with stack.consultations.runtime.db.transaction() as session:
         while True:
-            page = await certified_page(session, certified.consultation_id, after_code=after,
-                                        page_size=MAX_PAGE_SIZE, max_bytes=100_000)
+            page = await certified_page(
+                session, certified.consultation_id, after_code=after, page_size=MAX_PAGE_SIZE, max_bytes=100_000
+            )
             assert 0 < sum(r.ByteSize() for r in page.results) <= 100_000
             assert len(page.results) < MAX_PAGE_SIZE
             seen += [r.commune_code for r in page.results]
@@ -237,13 +282,19 @@ async def test_a_page_is_cut_short_rather_than_grow_past_its_byte_budget(stack: 
 
 
 async def test_certification_is_not_repeated(stack: Stack, certified: Seeded, issuer: TestIssuer) -> None:
-    again = await stack.consultations.client.post(f"/v1/consultations/{certified.consultation_id}:certify",
-                                                  headers=operator(issuer))
+    again = await stack.consultations.client.post(
+        f"/v1/consultations/{certified.consultation_id}:certify", headers=operator(issuer)
+    )
     assert again.status_code == 409
     async with stack.consultations.runtime.db.transaction() as session:
-        staged = (await session.execute(
-            select(func.count()).select_from(outbox_table)
-            .where(outbox_table.c.subject == "consultations.commune_result.certified",
-                   outbox_table.c.aggregate_id.in_([str(c) for c in certified.communes]))
-        )).scalar_one()
+        staged = (
+            await session.execute(
+                select(func.count())
+                .select_from(outbox_table)
+                .where(
+                    outbox_table.c.subject == "consultations.commune_result.certified",
+                    outbox_table.c.aggregate_id.in_([str(c) for c in certified.communes]),
+                )
+            )
+        ).scalar_one()
     assert staged == COMMUNES

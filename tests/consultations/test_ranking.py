@@ -67,10 +67,15 @@ def test_order_of_input_does_not_matter(items: list[Tally], rnd: random.Random) 
 def test_each_rank_beats_the_next_by_the_rule(items: list[Tally]) -> None:
     ranked = rank_candidates(items)
     for a, b in itertools.pairwise(ranked):
-        assert (a.votes > b.votes
-                or (a.votes == b.votes and a.assembly_priority < b.assembly_priority)
-                or (a.votes == b.votes and a.assembly_priority == b.assembly_priority
-                    and str(a.candidate_id) < str(b.candidate_id)))
+        assert (
+            a.votes > b.votes
+            or (a.votes == b.votes and a.assembly_priority < b.assembly_priority)
+            or (
+                a.votes == b.votes
+                and a.assembly_priority == b.assembly_priority
+                and str(a.candidate_id) < str(b.candidate_id)
+            )
+        )
 
 
 def test_tie_on_votes_goes_to_the_assembly_priority() -> None:

@@ -85,8 +85,11 @@ def full_values() -> dict[str, Any]:
         "extraEnv": [{"name": "TZ", "value": "America/Caracas"}],
         "defaults": {
             "databasePoolSize": 10,
-            "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80,
-                            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}},
+            "autoscaling": {
+                "enabled": True,
+                "targetMemoryUtilizationPercentage": 80,
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+            },
             "probes": {"grpcLiveness": True},
             "priorityClassName": "comuna-critical",
             "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -116,13 +119,15 @@ def full_values() -> dict[str, Any]:
         "ingress": {
             "enabled": True,
             "className": "nginx",
-            "hosts": [{
-                "host": "api.comuna.example.org",
-                "paths": [
-                    {"path": "/v1/territories", "pathType": "Prefix", "service": "identity"},
-                    {"path": "/v1/consultations", "pathType": "Prefix", "service": "consultations"},
-                ],
-            }],
+            "hosts": [
+                {
+                    "host": "api.comuna.example.org",
+                    "paths": [
+                        {"path": "/v1/territories", "pathType": "Prefix", "service": "identity"},
+                        {"path": "/v1/consultations", "pathType": "Prefix", "service": "consultations"},
+                    ],
+                }
+            ],
             "tls": [{"secretName": "comuna-tls", "hosts": ["api.comuna.example.org"]}],
         },
     }
@@ -223,19 +228,27 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
             "properties": {
                 "jobLabel": {"type": "string"},
                 "namespaceSelector": {
-                    "type": "object", "additionalProperties": False,
-                    "properties": {"any": {"type": "boolean"},
-                                   "matchNames": {"type": "array", "items": {"type": "string"}}},
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
                 },
                 "selector": {
-                    "type": "object", "additionalProperties": False,
-                    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
-                                   "matchExpressions": {"type": "array"}},
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "matchExpressions": {"type": "array"},
+                    },
                 },
                 "endpoints": {
-                    "type": "array", "minItems": 1,
+                    "type": "array",
+                    "minItems": 1,
                     "items": {
-                        "type": "object", "additionalProperties": False,
+                        "type": "object",
+                        "additionalProperties": False,
                         "properties": {
                             "port": {"type": "string"},
                             "path": {"type": "string"},
@@ -262,14 +275,19 @@ def validate_object(obj: dict[str, Any], version: str) -> None:
         kubernetes_validate.validate(data, version, strict=True)
     except kubernetes_validate.ValidationError as error:
         path = ".".join(str(part) for part in error.path)
-        pytest.fail(f"{obj['_template']}: {data['kind']}/{data['metadata']['name']} invalid for "
-                    f"Kubernetes {error.version} at {path}: {error.message}")
+        pytest.fail(
+            f"{obj['_template']}: {data['kind']}/{data['metadata']['name']} invalid for "
+            f"Kubernetes {error.version} at {path}: {error.message}"
+        )
     except kubernetes_validate.SchemaNotFoundError as error:
         pytest.fail(f"{obj['_template']}: no schema: {error.message}")
 
 
 def existing_secret_values() -> dict[str, Any]:
-    return {"secrets": {"existingSecret": "comuna-prod-secrets"}, "oidc": {"issuer": "https://auth.example.org/realms/comuna"}}
+    return {
+        "secrets": {"existingSecret": "comuna-prod-secrets"},
+        "oidc": {"issuer": "https://auth.example.org/realms/comuna"},
+    }
 
 
 EXAMPLE = ROOT / "deploy" / "helm" / "examples" / "values-production.yaml"
@@ -313,21 +331,29 @@ def test_every_rendered_object_is_valid_kubernetes(chart: helm_python.Chart, sce
 
 def test_validation_catches_an_invalid_object() -> None:
     """Guard against a validator that passes everything: an unknown field must be refused."""
-    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
-           "spec": {"ports": [{"port": 80}], "bogusField": True}}
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 80}], "bogusField": True},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, "1.31", strict=True)
     with pytest.raises(jsonschema.ValidationError):
-        monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-                   "metadata": {"name": "x", "namespace": "y"},
-                   "spec": {"selector": {}, "endpoints": [{"port": "http", "bogus": 1}]}}
+        monitor = {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": {"name": "x", "namespace": "y"},
+            "spec": {"selector": {}, "endpoints": [{"port": "http", "bogus": 1}]},
+        }
         jsonschema.validate(monitor, SERVICE_MONITOR_SCHEMA)
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_helm_lint_is_clean(scenario: str) -> None:
-    report = helm_python.lint(CHART_DIR, SCENARIOS[scenario](), strict=True, namespace=NAMESPACE,
-                              kube_version="v1.31.0")
+    report = helm_python.lint(
+        CHART_DIR, SCENARIOS[scenario](), strict=True, namespace=NAMESPACE, kube_version="v1.31.0"
+    )
     assert report["total_charts_linted"] == 1
     # Severity 2 = warning, 3 = error; info (e.g. "icon is recommended") is allowed.
     problems = [message for message in report["messages"] if message["severity"] >= 2]
@@ -359,7 +385,9 @@ def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, 
         assert spec["enableServiceLinks"] is False
         service = services[f"{RELEASE}-{name}"]
         assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
-            "http": (http_port, "http"), "grpc": (grpc_port, "grpc")}
+            "http": (http_port, "http"),
+            "grpc": (grpc_port, "grpc"),
+        }
         assert service["spec"]["selector"] == deployments[f"{RELEASE}-{name}"]["spec"]["selector"]["matchLabels"]
         labels = deployments[f"{RELEASE}-{name}"]["spec"]["template"]["metadata"]["labels"]
         assert service["spec"]["selector"].items() <= labels.items()
@@ -377,8 +405,10 @@ def test_default_replicas_spread_and_disruption_budgets(default_objects: list[di
     assert sorted(pdbs) == sorted(f"{RELEASE}-{name}" for name in SERVICES)
     for name in SERVICES:
         assert pdbs[f"{RELEASE}-{name}"]["spec"]["maxUnavailable"] == 1
-        assert pdbs[f"{RELEASE}-{name}"]["spec"]["selector"]["matchLabels"] == \
-            deployment(default_objects, name)["spec"]["selector"]["matchLabels"]
+        assert (
+            pdbs[f"{RELEASE}-{name}"]["spec"]["selector"]["matchLabels"]
+            == deployment(default_objects, name)["spec"]["selector"]["matchLabels"]
+        )
 
 
 def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]]) -> None:
@@ -387,7 +417,10 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
         (container,) = pod_spec(deployment(full_objects, name))["containers"]
         env = env_of(container)
         assert env[prefix + "DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-            "name": f"{RELEASE}-secrets", "key": f"{name}-database-url", "optional": False}
+            "name": f"{RELEASE}-secrets",
+            "key": f"{name}-database-url",
+            "optional": False,
+        }
         assert env[prefix + "NATS_URL"]["value"] == "nats://nats.messaging.svc:4222"
         assert env[prefix + "OIDC_ISSUER"]["value"] == "https://auth.example.org/realms/comuna"
         assert env[prefix + "OIDC_AUDIENCE"]["value"] == "comuna-api"
@@ -405,7 +438,10 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
         assert container["image"] == "registry.example.org/comuna/comuna:1.4.2"
     identity_env = env_of(pod_spec(deployment(full_objects, "identity"))["containers"][0])
     assert identity_env["COMUNA_IDENTITY_CENSUS_HASH_KEY"]["valueFrom"]["secretKeyRef"] == {
-        "name": f"{RELEASE}-secrets", "key": "identity-census-hash-key", "optional": False}
+        "name": f"{RELEASE}-secrets",
+        "key": "identity-census-hash-key",
+        "optional": False,
+    }
     consultations_env = env_of(pod_spec(deployment(full_objects, "consultations"))["containers"][0])
     assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
 
@@ -422,13 +458,16 @@ def dns(peer: str) -> str:
 def test_peers_get_in_cluster_grpc_targets(chart: helm_python.Chart, default_objects: list[dict[str, Any]]) -> None:
     # Today only consultations calls a peer (identity's CheckEligibility); the others use events.
     assert grpc_targets(default_objects, "consultations") == {
-        "COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": dns("identity")}
+        "COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": dns("identity")
+    }
     for name in ("identity", "funding", "projects"):
         assert grpc_targets(default_objects, name) == {}
     # Any service can be given peers: one variable per peer, named as in the conventions.
     more = render(chart, {"services": {"projects": {"peers": ["funding", "consultations"]}}})
-    assert grpc_targets(more, "projects") == {"COMUNA_PROJECTS_FUNDING_GRPC_TARGET": dns("funding"),
-                                              "COMUNA_PROJECTS_CONSULTATIONS_GRPC_TARGET": dns("consultations")}
+    assert grpc_targets(more, "projects") == {
+        "COMUNA_PROJECTS_FUNDING_GRPC_TARGET": dns("funding"),
+        "COMUNA_PROJECTS_CONSULTATIONS_GRPC_TARGET": dns("consultations"),
+    }
     # A service calling no peer needs no client: its client keys may be absent from the Secret.
     identity_env = env_of(pod_spec(deployment(default_objects, "identity"))["containers"][0])
     assert identity_env["COMUNA_IDENTITY_SERVICE_CLIENT_ID"]["valueFrom"]["secretKeyRef"]["optional"] is True
@@ -451,15 +490,18 @@ def test_migration_hook_jobs(default_objects: list[dict[str, Any]]) -> None:
         spec = pod_spec(job)
         (container,) = spec["containers"]
         assert container["command"] == [f"comuna-{name}", "migrate"]
-        assert env_of(container)[f"COMUNA_{name.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == \
-            f"{name}-database-url"
+        assert (
+            env_of(container)[f"COMUNA_{name.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"]
+            == f"{name}-database-url"
+        )
         assert spec["restartPolicy"] == "Never"
         assert spec["serviceAccountName"] == hook_account["metadata"]["name"]
         # What the hook needs must exist before it: created by earlier (lower-weight) hooks.
         for dependency in (secret, hook_account):
             assert "pre-install" in dependency["metadata"]["annotations"]["helm.sh/hook"]
-            assert int(dependency["metadata"]["annotations"]["helm.sh/hook-weight"]) < \
-                int(annotations["helm.sh/hook-weight"])
+            assert int(dependency["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+                annotations["helm.sh/hook-weight"]
+            )
         # Migration pods must not receive the Service's traffic.
         selector = deployment(default_objects, name)["spec"]["selector"]["matchLabels"]
         assert not selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
@@ -577,22 +619,26 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
         assert pod_spec(deployment(default_objects, name))["serviceAccountName"] == RELEASE
 
 
-@pytest.mark.parametrize("bad", [
-    {"services": {"payments": {"httpPort": 8005}}},
-    {"podSecurityContext": {"runAsNonRoot": False}},
-    {"containerSecurityContext": {"readOnlyRootFilesystem": False}},
-    {"containerSecurityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}},
-    {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
-    {"defaults": {"replicas": "two"}},
-    {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
-    {"services": {"consultations": {"peers": ["billing"]}}},
-    {"secrets": {"values": {"identity": {"censusKey": "typo"}}}},
-    {"secrets": {"values": {"funding": {"databaseUrl": "mysql://x"}}}},
-    {"telemetry": {"exporter": "jaeger"}},
-    {"oidc": {"issuer": "auth.example.org/realms/comuna"}},
-    {"image": {"digest": "latest"}},
-    {"unknownTopLevel": True},
-], ids=lambda bad: json.dumps(bad, sort_keys=True))
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"services": {"payments": {"httpPort": 8005}}},
+        {"podSecurityContext": {"runAsNonRoot": False}},
+        {"containerSecurityContext": {"readOnlyRootFilesystem": False}},
+        {"containerSecurityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}},
+        {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
+        {"defaults": {"replicas": "two"}},
+        {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
+        {"services": {"consultations": {"peers": ["billing"]}}},
+        {"secrets": {"values": {"identity": {"censusKey": "typo"}}}},
+        {"secrets": {"values": {"funding": {"databaseUrl": "mysql://x"}}}},
+        {"telemetry": {"exporter": "jaeger"}},
+        {"oidc": {"issuer": "auth.example.org/realms/comuna"}},
+        {"image": {"digest": "latest"}},
+        {"unknownTopLevel": True},
+    ],
+    ids=lambda bad: json.dumps(bad, sort_keys=True),
+)
 def test_values_schema_rejects_bad_values(chart: helm_python.Chart, bad: dict[str, Any]) -> None:
     with pytest.raises(helm_python.HelmValuesError):
         chart.render(bad, name=RELEASE, namespace=NAMESPACE)
@@ -615,19 +661,43 @@ def test_optional_objects_are_off_by_default(default_objects: list[dict[str, Any
 
 
 def test_everything_enabled(full_objects: list[dict[str, Any]]) -> None:
-    count = {kind: len(of_kind(full_objects, kind)) for kind in
-             ("Deployment", "Service", "Job", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-              "NetworkPolicy", "ServiceMonitor", "Ingress", "Secret", "ServiceAccount")}
-    assert count == {"Deployment": 4, "Service": 4, "Job": 4, "HorizontalPodAutoscaler": 4,
-                     "PodDisruptionBudget": 4, "NetworkPolicy": 4, "ServiceMonitor": 4, "Ingress": 1,
-                     "Secret": 1, "ServiceAccount": 2}
+    count = {
+        kind: len(of_kind(full_objects, kind))
+        for kind in (
+            "Deployment",
+            "Service",
+            "Job",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "ServiceMonitor",
+            "Ingress",
+            "Secret",
+            "ServiceAccount",
+        )
+    }
+    assert count == {
+        "Deployment": 4,
+        "Service": 4,
+        "Job": 4,
+        "HorizontalPodAutoscaler": 4,
+        "PodDisruptionBudget": 4,
+        "NetworkPolicy": 4,
+        "ServiceMonitor": 4,
+        "Ingress": 1,
+        "Secret": 1,
+        "ServiceAccount": 2,
+    }
     hpas = by_name(full_objects, "HorizontalPodAutoscaler")
     for name in SERVICES:
         dep = deployment(full_objects, name)
         assert "replicas" not in dep["spec"], "the HPA owns replicas"
         hpa = hpas[f"{RELEASE}-{name}"]
-        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                                 "name": dep["metadata"]["name"]}
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": dep["metadata"]["name"],
+        }
         assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
         spec = pod_spec(dep)
         (container,) = spec["containers"]
@@ -640,19 +710,24 @@ def test_everything_enabled(full_objects: list[dict[str, Any]]) -> None:
     assert hpas[f"{RELEASE}-consultations"]["spec"]["maxReplicas"] == 40
     assert hpas[f"{RELEASE}-identity"]["spec"]["maxReplicas"] == 10
     assert by_name(full_objects, "PodDisruptionBudget")[f"{RELEASE}-consultations"]["spec"] == {
-        "minAvailable": "50%", "unhealthyPodEvictionPolicy": "AlwaysAllow",
-        "selector": deployment(full_objects, "consultations")["spec"]["selector"]}
+        "minAvailable": "50%",
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        "selector": deployment(full_objects, "consultations")["spec"]["selector"],
+    }
     (spread,) = pod_spec(deployment(full_objects, "consultations"))["topologySpreadConstraints"]
     assert spread["whenUnsatisfiable"] == "DoNotSchedule"
     assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "consultations"
     for monitor in of_kind(full_objects, "ServiceMonitor"):
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-        assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "scheme": "http",
-                                                 "interval": "30s", "scrapeTimeout": "10s"}]
+        assert monitor["spec"]["endpoints"] == [
+            {"port": "http", "path": "/metrics", "scheme": "http", "interval": "30s", "scrapeTimeout": "10s"}
+        ]
     (ingress,) = of_kind(full_objects, "Ingress")
     backends = {p["path"]: p["backend"]["service"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
-    assert backends == {"/v1/territories": {"name": f"{RELEASE}-identity", "port": {"name": "http"}},
-                        "/v1/consultations": {"name": f"{RELEASE}-consultations", "port": {"name": "http"}}}
+    assert backends == {
+        "/v1/territories": {"name": f"{RELEASE}-identity", "port": {"name": "http"}},
+        "/v1/consultations": {"name": f"{RELEASE}-consultations", "port": {"name": "http"}},
+    }
 
 
 def test_network_policies_allow_only_what_each_service_needs(chart: helm_python.Chart, full: dict[str, Any]) -> None:
@@ -665,8 +740,9 @@ def test_network_policies_allow_only_what_each_service_needs(chart: helm_python.
         spec = policies[f"{RELEASE}-{service}"]["spec"]
         grpc_port = [{"port": SERVICES[service][1], "protocol": "TCP"}]
         rules = [rule for rule in spec["ingress"] if rule["ports"] == grpc_port]
-        return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-                for rule in rules for peer in rule["from"]}
+        return {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for rule in rules for peer in rule["from"]
+        }
 
     def egress_ports(service: str) -> set[int]:
         return {port["port"] for rule in policies[f"{RELEASE}-{service}"]["spec"]["egress"] for port in rule["ports"]}
@@ -686,13 +762,21 @@ def test_network_policies_allow_only_what_each_service_needs(chart: helm_python.
         assert policy["spec"]["podSelector"]["matchLabels"]["comuna.io/service"] == name
         http_rule = policy["spec"]["ingress"][0]
         assert http_rule["ports"] == [{"port": SERVICES[name][0], "protocol": "TCP"}]
-        namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-                      for peer in http_rule["from"] if "namespaceSelector" in peer]
+        namespaces = [
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for peer in http_rule["from"]
+            if "namespaceSelector" in peer
+        ]
         assert namespaces == ["ingress-nginx", "monitoring"]
         # ... and the release's own `helm test` pod, nothing else.
         pods = [peer["podSelector"]["matchLabels"] for peer in http_rule["from"] if "podSelector" in peer]
-        assert pods == [{"app.kubernetes.io/name": "comuna", "app.kubernetes.io/instance": RELEASE,
-                         "app.kubernetes.io/component": "test"}]
+        assert pods == [
+            {
+                "app.kubernetes.io/name": "comuna",
+                "app.kubernetes.io/instance": RELEASE,
+                "app.kubernetes.io/component": "test",
+            }
+        ]
         postgres_port = [{"port": 5432, "protocol": "TCP"}]
         postgres = next(rule for rule in policy["spec"]["egress"] if rule["ports"] == postgres_port)
         assert postgres["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
@@ -710,10 +794,13 @@ def test_toggles(chart: helm_python.Chart) -> None:
     assert of_kind(no_pdb, "PodDisruptionBudget") == []
 
     # A per-service false wins over a default true (not sprig's merge, which would drop it).
-    one_hpa = render(chart, {"defaults": {"autoscaling": {"enabled": True}},
-                             "services": {"identity": {"autoscaling": {"enabled": False}}}})
+    one_hpa = render(
+        chart,
+        {"defaults": {"autoscaling": {"enabled": True}}, "services": {"identity": {"autoscaling": {"enabled": False}}}},
+    )
     assert sorted(by_name(one_hpa, "HorizontalPodAutoscaler")) == sorted(
-        f"{RELEASE}-{name}" for name in SERVICES if name != "identity")
+        f"{RELEASE}-{name}" for name in SERVICES if name != "identity"
+    )
     assert deployment(one_hpa, "identity")["spec"]["replicas"] == 2
 
     replicas = render(chart, {"services": {"funding": {"replicas": 5}}, "defaults": {"replicas": 1}})
@@ -727,7 +814,8 @@ def test_toggles(chart: helm_python.Chart) -> None:
     external_sa = render(chart, {"serviceAccount": {"create": False, "name": "comuna-runtime"}})
     assert of_kind(external_sa, "ServiceAccount") == []
     assert {pod_spec(obj)["serviceAccountName"] for obj in external_sa if obj["kind"] in {"Deployment", "Job"}} == {
-        "comuna-runtime"}
+        "comuna-runtime"
+    }
 
     pinned = render(chart, {"image": {"digest": "sha256:" + "a" * 64}})
     assert pod_spec(deployment(pinned, "identity"))["containers"][0]["image"] == "comuna/comuna@sha256:" + "a" * 64
@@ -743,17 +831,24 @@ def test_disabling_a_service(chart: helm_python.Chart) -> None:
     assert sorted(by_name(objects, "Deployment")) == sorted(f"{RELEASE}-{n}" for n in SERVICES if n != "projects")
     assert not [obj for obj in objects if "projects" in obj["metadata"]["name"]]
     identity_policy = by_name(objects, "NetworkPolicy")[f"{RELEASE}-identity"]
-    callers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-               for rule in identity_policy["spec"]["ingress"][1:] for peer in rule["from"]}
+    callers = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for rule in identity_policy["spec"]["ingress"][1:]
+        for peer in rule["from"]
+    }
     assert callers == {"consultations"}
 
     # Disabling a service others call needs an explicit target for it.
     with pytest.raises(helm_python.HelmRenderError, match="identity"):
         render(chart, {"services": {"identity": {"enabled": False}}})
     elsewhere = "identity.other-operator.example.org:443"
-    objects = render(chart, {"services": {"identity": {"enabled": False},
-                                          "consultations": {"peerTargets": {"identity": elsewhere}}},
-                             "networkPolicy": {"enabled": True}})
+    objects = render(
+        chart,
+        {
+            "services": {"identity": {"enabled": False}, "consultations": {"peerTargets": {"identity": elsewhere}}},
+            "networkPolicy": {"enabled": True},
+        },
+    )
     assert grpc_targets(objects, "consultations") == {"COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": elsewhere}
     # No in-cluster rule towards a peer that lives elsewhere (networkPolicy.egress.extra is for that).
     policy = by_name(objects, "NetworkPolicy")[f"{RELEASE}-consultations"]
@@ -783,8 +878,10 @@ def test_secret_and_checksum_change_together(chart: helm_python.Chart, full: dic
     changed["secrets"]["values"]["identity"]["censusHashKey"] = _test_secret()
     second = deployment(render(chart, changed), "identity")
     checksum = "checksum/secret"
-    assert first["spec"]["template"]["metadata"]["annotations"][checksum] != \
-        second["spec"]["template"]["metadata"]["annotations"][checksum]
+    assert (
+        first["spec"]["template"]["metadata"]["annotations"][checksum]
+        != second["spec"]["template"]["metadata"]["annotations"][checksum]
+    )
 
 
 # --- Dockerfile -----------------------------------------------------------------------------
@@ -794,8 +891,8 @@ def test_dockerfile_is_multi_stage_locked_and_non_root() -> None:
     commands = dockerfile.parse_file(str(DOCKERFILE))  # BuildKit's own parser: syntax errors fail here
     stages = [c for c in commands if c.cmd == "FROM"]
     assert len(stages) >= 2 and stages[0].value[-1] == "build" and stages[-1].value[-1] == "runtime"
-    runtime = commands[commands.index(stages[-1]):]
-    build = commands[:commands.index(stages[-1])]
+    runtime = commands[commands.index(stages[-1]) :]
+    build = commands[: commands.index(stages[-1])]
 
     syncs = [c.value[0] for c in build if c.cmd == "RUN" and "uv sync" in c.value[0]]
     assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs)
@@ -804,8 +901,9 @@ def test_dockerfile_is_multi_stage_locked_and_non_root() -> None:
     copies = [c for c in runtime if c.cmd == "COPY"]
     assert copies and all("--from=build" in c.flags for c in copies)
     users = [c.value[0] for c in runtime if c.cmd == "USER"]
-    assert users and users[-1].split(":")[0].isdigit() and int(users[-1].split(":")[0]) != 0, \
+    assert users and users[-1].split(":")[0].isdigit() and int(users[-1].split(":")[0]) != 0, (
         "numeric non-root USER (runAsNonRoot can only verify a numeric one)"
+    )
     uid = int(users[-1].split(":")[0])
     chart_values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     assert chart_values["podSecurityContext"]["runAsUser"] == uid

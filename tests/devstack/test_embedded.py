@@ -69,9 +69,7 @@ async def test_postgres_serves_a_created_database(
 
     connection = await asyncpg.connect(_plain_dsn(embedded_postgres, "devstack_check"))
     try:
-        assert (
-            await connection.fetchval("SELECT current_database()") == "devstack_check"
-        )
+        assert await connection.fetchval("SELECT current_database()") == "devstack_check"
         assert await connection.fetchval("SELECT upper('ñandú')") == "ÑANDÚ"
         assert await connection.fetchval("SHOW max_connections") == "300"
         assert await connection.fetchval("SHOW fsync") == "off"
@@ -185,9 +183,7 @@ HTTP_CHILD = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
 def test_process_group_waits_for_http_and_stops(tmp_path: Path) -> None:
     port = free_port()
     with ProcessGroup(grace_period=5) as group:
-        child = group.start(
-            "web", [*HTTP_CHILD, str(port)], log_file=tmp_path / "web.log"
-        )
+        child = group.start("web", [*HTTP_CHILD, str(port)], log_file=tmp_path / "web.log")
         group.wait_http_ready("web", f"http://127.0.0.1:{port}/", timeout=10)
     assert child.process.returncode is not None
     assert _can_bind(port)
@@ -207,9 +203,7 @@ def test_process_group_reports_a_child_that_dies_before_ready() -> None:
     with ProcessGroup() as group:
         group.start("broken", [sys.executable, "-c", "raise SystemExit(3)"])
         with pytest.raises(RuntimeError, match="exited with code 3"):
-            group.wait_http_ready(
-                "broken", f"http://127.0.0.1:{free_port()}/", timeout=10
-            )
+            group.wait_http_ready("broken", f"http://127.0.0.1:{free_port()}/", timeout=10)
 
 
 PARENT = textwrap.dedent(
@@ -226,9 +220,7 @@ PARENT = textwrap.dedent(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_children_die_with_the_parent(signum: signal.Signals) -> None:
-    parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True
-    )
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     child_pid = int(parent.stdout.readline())
     parent.send_signal(signum)
@@ -304,7 +296,8 @@ def test_a_terminated_stack_stops_postgres_and_nats() -> None:
     try:
         process = subprocess.Popen(
             [sys.executable, "-c", STACK_SCRIPT, str(state_dir), str(pg_port), str(nats_port)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "up"

@@ -32,9 +32,13 @@ def stack() -> Iterator[Stack]:
     state_dir = Path(tempfile.mkdtemp(prefix="comuna-e2e-", dir="/tmp"))
     state_dir.chmod(0o755)
     config = StackConfig(
-        state_dir=state_dir, pg_port=free_port(), nats_port=free_port(),
-        http_ports={s: free_port() for s in SERVICES}, grpc_ports={s: free_port() for s in SERVICES},
-        fast=True, log_level="WARNING",
+        state_dir=state_dir,
+        pg_port=free_port(),
+        nats_port=free_port(),
+        http_ports={s: free_port() for s in SERVICES},
+        grpc_ports={s: free_port() for s in SERVICES},
+        fast=True,
+        log_level="WARNING",
     )
     try:
         with Stack(config) as running:
@@ -61,8 +65,13 @@ def test_every_service_is_healthy_over_grpc_and_has_its_stream(stack: Stack) -> 
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             # Server reflection lists the service's own API next to health and reflection.
-            listed = next(iter(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)))
+            listed = next(
+                iter(
+                    reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+                        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+                    )
+                )
+            )
             names = {s.name for s in listed.list_services_response.service}
             assert f"comuna.{service}.v1.{service.capitalize()}Service" in names
             assert "grpc.health.v1.Health" in names
@@ -136,12 +145,14 @@ async def _consumers_drained(nats_url: str) -> bool:
         await nc.close()
 
 
-def test_redelivered_events_have_no_second_effect(stack: Stack, client: PlatformClient,
-                                                  summary: dict[str, Any]) -> None:
+def test_redelivered_events_have_no_second_effect(
+    stack: Stack, client: PlatformClient, summary: dict[str, Any]
+) -> None:
     consultation_id = summary["consultation"]["id"]
     before = _snapshot(client, consultation_id)
     assert asyncio.run(_redeliver_everything(stack.nats_url)) > 0
-    client.wait_for("consumers to process the redelivered events",
-                    lambda: asyncio.run(_consumers_drained(stack.nats_url)))
+    client.wait_for(
+        "consumers to process the redelivered events", lambda: asyncio.run(_consumers_drained(stack.nats_url))
+    )
     # Drained means acknowledged, and a consumer acknowledges only after its inbox transaction.
     assert _snapshot(client, consultation_id) == before

@@ -55,6 +55,7 @@ async def js(embedded_nats: EmbeddedNats) -> AsyncIterator[JetStreamContext]:
 async def funding(
     funding_db_url: str, embedded_nats: EmbeddedNats, issuer: TestIssuer, js: JetStreamContext
 ) -> AsyncIterator[RunningService]:
-    async with running_service(SPEC, Settings, database_url=funding_db_url, nats_url=embedded_nats.url,
-                               issuer=issuer) as service:
+    async with running_service(
+        SPEC, Settings, database_url=funding_db_url, nats_url=embedded_nats.url, issuer=issuer
+    ) as service:
         yield service

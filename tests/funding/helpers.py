@@ -21,10 +21,16 @@ T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 
 
-def spec(kind: str = "commune", currency: str = "USD", *, limit_debits: bool = False,
-         limit_credits: bool = False) -> AccountSpec:
-    return AccountSpec(key=f"test:{uuid.uuid4()}", currency=currency, kind=kind,
-                       debits_must_not_exceed_credits=limit_debits, credits_must_not_exceed_debits=limit_credits)
+def spec(
+    kind: str = "commune", currency: str = "USD", *, limit_debits: bool = False, limit_credits: bool = False
+) -> AccountSpec:
+    return AccountSpec(
+        key=f"test:{uuid.uuid4()}",
+        currency=currency,
+        kind=kind,
+        debits_must_not_exceed_credits=limit_debits,
+        credits_must_not_exceed_debits=limit_credits,
+    )
 
 
 async def open_accounts(db: Database, *specs: AccountSpec) -> list[AccountRow]:
@@ -33,10 +39,24 @@ async def open_accounts(db: Database, *specs: AccountSpec) -> list[AccountRow]:
     return [rows[s.key] for s in specs]
 
 
-def transfer(debit: AccountRow, credit: AccountRow, amount: int, *, transfer_id: uuid.UUID | None = None,
-             code: str = "test", reference: str = "") -> NewTransfer:
-    return NewTransfer(id=transfer_id or uuid.uuid4(), debit_account_id=debit.id, credit_account_id=credit.id,
-                       amount=amount, currency=debit.currency, code=code, reference=reference)
+def transfer(
+    debit: AccountRow,
+    credit: AccountRow,
+    amount: int,
+    *,
+    transfer_id: uuid.UUID | None = None,
+    code: str = "test",
+    reference: str = "",
+) -> NewTransfer:
+    return NewTransfer(
+        id=transfer_id or uuid.uuid4(),
+        debit_account_id=debit.id,
+        credit_account_id=credit.id,
+        amount=amount,
+        currency=debit.currency,
+        code=code,
+        reference=reference,
+    )
 
 
 async def post(db: Database, *transfers: NewTransfer) -> list[ledger.TransferOutcome]:
@@ -46,8 +66,7 @@ async def post(db: Database, *transfers: NewTransfer) -> list[ledger.TransferOut
 
 async def funded_earmark(db: Database, amount: int, currency: str = "USD") -> tuple[AccountRow, AccountRow]:
     """A source and a flagged account holding `amount` that it received from the source."""
-    source, earmark = await open_accounts(db, spec("source", currency), spec("allocation", currency,
-                                                                              limit_debits=True))
+    source, earmark = await open_accounts(db, spec("source", currency), spec("allocation", currency, limit_debits=True))
     await post(db, transfer(source, earmark, amount))
     return source, earmark
 
@@ -66,16 +85,28 @@ async def account(db: Database, account_id: uuid.UUID) -> AccountRow:
 ASYNC_TIMEOUT = 20.0
 
 
-async def publish(js: Any, subject: str, message: Message, *, event_id: uuid.UUID | None = None,
-                  msg_id: str | None = None, source: str = "/comuna/test") -> uuid.UUID:
+async def publish(
+    js: Any,
+    subject: str,
+    message: Message,
+    *,
+    event_id: uuid.UUID | None = None,
+    msg_id: str | None = None,
+    source: str = "/comuna/test",
+) -> uuid.UUID:
     """Publish like a Comuna outbox relay does: CloudEvents headers, protobuf payload.
 
     `msg_id` overrides Nats-Msg-Id, so the same CloudEvents id can get past JetStream's
     duplicate window and reach the consumer a second time (a true redelivery).
     """
     event_id = event_id or uuid.uuid4()
-    envelope = Envelope(event_id=event_id, source=source, event_type=message.DESCRIPTOR.full_name,
-                        time=datetime.now(UTC), subject=subject)
+    envelope = Envelope(
+        event_id=event_id,
+        source=source,
+        event_type=message.DESCRIPTOR.full_name,
+        time=datetime.now(UTC),
+        subject=subject,
+    )
     headers = envelope.to_headers()
     if msg_id is not None:
         headers["Nats-Msg-Id"] = msg_id

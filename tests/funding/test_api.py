@@ -45,9 +45,17 @@ async def seeded(funding: RunningService) -> Seeded:
     paid, refused = uuid.uuid4(), uuid.uuid4()
     for milestone, amount in ((paid, 250_000), (refused, 900_000)):
         async with funding.runtime.db.transaction() as session:
-            await disbursements.disburse_tranche(session, disbursements.Tranche(
-                project_id=uuid.uuid4(), milestone_id=milestone, allocation_id=created[0],
-                commune_id=winners[0].commune_id, amount_minor=amount, currency="USD"))
+            await disbursements.disburse_tranche(
+                session,
+                disbursements.Tranche(
+                    project_id=uuid.uuid4(),
+                    milestone_id=milestone,
+                    allocation_id=created[0],
+                    commune_id=winners[0].commune_id,
+                    amount_minor=amount,
+                    currency="USD",
+                ),
+            )
     return Seeded(consultation_id, created, [w.commune_id for w in winners], paid, refused)
 
 
@@ -101,7 +109,10 @@ async def test_accounts_show_their_balances(funding: RunningService, seeded: See
     earmark = await get(funding, f"/v1/accounts/{detail['account_id']}")
     assert earmark["kind"] == "allocation" and earmark["currency"] == "USD"
     assert (earmark["credits_posted_minor"], earmark["debits_posted_minor"], earmark["balance_minor"]) == (
-        GRANT, 250_000, 750_000)
+        GRANT,
+        250_000,
+        750_000,
+    )
     [commune] = (await get(funding, "/v1/accounts", key=f"commune:{seeded.commune_ids[0]}:USD"))["items"]
     assert (commune["kind"], commune["balance_minor"]) == ("commune", 250_000)
     [treasury] = (await get(funding, "/v1/accounts", key="treasury:national:USD"))["items"]
@@ -164,14 +175,19 @@ async def test_bad_requests_are_problems_never_500(
     funding: RunningService, path: str, params: dict[str, Any], status: int, code: str
 ) -> None:
     unknown = str(uuid.uuid4())
-    body = await get(funding, path.format(unknown=unknown), status,
-                     **{k: str(v).format(unknown=unknown) for k, v in params.items()})
+    body = await get(
+        funding, path.format(unknown=unknown), status, **{k: str(v).format(unknown=unknown) for k, v in params.items()}
+    )
     assert body["code"] == code and body["status"] == status
 
 
 async def test_the_api_is_read_only(funding: RunningService, seeded: Seeded) -> None:
-    for method, path in (("POST", "/v1/allocations"), ("DELETE", f"/v1/allocations/{seeded.allocation_ids[0]}"),
-                         ("POST", "/v1/transfers"), ("PUT", "/v1/ledger/totals")):
+    for method, path in (
+        ("POST", "/v1/allocations"),
+        ("DELETE", f"/v1/allocations/{seeded.allocation_ids[0]}"),
+        ("POST", "/v1/transfers"),
+        ("PUT", "/v1/ledger/totals"),
+    ):
         response = await funding.client.request(method, path, json={})
         assert response.status_code == 405, (method, path, response.status_code)
 
@@ -189,10 +205,12 @@ def bearer(issuer: TestIssuer, *roles: str) -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {issuer.token(roles=list(roles), territories=['VE'])}")]
 
 
-async def test_grpc_get_allocation(stub: funding_pb2_grpc.FundingServiceStub, issuer: TestIssuer,
-                                   seeded: Seeded) -> None:
-    reply = await stub.GetAllocation(pb.GetAllocationRequest(allocation_id=str(seeded.allocation_ids[0])),
-                                     metadata=bearer(issuer, "service"))
+async def test_grpc_get_allocation(
+    stub: funding_pb2_grpc.FundingServiceStub, issuer: TestIssuer, seeded: Seeded
+) -> None:
+    reply = await stub.GetAllocation(
+        pb.GetAllocationRequest(allocation_id=str(seeded.allocation_ids[0])), metadata=bearer(issuer, "service")
+    )
     assert reply.allocation_id == str(seeded.allocation_ids[0])
     assert reply.consultation_id == str(seeded.consultation_id)
     assert reply.commune_id == str(seeded.commune_ids[0]) and reply.funding_source == "national"
@@ -200,8 +218,9 @@ async def test_grpc_get_allocation(stub: funding_pb2_grpc.FundingServiceStub, is
     assert (reply.disbursed.amount_minor, reply.disbursed.currency) == (250_000, "USD")
 
 
-async def test_grpc_ledger_totals(stub: funding_pb2_grpc.FundingServiceStub, issuer: TestIssuer,
-                                  seeded: Seeded) -> None:
+async def test_grpc_ledger_totals(
+    stub: funding_pb2_grpc.FundingServiceStub, issuer: TestIssuer, seeded: Seeded
+) -> None:
     reply = await stub.GetLedgerTotals(pb.GetLedgerTotalsRequest(), metadata=bearer(issuer, "service"))
     [usd] = [t for t in reply.totals if t.currency == "USD"]
     assert usd.debits_minor == usd.credits_minor >= 3 * GRANT and usd.transfers >= 4
@@ -216,11 +235,18 @@ async def test_grpc_ledger_totals(stub: funding_pb2_grpc.FundingServiceStub, iss
         (("service",), "{unknown}", grpc.StatusCode.NOT_FOUND, "allocation_not_found"),
     ],
 )
-async def test_grpc_errors(stub: funding_pb2_grpc.FundingServiceStub, issuer: TestIssuer, seeded: Seeded,
-                           roles: tuple[str, ...] | None, allocation_id: str, status: grpc.StatusCode,
-                           code: str | None) -> None:
+async def test_grpc_errors(
+    stub: funding_pb2_grpc.FundingServiceStub,
+    issuer: TestIssuer,
+    seeded: Seeded,
+    roles: tuple[str, ...] | None,
+    allocation_id: str,
+    status: grpc.StatusCode,
+    code: str | None,
+) -> None:
     request = pb.GetAllocationRequest(
-        allocation_id=allocation_id.format(known=seeded.allocation_ids[0], unknown=uuid.uuid4()))
+        allocation_id=allocation_id.format(known=seeded.allocation_ids[0], unknown=uuid.uuid4())
+    )
     metadata = bearer(issuer, *roles) if roles is not None else []
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.GetAllocation(request, metadata=metadata)

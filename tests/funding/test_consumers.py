@@ -54,12 +54,16 @@ class Winner:
     title: str
 
 
-def commune_results(consultation_id: str, winners: list[Winner], *, extra: Sequence[Any] = ()
-                    ) -> list[consultation_events.CommuneResultCertified]:
+def commune_results(
+    consultation_id: str, winners: list[Winner], *, extra: Sequence[Any] = ()
+) -> list[consultation_events.CommuneResultCertified]:
     """What consultations emits on certification: one event per commune (`extra` are raw CommuneResults)."""
     communes = [
         consultation_events.CommuneResult(
-            commune_id=w.commune_id, commune_code=w.commune_code, commune_name=w.commune_code, ballots=10,
+            commune_id=w.commune_id,
+            commune_code=w.commune_code,
+            commune_name=w.commune_code,
+            ballots=10,
             winner_candidate_id=w.candidate_id,
             candidates=[
                 consultation_events.CandidateResult(candidate_id=w.candidate_id, title=w.title, votes=7, rank=1),
@@ -68,9 +72,12 @@ def commune_results(consultation_id: str, winners: list[Winner], *, extra: Seque
         )
         for w in winners
     ]
-    return [consultation_events.CommuneResultCertified(consultation_id=consultation_id, consultation_code="2025-Q4",
-                                                       result=result)
-            for result in [*communes, *extra]]
+    return [
+        consultation_events.CommuneResultCertified(
+            consultation_id=consultation_id, consultation_code="2025-Q4", result=result
+        )
+        for result in [*communes, *extra]
+    ]
 
 
 async def publish_all(js: JetStreamContext, messages: Sequence[Any], **kwargs: Any) -> list[uuid.UUID]:
@@ -103,8 +110,9 @@ async def tranche_events(js: JetStreamContext, milestone_id: str) -> list[fundin
     return [m for _, m in found if m.milestone_id == milestone_id]
 
 
-async def rejection_events(js: JetStreamContext, milestone_id: str
-                           ) -> list[tuple[dict[str, str], funding_events.TrancheRejected]]:
+async def rejection_events(
+    js: JetStreamContext, milestone_id: str
+) -> list[tuple[dict[str, str], funding_events.TrancheRejected]]:
     found = await stream_messages(js, "FUNDING", "funding.tranche.rejected", funding_events.TrancheRejected)
     return [(headers, m) for headers, m in found if m.milestone_id == milestone_id]
 
@@ -114,12 +122,11 @@ async def assert_balanced(service: RunningService) -> None:
     assert totals["balanced"] and totals["items"], totals
 
 
-async def certify(js: JetStreamContext, service: RunningService, consultation_id: str,
-                  chosen: list[Winner], **kwargs: Any) -> list[dict[str, Any]]:
+async def certify(
+    js: JetStreamContext, service: RunningService, consultation_id: str, chosen: list[Winner], **kwargs: Any
+) -> list[dict[str, Any]]:
     await publish_all(js, commune_results(consultation_id, chosen, **kwargs))
-    return await eventually(
-        lambda: _complete(service, consultation_id, len(chosen)), "allocations to appear"
-    )
+    return await eventually(lambda: _complete(service, consultation_id, len(chosen)), "allocations to appear")
 
 
 async def _complete(service: RunningService, consultation_id: str, n: int) -> list[dict[str, Any]] | None:
@@ -130,14 +137,15 @@ async def _complete(service: RunningService, consultation_id: str, n: int) -> li
 # --- certified commune results -> allocations -------------------------------------------------
 
 
-async def test_certified_commune_results_fund_each_winner_once(funding: RunningService,
-                                                               js: JetStreamContext) -> None:
+async def test_certified_commune_results_fund_each_winner_once(funding: RunningService, js: JetStreamContext) -> None:
     consultation_id = str(uuid.uuid4())
     chosen = winners(3)
-    no_winner = consultation_events.CommuneResult(commune_id=str(uuid.uuid4()), commune_code="VE.01.01.C9999",
-                                                  ballots=0)
-    malformed = consultation_events.CommuneResult(commune_id="not-a-uuid", commune_code="VE.01.01.C9998",
-                                                  winner_candidate_id=str(uuid.uuid4()))
+    no_winner = consultation_events.CommuneResult(
+        commune_id=str(uuid.uuid4()), commune_code="VE.01.01.C9999", ballots=0
+    )
+    malformed = consultation_events.CommuneResult(
+        commune_id="not-a-uuid", commune_code="VE.01.01.C9998", winner_candidate_id=str(uuid.uuid4())
+    )
     messages = commune_results(consultation_id, chosen, extra=[no_winner, malformed])
     event_ids = await publish_all(js, messages)
     rows = await eventually(lambda: _complete(funding, consultation_id, 3), "allocations to appear")
@@ -167,7 +175,8 @@ async def test_certified_commune_results_fund_each_winner_once(funding: RunningS
         lambda: _at_least(allocation_events(js, consultation_id), 3), "AllocationCreated on FUNDING"
     )
     assert sorted((e.commune_id, e.commune_code, e.amount.amount_minor, e.amount.currency) for e in events) == sorted(
-        (w.commune_id, w.commune_code, GRANT, "USD") for w in chosen)
+        (w.commune_id, w.commune_code, GRANT, "USD") for w in chosen
+    )
     assert {e.allocation_id for e in events} == set(by_commune[w.commune_id]["id"] for w in chosen)
     assert all(e.title and e.transfer_id and e.funding_source == "national" for e in events)
 
@@ -182,9 +191,11 @@ async def test_certified_commune_results_fund_each_winner_once(funding: RunningS
         seconds.append(await publish(js, CERTIFIED, message))
     await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
     async with funding.runtime.db.transaction() as session:
-        seen = (await session.execute(
-            select(func.count()).select_from(inbox_table).where(inbox_table.c.event_id.in_([*event_ids, *seconds]))
-        )).scalar_one()
+        seen = (
+            await session.execute(
+                select(func.count()).select_from(inbox_table).where(inbox_table.c.event_id.in_([*event_ids, *seconds]))
+            )
+        ).scalar_one()
     assert seen == 2 * len(messages)
 
     assert sorted(r["id"] for r in await allocations_of(funding, consultation_id)) == sorted(r["id"] for r in rows)
@@ -216,13 +227,21 @@ async def test_a_commune_already_funded_is_not_funded_again_in_a_corrected_certi
 
 async def allocation_count(service: RunningService, consultation_id: str) -> int:
     async with service.runtime.db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(Allocation).where(
-            Allocation.consultation_id == uuid.UUID(consultation_id)))).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    select(func.count())
+                    .select_from(Allocation)
+                    .where(Allocation.consultation_id == uuid.UUID(consultation_id))
+                )
+            ).scalar_one()
+        )
 
 
 @pytest_asyncio.fixture
-async def isolated(embedded_postgres: EmbeddedPostgres, issuer: TestIssuer,
-                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RunningService, JetStreamContext]]:
+async def isolated(
+    embedded_postgres: EmbeddedPostgres, issuer: TestIssuer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[RunningService, JetStreamContext]]:
     """Funding on its own database and NATS server: the thousands of events of a large round,
     left on the session's shared streams, would be replayed by later modules' consumers."""
     with EmbeddedNats(tmp_path_factory.mktemp("nats-funding") / "jetstream", free_port()) as server:
@@ -232,15 +251,14 @@ async def isolated(embedded_postgres: EmbeddedPostgres, issuer: TestIssuer,
             await ensure_stream(context, upstream)
         url = fresh_database(embedded_postgres, f"funding_large_{uuid.uuid4().hex[:8]}", MIGRATIONS)
         try:
-            async with running_service(SPEC, Settings, database_url=url, nats_url=server.url,
-                                       issuer=issuer) as service:
+            async with running_service(SPEC, Settings, database_url=url, nats_url=server.url, issuer=issuer) as service:
                 yield service, context
         finally:
             await nc.close()
 
 
 async def test_a_large_certification_allocates_one_grant_per_winner(
-    isolated: tuple[RunningService, JetStreamContext]
+    isolated: tuple[RunningService, JetStreamContext],
 ) -> None:
     """1,000 communes, as consultations emits them (one event each; the 2,000-commune certification
     itself is tested in tests/consultations): one grant per winner, none for the communes that cast
@@ -251,10 +269,16 @@ async def test_a_large_certification_allocates_one_grant_per_winner(
     chosen = winners(900)
     empty = [
         consultation_events.CommuneResult(
-            commune_id=str(uuid.uuid4()), commune_code=f"VE.02.01.C{i:04d}", commune_name="Sin votos", ballots=0,
-            candidates=[consultation_events.CandidateResult(candidate_id=str(uuid.uuid4()), title=f"Proyecto {k}",
-                                                            votes=0, rank=k, assembly_priority=k)
-                        for k in range(1, 8)],
+            commune_id=str(uuid.uuid4()),
+            commune_code=f"VE.02.01.C{i:04d}",
+            commune_name="Sin votos",
+            ballots=0,
+            candidates=[
+                consultation_events.CandidateResult(
+                    candidate_id=str(uuid.uuid4()), title=f"Proyecto {k}", votes=0, rank=k, assembly_priority=k
+                )
+                for k in range(1, 8)
+            ],
         )
         for i in range(100)
     ]
@@ -269,8 +293,13 @@ async def test_a_large_certification_allocates_one_grant_per_winner(
     await eventually(all_allocated, "a grant for every winner", within=120)
     await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
     async with funding.runtime.db.transaction() as session:
-        funded = (await session.execute(select(Allocation.commune_id, Allocation.candidate_id).where(
-            Allocation.consultation_id == uuid.UUID(consultation_id)))).all()
+        funded = (
+            await session.execute(
+                select(Allocation.commune_id, Allocation.candidate_id).where(
+                    Allocation.consultation_id == uuid.UUID(consultation_id)
+                )
+            )
+        ).all()
     assert sorted((str(c), str(k)) for c, k in funded) == sorted((w.commune_id, w.candidate_id) for w in chosen)
 
     found = await stream_messages(js, "FUNDING", "funding.allocation.created", funding_events.AllocationCreated)
@@ -290,10 +319,15 @@ async def test_winners_funded_by_the_former_whole_certification_are_not_funded_a
     chosen = winners(4)
     policy = allocations.GrantPolicy(amount_minor=GRANT, currency="USD", funding_source="national")
     async with funding.runtime.db.transaction() as session:
-        before = await allocations.allocate_grants(session, uuid.UUID(consultation_id), [
-            allocations.Winner(uuid.UUID(w.commune_id), w.commune_code, uuid.UUID(w.candidate_id), w.title)
-            for w in chosen[:3]
-        ], policy)
+        before = await allocations.allocate_grants(
+            session,
+            uuid.UUID(consultation_id),
+            [
+                allocations.Winner(uuid.UUID(w.commune_id), w.commune_code, uuid.UUID(w.candidate_id), w.title)
+                for w in chosen[:3]
+            ],
+            policy,
+        )
     assert len(before) == 3
     await publish_all(js, commune_results(consultation_id, chosen))
     rows = await eventually(lambda: _complete(funding, consultation_id, 4), "the fourth allocation")
@@ -308,26 +342,35 @@ async def test_winners_funded_by_the_former_whole_certification_are_not_funded_a
 # --- verified milestones -> disbursements -----------------------------------------------------
 
 
-def verified(allocation: dict[str, Any], amount: int, *, milestone_id: str | None = None,
-             commune_id: str | None = None, currency: str = "USD",
-             allocation_id: str | None = None) -> project_events.MilestoneVerified:
+def verified(
+    allocation: dict[str, Any],
+    amount: int,
+    *,
+    milestone_id: str | None = None,
+    commune_id: str | None = None,
+    currency: str = "USD",
+    allocation_id: str | None = None,
+) -> project_events.MilestoneVerified:
     return project_events.MilestoneVerified(
         project_id=str(uuid.uuid5(uuid.NAMESPACE_URL, allocation["id"])),
         milestone_id=milestone_id or str(uuid.uuid4()),
-        allocation_id=allocation_id or allocation["id"], commune_id=commune_id or allocation["commune_id"],
-        tranche=money_pb2.Money(amount_minor=amount, currency=currency), verified_by="overseer",
+        allocation_id=allocation_id or allocation["id"],
+        commune_id=commune_id or allocation["commune_id"],
+        tranche=money_pb2.Money(amount_minor=amount, currency=currency),
+        verified_by="overseer",
     )
 
 
 async def disbursement(service: RunningService, milestone_id: str) -> Disbursement | None:
     async with service.runtime.db.transaction() as session:
-        return (await session.execute(
-            select(Disbursement).where(Disbursement.milestone_id == uuid.UUID(milestone_id))
-        )).scalar_one_or_none()
+        return (
+            await session.execute(select(Disbursement).where(Disbursement.milestone_id == uuid.UUID(milestone_id)))
+        ).scalar_one_or_none()
 
 
-async def settle(js: JetStreamContext, service: RunningService, message: project_events.MilestoneVerified,
-                 **kwargs: Any) -> Disbursement:
+async def settle(
+    js: JetStreamContext, service: RunningService, message: project_events.MilestoneVerified, **kwargs: Any
+) -> Disbursement:
     await publish(js, VERIFIED, message, **kwargs)
     return await eventually(lambda: disbursement(service, message.milestone_id), "the disbursement")
 
@@ -348,7 +391,10 @@ async def test_verified_milestones_move_tranches_and_never_beyond_the_allocation
     assert done.id == ids.disbursement_id_for(uuid.UUID(first.milestone_id))
     [event] = await eventually(lambda: _at_least(tranche_events(js, first.milestone_id), 1), "TrancheDisbursed")
     assert (event.allocation_id, event.commune_id, event.project_id) == (
-        allocation["id"], allocation["commune_id"], first.project_id)
+        allocation["id"],
+        allocation["commune_id"],
+        first.project_id,
+    )
     assert (event.amount.amount_minor, event.amount.currency) == (400_000, "USD")
     assert event.disbursement_id == str(done.id) and event.transfer_id == str(done.transfer_id)
 
@@ -370,12 +416,20 @@ async def test_verified_milestones_move_tranches_and_never_beyond_the_allocation
     greedy = verified(allocation, 600_001)
     refused = await settle(js, funding, greedy)
     assert (refused.status, refused.reason, refused.transfer_id) == ("rejected", "exceeds_allocation", None)
-    [(headers, rejection)] = await eventually(lambda: _at_least(rejection_events(js, greedy.milestone_id), 1),
-                                              "TrancheRejected on FUNDING")
+    [(headers, rejection)] = await eventually(
+        lambda: _at_least(rejection_events(js, greedy.milestone_id), 1), "TrancheRejected on FUNDING"
+    )
     assert (rejection.disbursement_id, rejection.allocation_id, rejection.project_id, rejection.commune_id) == (
-        str(refused.id), allocation["id"], greedy.project_id, allocation["commune_id"])
+        str(refused.id),
+        allocation["id"],
+        greedy.project_id,
+        allocation["commune_id"],
+    )
     assert (rejection.amount.amount_minor, rejection.amount.currency, rejection.reason) == (
-        600_001, "USD", "exceeds_allocation")
+        600_001,
+        "USD",
+        "exceeds_allocation",
+    )
     assert headers["ce-type"] == "comuna.funding.v1.TrancheRejected" and headers["ce-subject"] == str(refused.id)
     assert headers["ce-id"] == str(ids.event_id_for("funding.tranche.rejected", refused.id))
     # The refused milestone again under a new event id: the stored refusal stands, announced once.
@@ -385,7 +439,9 @@ async def test_verified_milestones_move_tranches_and_never_beyond_the_allocation
     detail = await get_json(funding, f"/v1/allocations/{allocation['id']}")
     assert (detail["disbursed_minor"], detail["remaining_minor"]) == (400_000, 600_000)
     assert {(d["milestone_id"], d["status"]) for d in detail["disbursements"]} == {
-        (first.milestone_id, "completed"), (greedy.milestone_id, "rejected")}
+        (first.milestone_id, "completed"),
+        (greedy.milestone_id, "rejected"),
+    }
     assert (await commune_account(funding, allocation["commune_id"]) or {})["credits_posted_minor"] == 400_000
     assert await tranche_events(js, greedy.milestone_id) == []
     assert await rejection_events(js, first.milestone_id) == []
@@ -420,10 +476,14 @@ async def test_tranches_that_cannot_be_paid_are_recorded_as_rejected(
     detail = await get_json(funding, f"/v1/allocations/{allocation['id']}")
     assert detail["disbursed_minor"] == 0
     assert await tranche_events(js, message.milestone_id) == []
-    [(_, rejection)] = await eventually(lambda: _at_least(rejection_events(js, message.milestone_id), 1),
-                                        "TrancheRejected on FUNDING")
+    [(_, rejection)] = await eventually(
+        lambda: _at_least(rejection_events(js, message.milestone_id), 1), "TrancheRejected on FUNDING"
+    )
     assert (rejection.reason, rejection.disbursement_id, rejection.project_id) == (
-        reason, str(refused.id), message.project_id)
+        reason,
+        str(refused.id),
+        message.project_id,
+    )
     # Ids that did not parse are announced empty, never as the garbage received.
     assert rejection.allocation_id == ("" if refused.allocation_id is None else str(refused.allocation_id))
     assert rejection.commune_id == str(refused.commune_id)
@@ -445,11 +505,13 @@ async def test_malformed_milestone_ids_are_dropped_without_blocking_the_stream(
 
 
 @pytest_asyncio.fixture
-async def replica(funding_db_url: str, funding: RunningService, embedded_nats: Any,
-                  issuer: TestIssuer) -> AsyncIterator[RunningService]:
+async def replica(
+    funding_db_url: str, funding: RunningService, embedded_nats: Any, issuer: TestIssuer
+) -> AsyncIterator[RunningService]:
     """A second instance on the same database and durable consumers, as in a scaled deployment."""
-    async with running_service(SPEC, Settings, database_url=funding_db_url, nats_url=embedded_nats.url,
-                               issuer=issuer) as second:
+    async with running_service(
+        SPEC, Settings, database_url=funding_db_url, nats_url=embedded_nats.url, issuer=issuer
+    ) as second:
         yield second
 
 
@@ -479,9 +541,13 @@ async def test_two_replicas_fed_many_copies_allocate_and_disburse_once(
     assert detail["disbursed_minor"] == 900_000
     assert len(detail["disbursements"]) == 3
     async with funding.runtime.db.transaction() as session:
-        count = (await session.execute(
-            select(func.count()).select_from(Allocation).where(Allocation.consultation_id == uuid.UUID(consultation_id))
-        )).scalar_one()
+        count = (
+            await session.execute(
+                select(func.count())
+                .select_from(Allocation)
+                .where(Allocation.consultation_id == uuid.UUID(consultation_id))
+            )
+        ).scalar_one()
     assert count == 5
     await assert_balanced(funding)
 
@@ -491,8 +557,9 @@ async def test_a_nationwide_batch_is_allocated_quickly_and_only_once(db: Databas
     (the consumer passes one winner per event; bulk callers may pass all): fast, and a replay
     allocates nothing."""
     consultation_id = uuid.uuid4()
-    chosen = [allocations.Winner(uuid.uuid4(), f"VE.01.01.C{i:04d}", uuid.uuid4(), f"Proyecto {i}")
-              for i in range(5_336)]
+    chosen = [
+        allocations.Winner(uuid.uuid4(), f"VE.01.01.C{i:04d}", uuid.uuid4(), f"Proyecto {i}") for i in range(5_336)
+    ]
     policy = allocations.GrantPolicy(amount_minor=GRANT, currency="USD", funding_source="national")
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -505,6 +572,9 @@ async def test_a_nationwide_batch_is_allocated_quickly_and_only_once(db: Databas
         assert await allocations.allocate_grants(session, consultation_id, chosen, policy) == []
         assert await ledger.audit(session) == []
         assert all(t.balanced for t in await ledger.ledger_totals(session))
-        count = (await session.execute(select(func.count()).select_from(Allocation).where(
-            Allocation.consultation_id == consultation_id))).scalar_one()
+        count = (
+            await session.execute(
+                select(func.count()).select_from(Allocation).where(Allocation.consultation_id == consultation_id)
+            )
+        ).scalar_one()
     assert count == 5_336

@@ -19,11 +19,18 @@ from comuna_funding.storage.models import Allocation
 from comuna_platform.errors import FailedPrecondition
 
 
-def row(debits: int = 0, credits: int = 0, *, limit_debits: bool = False, limit_credits: bool = False
-        ) -> AccountRow:
-    return AccountRow(id=uuid.uuid4(), key=f"k:{uuid.uuid4()}", currency="USD", kind="commune",
-                      debits_must_not_exceed_credits=limit_debits, credits_must_not_exceed_debits=limit_credits,
-                      debits_posted=debits, credits_posted=credits, created_at=datetime.now(UTC))
+def row(debits: int = 0, credits: int = 0, *, limit_debits: bool = False, limit_credits: bool = False) -> AccountRow:
+    return AccountRow(
+        id=uuid.uuid4(),
+        key=f"k:{uuid.uuid4()}",
+        currency="USD",
+        kind="commune",
+        debits_must_not_exceed_credits=limit_debits,
+        credits_must_not_exceed_debits=limit_credits,
+        debits_posted=debits,
+        credits_posted=credits,
+        created_at=datetime.now(UTC),
+    )
 
 
 def move(debit: AccountRow, credit: AccountRow, amount: int) -> NewTransfer:
@@ -70,17 +77,25 @@ def test_a_commune_result_names_its_winner_or_nothing() -> None:
 
     def event(**result: object) -> consultation_events.CommuneResultCertified:
         fields: dict[str, object] = {
-            "commune_id": str(commune), "commune_code": "VE.1", "winner_candidate_id": str(candidate),
-            "candidates": [consultation_events.CandidateResult(candidate_id=str(uuid.uuid4()), title="Otro"),
-                           consultation_events.CandidateResult(candidate_id=str(candidate), title="Agua potable")],
+            "commune_id": str(commune),
+            "commune_code": "VE.1",
+            "winner_candidate_id": str(candidate),
+            "candidates": [
+                consultation_events.CandidateResult(candidate_id=str(uuid.uuid4()), title="Otro"),
+                consultation_events.CandidateResult(candidate_id=str(candidate), title="Agua potable"),
+            ],
             **result,
         }
         return consultation_events.CommuneResultCertified(
-            consultation_id=str(consultation), consultation_code="2026-Q1",
-            result=consultation_events.CommuneResult(**fields))  # type: ignore[arg-type]
+            consultation_id=str(consultation),
+            consultation_code="2026-Q1",
+            result=consultation_events.CommuneResult(**fields),
+        )  # type: ignore[arg-type]
 
-    assert allocations.winner_of(event()) == (consultation,
-                                              allocations.Winner(commune, "VE.1", candidate, "Agua potable"))
+    assert allocations.winner_of(event()) == (
+        consultation,
+        allocations.Winner(commune, "VE.1", candidate, "Agua potable"),
+    )
     assert allocations.winner_of(event(winner_candidate_id="")) is None
     assert allocations.winner_of(event(commune_id="bad")) is None
     assert allocations.winner_of(event(winner_candidate_id="bad")) is None
@@ -100,9 +115,15 @@ def test_tranche_refusal_reasons() -> None:
     allocation = Allocation(id=uuid.uuid4(), commune_id=commune, currency="USD")
 
     def tranche(**changes: object) -> disbursements.Tranche:
-        fields: dict[str, object] = {"project_id": uuid.uuid4(), "milestone_id": uuid.uuid4(),
-                                     "allocation_id": allocation.id, "commune_id": commune, "amount_minor": 10,
-                                     "currency": "USD", **changes}
+        fields: dict[str, object] = {
+            "project_id": uuid.uuid4(),
+            "milestone_id": uuid.uuid4(),
+            "allocation_id": allocation.id,
+            "commune_id": commune,
+            "amount_minor": 10,
+            "currency": "USD",
+            **changes,
+        }
         return disbursements.Tranche(**fields)  # type: ignore[arg-type]
 
     assert disbursements.refusal(tranche(), allocation) is None
@@ -114,8 +135,9 @@ def test_tranche_refusal_reasons() -> None:
 
 
 def test_milestone_events_without_usable_ids_are_not_recorded() -> None:
-    event = project_events.MilestoneVerified(project_id=str(uuid.uuid4()), milestone_id="x",
-                                             tranche=money_pb2.Money(amount_minor=1, currency="USD"))
+    event = project_events.MilestoneVerified(
+        project_id=str(uuid.uuid4()), milestone_id="x", tranche=money_pb2.Money(amount_minor=1, currency="USD")
+    )
     assert disbursements.tranche_of(event) is None
     event.milestone_id = str(uuid.uuid4())
     parsed = disbursements.tranche_of(event)

@@ -128,16 +128,12 @@ async def test_credits_must_not_exceed_debits(db: Database) -> None:
         (lambda a, b: transfer(a, b, 0), InvalidInput, "amount_must_be_positive"),
         (lambda a, b: transfer(a, b, -5), InvalidInput, "amount_must_be_positive"),
         (lambda a, b: transfer(a, a, 5), InvalidInput, "accounts_must_be_different"),
-        (lambda a, b: replace(transfer(a, b, 5), currency="usd"), InvalidInput,
-         "currency_invalid"),
-        (lambda a, b: replace(transfer(a, b, 5), currency="EUR"), InvalidInput,
-         "currency_mismatch"),
+        (lambda a, b: replace(transfer(a, b, 5), currency="usd"), InvalidInput, "currency_invalid"),
+        (lambda a, b: replace(transfer(a, b, 5), currency="EUR"), InvalidInput, "currency_mismatch"),
         (lambda a, b: transfer(a, b, 5, code="Bad Code"), InvalidInput, "transfer_code_invalid"),
         (lambda a, b: transfer(a, b, 5, reference="x" * 501), InvalidInput, "reference_too_long"),
-        (lambda a, b: replace(transfer(a, b, 5), credit_account_id=uuid.uuid4()), NotFound,
-         "credit_account_not_found"),
-        (lambda a, b: replace(transfer(a, b, 5), debit_account_id=uuid.uuid4()), NotFound,
-         "debit_account_not_found"),
+        (lambda a, b: replace(transfer(a, b, 5), credit_account_id=uuid.uuid4()), NotFound, "credit_account_not_found"),
+        (lambda a, b: replace(transfer(a, b, 5), debit_account_id=uuid.uuid4()), NotFound, "debit_account_not_found"),
     ],
 )
 async def test_invalid_transfers_are_refused_with_a_stable_code(
@@ -198,9 +194,11 @@ async def test_the_database_refuses_to_update_delete_or_truncate_transfers(db: D
     commune = (await open_accounts(db, spec()))[0]
     [done] = await post(db, transfer(earmark, commune, 200))
     tid = done.transfer.id
-    for sql in ("UPDATE transfers SET amount = 1 WHERE id = :id",
-                "UPDATE transfers SET reference = 'rewritten' WHERE id = :id",
-                "DELETE FROM transfers WHERE id = :id"):
+    for sql in (
+        "UPDATE transfers SET amount = 1 WHERE id = :id",
+        "UPDATE transfers SET reference = 'rewritten' WHERE id = :id",
+        "DELETE FROM transfers WHERE id = :id",
+    ):
         with pytest.raises(DBAPIError, match="immutable"):
             await _raw(db, sql, id=tid)
     with pytest.raises(DBAPIError, match="immutable"):
@@ -213,36 +211,46 @@ async def test_the_database_refuses_overdrafts_and_unbalanced_postings(db: Datab
     source, earmark = await funded_earmark(db, 500)
     # Overdraw the flagged account directly, keeping debits = credits overall.
     with pytest.raises(IntegrityError, match="ck_accounts_debits_within_credits"):
-        await _raw(db, "UPDATE accounts SET debits_posted = debits_posted + 501 WHERE id = :e;",
-                   e=earmark.id)
+        await _raw(db, "UPDATE accounts SET debits_posted = debits_posted + 501 WHERE id = :e;", e=earmark.id)
     # One-sided postings, even on an account without limits.
     with pytest.raises(IntegrityError, match="unbalanced postings"):
         await _raw(db, "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = :s", s=source.id)
     # Totals never go down, accounts never change identity or flags, never open with money, never vanish.
-    for sql in ("UPDATE accounts SET debits_posted = 0, credits_posted = 0 WHERE id = :s",
-                "UPDATE accounts SET debits_must_not_exceed_credits = false WHERE id = :s",
-                "UPDATE accounts SET currency = 'EUR' WHERE id = :s",
-                "DELETE FROM accounts WHERE id = :s"):
+    for sql in (
+        "UPDATE accounts SET debits_posted = 0, credits_posted = 0 WHERE id = :s",
+        "UPDATE accounts SET debits_must_not_exceed_credits = false WHERE id = :s",
+        "UPDATE accounts SET currency = 'EUR' WHERE id = :s",
+        "DELETE FROM accounts WHERE id = :s",
+    ):
         with pytest.raises(DBAPIError):
             await _raw(db, sql, s=earmark.id)
     with pytest.raises(DBAPIError, match="zero totals"):
-        await _raw(db, "INSERT INTO accounts (id, key, currency, kind, credits_posted) "
-                       "VALUES (:id, :key, 'USD', 'source', 100)", id=uuid.uuid4(), key=f"forged:{uuid.uuid4()}")
+        await _raw(
+            db,
+            "INSERT INTO accounts (id, key, currency, kind, credits_posted) VALUES (:id, :key, 'USD', 'source', 100)",
+            id=uuid.uuid4(),
+            key=f"forged:{uuid.uuid4()}",
+        )
     # A transfer whose currency differs from its accounts' is refused by the composite keys.
     with pytest.raises(IntegrityError):
-        await _raw(db, "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, code) "
-                       "VALUES (:id, :d, :c, 1, 'EUR', 'forged')", id=uuid.uuid4(), d=source.id, c=earmark.id)
+        await _raw(
+            db,
+            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, code) "
+            "VALUES (:id, :d, :c, 1, 'EUR', 'forged')",
+            id=uuid.uuid4(),
+            d=source.id,
+            c=earmark.id,
+        )
     assert (await account(db, earmark.id)).debits_posted == 0
     await assert_sound(db)
 
 
-async def test_the_database_backs_up_wrong_application_checks(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_database_backs_up_wrong_application_checks(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """If the application's limit check were broken, PostgreSQL still refuses the overdraft."""
 
-    def no_checks(transfers: Sequence[NewTransfer], accounts: dict[uuid.UUID, AccountRow]
-                  ) -> dict[uuid.UUID, tuple[int, int]]:
+    def no_checks(
+        transfers: Sequence[NewTransfer], accounts: dict[uuid.UUID, AccountRow]
+    ) -> dict[uuid.UUID, tuple[int, int]]:
         deltas = {aid: [0, 0] for aid in accounts}
         for t in transfers:
             deltas[t.debit_account_id][0] += t.amount
@@ -322,6 +330,8 @@ async def test_concurrent_different_transfers_under_one_id_post_exactly_one(db: 
     results = await asyncio.gather(*(_attempt(db, r) for r in requests))
     assert results.count("created") == 1
     assert results.count("transfer_id_reused") == 9
-    assert sum([(await account(db, c.id)).credits_posted for c in communes]) == (
-        await account(db, earmark.id)).debits_posted
+    assert (
+        sum([(await account(db, c.id)).credits_posted for c in communes])
+        == (await account(db, earmark.id)).debits_posted
+    )
     await assert_sound(db)

@@ -115,30 +115,47 @@ def scenarios(draw: st.DrawFn) -> tuple[list[tuple[tuple[bool, bool], str]], lis
         (draw(st.sampled_from(FLAG_CHOICES)), draw(st.sampled_from(CURRENCIES[:1] if i < 2 else CURRENCIES)))
         for i in range(n_accounts)
     ]
-    ops = draw(st.lists(
-        st.fixed_dictionaries({
-            "kind": st.sampled_from(OP_KINDS),
-            "debit": st.integers(0, n_accounts - 1),
-            "credit_offset": st.integers(1, n_accounts - 1),
-            "amount": st.builds(amount_of, st.sampled_from(AMOUNT_KINDS), st.integers(1, 300),
-                                st.integers(MAX_AMOUNT // 3, MAX_AMOUNT)),
-            "currency_of": st.sampled_from(["debit"] * 5 + ["credit"]),
-            "pick": st.integers(0, 10_000),
-            "reference": st.sampled_from(["", "a", "b"]),
-        }),
-        min_size=1, max_size=30,
-    ))
+    ops = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "kind": st.sampled_from(OP_KINDS),
+                    "debit": st.integers(0, n_accounts - 1),
+                    "credit_offset": st.integers(1, n_accounts - 1),
+                    "amount": st.builds(
+                        amount_of,
+                        st.sampled_from(AMOUNT_KINDS),
+                        st.integers(1, 300),
+                        st.integers(MAX_AMOUNT // 3, MAX_AMOUNT),
+                    ),
+                    "currency_of": st.sampled_from(["debit"] * 5 + ["credit"]),
+                    "pick": st.integers(0, 10_000),
+                    "reference": st.sampled_from(["", "a", "b"]),
+                }
+            ),
+            min_size=1,
+            max_size=30,
+        )
+    )
     return accounts, ops
 
 
-def build(op: dict[str, Any], ids: list[uuid.UUID], currencies: list[str], sent: list[NewTransfer],
-          created: list[NewTransfer]) -> NewTransfer:
+def build(
+    op: dict[str, Any], ids: list[uuid.UUID], currencies: list[str], sent: list[NewTransfer], created: list[NewTransfer]
+) -> NewTransfer:
     debit_index = op["debit"]
     credit_index = debit_index if op["kind"] == "same_account" else (debit_index + op["credit_offset"]) % len(ids)
     debit, credit = ids[debit_index], ids[credit_index]
     currency = currencies[debit_index if op["currency_of"] == "debit" else credit_index]
-    fresh = NewTransfer(id=uuid.uuid4(), debit_account_id=debit, credit_account_id=credit, amount=op["amount"],
-                        currency=currency, code="test", reference=op["reference"])
+    fresh = NewTransfer(
+        id=uuid.uuid4(),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=op["amount"],
+        currency=currency,
+        code="test",
+        reference=op["reference"],
+    )
     if sent and op["kind"] == "resend":
         return sent[int(op["pick"]) % len(sent)]
     if created and op["kind"] == "reuse_id":
@@ -155,16 +172,26 @@ async def attempt(db: Database, t: NewTransfer) -> str:
         return exc.code
 
 
-async def run_scenario(db: Database, accounts: list[tuple[tuple[bool, bool], str]],
-                       ops: list[dict[str, Any]]) -> None:
-    specs = [AccountSpec(key=f"prop:{uuid.uuid4()}", currency=cur, kind="commune",
-                         debits_must_not_exceed_credits=flags[0], credits_must_not_exceed_debits=flags[1])
-             for flags, cur in accounts]
+async def run_scenario(db: Database, accounts: list[tuple[tuple[bool, bool], str]], ops: list[dict[str, Any]]) -> None:
+    specs = [
+        AccountSpec(
+            key=f"prop:{uuid.uuid4()}",
+            currency=cur,
+            kind="commune",
+            debits_must_not_exceed_credits=flags[0],
+            credits_must_not_exceed_debits=flags[1],
+        )
+        for flags, cur in accounts
+    ]
     async with db.transaction() as session:
         rows = await ledger.ensure_accounts(session, specs)
     ids = [rows[s.key].id for s in specs]
-    model = Model({rows[s.key].id: ModelAccount(s.currency, s.debits_must_not_exceed_credits,
-                                                s.credits_must_not_exceed_debits) for s in specs})
+    model = Model(
+        {
+            rows[s.key].id: ModelAccount(s.currency, s.debits_must_not_exceed_credits, s.credits_must_not_exceed_debits)
+            for s in specs
+        }
+    )
     sent: list[NewTransfer] = []
     attempted: set[uuid.UUID] = set()
     for op in ops:
@@ -187,7 +214,12 @@ async def run_scenario(db: Database, accounts: list[tuple[tuple[bool, bool], str
     for tid, t in model.transfers.items():
         row = stored[tid]
         assert (row.debit_account_id, row.credit_account_id, row.amount, row.currency, row.reference) == (
-            t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.reference)
+            t.debit_account_id,
+            t.credit_account_id,
+            t.amount,
+            t.currency,
+            t.reference,
+        )
     for aid, expected_account in model.accounts.items():
         held = locked[aid]
         assert (held.debits_posted, held.credits_posted) == (expected_account.debits, expected_account.credits)
@@ -227,15 +259,21 @@ def test_random_concurrent_tranches_never_overdraw_an_earmark(
 
     async def scenario() -> None:
         source = AccountSpec(key=f"prop:{uuid.uuid4()}", currency="USD", kind="source")
-        earmark = AccountSpec(key=f"prop:{uuid.uuid4()}", currency="USD", kind="allocation",
-                              debits_must_not_exceed_credits=True)
+        earmark = AccountSpec(
+            key=f"prop:{uuid.uuid4()}", currency="USD", kind="allocation", debits_must_not_exceed_credits=True
+        )
         sink = AccountSpec(key=f"prop:{uuid.uuid4()}", currency="USD", kind="commune")
         async with harness.db.transaction() as session:
             await ledger.ensure_accounts(session, [source, earmark, sink])
-        assert await attempt(harness.db, NewTransfer(uuid.uuid4(), source.id, earmark.id, funded, "USD",
-                                                     "grant_allocation")) == "created"
-        requests = [NewTransfer(uuid.uuid4(), earmark.id, sink.id, amount, "USD", "tranche_disbursement")
-                    for amount in tranches]
+        assert (
+            await attempt(
+                harness.db, NewTransfer(uuid.uuid4(), source.id, earmark.id, funded, "USD", "grant_allocation")
+            )
+            == "created"
+        )
+        requests = [
+            NewTransfer(uuid.uuid4(), earmark.id, sink.id, amount, "USD", "tranche_disbursement") for amount in tranches
+        ]
         results = await asyncio.gather(*(attempt(harness.db, r) for r in requests))
         assert set(results) <= {"created", "exceeds_credits"}
         paid = sum(r.amount for r, outcome in zip(requests, results, strict=True) if outcome == "created")

@@ -18,8 +18,14 @@ from tests.support.migrations import schema_diff
 
 pytestmark = pytest.mark.asyncio
 
-TRIGGERS = {"transfers_immutable", "transfers_no_truncate", "accounts_no_delete", "accounts_no_truncate",
-            "accounts_guard", "accounts_postings_balanced"}
+TRIGGERS = {
+    "transfers_immutable",
+    "transfers_no_truncate",
+    "accounts_no_delete",
+    "accounts_no_truncate",
+    "accounts_guard",
+    "accounts_postings_balanced",
+}
 
 
 async def _inspect(url: str) -> tuple[list[Any], set[str], set[str]]:
@@ -27,10 +33,10 @@ async def _inspect(url: str) -> tuple[list[Any], set[str], set[str]]:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            triggers = set((await conn.execute(text(
-                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))).scalars())
-            tables = set((await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars())
+            triggers = set((await conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))).scalars())
+            tables = set(
+                (await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars()
+            )
     finally:
         await engine.dispose()
     return diff, triggers, tables

@@ -22,6 +22,7 @@ async def identity(
     embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer, request: object
 ) -> AsyncIterator[RunningService]:
     url = fresh_database(embedded_postgres, f"identity_{id(request)}", MIGRATIONS)
-    async with running_service(SPEC, Settings, database_url=url, nats_url=embedded_nats.url, issuer=issuer,
-                               census_hash_key=CENSUS_KEY) as service:
+    async with running_service(
+        SPEC, Settings, database_url=url, nats_url=embedded_nats.url, issuer=issuer, census_hash_key=CENSUS_KEY
+    ) as service:
         yield service

@@ -29,8 +29,9 @@ async def stub(identity: RunningService, issuer: TestIssuer) -> AsyncIterator[id
         {"national_id": "V7000002", "birth_date": "2015-01-01", "council_code": "VE.01.01.C1.CC1"},
         {"national_id": "V7000003", "birth_date": "1970-01-01", "council_code": "VE.01.01.C2.CC1"},
     ]
-    response = await identity.client.post("/v1/residents:batch", json={"residents": residents},
-                                          headers=registrar(issuer))
+    response = await identity.client.post(
+        "/v1/residents:batch", json={"residents": residents}, headers=registrar(issuer)
+    )
     assert response.status_code in (201, 409)
     async with grpc_server(SPEC, identity) as target, grpc.aio.insecure_channel(target) as channel:
         yield identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -46,11 +47,11 @@ async def commune_id(stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIs
     return str(reply.territory.id)
 
 
-async def test_list_communes_pages_through_all(stub: identity_pb2_grpc.IdentityServiceStub,
-                                               issuer: TestIssuer) -> None:
+async def test_list_communes_pages_through_all(stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer) -> None:
     first = await stub.ListCommunes(pb.ListCommunesRequest(page_size=1), metadata=service_token(issuer))
-    second = await stub.ListCommunes(pb.ListCommunesRequest(page_size=1, page_token=first.next_page_token),
-                                     metadata=service_token(issuer))
+    second = await stub.ListCommunes(
+        pb.ListCommunesRequest(page_size=1, page_token=first.next_page_token), metadata=service_token(issuer)
+    )
     assert [c.code for c in [*first.communes, *second.communes]] == ["VE.01.01.C1", "VE.01.01.C2"]
 
 
@@ -60,8 +61,7 @@ async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: 
 
     async def check(national_id: str, consultation_id: str = consultation) -> pb.CheckEligibilityResponse:
         return await stub.CheckEligibility(
-            pb.CheckEligibilityRequest(consultation_id=consultation_id, commune_id=commune,
-                                       national_id=national_id),
+            pb.CheckEligibilityRequest(consultation_id=consultation_id, commune_id=commune, national_id=national_id),
             metadata=service_token(issuer),
         )
 
@@ -86,17 +86,23 @@ async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: 
     ],
 )
 async def test_errors_have_proper_status_codes(
-    stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer, metadata_kind: str, request_kind: str,
-    status: grpc.StatusCode, code: str | None,
+    stub: identity_pb2_grpc.IdentityServiceStub,
+    issuer: TestIssuer,
+    metadata_kind: str,
+    request_kind: str,
+    status: grpc.StatusCode,
+    code: str | None,
 ) -> None:
     commune = await commune_id(stub, issuer, "VE.01.01.C1")
     request = {
         "ok": pb.CheckEligibilityRequest(consultation_id="c", commune_id=commune, national_id="V7000001"),
         "bad_uuid": pb.CheckEligibilityRequest(consultation_id="c", commune_id="nope", national_id="V1"),
-        "unknown_commune": pb.CheckEligibilityRequest(consultation_id="c", commune_id=str(uuid.uuid4()),
-                                                      national_id="V1"),
-        "bad_national_id": pb.CheckEligibilityRequest(consultation_id="c", commune_id=commune,
-                                                      national_id="not-a-number"),
+        "unknown_commune": pb.CheckEligibilityRequest(
+            consultation_id="c", commune_id=str(uuid.uuid4()), national_id="V1"
+        ),
+        "bad_national_id": pb.CheckEligibilityRequest(
+            consultation_id="c", commune_id=commune, national_id="not-a-number"
+        ),
     }[request_kind]
     metadata = {
         "none": [],

@@ -54,16 +54,21 @@ async def test_territory_tree_and_ancestors(identity: RunningService, issuer: Te
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"code": "VE.01.01.C9", "name": "X", "kind": "commune", "parent_code": "VE.01"}, 422,
-         "territory_parent_invalid"),
-        ({"code": "VE.02.01", "name": "X", "kind": "municipality", "parent_code": "VE.01"}, 422,
-         "territory_code_invalid"),
+        (
+            {"code": "VE.01.01.C9", "name": "X", "kind": "commune", "parent_code": "VE.01"},
+            422,
+            "territory_parent_invalid",
+        ),
+        (
+            {"code": "VE.02.01", "name": "X", "kind": "municipality", "parent_code": "VE.01"},
+            422,
+            "territory_code_invalid",
+        ),
         ({"code": "VE.09", "name": "X", "kind": "state", "parent_code": "VE.77"}, 404, "territory_not_found"),
         ({"code": "VE.01", "name": "Dup", "kind": "state", "parent_code": "VE"}, 409, "territory_exists"),
         ({"code": "ve.bad code", "name": "X", "kind": "state", "parent_code": "VE"}, 422, "validation_error"),
         ({"code": "VE.05", "name": "X", "kind": "planet", "parent_code": "VE"}, 422, "validation_error"),
-        ({"code": "VE.05", "name": "X", "kind": "state", "parent_code": "VE", "extra": 1}, 422,
-         "validation_error"),
+        ({"code": "VE.05", "name": "X", "kind": "state", "parent_code": "VE", "extra": 1}, 422, "validation_error"),
     ],
 )
 async def test_bad_territories_are_refused_and_write_nothing(
@@ -137,15 +142,18 @@ async def test_batch_is_all_or_nothing(identity: RunningService, issuer: TestIss
         for i in range(5)
     ]
     residents.append({"national_id": "V30000001", "birth_date": "1980-01-01", "council_code": "VE.01.01.C1.CC1"})
-    response = await identity.client.post("/v1/residents:batch", json={"residents": residents},
-                                          headers=registrar(issuer))
+    response = await identity.client.post(
+        "/v1/residents:batch", json={"residents": residents}, headers=registrar(issuer)
+    )
     assert response.status_code == 409
     residents[-1]["council_code"] = "VE.01.01.C1.CC404"
-    response = await identity.client.post("/v1/residents:batch", json={"residents": residents},
-                                          headers=registrar(issuer))
+    response = await identity.client.post(
+        "/v1/residents:batch", json={"residents": residents}, headers=registrar(issuer)
+    )
     assert response.status_code == 404
     assert await count(identity, Resident) == before
-    response = await identity.client.post("/v1/residents:batch", json={"residents": residents[:5]},
-                                          headers=registrar(issuer))
+    response = await identity.client.post(
+        "/v1/residents:batch", json={"residents": residents[:5]}, headers=registrar(issuer)
+    )
     assert response.status_code == 201
     assert await count(identity, Resident) == before + 5

@@ -221,9 +221,7 @@ def test_decode_token_checks_the_audience(running: RunningIssuer) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    ("username", "password"), [("alice", "wrong"), ("nobody", PASSWORD), ("", ""), ("alice", "")]
-)
+@pytest.mark.parametrize(("username", "password"), [("alice", "wrong"), ("nobody", PASSWORD), ("", ""), ("alice", "")])
 def test_wrong_user_credentials(running: RunningIssuer, username: str, password: str) -> None:
     with pytest.raises(KeycloakAuthenticationError) as info:
         running.openid("comuna-web").token(username, password)

@@ -36,8 +36,11 @@ from tests.support.service import RunningService, fresh_database, running_servic
 
 pytestmark = pytest.mark.asyncio
 
-SCHEDULE = {"assemblies_open_at": "2031-01-01T00:00:00Z", "voting_opens_at": "2031-01-15T00:00:00Z",
-            "voting_closes_at": "2031-01-15T12:00:00Z"}
+SCHEDULE = {
+    "assemblies_open_at": "2031-01-01T00:00:00Z",
+    "voting_opens_at": "2031-01-15T00:00:00Z",
+    "voting_closes_at": "2031-01-15T12:00:00Z",
+}
 
 
 def migrations(package: object) -> Path:
@@ -59,18 +62,36 @@ async def services(
     spans: InMemorySpanExporter, embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
 ) -> AsyncIterator[tuple[RunningService, RunningService, RunningService]]:
     suffix = uuid.uuid4().hex[:8]
-    urls = {name: fresh_database(embedded_postgres, f"trace_{name}_{suffix}", migrations(package))
-            for name, package in (("identity", comuna_identity), ("consultations", comuna_consultations),
-                                  ("funding", comuna_funding))}
+    urls = {
+        name: fresh_database(embedded_postgres, f"trace_{name}_{suffix}", migrations(package))
+        for name, package in (
+            ("identity", comuna_identity),
+            ("consultations", comuna_consultations),
+            ("funding", comuna_funding),
+        )
+    }
     nats_url = embedded_nats.url
     async with (
-        running_service(IDENTITY, IdentitySettings, database_url=urls["identity"], nats_url=nats_url,
-                        issuer=issuer, census_hash_key="t" * 32) as identity,
+        running_service(
+            IDENTITY,
+            IdentitySettings,
+            database_url=urls["identity"],
+            nats_url=nats_url,
+            issuer=issuer,
+            census_hash_key="t" * 32,
+        ) as identity,
         grpc_server(IDENTITY, identity) as identity_target,
-        running_service(CONSULTATIONS, ConsultationsSettings, database_url=urls["consultations"],
-                        nats_url=nats_url, issuer=issuer, identity_grpc_target=identity_target) as consultations,
-        running_service(FUNDING, FundingSettings, database_url=urls["funding"], nats_url=nats_url,
-                        issuer=issuer) as funding,
+        running_service(
+            CONSULTATIONS,
+            ConsultationsSettings,
+            database_url=urls["consultations"],
+            nats_url=nats_url,
+            issuer=issuer,
+            identity_grpc_target=identity_target,
+        ) as consultations,
+        running_service(
+            FUNDING, FundingSettings, database_url=urls["funding"], nats_url=nats_url, issuer=issuer
+        ) as funding,
     ):
         yield identity, consultations, funding
 
@@ -81,8 +102,11 @@ def trace_of(span: ReadableSpan) -> int:
 
 
 def server_span(spans: InMemorySpanExporter, method: str, route_end: str) -> ReadableSpan:
-    matches = [s for s in spans.get_finished_spans()
-               if s.kind == SpanKind.SERVER and s.name.startswith(method) and s.name.endswith(route_end)]
+    matches = [
+        s
+        for s in spans.get_finished_spans()
+        if s.kind == SpanKind.SERVER and s.name.startswith(method) and s.name.endswith(route_end)
+    ]
     assert matches, [s.name for s in spans.get_finished_spans()]
     return matches[-1]
 
@@ -92,37 +116,55 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
 ) -> None:
     identity, consultations, funding = services
     registrar = issuer.headers(roles=["registrar"], territories=["VE"])
-    for code, kind, parent in [("VE", "country", None), ("VE.07", "state", "VE"), ("VE.07.01", "municipality", "VE.07"),
-                               ("VE.07.01.C1", "commune", "VE.07.01"),
-                               ("VE.07.01.C1.CC1", "communal_council", "VE.07.01.C1")]:
-        response = await identity.client.post("/v1/territories", headers=registrar,
-                                              json={"code": code, "name": code, "kind": kind, "parent_code": parent})
+    for code, kind, parent in [
+        ("VE", "country", None),
+        ("VE.07", "state", "VE"),
+        ("VE.07.01", "municipality", "VE.07"),
+        ("VE.07.01.C1", "commune", "VE.07.01"),
+        ("VE.07.01.C1.CC1", "communal_council", "VE.07.01.C1"),
+    ]:
+        response = await identity.client.post(
+            "/v1/territories", headers=registrar, json={"code": code, "name": code, "kind": kind, "parent_code": parent}
+        )
         assert response.status_code in (201, 409), response.text
     commune_id = (await identity.client.get("/v1/territories/VE.07.01.C1")).json()["id"]
-    response = await identity.client.post("/v1/residents", headers=registrar, json={
-        "national_id": "V31000001", "birth_date": "1980-01-01", "council_code": "VE.07.01.C1.CC1"})
+    response = await identity.client.post(
+        "/v1/residents",
+        headers=registrar,
+        json={"national_id": "V31000001", "birth_date": "1980-01-01", "council_code": "VE.07.01.C1.CC1"},
+    )
     assert response.status_code == 201, response.text
 
     operator = issuer.headers(roles=["operator"], territories=["VE"])
-    consultation = await consultations.client.post("/v1/consultations", headers=operator,
-                                                   json={"code": "2031-Q1", "title": "Trazas", **SCHEDULE})
+    consultation = await consultations.client.post(
+        "/v1/consultations", headers=operator, json={"code": "2031-Q1", "title": "Trazas", **SCHEDULE}
+    )
     assert consultation.status_code == 201, consultation.text
     base = f"/v1/consultations/{consultation.json()['id']}"
     candidate = await consultations.client.post(
-        f"{base}/communes/{commune_id}/candidates", headers=operator,
-        json={"title": "Agua potable", "description": "x", "assembly_priority": 1})
+        f"{base}/communes/{commune_id}/candidates",
+        headers=operator,
+        json={"title": "Agua potable", "description": "x", "assembly_priority": 1},
+    )
     assert candidate.status_code == 201, candidate.text
     assert (await consultations.client.post(f"{base}:start-voting", headers=operator)).status_code == 200
 
     spans.clear()
     ballot = await consultations.client.post(
-        f"{base}/ballots", headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
-        json={"commune_id": commune_id, "candidate_id": candidate.json()["id"], "national_id": "V31000001",
-              "channel": "table"})
+        f"{base}/ballots",
+        headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
+        json={
+            "commune_id": commune_id,
+            "candidate_id": candidate.json()["id"],
+            "national_id": "V31000001",
+            "channel": "table",
+        },
+    )
     assert ballot.status_code == 201, ballot.text
     rest = server_span(spans, "POST", "/ballots")
-    grpc_server_spans = [s for s in spans.get_finished_spans()
-                         if s.kind == SpanKind.SERVER and "CheckEligibility" in s.name]
+    grpc_server_spans = [
+        s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER and "CheckEligibility" in s.name
+    ]
     assert grpc_server_spans and trace_of(grpc_server_spans[-1]) == trace_of(rest)
 
     assert (await consultations.client.post(f"{base}:close", headers=operator)).status_code == 200
@@ -131,14 +173,20 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     certify = server_span(spans, "POST", ":certify")
 
     def consumed_in_funding() -> list[ReadableSpan]:
-        return [s for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER
-                and s.name.startswith("consume consultations.") and trace_of(s) == trace_of(certify)]
+        return [
+            s
+            for s in spans.get_finished_spans()
+            if s.kind == SpanKind.CONSUMER
+            and s.name.startswith("consume consultations.")
+            and trace_of(s) == trace_of(certify)
+        ]
 
     for _ in range(200):
         if consumed_in_funding():
             break
         await asyncio.sleep(0.05)
     assert consumed_in_funding(), "funding's consumer span did not join the certify request's trace"
-    allocations = (await funding.client.get("/v1/allocations",
-                                            params={"consultation_id": consultation.json()["id"]})).json()
+    allocations = (
+        await funding.client.get("/v1/allocations", params={"consultation_id": consultation.json()["id"]})
+    ).json()
     assert len(allocations["items"]) == 1

@@ -27,8 +27,12 @@ from comuna_platform.events.tables import events_metadata, outbox_table
 pytestmark = pytest.mark.asyncio
 
 test_metadata = MetaData()
-effects = Table("effects", test_metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-                Column("resident_id", String(64), nullable=False))
+effects = Table(
+    "effects",
+    test_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("resident_id", String(64), nullable=False),
+)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -79,28 +83,27 @@ async def test_event_exists_only_if_the_transaction_commits(db: Database) -> Non
     resident = uuid.uuid4().hex
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await stage_event(session, subject="identity.resident.registered", message=registered(resident),
-                              aggregate_id=resident)
+            await stage_event(
+                session, subject="identity.resident.registered", message=registered(resident), aggregate_id=resident
+            )
             raise RuntimeError("the state change failed")
     async with db.transaction() as session:
         rows = (await session.execute(select(outbox_table).where(outbox_table.c.aggregate_id == resident))).all()
     assert rows == []
 
 
-async def test_relay_publishes_once_even_after_a_crash_before_marking_sent(
-    db: Database, js: JetStreamContext
-) -> None:
+async def test_relay_publishes_once_even_after_a_crash_before_marking_sent(db: Database, js: JetStreamContext) -> None:
     resident = uuid.uuid4().hex
     async with db.transaction() as session:
-        event_id = await stage_event(session, subject="identity.resident.registered",
-                                     message=registered(resident), aggregate_id=resident)
+        event_id = await stage_event(
+            session, subject="identity.resident.registered", message=registered(resident), aggregate_id=resident
+        )
     relay = OutboxRelay(db, js, source="/comuna/identity")
     before = (await js.stream_info("IDENTITY")).state.messages
     assert await relay.publish_pending() >= 1
     # Simulate a crash between publish and mark-sent: the row is unsent again and is re-published.
     async with db.transaction() as session:
-        await session.execute(update(outbox_table).where(outbox_table.c.event_id == event_id)
-                              .values(published_at=None))
+        await session.execute(update(outbox_table).where(outbox_table.c.event_id == event_id).values(published_at=None))
     assert await relay.publish_pending() == 1
     after = (await js.stream_info("IDENTITY")).state.messages
     assert after - before == 1  # JetStream dropped the re-publish: same Nats-Msg-Id
@@ -125,15 +128,25 @@ async def test_consumer_applies_each_event_once_and_retries_failures(db: Databas
             failures["left"] -= 1
             raise RuntimeError("transient failure after a partial write")
 
-    consumer = EventConsumer(db, js, name=f"test-{uuid.uuid4().hex[:8]}", stream="IDENTITY",
-                             filter_subject="identity.resident.registered",
-                             handlers=[EventHandler(events_pb2.ResidentRegistered, apply)])
+    consumer = EventConsumer(
+        db,
+        js,
+        name=f"test-{uuid.uuid4().hex[:8]}",
+        stream="IDENTITY",
+        filter_subject="identity.resident.registered",
+        handlers=[EventHandler(events_pb2.ResidentRegistered, apply)],
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
         event_id = uuid.uuid4()
-        envelope = Envelope(event_id=event_id, source="/test", event_type="comuna.identity.v1.ResidentRegistered",
-                            time=datetime.now(UTC), subject=resident)
+        envelope = Envelope(
+            event_id=event_id,
+            source="/test",
+            event_type="comuna.identity.v1.ResidentRegistered",
+            time=datetime.now(UTC),
+            subject=resident,
+        )
         payload = registered(resident).SerializeToString()
         await js.publish("identity.resident.registered", payload, headers=envelope.to_headers())
         # The same event again under another message id: a redelivery as far as the consumer knows.
@@ -148,8 +161,14 @@ async def test_consumer_applies_each_event_once_and_retries_failures(db: Databas
 
 
 async def test_malformed_events_are_dropped_without_effect(db: Database, js: JetStreamContext) -> None:
-    consumer = EventConsumer(db, js, name=f"test-{uuid.uuid4().hex[:8]}", stream="IDENTITY",
-                             filter_subject="identity.resident.bogus", handlers=[])
+    consumer = EventConsumer(
+        db,
+        js,
+        name=f"test-{uuid.uuid4().hex[:8]}",
+        stream="IDENTITY",
+        filter_subject="identity.resident.bogus",
+        handlers=[],
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:

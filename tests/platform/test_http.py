@@ -38,10 +38,10 @@ def client(ready: bool = True) -> httpx.AsyncClient:
     async def check() -> bool:
         return ready
 
-    app = create_app(service="test", title="t", description="d", routers=[router],
-                     readiness_checks=[("database", check)])
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                             base_url="http://t")
+    app = create_app(
+        service="test", title="t", description="d", routers=[router], readiness_checks=[("database", check)]
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t")
 
 
 async def test_domain_errors_become_problems() -> None:

@@ -31,11 +31,23 @@ async def _inspect(url: str) -> tuple[list[Any], set[str], set[str]]:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            columns = set((await conn.execute(text(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'milestones'"))).scalars())
-            checks = set((await conn.execute(text(
-                "SELECT conname FROM pg_constraint WHERE conrelid = 'milestones'::regclass AND contype = 'c'"
-            ))).scalars())
+            columns = set(
+                (
+                    await conn.execute(
+                        text("SELECT column_name FROM information_schema.columns WHERE table_name = 'milestones'")
+                    )
+                ).scalars()
+            )
+            checks = set(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT conname FROM pg_constraint "
+                            "WHERE conrelid = 'milestones'::regclass AND contype = 'c'"
+                        )
+                    )
+                ).scalars()
+            )
     finally:
         await engine.dispose()
     return diff, columns, checks
@@ -55,20 +67,25 @@ async def test_migrations_match_models_and_round_trip(embedded_postgres: Embedde
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO projects (id, allocation_id, consultation_id, commune_id, commune_code, title, "
-                "budget_minor, currency, status) VALUES (:p, :a, :c, :k, 'VE.1', 't', 10, 'USD', 'in_progress')"),
-                {"p": uuid.uuid4(), "a": uuid.uuid4(), "c": uuid.uuid4(), "k": uuid.uuid4()})
-        for values in ("'pending', NULL, NULL, NULL, 'x', now()",
-                       "'verified', 'o', now(), 'n', 'x', NULL"):
+            await conn.execute(
+                text(
+                    "INSERT INTO projects (id, allocation_id, consultation_id, commune_id, commune_code, title, "
+                    "budget_minor, currency, status) VALUES (:p, :a, :c, :k, 'VE.1', 't', 10, 'USD', 'in_progress')"
+                ),
+                {"p": uuid.uuid4(), "a": uuid.uuid4(), "c": uuid.uuid4(), "k": uuid.uuid4()},
+            )
+        for values in ("'pending', NULL, NULL, NULL, 'x', now()", "'verified', 'o', now(), 'n', 'x', NULL"):
             with pytest.raises(Exception, match="ck_milestones_rejection"):
                 async with engine.begin() as conn:
                     project_id = (await conn.execute(text("SELECT id FROM projects LIMIT 1"))).scalar_one()
-                    await conn.execute(text(
-                        "INSERT INTO milestones (id, project_id, sequence, title, tranche_minor, currency, status, "
-                        "verified_by, verified_at, verification_note, disbursement_rejected_reason, "
-                        f"disbursement_rejected_at) VALUES (:m, :p, 1, 't', 10, 'USD', {values})"),
-                        {"m": uuid.uuid4(), "p": project_id})
+                    await conn.execute(
+                        text(
+                            "INSERT INTO milestones (id, project_id, sequence, title, tranche_minor, currency, status, "
+                            "verified_by, verified_at, verification_note, disbursement_rejected_reason, "
+                            f"disbursement_rejected_at) VALUES (:m, :p, 1, 't', 10, 'USD', {values})"
+                        ),
+                        {"m": uuid.uuid4(), "p": project_id},
+                    )
     finally:
         await engine.dispose()
 

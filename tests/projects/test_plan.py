@@ -16,8 +16,7 @@ from comuna_projects.settings import Settings
 def percent_lists(draw: st.DrawFn) -> list[int]:
     """1..20 positive integer percentages adding up to exactly 100."""
     count = draw(st.integers(min_value=1, max_value=20))
-    cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=99), min_size=count - 1,
-                               max_size=count - 1)))
+    cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=99), min_size=count - 1, max_size=count - 1)))
     bounds = [0, *cuts, 100]
     return [b - a for a, b in itertools.pairwise(bounds)]
 
@@ -52,13 +51,16 @@ def test_default_plan_split(budget: int) -> None:
     assert tranches[0] == tranches[1] == budget * 40 // 100
 
 
-@pytest.mark.parametrize(("budget", "expected"), [
-    (1_000_000, [400_000, 400_000, 200_000]),
-    (1, [0, 0, 1]),
-    (3, [1, 1, 1]),
-    (999, [399, 399, 201]),
-    (1_000_001, [400_000, 400_000, 200_001]),
-])
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        (1_000_000, [400_000, 400_000, 200_000]),
+        (1, [0, 0, 1]),
+        (3, [1, 1, 1]),
+        (999, [399, 399, 201]),
+        (1_000_001, [400_000, 400_000, 200_001]),
+    ],
+)
 def test_default_plan_examples(budget: int, expected: list[int]) -> None:
     assert parse_plan(DEFAULT_PLAN).split(budget) == expected
 
@@ -73,11 +75,22 @@ def test_parse_allows_spaces_and_colons_in_titles() -> None:
     assert plan.steps == (PlanStep("Phase 1: ground works", 50), PlanStep("Roof", 50))
 
 
-@pytest.mark.parametrize("text", [
-    "", "Start-up", "Start-up:40,Completion:50", "A:50,B:60,C:-10", "A:0,B:100", ":100",
-    "A:forty,B:60", "A:50.5,B:49.5", "A:101", ",".join(f"S{i}:4" for i in range(25)),
-    "A" * 201 + ":100",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Start-up",
+        "Start-up:40,Completion:50",
+        "A:50,B:60,C:-10",
+        "A:0,B:100",
+        ":100",
+        "A:forty,B:60",
+        "A:50.5,B:49.5",
+        "A:101",
+        ",".join(f"S{i}:4" for i in range(25)),
+        "A" * 201 + ":100",
+    ],
+)
 def test_parse_rejects_malformed_plans(text: str) -> None:
     with pytest.raises(ValueError):
         parse_plan(text)

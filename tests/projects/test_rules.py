@@ -38,8 +38,11 @@ def test_ids_are_deterministic_and_distinct() -> None:
 
 # A project's milestones always look like: some verified-or-funded ones, then pending ones.
 states = st.integers(min_value=1, max_value=8).flatmap(
-    lambda n: st.tuples(st.just(n), st.integers(min_value=0, max_value=n),
-                        st.lists(st.sampled_from(["verified", "funded"]), min_size=n, max_size=n))
+    lambda n: st.tuples(
+        st.just(n),
+        st.integers(min_value=0, max_value=n),
+        st.lists(st.sampled_from(["verified", "funded"]), min_size=n, max_size=n),
+    )
 )
 
 
@@ -48,8 +51,9 @@ def test_only_the_first_pending_milestone_can_be_verified(
     state: tuple[int, int, list[str]], data: st.DataObject
 ) -> None:
     count, done, done_statuses = state
-    milestones = [M(uuid.uuid4(), seq, done_statuses[seq - 1] if seq <= done else "pending")
-                  for seq in range(1, count + 1)]
+    milestones = [
+        M(uuid.uuid4(), seq, done_statuses[seq - 1] if seq <= done else "pending") for seq in range(1, count + 1)
+    ]
     target = data.draw(st.sampled_from(milestones))
     if target.sequence == done + 1:
         check_verifiable(milestones, target.id)
@@ -66,9 +70,13 @@ def test_only_the_first_pending_milestone_can_be_verified(
 
 def _allocation(**overrides: object) -> funding_events.AllocationCreated:
     fields: dict[str, object] = {
-        "allocation_id": str(uuid.uuid4()), "consultation_id": str(uuid.uuid4()),
-        "commune_id": str(uuid.uuid4()), "candidate_id": str(uuid.uuid4()), "title": "Water tank",
-        "amount": money_pb2.Money(amount_minor=1_000_000, currency="USD"), "commune_code": "VE.01.01.C0001",
+        "allocation_id": str(uuid.uuid4()),
+        "consultation_id": str(uuid.uuid4()),
+        "commune_id": str(uuid.uuid4()),
+        "candidate_id": str(uuid.uuid4()),
+        "title": "Water tank",
+        "amount": money_pb2.Money(amount_minor=1_000_000, currency="USD"),
+        "commune_code": "VE.01.01.C0001",
     }
     fields.update(overrides)
     return funding_events.AllocationCreated(**fields)  # type: ignore[arg-type]
@@ -83,13 +91,22 @@ def test_allocation_translation() -> None:
     assert allocation.allocation_id == uuid.UUID(message.allocation_id)
 
 
-@pytest.mark.parametrize("overrides", [
-    {"allocation_id": "nope"}, {"consultation_id": ""}, {"commune_id": "x"}, {"candidate_id": "x"},
-    {"title": "   "}, {"commune_code": ""}, {"commune_code": "ve.01"}, {"commune_code": "VE." + "1" * 70},
-    {"amount": money_pb2.Money(amount_minor=0, currency="USD")},
-    {"amount": money_pb2.Money(amount_minor=-5, currency="USD")},
-    {"amount": money_pb2.Money(amount_minor=5, currency="usd")},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"allocation_id": "nope"},
+        {"consultation_id": ""},
+        {"commune_id": "x"},
+        {"candidate_id": "x"},
+        {"title": "   "},
+        {"commune_code": ""},
+        {"commune_code": "ve.01"},
+        {"commune_code": "VE." + "1" * 70},
+        {"amount": money_pb2.Money(amount_minor=0, currency="USD")},
+        {"amount": money_pb2.Money(amount_minor=-5, currency="USD")},
+        {"amount": money_pb2.Money(amount_minor=5, currency="usd")},
+    ],
+)
 def test_malformed_allocations_are_rejected(overrides: dict[str, object]) -> None:
     with pytest.raises(MalformedEvent):
         allocation_from(_allocation(**overrides))
@@ -103,22 +120,36 @@ def test_allocation_without_amount_is_rejected() -> None:
 
 
 def _disbursed(message: funding_events.TrancheDisbursed) -> ReceivedEvent[funding_events.TrancheDisbursed]:
-    envelope = Envelope(event_id=uuid.uuid4(), source="/comuna/funding",
-                        event_type=message.DESCRIPTOR.full_name, time=datetime(2025, 1, 2, tzinfo=UTC),
-                        subject="x")
+    envelope = Envelope(
+        event_id=uuid.uuid4(),
+        source="/comuna/funding",
+        event_type=message.DESCRIPTOR.full_name,
+        time=datetime(2025, 1, 2, tzinfo=UTC),
+        subject="x",
+    )
     return ReceivedEvent(envelope, message, "funding.tranche.disbursed")
 
 
 def test_disbursement_translation() -> None:
     milestone = uuid.uuid4()
-    event = _disbursed(funding_events.TrancheDisbursed(
-        disbursement_id=str(uuid.uuid4()), milestone_id=str(milestone),
-        amount=money_pb2.Money(amount_minor=10, currency="USD")))
+    event = _disbursed(
+        funding_events.TrancheDisbursed(
+            disbursement_id=str(uuid.uuid4()),
+            milestone_id=str(milestone),
+            amount=money_pb2.Money(amount_minor=10, currency="USD"),
+        )
+    )
     disbursement = disbursement_from(event)
     assert disbursement.milestone_id == milestone
     assert disbursement.project_id is None and disbursement.allocation_id is None
     assert disbursement.disbursed_at == datetime(2025, 1, 2, tzinfo=UTC)
     with pytest.raises(MalformedEvent):
-        disbursement_from(_disbursed(funding_events.TrancheDisbursed(
-            disbursement_id="x", milestone_id=str(milestone),
-            amount=money_pb2.Money(amount_minor=10, currency="USD"))))
+        disbursement_from(
+            _disbursed(
+                funding_events.TrancheDisbursed(
+                    disbursement_id="x",
+                    milestone_id=str(milestone),
+                    amount=money_pb2.Money(amount_minor=10, currency="USD"),
+                )
+            )
+        )

@@ -80,8 +80,9 @@ async def harness(database_url: str, embedded_nats: EmbeddedNats, issuer: TestIs
     # Funding's stream, as the funding service would create it.
     await ensure_stream(js, "funding")
     try:
-        async with running_service(SPEC, Settings, database_url=database_url, nats_url=embedded_nats.url,
-                                   issuer=issuer) as service:
+        async with running_service(
+            SPEC, Settings, database_url=database_url, nats_url=embedded_nats.url, issuer=issuer
+        ) as service:
             yield Harness(service, nc, js, issuer)
     finally:
         await nc.drain()
@@ -89,24 +90,42 @@ async def harness(database_url: str, embedded_nats: EmbeddedNats, issuer: TestIs
 
 # --- funding, played by the test ---------------------------------------------------------------
 
-def allocation_message(*, commune_code: str = COMMUNE_CODE, amount_minor: int = 1_000_000,
-                       **overrides: Any) -> funding_events.AllocationCreated:
+
+def allocation_message(
+    *, commune_code: str = COMMUNE_CODE, amount_minor: int = 1_000_000, **overrides: Any
+) -> funding_events.AllocationCreated:
     fields: dict[str, Any] = {
-        "allocation_id": str(uuid.uuid4()), "consultation_id": str(uuid.uuid4()),
-        "commune_id": str(uuid.uuid4()), "candidate_id": str(uuid.uuid4()),
-        "title": "Community water tank", "funding_source": "national",
+        "allocation_id": str(uuid.uuid4()),
+        "consultation_id": str(uuid.uuid4()),
+        "commune_id": str(uuid.uuid4()),
+        "candidate_id": str(uuid.uuid4()),
+        "title": "Community water tank",
+        "funding_source": "national",
         "amount": money_pb2.Money(amount_minor=amount_minor, currency="USD"),
-        "transfer_id": str(uuid.uuid4()), "commune_code": commune_code,
+        "transfer_id": str(uuid.uuid4()),
+        "commune_code": commune_code,
     }
     fields.update(overrides)
     return funding_events.AllocationCreated(**fields)
 
 
-async def publish(h: Harness, subject: str, message: Any, *, aggregate_id: str,
-                  event_id: uuid.UUID | None = None, nats_msg_id: str | None = None) -> int:
+async def publish(
+    h: Harness,
+    subject: str,
+    message: Any,
+    *,
+    aggregate_id: str,
+    event_id: uuid.UUID | None = None,
+    nats_msg_id: str | None = None,
+) -> int:
     """Publish like funding's outbox relay; returns the stream sequence."""
-    envelope = Envelope(event_id=event_id or uuid.uuid4(), source="/comuna/funding",
-                        event_type=message.DESCRIPTOR.full_name, time=datetime.now(UTC), subject=aggregate_id)
+    envelope = Envelope(
+        event_id=event_id or uuid.uuid4(),
+        source="/comuna/funding",
+        event_type=message.DESCRIPTOR.full_name,
+        time=datetime.now(UTC),
+        subject=aggregate_id,
+    )
     headers = envelope.to_headers()
     if nats_msg_id is not None:
         # A different Nats-Msg-Id gets past JetStream's de-duplication, so the consumer really
@@ -149,40 +168,73 @@ async def open_project(h: Harness, **kwargs: Any) -> tuple[funding_events.Alloca
     return message, response.json()
 
 
-async def disburse(h: Harness, project: dict[str, Any], milestone: dict[str, Any], *,
-                   disbursement_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None,
-                   nats_msg_id: str | None = None) -> uuid.UUID:
+async def disburse(
+    h: Harness,
+    project: dict[str, Any],
+    milestone: dict[str, Any],
+    *,
+    disbursement_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | None = None,
+    nats_msg_id: str | None = None,
+) -> uuid.UUID:
     disbursement_id = disbursement_id or uuid.uuid4()
     message = funding_events.TrancheDisbursed(
-        disbursement_id=str(disbursement_id), allocation_id=project["allocation_id"], project_id=project["id"],
-        milestone_id=milestone["id"], commune_id=project["commune_id"],
+        disbursement_id=str(disbursement_id),
+        allocation_id=project["allocation_id"],
+        project_id=project["id"],
+        milestone_id=milestone["id"],
+        commune_id=project["commune_id"],
         amount=money_pb2.Money(amount_minor=milestone["tranche_minor"], currency=milestone["currency"]),
         transfer_id=str(uuid.uuid4()),
     )
-    seq = await publish(h, "funding.tranche.disbursed", message, aggregate_id=str(disbursement_id),
-                        event_id=event_id, nats_msg_id=nats_msg_id)
+    seq = await publish(
+        h,
+        "funding.tranche.disbursed",
+        message,
+        aggregate_id=str(disbursement_id),
+        event_id=event_id,
+        nats_msg_id=nats_msg_id,
+    )
     await wait_consumed(h, DISBURSEMENTS_CONSUMER, seq)
     return disbursement_id
 
 
-async def reject(h: Harness, project: dict[str, Any], milestone: dict[str, Any], *, reason: str = "exceeds_allocation",
-                 event_id: uuid.UUID | None = None, nats_msg_id: str | None = None,
-                 **overrides: Any) -> funding_events.TrancheRejected:
+async def reject(
+    h: Harness,
+    project: dict[str, Any],
+    milestone: dict[str, Any],
+    *,
+    reason: str = "exceeds_allocation",
+    event_id: uuid.UUID | None = None,
+    nats_msg_id: str | None = None,
+    **overrides: Any,
+) -> funding_events.TrancheRejected:
     """Funding refusing the milestone's tranche, as its outbox relay would publish it."""
     fields: dict[str, Any] = {
-        "disbursement_id": str(uuid.uuid4()), "allocation_id": project["allocation_id"],
-        "project_id": project["id"], "milestone_id": milestone["id"], "commune_id": project["commune_id"],
+        "disbursement_id": str(uuid.uuid4()),
+        "allocation_id": project["allocation_id"],
+        "project_id": project["id"],
+        "milestone_id": milestone["id"],
+        "commune_id": project["commune_id"],
         "amount": money_pb2.Money(amount_minor=milestone["tranche_minor"] + 1, currency=milestone["currency"]),
-        "reason": reason, **overrides,
+        "reason": reason,
+        **overrides,
     }
     message = funding_events.TrancheRejected(**fields)
-    seq = await publish(h, "funding.tranche.rejected", message, aggregate_id=message.disbursement_id,
-                        event_id=event_id, nats_msg_id=nats_msg_id)
+    seq = await publish(
+        h,
+        "funding.tranche.rejected",
+        message,
+        aggregate_id=message.disbursement_id,
+        event_id=event_id,
+        nats_msg_id=nats_msg_id,
+    )
     await wait_consumed(h, REJECTIONS_CONSUMER, seq)
     return message
 
 
 # --- reading our own state ----------------------------------------------------------------------
+
 
 async def outbox(h: Harness, subject: str, aggregate_id: str) -> list[bytes]:
     async with h.service.runtime.db.transaction() as session:
@@ -198,9 +250,17 @@ async def snapshot(h: Harness, project_id: str) -> tuple[list[tuple[Any, ...]], 
     """Everything a request on this project could have written: milestone rows and outbox size."""
     async with h.service.runtime.db.transaction() as session:
         rows = await session.execute(
-            select(Milestone.id, Milestone.status, Milestone.verified_by, Milestone.verified_at,
-                   Milestone.verification_note, Milestone.funded_at, Milestone.disbursement_id)
-            .where(Milestone.project_id == uuid.UUID(project_id)).order_by(Milestone.sequence)
+            select(
+                Milestone.id,
+                Milestone.status,
+                Milestone.verified_by,
+                Milestone.verified_at,
+                Milestone.verification_note,
+                Milestone.funded_at,
+                Milestone.disbursement_id,
+            )
+            .where(Milestone.project_id == uuid.UUID(project_id))
+            .order_by(Milestone.sequence)
         )
         events = await session.scalar(select(func.count()).select_from(outbox_table))
     return [tuple(r) for r in rows], int(events or 0)
@@ -229,6 +289,7 @@ def verify_url(project: dict[str, Any], milestone: dict[str, Any] | str) -> str:
 
 # --- allocation -> project ----------------------------------------------------------------------
 
+
 async def test_allocation_opens_one_project_with_planned_milestones(harness: Harness) -> None:
     message, project = await open_project(harness, amount_minor=1_000_001)
     allocation_id = uuid.UUID(message.allocation_id)
@@ -238,7 +299,8 @@ async def test_allocation_opens_one_project_with_planned_milestones(harness: Har
     assert (project["budget_minor"], project["currency"], project["disbursed_minor"]) == (1_000_001, "USD", 0)
     milestones = project["milestones"]
     assert [(m["sequence"], m["title"], m["tranche_minor"], m["status"]) for m in milestones] == [
-        (1, "Start-up", 400_000, "pending"), (2, "Midpoint", 400_000, "pending"),
+        (1, "Start-up", 400_000, "pending"),
+        (2, "Midpoint", 400_000, "pending"),
         (3, "Completion", 200_001, "pending"),
     ]
     assert [m["id"] for m in milestones] == [str(milestone_id_for(uuid.UUID(project["id"]), s)) for s in (1, 2, 3)]
@@ -266,11 +328,18 @@ async def test_allocation_opens_one_project_with_planned_milestones(harness: Har
 async def test_redelivered_and_republished_allocation_keeps_one_project(harness: Harness) -> None:
     message = allocation_message()
     event_id = uuid.uuid4()
-    first = await publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id,
-                          event_id=event_id)
+    first = await publish(
+        harness, "funding.allocation.created", message, aggregate_id=message.allocation_id, event_id=event_id
+    )
     # The same event delivered again (inbox), and a copy under a new event id (unique allocation).
-    again = await publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id,
-                          event_id=event_id, nats_msg_id=str(uuid.uuid4()))
+    again = await publish(
+        harness,
+        "funding.allocation.created",
+        message,
+        aggregate_id=message.allocation_id,
+        event_id=event_id,
+        nats_msg_id=str(uuid.uuid4()),
+    )
     copy = await publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id)
     assert first < again < copy
     await wait_consumed(harness, ALLOCATIONS_CONSUMER, copy)
@@ -279,11 +348,13 @@ async def test_redelivered_and_republished_allocation_keeps_one_project(harness:
     async with harness.service.runtime.db.transaction() as session:
         projects = (await session.execute(select(Project).where(Project.allocation_id == allocation_id))).all()
         milestones = await session.scalar(
-            select(func.count()).select_from(Milestone)
-            .where(Milestone.project_id == project_id_for(allocation_id)))
+            select(func.count()).select_from(Milestone).where(Milestone.project_id == project_id_for(allocation_id))
+        )
         handled = await session.scalar(
-            select(func.count()).select_from(inbox_table).where(inbox_table.c.consumer == ALLOCATIONS_CONSUMER,
-                                                                inbox_table.c.event_id == event_id))
+            select(func.count())
+            .select_from(inbox_table)
+            .where(inbox_table.c.consumer == ALLOCATIONS_CONSUMER, inbox_table.c.event_id == event_id)
+        )
     assert len(projects) == 1
     assert milestones == 3
     assert handled == 1
@@ -292,10 +363,9 @@ async def test_redelivered_and_republished_allocation_keeps_one_project(harness:
 
 async def test_concurrent_copies_of_an_allocation_keep_one_project(harness: Harness) -> None:
     message = allocation_message()
-    seqs = await asyncio.gather(*[
-        publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id)
-        for _ in range(5)
-    ])
+    seqs = await asyncio.gather(
+        *[publish(harness, "funding.allocation.created", message, aggregate_id=message.allocation_id) for _ in range(5)]
+    )
     await wait_consumed(harness, ALLOCATIONS_CONSUMER, max(seqs))
     project_id = str(project_id_for(uuid.UUID(message.allocation_id)))
     assert len(await outbox(harness, "projects.project.created", project_id)) == 1
@@ -315,6 +385,7 @@ async def test_malformed_allocation_is_dropped_without_blocking_the_next(harness
 
 # --- public reads -------------------------------------------------------------------------------
 
+
 async def test_list_filters_and_pages(harness: Harness) -> None:
     consultation = str(uuid.uuid4())
     commune_a, commune_b = str(uuid.uuid4()), str(uuid.uuid4())
@@ -329,15 +400,19 @@ async def test_list_filters_and_pages(harness: Harness) -> None:
     assert sorted(p["id"] for p in by_consultation["items"]) == sorted(ids[:2])
     by_commune = (await harness.client.get("/v1/projects", params={"commune_id": commune_a})).json()
     assert sorted(p["id"] for p in by_commune["items"]) == sorted([ids[0], ids[2]])
-    both = (await harness.client.get("/v1/projects",
-                                     params={"consultation_id": consultation, "commune_id": commune_b})).json()
+    both = (
+        await harness.client.get("/v1/projects", params={"consultation_id": consultation, "commune_id": commune_b})
+    ).json()
     assert [p["id"] for p in both["items"]] == [ids[1]]
     assert (both["items"][0]["budget_minor"], both["items"][0]["currency"]) == (1_000_000, "USD")
 
     first = (await harness.client.get("/v1/projects", params={"consultation_id": consultation, "limit": 1})).json()
     assert len(first["items"]) == 1 and first["next_after"] is not None
-    second = (await harness.client.get("/v1/projects", params={"consultation_id": consultation, "limit": 1,
-                                                                "after": first["next_after"]})).json()
+    second = (
+        await harness.client.get(
+            "/v1/projects", params={"consultation_id": consultation, "limit": 1, "after": first["next_after"]}
+        )
+    ).json()
     assert {first["items"][0]["id"], second["items"][0]["id"]} == set(ids[:2])
 
     assert (await harness.client.get("/v1/projects", params={"commune_id": "nope"})).status_code == 422
@@ -354,13 +429,15 @@ async def test_unknown_and_malformed_ids_on_reads(harness: Harness) -> None:
 
 # --- verification -------------------------------------------------------------------------------
 
+
 async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> None:
     _, project = await open_project(harness)
     first, second = project["milestones"][:2]
     subject = str(uuid.uuid4())
 
-    response = await harness.client.post(verify_url(project, first), json={"note": "  Foundations poured.  "},
-                                         headers=harness.overseer(subject=subject))
+    response = await harness.client.post(
+        verify_url(project, first), json={"note": "  Foundations poured.  "}, headers=harness.overseer(subject=subject)
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["milestone"]["status"] == "verified"
@@ -371,7 +448,12 @@ async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> 
     assert len(staged) == 1
     event = project_events.MilestoneVerified.FromString(staged[0])
     assert (event.project_id, event.milestone_id, event.allocation_id, event.commune_id, event.verified_by) == (
-        project["id"], first["id"], project["allocation_id"], project["commune_id"], subject)
+        project["id"],
+        first["id"],
+        project["allocation_id"],
+        project["commune_id"],
+        subject,
+    )
     assert (event.tranche.amount_minor, event.tranche.currency) == (400_000, "USD")
 
     # An operator with national scope may verify too.
@@ -388,28 +470,30 @@ async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> 
     await eventually(relayed)
 
 
-@pytest.mark.parametrize(("case", "status", "code"), [
-    ("wrong_role", 403, "forbidden_role"),
-    ("no_role", 403, "forbidden_role"),
-    ("other_territory", 403, "forbidden_territory"),
-    ("sibling_prefix", 403, "forbidden_territory"),
-    ("expired", 401, "token_expired"),
-    ("no_token", 401, "token_missing"),
-    ("foreign_issuer", 401, None),
-    ("unknown_project", 404, "project_not_found"),
-    ("unknown_milestone", 404, "milestone_not_found"),
-    ("milestone_of_other_project", 404, "milestone_not_found"),
-    ("empty_note", 422, "validation_error"),
-    ("blank_note", 422, "validation_error"),
-    ("long_note", 422, "validation_error"),
-    ("no_body", 422, "validation_error"),
-    ("extra_field", 422, "validation_error"),
-    ("note_not_string", 422, "validation_error"),
-    ("malformed_milestone_id", 422, "validation_error"),
-    ("out_of_order", 409, "milestone_out_of_order"),
-])
-async def test_rejected_verifications_write_nothing(harness: Harness, case: str, status: int,
-                                                    code: str | None) -> None:
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        ("wrong_role", 403, "forbidden_role"),
+        ("no_role", 403, "forbidden_role"),
+        ("other_territory", 403, "forbidden_territory"),
+        ("sibling_prefix", 403, "forbidden_territory"),
+        ("expired", 401, "token_expired"),
+        ("no_token", 401, "token_missing"),
+        ("foreign_issuer", 401, None),
+        ("unknown_project", 404, "project_not_found"),
+        ("unknown_milestone", 404, "milestone_not_found"),
+        ("milestone_of_other_project", 404, "milestone_not_found"),
+        ("empty_note", 422, "validation_error"),
+        ("blank_note", 422, "validation_error"),
+        ("long_note", 422, "validation_error"),
+        ("no_body", 422, "validation_error"),
+        ("extra_field", 422, "validation_error"),
+        ("note_not_string", 422, "validation_error"),
+        ("malformed_milestone_id", 422, "validation_error"),
+        ("out_of_order", 409, "milestone_out_of_order"),
+    ],
+)
+async def test_rejected_verifications_write_nothing(harness: Harness, case: str, status: int, code: str | None) -> None:
     _, project = await open_project(harness)
     _, other = await open_project(harness)
     milestone = project["milestones"][0]
@@ -465,8 +549,9 @@ async def test_rejected_verifications_write_nothing(harness: Harness, case: str,
 
 async def test_long_note_at_the_limit_is_accepted(harness: Harness) -> None:
     _, project = await open_project(harness)
-    response = await harness.client.post(verify_url(project, project["milestones"][0]),
-                                         json={"note": "x" * 2000}, headers=harness.overseer(COMMUNE_CODE))
+    response = await harness.client.post(
+        verify_url(project, project["milestones"][0]), json={"note": "x" * 2000}, headers=harness.overseer(COMMUNE_CODE)
+    )
     assert response.status_code == 200, response.text
 
 
@@ -486,9 +571,9 @@ async def test_double_verify_conflicts_and_writes_nothing(harness: Harness) -> N
 async def test_concurrent_double_verify_has_exactly_one_winner(harness: Harness) -> None:
     _, project = await open_project(harness)
     url = verify_url(project, project["milestones"][0])
-    responses = await asyncio.gather(*[
-        harness.client.post(url, json={"note": f"Attempt {i}"}, headers=harness.overseer()) for i in range(2)
-    ])
+    responses = await asyncio.gather(
+        *[harness.client.post(url, json={"note": f"Attempt {i}"}, headers=harness.overseer()) for i in range(2)]
+    )
     assert sorted(r.status_code for r in responses) == [200, 409]
     assert len(await outbox(harness, "projects.milestone.verified", project["id"])) == 1
 
@@ -497,10 +582,12 @@ async def test_many_concurrent_verifies_of_every_milestone(harness: Harness) -> 
     """Ten callers racing on all three milestones: at most one success per milestone, never out of order."""
     _, project = await open_project(harness)
     attempts = [(m, i) for m in project["milestones"] for i in range(10)]
-    responses = await asyncio.gather(*[
-        harness.client.post(verify_url(project, m), json={"note": f"race {i}"}, headers=harness.overseer())
-        for m, i in attempts
-    ])
+    responses = await asyncio.gather(
+        *[
+            harness.client.post(verify_url(project, m), json={"note": f"race {i}"}, headers=harness.overseer())
+            for m, i in attempts
+        ]
+    )
     assert all(r.status_code in (200, 409) for r in responses)
     winners = [m["sequence"] for (m, _), r in zip(attempts, responses, strict=True) if r.status_code == 200]
     assert len(winners) == len(set(winners))
@@ -516,19 +603,27 @@ async def test_many_concurrent_verifies_of_every_milestone(harness: Harness) -> 
 
 # --- disbursement -> funded -> completed -------------------------------------------------------
 
+
 async def test_disbursements_fund_milestones_and_complete_the_project(harness: Harness) -> None:
     _, project = await open_project(harness, amount_minor=999)
     milestones = project["milestones"]
     disbursements = []
     for milestone in milestones:
-        response = await harness.client.post(verify_url(project, milestone), json={"note": "ok"},
-                                             headers=harness.overseer())
+        response = await harness.client.post(
+            verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer()
+        )
         assert response.status_code == 200
         event_id = uuid.uuid4()
         disbursement_id = await disburse(harness, project, milestone, event_id=event_id)
         # The same event again (after a crash before the ack) changes nothing.
-        await disburse(harness, project, milestone, disbursement_id=disbursement_id, event_id=event_id,
-                       nats_msg_id=str(uuid.uuid4()))
+        await disburse(
+            harness,
+            project,
+            milestone,
+            disbursement_id=disbursement_id,
+            event_id=event_id,
+            nats_msg_id=str(uuid.uuid4()),
+        )
         disbursements.append(disbursement_id)
         detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
         funded = detail["milestones"][milestone["sequence"] - 1]
@@ -555,8 +650,9 @@ async def test_disbursements_fund_milestones_and_complete_the_project(harness: H
     await eventually(relayed)
 
     # A completed project has nothing left to verify.
-    again = await harness.client.post(verify_url(project, milestones[-1]), json={"note": "again"},
-                                      headers=harness.overseer())
+    again = await harness.client.post(
+        verify_url(project, milestones[-1]), json={"note": "again"}, headers=harness.overseer()
+    )
     assert again.status_code == 409
 
 
@@ -587,6 +683,7 @@ async def test_disbursement_for_unverified_or_unknown_milestone_is_ignored(harne
 
 # --- rejected tranche -> noted on the verified milestone ---------------------------------------
 
+
 async def _milestone(h: Harness, project: dict[str, Any], sequence: int) -> dict[str, Any]:
     detail = (await h.client.get(f"/v1/projects/{project['id']}")).json()
     milestone: dict[str, Any] = detail["milestones"][sequence - 1]
@@ -597,15 +694,18 @@ async def _rejection_columns(h: Harness, project_id: str) -> list[tuple[Any, ...
     async with h.service.runtime.db.transaction() as session:
         rows = await session.execute(
             select(Milestone.status, Milestone.disbursement_rejected_reason, Milestone.disbursement_rejected_at)
-            .where(Milestone.project_id == uuid.UUID(project_id)).order_by(Milestone.sequence))
+            .where(Milestone.project_id == uuid.UUID(project_id))
+            .order_by(Milestone.sequence)
+        )
         return [tuple(r) for r in rows]
 
 
 async def test_rejected_tranche_is_shown_on_the_verified_milestone_once(harness: Harness) -> None:
     _, project = await open_project(harness)
     milestone = project["milestones"][0]
-    response = await harness.client.post(verify_url(project, milestone), json={"note": "ok"},
-                                         headers=harness.overseer())
+    response = await harness.client.post(
+        verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer()
+    )
     assert response.status_code == 200
     verified_at = response.json()["milestone"]["verified_at"]
     assert response.json()["milestone"]["disbursement_rejected_reason"] is None
@@ -628,21 +728,30 @@ async def test_rejected_tranche_is_shown_on_the_verified_milestone_once(harness:
 
     # The same event redelivered (inbox), and a copy under a new event id with another reason
     # (already noted): no second effect, the first reason and time stand.
-    await reject(harness, project, milestone, event_id=event_id, nats_msg_id=str(uuid.uuid4()),
-                 disbursement_id=refused.disbursement_id)
+    await reject(
+        harness,
+        project,
+        milestone,
+        event_id=event_id,
+        nats_msg_id=str(uuid.uuid4()),
+        disbursement_id=refused.disbursement_id,
+    )
     await reject(harness, project, milestone, reason="currency_mismatch", disbursement_id=refused.disbursement_id)
     assert await _rejection_columns(harness, project["id"]) == noted
     assert await snapshot(harness, project["id"]) == before
     async with harness.service.runtime.db.transaction() as session:
         handled = await session.scalar(
-            select(func.count()).select_from(inbox_table).where(inbox_table.c.consumer == REJECTIONS_CONSUMER,
-                                                                inbox_table.c.event_id == event_id))
+            select(func.count())
+            .select_from(inbox_table)
+            .where(inbox_table.c.consumer == REJECTIONS_CONSUMER, inbox_table.c.event_id == event_id)
+        )
     assert handled == 1
     assert (await _milestone(harness, project, 1))["disbursement_rejected_reason"] == "exceeds_allocation"
 
     # The next milestone can still be verified; the refused one stays verified.
-    second = await harness.client.post(verify_url(project, project["milestones"][1]), json={"note": "ok"},
-                                       headers=harness.overseer())
+    second = await harness.client.post(
+        verify_url(project, project["milestones"][1]), json={"note": "ok"}, headers=harness.overseer()
+    )
     assert second.status_code == 200
 
 
@@ -679,6 +788,7 @@ async def test_rejection_after_funding_is_ignored(harness: Harness) -> None:
 
 # --- gRPC ---------------------------------------------------------------------------------------
 
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def grpc_stub(harness: Harness) -> AsyncIterator[projects_pb2_grpc.ProjectsServiceStub]:
     async with grpc_server(SPEC, harness.service) as target, grpc.aio.insecure_channel(target) as channel:
@@ -692,8 +802,9 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
 async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.ProjectsServiceStub) -> None:
     message, project = await open_project(harness)
     service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="comuna-funding")
-    reply = await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project["id"]),
-                                       metadata=bearer(service_token))
+    reply = await grpc_stub.GetProject(
+        projects_pb2.GetProjectRequest(project_id=project["id"]), metadata=bearer(service_token)
+    )
     assert reply.project_id == project["id"]
     assert reply.allocation_id == message.allocation_id
     assert reply.commune_code == COMMUNE_CODE
@@ -701,16 +812,19 @@ async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.P
     assert [m.milestone_id for m in reply.milestones] == [m["id"] for m in project["milestones"]]
 
     cases = [
-        (project["id"], harness.issuer.token(roles=["overseer"], territories=["VE"]),
-         grpc.StatusCode.PERMISSION_DENIED, "forbidden_role"),
+        (
+            project["id"],
+            harness.issuer.token(roles=["overseer"], territories=["VE"]),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "forbidden_role",
+        ),
         (str(uuid.uuid4()), service_token, grpc.StatusCode.NOT_FOUND, "project_not_found"),
         ("not-a-uuid", service_token, grpc.StatusCode.INVALID_ARGUMENT, "invalid_id"),
         (project["id"], harness.issuer.token(roles=["service"], ttl=-300), grpc.StatusCode.UNAUTHENTICATED, None),
     ]
     for project_id, token, status, code in cases:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
-            await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project_id),
-                                       metadata=bearer(token))
+            await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project_id), metadata=bearer(token))
         assert failure.value.code() == status
         if code is not None:
             assert error_code_of(failure.value) == code
@@ -719,15 +833,17 @@ async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.P
     assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_grpc_project_shows_a_refused_tranche(harness: Harness,
-                                                    grpc_stub: projects_pb2_grpc.ProjectsServiceStub) -> None:
+async def test_grpc_project_shows_a_refused_tranche(
+    harness: Harness, grpc_stub: projects_pb2_grpc.ProjectsServiceStub
+) -> None:
     _, project = await open_project(harness)
     milestone = project["milestones"][0]
     await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
     await reject(harness, project, milestone)
     service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="comuna-funding")
-    reply = await grpc_stub.GetProject(projects_pb2.GetProjectRequest(project_id=project["id"]),
-                                       metadata=bearer(service_token))
+    reply = await grpc_stub.GetProject(
+        projects_pb2.GetProjectRequest(project_id=project["id"]), metadata=bearer(service_token)
+    )
     first, second = reply.milestones[:2]
     assert first.status == projects_pb2.MILESTONE_STATUS_VERIFIED
     assert first.disbursement_rejected_reason == "exceeds_allocation" and first.HasField("disbursement_rejected_at")

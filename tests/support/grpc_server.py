@@ -15,8 +15,12 @@ from tests.support.service import RunningService
 async def grpc_server(spec: ServiceSpec, service: RunningService) -> AsyncIterator[str]:
     """Yields the target (`127.0.0.1:port`)."""
     port = free_port()
-    server = create_grpc_server(host="127.0.0.1", port=port, verifier=service.runtime.verifier,
-                                register=lambda s: spec.grpc_register(service.runtime, s))
+    server = create_grpc_server(
+        host="127.0.0.1",
+        port=port,
+        verifier=service.runtime.verifier,
+        register=lambda s: spec.grpc_register(service.runtime, s),
+    )
     await server.server.start()
     await server.set_serving(True)
     try:

@@ -58,9 +58,17 @@ class TestIssuer:
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": self.issuer_url, "aud": AUDIENCE, "sub": subject or str(uuid.uuid4()), "azp": client_id,
-            "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex, "typ": "Bearer",
-            "preferred_username": username, "realm_access": {"roles": list(roles)},
+            "iss": self.issuer_url,
+            "aud": AUDIENCE,
+            "sub": subject or str(uuid.uuid4()),
+            "azp": client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            "typ": "Bearer",
+            "preferred_username": username,
+            "realm_access": {"roles": list(roles)},
             "comuna_territories": list(territories),
         }
         claims.update(overrides)
@@ -77,21 +85,25 @@ class TestIssuer:
             """client_credentials only: services under test get a `service` token."""
             form = parse_qs((await request.body()).decode())
             client_id = form.get("client_id", ["service"])[0]
-            access = self.token(roles=["service"], territories=["VE"], client_id=client_id,
-                                subject=f"service-account-{client_id}")
+            access = self.token(
+                roles=["service"], territories=["VE"], client_id=client_id, subject=f"service-account-{client_id}"
+            )
             return JSONResponse({"access_token": access, "expires_in": 300, "token_type": "Bearer"})
 
-        return Starlette(routes=[
-            Route(f"/realms/{REALM}/protocol/openid-connect/certs", certs),
-            Route(f"/realms/{REALM}/protocol/openid-connect/token", token, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route(f"/realms/{REALM}/protocol/openid-connect/certs", certs),
+                Route(f"/realms/{REALM}/protocol/openid-connect/token", token, methods=["POST"]),
+            ]
+        )
 
 
 @contextmanager
 def running_issuer() -> Iterator[TestIssuer]:
     issuer = TestIssuer(free_port())
-    server = uvicorn.Server(uvicorn.Config(issuer.app(), host="127.0.0.1", port=issuer.port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(issuer.app(), host="127.0.0.1", port=issuer.port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for_tcp("127.0.0.1", issuer.port, 10)

@@ -27,7 +27,8 @@ async def schema_diff(url: str, service_metadata: MetaData) -> list[Any]:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(lambda sync: compare_metadata(
-                MigrationContext.configure(sync, opts={"compare_type": True}), target))
+            return await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), target)
+            )
     finally:
         await engine.dispose()

@@ -46,8 +46,13 @@ async def running_service(
     **overrides: Any,
 ) -> AsyncIterator[RunningService]:
     settings = settings_cls(
-        database_url=database_url, nats_url=nats_url, oidc_issuer=issuer.issuer_url,
-        oidc_audience="comuna", service_client_id="test-service", outbox_poll_seconds=0.05, **overrides,
+        database_url=database_url,
+        nats_url=nats_url,
+        oidc_issuer=issuer.issuer_url,
+        oidc_audience="comuna",
+        service_client_id="test-service",
+        outbox_poll_seconds=0.05,
+        **overrides,
     )
     async with open_runtime(spec, settings) as (runtime, app):
         tasks = start_workers(spec, runtime) if workers else []

@@ -29,9 +29,7 @@ class FakeTokenEndpoint:
         return httpx.Response(200, json=body)
 
 
-def source(
-    endpoint: FakeTokenEndpoint, clock: FakeClock
-) -> tuple[ClientCredentialsTokenSource, httpx.AsyncClient]:
+def source(endpoint: FakeTokenEndpoint, clock: FakeClock) -> tuple[ClientCredentialsTokenSource, httpx.AsyncClient]:
     http = httpx.AsyncClient(transport=httpx.MockTransport(endpoint.handler))
     tokens = ClientCredentialsTokenSource(TOKEN_URL, "svc", "s3cret", http=http, clock=clock)
     return tokens, http

@@ -89,9 +89,7 @@ async def test_alg_none_is_rejected(verifier: TokenVerifier) -> None:
 
 
 @pytest.mark.asyncio
-async def test_hs256_signed_with_the_public_key_is_rejected(
-    verifier: TokenVerifier, key_a: KeyMaterial
-) -> None:
+async def test_hs256_signed_with_the_public_key_is_rejected(verifier: TokenVerifier, key_a: KeyMaterial) -> None:
     """Classic key confusion: HMAC keyed with the (public) RSA key bytes."""
     pem = key_a.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -131,9 +129,7 @@ async def test_es256_keys_are_supported(jwks: FakeJwks, verifier: TokenVerifier)
 
 
 @pytest.mark.asyncio
-async def test_jwks_is_fetched_once_and_cached(
-    jwks: FakeJwks, verifier: TokenVerifier, key_a: KeyMaterial
-) -> None:
+async def test_jwks_is_fetched_once_and_cached(jwks: FakeJwks, verifier: TokenVerifier, key_a: KeyMaterial) -> None:
     await asyncio.gather(*(verifier.verify(sign(key_a, claims())) for _ in range(20)))
     await verifier.verify(sign(key_a, claims()))
     assert jwks.fetches == 1

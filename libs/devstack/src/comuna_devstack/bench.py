@@ -30,25 +30,60 @@ def _national_id(i: int) -> str:
 
 
 def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
-    for code, name, kind, parent in [("VE", "Venezuela", "country", None), (STATE, "Bench", "state", "VE"),
-                                     (MUNICIPALITY, "Bench", "municipality", STATE)]:
-        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409),
-                    json={"code": code, "name": name, "kind": kind, "parent_code": parent})
+    for code, name, kind, parent in [
+        ("VE", "Venezuela", "country", None),
+        (STATE, "Bench", "state", "VE"),
+        (MUNICIPALITY, "Bench", "municipality", STATE),
+    ]:
+        client.call(
+            "POST",
+            "identity",
+            "/v1/territories",
+            as_user="registrar",
+            expect=(201, 409),
+            json={"code": code, "name": name, "kind": kind, "parent_code": parent},
+        )
     for c in range(COMMUNES):
         commune = f"{MUNICIPALITY}.B{c:03d}"
-        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409),
-                    json={"code": commune, "name": f"Comuna {c}", "kind": "commune", "parent_code": MUNICIPALITY})
-        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409),
-                    json={"code": f"{commune}.CC01", "name": f"Consejo {c}", "kind": "communal_council",
-                          "parent_code": commune})
+        client.call(
+            "POST",
+            "identity",
+            "/v1/territories",
+            as_user="registrar",
+            expect=(201, 409),
+            json={"code": commune, "name": f"Comuna {c}", "kind": "commune", "parent_code": MUNICIPALITY},
+        )
+        client.call(
+            "POST",
+            "identity",
+            "/v1/territories",
+            as_user="registrar",
+            expect=(201, 409),
+            json={
+                "code": f"{commune}.CC01",
+                "name": f"Consejo {c}",
+                "kind": "communal_council",
+                "parent_code": commune,
+            },
+        )
     for start in range(0, ballots, BATCH):
-        residents = [{"national_id": _national_id(i), "birth_date": "1980-06-15",
-                      "council_code": f"{MUNICIPALITY}.B{i % COMMUNES:03d}.CC01"}
-                     for i in range(start, min(start + BATCH, ballots))]
-        client.call("POST", "identity", "/v1/residents:batch", as_user="registrar", expect=(201, 409),
-                    json={"residents": residents})
-    return items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY,
-                                                                           "limit": 1000}))
+        residents = [
+            {
+                "national_id": _national_id(i),
+                "birth_date": "1980-06-15",
+                "council_code": f"{MUNICIPALITY}.B{i % COMMUNES:03d}.CC01",
+            }
+            for i in range(start, min(start + BATCH, ballots))
+        ]
+        client.call(
+            "POST",
+            "identity",
+            "/v1/residents:batch",
+            as_user="registrar",
+            expect=(201, 409),
+            json={"residents": residents},
+        )
+    return items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 1000}))
 
 
 async def _load(
@@ -77,9 +112,14 @@ async def _load(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
-    return {"requests": len(bodies), "seconds": round(elapsed, 2), "per_second": round(len(bodies) / elapsed),
-            "p50_ms": round(cuts[49] * 1000, 2), "p99_ms": round(cuts[98] * 1000, 2),
-            "statuses": dict(sorted(statuses.items()))}
+    return {
+        "requests": len(bodies),
+        "seconds": round(elapsed, 2),
+        "per_second": round(len(bodies) / elapsed),
+        "p50_ms": round(cuts[49] * 1000, 2),
+        "p99_ms": round(cuts[98] * 1000, 2),
+        "statuses": dict(sorted(statuses.items())),
+    }
 
 
 async def _send(http: aiohttp.ClientSession, method: str, url: str, body: dict[str, Any] | None) -> str:
@@ -116,22 +156,38 @@ def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, 
     candidates: dict[str, list[str]] = {}
     for commune_code, commune_id in bench_communes.items():
         candidates[commune_code] = [
-            client.call("POST", "consultations", f"{base}/communes/{commune_id}/candidates", as_user="spokesperson",
-                        expect=201, json={"title": f"Proyecto {p}", "description": "bench",
-                                          "assembly_priority": p})["id"] for p in (1, 2, 3)]
+            client.call(
+                "POST",
+                "consultations",
+                f"{base}/communes/{commune_id}/candidates",
+                as_user="spokesperson",
+                expect=201,
+                json={"title": f"Proyecto {p}", "description": "bench", "assembly_priority": p},
+            )["id"]
+            for p in (1, 2, 3)
+        ]
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
 
     bodies = []
     for i in range(ballots):
         commune_code = f"{MUNICIPALITY}.B{i % COMMUNES:03d}"
-        bodies.append({"commune_id": bench_communes[commune_code],
-                       "candidate_id": candidates[commune_code][i % 3 if i % 7 else 0],
-                       "national_id": _national_id(i), "channel": "table"})
+        bodies.append(
+            {
+                "commune_id": bench_communes[commune_code],
+                "candidate_id": candidates[commune_code][i % 3 if i % 7 else 0],
+                "national_id": _national_id(i),
+                "channel": "table",
+            }
+        )
     officer = client.auth("officer")
-    bare = asyncio.run(_load(f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET",
-                             headers={}, concurrency=concurrency))
-    cast = asyncio.run(_load(f"{urls['consultations']}{base}/ballots", bodies, method="POST", headers=officer,
-                             concurrency=concurrency))
+    bare = asyncio.run(
+        _load(
+            f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET", headers={}, concurrency=concurrency
+        )
+    )
+    cast = asyncio.run(
+        _load(f"{urls['consultations']}{base}/ballots", bodies, method="POST", headers=officer, concurrency=concurrency)
+    )
 
     client.call("POST", "consultations", f"{base}:close", as_user="operator")
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
@@ -139,6 +195,14 @@ def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, 
     certified = sum(c["votes"] for commune in results["communes"] for c in commune["candidates"])
     accepted = cast["statuses"].get("201", 0) + cast["statuses"].get("201 (confirmed on retry)", 0)
     client.close()
-    return {"consultation": code, "ballots": ballots, "concurrency": concurrency,
-            "seed_seconds": round(seed_seconds, 1), "bare_endpoint": bare, "ballot_endpoint": cast,
-            "accepted": accepted, "certified_votes": certified, "counts_match": certified == accepted}
+    return {
+        "consultation": code,
+        "ballots": ballots,
+        "concurrency": concurrency,
+        "seed_seconds": round(seed_seconds, 1),
+        "bare_endpoint": bare,
+        "ballot_endpoint": cast,
+        "accepted": accepted,
+        "certified_votes": certified,
+        "counts_match": certified == accepted,
+    }

@@ -40,21 +40,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
     config = stack.config
-    print(f"\nComuna is up ({elapsed:.1f} s). Seeded {seeded['territories']} territories and "
-          f"{seeded['residents']} residents.\n")
+    print(
+        f"\nComuna is up ({elapsed:.1f} s). Seeded {seeded['territories']} territories and "
+        f"{seeded['residents']} residents.\n"
+    )
     for service in SERVICES:
-        print(f"  {service:<14} REST {config.http_url(service)}/docs   "
-              f"gRPC 127.0.0.1:{config.grpc_ports[service]}")
+        print(f"  {service:<14} REST {config.http_url(service)}/docs   gRPC 127.0.0.1:{config.grpc_ports[service]}")
     print(f"\n  PostgreSQL     {stack.database_url('identity').rsplit('/', 1)[0]}")
     print(f"  NATS           {stack.nats_url}")
     print(f"  Issuer         {config.issuer_url} (development issuer, Keycloak-compatible)")
-    print("\nStaff token (users operator, registrar, spokesperson, officer, overseer; passwords in "
-          f"{stack.state_dir / 'secrets.json'}):")
-    print(f"  curl -s -d grant_type=password -d client_id={PUBLIC_CLIENT} -d username=operator \\\n"
-          f"       -d password=$(python3 -c \"import json;print(json.load(open('{stack.state_dir}/secrets.json'))"
-          f"['passwords']['operator'])\") \\\n       {config.issuer_url}/protocol/openid-connect/token")
-    print("\nRun `make demo` in another terminal for a whole consultation cycle. Ctrl-C stops everything.\n",
-          flush=True)
+    print(
+        "\nStaff token (users operator, registrar, spokesperson, officer, overseer; passwords in "
+        f"{stack.state_dir / 'secrets.json'}):"
+    )
+    print(
+        f"  curl -s -d grant_type=password -d client_id={PUBLIC_CLIENT} -d username=operator \\\n"
+        f"       -d password=$(python3 -c \"import json;print(json.load(open('{stack.state_dir}/secrets.json'))"
+        f"['passwords']['operator'])\") \\\n       {config.issuer_url}/protocol/openid-connect/token"
+    )
+    print(
+        "\nRun `make demo` in another terminal for a whole consultation cycle. Ctrl-C stops everything.\n", flush=True
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -86,8 +92,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="comuna-dev", description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                        help="where the embedded servers keep their data and secrets (default .devstack)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="where the embedded servers keep their data and secrets (default .devstack)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start PostgreSQL, NATS and the four services; seed a demo territory")
     commands.add_parser("demo", help="drive one whole consultation cycle against a running platform")

@@ -28,8 +28,7 @@ class PlatformClient:
         """Password grant against the issuer, exactly as a Keycloak client would do it."""
         response = self.http.post(
             f"{self.urls['identity']}/realms/{REALM}/protocol/openid-connect/token",
-            data={"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": username,
-                  "password": password},
+            data={"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": username, "password": password},
         )
         if response.status_code != 200:
             raise StepFailed(f"login as {username} failed: {response.status_code} {response.text}")
@@ -41,16 +40,23 @@ class PlatformClient:
         return {"Authorization": f"Bearer {self._tokens[user]}"}
 
     def call(
-        self, method: str, service: str, path: str, *, as_user: str | None = None,
-        json: Any = None, params: Mapping[str, Any] | None = None, expect: int | tuple[int, ...] = 200,
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        as_user: str | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        expect: int | tuple[int, ...] = 200,
     ) -> Any:
         headers = self.auth(as_user) if as_user else {}
-        response = self.http.request(method, f"{self.urls[service]}{path}", json=json, params=params,
-                                     headers=headers)
+        response = self.http.request(method, f"{self.urls[service]}{path}", json=json, params=params, headers=headers)
         expected = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in expected:
-            raise StepFailed(f"{method} {service}{path}: expected {expected}, got "
-                             f"{response.status_code} {response.text[:500]}")
+            raise StepFailed(
+                f"{method} {service}{path}: expected {expected}, got {response.status_code} {response.text[:500]}"
+            )
         return response.json() if response.content else None
 
     def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:

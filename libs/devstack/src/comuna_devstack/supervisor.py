@@ -114,14 +114,8 @@ class ProcessGroup:
             while True:
                 code = child.process.poll()
                 if code is not None:
-                    log = (
-                        f"\n--- {child.log_file} ---\n{tail(child.log_file)}"
-                        if child.log_file
-                        else ""
-                    )
-                    raise RuntimeError(
-                        f"{name} exited with code {code} before {url} was ready{log}"
-                    )
+                    log = f"\n--- {child.log_file} ---\n{tail(child.log_file)}" if child.log_file else ""
+                    raise RuntimeError(f"{name} exited with code {code} before {url} was ready{log}")
                 try:
                     if client.get(url).status_code == 200:
                         return
@@ -146,9 +140,7 @@ class ProcessGroup:
 
     def stop(self) -> None:
         """SIGTERM every child's process group, SIGKILL what is left after the grace period."""
-        running = [
-            child for child in self.children.values() if child.process.poll() is None
-        ]
+        running = [child for child in self.children.values() if child.process.poll() is None]
         for child in running:
             _signal_group(child.process, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_period

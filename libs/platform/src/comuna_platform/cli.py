@@ -38,6 +38,5 @@ def openapi_document(spec: ServiceSpec) -> dict[str, object]:
 
     from comuna_platform.http import create_app
 
-    app: FastAPI = create_app(service=spec.name, title=spec.title, description=spec.description,
-                              routers=spec.routers)
+    app: FastAPI = create_app(service=spec.name, title=spec.title, description=spec.description, routers=spec.routers)
     return app.openapi()

@@ -29,7 +29,8 @@ ERROR_DOMAIN = "comuna.dev"
 def _status_for(exc: ProblemError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:
     """A google.rpc.Status with an ErrorInfo carrying our stable error code."""
     info = error_details_pb2.ErrorInfo(
-        reason=exc.code, domain=ERROR_DOMAIN,
+        reason=exc.code,
+        domain=ERROR_DOMAIN,
         metadata={k: str(v) for k, v in exc.extra.items()},
     )
     detail = any_pb2.Any()
@@ -96,8 +97,7 @@ class GrpcServer:
 
     async def set_serving(self, serving: bool) -> None:
         """Report SERVING (or NOT_SERVING while draining) overall and for each service."""
-        status = (health_pb2.HealthCheckResponse.SERVING if serving
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ["", *self.service_names]:
             await self.health_servicer.set(name, status)
 
@@ -132,7 +132,8 @@ def create_grpc_server(
 def client_channel(target: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
     """An insecure channel (mTLS is the mesh's job in Kubernetes) with tracing and auth."""
     return grpc.aio.insecure_channel(
-        target, interceptors=[*aio_client_interceptors(), *interceptors],  # type: ignore[no-untyped-call]
+        target,
+        interceptors=[*aio_client_interceptors(), *interceptors],  # type: ignore[no-untyped-call]
     )
 
 

@@ -105,8 +105,9 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
 
 def start_workers(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[None]]:
     """The outbox relay and the event consumers, running until `runtime.stop` is set."""
-    relay = OutboxRelay(runtime.db, runtime.js, source=f"/comuna/{spec.name}",
-                        poll_seconds=runtime.settings.outbox_poll_seconds)
+    relay = OutboxRelay(
+        runtime.db, runtime.js, source=f"/comuna/{spec.name}", poll_seconds=runtime.settings.outbox_poll_seconds
+    )
     tasks = [asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")]
     tasks += [
         asyncio.create_task(consumer.run(runtime.stop), name=f"consumer-{consumer.name}")
@@ -128,14 +129,23 @@ async def serve(spec: ServiceSpec) -> None:
     provider = setup_tracing(spec.name, settings.otel_exporter)
     async with open_runtime(spec, settings) as (runtime, app):
         grpc_server = create_grpc_server(
-            host=settings.grpc_host, port=settings.grpc_port, verifier=runtime.verifier,
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+            verifier=runtime.verifier,
             register=lambda server: spec.grpc_register(runtime, server),
         )
         await grpc_server.server.start()
         await grpc_server.set_serving(True)
         http = _HttpServer(
-            uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                           access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+            uvicorn.Config(
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+            )
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -47,7 +47,9 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         tokens = _NoCredentials()
     channel = client_channel(settings.identity_grpc_target, bearer_token_interceptors(tokens))
     app.state.identity = IdentityClient(
-        channel, tokens=tokens, timeout=settings.identity_timeout_seconds,
+        channel,
+        tokens=tokens,
+        timeout=settings.identity_timeout_seconds,
         max_in_flight=settings.identity_max_in_flight,
     )
     app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)

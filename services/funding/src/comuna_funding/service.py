@@ -20,8 +20,11 @@ def settings_of(runtime: Runtime) -> Settings:
 
 
 def grant_policy(settings: Settings) -> GrantPolicy:
-    return GrantPolicy(amount_minor=settings.grant_amount_minor, currency=settings.grant_currency,
-                       funding_source=settings.funding_source)
+    return GrantPolicy(
+        amount_minor=settings.grant_amount_minor,
+        currency=settings.grant_currency,
+        funding_source=settings.funding_source,
+    )
 
 
 def consumers(runtime: Runtime) -> Sequence[EventConsumer]:

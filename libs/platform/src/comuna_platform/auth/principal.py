@@ -44,11 +44,11 @@ class Principal:
         """Whether any of the caller's territory scopes includes `territory_code`."""
         return any(scope_covers(scope, territory_code) for scope in self.territories)
 
-
     def require_territory(self, territory_code: str) -> None:
         """Raise `PermissionDeniedError` ("forbidden_territory") unless a scope covers the code."""
         if not self.covers(territory_code):
             raise PermissionDeniedError("forbidden_territory", f"not allowed to act in territory {territory_code}")
+
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], audience: str) -> Principal:
         """Build from verified Keycloak access-token claims.

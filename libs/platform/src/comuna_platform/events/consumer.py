@@ -33,9 +33,7 @@ from comuna_platform.events.tables import inbox_table
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-EVENTS_HANDLED = Counter(
-    "comuna_events_handled_total", "Events consumed", ["consumer", "event_type", "outcome"]
-)
+EVENTS_HANDLED = Counter("comuna_events_handled_total", "Events consumed", ["consumer", "event_type", "outcome"])
 
 M = TypeVar("M", bound=Message)
 
@@ -136,9 +134,14 @@ class EventConsumer:
             return
         context = propagate.extract(headers)
         with tracer.start_as_current_span(
-            f"consume {msg.subject}", context=context, kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
-                        "messaging.message.id": str(envelope.event_id)},
+            f"consume {msg.subject}",
+            context=context,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.message.id": str(envelope.event_id),
+            },
         ):
             try:
                 applied = await self._apply_once(handler, ReceivedEvent(envelope, message, msg.subject))
@@ -157,8 +160,7 @@ class EventConsumer:
         async with self._db.transaction() as session:
             inserted = await session.execute(
                 insert(inbox_table)
-                .values(consumer=self.name, event_id=event.envelope.event_id,
-                        event_type=event.envelope.event_type)
+                .values(consumer=self.name, event_id=event.envelope.event_id, event_type=event.envelope.event_type)
                 .on_conflict_do_nothing()
                 .returning(inbox_table.c.event_id)
             )

@@ -60,12 +60,20 @@ async def stage_events(session: AsyncSession, events: Sequence[NewEvent]) -> Non
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     for start in range(0, len(events), _STAGE_CHUNK):
-        await session.execute(insert(outbox_table), [
-            {"event_id": e.event_id, "subject": e.subject, "event_type": e.message.DESCRIPTOR.full_name,
-             "aggregate_id": e.aggregate_id, "payload": e.message.SerializeToString(deterministic=True),
-             "headers": carrier}
-            for e in events[start:start + _STAGE_CHUNK]
-        ])
+        await session.execute(
+            insert(outbox_table),
+            [
+                {
+                    "event_id": e.event_id,
+                    "subject": e.subject,
+                    "event_type": e.message.DESCRIPTOR.full_name,
+                    "aggregate_id": e.aggregate_id,
+                    "payload": e.message.SerializeToString(deterministic=True),
+                    "headers": carrier,
+                }
+                for e in events[start : start + _STAGE_CHUNK]
+            ],
+        )
     session.info[_STAGED_KEY] = True
 
 
@@ -136,15 +144,19 @@ class OutboxRelay:
         """Publish one batch of unsent events; returns how many were sent."""
         async with self._db.transaction() as session:
             rows = (
-                await session.execute(
-                    select(outbox_table)
-                    .where(outbox_table.c.published_at.is_(None))
-                    .order_by(outbox_table.c.seq)
-                    .limit(self._batch_size)
-                    # Several replicas may relay at once; each takes a disjoint batch.
-                    .with_for_update(skip_locked=True)
+                (
+                    await session.execute(
+                        select(outbox_table)
+                        .where(outbox_table.c.published_at.is_(None))
+                        .order_by(outbox_table.c.seq)
+                        .limit(self._batch_size)
+                        # Several replicas may relay at once; each takes a disjoint batch.
+                        .with_for_update(skip_locked=True)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             for row in rows:
                 await self._publish(row)
             if rows:

@@ -22,9 +22,7 @@ def stream_name(service: str) -> str:
 
 
 async def connect(url: str, *, name: str) -> NATS:
-    return await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
-    )
+    return await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5)
 
 
 async def ensure_stream(js: JetStreamContext, service: str) -> None:

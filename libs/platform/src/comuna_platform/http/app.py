@@ -39,8 +39,10 @@ _PROBLEM_STATUSES = {
     503: "A dependency is unavailable; retry later",
 }
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description,
-             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    status: {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
     for status, description in _PROBLEM_STATUSES.items()
 }
 

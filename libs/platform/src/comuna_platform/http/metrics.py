@@ -9,7 +9,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("comuna_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "comuna_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    "comuna_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -40,4 +42,3 @@ class MetricsMiddleware:
             route = str(getattr(matched, "path", "unmatched"))
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
-

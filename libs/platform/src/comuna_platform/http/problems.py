@@ -22,14 +22,29 @@ log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://comuna.dev/problems/"
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-                 413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
 
 
 def problem_response(
-    request: Request, *, status: int, code: str, title: str, detail: str,
-    headers: dict[str, str] | None = None, **extra: Any,
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
@@ -46,14 +61,17 @@ def problem_response(
 
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(request, status=exc.status, code=exc.code, title=exc.title,
-                            detail=exc.detail, **exc.extra)
+    return problem_response(request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra)
 
 
 async def _authentication_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthenticationError)
     return problem_response(
-        request, status=401, code=exc.code, title="Unauthenticated", detail=str(exc),
+        request,
+        status=401,
+        code=exc.code,
+        title="Unauthenticated",
+        detail=str(exc),
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
 
@@ -65,35 +83,59 @@ async def _permission_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _keyset_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # The issuer is down, not the caller's token bad: 503 so clients retry with the same token.
-    return problem_response(request, status=503, code="jwks_unavailable", title="Service unavailable",
-                            detail="token keys cannot be fetched right now; retry later",
-                            headers={"Retry-After": "2"})
+    return problem_response(
+        request,
+        status=503,
+        code="jwks_unavailable",
+        title="Service unavailable",
+        detail="token keys cannot be fetched right now; retry later",
+        headers={"Retry-After": "2"},
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Echo where and why, never the submitted values (they may hold id numbers).
     errors = [
-        {"location": [str(part) for part in err.get("loc", ())], "message": err.get("msg", ""),
-         "type": err.get("type", "")}
+        {
+            "location": [str(part) for part in err.get("loc", ())],
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
-    return problem_response(request, status=422, code="validation_error", title="Invalid request",
-                            detail="The request did not pass validation.", errors=errors)
+    return problem_response(
+        request,
+        status=422,
+        code="validation_error",
+        title="Invalid request",
+        detail="The request did not pass validation.",
+        errors=errors,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
-    return problem_response(request, status=exc.status_code, code=code,
-                            title=code.replace("_", " ").capitalize(), detail=str(exc.detail),
-                            headers=dict(exc.headers or {}))
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=code.replace("_", " ").capitalize(),
+        detail=str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return problem_response(request, status=500, code="internal_error", title="Internal error",
-                            detail="An unexpected error occurred; it has been logged.")
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal error",
+        detail="An unexpected error occurred; it has been logged.",
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

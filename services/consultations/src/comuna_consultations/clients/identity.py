@@ -100,14 +100,15 @@ class IdentityClient:
         stamp = Timestamp()
         stamp.FromDatetime(as_of)
         request = pb.CheckEligibilityRequest(
-            consultation_id=str(consultation_id), commune_id=str(commune_id), national_id=national_id,
+            consultation_id=str(consultation_id),
+            commune_id=str(commune_id),
+            national_id=national_id,
             as_of=stamp,
         )
         response = await self._call("CheckEligibility", self._stub.CheckEligibility, request)
         if response.eligible:
             if not response.voter_ref:
-                raise Unavailable("identity answered eligible without a voter reference",
-                                  code="identity_bad_answer")
+                raise Unavailable("identity answered eligible without a voter reference", code="identity_bad_answer")
             return Eligibility(True, "", response.voter_ref)
         return Eligibility(False, REASONS.get(response.reason, "other"), "")
 

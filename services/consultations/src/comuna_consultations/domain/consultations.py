@@ -36,7 +36,6 @@ COMMUNE_RESULT_CERTIFIED = "consultations.commune_result.certified"
 CONSULTATION_CERTIFIED = "consultations.consultation.certified"
 
 
-
 def not_found(consultation_id: uuid.UUID) -> NotFound:
     return NotFound(f"consultation {consultation_id} does not exist", code="consultation_not_found")
 
@@ -56,7 +55,13 @@ class Schedule:
 
 
 async def open_consultation(
-    db: Database, identity: IdentityClient, principal: Principal, *, code: str, title: str, schedule: Schedule,
+    db: Database,
+    identity: IdentityClient,
+    principal: Principal,
+    *,
+    code: str,
+    title: str,
+    schedule: Schedule,
 ) -> Consultation:
     """Create a consultation in `assembly` with a snapshot of every commune identity knows."""
     principal.require_territory(COUNTRY)
@@ -71,24 +76,33 @@ async def open_consultation(
         raise FailedPrecondition("identity knows no communes; register the territories first", code="no_communes")
     consultation_id = uuid.uuid4()
     row = {
-        "id": consultation_id, "code": code, "title": title, "status": Status.ASSEMBLY.value,
-        "assemblies_open_at": schedule.assemblies_open_at, "voting_opens_at": schedule.voting_opens_at,
-        "voting_closes_at": schedule.voting_closes_at, "commune_count": len(communes),
+        "id": consultation_id,
+        "code": code,
+        "title": title,
+        "status": Status.ASSEMBLY.value,
+        "assemblies_open_at": schedule.assemblies_open_at,
+        "voting_opens_at": schedule.voting_opens_at,
+        "voting_closes_at": schedule.voting_closes_at,
+        "commune_count": len(communes),
     }
     async with db.transaction() as session:
         if not await repository.insert_consultation(session, row):
             raise _exists(code)
-        await repository.insert_communes(session, [
-            {"consultation_id": consultation_id, "commune_id": c.id, "code": c.code, "name": c.name}
-            for c in communes
-        ])
+        await repository.insert_communes(
+            session,
+            [
+                {"consultation_id": consultation_id, "commune_id": c.id, "code": c.code, "name": c.name}
+                for c in communes
+            ],
+        )
         message = events_pb2.ConsultationOpened(
             consultation_id=str(consultation_id), code=code, commune_count=len(communes)
         )
         message.voting_opens_at.FromDatetime(schedule.voting_opens_at)
         message.voting_closes_at.FromDatetime(schedule.voting_closes_at)
-        await stage_event(session, subject="consultations.consultation.opened", message=message,
-                          aggregate_id=str(consultation_id))
+        await stage_event(
+            session, subject="consultations.consultation.opened", message=message, aggregate_id=str(consultation_id)
+        )
         consultation = await repository.consultation_by_id(session, consultation_id)
         assert consultation is not None
         return consultation
@@ -106,7 +120,10 @@ class NewCandidate:
 
 
 async def record_candidate(
-    session: AsyncSession, principal: Principal, consultation_id: uuid.UUID, commune_id: uuid.UUID,
+    session: AsyncSession,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    commune_id: uuid.UUID,
     new: NewCandidate,
 ) -> uuid.UUID:
     """Record one of a commune's assembly candidates; only while assemblies are running."""
@@ -121,25 +138,40 @@ async def record_candidate(
     principal.require_territory(commune.code)
     require_status(consultation.status, Status.ASSEMBLY)
     candidate_id = uuid.uuid4()
-    inserted = await repository.insert_candidate(session, {
-        "id": candidate_id, "consultation_id": consultation_id, "commune_id": commune_id, "title": new.title,
-        "description": new.description, "assembly_priority": new.assembly_priority,
-    })
+    inserted = await repository.insert_candidate(
+        session,
+        {
+            "id": candidate_id,
+            "consultation_id": consultation_id,
+            "commune_id": commune_id,
+            "title": new.title,
+            "description": new.description,
+            "assembly_priority": new.assembly_priority,
+        },
+    )
     if not inserted:
-        raise Conflict(f"the commune already has a candidate with priority {new.assembly_priority}",
-                       code="candidate_priority_taken")
+        raise Conflict(
+            f"the commune already has a candidate with priority {new.assembly_priority}",
+            code="candidate_priority_taken",
+        )
     await stage_event(
-        session, subject="consultations.candidate.recorded", aggregate_id=str(consultation_id),
+        session,
+        subject="consultations.candidate.recorded",
+        aggregate_id=str(consultation_id),
         message=events_pb2.CandidateRecorded(
-            consultation_id=str(consultation_id), candidate_id=str(candidate_id), commune_id=str(commune_id),
-            title=new.title, assembly_priority=new.assembly_priority,
+            consultation_id=str(consultation_id),
+            candidate_id=str(candidate_id),
+            commune_id=str(commune_id),
+            title=new.title,
+            assembly_priority=new.assembly_priority,
         ),
     )
     return candidate_id
 
 
-async def _lock_for(session: AsyncSession, principal: Principal, consultation_id: uuid.UUID,
-                    target: Status) -> Consultation:
+async def _lock_for(
+    session: AsyncSession, principal: Principal, consultation_id: uuid.UUID, target: Status
+) -> Consultation:
     principal.require_territory(COUNTRY)
     # FOR UPDATE conflicts with the FOR KEY SHARE every ballot takes and with the FOR SHARE of
     # candidate recording: the transition waits for those in flight, and later ones see it.
@@ -170,7 +202,9 @@ async def close(
     # Exact: ballots in flight committed before our lock was granted; later ones see "closed".
     ballots = await repository.count_ballots(session, consultation_id)
     await stage_event(
-        session, subject="consultations.consultation.closed", aggregate_id=str(consultation_id),
+        session,
+        subject="consultations.consultation.closed",
+        aggregate_id=str(consultation_id),
         message=events_pb2.ConsultationClosed(consultation_id=str(consultation_id), ballots=ballots),
     )
     return consultation
@@ -185,23 +219,43 @@ async def certify(
     candidates = await repository.all_candidates(session, consultation_id)
     votes = await repository.votes_per_candidate(session, consultation_id)
     commune_outcomes = outcomes(communes, candidates, votes)
-    await repository.insert_results(session, [
-        {"consultation_id": consultation_id, "commune_id": c.commune_id, "candidate_id": k.candidate_id,
-         "votes": k.votes, "rank": k.rank}
-        for c in commune_outcomes for k in c.candidates
-    ])
+    await repository.insert_results(
+        session,
+        [
+            {
+                "consultation_id": consultation_id,
+                "commune_id": c.commune_id,
+                "candidate_id": k.candidate_id,
+                "votes": k.votes,
+                "rank": k.rank,
+            }
+            for c in commune_outcomes
+            for k in c.candidates
+        ],
+    )
     consultation.status = Status.CERTIFIED.value
     consultation.certified_at = now
     await session.flush()
-    results = CertifiedResults(consultation_id, consultation.code, now, sum(c.ballots for c in commune_outcomes),
-                               commune_outcomes)
+    results = CertifiedResults(
+        consultation_id, consultation.code, now, sum(c.ballots for c in commune_outcomes), commune_outcomes
+    )
     # One small event per commune, then the summary: no message grows with the country (a
     # single one with every commune would be ~4.5 MB nationwide, over NATS's 1 MB limit, and
     # would block the outbox relay). Staged in this order, the summary is relayed last.
-    await stage_events(session, [
-        *(NewEvent(subject=COMMUNE_RESULT_CERTIFIED, message=commune_event(results, c), aggregate_id=str(c.commune_id))
-          for c in commune_outcomes),
-        NewEvent(subject=CONSULTATION_CERTIFIED, message=summary_proto(summary_of(results)),
-                 aggregate_id=str(consultation_id)),
-    ])
+    await stage_events(
+        session,
+        [
+            *(
+                NewEvent(
+                    subject=COMMUNE_RESULT_CERTIFIED, message=commune_event(results, c), aggregate_id=str(c.commune_id)
+                )
+                for c in commune_outcomes
+            ),
+            NewEvent(
+                subject=CONSULTATION_CERTIFIED,
+                message=summary_proto(summary_of(results)),
+                aggregate_id=str(consultation_id),
+            ),
+        ],
+    )
     return consultation, results

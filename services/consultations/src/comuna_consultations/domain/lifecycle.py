@@ -32,13 +32,15 @@ def require_status(current: str, required: Status) -> None:
     if current != required:
         raise FailedPrecondition(
             f"the consultation is in status {current}, not {required}",
-            code=f"consultation_not_in_{required}", current_status=current,
+            code=f"consultation_not_in_{required}",
+            current_status=current,
         )
 
 
 def check_transition(current: str, target: Status) -> None:
     """Raise FailedPrecondition unless `target` is the next step after `current`."""
     if current == target:
-        raise FailedPrecondition(f"the consultation is already {target}", code=f"consultation_already_{target}",
-                                 current_status=current)
+        raise FailedPrecondition(
+            f"the consultation is already {target}", code=f"consultation_already_{target}", current_status=current
+        )
     require_status(current, PREVIOUS[target])

@@ -57,15 +57,20 @@ def outcomes(
     result = []
     for commune in sorted(communes, key=lambda c: c.code):
         ranked = rank_candidates(by_commune.get(commune.commune_id, ()))
-        result.append(CommuneOutcome(
-            commune.commune_id, commune.code, commune.name, sum(c.votes for c in ranked), winner_of(ranked), ranked,
-        ))
+        result.append(
+            CommuneOutcome(
+                commune.commune_id,
+                commune.code,
+                commune.name,
+                sum(c.votes for c in ranked),
+                winner_of(ranked),
+                ranked,
+            )
+        )
     return result
 
 
-def from_stored(
-    communes: Iterable[ConsultationCommune], rows: Sequence[repository.ResultRow]
-) -> list[CommuneOutcome]:
+def from_stored(communes: Iterable[ConsultationCommune], rows: Sequence[repository.ResultRow]) -> list[CommuneOutcome]:
     """Outcomes as certified (stored ranks, never re-ranked on read)."""
     by_commune: dict[uuid.UUID, list[RankedCandidate]] = defaultdict(list)
     for r in rows:
@@ -73,9 +78,16 @@ def from_stored(
     result = []
     for commune in sorted(communes, key=lambda c: c.code):
         ranked = sorted(by_commune.get(commune.commune_id, ()), key=lambda c: c.rank)
-        result.append(CommuneOutcome(
-            commune.commune_id, commune.code, commune.name, sum(c.votes for c in ranked), winner_of(ranked), ranked,
-        ))
+        result.append(
+            CommuneOutcome(
+                commune.commune_id,
+                commune.code,
+                commune.name,
+                sum(c.votes for c in ranked),
+                winner_of(ranked),
+                ranked,
+            )
+        )
     return result
 
 
@@ -99,8 +111,11 @@ async def load_certified(
         session, consultation_id, commune_ids=None if commune_id is None else [commune_id]
     )
     outcome = from_stored(communes, rows)
-    total = (sum(c.ballots for c in outcome) if commune_id is None
-             else await repository.count_ballots(session, consultation_id))
+    total = (
+        sum(c.ballots for c in outcome)
+        if commune_id is None
+        else await repository.count_ballots(session, consultation_id)
+    )
     return CertifiedResults(consultation.id, consultation.code, consultation.certified_at, total, outcome)
 
 
@@ -115,14 +130,23 @@ class Summary:
 
 
 def summary_of(results: CertifiedResults) -> Summary:
-    return Summary(results.consultation_id, results.code, results.certified_at, results.ballots,
-                   len(results.communes), sum(1 for c in results.communes if c.winner_candidate_id is not None))
+    return Summary(
+        results.consultation_id,
+        results.code,
+        results.certified_at,
+        results.ballots,
+        len(results.communes),
+        sum(1 for c in results.communes if c.winner_candidate_id is not None),
+    )
 
 
 def summary_proto(summary: Summary) -> events_pb2.ConsultationCertified:
     message = events_pb2.ConsultationCertified(
-        consultation_id=str(summary.consultation_id), code=summary.code, ballots=summary.ballots,
-        commune_count=summary.commune_count, communes_with_winner=summary.communes_with_winner,
+        consultation_id=str(summary.consultation_id),
+        code=summary.code,
+        ballots=summary.ballots,
+        commune_count=summary.commune_count,
+        communes_with_winner=summary.communes_with_winner,
     )
     message.certified_at.FromDatetime(summary.certified_at)
     return message
@@ -130,11 +154,19 @@ def summary_proto(summary: Summary) -> events_pb2.ConsultationCertified:
 
 def commune_proto(c: CommuneOutcome) -> events_pb2.CommuneResult:
     return events_pb2.CommuneResult(
-        commune_id=str(c.commune_id), commune_code=c.code, commune_name=c.name, ballots=c.ballots,
+        commune_id=str(c.commune_id),
+        commune_code=c.code,
+        commune_name=c.name,
+        ballots=c.ballots,
         winner_candidate_id=str(c.winner_candidate_id) if c.winner_candidate_id else "",
         candidates=[
-            events_pb2.CandidateResult(candidate_id=str(k.candidate_id), title=k.title, votes=k.votes,
-                                       rank=k.rank, assembly_priority=k.assembly_priority)
+            events_pb2.CandidateResult(
+                candidate_id=str(k.candidate_id),
+                title=k.title,
+                votes=k.votes,
+                rank=k.rank,
+                assembly_priority=k.assembly_priority,
+            )
             for k in c.candidates
         ],
     )
@@ -142,7 +174,8 @@ def commune_proto(c: CommuneOutcome) -> events_pb2.CommuneResult:
 
 def commune_event(results: CertifiedResults, commune: CommuneOutcome) -> events_pb2.CommuneResultCertified:
     message = events_pb2.CommuneResultCertified(
-        consultation_id=str(results.consultation_id), consultation_code=results.code,
+        consultation_id=str(results.consultation_id),
+        consultation_code=results.code,
         result=commune_proto(commune),
     )
     message.certified_at.FromDatetime(results.certified_at)
@@ -174,7 +207,11 @@ def page_size_of(requested: int) -> int:
 
 
 async def certified_page(
-    session: AsyncSession, consultation_id: uuid.UUID, *, after_code: str, page_size: int,
+    session: AsyncSession,
+    consultation_id: uuid.UUID,
+    *,
+    after_code: str,
+    page_size: int,
     max_bytes: int = MAX_PAGE_BYTES,
 ) -> CertifiedPage:
     """The summary and the communes after `after_code` (in code order), at most `page_size`
@@ -199,6 +236,12 @@ async def certified_page(
             break
         page.append(message)
     totals = await repository.certified_totals(session, consultation_id)
-    summary = Summary(consultation.id, consultation.code, consultation.certified_at, totals.ballots,
-                      consultation.commune_count, totals.communes_with_winner)
+    summary = Summary(
+        consultation.id,
+        consultation.code,
+        consultation.certified_at,
+        totals.ballots,
+        consultation.commune_count,
+        totals.communes_with_winner,
+    )
     return CertifiedPage(summary_proto(summary), page, page[-1].commune_code if more and page else None)

@@ -64,8 +64,13 @@ class CastBallot:
 
 
 async def cast_ballot(
-    db: Database, snapshots: VotingSnapshotCache, identity: IdentityClient, principal: Principal,
-    request: BallotRequest, *, now: datetime,
+    db: Database,
+    snapshots: VotingSnapshotCache,
+    identity: IdentityClient,
+    principal: Principal,
+    request: BallotRequest,
+    *,
+    now: datetime,
 ) -> CastBallot:
     role = CHANNEL_ROLES[request.channel]
     if not principal.has_role(role):
@@ -82,19 +87,28 @@ async def cast_ballot(
         raise InvalidInput("the candidate belongs to another commune", code="candidate_not_in_commune")
 
     eligibility = await identity.check_eligibility(
-        consultation_id=request.consultation_id, commune_id=request.commune_id,
-        national_id=request.national_id, as_of=now,
+        consultation_id=request.consultation_id,
+        commune_id=request.commune_id,
+        national_id=request.national_id,
+        as_of=now,
     )
     if not eligibility.eligible:
-        raise Forbidden(f"the voter is not eligible in this commune: {eligibility.reason}",
-                        code="voter_ineligible", reason=eligibility.reason)
+        raise Forbidden(
+            f"the voter is not eligible in this commune: {eligibility.reason}",
+            code="voter_ineligible",
+            reason=eligibility.reason,
+        )
 
     ballot_id = uuid.uuid4()
     # The ballot is one statement, atomic on its own: run it in autocommit (one round trip).
     async with db.autocommit() as conn:
         written = await repository.cast_ballot(
-            conn, consultation_id=request.consultation_id, voter_ref=eligibility.voter_ref,
-            ballot_id=ballot_id, commune_id=request.commune_id, candidate_id=request.candidate_id,
+            conn,
+            consultation_id=request.consultation_id,
+            voter_ref=eligibility.voter_ref,
+            ballot_id=ballot_id,
+            commune_id=request.commune_id,
+            candidate_id=request.candidate_id,
             channel=request.channel,
         )
         if not written:

@@ -19,8 +19,6 @@ from comuna_platform.runtime import Runtime
 _CURSOR_TAG = "c1:"
 
 
-
-
 def encode_page_token(after_code: str) -> str:
     return base64.urlsafe_b64encode(f"{_CURSOR_TAG}{after_code}".encode()).decode().rstrip("=")
 
@@ -35,7 +33,7 @@ def decode_page_token(token: str) -> str:
         raise InvalidInput("page_token is not one this service issued", code="invalid_page_token") from exc
     if not text.startswith(_CURSOR_TAG) or len(text) == len(_CURSOR_TAG):
         raise InvalidInput("page_token is not one this service issued", code="invalid_page_token")
-    return text[len(_CURSOR_TAG):]
+    return text[len(_CURSOR_TAG) :]
 
 
 class ConsultationsServicer(consultations_pb2_grpc.ConsultationsServiceServicer):
@@ -53,7 +51,8 @@ class ConsultationsServicer(consultations_pb2_grpc.ConsultationsServiceServicer)
         async with self._runtime.db.transaction() as session:
             page = await certified_page(session, consultation_id, after_code=after_code, page_size=page_size)
         return pb.ListCertifiedResultsResponse(
-            summary=page.summary, results=page.results,
+            summary=page.summary,
+            results=page.results,
             next_page_token=encode_page_token(page.next_after_code) if page.next_after_code is not None else "",
         )
 

@@ -64,7 +64,9 @@ async def list_consultations(session: AsyncSession, *, after_code: str, limit: i
 async def insert_consultation(session: AsyncSession, row: dict[str, Any]) -> bool:
     """False if the code is taken (the unique constraint decides, also under concurrency)."""
     inserted = await session.execute(
-        pg_insert(consultations).values(**row).on_conflict_do_nothing(index_elements=["code"])
+        pg_insert(consultations)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["code"])
         .returning(consultations.c.id)
     )
     return inserted.first() is not None
@@ -102,7 +104,8 @@ async def commune_codes(session: AsyncSession, consultation_id: uuid.UUID) -> di
 async def insert_candidate(session: AsyncSession, row: dict[str, Any]) -> bool:
     """False if the commune already has a candidate at that priority."""
     inserted = await session.execute(
-        pg_insert(candidates).values(**row)
+        pg_insert(candidates)
+        .values(**row)
         .on_conflict_do_nothing(constraint="uq_candidates_priority")
         .returning(candidates.c.id)
     )
@@ -135,9 +138,9 @@ class CandidateRow:
 
 
 async def all_candidates(session: AsyncSession, consultation_id: uuid.UUID) -> list[CandidateRow]:
-    query = select(
-        candidates.c.id, candidates.c.commune_id, candidates.c.title, candidates.c.assembly_priority
-    ).where(candidates.c.consultation_id == consultation_id)
+    query = select(candidates.c.id, candidates.c.commune_id, candidates.c.title, candidates.c.assembly_priority).where(
+        candidates.c.consultation_id == consultation_id
+    )
     return [CandidateRow(r.id, r.commune_id, r.title, r.assembly_priority) for r in await session.execute(query)]
 
 
@@ -162,8 +165,14 @@ async def cast_ballot(
     """
     written = await session.execute(
         _CAST_BALLOT,
-        {"consultation_id": consultation_id, "voter_ref": voter_ref, "ballot_id": ballot_id,
-         "commune_id": commune_id, "candidate_id": candidate_id, "channel": channel},
+        {
+            "consultation_id": consultation_id,
+            "voter_ref": voter_ref,
+            "ballot_id": ballot_id,
+            "commune_id": commune_id,
+            "candidate_id": candidate_id,
+            "channel": channel,
+        },
     )
     return written.first() is not None
 
@@ -176,8 +185,10 @@ def _cast_ballot_statement() -> Any:
         .from_select(
             ["consultation_id", "voter_ref"],
             select(consultations.c.id, bindparam("voter_ref", type_=participations.c.voter_ref.type))
-            .where(consultations.c.id == bindparam("consultation_id", type_=consultations.c.id.type),
-                   consultations.c.status == "voting")
+            .where(
+                consultations.c.id == bindparam("consultation_id", type_=consultations.c.id.type),
+                consultations.c.status == "voting",
+            )
             .with_for_update(read=True, key_share=True),
         )
         .on_conflict_do_nothing(index_elements=["consultation_id", "voter_ref"])
@@ -189,7 +200,8 @@ def _cast_ballot_statement() -> Any:
         .from_select(
             ["id", "consultation_id", "commune_id", "candidate_id", "channel"],
             select(
-                bindparam("ballot_id", type_=ballots.c.id.type), participation.c.consultation_id,
+                bindparam("ballot_id", type_=ballots.c.id.type),
+                participation.c.consultation_id,
                 bindparam("commune_id", type_=ballots.c.commune_id.type),
                 bindparam("candidate_id", type_=ballots.c.candidate_id.type),
                 bindparam("channel", type_=ballots.c.channel.type),
@@ -248,8 +260,14 @@ async def stored_results(
 ) -> list[ResultRow]:
     """The certified rows of every commune, or only of `commune_ids`."""
     query = (
-        select(results.c.commune_id, results.c.candidate_id, candidates.c.title, candidates.c.assembly_priority,
-               results.c.votes, results.c.rank)
+        select(
+            results.c.commune_id,
+            results.c.candidate_id,
+            candidates.c.title,
+            candidates.c.assembly_priority,
+            results.c.votes,
+            results.c.rank,
+        )
         .join(candidates, candidates.c.id == results.c.candidate_id)
         .where(results.c.consultation_id == consultation_id)
         .order_by(results.c.commune_id, results.c.rank)

@@ -40,7 +40,11 @@ class _Entry:
 
 class VotingSnapshotCache:
     def __init__(
-        self, db: Database, *, ttl: float = 1.0, max_entries: int = 64,
+        self,
+        db: Database,
+        *,
+        ttl: float = 1.0,
+        max_entries: int = 64,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db

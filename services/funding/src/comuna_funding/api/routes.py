@@ -41,40 +41,65 @@ AccountKind = Annotated[str | None, Query(pattern="^(" + "|".join(ACCOUNT_KINDS)
 
 def _allocation(allocation: Allocation, *, debits_posted: int, credits_posted: int) -> AllocationOut:
     return AllocationOut(
-        id=allocation.id, consultation_id=allocation.consultation_id, commune_id=allocation.commune_id,
-        commune_code=allocation.commune_code, candidate_id=allocation.candidate_id, title=allocation.title,
+        id=allocation.id,
+        consultation_id=allocation.consultation_id,
+        commune_id=allocation.commune_id,
+        commune_code=allocation.commune_code,
+        candidate_id=allocation.candidate_id,
+        title=allocation.title,
         funding_source=allocation.funding_source,
-        amount_minor=allocation.amount_minor, currency=allocation.currency,
+        amount_minor=allocation.amount_minor,
+        currency=allocation.currency,
         # The ledger is the source of truth: what left the earmark is what was disbursed.
-        disbursed_minor=debits_posted, remaining_minor=credits_posted - debits_posted,
-        account_id=allocation.account_id, transfer_id=allocation.transfer_id, created_at=allocation.created_at,
+        disbursed_minor=debits_posted,
+        remaining_minor=credits_posted - debits_posted,
+        account_id=allocation.account_id,
+        transfer_id=allocation.transfer_id,
+        created_at=allocation.created_at,
     )
 
 
 def _disbursement(d: Disbursement) -> DisbursementOut:
     return DisbursementOut(
-        id=d.id, project_id=d.project_id, milestone_id=d.milestone_id,
-        amount_minor=d.amount_minor, currency=d.currency, status=d.status, reason=d.reason,
-        transfer_id=d.transfer_id, created_at=d.created_at,
+        id=d.id,
+        project_id=d.project_id,
+        milestone_id=d.milestone_id,
+        amount_minor=d.amount_minor,
+        currency=d.currency,
+        status=d.status,
+        reason=d.reason,
+        transfer_id=d.transfer_id,
+        created_at=d.created_at,
     )
 
 
 def _account(a: AccountRow) -> AccountOut:
     return AccountOut(
-        id=a.id, key=a.key, kind=a.kind, currency=a.currency,
-        flags=AccountFlags(debits_must_not_exceed_credits=a.debits_must_not_exceed_credits,
-                           credits_must_not_exceed_debits=a.credits_must_not_exceed_debits),
-        debits_posted_minor=a.debits_posted, credits_posted_minor=a.credits_posted,
-        balance_minor=a.credits_posted - a.debits_posted, created_at=a.created_at,
+        id=a.id,
+        key=a.key,
+        kind=a.kind,
+        currency=a.currency,
+        flags=AccountFlags(
+            debits_must_not_exceed_credits=a.debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits=a.credits_must_not_exceed_debits,
+        ),
+        debits_posted_minor=a.debits_posted,
+        credits_posted_minor=a.credits_posted,
+        balance_minor=a.credits_posted - a.debits_posted,
+        created_at=a.created_at,
     )
 
 
 def _transfer(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
     return TransferOut(
-        id=t.id, seq=t.seq, date=t.created_at, value=Money(amount_minor=t.amount, currency=t.currency),
+        id=t.id,
+        seq=t.seq,
+        date=t.created_at,
+        value=Money(amount_minor=t.amount, currency=t.currency),
         payer=AccountRef(id=t.debit_account_id, key=keys[t.debit_account_id]),
         payee=AccountRef(id=t.credit_account_id, key=keys[t.credit_account_id]),
-        code=t.code, reference=t.reference,
+        code=t.code,
+        reference=t.reference,
     )
 
 
@@ -87,8 +112,9 @@ async def list_allocations(
     limit: Limit = 100,
 ) -> AllocationPage:
     async with runtime.db.transaction() as session:
-        rows = await repository.list_allocations(session, consultation_id=consultation_id,
-                                                 commune_id=commune_id, after=after, limit=limit)
+        rows = await repository.list_allocations(
+            session, consultation_id=consultation_id, commune_id=commune_id, after=after, limit=limit
+        )
     items = [
         _allocation(allocation, debits_posted=account.debits_posted, credits_posted=account.credits_posted)
         for allocation, account in rows
@@ -96,8 +122,11 @@ async def list_allocations(
     return AllocationPage(items=items, next_after=items[-1].id if len(items) == limit else None)
 
 
-@router.get("/allocations/{allocation_id}", response_model=AllocationDetail,
-            summary="One allocation, what was disbursed from it, and every tranche decision")
+@router.get(
+    "/allocations/{allocation_id}",
+    response_model=AllocationDetail,
+    summary="One allocation, what was disbursed from it, and every tranche decision",
+)
 async def get_allocation(allocation_id: uuid.UUID, runtime: RuntimeDep) -> AllocationDetail:
     async with runtime.db.transaction() as session:
         allocation = await repository.allocation_by_id(session, allocation_id)
@@ -107,8 +136,7 @@ async def get_allocation(allocation_id: uuid.UUID, runtime: RuntimeDep) -> Alloc
         disbursements = await repository.disbursements_of(session, allocation_id)
     assert account is not None  # foreign key
     summary = _allocation(allocation, debits_posted=account.debits_posted, credits_posted=account.credits_posted)
-    return AllocationDetail(**summary.model_dump(),
-                            disbursements=[_disbursement(d) for d in disbursements])
+    return AllocationDetail(**summary.model_dump(), disbursements=[_disbursement(d) for d in disbursements])
 
 
 @router.get("/accounts", response_model=AccountPage, summary="Ledger accounts, optionally by key or kind")
@@ -133,8 +161,11 @@ async def get_account(account_id: uuid.UUID, runtime: RuntimeDep) -> AccountOut:
     return _account(account)
 
 
-@router.get("/transfers", response_model=TransferPage,
-            summary="Transfers in ledger order, all or those of one account (OCDS-like transactions)")
+@router.get(
+    "/transfers",
+    response_model=TransferPage,
+    summary="Transfers in ledger order, all or those of one account (OCDS-like transactions)",
+)
 async def list_transfers(
     runtime: RuntimeDep,
     account_id: uuid.UUID | None = None,
@@ -148,18 +179,28 @@ async def list_transfers(
         keys = await ledger_store.account_keys(
             session, [aid for t in rows for aid in (t.debit_account_id, t.credit_account_id)]
         )
-    return TransferPage(items=[_transfer(t, keys) for t in rows],
-                        next_after=rows[-1].seq if len(rows) == limit else None)
+    return TransferPage(
+        items=[_transfer(t, keys) for t in rows], next_after=rows[-1].seq if len(rows) == limit else None
+    )
 
 
-@router.get("/ledger/totals", response_model=LedgerTotals,
-            summary="Per currency: total debits, total credits and transfers; equal by construction")
+@router.get(
+    "/ledger/totals",
+    response_model=LedgerTotals,
+    summary="Per currency: total debits, total credits and transfers; equal by construction",
+)
 async def ledger_totals(runtime: RuntimeDep) -> LedgerTotals:
     async with runtime.db.transaction() as session:
         totals = await ledger.ledger_totals(session)
     items = [
-        LedgerTotalOut(currency=t.currency, debits_minor=t.debits_minor, credits_minor=t.credits_minor,
-                       transfers=t.transfers, transferred_minor=t.transferred_minor, balanced=t.balanced)
+        LedgerTotalOut(
+            currency=t.currency,
+            debits_minor=t.debits_minor,
+            credits_minor=t.credits_minor,
+            transfers=t.transfers,
+            transferred_minor=t.transferred_minor,
+            balanced=t.balanced,
+        )
         for t in totals
     ]
     return LedgerTotals(items=items, balanced=all(t.balanced for t in items))

@@ -25,21 +25,26 @@ DURABLE = "funding-commune-results"
 
 
 def commune_result_handler(policy: GrantPolicy) -> EventHandler[consultation_events.CommuneResultCertified]:
-    async def apply(session: AsyncSession,
-                    event: ReceivedEvent[consultation_events.CommuneResultCertified]) -> None:
+    async def apply(session: AsyncSession, event: ReceivedEvent[consultation_events.CommuneResultCertified]) -> None:
         found = allocations.winner_of(event.message)
         if found is None:
             return
         consultation_id, winner = found
         created = await allocations.allocate_grants(session, consultation_id, [winner], policy)
-        log.info("grant allocated" if created else "grant already allocated",
-                 extra={"consultation_id": str(consultation_id), "commune_id": str(winner.commune_id)})
+        log.info(
+            "grant allocated" if created else "grant already allocated",
+            extra={"consultation_id": str(consultation_id), "commune_id": str(winner.commune_id)},
+        )
 
     return EventHandler(consultation_events.CommuneResultCertified, apply)
 
 
 def commune_result_consumer(runtime: Runtime, policy: GrantPolicy) -> EventConsumer:
     return EventConsumer(
-        runtime.db, runtime.js, name=DURABLE, stream="CONSULTATIONS", filter_subject=SUBJECT,
+        runtime.db,
+        runtime.js,
+        name=DURABLE,
+        stream="CONSULTATIONS",
+        filter_subject=SUBJECT,
         handlers=[commune_result_handler(policy)],
     )

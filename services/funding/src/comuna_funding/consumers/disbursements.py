@@ -23,12 +23,18 @@ async def apply_milestone_verified(
     if tranche is None:
         return
     disbursement = await disbursements.disburse_tranche(session, tranche)
-    log.info("milestone handled", extra={"milestone_id": str(tranche.milestone_id),
-                                         "status": disbursement.status, "reason": disbursement.reason})
+    log.info(
+        "milestone handled",
+        extra={"milestone_id": str(tranche.milestone_id), "status": disbursement.status, "reason": disbursement.reason},
+    )
 
 
 def milestone_consumer(runtime: Runtime) -> EventConsumer:
     return EventConsumer(
-        runtime.db, runtime.js, name="funding-disbursements", stream="PROJECTS", filter_subject=SUBJECT,
+        runtime.db,
+        runtime.js,
+        name="funding-disbursements",
+        stream="PROJECTS",
+        filter_subject=SUBJECT,
         handlers=[EventHandler(project_events.MilestoneVerified, apply_milestone_verified)],
     )

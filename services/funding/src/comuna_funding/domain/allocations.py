@@ -49,13 +49,15 @@ class Winner:
 
 
 def treasury_spec(policy: GrantPolicy) -> AccountSpec:
-    return AccountSpec(key=f"treasury:{policy.funding_source}:{policy.currency}", currency=policy.currency,
-                       kind="source")
+    return AccountSpec(
+        key=f"treasury:{policy.funding_source}:{policy.currency}", currency=policy.currency, kind="source"
+    )
 
 
 def earmark_spec(allocation_id: uuid.UUID, currency: str) -> AccountSpec:
-    return AccountSpec(key=f"allocation:{allocation_id}", currency=currency, kind="allocation",
-                       debits_must_not_exceed_credits=True)
+    return AccountSpec(
+        key=f"allocation:{allocation_id}", currency=currency, kind="allocation", debits_must_not_exceed_credits=True
+    )
 
 
 def winner_of(event: consultation_events.CommuneResultCertified) -> tuple[uuid.UUID, Winner] | None:
@@ -72,12 +74,18 @@ def winner_of(event: consultation_events.CommuneResultCertified) -> tuple[uuid.U
     commune_id = ids.parse_uuid(result.commune_id)
     candidate_id = ids.parse_uuid(result.winner_candidate_id)
     if consultation_id is None or commune_id is None or candidate_id is None:
-        log.error("dropping commune result with malformed ids",
-                  extra={"consultation_id": event.consultation_id, "commune_id": result.commune_id})
+        log.error(
+            "dropping commune result with malformed ids",
+            extra={"consultation_id": event.consultation_id, "commune_id": result.commune_id},
+        )
         return None
     title = next((c.title for c in result.candidates if c.candidate_id == result.winner_candidate_id), "")
-    return consultation_id, Winner(commune_id=commune_id, commune_code=result.commune_code[:MAX_TEXT],
-                                   candidate_id=candidate_id, title=title[:MAX_TEXT])
+    return consultation_id, Winner(
+        commune_id=commune_id,
+        commune_code=result.commune_code[:MAX_TEXT],
+        candidate_id=candidate_id,
+        title=title[:MAX_TEXT],
+    )
 
 
 async def allocate_grants(
@@ -90,9 +98,7 @@ async def allocate_grants(
     named the winner (one commune's result now, a whole certification in earlier versions).
     The consumer passes one winner per event; the batch form serves bulk callers and tests.
     """
-    planned = {
-        ids.allocation_id_for(consultation_id, w.commune_id, policy.funding_source): w for w in winners
-    }
+    planned = {ids.allocation_id_for(consultation_id, w.commune_id, policy.funding_source): w for w in winners}
     existing = await repository.existing_allocation_ids(session, list(planned))
     new = {aid: w for aid, w in planned.items() if aid not in existing}
     if not new:
@@ -103,32 +109,56 @@ async def allocate_grants(
     transfers = {
         aid: NewTransfer(
             id=ids.allocation_transfer_id_for(consultation_id, w.commune_id, policy.funding_source),
-            debit_account_id=treasury.id, credit_account_id=earmarks[aid].id,
-            amount=policy.amount_minor, currency=policy.currency, code=GRANT_ALLOCATION,
-            reference=f"consultation:{consultation_id} commune:{w.commune_code}"[:ledger.MAX_REFERENCE],
+            debit_account_id=treasury.id,
+            credit_account_id=earmarks[aid].id,
+            amount=policy.amount_minor,
+            currency=policy.currency,
+            code=GRANT_ALLOCATION,
+            reference=f"consultation:{consultation_id} commune:{w.commune_code}"[: ledger.MAX_REFERENCE],
         )
         for aid, w in new.items()
     }
     await ledger.create_transfers(session, list(transfers.values()))
-    inserted = await repository.insert_allocations_if_absent(session, [
-        {"id": aid, "consultation_id": consultation_id, "commune_id": w.commune_id,
-         "commune_code": w.commune_code, "candidate_id": w.candidate_id, "title": w.title,
-         "amount_minor": policy.amount_minor, "currency": policy.currency,
-         "funding_source": policy.funding_source, "account_id": earmarks[aid].id,
-         "transfer_id": transfers[aid].id}
-        for aid, w in new.items()
-    ])
-    await stage_events(session, [
-        NewEvent(
-            subject=ALLOCATION_CREATED, aggregate_id=str(aid), event_id=ids.event_id_for(ALLOCATION_CREATED, aid),
-            message=funding_events.AllocationCreated(
-                allocation_id=str(aid), consultation_id=str(consultation_id), commune_id=str(w.commune_id),
-                candidate_id=str(w.candidate_id), title=w.title,
-                amount=money_pb2.Money(amount_minor=policy.amount_minor, currency=policy.currency),
-                funding_source=policy.funding_source, transfer_id=str(transfers[aid].id),
-                commune_code=w.commune_code,
-            ),
-        )
-        for aid, w in new.items() if aid in inserted
-    ])
+    inserted = await repository.insert_allocations_if_absent(
+        session,
+        [
+            {
+                "id": aid,
+                "consultation_id": consultation_id,
+                "commune_id": w.commune_id,
+                "commune_code": w.commune_code,
+                "candidate_id": w.candidate_id,
+                "title": w.title,
+                "amount_minor": policy.amount_minor,
+                "currency": policy.currency,
+                "funding_source": policy.funding_source,
+                "account_id": earmarks[aid].id,
+                "transfer_id": transfers[aid].id,
+            }
+            for aid, w in new.items()
+        ],
+    )
+    await stage_events(
+        session,
+        [
+            NewEvent(
+                subject=ALLOCATION_CREATED,
+                aggregate_id=str(aid),
+                event_id=ids.event_id_for(ALLOCATION_CREATED, aid),
+                message=funding_events.AllocationCreated(
+                    allocation_id=str(aid),
+                    consultation_id=str(consultation_id),
+                    commune_id=str(w.commune_id),
+                    candidate_id=str(w.candidate_id),
+                    title=w.title,
+                    amount=money_pb2.Money(amount_minor=policy.amount_minor, currency=policy.currency),
+                    funding_source=policy.funding_source,
+                    transfer_id=str(transfers[aid].id),
+                    commune_code=w.commune_code,
+                ),
+            )
+            for aid, w in new.items()
+            if aid in inserted
+        ],
+    )
     return [aid for aid in new if aid in inserted]

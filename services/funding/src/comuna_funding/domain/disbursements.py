@@ -60,13 +60,18 @@ def tranche_of(event: project_events.MilestoneVerified) -> Tranche | None:
     project_id = ids.parse_uuid(event.project_id)
     milestone_id = ids.parse_uuid(event.milestone_id)
     if project_id is None or milestone_id is None:
-        log.error("dropping milestone event with malformed ids",
-                  extra={"project_id": event.project_id, "milestone_id": event.milestone_id})
+        log.error(
+            "dropping milestone event with malformed ids",
+            extra={"project_id": event.project_id, "milestone_id": event.milestone_id},
+        )
         return None
     return Tranche(
-        project_id=project_id, milestone_id=milestone_id,
-        allocation_id=ids.parse_uuid(event.allocation_id), commune_id=ids.parse_uuid(event.commune_id),
-        amount_minor=event.tranche.amount_minor, currency=event.tranche.currency[:16],
+        project_id=project_id,
+        milestone_id=milestone_id,
+        allocation_id=ids.parse_uuid(event.allocation_id),
+        commune_id=ids.parse_uuid(event.commune_id),
+        amount_minor=event.tranche.amount_minor,
+        currency=event.tranche.currency[:16],
     )
 
 
@@ -97,24 +102,40 @@ async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursem
         assert allocation is not None
         transfer_id, reason = await _pay(session, tranche, allocation)
     disbursement = Disbursement(
-        id=ids.disbursement_id_for(tranche.milestone_id), allocation_id=tranche.allocation_id,
-        project_id=tranche.project_id, milestone_id=tranche.milestone_id, commune_id=tranche.commune_id,
-        amount_minor=tranche.amount_minor, currency=tranche.currency, transfer_id=transfer_id,
-        status="completed" if transfer_id is not None else "rejected", reason=reason,
+        id=ids.disbursement_id_for(tranche.milestone_id),
+        allocation_id=tranche.allocation_id,
+        project_id=tranche.project_id,
+        milestone_id=tranche.milestone_id,
+        commune_id=tranche.commune_id,
+        amount_minor=tranche.amount_minor,
+        currency=tranche.currency,
+        transfer_id=transfer_id,
+        status="completed" if transfer_id is not None else "rejected",
+        reason=reason,
     )
     session.add(disbursement)
     await session.flush()
     if transfer_id is None:
-        log.warning("tranche refused", extra={"milestone_id": str(tranche.milestone_id),
-                                              "allocation_id": str(tranche.allocation_id), "reason": reason})
+        log.warning(
+            "tranche refused",
+            extra={
+                "milestone_id": str(tranche.milestone_id),
+                "allocation_id": str(tranche.allocation_id),
+                "reason": reason,
+            },
+        )
         await _announce_rejection(session, disbursement)
         return disbursement
     await stage_event(
-        session, subject=TRANCHE_DISBURSED, aggregate_id=str(disbursement.allocation_id),
+        session,
+        subject=TRANCHE_DISBURSED,
+        aggregate_id=str(disbursement.allocation_id),
         event_id=ids.event_id_for(TRANCHE_DISBURSED, disbursement.id),
         message=funding_events.TrancheDisbursed(
-            disbursement_id=str(disbursement.id), allocation_id=str(disbursement.allocation_id),
-            project_id=str(tranche.project_id), milestone_id=str(tranche.milestone_id),
+            disbursement_id=str(disbursement.id),
+            allocation_id=str(disbursement.allocation_id),
+            project_id=str(tranche.project_id),
+            milestone_id=str(tranche.milestone_id),
             commune_id=str(disbursement.commune_id),
             amount=money_pb2.Money(amount_minor=tranche.amount_minor, currency=tranche.currency),
             transfer_id=str(transfer_id),
@@ -132,11 +153,15 @@ async def _announce_rejection(session: AsyncSession, disbursement: Disbursement)
     refusal always has (the allocation it named may not exist or not even parse)."""
     assert disbursement.reason is not None
     await stage_event(
-        session, subject=TRANCHE_REJECTED, aggregate_id=str(disbursement.id),
+        session,
+        subject=TRANCHE_REJECTED,
+        aggregate_id=str(disbursement.id),
         event_id=ids.event_id_for(TRANCHE_REJECTED, disbursement.id),
         message=funding_events.TrancheRejected(
-            disbursement_id=str(disbursement.id), allocation_id=_id_text(disbursement.allocation_id),
-            project_id=str(disbursement.project_id), milestone_id=str(disbursement.milestone_id),
+            disbursement_id=str(disbursement.id),
+            allocation_id=_id_text(disbursement.allocation_id),
+            project_id=str(disbursement.project_id),
+            milestone_id=str(disbursement.milestone_id),
             commune_id=_id_text(disbursement.commune_id),
             amount=money_pb2.Money(amount_minor=disbursement.amount_minor, currency=disbursement.currency),
             reason=disbursement.reason,
@@ -148,14 +173,19 @@ async def _pay(session: AsyncSession, tranche: Tranche, allocation: Allocation) 
     """Move the tranche: (transfer id, None), or (None, reason) with nothing written."""
     savepoint = await session.begin_nested()
     try:
-        commune = await ledger.ensure_account(session, commune_account_spec(allocation.commune_id,
-                                                                            allocation.currency))
-        outcome = await ledger.create_transfer(session, NewTransfer(
-            id=ids.disbursement_transfer_id_for(tranche.milestone_id),
-            debit_account_id=allocation.account_id, credit_account_id=commune.id,
-            amount=tranche.amount_minor, currency=allocation.currency, code=TRANCHE_DISBURSEMENT,
-            reference=f"project:{tranche.project_id} milestone:{tranche.milestone_id}",
-        ))
+        commune = await ledger.ensure_account(session, commune_account_spec(allocation.commune_id, allocation.currency))
+        outcome = await ledger.create_transfer(
+            session,
+            NewTransfer(
+                id=ids.disbursement_transfer_id_for(tranche.milestone_id),
+                debit_account_id=allocation.account_id,
+                credit_account_id=commune.id,
+                amount=tranche.amount_minor,
+                currency=allocation.currency,
+                code=TRANCHE_DISBURSEMENT,
+                reference=f"project:{tranche.project_id} milestone:{tranche.milestone_id}",
+            ),
+        )
     except FailedPrecondition as exc:
         # The ledger refused to move the money (the earmark holds too little): not retryable.
         await savepoint.rollback()

@@ -26,9 +26,7 @@ def allocation_id_for(consultation_id: uuid.UUID, commune_id: uuid.UUID, funding
     return _derive("allocation", consultation_id, commune_id, funding_source)
 
 
-def allocation_transfer_id_for(
-    consultation_id: uuid.UUID, commune_id: uuid.UUID, funding_source: str
-) -> uuid.UUID:
+def allocation_transfer_id_for(consultation_id: uuid.UUID, commune_id: uuid.UUID, funding_source: str) -> uuid.UUID:
     return _derive("allocation-transfer", consultation_id, commune_id, funding_source)
 
 

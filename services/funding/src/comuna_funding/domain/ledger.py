@@ -108,7 +108,10 @@ def _check_spec(spec: AccountSpec) -> None:
 
 def _matches(spec: AccountSpec, row: AccountRow) -> bool:
     return (row.currency, row.kind, row.debits_must_not_exceed_credits, row.credits_must_not_exceed_debits) == (
-        spec.currency, spec.kind, spec.debits_must_not_exceed_credits, spec.credits_must_not_exceed_debits
+        spec.currency,
+        spec.kind,
+        spec.debits_must_not_exceed_credits,
+        spec.credits_must_not_exceed_debits,
     )
 
 
@@ -122,18 +125,25 @@ async def ensure_accounts(session: AsyncSession, specs: Sequence[AccountSpec]) -
     unique = list({spec.key: spec for spec in specs}.values())
     for spec in unique:
         _check_spec(spec)
-    await ledger_store.insert_accounts_if_absent(session, [
-        {"id": spec.id, "key": spec.key, "currency": spec.currency, "kind": spec.kind,
-         "debits_must_not_exceed_credits": spec.debits_must_not_exceed_credits,
-         "credits_must_not_exceed_debits": spec.credits_must_not_exceed_debits}
-        for spec in unique
-    ])
+    await ledger_store.insert_accounts_if_absent(
+        session,
+        [
+            {
+                "id": spec.id,
+                "key": spec.key,
+                "currency": spec.currency,
+                "kind": spec.kind,
+                "debits_must_not_exceed_credits": spec.debits_must_not_exceed_credits,
+                "credits_must_not_exceed_debits": spec.credits_must_not_exceed_debits,
+            }
+            for spec in unique
+        ],
+    )
     found = await ledger_store.accounts_by_keys(session, [spec.key for spec in unique])
     for spec in unique:
         row = found.get(spec.key)
         if row is None or not _matches(spec, row):
-            raise Conflict(f"account {spec.key} exists with other properties", code="account_key_reused",
-                           key=spec.key)
+            raise Conflict(f"account {spec.key} exists with other properties", code="account_key_reused", key=spec.key)
     return found
 
 
@@ -146,17 +156,23 @@ async def ensure_account(session: AsyncSession, spec: AccountSpec) -> AccountRow
 
 def _validate(transfer: NewTransfer) -> None:
     if not 0 < transfer.amount <= MAX_AMOUNT:
-        raise InvalidInput("amount must be a positive 64-bit integer of minor units",
-                           code="amount_must_be_positive", transfer_id=str(transfer.id))
+        raise InvalidInput(
+            "amount must be a positive 64-bit integer of minor units",
+            code="amount_must_be_positive",
+            transfer_id=str(transfer.id),
+        )
     if transfer.debit_account_id == transfer.credit_account_id:
-        raise InvalidInput("debit and credit accounts must differ", code="accounts_must_be_different",
-                           transfer_id=str(transfer.id))
+        raise InvalidInput(
+            "debit and credit accounts must differ", code="accounts_must_be_different", transfer_id=str(transfer.id)
+        )
     if not CURRENCY.match(transfer.currency):
-        raise InvalidInput(f"{transfer.currency!r} is not an ISO 4217 code", code="currency_invalid",
-                           transfer_id=str(transfer.id))
+        raise InvalidInput(
+            f"{transfer.currency!r} is not an ISO 4217 code", code="currency_invalid", transfer_id=str(transfer.id)
+        )
     if not TRANSFER_CODE.match(transfer.code):
-        raise InvalidInput("code must be a lower_snake_case word", code="transfer_code_invalid",
-                           transfer_id=str(transfer.id))
+        raise InvalidInput(
+            "code must be a lower_snake_case word", code="transfer_code_invalid", transfer_id=str(transfer.id)
+        )
     if len(transfer.reference) > MAX_REFERENCE:
         raise InvalidInput("reference is too long", code="reference_too_long", transfer_id=str(transfer.id))
 
@@ -181,7 +197,9 @@ def _resolve_existing(
         if differs:
             raise Conflict(
                 f"transfer {transfer.id} already exists with a different {', '.join(differs)}",
-                code="transfer_id_reused", transfer_id=str(transfer.id), differs=",".join(differs),
+                code="transfer_id_reused",
+                transfer_id=str(transfer.id),
+                differs=",".join(differs),
             )
         outcomes[transfer.id] = TransferOutcome(existing, "exists")
     return outcomes
@@ -191,12 +209,16 @@ def _check_accounts(transfer: NewTransfer, accounts: dict[uuid.UUID, AccountRow]
     for side, account_id in (("debit", transfer.debit_account_id), ("credit", transfer.credit_account_id)):
         account = accounts.get(account_id)
         if account is None:
-            raise NotFound(f"{side} account {account_id} does not exist", code=f"{side}_account_not_found",
-                           transfer_id=str(transfer.id))
+            raise NotFound(
+                f"{side} account {account_id} does not exist",
+                code=f"{side}_account_not_found",
+                transfer_id=str(transfer.id),
+            )
         if account.currency != transfer.currency:
             raise InvalidInput(
                 f"{side} account holds {account.currency}, the transfer is in {transfer.currency}",
-                code="currency_mismatch", transfer_id=str(transfer.id),
+                code="currency_mismatch",
+                transfer_id=str(transfer.id),
             )
 
 
@@ -215,20 +237,28 @@ def apply_limits(
         new_debits = debit_totals[0] + transfer.amount
         new_credits = credit_totals[1] + transfer.amount
         if new_debits > MAX_AMOUNT:
-            raise FailedPrecondition("the debit account's total would overflow", code="overflows_debits_posted",
-                                     transfer_id=str(transfer.id))
+            raise FailedPrecondition(
+                "the debit account's total would overflow", code="overflows_debits_posted", transfer_id=str(transfer.id)
+            )
         if new_credits > MAX_AMOUNT:
-            raise FailedPrecondition("the credit account's total would overflow",
-                                     code="overflows_credits_posted", transfer_id=str(transfer.id))
+            raise FailedPrecondition(
+                "the credit account's total would overflow",
+                code="overflows_credits_posted",
+                transfer_id=str(transfer.id),
+            )
         if debit.debits_must_not_exceed_credits and new_debits > debit_totals[1]:
             raise FailedPrecondition(
                 f"account {debit.key} holds {debit_totals[1] - debit_totals[0]}, less than {transfer.amount}",
-                code="exceeds_credits", transfer_id=str(transfer.id), account_id=str(debit.id),
+                code="exceeds_credits",
+                transfer_id=str(transfer.id),
+                account_id=str(debit.id),
             )
         if credit.credits_must_not_exceed_debits and new_credits > credit_totals[0]:
             raise FailedPrecondition(
                 f"account {credit.key} cannot be credited beyond its debits",
-                code="exceeds_debits", transfer_id=str(transfer.id), account_id=str(credit.id),
+                code="exceeds_debits",
+                transfer_id=str(transfer.id),
+                account_id=str(credit.id),
             )
         debit_totals[0] = new_debits
         credit_totals[1] = new_credits
@@ -282,11 +312,21 @@ async def _write(
     """Insert and post in a savepoint; None if a concurrent writer took one of the ids."""
     savepoint = await session.begin_nested()
     try:
-        inserted = await ledger_store.insert_transfers(session, [
-            {"id": t.id, "debit_account_id": t.debit_account_id, "credit_account_id": t.credit_account_id,
-             "amount": t.amount, "currency": t.currency, "code": t.code, "reference": t.reference}
-            for t in pending
-        ])
+        inserted = await ledger_store.insert_transfers(
+            session,
+            [
+                {
+                    "id": t.id,
+                    "debit_account_id": t.debit_account_id,
+                    "credit_account_id": t.credit_account_id,
+                    "amount": t.amount,
+                    "currency": t.currency,
+                    "code": t.code,
+                    "reference": t.reference,
+                }
+                for t in pending
+            ],
+        )
         if len(inserted) != len(pending):
             await savepoint.rollback()
             return None
@@ -294,8 +334,9 @@ async def _write(
     except IntegrityError as exc:
         await savepoint.rollback()
         # Only reachable if the checks above disagree with the database's constraints.
-        raise FailedPrecondition("the ledger's constraints refused the transfer",
-                                 code="ledger_constraint_violated") from exc
+        raise FailedPrecondition(
+            "the ledger's constraints refused the transfer", code="ledger_constraint_violated"
+        ) from exc
     await savepoint.commit()
     return inserted
 
@@ -308,8 +349,13 @@ async def create_transfer(session: AsyncSession, transfer: NewTransfer) -> Trans
 
 
 def _total(row: CurrencyTotals) -> LedgerTotal:
-    return LedgerTotal(currency=row.currency, debits_minor=row.debits_posted, credits_minor=row.credits_posted,
-                       transfers=row.transfers, transferred_minor=row.transferred)
+    return LedgerTotal(
+        currency=row.currency,
+        debits_minor=row.debits_posted,
+        credits_minor=row.credits_posted,
+        transfers=row.transfers,
+        transferred_minor=row.transferred,
+    )
 
 
 async def ledger_totals(session: AsyncSession) -> list[LedgerTotal]:

@@ -30,24 +30,31 @@ class FundingServicer(funding_pb2_grpc.FundingServiceServicer):
             account = await ledger_store.account_by_id(session, allocation.account_id)
         assert account is not None  # foreign key
         return pb.Allocation(
-            allocation_id=str(allocation.id), consultation_id=str(allocation.consultation_id),
-            commune_id=str(allocation.commune_id), candidate_id=str(allocation.candidate_id),
-            title=allocation.title, funding_source=allocation.funding_source,
+            allocation_id=str(allocation.id),
+            consultation_id=str(allocation.consultation_id),
+            commune_id=str(allocation.commune_id),
+            candidate_id=str(allocation.candidate_id),
+            title=allocation.title,
+            funding_source=allocation.funding_source,
             amount=money_pb2.Money(amount_minor=allocation.amount_minor, currency=allocation.currency),
             disbursed=money_pb2.Money(amount_minor=account.debits_posted, currency=allocation.currency),
         )
 
-    async def GetLedgerTotals(
-        self, request: pb.GetLedgerTotalsRequest, context: Any
-    ) -> pb.GetLedgerTotalsResponse:
+    async def GetLedgerTotals(self, request: pb.GetLedgerTotalsRequest, context: Any) -> pb.GetLedgerTotalsResponse:
         require_service_caller()
         async with self._runtime.db.transaction() as session:
             totals = await ledger.ledger_totals(session)
-        return pb.GetLedgerTotalsResponse(totals=[
-            pb.LedgerTotal(currency=t.currency, debits_minor=t.debits_minor, credits_minor=t.credits_minor,
-                           transfers=t.transfers)
-            for t in totals
-        ])
+        return pb.GetLedgerTotalsResponse(
+            totals=[
+                pb.LedgerTotal(
+                    currency=t.currency,
+                    debits_minor=t.debits_minor,
+                    credits_minor=t.credits_minor,
+                    transfers=t.transfers,
+                )
+                for t in totals
+            ]
+        )
 
 
 def register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:

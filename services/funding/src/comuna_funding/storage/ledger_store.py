@@ -26,7 +26,7 @@ CHUNK = 5000
 
 def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,29 @@ class TransferRow:
 
 def _account(row: Any) -> AccountRow:
     return AccountRow(
-        id=row.id, key=row.key, currency=row.currency, kind=row.kind,
+        id=row.id,
+        key=row.key,
+        currency=row.currency,
+        kind=row.kind,
         debits_must_not_exceed_credits=row.debits_must_not_exceed_credits,
         credits_must_not_exceed_debits=row.credits_must_not_exceed_debits,
-        debits_posted=row.debits_posted, credits_posted=row.credits_posted, created_at=row.created_at,
+        debits_posted=row.debits_posted,
+        credits_posted=row.credits_posted,
+        created_at=row.created_at,
     )
 
 
 def _transfer(row: Any) -> TransferRow:
     return TransferRow(
-        id=row.id, seq=row.seq, debit_account_id=row.debit_account_id,
-        credit_account_id=row.credit_account_id, amount=row.amount, currency=row.currency,
-        code=row.code, reference=row.reference, created_at=row.created_at,
+        id=row.id,
+        seq=row.seq,
+        debit_account_id=row.debit_account_id,
+        credit_account_id=row.credit_account_id,
+        amount=row.amount,
+        currency=row.currency,
+        code=row.code,
+        reference=row.reference,
+        created_at=row.created_at,
     )
 
 
@@ -141,9 +152,7 @@ async def insert_transfers(session: AsyncSession, rows: Sequence[dict[str, Any]]
     return set(result.scalars().all())
 
 
-async def post_to_accounts(
-    session: AsyncSession, deltas: dict[uuid.UUID, tuple[int, int]]
-) -> None:
+async def post_to_accounts(session: AsyncSession, deltas: dict[uuid.UUID, tuple[int, int]]) -> None:
     """Add (debits, credits) to each account's posted totals in one statement.
 
     The CHECK constraints on `accounts` are evaluated on the resulting rows, so an overdraft
@@ -213,7 +222,9 @@ async def totals_by_currency(session: AsyncSession) -> list[CurrencyTotals]:
     )
     query = (
         select(
-            postings.c.currency, postings.c.debits, postings.c.credits,
+            postings.c.currency,
+            postings.c.debits,
+            postings.c.credits,
             func.coalesce(moved.c.transfers, 0).label("transfers"),
             func.coalesce(moved.c.transferred, 0).label("transferred"),
         )
@@ -221,8 +232,13 @@ async def totals_by_currency(session: AsyncSession) -> list[CurrencyTotals]:
         .order_by(postings.c.currency)
     )
     return [
-        CurrencyTotals(currency=row.currency, debits_posted=int(row.debits), credits_posted=int(row.credits),
-                       transfers=int(row.transfers), transferred=int(row.transferred))
+        CurrencyTotals(
+            currency=row.currency,
+            debits_posted=int(row.debits),
+            credits_posted=int(row.credits),
+            transfers=int(row.transfers),
+            transferred=int(row.transferred),
+        )
         for row in await session.execute(query)
     ]
 

@@ -83,11 +83,13 @@ class Transfer(Base):
     __tablename__ = "transfers"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["debit_account_id", "currency"], ["accounts.id", "accounts.currency"],
+            ["debit_account_id", "currency"],
+            ["accounts.id", "accounts.currency"],
             name="fk_transfers_debit_account",
         ),
         ForeignKeyConstraint(
-            ["credit_account_id", "currency"], ["accounts.id", "accounts.currency"],
+            ["credit_account_id", "currency"],
+            ["accounts.id", "accounts.currency"],
             name="fk_transfers_credit_account",
         ),
         CheckConstraint("amount > 0", name="ck_transfers_amount_positive"),
@@ -133,10 +135,10 @@ class Allocation(Base):
     currency: Mapped[str] = mapped_column(String(3))
     funding_source: Mapped[str] = mapped_column(Text)
     # The earmark account ("allocation:<id>") the grant was credited to.
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", name="fk_allocations_account"),
-                                                  unique=True)
-    transfer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("transfers.id", name="fk_allocations_transfer"),
-                                                   unique=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", name="fk_allocations_account"), unique=True)
+    transfer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("transfers.id", name="fk_allocations_transfer"), unique=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

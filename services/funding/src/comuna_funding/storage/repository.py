@@ -26,8 +26,7 @@ async def insert_allocations_if_absent(session: AsyncSession, rows: Sequence[dic
     return inserted
 
 
-async def allocation_by_id(session: AsyncSession, allocation_id: uuid.UUID, *, lock: bool = False
-                           ) -> Allocation | None:
+async def allocation_by_id(session: AsyncSession, allocation_id: uuid.UUID, *, lock: bool = False) -> Allocation | None:
     query = select(Allocation).where(Allocation.id == allocation_id)
     if lock:
         # Serialises disbursements of one allocation (e.g. two copies of one milestone event).
@@ -36,8 +35,12 @@ async def allocation_by_id(session: AsyncSession, allocation_id: uuid.UUID, *, l
 
 
 async def list_allocations(
-    session: AsyncSession, *, consultation_id: uuid.UUID | None, commune_id: uuid.UUID | None,
-    after: uuid.UUID | None, limit: int,
+    session: AsyncSession,
+    *,
+    consultation_id: uuid.UUID | None,
+    commune_id: uuid.UUID | None,
+    after: uuid.UUID | None,
+    limit: int,
 ) -> Sequence[tuple[Allocation, Account]]:
     query = (
         select(Allocation, Account)
@@ -62,11 +65,16 @@ async def disbursement_by_milestone(session: AsyncSession, milestone_id: uuid.UU
 
 async def disbursements_of(session: AsyncSession, allocation_id: uuid.UUID) -> Sequence[Disbursement]:
     return (
-        await session.execute(
-            select(Disbursement).where(Disbursement.allocation_id == allocation_id)
-            .order_by(Disbursement.created_at, Disbursement.id)
+        (
+            await session.execute(
+                select(Disbursement)
+                .where(Disbursement.allocation_id == allocation_id)
+                .order_by(Disbursement.created_at, Disbursement.id)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
 
 
 async def existing_allocation_ids(session: AsyncSession, allocation_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

@@ -42,8 +42,12 @@ def _out(t: Territory) -> TerritoryOut:
     return TerritoryOut(id=t.id, code=t.code, name=t.name, kind=t.kind, parent_id=t.parent_id)
 
 
-@router.post("/territories", status_code=status.HTTP_201_CREATED, response_model=TerritoryOut,
-             summary="Register a territory (state, municipality, commune, circuit or council)")
+@router.post(
+    "/territories",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TerritoryOut,
+    summary="Register a territory (state, municipality, commune, circuit or council)",
+)
 async def create_territory(body: TerritoryIn, principal: Registrar, runtime: RuntimeDep) -> TerritoryOut:
     async with runtime.db.transaction() as session:
         territory = await registry.create_territory(
@@ -81,8 +85,12 @@ async def get_territory(code: str, runtime: RuntimeDep) -> TerritoryDetail:
     return TerritoryDetail(**_out(territory).model_dump(), ancestors=[_out(a) for a in ancestors])
 
 
-@router.post("/residents", status_code=status.HTTP_201_CREATED, response_model=ResidentOut,
-             summary="Register a resident in the census")
+@router.post(
+    "/residents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ResidentOut,
+    summary="Register a resident in the census",
+)
 async def register_resident(
     body: ResidentIn, principal: Registrar, runtime: RuntimeDep, request: Request
 ) -> ResidentOut:
@@ -90,8 +98,12 @@ async def register_resident(
     return ResidentOut(id=ids[0])
 
 
-@router.post("/residents:batch", status_code=status.HTTP_201_CREATED, response_model=ResidentBatchOut,
-             summary="Register up to 1,000 residents at once, all or nothing")
+@router.post(
+    "/residents:batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ResidentBatchOut,
+    summary="Register up to 1,000 residents at once, all or nothing",
+)
 async def register_residents(
     body: ResidentBatchIn, principal: Registrar, runtime: RuntimeDep, request: Request
 ) -> ResidentBatchOut:

@@ -36,7 +36,6 @@ def territory_ref(t: Territory) -> territory_pb2.TerritoryRef:
     return territory_pb2.TerritoryRef(id=str(t.id), code=t.code, kind=KIND_TO_PROTO[t.kind], name=t.name)
 
 
-
 async def create_territory(
     session: AsyncSession, principal: Principal, *, code: str, name: str, kind: str, parent_code: str | None
 ) -> Territory:
@@ -45,20 +44,23 @@ async def create_territory(
         parent = await repository.territory_by_code(session, parent_code)
         if parent is None:
             raise NotFound(f"parent territory {parent_code} does not exist", code="territory_not_found")
-    check_placement(kind=kind, code=code, parent_kind=parent.kind if parent else None,
-                    parent_code=parent.code if parent else None)
+    check_placement(
+        kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
+    )
     principal.require_territory(code)
-    territory = Territory(id=uuid.uuid4(), code=code, name=name, kind=kind,
-                          parent_id=parent.id if parent else None)
+    territory = Territory(id=uuid.uuid4(), code=code, name=name, kind=kind, parent_id=parent.id if parent else None)
     session.add(territory)
     try:
         await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"territory {code} already exists", code="territory_exists") from exc
     await stage_event(
-        session, subject="identity.territory.created", aggregate_id=str(territory.id),
-        message=events_pb2.TerritoryCreated(territory=territory_ref(territory),
-                                            parent_id=str(parent.id) if parent else ""),
+        session,
+        subject="identity.territory.created",
+        aggregate_id=str(territory.id),
+        message=events_pb2.TerritoryCreated(
+            territory=territory_ref(territory), parent_id=str(parent.id) if parent else ""
+        ),
     )
     return territory
 
@@ -71,8 +73,12 @@ class NewResident:
 
 
 async def register_residents(
-    session: AsyncSession, principal: Principal, hasher: CensusHasher, residents: Sequence[NewResident],
-    *, today: date,
+    session: AsyncSession,
+    principal: Principal,
+    hasher: CensusHasher,
+    residents: Sequence[NewResident],
+    *,
+    today: date,
 ) -> list[uuid.UUID]:
     """Register residents all-or-nothing; each must live in a council the caller covers."""
     councils: dict[str, Territory] = {}
@@ -88,20 +94,29 @@ async def register_residents(
         if new.birth_date > today or new.birth_date.year < 1900:
             raise InvalidInput("birth date is not plausible", code="birth_date_invalid")
         assert council.parent_id is not None
-        rows.append({"id": uuid.uuid4(), "national_id_hash": hasher.national_id_hash(new.national_id),
-                     "birth_date": new.birth_date, "council_id": council.id, "commune_id": council.parent_id})
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "national_id_hash": hasher.national_id_hash(new.national_id),
+                "birth_date": new.birth_date,
+                "council_id": council.id,
+                "commune_id": council.parent_id,
+            }
+        )
     if len({row["national_id_hash"] for row in rows}) != len(rows):
         raise Conflict("the same national id number appears twice in the request", code="resident_duplicate")
     try:
         await session.execute(insert(Resident), rows)
     except IntegrityError as exc:
-        raise Conflict("a resident with this national id number is already registered",
-                       code="resident_exists") from exc
+        raise Conflict("a resident with this national id number is already registered", code="resident_exists") from exc
     for row in rows:
         await stage_event(
-            session, subject="identity.resident.registered", aggregate_id=str(row["id"]),
-            message=events_pb2.ResidentRegistered(resident_id=str(row["id"]), council_id=str(row["council_id"]),
-                                                  commune_id=str(row["commune_id"])),
+            session,
+            subject="identity.resident.registered",
+            aggregate_id=str(row["id"]),
+            message=events_pb2.ResidentRegistered(
+                resident_id=str(row["id"]), council_id=str(row["council_id"]), commune_id=str(row["commune_id"])
+            ),
         )
     return [row["id"] for row in rows]
 
@@ -114,8 +129,14 @@ class Eligibility:
 
 
 async def check_eligibility(
-    session: AsyncSession, hasher: CensusHasher, *, consultation_id: str, commune_id: uuid.UUID,
-    national_id: str, voting_day: date, voting_age: int,
+    session: AsyncSession,
+    hasher: CensusHasher,
+    *,
+    consultation_id: str,
+    commune_id: uuid.UUID,
+    national_id: str,
+    voting_day: date,
+    voting_age: int,
 ) -> Eligibility:
     from comuna.identity.v1 import identity_pb2 as pb
 
@@ -129,5 +150,4 @@ async def check_eligibility(
         return Eligibility(False, pb.INELIGIBILITY_REASON_OTHER_COMMUNE)
     if age_on(resident.birth_date, voting_day) < voting_age:
         return Eligibility(False, pb.INELIGIBILITY_REASON_UNDER_AGE)
-    return Eligibility(True, pb.INELIGIBILITY_REASON_UNSPECIFIED,
-                       hasher.voter_ref(consultation_id, str(resident.id)))
+    return Eligibility(True, pb.INELIGIBILITY_REASON_UNSPECIFIED, hasher.voter_ref(consultation_id, str(resident.id)))

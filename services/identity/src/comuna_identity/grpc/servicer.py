@@ -19,8 +19,6 @@ from comuna_platform.runtime import Runtime
 MAX_PAGE = 1000
 
 
-
-
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, runtime: Runtime, hasher: CensusHasher, voting_age: int) -> None:
         self._runtime = runtime
@@ -45,28 +43,34 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         require_service_caller()
         size = min(request.page_size or MAX_PAGE, MAX_PAGE)
         async with self._runtime.db.transaction() as session:
-            rows = await repository.communes_under(session, request.under_code, after_code=request.page_token,
-                                                   limit=size)
+            rows = await repository.communes_under(
+                session, request.under_code, after_code=request.page_token, limit=size
+            )
         return pb.ListCommunesResponse(
             communes=[registry.territory_ref(t) for t in rows],
             next_page_token=rows[-1].code if len(rows) == size else "",
         )
 
-    async def CheckEligibility(
-        self, request: pb.CheckEligibilityRequest, context: Any
-    ) -> pb.CheckEligibilityResponse:
+    async def CheckEligibility(self, request: pb.CheckEligibilityRequest, context: Any) -> pb.CheckEligibilityResponse:
         require_service_caller()
         if not request.consultation_id:
             raise InvalidInput("consultation_id is required", code="invalid_id")
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
         async with self._runtime.db.transaction() as session:
             result = await registry.check_eligibility(
-                session, self._hasher, consultation_id=request.consultation_id,
-                commune_id=parse_id(request.commune_id, "commune_id"), national_id=request.national_id,
-                voting_day=day, voting_age=self._voting_age,
+                session,
+                self._hasher,
+                consultation_id=request.consultation_id,
+                commune_id=parse_id(request.commune_id, "commune_id"),
+                national_id=request.national_id,
+                voting_day=day,
+                voting_age=self._voting_age,
             )
-        return pb.CheckEligibilityResponse(eligible=result.eligible, reason=result.reason,  # type: ignore[arg-type]
-                                           voter_ref=result.voter_ref)
+        return pb.CheckEligibilityResponse(
+            eligible=result.eligible,
+            reason=result.reason,  # type: ignore[arg-type]
+            voter_ref=result.voter_ref,
+        )
 
 
 def register(runtime: Runtime, server: grpc.aio.Server, hasher: CensusHasher, voting_age: int) -> list[str]:

@@ -19,9 +19,7 @@ TERRITORY_KINDS = ("country", "state", "municipality", "commune", "communal_circ
 class Territory(Base):
     __tablename__ = "territories"
     __table_args__ = (
-        CheckConstraint(
-            "kind IN (" + ", ".join(f"'{k}'" for k in TERRITORY_KINDS) + ")", name="ck_territories_kind"
-        ),
+        CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in TERRITORY_KINDS) + ")", name="ck_territories_kind"),
         # Only the country root has no parent.
         CheckConstraint("(parent_id IS NULL) = (kind = 'country')", name="ck_territories_root"),
     )

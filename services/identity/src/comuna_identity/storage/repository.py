@@ -38,9 +38,7 @@ async def children_of(
     return (await session.execute(query)).scalars().all()
 
 
-async def communes_under(
-    session: AsyncSession, under_code: str, *, after_code: str, limit: int
-) -> Sequence[Territory]:
+async def communes_under(session: AsyncSession, under_code: str, *, after_code: str, limit: int) -> Sequence[Territory]:
     query = (
         select(Territory)
         .where(Territory.kind.in_(COMMUNE_KINDS), Territory.code > after_code)

@@ -14,8 +14,11 @@ class Strict(BaseModel):
 
 
 class VerifyMilestoneIn(Strict):
-    note: str = Field(min_length=1, max_length=2000,
-                      description="What the overseer saw: the evidence that the milestone's work is done.")
+    note: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="What the overseer saw: the evidence that the milestone's work is done.",
+    )
 
 
 class MilestoneOut(BaseModel):
@@ -32,8 +35,10 @@ class MilestoneOut(BaseModel):
     disbursement_id: uuid.UUID | None
     disbursed_minor: int | None = Field(description="What funding reported as disbursed for this milestone.")
     disbursement_rejected_reason: str | None = Field(
-        default=None, examples=["exceeds_allocation"],
-        description="Why funding refused this verified milestone's tranche (the milestone stays verified).")
+        default=None,
+        examples=["exceeds_allocation"],
+        description="Why funding refused this verified milestone's tranche (the milestone stays verified).",
+    )
     disbursement_rejected_at: datetime | None = Field(default=None, description="When funding refused it.")
 
 

@@ -110,8 +110,7 @@ def rejection_from(event: ReceivedEvent[funding_events.TrancheRejected]) -> proj
 
 
 def _drop(envelope: Envelope, exc: MalformedEvent) -> None:
-    log.error("dropping malformed %s: %s", envelope.event_type, exc,
-              extra={"event_id": str(envelope.event_id)})
+    log.error("dropping malformed %s: %s", envelope.event_type, exc, extra={"event_id": str(envelope.event_id)})
 
 
 def _translating_handler(
@@ -149,10 +148,28 @@ def rejection_handler() -> EventHandler[funding_events.TrancheRejected]:
 
 def consumers(runtime: Runtime, plan: MilestonePlan) -> Sequence[EventConsumer]:
     return [
-        EventConsumer(runtime.db, runtime.js, name="projects-allocations", stream=STREAM,
-                      filter_subject="funding.allocation.created", handlers=[allocation_handler(plan)]),
-        EventConsumer(runtime.db, runtime.js, name="projects-disbursements", stream=STREAM,
-                      filter_subject="funding.tranche.disbursed", handlers=[disbursement_handler()]),
-        EventConsumer(runtime.db, runtime.js, name="projects-rejections", stream=STREAM,
-                      filter_subject="funding.tranche.rejected", handlers=[rejection_handler()]),
+        EventConsumer(
+            runtime.db,
+            runtime.js,
+            name="projects-allocations",
+            stream=STREAM,
+            filter_subject="funding.allocation.created",
+            handlers=[allocation_handler(plan)],
+        ),
+        EventConsumer(
+            runtime.db,
+            runtime.js,
+            name="projects-disbursements",
+            stream=STREAM,
+            filter_subject="funding.tranche.disbursed",
+            handlers=[disbursement_handler()],
+        ),
+        EventConsumer(
+            runtime.db,
+            runtime.js,
+            name="projects-rejections",
+            stream=STREAM,
+            filter_subject="funding.tranche.rejected",
+            handlers=[rejection_handler()],
+        ),
     ]

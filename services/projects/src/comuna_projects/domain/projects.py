@@ -46,42 +46,54 @@ class Allocation:
     currency: str
 
 
-async def create_project(
-    session: AsyncSession, plan: MilestonePlan, allocation: Allocation
-) -> Project | None:
+async def create_project(session: AsyncSession, plan: MilestonePlan, allocation: Allocation) -> Project | None:
     """Open the project of an allocation with the plan's milestones; None if it already exists.
 
     Safe against the same allocation arriving twice under different event ids (a republish):
     the project id is derived from the allocation id and allocation_id is unique.
     """
     project_id = project_id_for(allocation.allocation_id)
-    inserted = await repository.insert_project_if_absent(session, {
-        "id": project_id,
-        "allocation_id": allocation.allocation_id,
-        "consultation_id": allocation.consultation_id,
-        "commune_id": allocation.commune_id,
-        "commune_code": allocation.commune_code,
-        "candidate_id": allocation.candidate_id,
-        "title": allocation.title,
-        "budget_minor": allocation.budget_minor,
-        "currency": allocation.currency,
-        "status": "in_progress",
-    })
+    inserted = await repository.insert_project_if_absent(
+        session,
+        {
+            "id": project_id,
+            "allocation_id": allocation.allocation_id,
+            "consultation_id": allocation.consultation_id,
+            "commune_id": allocation.commune_id,
+            "commune_code": allocation.commune_code,
+            "candidate_id": allocation.candidate_id,
+            "title": allocation.title,
+            "budget_minor": allocation.budget_minor,
+            "currency": allocation.currency,
+            "status": "in_progress",
+        },
+    )
     if not inserted:
-        log.info("project already exists for allocation",
-                 extra={"allocation_id": str(allocation.allocation_id)})
+        log.info("project already exists for allocation", extra={"allocation_id": str(allocation.allocation_id)})
         return None
     tranches = plan.split(allocation.budget_minor)
-    await repository.insert_milestones(session, [
-        {"id": milestone_id_for(project_id, sequence), "project_id": project_id, "sequence": sequence,
-         "title": step.title, "tranche_minor": tranche, "currency": allocation.currency, "status": "pending"}
-        for sequence, (step, tranche) in enumerate(zip(plan.steps, tranches, strict=True), start=1)
-    ])
+    await repository.insert_milestones(
+        session,
+        [
+            {
+                "id": milestone_id_for(project_id, sequence),
+                "project_id": project_id,
+                "sequence": sequence,
+                "title": step.title,
+                "tranche_minor": tranche,
+                "currency": allocation.currency,
+                "status": "pending",
+            }
+            for sequence, (step, tranche) in enumerate(zip(plan.steps, tranches, strict=True), start=1)
+        ],
+    )
     project = await repository.project_by_id(session, project_id)
     assert project is not None
     milestones = await repository.milestones_of(session, project_id)
     await stage_event(
-        session, subject=SUBJECT_PROJECT_CREATED, aggregate_id=str(project_id),
+        session,
+        subject=SUBJECT_PROJECT_CREATED,
+        aggregate_id=str(project_id),
         message=events_pb2.ProjectCreated(project=project_message(project, milestones)),
     )
     return project
@@ -95,8 +107,13 @@ class Verification:
 
 
 async def verify_milestone(
-    session: AsyncSession, principal: Principal, *, project_id: uuid.UUID, milestone_id: uuid.UUID,
-    note: str, now: datetime,
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    project_id: uuid.UUID,
+    milestone_id: uuid.UUID,
+    note: str,
+    now: datetime,
 ) -> Verification:
     """An overseer attests that a milestone's work is done, which releases its tranche.
 
@@ -110,8 +127,7 @@ async def verify_milestone(
     milestones = await repository.milestones_of(session, project.id)
     milestone = next((m for m in milestones if m.id == milestone_id), None)
     if milestone is None:
-        raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}",
-                       code="milestone_not_found")
+        raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}", code="milestone_not_found")
     principal.require_territory(project.commune_code)
     check_verifiable(milestones, milestone_id)
 
@@ -121,11 +137,15 @@ async def verify_milestone(
     milestone.verification_note = note
     await session.flush()
     await stage_event(
-        session, subject=SUBJECT_MILESTONE_VERIFIED, aggregate_id=str(project.id),
+        session,
+        subject=SUBJECT_MILESTONE_VERIFIED,
+        aggregate_id=str(project.id),
         message=events_pb2.MilestoneVerified(
-            project_id=str(project.id), milestone_id=str(milestone.id),
+            project_id=str(project.id),
+            milestone_id=str(milestone.id),
             allocation_id=str(project.allocation_id),
-            commune_id=str(project.commune_id), tranche=money(milestone.tranche_minor, milestone.currency),
+            commune_id=str(project.commune_id),
+            tranche=money(milestone.tranche_minor, milestone.currency),
             verified_by=principal.subject,
         ),
     )
@@ -151,21 +171,19 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
     Events that do not fit our state are logged and ignored rather than retried: retrying
     cannot make them fit, and they must not block the events behind them.
     """
-    context = {"disbursement_id": str(disbursement.disbursement_id),
-               "milestone_id": str(disbursement.milestone_id)}
+    context = {"disbursement_id": str(disbursement.disbursement_id), "milestone_id": str(disbursement.milestone_id)}
     # Only the project id first: the milestone itself is read after the project lock is held.
-    project_id = await session.scalar(
-        select(Milestone.project_id).where(Milestone.id == disbursement.milestone_id)
-    )
+    project_id = await session.scalar(select(Milestone.project_id).where(Milestone.id == disbursement.milestone_id))
     if project_id is None:
         log.error("tranche disbursed for an unknown milestone; ignored", extra=context)
         return False
     project = await repository.project_by_id(session, project_id, for_update=True)
     assert project is not None
-    if (disbursement.project_id not in (None, project.id)
-            or disbursement.allocation_id not in (None, project.allocation_id)):
-        log.error("tranche disbursed names another project or allocation than its milestone; ignored",
-                  extra=context)
+    if disbursement.project_id not in (None, project.id) or disbursement.allocation_id not in (
+        None,
+        project.allocation_id,
+    ):
+        log.error("tranche disbursed names another project or allocation than its milestone; ignored", extra=context)
         return False
     milestones = await repository.milestones_of(session, project.id)
     milestone = next(m for m in milestones if m.id == disbursement.milestone_id)
@@ -176,9 +194,7 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
     if milestone.status != "verified":
         log.error("tranche disbursed for a milestone that was never verified; ignored", extra=context)
         return False
-    reused = await session.scalar(
-        select(Milestone.id).where(Milestone.disbursement_id == disbursement.disbursement_id)
-    )
+    reused = await session.scalar(select(Milestone.id).where(Milestone.disbursement_id == disbursement.disbursement_id))
     if reused is not None:
         log.error("disbursement id already recorded for another milestone; ignored", extra=context)
         return False
@@ -187,14 +203,17 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
         return False
     if disbursement.amount_minor != milestone.tranche_minor:
         # Funding's ledger is authoritative for what moved; record it and flag the difference.
-        log.warning("tranche disbursed differs from the milestone's tranche",
-                    extra={**context, "tranche_minor": milestone.tranche_minor,
-                           "amount_minor": disbursement.amount_minor})
+        log.warning(
+            "tranche disbursed differs from the milestone's tranche",
+            extra={**context, "tranche_minor": milestone.tranche_minor, "amount_minor": disbursement.amount_minor},
+        )
 
     if milestone.disbursement_rejected_reason is not None:
         # Funding's ledger is authoritative: money moved after all, so the refusal is history.
-        log.warning("tranche disbursed for a milestone whose tranche was refused; now funded",
-                    extra={**context, "rejected_reason": milestone.disbursement_rejected_reason})
+        log.warning(
+            "tranche disbursed for a milestone whose tranche was refused; now funded",
+            extra={**context, "rejected_reason": milestone.disbursement_rejected_reason},
+        )
         milestone.disbursement_rejected_reason = None
         milestone.disbursement_rejected_at = None
 
@@ -207,9 +226,14 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
         project.completed_at = disbursement.disbursed_at
     await session.flush()
     await stage_event(
-        session, subject=SUBJECT_MILESTONE_FUNDED, aggregate_id=str(project.id),
-        message=events_pb2.MilestoneFunded(project_id=str(project.id), milestone_id=str(milestone.id),
-                                           disbursement_id=str(disbursement.disbursement_id)),
+        session,
+        subject=SUBJECT_MILESTONE_FUNDED,
+        aggregate_id=str(project.id),
+        message=events_pb2.MilestoneFunded(
+            project_id=str(project.id),
+            milestone_id=str(milestone.id),
+            disbursement_id=str(disbursement.disbursement_id),
+        ),
     )
     return True
 
@@ -233,8 +257,11 @@ async def record_rejection(session: AsyncSession, rejection: Rejection) -> bool:
     event is emitted. A copy of the same refusal (redelivery, republish) changes nothing: the
     first reason stays. Events that do not fit our state are logged and ignored, as above.
     """
-    context = {"disbursement_id": str(rejection.disbursement_id), "milestone_id": str(rejection.milestone_id),
-               "reason": rejection.reason}
+    context = {
+        "disbursement_id": str(rejection.disbursement_id),
+        "milestone_id": str(rejection.milestone_id),
+        "reason": rejection.reason,
+    }
     project_id = await session.scalar(select(Milestone.project_id).where(Milestone.id == rejection.milestone_id))
     if project_id is None:
         log.error("tranche refused for an unknown milestone; ignored", extra=context)
@@ -243,15 +270,16 @@ async def record_rejection(session: AsyncSession, rejection: Rejection) -> bool:
     # one milestone (which funding never sends both of) could not interleave either.
     project = await repository.project_by_id(session, project_id, for_update=True)
     assert project is not None
-    if (rejection.project_id not in (None, project.id)
-            or rejection.allocation_id not in (None, project.allocation_id)):
+    if rejection.project_id not in (None, project.id) or rejection.allocation_id not in (None, project.allocation_id):
         log.error("tranche refused names another project or allocation than its milestone; ignored", extra=context)
         return False
     milestone = await session.get(Milestone, rejection.milestone_id)
     assert milestone is not None
     if milestone.status != "verified":
-        log.error("tranche refused for a milestone that is not verified; ignored",
-                  extra={**context, "status": milestone.status})
+        log.error(
+            "tranche refused for a milestone that is not verified; ignored",
+            extra={**context, "status": milestone.status},
+        )
         return False
     if milestone.disbursement_rejected_reason is not None:
         log.info("tranche refusal already recorded", extra=context)

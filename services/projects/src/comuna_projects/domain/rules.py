@@ -45,9 +45,7 @@ def check_verifiable(milestones: Sequence[MilestoneState], milestone_id: uuid.UU
     """
     target = next(m for m in milestones if m.id == milestone_id)
     if target.status != "pending":
-        raise Conflict(
-            f"milestone {target.sequence} is already {target.status}", code="milestone_not_pending"
-        )
+        raise Conflict(f"milestone {target.sequence} is already {target.status}", code="milestone_not_pending")
     earlier = [m for m in milestones if m.sequence < target.sequence and m.status == "pending"]
     if earlier:
         first = min(m.sequence for m in earlier)
@@ -55,4 +53,3 @@ def check_verifiable(milestones: Sequence[MilestoneState], milestone_id: uuid.UU
             f"milestone {first} must be verified before milestone {target.sequence}",
             code="milestone_out_of_order",
         )
-

@@ -42,8 +42,7 @@ class Project(Base):
         CheckConstraint(_one_of("status", PROJECT_STATUSES), name="ck_projects_status"),
         CheckConstraint("budget_minor > 0", name="ck_projects_budget_positive"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_projects_currency"),
-        CheckConstraint("(status = 'completed') = (completed_at IS NOT NULL)",
-                        name="ck_projects_completed_at"),
+        CheckConstraint("(status = 'completed') = (completed_at IS NOT NULL)", name="ck_projects_completed_at"),
         # Target of the milestones' composite foreign key (same project, same currency).
         UniqueConstraint("id", "currency", name="uq_projects_id_currency"),
         Index("ix_projects_consultation_commune", "consultation_id", "commune_id"),
@@ -72,7 +71,8 @@ class Milestone(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "sequence", name="uq_milestones_project_sequence"),
         ForeignKeyConstraint(
-            ["project_id", "currency"], ["projects.id", "projects.currency"],
+            ["project_id", "currency"],
+            ["projects.id", "projects.currency"],
             name="fk_milestones_project_currency",
         ),
         CheckConstraint(_one_of("status", MILESTONE_STATUSES), name="ck_milestones_status"),
@@ -80,8 +80,7 @@ class Milestone(Base):
         CheckConstraint("tranche_minor >= 0", name="ck_milestones_tranche_not_negative"),
         # Verified (and later funded) milestones always say who verified them and when.
         CheckConstraint(
-            "(status = 'pending') = "
-            "(verified_by IS NULL AND verified_at IS NULL AND verification_note IS NULL)",
+            "(status = 'pending') = (verified_by IS NULL AND verified_at IS NULL AND verification_note IS NULL)",
             name="ck_milestones_verification",
         ),
         CheckConstraint(

@@ -13,9 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna_projects.storage.models import Milestone, Project
 
 
-async def project_by_id(
-    session: AsyncSession, project_id: uuid.UUID, *, for_update: bool = False
-) -> Project | None:
+async def project_by_id(session: AsyncSession, project_id: uuid.UUID, *, for_update: bool = False) -> Project | None:
     query = select(Project).where(Project.id == project_id)
     if for_update:
         # Row lock: every state change of a project or its milestones takes it first, so
@@ -25,9 +23,7 @@ async def project_by_id(
 
 
 async def project_by_allocation(session: AsyncSession, allocation_id: uuid.UUID) -> Project | None:
-    return (
-        await session.execute(select(Project).where(Project.allocation_id == allocation_id))
-    ).scalar_one_or_none()
+    return (await session.execute(select(Project).where(Project.allocation_id == allocation_id))).scalar_one_or_none()
 
 
 async def insert_project_if_absent(session: AsyncSession, values: Mapping[str, Any]) -> bool:
@@ -36,9 +32,7 @@ async def insert_project_if_absent(session: AsyncSession, values: Mapping[str, A
     ON CONFLICT DO NOTHING rather than check-then-insert: two copies of an allocation event
     handled at once (by two replicas) must not both pass a check and then one of them fail.
     """
-    inserted = await session.execute(
-        insert(Project).values(**values).on_conflict_do_nothing().returning(Project.id)
-    )
+    inserted = await session.execute(insert(Project).values(**values).on_conflict_do_nothing().returning(Project.id))
     return inserted.first() is not None
 
 

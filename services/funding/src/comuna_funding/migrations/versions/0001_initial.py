@@ -133,12 +133,18 @@ def upgrade() -> None:
         sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_accounts_currency"),
         sa.CheckConstraint("kind IN ('source', 'allocation', 'commune')", name="ck_accounts_kind"),
         sa.CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="ck_accounts_posted_nonnegative"),
-        sa.CheckConstraint("NOT debits_must_not_exceed_credits OR debits_posted <= credits_posted",
-                           name="ck_accounts_debits_within_credits"),
-        sa.CheckConstraint("NOT credits_must_not_exceed_debits OR credits_posted <= debits_posted",
-                           name="ck_accounts_credits_within_debits"),
-        sa.CheckConstraint("NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)",
-                           name="ck_accounts_flags_exclusive"),
+        sa.CheckConstraint(
+            "NOT debits_must_not_exceed_credits OR debits_posted <= credits_posted",
+            name="ck_accounts_debits_within_credits",
+        ),
+        sa.CheckConstraint(
+            "NOT credits_must_not_exceed_debits OR credits_posted <= debits_posted",
+            name="ck_accounts_credits_within_debits",
+        ),
+        sa.CheckConstraint(
+            "NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)",
+            name="ck_accounts_flags_exclusive",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("accounts_pkey")),
         sa.UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
         sa.UniqueConstraint("key", name=op.f("accounts_key_key")),
@@ -158,10 +164,12 @@ def upgrade() -> None:
         sa.CheckConstraint("debit_account_id <> credit_account_id", name="ck_transfers_distinct_accounts"),
         sa.CheckConstraint("code ~ '^[a-z][a-z0-9_]{0,63}$'", name="ck_transfers_code"),
         sa.CheckConstraint("length(reference) <= 500", name="ck_transfers_reference_length"),
-        sa.ForeignKeyConstraint(["debit_account_id", "currency"], ["accounts.id", "accounts.currency"],
-                                name="fk_transfers_debit_account"),
-        sa.ForeignKeyConstraint(["credit_account_id", "currency"], ["accounts.id", "accounts.currency"],
-                                name="fk_transfers_credit_account"),
+        sa.ForeignKeyConstraint(
+            ["debit_account_id", "currency"], ["accounts.id", "accounts.currency"], name="fk_transfers_debit_account"
+        ),
+        sa.ForeignKeyConstraint(
+            ["credit_account_id", "currency"], ["accounts.id", "accounts.currency"], name="fk_transfers_credit_account"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("transfers_pkey")),
         sa.UniqueConstraint("seq", name=op.f("transfers_seq_key")),
     )
@@ -231,15 +239,17 @@ def upgrade() -> None:
         sa.Column("event_type", sa.String(length=200), nullable=False),
         sa.Column("aggregate_id", sa.String(length=200), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"),
-                  nullable=False),
+        sa.Column(
+            "headers", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("outbox_events_pkey")),
         sa.UniqueConstraint("event_id", name=op.f("outbox_events_event_id_key")),
     )
-    op.create_index("ix_outbox_events_unpublished", "outbox_events", ["seq"],
-                    postgresql_where=sa.text("published_at IS NULL"))
+    op.create_index(
+        "ix_outbox_events_unpublished", "outbox_events", ["seq"], postgresql_where=sa.text("published_at IS NULL")
+    )
     op.create_table(
         "inbox_events",
         sa.Column("consumer", sa.String(length=100), nullable=False),

@@ -70,7 +70,8 @@ def upgrade() -> None:
             name="ck_milestones_funding",
         ),
         sa.ForeignKeyConstraint(
-            ["project_id", "currency"], ["projects.id", "projects.currency"],
+            ["project_id", "currency"],
+            ["projects.id", "projects.currency"],
             name="fk_milestones_project_currency",
         ),
         sa.PrimaryKeyConstraint("id", name="milestones_pkey"),
@@ -87,15 +88,18 @@ def upgrade() -> None:
         sa.Column("event_type", sa.String(length=200), nullable=False),
         sa.Column("aggregate_id", sa.String(length=200), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"),
-                  nullable=False),
+        sa.Column(
+            "headers", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("seq", name="outbox_events_pkey"),
         sa.UniqueConstraint("event_id", name="outbox_events_event_id_key"),
     )
     op.create_index(
-        "ix_outbox_events_unpublished", "outbox_events", ["seq"],
+        "ix_outbox_events_unpublished",
+        "outbox_events",
+        ["seq"],
         postgresql_where=sa.text("published_at IS NULL"),
     )
     op.create_table(

@@ -21,11 +21,13 @@ def upgrade() -> None:
     op.add_column("milestones", sa.Column("disbursement_rejected_reason", sa.String(length=200), nullable=True))
     op.add_column("milestones", sa.Column("disbursement_rejected_at", sa.DateTime(timezone=True), nullable=True))
     op.create_check_constraint(
-        "ck_milestones_rejection_fields", "milestones",
+        "ck_milestones_rejection_fields",
+        "milestones",
         "(disbursement_rejected_reason IS NULL) = (disbursement_rejected_at IS NULL)",
     )
     op.create_check_constraint(
-        "ck_milestones_rejection_status", "milestones",
+        "ck_milestones_rejection_status",
+        "milestones",
         "disbursement_rejected_reason IS NULL OR status = 'verified'",
     )
 
