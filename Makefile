@@ -27,6 +27,7 @@ install: $(UV)
 
 proto: install
 	$(PY) tools/gen_proto.py
+	$(PY) tools/gen_event_docs.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_platform.db import Database
 from comuna_platform.events.envelope import Envelope
+from comuna_platform.events.registry import contract_of
 from comuna_platform.events.streams import wait_for_stream
 from comuna_platform.events.tables import inbox_table
 
@@ -67,16 +68,25 @@ class EventConsumer:
         js: JetStreamContext,
         *,
         name: str,
-        stream: str,
-        filter_subject: str,
         handlers: list[EventHandler[Any]],
         batch_size: int = 50,
     ) -> None:
+        """A durable consumer named `name` of the events `handlers` decode.
+
+        The stream and the filter subjects come from the registry: a consumer reads one
+        producer's stream, so every handled message type must belong to the same service.
+        """
+        if not handlers:
+            raise ValueError(f"consumer {name} handles no event type")
+        contracts = [contract_of(h.message_type) for h in handlers]
+        streams = {c.stream for c in contracts}
+        if len(streams) != 1:
+            raise ValueError(f"consumer {name} mixes streams {sorted(streams)}; declare one consumer per stream")
         self.name = name
         self._db = db
         self._js = js
-        self._stream = stream
-        self._filter_subject = filter_subject
+        self._stream = streams.pop()
+        self._filter_subjects = sorted({c.subject for c in contracts})
         self._handlers: Mapping[str, EventHandler[Any]] = {h.event_type: h for h in handlers}
         self._batch_size = batch_size
 
@@ -84,10 +94,11 @@ class EventConsumer:
         if not await wait_for_stream(self._js, self._stream, stop=stop):
             return
         subscription = await self._js.pull_subscribe(
-            self._filter_subject,
+            self._filter_subjects[0],
             durable=self.name,
             stream=self._stream,
             config=ConsumerConfig(
+                filter_subjects=self._filter_subjects if len(self._filter_subjects) > 1 else None,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=30,

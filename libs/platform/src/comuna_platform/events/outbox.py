@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from comuna_platform.db import Database
 from comuna_platform.events.envelope import Envelope
+from comuna_platform.events.registry import subject_of
 from comuna_platform.events.tables import outbox_table
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,15 @@ _STAGED_KEY = "comuna_outbox_staged"
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to stage: `subject` is `<service>.<aggregate>.<event>`."""
+    """An event to stage; its subject comes from the message's contract (`event_subject`)."""
 
-    subject: str
     message: Message
     aggregate_id: str
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def subject(self) -> str:
+        return subject_of(self.message)
 
 
 # Rows per INSERT when staging many events at once (a nationwide certification stages thousands).
@@ -79,14 +83,13 @@ async def stage_events(session: AsyncSession, events: Sequence[NewEvent]) -> Non
 
 async def stage_event(
     session: AsyncSession,
-    *,
-    subject: str,
     message: Message,
+    *,
     aggregate_id: str,
     event_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Add one event to the outbox inside the caller's open transaction; returns its id."""
-    event = NewEvent(subject=subject, message=message, aggregate_id=aggregate_id, event_id=event_id or uuid.uuid4())
+    event = NewEvent(message=message, aggregate_id=aggregate_id, event_id=event_id or uuid.uuid4())
     await stage_events(session, [event])
     return event.event_id
 

@@ -11,14 +11,12 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from comuna_platform.events.registry import stream_name
+
 log = logging.getLogger(__name__)
 
 # Publishing with the same Nats-Msg-Id inside this window is de-duplicated by the server.
 DUPLICATE_WINDOW_SECONDS = 600.0
-
-
-def stream_name(service: str) -> str:
-    return service.upper()
 
 
 async def connect(url: str, *, name: str) -> NATS:

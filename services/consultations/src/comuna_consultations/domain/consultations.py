@@ -32,9 +32,6 @@ from comuna_platform.events import NewEvent, stage_event, stage_events
 # The whole country: opening, moving and certifying a consultation are national acts.
 COUNTRY = "VE"
 
-COMMUNE_RESULT_CERTIFIED = "consultations.commune_result.certified"
-CONSULTATION_CERTIFIED = "consultations.consultation.certified"
-
 
 def not_found(consultation_id: uuid.UUID) -> NotFound:
     return NotFound(f"consultation {consultation_id} does not exist", code="consultation_not_found")
@@ -100,9 +97,7 @@ async def open_consultation(
         )
         message.voting_opens_at.FromDatetime(schedule.voting_opens_at)
         message.voting_closes_at.FromDatetime(schedule.voting_closes_at)
-        await stage_event(
-            session, subject="consultations.consultation.opened", message=message, aggregate_id=str(consultation_id)
-        )
+        await stage_event(session, message=message, aggregate_id=str(consultation_id))
         consultation = await repository.consultation_by_id(session, consultation_id)
         assert consultation is not None
         return consultation
@@ -156,7 +151,6 @@ async def record_candidate(
         )
     await stage_event(
         session,
-        subject="consultations.candidate.recorded",
         aggregate_id=str(consultation_id),
         message=events_pb2.CandidateRecorded(
             consultation_id=str(consultation_id),
@@ -203,7 +197,6 @@ async def close(
     ballots = await repository.count_ballots(session, consultation_id)
     await stage_event(
         session,
-        subject="consultations.consultation.closed",
         aggregate_id=str(consultation_id),
         message=events_pb2.ConsultationClosed(consultation_id=str(consultation_id), ballots=ballots),
     )
@@ -245,14 +238,8 @@ async def certify(
     await stage_events(
         session,
         [
-            *(
-                NewEvent(
-                    subject=COMMUNE_RESULT_CERTIFIED, message=commune_event(results, c), aggregate_id=str(c.commune_id)
-                )
-                for c in commune_outcomes
-            ),
+            *(NewEvent(message=commune_event(results, c), aggregate_id=str(c.commune_id)) for c in commune_outcomes),
             NewEvent(
-                subject=CONSULTATION_CERTIFIED,
                 message=summary_proto(summary_of(results)),
                 aggregate_id=str(consultation_id),
             ),

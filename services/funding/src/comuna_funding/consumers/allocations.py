@@ -18,7 +18,6 @@ from comuna_platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SUBJECT = "consultations.commune_result.certified"
 # A new durable name, not the old "funding-allocations": an existing durable consumer keeps the
 # filter subject it was created with, so renaming is how the new filter takes effect.
 DURABLE = "funding-commune-results"
@@ -44,7 +43,5 @@ def commune_result_consumer(runtime: Runtime, policy: GrantPolicy) -> EventConsu
         runtime.db,
         runtime.js,
         name=DURABLE,
-        stream="CONSULTATIONS",
-        filter_subject=SUBJECT,
         handlers=[commune_result_handler(policy)],
     )

@@ -13,8 +13,6 @@ from comuna_platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SUBJECT = "projects.milestone.verified"
-
 
 async def apply_milestone_verified(
     session: AsyncSession, event: ReceivedEvent[project_events.MilestoneVerified]
@@ -34,7 +32,5 @@ def milestone_consumer(runtime: Runtime) -> EventConsumer:
         runtime.db,
         runtime.js,
         name="funding-disbursements",
-        stream="PROJECTS",
-        filter_subject=SUBJECT,
         handlers=[EventHandler(project_events.MilestoneVerified, apply_milestone_verified)],
     )

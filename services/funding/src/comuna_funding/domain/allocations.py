@@ -25,10 +25,12 @@ from comuna_funding.domain import ids, ledger
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
 from comuna_platform.events import NewEvent, stage_events
+from comuna_platform.events.registry import subject_of
 
 log = logging.getLogger(__name__)
 
-ALLOCATION_CREATED = "funding.allocation.created"
+# Deterministic event ids are derived from the subject (stable since the first release).
+ALLOCATION_CREATED = subject_of(funding_events.AllocationCreated)
 GRANT_ALLOCATION = "grant_allocation"
 MAX_TEXT = 500
 
@@ -142,7 +144,6 @@ async def allocate_grants(
         session,
         [
             NewEvent(
-                subject=ALLOCATION_CREATED,
                 aggregate_id=str(aid),
                 event_id=ids.event_id_for(ALLOCATION_CREATED, aid),
                 message=funding_events.AllocationCreated(

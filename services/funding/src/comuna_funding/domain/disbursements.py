@@ -26,11 +26,13 @@ from comuna_funding.storage import repository
 from comuna_funding.storage.models import Allocation, Disbursement
 from comuna_platform.errors import FailedPrecondition
 from comuna_platform.events import stage_event
+from comuna_platform.events.registry import subject_of
 
 log = logging.getLogger(__name__)
 
-TRANCHE_DISBURSED = "funding.tranche.disbursed"
-TRANCHE_REJECTED = "funding.tranche.rejected"
+# Deterministic event ids are derived from the subject (stable since the first release).
+TRANCHE_DISBURSED = subject_of(funding_events.TrancheDisbursed)
+TRANCHE_REJECTED = subject_of(funding_events.TrancheRejected)
 TRANCHE_DISBURSEMENT = "tranche_disbursement"
 
 # Reasons a tranche is refused (stored in disbursements.reason).
@@ -128,7 +130,6 @@ async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursem
         return disbursement
     await stage_event(
         session,
-        subject=TRANCHE_DISBURSED,
         aggregate_id=str(disbursement.allocation_id),
         event_id=ids.event_id_for(TRANCHE_DISBURSED, disbursement.id),
         message=funding_events.TrancheDisbursed(
@@ -154,7 +155,6 @@ async def _announce_rejection(session: AsyncSession, disbursement: Disbursement)
     assert disbursement.reason is not None
     await stage_event(
         session,
-        subject=TRANCHE_REJECTED,
         aggregate_id=str(disbursement.id),
         event_id=ids.event_id_for(TRANCHE_REJECTED, disbursement.id),
         message=funding_events.TrancheRejected(

@@ -56,7 +56,6 @@ async def create_territory(
         raise Conflict(f"territory {code} already exists", code="territory_exists") from exc
     await stage_event(
         session,
-        subject="identity.territory.created",
         aggregate_id=str(territory.id),
         message=events_pb2.TerritoryCreated(
             territory=territory_ref(territory), parent_id=str(parent.id) if parent else ""
@@ -112,7 +111,6 @@ async def register_residents(
     for row in rows:
         await stage_event(
             session,
-            subject="identity.resident.registered",
             aggregate_id=str(row["id"]),
             message=events_pb2.ResidentRegistered(
                 resident_id=str(row["id"]), council_id=str(row["council_id"]), commune_id=str(row["commune_id"])

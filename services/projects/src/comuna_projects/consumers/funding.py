@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Any)
 T = TypeVar("T")
 
-STREAM = "FUNDING"
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 TERRITORY_CODE = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
 MAX_CODE_LENGTH = 64
@@ -152,24 +151,18 @@ def consumers(runtime: Runtime, plan: MilestonePlan) -> Sequence[EventConsumer]:
             runtime.db,
             runtime.js,
             name="projects-allocations",
-            stream=STREAM,
-            filter_subject="funding.allocation.created",
             handlers=[allocation_handler(plan)],
         ),
         EventConsumer(
             runtime.db,
             runtime.js,
             name="projects-disbursements",
-            stream=STREAM,
-            filter_subject="funding.tranche.disbursed",
             handlers=[disbursement_handler()],
         ),
         EventConsumer(
             runtime.db,
             runtime.js,
             name="projects-rejections",
-            stream=STREAM,
-            filter_subject="funding.tranche.rejected",
             handlers=[rejection_handler()],
         ),
     ]

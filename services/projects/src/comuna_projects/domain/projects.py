@@ -27,10 +27,6 @@ from comuna_projects.storage.models import Milestone, Project
 
 log = logging.getLogger(__name__)
 
-SUBJECT_PROJECT_CREATED = "projects.project.created"
-SUBJECT_MILESTONE_VERIFIED = "projects.milestone.verified"
-SUBJECT_MILESTONE_FUNDED = "projects.milestone.funded"
-
 
 @dataclass(frozen=True)
 class Allocation:
@@ -92,7 +88,6 @@ async def create_project(session: AsyncSession, plan: MilestonePlan, allocation:
     milestones = await repository.milestones_of(session, project_id)
     await stage_event(
         session,
-        subject=SUBJECT_PROJECT_CREATED,
         aggregate_id=str(project_id),
         message=events_pb2.ProjectCreated(project=project_message(project, milestones)),
     )
@@ -138,7 +133,6 @@ async def verify_milestone(
     await session.flush()
     await stage_event(
         session,
-        subject=SUBJECT_MILESTONE_VERIFIED,
         aggregate_id=str(project.id),
         message=events_pb2.MilestoneVerified(
             project_id=str(project.id),
@@ -227,7 +221,6 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
     await session.flush()
     await stage_event(
         session,
-        subject=SUBJECT_MILESTONE_FUNDED,
         aggregate_id=str(project.id),
         message=events_pb2.MilestoneFunded(
             project_id=str(project.id),

@@ -22,28 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$comuna/consultations/v1/events.proto\x12\x17\x63omuna.consultations.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x01\n\x12\x43onsultationOpened\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x33\n\x0fvoting_opens_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10voting_closes_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcommune_count\x18\x05 \x01(\x05\"\x80\x01\n\x11\x43\x61ndidateRecorded\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05\">\n\x12\x43onsultationClosed\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x02 \x01(\x03\"n\n\x0f\x43\x61ndidateResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05votes\x18\x03 \x01(\x03\x12\x0c\n\x04rank\x18\x04 \x01(\x05\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05\"\xbb\x01\n\rCommuneResult\x12\x12\n\ncommune_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommune_code\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommune_name\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x1b\n\x13winner_candidate_id\x18\x05 \x01(\t\x12<\n\ncandidates\x18\x06 \x03(\x0b\x32(.comuna.consultations.v1.CandidateResult\"\xb6\x01\n\x16\x43ommuneResultCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x19\n\x11\x63onsultation_code\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.comuna.consultations.v1.CommuneResult\"\xc6\x01\n\x15\x43onsultationCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x15\n\rcommune_count\x18\x06 \x01(\x05\x12\x1c\n\x14\x63ommunes_with_winner\x18\x07 \x01(\x05J\x04\x08\x05\x10\x06R\x08\x63ommunesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$comuna/consultations/v1/events.proto\x12\x17\x63omuna.consultations.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n\x12\x43onsultationOpened\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x33\n\x0fvoting_opens_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10voting_closes_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcommune_count\x18\x05 \x01(\x05:%\x8a\xb5\x18!consultations.consultation.opened\"\xa6\x01\n\x11\x43\x61ndidateRecorded\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05:$\x8a\xb5\x18 consultations.candidate.recorded\"e\n\x12\x43onsultationClosed\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x02 \x01(\x03:%\x8a\xb5\x18!consultations.consultation.closed\"n\n\x0f\x43\x61ndidateResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05votes\x18\x03 \x01(\x03\x12\x0c\n\x04rank\x18\x04 \x01(\x05\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05\"\xbb\x01\n\rCommuneResult\x12\x12\n\ncommune_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommune_code\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommune_name\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x1b\n\x13winner_candidate_id\x18\x05 \x01(\t\x12<\n\ncandidates\x18\x06 \x03(\x0b\x32(.comuna.consultations.v1.CandidateResult\"\xe2\x01\n\x16\x43ommuneResultCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x19\n\x11\x63onsultation_code\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.comuna.consultations.v1.CommuneResult:*\x8a\xb5\x18&consultations.commune_result.certified\"\xf0\x01\n\x15\x43onsultationCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x15\n\rcommune_count\x18\x06 \x01(\x05\x12\x1c\n\x14\x63ommunes_with_winner\x18\x07 \x01(\x05:(\x8a\xb5\x18$consultations.consultation.certifiedJ\x04\x08\x05\x10\x06R\x08\x63ommunesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comuna.consultations.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONSULTATIONOPENED']._serialized_start=99
-  _globals['_CONSULTATIONOPENED']._serialized_end=288
-  _globals['_CANDIDATERECORDED']._serialized_start=291
-  _globals['_CANDIDATERECORDED']._serialized_end=419
-  _globals['_CONSULTATIONCLOSED']._serialized_start=421
-  _globals['_CONSULTATIONCLOSED']._serialized_end=483
-  _globals['_CANDIDATERESULT']._serialized_start=485
-  _globals['_CANDIDATERESULT']._serialized_end=595
-  _globals['_COMMUNERESULT']._serialized_start=598
-  _globals['_COMMUNERESULT']._serialized_end=785
-  _globals['_COMMUNERESULTCERTIFIED']._serialized_start=788
-  _globals['_COMMUNERESULTCERTIFIED']._serialized_end=970
-  _globals['_CONSULTATIONCERTIFIED']._serialized_start=973
-  _globals['_CONSULTATIONCERTIFIED']._serialized_end=1171
+  _globals['_CONSULTATIONOPENED']._loaded_options = None
+  _globals['_CONSULTATIONOPENED']._serialized_options = b'\212\265\030!consultations.consultation.opened'
+  _globals['_CANDIDATERECORDED']._loaded_options = None
+  _globals['_CANDIDATERECORDED']._serialized_options = b'\212\265\030 consultations.candidate.recorded'
+  _globals['_CONSULTATIONCLOSED']._loaded_options = None
+  _globals['_CONSULTATIONCLOSED']._serialized_options = b'\212\265\030!consultations.consultation.closed'
+  _globals['_COMMUNERESULTCERTIFIED']._loaded_options = None
+  _globals['_COMMUNERESULTCERTIFIED']._serialized_options = b'\212\265\030&consultations.commune_result.certified'
+  _globals['_CONSULTATIONCERTIFIED']._loaded_options = None
+  _globals['_CONSULTATIONCERTIFIED']._serialized_options = b'\212\265\030$consultations.consultation.certified'
+  _globals['_CONSULTATIONOPENED']._serialized_start=131
+  _globals['_CONSULTATIONOPENED']._serialized_end=359
+  _globals['_CANDIDATERECORDED']._serialized_start=362
+  _globals['_CANDIDATERECORDED']._serialized_end=528
+  _globals['_CONSULTATIONCLOSED']._serialized_start=530
+  _globals['_CONSULTATIONCLOSED']._serialized_end=631
+  _globals['_CANDIDATERESULT']._serialized_start=633
+  _globals['_CANDIDATERESULT']._serialized_end=743
+  _globals['_COMMUNERESULT']._serialized_start=746
+  _globals['_COMMUNERESULT']._serialized_end=933
+  _globals['_COMMUNERESULTCERTIFIED']._serialized_start=936
+  _globals['_COMMUNERESULTCERTIFIED']._serialized_end=1162
+  _globals['_CONSULTATIONCERTIFIED']._serialized_start=1165
+  _globals['_CONSULTATIONCERTIFIED']._serialized_end=1405
 # @@protoc_insertion_point(module_scope)

@@ -22,18 +22,23 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options__pb2
 from comuna.common.v1 import territory_pb2 as comuna_dot_common_dot_v1_dot_territory__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/identity/v1/events.proto\x12\x12\x63omuna.identity.v1\x1a comuna/common/v1/territory.proto\"X\n\x10TerritoryCreated\x12\x31\n\tterritory\x18\x01 \x01(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x11\n\tparent_id\x18\x02 \x01(\t\"Q\n\x12ResidentRegistered\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x12\n\ncouncil_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/identity/v1/events.proto\x12\x12\x63omuna.identity.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a comuna/common/v1/territory.proto\"x\n\x10TerritoryCreated\x12\x31\n\tterritory\x18\x01 \x01(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x11\n\tparent_id\x18\x02 \x01(\t:\x1e\x8a\xb5\x18\x1aidentity.territory.created\"s\n\x12ResidentRegistered\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x12\n\ncouncil_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t: \x8a\xb5\x18\x1cidentity.resident.registeredb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comuna.identity.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TERRITORYCREATED']._serialized_start=89
-  _globals['_TERRITORYCREATED']._serialized_end=177
-  _globals['_RESIDENTREGISTERED']._serialized_start=179
-  _globals['_RESIDENTREGISTERED']._serialized_end=260
+  _globals['_TERRITORYCREATED']._loaded_options = None
+  _globals['_TERRITORYCREATED']._serialized_options = b'\212\265\030\032identity.territory.created'
+  _globals['_RESIDENTREGISTERED']._loaded_options = None
+  _globals['_RESIDENTREGISTERED']._serialized_options = b'\212\265\030\034identity.resident.registered'
+  _globals['_TERRITORYCREATED']._serialized_start=121
+  _globals['_TERRITORYCREATED']._serialized_end=241
+  _globals['_RESIDENTREGISTERED']._serialized_start=243
+  _globals['_RESIDENTREGISTERED']._serialized_end=358
 # @@protoc_insertion_point(module_scope)

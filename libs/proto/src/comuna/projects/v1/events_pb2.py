@@ -22,21 +22,28 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options__pb2
 from comuna.projects.v1 import projects_pb2 as comuna_dot_projects_dot_v1_dot_projects__pb2
 from comuna.common.v1 import money_pb2 as comuna_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/projects/v1/events.proto\x12\x12\x63omuna.projects.v1\x1a!comuna/projects/v1/projects.proto\x1a\x1c\x63omuna/common/v1/money.proto\">\n\x0eProjectCreated\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project\"\xa7\x01\n\x11MilestoneVerified\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x15\n\rallocation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12(\n\x07tranche\x18\x05 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0bverified_by\x18\x06 \x01(\t\"T\n\x0fMilestoneFunded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x17\n\x0f\x64isbursement_id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/projects/v1/events.proto\x12\x12\x63omuna.projects.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a!comuna/projects/v1/projects.proto\x1a\x1c\x63omuna/common/v1/money.proto\"\\\n\x0eProjectCreated\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project:\x1c\x8a\xb5\x18\x18projects.project.created\"\xc8\x01\n\x11MilestoneVerified\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x15\n\rallocation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12(\n\x07tranche\x18\x05 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0bverified_by\x18\x06 \x01(\t:\x1f\x8a\xb5\x18\x1bprojects.milestone.verified\"s\n\x0fMilestoneFunded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x17\n\x0f\x64isbursement_id\x18\x03 \x01(\t:\x1d\x8a\xb5\x18\x19projects.milestone.fundedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comuna.projects.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROJECTCREATED']._serialized_start=120
-  _globals['_PROJECTCREATED']._serialized_end=182
-  _globals['_MILESTONEVERIFIED']._serialized_start=185
-  _globals['_MILESTONEVERIFIED']._serialized_end=352
-  _globals['_MILESTONEFUNDED']._serialized_start=354
-  _globals['_MILESTONEFUNDED']._serialized_end=438
+  _globals['_PROJECTCREATED']._loaded_options = None
+  _globals['_PROJECTCREATED']._serialized_options = b'\212\265\030\030projects.project.created'
+  _globals['_MILESTONEVERIFIED']._loaded_options = None
+  _globals['_MILESTONEVERIFIED']._serialized_options = b'\212\265\030\033projects.milestone.verified'
+  _globals['_MILESTONEFUNDED']._loaded_options = None
+  _globals['_MILESTONEFUNDED']._serialized_options = b'\212\265\030\031projects.milestone.funded'
+  _globals['_PROJECTCREATED']._serialized_start=152
+  _globals['_PROJECTCREATED']._serialized_end=244
+  _globals['_MILESTONEVERIFIED']._serialized_start=247
+  _globals['_MILESTONEVERIFIED']._serialized_end=447
+  _globals['_MILESTONEFUNDED']._serialized_start=449
+  _globals['_MILESTONEFUNDED']._serialized_end=564
 # @@protoc_insertion_point(module_scope)

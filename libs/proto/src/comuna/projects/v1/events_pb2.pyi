@@ -1,3 +1,4 @@
+from comuna.common.v1 import options_pb2 as _options_pb2
 from comuna.projects.v1 import projects_pb2 as _projects_pb2
 from comuna.common.v1 import money_pb2 as _money_pb2
 from google.protobuf import descriptor as _descriptor
