@@ -6,6 +6,7 @@ under the dev stack's cache; `/tmp` is snapshotted (`comuna-*`) before and after
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from comuna_devstack._process import PidRecord, read_pid_file, start_time, stop_recorded
 from comuna_devstack.locations import owned_temp_dir, sweep_abandoned
 from comuna_devstack.ports import free_port, port_is_open
+from comuna_devstack.postgres import relocated_parent
 from tests.devstack.support import (
     busy_ports,
     child_env,
@@ -76,6 +78,7 @@ class Infra:
     def __init__(self, state_dir: Path, pg_port: int, nats_port: int, tmpdir: Path) -> None:
         self.state_dir, self.pg_port, self.nats_port, self.tmpdir = state_dir, pg_port, nats_port, tmpdir
         self.stderr = state_dir.parent / "stderr.log"
+        self.data_dir = state_dir / "pg"
 
     def start(self, *, from_thread: bool = False) -> subprocess.Popen[str]:
         self.stderr = self.state_dir.parent / f"stderr-{len(list(self.state_dir.parent.glob('stderr-*')))}.log"
@@ -95,7 +98,7 @@ class Infra:
         return process
 
     def recorded(self) -> dict[str, PidRecord]:
-        records = {"postgres": _postmaster(self.state_dir / "pg")}
+        records = {"postgres": _postmaster(self.data_dir)}
         for name in ("nats", "stack"):
             record = read_pid_file(self.state_dir / "pids" / f"{name}.pid")
             assert record is not None, f"no pid file for {name}"
@@ -105,7 +108,7 @@ class Infra:
     def assert_nothing_left(self, before_tmp: set[str]) -> None:
         assert busy_ports([self.pg_port, self.nats_port]) == []
         assert list((self.state_dir / "pids").glob("*.pid")) == []
-        assert not (self.state_dir / "pg" / "postmaster.pid").exists()
+        assert not (self.data_dir / "postmaster.pid").exists()
         assert list(self.tmpdir.iterdir()) == []
         assert new_tmp_entries(before_tmp) == set()
 
@@ -173,6 +176,40 @@ def test_a_second_start_stops_servers_an_earlier_run_left_alive(infra: Infra) ->
     second.send_signal(signal.SIGTERM)
     second.wait(timeout=60)
     infra.assert_nothing_left(before)
+
+
+def test_a_state_dir_the_server_account_cannot_reach_gets_its_data_relocated_and_cleaned(
+    tmp_path: Path, scratch: Path
+) -> None:
+    """A checkout in a private directory (root's home, a 0700 folder), as in CI: the data goes
+    to its documented place, a killed run is recovered from there, `comuna-dev clean` removes it."""
+    before = comuna_tmp_entries()
+    state_dir = tmp_path / "checkout" / ".devstack"  # pytest's tmp_path is 0700
+    state_dir.parent.mkdir()
+    infra = Infra(state_dir, free_port(), free_port(), private_tmpdir(scratch))
+    relocated = relocated_parent(state_dir)
+    if os.geteuid() == 0:
+        infra.data_dir = relocated / "pg"
+    try:
+        first = infra.start(from_thread=True)  # its servers will outlive it
+        assert (infra.data_dir / "PG_VERSION").is_file()
+        if os.geteuid() == 0:
+            assert f"notice: PostgreSQL data lives in {infra.data_dir}" in infra.stderr.read_text()
+        records = infra.recorded()
+        first.kill()
+        first.wait(timeout=10)
+        second = infra.start()
+        assert not records["postgres"].alive() and not records["nats"].alive()
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+        infra.assert_nothing_left(before)
+        cleaned = subprocess.run(
+            comuna_dev(state_dir, "clean"), check=False, capture_output=True, text=True, env=child_env({})
+        )
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert not state_dir.exists() and not relocated.exists()
+    finally:
+        shutil.rmtree(relocated, ignore_errors=True)
 
 
 def test_a_second_live_run_on_the_same_state_directory_is_refused(infra: Infra) -> None:
