@@ -285,6 +285,8 @@ class EmbeddedPostgres:
         ]  # fmt: skip
         if self.fast:
             command += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        if self._log is not None:  # from a server of ours that died without stop()
+            self._log.close()
         self._log = self.log_file.open("ab")
         self._process = subprocess.Popen(
             command,
