@@ -18,7 +18,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
+from comuna_consultations.domain.identity import CommuneRef, Eligibility
 from comuna_platform.auth.errors import TokenSourceError
 from comuna_platform.errors import InvalidInput, NotFound, Unavailable
 from comuna_platform.rpc import error_code_of
@@ -42,21 +42,6 @@ REASONS = {
     pb.INELIGIBILITY_REASON_UNDER_AGE: "under_age",
     pb.INELIGIBILITY_REASON_OTHER_COMMUNE: "other_commune",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CommuneRef:
-    id: uuid.UUID
-    code: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Eligibility:
-    eligible: bool
-    # "not_registered", "under_age", "other_commune" when not eligible; "" otherwise.
-    reason: str
-    voter_ref: str
 
 
 class Invalidatable(Protocol):
