@@ -18,3 +18,13 @@ class ConsultationStatus(StrEnum):
 class BallotChannel(StrEnum):
     TABLE = "table"  # cast by a polling officer at a table
     ONLINE = "online"  # submitted by a gateway that authenticated the voter (a service)
+
+
+class IneligibilityReason(StrEnum):
+    """Why identity found a voter ineligible (shown in the `voter_ineligible` problem)."""
+
+    NOT_REGISTERED = "not_registered"
+    UNDER_AGE = "under_age"
+    OTHER_COMMUNE = "other_commune"
+    # An answer this version does not know (a newer identity): still a refusal.
+    OTHER = "other"

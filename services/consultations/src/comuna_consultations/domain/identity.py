@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from comuna_consultations.vocabulary import IneligibilityReason
+
 
 @dataclass(frozen=True, slots=True)
 class CommuneRef:
@@ -22,8 +24,8 @@ class CommuneRef:
 @dataclass(frozen=True, slots=True)
 class Eligibility:
     eligible: bool
-    # "not_registered", "under_age", "other_commune" when not eligible; "" otherwise.
-    reason: str
+    # Why not, when not eligible; None otherwise.
+    reason: IneligibilityReason | None
     voter_ref: str
 
 
