@@ -27,13 +27,16 @@ from sqlalchemy import func, insert, select
 
 from comuna.consultations.v1 import consultations_pb2 as pb
 from comuna.consultations.v1 import consultations_pb2_grpc, events_pb2
-from comuna_consultations.domain.results import MAX_PAGE_SIZE, certified_page
+from comuna_consultations.lifecycle.storage import insert_communes
+from comuna_consultations.results.grpc import certified_page
+from comuna_consultations.results.usecases import MAX_PAGE_SIZE
 from comuna_consultations.service import SPEC as CONSULTATIONS
 from comuna_consultations.storage import repository
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.events import outbox_table
+from comuna_platform.uow import UnitOfWork
 from tests.consultations.conftest import open_stack
 from tests.consultations.helpers import Stack, next_code, operator, transition
 from tests.support.grpc_server import grpc_server
@@ -118,7 +121,7 @@ async def _seed(stack: Stack) -> Seeded:
                 closed_at=now,
             )
         )
-        await repository.insert_communes(session, commune_rows)
+        await insert_communes(session, commune_rows)
         for start in range(0, len(candidate_rows), 5_000):
             await session.execute(insert(repository.candidates), candidate_rows[start : start + 5_000])
         for start in range(0, len(ballot_rows), 5_000):
@@ -269,7 +272,11 @@ async def test_a_page_is_cut_short_rather_than_grow_past_its_byte_budget(stack: 
     async with stack.consultations.runtime.db.transaction() as session:
         while True:
             page = await certified_page(
-                session, certified.consultation_id, after_code=after, page_size=MAX_PAGE_SIZE, max_bytes=100_000
+                UnitOfWork.of(session),
+                certified.consultation_id,
+                after_code=after,
+                page_size=MAX_PAGE_SIZE,
+                max_bytes=100_000,
             )
             assert 0 < sum(r.ByteSize() for r in page.results) <= 100_000
             assert len(page.results) < MAX_PAGE_SIZE

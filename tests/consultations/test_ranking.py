@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from comuna_consultations.domain.lifecycle import Status, check_transition
+from comuna_consultations.domain.lifecycle import check_transition
 from comuna_consultations.domain.ranking import Tally, rank_candidates, winner_of
+from comuna_consultations.vocabulary import ConsultationStatus as Status
 from comuna_platform.errors import FailedPrecondition
 
 

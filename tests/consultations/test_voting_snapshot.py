@@ -11,7 +11,8 @@ from typing import Any, cast
 import pytest
 
 from comuna_consultations.storage import repository
-from comuna_consultations.storage.voting_snapshot import VotingSnapshotCache
+from comuna_consultations.voting import storage
+from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.db import Database
 
 pytestmark = pytest.mark.asyncio
@@ -51,8 +52,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return {CANDIDATE: COMMUNE}
 
     monkeypatch.setattr(repository, "consultation_status", status)
-    monkeypatch.setattr(repository, "commune_codes", codes)
-    monkeypatch.setattr(repository, "candidate_communes", candidates)
+    monkeypatch.setattr(storage, "commune_codes", codes)
+    monkeypatch.setattr(storage, "candidate_communes", candidates)
     return state
 
 

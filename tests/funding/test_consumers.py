@@ -31,6 +31,7 @@ from comuna_funding.storage.models import Allocation, Disbursement
 from comuna_platform.db import Database
 from comuna_platform.events.streams import ensure_stream
 from comuna_platform.events.tables import inbox_table
+from comuna_platform.uow import UnitOfWork
 from tests.funding.conftest import MIGRATIONS
 from tests.funding.helpers import drained, eventually, publish, stream_messages
 from tests.support.issuer import TestIssuer
@@ -320,7 +321,7 @@ async def test_winners_funded_by_the_former_whole_certification_are_not_funded_a
     policy = allocations.GrantPolicy(amount_minor=GRANT, currency="USD", funding_source="national")
     async with funding.runtime.db.transaction() as session:
         before = await allocations.allocate_grants(
-            session,
+            UnitOfWork.of(session),
             uuid.UUID(consultation_id),
             [
                 allocations.Winner(uuid.UUID(w.commune_id), w.commune_code, uuid.UUID(w.candidate_id), w.title)
@@ -564,12 +565,12 @@ async def test_a_nationwide_batch_is_allocated_quickly_and_only_once(db: Databas
     loop = asyncio.get_running_loop()
     started = loop.time()
     async with db.transaction() as session:
-        created = await allocations.allocate_grants(session, consultation_id, chosen, policy)
+        created = await allocations.allocate_grants(UnitOfWork.of(session), consultation_id, chosen, policy)
     elapsed = loop.time() - started
     assert len(created) == 5_336
     assert elapsed < 20, f"allocating a national round took {elapsed:.1f}s"
     async with db.transaction() as session:
-        assert await allocations.allocate_grants(session, consultation_id, chosen, policy) == []
+        assert await allocations.allocate_grants(UnitOfWork.of(session), consultation_id, chosen, policy) == []
         assert await ledger.audit(session) == []
         assert all(t.balanced for t in await ledger.ledger_totals(session))
         count = (

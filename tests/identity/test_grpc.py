@@ -53,6 +53,25 @@ async def test_list_communes_pages_through_all(stub: identity_pb2_grpc.IdentityS
         pb.ListCommunesRequest(page_size=1, page_token=first.next_page_token), metadata=service_token(issuer)
     )
     assert [c.code for c in [*first.communes, *second.communes]] == ["VE.01.01.C1", "VE.01.01.C2"]
+    assert second.next_page_token == ""  # the last page says so
+    assert "VE" not in first.next_page_token  # opaque, versioned: not the raw code
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (pb.ListCommunesRequest(page_size=-5), "invalid_page_size"),
+        (pb.ListCommunesRequest(page_token="\0"), "invalid_page_token"),
+        (pb.ListCommunesRequest(page_token="VE.01.01.C1"), "invalid_page_token"),
+    ],
+)
+async def test_bad_pages_are_invalid_argument_not_internal(
+    stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer, request_: pb.ListCommunesRequest, code: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.ListCommunes(request_, metadata=service_token(issuer))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_code_of(refused.value) == code
 
 
 async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer) -> None:

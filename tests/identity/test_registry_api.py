@@ -49,6 +49,30 @@ async def test_territory_tree_and_ancestors(identity: RunningService, issuer: Te
     assert [a["code"] for a in detail["ancestors"]] == ["VE", "VE.01", "VE.01.01", "VE.01.01.C1"]
     page = (await identity.client.get("/v1/territories", params={"parent_code": "VE.01.01"})).json()
     assert [t["code"] for t in page["items"]] == ["VE.01.01.C1", "VE.01.01.C2"]
+    assert page["next_page_token"] is None
+    assert {t["kind"] for t in page["items"]} == {"commune", "communal_circuit"}
+
+
+async def test_territories_page_with_opaque_tokens(identity: RunningService, issuer: TestIssuer) -> None:
+    await seed(identity, issuer)
+    seen, token = [], ""
+    while True:
+        params = {"parent_code": "VE.01.01", "limit": 1, **({"page_token": token} if token else {})}
+        page = (await identity.client.get("/v1/territories", params=params)).json()
+        seen += [t["code"] for t in page["items"]]
+        token = page["next_page_token"]
+        if token is None:
+            break
+        assert "VE" not in token  # opaque, not the raw code
+    assert seen == ["VE.01.01.C1", "VE.01.01.C2"]
+
+
+@pytest.mark.parametrize("token", ["%00", "Zm9v", "djE6WyJcdTAwMDAiXQ"])
+async def test_a_forged_page_token_is_refused_before_the_database(identity: RunningService, token: str) -> None:
+    response = await identity.client.get(f"/v1/territories?page_token={token}")
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "invalid_page_token"
 
 
 @pytest.mark.parametrize(

@@ -407,13 +407,18 @@ async def test_list_filters_and_pages(harness: Harness) -> None:
     assert (both["items"][0]["budget_minor"], both["items"][0]["currency"]) == (1_000_000, "USD")
 
     first = (await harness.client.get("/v1/projects", params={"consultation_id": consultation, "limit": 1})).json()
-    assert len(first["items"]) == 1 and first["next_after"] is not None
+    assert len(first["items"]) == 1 and first["next_page_token"] is not None
     second = (
         await harness.client.get(
-            "/v1/projects", params={"consultation_id": consultation, "limit": 1, "after": first["next_after"]}
+            "/v1/projects",
+            params={"consultation_id": consultation, "limit": 1, "page_token": first["next_page_token"]},
         )
     ).json()
     assert {first["items"][0]["id"], second["items"][0]["id"]} == set(ids[:2])
+    assert second["next_page_token"] is None  # the last page says so: no empty page after it
+    for forged in ("%00", "Zm9v", first["next_page_token"][:-2]):
+        refused = await harness.client.get(f"/v1/projects?page_token={forged}")
+        assert refused.status_code == 422 and refused.json()["code"] == "invalid_page_token", refused.text
 
     assert (await harness.client.get("/v1/projects", params={"commune_id": "nope"})).status_code == 422
     assert (await harness.client.get("/v1/projects", params={"limit": 0})).status_code == 422

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -14,10 +15,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from comuna_platform.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -29,24 +31,35 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(
             url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, pool_timeout=30
         )
-        # A Session class of our own, so session events (the outbox relay's after-commit
-        # wake-up) can be listened to for this database only.
-        self.sync_session_class: type[Session] = type("ServiceSession", (Session,), {})
-        self.sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, sync_session_class=self.sync_session_class
-        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._events_committed: list[Callable[[], None]] = []
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+    def on_events_committed(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after every commit that staged events (the outbox relay wakes up on
+        it); returns the function that removes it again."""
+        self._events_committed.append(listener)
+        return lambda: self._events_committed.remove(listener)
+
+    def _notify_events_committed(self) -> None:
+        for listener in list(self._events_committed):
+            try:
+                listener()
+            except Exception:
+                log.exception("events-committed listener failed")
 
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """One transaction with its staged events and after-commit hooks (see `comuna_platform.uow`)."""
         from comuna_platform.uow import unit_of_work
 
-        return unit_of_work(self.sessions)
+        return unit_of_work(self.sessions, on_events_committed=self._notify_events_committed)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """The session of a unit of work, for code that needs only the session (tests, the event
+        consumer): committed on success, rolled back on error, after-commit hooks included;
+        `UnitOfWork.of(session)` finds the unit of work again."""
+        async with self.unit_of_work() as uow:
+            yield uow.session
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:

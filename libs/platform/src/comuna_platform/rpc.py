@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +18,13 @@ from comuna_platform.auth.errors import AuthenticationError, PermissionDeniedErr
 from comuna_platform.auth.grpc import AuthInterceptor, current_principal
 from comuna_platform.auth.principal import Principal
 from comuna_platform.auth.verifier import TokenVerifier
-from comuna_platform.errors import Forbidden, InvalidInput, ProblemError, Unauthenticated
+from comuna_platform.errors import Forbidden, ProblemError, Unauthenticated
+from comuna_platform.ids import parse_id
 
 log = logging.getLogger(__name__)
+
+# Moved to `comuna_platform.ids`; kept importable from here for older callers.
+__all__ = ["parse_id"]
 
 ERROR_DOMAIN = "comuna.dev"
 
@@ -143,11 +146,3 @@ def require_service_caller() -> Principal:
     if not principal.has_role("service"):
         raise Forbidden("only services may call this gRPC API", code="forbidden_role")
     return principal
-
-
-def parse_id(value: str, field: str) -> uuid.UUID:
-    """A UUID from a request field, or INVALID_ARGUMENT `invalid_id` naming the field."""
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} is not a valid id", code="invalid_id") from exc

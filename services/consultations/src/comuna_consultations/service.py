@@ -8,11 +8,17 @@ from typing import cast
 import grpc
 from fastapi import FastAPI
 
-from comuna_consultations.api.routes import router
+# lifecycle/voting/results messages are imported for their effect: they register how each
+# slice's domain events become event messages.
 from comuna_consultations.clients.identity import IdentityClient
-from comuna_consultations.grpc import servicer
+from comuna_consultations.lifecycle import api as lifecycle_api
+from comuna_consultations.lifecycle import messages as lifecycle_messages  # noqa: F401
+from comuna_consultations.results import api as results_api
+from comuna_consultations.results import grpc as results_grpc
+from comuna_consultations.results import messages as results_messages  # noqa: F401
 from comuna_consultations.settings import Settings
-from comuna_consultations.storage.voting_snapshot import VotingSnapshotCache
+from comuna_consultations.voting import api as voting_api
+from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.auth.errors import TokenSourceError
 from comuna_platform.auth.grpc import ClientCredentialsTokenSource, bearer_token_interceptors
 from comuna_platform.rpc import client_channel
@@ -60,7 +66,7 @@ async def on_shutdown(runtime: Runtime, app: FastAPI) -> None:
 
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
-    return servicer.register(runtime, server)
+    return results_grpc.register(runtime, server)
 
 
 SPEC = ServiceSpec(
@@ -69,7 +75,7 @@ SPEC = ServiceSpec(
     description="Popular consultations: communes' assembly candidates, secret one-person-one-vote ballots, "
     "and certified results ranked by a published rule.",
     settings_factory=Settings,
-    routers=[router],
+    routers=[lifecycle_api.router, voting_api.router, results_api.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     on_shutdown=on_shutdown,

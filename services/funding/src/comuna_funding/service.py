@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+# Imported for its effect: registers how the domain's events become event messages.
+from comuna_funding import messages  # noqa: F401
 from comuna_funding.api.routes import router
 from comuna_funding.consumers.allocations import commune_result_consumer
 from comuna_funding.consumers.disbursements import milestone_consumer

@@ -7,6 +7,8 @@ from typing import cast
 import grpc
 from fastapi import FastAPI
 
+# Imported for its effect: registers how identity's domain events become event messages.
+from comuna_identity import messages  # noqa: F401
 from comuna_identity.api.routes import router
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.grpc import servicer

@@ -9,6 +9,9 @@ import grpc
 
 from comuna_platform.events import EventConsumer
 from comuna_platform.runtime import Runtime, ServiceSpec
+
+# Imported for its effect: registers how the domain's events become event messages.
+from comuna_projects import messages  # noqa: F401
 from comuna_projects.api.routes import router
 from comuna_projects.consumers import funding
 from comuna_projects.grpc import servicer

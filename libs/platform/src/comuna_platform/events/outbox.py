@@ -20,9 +20,8 @@ from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from opentelemetry import propagate
 from prometheus_client import Counter
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from comuna_platform.db import Database
 from comuna_platform.events.envelope import Envelope
@@ -81,6 +80,11 @@ async def stage_events(session: AsyncSession, events: Sequence[NewEvent]) -> Non
     session.info[_STAGED_KEY] = True
 
 
+def take_staged_flag(session: AsyncSession) -> bool:
+    """Whether events were staged in this session's transaction (and forget it)."""
+    return bool(session.info.pop(_STAGED_KEY, False))
+
+
 async def stage_event(
     session: AsyncSession,
     message: Message,
@@ -110,23 +114,15 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        # Wake the relay as soon as a transaction that staged events commits, instead of
-        # waiting for the next poll.
-        event.listen(db.sync_session_class, "after_commit", self._after_commit)
-
-    def _after_commit(self, session: Session) -> None:
-        if session.info.pop(_STAGED_KEY, False):
-            self._loop.call_soon_threadsafe(self._wake.set)
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Woken as soon as a unit of work that staged events commits (the database tells every
+        # listener, in this event loop), instead of waiting for the next poll.
+        remove = self._db.on_events_committed(self._wake.set)
         try:
             await self._run(stop)
         finally:
-            event.remove(self._db.sync_session_class, "after_commit", self._after_commit)
+            remove()
 
     async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -18,7 +18,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +26,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
+from comuna_consultations.domain.identity import CommuneRef, Eligibility
+from comuna_consultations.vocabulary import IneligibilityReason
 from comuna_platform.auth.errors import TokenSourceError
 from comuna_platform.errors import InvalidInput, NotFound, Unavailable
 from comuna_platform.rpc import error_code_of
@@ -38,25 +39,10 @@ PAGE_SIZE = 1000
 MAX_PAGES = 1000
 
 REASONS = {
-    pb.INELIGIBILITY_REASON_NOT_REGISTERED: "not_registered",
-    pb.INELIGIBILITY_REASON_UNDER_AGE: "under_age",
-    pb.INELIGIBILITY_REASON_OTHER_COMMUNE: "other_commune",
+    pb.INELIGIBILITY_REASON_NOT_REGISTERED: IneligibilityReason.NOT_REGISTERED,
+    pb.INELIGIBILITY_REASON_UNDER_AGE: IneligibilityReason.UNDER_AGE,
+    pb.INELIGIBILITY_REASON_OTHER_COMMUNE: IneligibilityReason.OTHER_COMMUNE,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CommuneRef:
-    id: uuid.UUID
-    code: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Eligibility:
-    eligible: bool
-    # "not_registered", "under_age", "other_commune" when not eligible; "" otherwise.
-    reason: str
-    voter_ref: str
 
 
 class Invalidatable(Protocol):
@@ -109,8 +95,8 @@ class IdentityClient:
         if response.eligible:
             if not response.voter_ref:
                 raise Unavailable("identity answered eligible without a voter reference", code="identity_bad_answer")
-            return Eligibility(True, "", response.voter_ref)
-        return Eligibility(False, REASONS.get(response.reason, "other"), "")
+            return Eligibility(True, None, response.voter_ref)
+        return Eligibility(False, REASONS.get(response.reason, IneligibilityReason.OTHER), "")
 
     async def _call(self, name: str, method: Any, request: Any) -> Any:
         deadline = time.monotonic() + self._timeout

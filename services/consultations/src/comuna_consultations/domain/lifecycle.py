@@ -7,17 +7,8 @@ or undone: results are certified only from a closed vote, and a certified consul
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from comuna_consultations.vocabulary import ConsultationStatus as Status
 from comuna_platform.errors import FailedPrecondition
-
-
-class Status(StrEnum):
-    ASSEMBLY = "assembly"
-    VOTING = "voting"
-    CLOSED = "closed"
-    CERTIFIED = "certified"
-
 
 # target -> the only status it may be reached from
 PREVIOUS: dict[Status, Status] = {

@@ -9,7 +9,7 @@ Ballot secrecy is a property of the schema, not of the code that happens to writ
   in the same instant), and a random (uuid4, not time-ordered uuid7) id.
 
 The two rows are written in one transaction, so PostgreSQL's hidden `xmin` column (the
-writing transaction id) is equal on both; see `domain/voting.py` for what that means.
+writing transaction id) is equal on both; see `voting/usecases.py` for what that means.
 """
 
 from __future__ import annotations
@@ -32,22 +32,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-STATUSES = ("assembly", "voting", "closed", "certified")
-CHANNELS = ("table", "online")
+from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus
+from comuna_platform.vocabulary import one_of
 
 
 class Base(DeclarativeBase):
     pass
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class Consultation(Base):
     __tablename__ = "consultations"
     __table_args__ = (
-        CheckConstraint(_in("status", STATUSES), name="ck_consultations_status"),
+        CheckConstraint(one_of("status", ConsultationStatus), name="ck_consultations_status"),
         CheckConstraint("code ~ '^[0-9]{4}-Q[1-4]$'", name="ck_consultations_code"),
         CheckConstraint(
             "assemblies_open_at < voting_opens_at AND voting_opens_at < voting_closes_at",
@@ -136,7 +132,7 @@ class Ballot(Base):
             ["candidates.consultation_id", "candidates.commune_id", "candidates.id"],
             name="fk_ballots_candidate",
         ),
-        CheckConstraint(_in("channel", CHANNELS), name="ck_ballots_channel"),
+        CheckConstraint(one_of("channel", BallotChannel), name="ck_ballots_channel"),
         # Counting at certification is an index-only scan of this index.
         Index("ix_ballots_tally", "consultation_id", "commune_id", "candidate_id"),
     )

@@ -26,20 +26,22 @@ from comuna_funding.api.schemas import (
     TransferOut,
     TransferPage,
 )
-from comuna_funding.domain import ledger
-from comuna_funding.storage import ledger_store, repository
+from comuna_funding.domain import ledger, queries
+from comuna_funding.domain.queries import AllocationView
 from comuna_funding.storage.ledger_store import AccountRow, TransferRow
-from comuna_funding.storage.models import ACCOUNT_KINDS, Allocation, Disbursement
-from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import RuntimeDep
+from comuna_funding.storage.models import Disbursement
+from comuna_funding.vocabulary import AccountKind, DisbursementStatus
+from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.paging import decode_page_token, encode_page_token
 
 router = APIRouter(prefix="/v1", tags=["funding"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-AccountKind = Annotated[str | None, Query(pattern="^(" + "|".join(ACCOUNT_KINDS) + ")$")]
+PageToken = Annotated[str, Query(max_length=512, description="`next_page_token` of the previous page")]
 
 
-def _allocation(allocation: Allocation, *, debits_posted: int, credits_posted: int) -> AllocationOut:
+def _allocation(view: AllocationView) -> AllocationOut:
+    allocation = view.allocation
     return AllocationOut(
         id=allocation.id,
         consultation_id=allocation.consultation_id,
@@ -50,9 +52,8 @@ def _allocation(allocation: Allocation, *, debits_posted: int, credits_posted: i
         funding_source=allocation.funding_source,
         amount_minor=allocation.amount_minor,
         currency=allocation.currency,
-        # The ledger is the source of truth: what left the earmark is what was disbursed.
-        disbursed_minor=debits_posted,
-        remaining_minor=credits_posted - debits_posted,
+        disbursed_minor=view.disbursed_minor,
+        remaining_minor=view.remaining_minor,
         account_id=allocation.account_id,
         transfer_id=allocation.transfer_id,
         created_at=allocation.created_at,
@@ -66,7 +67,7 @@ def _disbursement(d: Disbursement) -> DisbursementOut:
         milestone_id=d.milestone_id,
         amount_minor=d.amount_minor,
         currency=d.currency,
-        status=d.status,
+        status=DisbursementStatus(d.status),
         reason=d.reason,
         transfer_id=d.transfer_id,
         created_at=d.created_at,
@@ -77,7 +78,7 @@ def _account(a: AccountRow) -> AccountOut:
     return AccountOut(
         id=a.id,
         key=a.key,
-        kind=a.kind,
+        kind=AccountKind(a.kind),
         currency=a.currency,
         flags=AccountFlags(
             debits_must_not_exceed_credits=a.debits_must_not_exceed_credits,
@@ -105,21 +106,18 @@ def _transfer(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
 
 @router.get("/allocations", response_model=AllocationPage, summary="Allocations, by consultation or commune")
 async def list_allocations(
-    runtime: RuntimeDep,
+    uow: UnitOfWorkDep,
     consultation_id: uuid.UUID | None = None,
     commune_id: uuid.UUID | None = None,
-    after: uuid.UUID | None = None,
+    page_token: PageToken = "",
     limit: Limit = 100,
 ) -> AllocationPage:
-    async with runtime.db.transaction() as session:
-        rows = await repository.list_allocations(
-            session, consultation_id=consultation_id, commune_id=commune_id, after=after, limit=limit
-        )
-    items = [
-        _allocation(allocation, debits_posted=account.debits_posted, credits_posted=account.credits_posted)
-        for allocation, account in rows
-    ]
-    return AllocationPage(items=items, next_after=items[-1].id if len(items) == limit else None)
+    after = decode_page_token(page_token, [uuid.UUID])
+    page = await queries.list_allocations(
+        uow, consultation_id=consultation_id, commune_id=commune_id, after=after[0] if after else None, limit=limit
+    )
+    items = [_allocation(view) for view in page.items]
+    return AllocationPage(items=items, next_page_token=encode_page_token(items[-1].id) if page.more else None)
 
 
 @router.get(
@@ -127,38 +125,32 @@ async def list_allocations(
     response_model=AllocationDetail,
     summary="One allocation, what was disbursed from it, and every tranche decision",
 )
-async def get_allocation(allocation_id: uuid.UUID, runtime: RuntimeDep) -> AllocationDetail:
-    async with runtime.db.transaction() as session:
-        allocation = await repository.allocation_by_id(session, allocation_id)
-        if allocation is None:
-            raise NotFound(f"allocation {allocation_id} does not exist", code="allocation_not_found")
-        account = await ledger_store.account_by_id(session, allocation.account_id)
-        disbursements = await repository.disbursements_of(session, allocation_id)
-    assert account is not None  # foreign key
-    summary = _allocation(allocation, debits_posted=account.debits_posted, credits_posted=account.credits_posted)
-    return AllocationDetail(**summary.model_dump(), disbursements=[_disbursement(d) for d in disbursements])
+async def get_allocation(allocation_id: uuid.UUID, uow: UnitOfWorkDep) -> AllocationDetail:
+    detail = await queries.allocation_detail(uow, allocation_id)
+    return AllocationDetail(
+        **_allocation(detail.view).model_dump(), disbursements=[_disbursement(d) for d in detail.disbursements]
+    )
 
 
 @router.get("/accounts", response_model=AccountPage, summary="Ledger accounts, optionally by key or kind")
 async def list_accounts(
-    runtime: RuntimeDep,
+    uow: UnitOfWorkDep,
     key: Annotated[str | None, Query(max_length=200, examples=["treasury:national:USD"])] = None,
-    kind: AccountKind = None,
-    after: uuid.UUID | None = None,
+    kind: AccountKind | None = None,
+    page_token: PageToken = "",
     limit: Limit = 100,
 ) -> AccountPage:
-    async with runtime.db.transaction() as session:
-        rows = await ledger_store.list_accounts(session, key=key, kind=kind, after=after, limit=limit)
-    return AccountPage(items=[_account(a) for a in rows], next_after=rows[-1].id if len(rows) == limit else None)
+    after = decode_page_token(page_token, [uuid.UUID])
+    page = await queries.list_accounts(uow, key=key, kind=kind, after=after[0] if after else None, limit=limit)
+    return AccountPage(
+        items=[_account(a) for a in page.items],
+        next_page_token=encode_page_token(page.items[-1].id) if page.more else None,
+    )
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, summary="An account and its balances")
-async def get_account(account_id: uuid.UUID, runtime: RuntimeDep) -> AccountOut:
-    async with runtime.db.transaction() as session:
-        account = await ledger_store.account_by_id(session, account_id)
-    if account is None:
-        raise NotFound(f"account {account_id} does not exist", code="account_not_found")
-    return _account(account)
+async def get_account(account_id: uuid.UUID, uow: UnitOfWorkDep) -> AccountOut:
+    return _account(await queries.account(uow, account_id))
 
 
 @router.get(
@@ -167,20 +159,16 @@ async def get_account(account_id: uuid.UUID, runtime: RuntimeDep) -> AccountOut:
     summary="Transfers in ledger order, all or those of one account (OCDS-like transactions)",
 )
 async def list_transfers(
-    runtime: RuntimeDep,
+    uow: UnitOfWorkDep,
     account_id: uuid.UUID | None = None,
-    after: Annotated[int, Query(ge=0, description="`next_after` of the previous page.")] = 0,
+    page_token: PageToken = "",
     limit: Limit = 100,
 ) -> TransferPage:
-    async with runtime.db.transaction() as session:
-        if account_id is not None and await ledger_store.account_by_id(session, account_id) is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
-        rows = await ledger_store.transfers_page(session, account_id=account_id, after_seq=after, limit=limit)
-        keys = await ledger_store.account_keys(
-            session, [aid for t in rows for aid in (t.debit_account_id, t.credit_account_id)]
-        )
+    after = decode_page_token(page_token, [int])
+    page = await queries.transfers_page(uow, account_id=account_id, after_seq=after[0] if after else 0, limit=limit)
     return TransferPage(
-        items=[_transfer(t, keys) for t in rows], next_after=rows[-1].seq if len(rows) == limit else None
+        items=[_transfer(t, page.keys) for t in page.items],
+        next_page_token=encode_page_token(page.items[-1].seq) if page.more else None,
     )
 
 
@@ -189,9 +177,8 @@ async def list_transfers(
     response_model=LedgerTotals,
     summary="Per currency: total debits, total credits and transfers; equal by construction",
 )
-async def ledger_totals(runtime: RuntimeDep) -> LedgerTotals:
-    async with runtime.db.transaction() as session:
-        totals = await ledger.ledger_totals(session)
+async def ledger_totals(uow: UnitOfWorkDep) -> LedgerTotals:
+    totals = await ledger.ledger_totals(uow.session)
     items = [
         LedgerTotalOut(
             currency=t.currency,

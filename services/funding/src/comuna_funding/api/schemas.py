@@ -11,6 +11,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from comuna_funding.vocabulary import AccountKind, DisbursementStatus, TransferCode
+
 
 class Money(BaseModel):
     amount_minor: int = Field(description="Integer minor units (cents for USD); never a float.")
@@ -23,7 +25,7 @@ class DisbursementOut(BaseModel):
     milestone_id: uuid.UUID
     amount_minor: int
     currency: str
-    status: str = Field(description="`completed` (money moved) or `rejected` (nothing moved).")
+    status: DisbursementStatus = Field(description="`completed` (money moved) or `rejected` (nothing moved).")
     reason: str | None = Field(description="Why a rejected tranche was refused, e.g. `exceeds_allocation`.")
     transfer_id: uuid.UUID | None
     created_at: datetime
@@ -52,7 +54,7 @@ class AllocationDetail(AllocationOut):
 
 class AllocationPage(BaseModel):
     items: list[AllocationOut]
-    next_after: uuid.UUID | None = Field(description="Pass as `after` to get the next page.")
+    next_page_token: str | None = Field(description="Pass as `page_token` to get the next page; null on the last.")
 
 
 class AccountFlags(BaseModel):
@@ -63,7 +65,7 @@ class AccountFlags(BaseModel):
 class AccountOut(BaseModel):
     id: uuid.UUID
     key: str
-    kind: str
+    kind: AccountKind
     currency: str
     flags: AccountFlags
     debits_posted_minor: int
@@ -74,7 +76,7 @@ class AccountOut(BaseModel):
 
 class AccountPage(BaseModel):
     items: list[AccountOut]
-    next_after: uuid.UUID | None
+    next_page_token: str | None = Field(description="Pass as `page_token` to get the next page; null on the last.")
 
 
 class AccountRef(BaseModel):
@@ -89,13 +91,13 @@ class TransferOut(BaseModel):
     value: Money
     payer: AccountRef = Field(description="The debited account.")
     payee: AccountRef = Field(description="The credited account.")
-    code: str = Field(examples=["grant_allocation", "tranche_disbursement"])
+    code: str = Field(examples=list(TransferCode))
     reference: str
 
 
 class TransferPage(BaseModel):
     items: list[TransferOut]
-    next_after: int | None = Field(description="Pass as `after` to get the next page.")
+    next_page_token: str | None = Field(description="Pass as `page_token` to get the next page; null on the last.")
 
 
 class LedgerTotalOut(BaseModel):

@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna.consultations.v1 import events_pb2 as consultation_events
 from comuna_funding.domain import allocations
 from comuna_funding.domain.allocations import GrantPolicy
+from comuna_funding.messages import winner_of
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.runtime import Runtime
+from comuna_platform.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +27,11 @@ DURABLE = "funding-commune-results"
 
 def commune_result_handler(policy: GrantPolicy) -> EventHandler[consultation_events.CommuneResultCertified]:
     async def apply(session: AsyncSession, event: ReceivedEvent[consultation_events.CommuneResultCertified]) -> None:
-        found = allocations.winner_of(event.message)
+        found = winner_of(event.message)
         if found is None:
             return
         consultation_id, winner = found
-        created = await allocations.allocate_grants(session, consultation_id, [winner], policy)
+        created = await allocations.allocate_grants(UnitOfWork.of(session), consultation_id, [winner], policy)
         log.info(
             "grant allocated" if created else "grant already allocated",
             extra={"consultation_id": str(consultation_id), "commune_id": str(winner.commune_id)},

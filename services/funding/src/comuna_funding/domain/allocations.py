@@ -16,22 +16,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from comuna.common.v1 import money_pb2
-from comuna.consultations.v1 import events_pb2 as consultation_events
-from comuna.funding.v1 import events_pb2 as funding_events
 from comuna_funding.domain import ids, ledger
+from comuna_funding.domain.events import AllocationCreated
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
-from comuna_platform.events import NewEvent, stage_events
-from comuna_platform.events.registry import subject_of
+from comuna_funding.vocabulary import AccountKind, TransferCode
+from comuna_platform.uow import Staged, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# Deterministic event ids are derived from the subject (stable since the first release).
-ALLOCATION_CREATED = subject_of(funding_events.AllocationCreated)
-GRANT_ALLOCATION = "grant_allocation"
 MAX_TEXT = 500
 
 
@@ -52,46 +45,21 @@ class Winner:
 
 def treasury_spec(policy: GrantPolicy) -> AccountSpec:
     return AccountSpec(
-        key=f"treasury:{policy.funding_source}:{policy.currency}", currency=policy.currency, kind="source"
+        key=f"treasury:{policy.funding_source}:{policy.currency}", currency=policy.currency, kind=AccountKind.SOURCE
     )
 
 
 def earmark_spec(allocation_id: uuid.UUID, currency: str) -> AccountSpec:
     return AccountSpec(
-        key=f"allocation:{allocation_id}", currency=currency, kind="allocation", debits_must_not_exceed_credits=True
-    )
-
-
-def winner_of(event: consultation_events.CommuneResultCertified) -> tuple[uuid.UUID, Winner] | None:
-    """(consultation id, the commune's winner), or None when the commune chose nothing or the
-    event's ids are malformed (logged).
-
-    A malformed event is dropped rather than raised on: raising would only make it be
-    redelivered with the same bad ids, and it concerns no other commune.
-    """
-    result = event.result
-    if not result.winner_candidate_id:
-        return None
-    consultation_id = ids.parse_uuid(event.consultation_id)
-    commune_id = ids.parse_uuid(result.commune_id)
-    candidate_id = ids.parse_uuid(result.winner_candidate_id)
-    if consultation_id is None or commune_id is None or candidate_id is None:
-        log.error(
-            "dropping commune result with malformed ids",
-            extra={"consultation_id": event.consultation_id, "commune_id": result.commune_id},
-        )
-        return None
-    title = next((c.title for c in result.candidates if c.candidate_id == result.winner_candidate_id), "")
-    return consultation_id, Winner(
-        commune_id=commune_id,
-        commune_code=result.commune_code[:MAX_TEXT],
-        candidate_id=candidate_id,
-        title=title[:MAX_TEXT],
+        key=f"allocation:{allocation_id}",
+        currency=currency,
+        kind=AccountKind.ALLOCATION,
+        debits_must_not_exceed_credits=True,
     )
 
 
 async def allocate_grants(
-    session: AsyncSession, consultation_id: uuid.UUID, winners: Sequence[Winner], policy: GrantPolicy
+    uow: UnitOfWork, consultation_id: uuid.UUID, winners: Sequence[Winner], policy: GrantPolicy
 ) -> list[uuid.UUID]:
     """Allocate `policy`'s grant to each winner not yet funded by that source; returns the new ids.
 
@@ -100,6 +68,7 @@ async def allocate_grants(
     named the winner (one commune's result now, a whole certification in earlier versions).
     The consumer passes one winner per event; the batch form serves bulk callers and tests.
     """
+    session = uow.session
     planned = {ids.allocation_id_for(consultation_id, w.commune_id, policy.funding_source): w for w in winners}
     existing = await repository.existing_allocation_ids(session, list(planned))
     new = {aid: w for aid, w in planned.items() if aid not in existing}
@@ -115,7 +84,7 @@ async def allocate_grants(
             credit_account_id=earmarks[aid].id,
             amount=policy.amount_minor,
             currency=policy.currency,
-            code=GRANT_ALLOCATION,
+            code=TransferCode.GRANT_ALLOCATION,
             reference=f"consultation:{consultation_id} commune:{w.commune_code}"[: ledger.MAX_REFERENCE],
         )
         for aid, w in new.items()
@@ -140,26 +109,26 @@ async def allocate_grants(
             for aid, w in new.items()
         ],
     )
-    await stage_events(
-        session,
+    await uow.stage_all(
         [
-            NewEvent(
-                aggregate_id=str(aid),
-                event_id=ids.event_id_for(ALLOCATION_CREATED, aid),
-                message=funding_events.AllocationCreated(
-                    allocation_id=str(aid),
-                    consultation_id=str(consultation_id),
-                    commune_id=str(w.commune_id),
-                    candidate_id=str(w.candidate_id),
-                    title=w.title,
-                    amount=money_pb2.Money(amount_minor=policy.amount_minor, currency=policy.currency),
-                    funding_source=policy.funding_source,
-                    transfer_id=str(transfers[aid].id),
+            Staged(
+                AllocationCreated(
+                    allocation_id=aid,
+                    consultation_id=consultation_id,
+                    commune_id=w.commune_id,
                     commune_code=w.commune_code,
+                    candidate_id=w.candidate_id,
+                    title=w.title,
+                    amount_minor=policy.amount_minor,
+                    currency=policy.currency,
+                    funding_source=policy.funding_source,
+                    transfer_id=transfers[aid].id,
                 ),
+                aggregate_id=str(aid),
+                event_id=ids.event_id_of(aid),
             )
             for aid, w in new.items()
             if aid in inserted
-        ],
+        ]
     )
     return [aid for aid in new if aid in inserted]

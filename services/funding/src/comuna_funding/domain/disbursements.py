@@ -17,34 +17,20 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna.common.v1 import money_pb2
-from comuna.funding.v1 import events_pb2 as funding_events
-from comuna.projects.v1 import events_pb2 as project_events
 from comuna_funding.domain import ids, ledger
+from comuna_funding.domain.events import TrancheDisbursed, TrancheRejected
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
 from comuna_funding.storage.models import Allocation, Disbursement
+from comuna_funding.vocabulary import AccountKind, DisbursementStatus, RefusalReason, TransferCode
 from comuna_platform.errors import FailedPrecondition
-from comuna_platform.events import stage_event
-from comuna_platform.events.registry import subject_of
+from comuna_platform.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# Deterministic event ids are derived from the subject (stable since the first release).
-TRANCHE_DISBURSED = subject_of(funding_events.TrancheDisbursed)
-TRANCHE_REJECTED = subject_of(funding_events.TrancheRejected)
-TRANCHE_DISBURSEMENT = "tranche_disbursement"
-
-# Reasons a tranche is refused (stored in disbursements.reason).
-ALLOCATION_UNKNOWN = "allocation_unknown"
-COMMUNE_MISMATCH = "commune_mismatch"
-CURRENCY_MISMATCH = "currency_mismatch"
-INVALID_AMOUNT = "invalid_amount"
-EXCEEDS_ALLOCATION = "exceeds_allocation"
-
 
 def commune_account_spec(commune_id: uuid.UUID, currency: str) -> AccountSpec:
-    return AccountSpec(key=f"commune:{commune_id}:{currency}", currency=currency, kind="commune")
+    return AccountSpec(key=f"commune:{commune_id}:{currency}", currency=currency, kind=AccountKind.COMMUNE)
 
 
 @dataclass(frozen=True)
@@ -57,41 +43,22 @@ class Tranche:
     currency: str
 
 
-def tranche_of(event: project_events.MilestoneVerified) -> Tranche | None:
-    """The tranche, or None when the event cannot even be recorded (no valid project/milestone id)."""
-    project_id = ids.parse_uuid(event.project_id)
-    milestone_id = ids.parse_uuid(event.milestone_id)
-    if project_id is None or milestone_id is None:
-        log.error(
-            "dropping milestone event with malformed ids",
-            extra={"project_id": event.project_id, "milestone_id": event.milestone_id},
-        )
-        return None
-    return Tranche(
-        project_id=project_id,
-        milestone_id=milestone_id,
-        allocation_id=ids.parse_uuid(event.allocation_id),
-        commune_id=ids.parse_uuid(event.commune_id),
-        amount_minor=event.tranche.amount_minor,
-        currency=event.tranche.currency[:16],
-    )
-
-
 def refusal(tranche: Tranche, allocation: Allocation | None) -> str | None:
     """Why the tranche cannot be paid from `allocation`, or None if only the balance is left to check."""
     if allocation is None:
-        return ALLOCATION_UNKNOWN
+        return RefusalReason.ALLOCATION_UNKNOWN
     if not 0 < tranche.amount_minor <= ledger.MAX_AMOUNT:
-        return INVALID_AMOUNT
+        return RefusalReason.INVALID_AMOUNT
     if tranche.currency != allocation.currency:
-        return CURRENCY_MISMATCH
+        return RefusalReason.CURRENCY_MISMATCH
     if tranche.commune_id != allocation.commune_id:
-        return COMMUNE_MISMATCH
+        return RefusalReason.COMMUNE_MISMATCH
     return None
 
 
-async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursement:
+async def disburse_tranche(uow: UnitOfWork, tranche: Tranche) -> Disbursement:
     """Record the milestone's disbursement (completed or rejected) once; later calls return it."""
+    session = uow.session
     allocation = None
     if tranche.allocation_id is not None:
         allocation = await repository.allocation_by_id(session, tranche.allocation_id, lock=True)
@@ -112,7 +79,7 @@ async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursem
         amount_minor=tranche.amount_minor,
         currency=tranche.currency,
         transfer_id=transfer_id,
-        status="completed" if transfer_id is not None else "rejected",
+        status=DisbursementStatus.COMPLETED if transfer_id is not None else DisbursementStatus.REJECTED,
         reason=reason,
     )
     session.add(disbursement)
@@ -126,46 +93,43 @@ async def disburse_tranche(session: AsyncSession, tranche: Tranche) -> Disbursem
                 "reason": reason,
             },
         )
-        await _announce_rejection(session, disbursement)
+        await _announce_rejection(uow, disbursement)
         return disbursement
-    await stage_event(
-        session,
-        aggregate_id=str(disbursement.allocation_id),
-        event_id=ids.event_id_for(TRANCHE_DISBURSED, disbursement.id),
-        message=funding_events.TrancheDisbursed(
-            disbursement_id=str(disbursement.id),
-            allocation_id=str(disbursement.allocation_id),
-            project_id=str(tranche.project_id),
-            milestone_id=str(tranche.milestone_id),
-            commune_id=str(disbursement.commune_id),
-            amount=money_pb2.Money(amount_minor=tranche.amount_minor, currency=tranche.currency),
-            transfer_id=str(transfer_id),
+    assert disbursement.allocation_id is not None and disbursement.commune_id is not None
+    await uow.stage(
+        TrancheDisbursed(
+            disbursement_id=disbursement.id,
+            allocation_id=disbursement.allocation_id,
+            project_id=tranche.project_id,
+            milestone_id=tranche.milestone_id,
+            commune_id=disbursement.commune_id,
+            amount_minor=tranche.amount_minor,
+            currency=tranche.currency,
+            transfer_id=transfer_id,
         ),
+        aggregate_id=str(disbursement.allocation_id),
+        event_id=ids.event_id_of(disbursement.id),
     )
     return disbursement
 
 
-def _id_text(value: uuid.UUID | None) -> str:
-    return str(value) if value is not None else ""
-
-
-async def _announce_rejection(session: AsyncSession, disbursement: Disbursement) -> None:
+async def _announce_rejection(uow: UnitOfWork, disbursement: Disbursement) -> None:
     """Stage `funding.tranche.rejected`; the aggregate is the disbursement, the one id a
     refusal always has (the allocation it named may not exist or not even parse)."""
     assert disbursement.reason is not None
-    await stage_event(
-        session,
-        aggregate_id=str(disbursement.id),
-        event_id=ids.event_id_for(TRANCHE_REJECTED, disbursement.id),
-        message=funding_events.TrancheRejected(
-            disbursement_id=str(disbursement.id),
-            allocation_id=_id_text(disbursement.allocation_id),
-            project_id=str(disbursement.project_id),
-            milestone_id=str(disbursement.milestone_id),
-            commune_id=_id_text(disbursement.commune_id),
-            amount=money_pb2.Money(amount_minor=disbursement.amount_minor, currency=disbursement.currency),
+    await uow.stage(
+        TrancheRejected(
+            disbursement_id=disbursement.id,
+            allocation_id=disbursement.allocation_id,
+            project_id=disbursement.project_id,
+            milestone_id=disbursement.milestone_id,
+            commune_id=disbursement.commune_id,
+            amount_minor=disbursement.amount_minor,
+            currency=disbursement.currency,
             reason=disbursement.reason,
         ),
+        aggregate_id=str(disbursement.id),
+        event_id=ids.event_id_of(disbursement.id),
     )
 
 
@@ -182,13 +146,13 @@ async def _pay(session: AsyncSession, tranche: Tranche, allocation: Allocation) 
                 credit_account_id=commune.id,
                 amount=tranche.amount_minor,
                 currency=allocation.currency,
-                code=TRANCHE_DISBURSEMENT,
+                code=TransferCode.TRANCHE_DISBURSEMENT,
                 reference=f"project:{tranche.project_id} milestone:{tranche.milestone_id}",
             ),
         )
     except FailedPrecondition as exc:
         # The ledger refused to move the money (the earmark holds too little): not retryable.
         await savepoint.rollback()
-        return None, EXCEEDS_ALLOCATION if exc.code == "exceeds_credits" else exc.code
+        return None, RefusalReason.EXCEEDS_ALLOCATION if exc.code == "exceeds_credits" else exc.code
     await savepoint.commit()
     return outcome.transfer.id, None

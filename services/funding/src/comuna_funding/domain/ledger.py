@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna_funding.domain.ids import account_id_for
 from comuna_funding.storage import ledger_store
 from comuna_funding.storage.ledger_store import AccountRow, CurrencyTotals, TransferRow
-from comuna_funding.storage.models import ACCOUNT_KINDS
+from comuna_funding.vocabulary import AccountKind
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
 
 MAX_AMOUNT = 2**63 - 1  # PostgreSQL bigint
@@ -52,7 +52,7 @@ class AccountSpec:
 
     key: str
     currency: str
-    kind: str
+    kind: AccountKind
     debits_must_not_exceed_credits: bool = False
     credits_must_not_exceed_debits: bool = False
 
@@ -100,7 +100,7 @@ def _check_spec(spec: AccountSpec) -> None:
         raise InvalidInput("account key must have 1 to 200 characters", code="account_key_invalid")
     if not CURRENCY.match(spec.currency):
         raise InvalidInput(f"{spec.currency!r} is not an ISO 4217 code", code="currency_invalid")
-    if spec.kind not in ACCOUNT_KINDS:
+    if spec.kind not in AccountKind._value2member_map_:
         raise InvalidInput(f"unknown account kind {spec.kind!r}", code="account_kind_invalid")
     if spec.debits_must_not_exceed_credits and spec.credits_must_not_exceed_debits:
         raise InvalidInput("balance-limit flags are mutually exclusive", code="account_flags_exclusive")

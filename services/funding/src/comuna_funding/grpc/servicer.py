@@ -2,48 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
-from comuna.common.v1 import money_pb2
 from comuna.funding.v1 import funding_pb2 as pb
 from comuna.funding.v1 import funding_pb2_grpc
-from comuna_funding.domain import ledger
-from comuna_funding.storage import ledger_store, repository
-from comuna_platform.errors import NotFound
-from comuna_platform.rpc import parse_id, require_service_caller
+from comuna_funding.domain import ledger, queries
+from comuna_funding.messages import allocation_message
+from comuna_platform.grpc_uow import with_unit_of_work
+from comuna_platform.ids import parse_id
+from comuna_platform.rpc import require_service_caller
 from comuna_platform.runtime import Runtime
+from comuna_platform.uow import UnitOfWork
 
 
 class FundingServicer(funding_pb2_grpc.FundingServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+        self.db = runtime.db
 
-    async def GetAllocation(self, request: pb.GetAllocationRequest, context: Any) -> pb.Allocation:
+    @with_unit_of_work
+    async def GetAllocation(self, request: pb.GetAllocationRequest, uow: UnitOfWork) -> pb.Allocation:
         require_service_caller()
-        allocation_id = parse_id(request.allocation_id, "allocation_id")
-        async with self._runtime.db.transaction() as session:
-            allocation = await repository.allocation_by_id(session, allocation_id)
-            if allocation is None:
-                raise NotFound(f"allocation {allocation_id} does not exist", code="allocation_not_found")
-            account = await ledger_store.account_by_id(session, allocation.account_id)
-        assert account is not None  # foreign key
-        return pb.Allocation(
-            allocation_id=str(allocation.id),
-            consultation_id=str(allocation.consultation_id),
-            commune_id=str(allocation.commune_id),
-            candidate_id=str(allocation.candidate_id),
-            title=allocation.title,
-            funding_source=allocation.funding_source,
-            amount=money_pb2.Money(amount_minor=allocation.amount_minor, currency=allocation.currency),
-            disbursed=money_pb2.Money(amount_minor=account.debits_posted, currency=allocation.currency),
-        )
+        view = await queries.allocation(uow, parse_id(request.allocation_id, "allocation_id"))
+        return allocation_message(view)
 
-    async def GetLedgerTotals(self, request: pb.GetLedgerTotalsRequest, context: Any) -> pb.GetLedgerTotalsResponse:
+    @with_unit_of_work
+    async def GetLedgerTotals(self, request: pb.GetLedgerTotalsRequest, uow: UnitOfWork) -> pb.GetLedgerTotalsResponse:
         require_service_caller()
-        async with self._runtime.db.transaction() as session:
-            totals = await ledger.ledger_totals(session)
+        totals = await ledger.ledger_totals(uow.session)
         return pb.GetLedgerTotalsResponse(
             totals=[
                 pb.LedgerTotal(

@@ -30,13 +30,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ACCOUNT_KINDS = ("source", "allocation", "commune")
-DISBURSEMENT_STATUSES = ("completed", "rejected")
+from comuna_funding.vocabulary import AccountKind, DisbursementStatus
+from comuna_platform.vocabulary import one_of
+
 CURRENCY_RE = "^[A-Z]{3}$"
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+COMPLETED, REJECTED = DisbursementStatus.COMPLETED.value, DisbursementStatus.REJECTED.value
 
 
 class Base(DeclarativeBase):
@@ -50,7 +48,7 @@ class Account(Base):
         # accounts' currency, checked by the database.
         UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
         CheckConstraint(f"currency ~ '{CURRENCY_RE}'", name="ck_accounts_currency"),
-        CheckConstraint(_in("kind", ACCOUNT_KINDS), name="ck_accounts_kind"),
+        CheckConstraint(one_of("kind", AccountKind), name="ck_accounts_kind"),
         CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="ck_accounts_posted_nonnegative"),
         # The balance-limit flags (TigerBeetle's), enforced on every committed row.
         CheckConstraint(
@@ -151,11 +149,11 @@ class Disbursement(Base):
 
     __tablename__ = "disbursements"
     __table_args__ = (
-        CheckConstraint(_in("status", DISBURSEMENT_STATUSES), name="ck_disbursements_status"),
-        CheckConstraint("(status = 'completed') = (transfer_id IS NOT NULL)", name="ck_disbursements_transfer"),
-        CheckConstraint("(status = 'rejected') = (reason IS NOT NULL)", name="ck_disbursements_reason"),
+        CheckConstraint(one_of("status", DisbursementStatus), name="ck_disbursements_status"),
+        CheckConstraint(f"(status = '{COMPLETED}') = (transfer_id IS NOT NULL)", name="ck_disbursements_transfer"),
+        CheckConstraint(f"(status = '{REJECTED}') = (reason IS NOT NULL)", name="ck_disbursements_reason"),
         CheckConstraint(
-            f"status <> 'completed' OR (amount_minor > 0 AND currency ~ '{CURRENCY_RE}' "
+            f"status <> '{COMPLETED}' OR (amount_minor > 0 AND currency ~ '{CURRENCY_RE}' "
             "AND allocation_id IS NOT NULL AND commune_id IS NOT NULL)",
             name="ck_disbursements_completed_fields",
         ),

@@ -20,13 +20,14 @@ from comuna_identity.api.schemas import (
 )
 from comuna_identity.domain import registry
 from comuna_identity.domain.census import CensusHasher
-from comuna_identity.storage import repository
 from comuna_identity.storage.models import Territory
+from comuna_identity.vocabulary import TerritoryKind
 from comuna_platform.auth.fastapi import require_roles
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import RuntimeDep
-from comuna_platform.runtime import Runtime
+from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.paging import decode_page_token, encode_page_token
+from comuna_platform.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
@@ -39,7 +40,7 @@ def hasher_of(request: Request) -> CensusHasher:
 
 
 def _out(t: Territory) -> TerritoryOut:
-    return TerritoryOut(id=t.id, code=t.code, name=t.name, kind=t.kind, parent_id=t.parent_id)
+    return TerritoryOut(id=t.id, code=t.code, name=t.name, kind=TerritoryKind(t.kind), parent_id=t.parent_id)
 
 
 @router.post(
@@ -48,41 +49,35 @@ def _out(t: Territory) -> TerritoryOut:
     response_model=TerritoryOut,
     summary="Register a territory (state, municipality, commune, circuit or council)",
 )
-async def create_territory(body: TerritoryIn, principal: Registrar, runtime: RuntimeDep) -> TerritoryOut:
-    async with runtime.db.transaction() as session:
-        territory = await registry.create_territory(
-            session, principal, code=body.code, name=body.name, kind=body.kind, parent_code=body.parent_code
-        )
-        return _out(territory)
+async def create_territory(body: TerritoryIn, principal: Registrar, uow: UnitOfWorkDep) -> TerritoryOut:
+    territory = await registry.create_territory(
+        uow, principal, code=body.code, name=body.name, kind=body.kind, parent_code=body.parent_code
+    )
+    return _out(territory)
 
 
 @router.get("/territories", response_model=TerritoryPage, summary="List the children of a territory (public)")
 async def list_territories(
-    runtime: RuntimeDep,
+    uow: UnitOfWorkDep,
     parent_code: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[str, Query(max_length=64)] = "",
+    page_token: Annotated[str, Query(max_length=512, description="`next_page_token` of the previous page")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> TerritoryPage:
-    async with runtime.db.transaction() as session:
-        parent_id = None
-        if parent_code:
-            parent = await repository.territory_by_code(session, parent_code)
-            if parent is None:
-                raise NotFound(f"territory {parent_code} does not exist", code="territory_not_found")
-            parent_id = parent.id
-        rows = await repository.children_of(session, parent_id, after_code=after, limit=limit)
-    items = [_out(t) for t in rows]
-    return TerritoryPage(items=items, next_after=items[-1].code if len(items) == limit else None)
+    after = decode_page_token(page_token, [str])
+    page = await registry.list_children(uow, parent_code=parent_code, after_code=after[0] if after else "", limit=limit)
+    return TerritoryPage(
+        items=[_out(t) for t in page.items],
+        next_page_token=encode_page_token(page.items[-1].code) if page.more else None,
+    )
 
 
 @router.get("/territories/{code}", response_model=TerritoryDetail, summary="A territory and its ancestors (public)")
-async def get_territory(code: str, runtime: RuntimeDep) -> TerritoryDetail:
-    async with runtime.db.transaction() as session:
-        territory = await repository.territory_by_code(session, code)
-        if territory is None:
-            raise NotFound(f"territory {code} does not exist", code="territory_not_found")
-        ancestors = await repository.ancestors_of(session, territory)
-    return TerritoryDetail(**_out(territory).model_dump(), ancestors=[_out(a) for a in ancestors])
+async def get_territory(code: str, uow: UnitOfWorkDep) -> TerritoryDetail:
+    try:
+        found = await registry.territory_with_ancestors(uow, code=code)
+    except NotFound as exc:
+        raise registry.territory_not_found(code) from exc
+    return TerritoryDetail(**_out(found.territory).model_dump(), ancestors=[_out(a) for a in found.ancestors])
 
 
 @router.post(
@@ -92,9 +87,9 @@ async def get_territory(code: str, runtime: RuntimeDep) -> TerritoryDetail:
     summary="Register a resident in the census",
 )
 async def register_resident(
-    body: ResidentIn, principal: Registrar, runtime: RuntimeDep, request: Request
+    body: ResidentIn, principal: Registrar, uow: UnitOfWorkDep, request: Request
 ) -> ResidentOut:
-    ids = await _register(runtime, principal, hasher_of(request), [body])
+    ids = await _register(uow, principal, hasher_of(request), [body])
     return ResidentOut(id=ids[0])
 
 
@@ -105,14 +100,13 @@ async def register_resident(
     summary="Register up to 1,000 residents at once, all or nothing",
 )
 async def register_residents(
-    body: ResidentBatchIn, principal: Registrar, runtime: RuntimeDep, request: Request
+    body: ResidentBatchIn, principal: Registrar, uow: UnitOfWorkDep, request: Request
 ) -> ResidentBatchOut:
-    return ResidentBatchOut(ids=await _register(runtime, principal, hasher_of(request), body.residents))
+    return ResidentBatchOut(ids=await _register(uow, principal, hasher_of(request), body.residents))
 
 
 async def _register(
-    runtime: Runtime, principal: Principal, hasher: CensusHasher, residents: list[ResidentIn]
+    uow: UnitOfWork, principal: Principal, hasher: CensusHasher, residents: list[ResidentIn]
 ) -> list[uuid.UUID]:
     new = [registry.NewResident(r.national_id, r.birth_date, r.council_code) for r in residents]
-    async with runtime.db.transaction() as session:
-        return await registry.register_residents(session, principal, hasher, new, today=datetime.now(UTC).date())
+    return await registry.register_residents(uow, principal, hasher, new, today=datetime.now(UTC).date())

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TerritoryKind = Literal["country", "state", "municipality", "commune", "communal_circuit", "communal_council"]
+from comuna_identity.vocabulary import TerritoryKind
+
 CODE_PATTERN = r"^[A-Z0-9]+(\.[A-Z0-9]+)*$"
 
 
@@ -27,7 +27,7 @@ class TerritoryOut(BaseModel):
     id: uuid.UUID
     code: str
     name: str
-    kind: str
+    kind: TerritoryKind
     parent_id: uuid.UUID | None
 
 
@@ -37,7 +37,7 @@ class TerritoryDetail(TerritoryOut):
 
 class TerritoryPage(BaseModel):
     items: list[TerritoryOut]
-    next_after: str | None = Field(description="Pass as `after` to get the next page.")
+    next_page_token: str | None = Field(description="Pass as `page_token` to get the next page; null on the last.")
 
 
 class ResidentIn(Strict):

@@ -1,4 +1,5 @@
-"""Use cases of the identity service: register territories and residents, check eligibility."""
+"""Use cases of the identity service: register territories and residents, read the register,
+check eligibility. REST and gRPC both call these, inside the unit of work they were given."""
 
 from __future__ import annotations
 
@@ -10,35 +11,27 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna.common.v1 import territory_pb2
-from comuna.identity.v1 import events_pb2
 from comuna_identity.domain.census import CensusHasher, age_on
-from comuna_identity.domain.territories import COMMUNE_KINDS, check_placement
+from comuna_identity.domain.events import ResidentRegistered, TerritoryCreated
+from comuna_identity.domain.territories import check_placement
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import Resident, Territory
+from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, TerritoryKind
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import Conflict, InvalidInput, NotFound
-from comuna_platform.events import stage_event
-
-KIND_TO_PROTO = {
-    "country": territory_pb2.TERRITORY_KIND_COUNTRY,
-    "state": territory_pb2.TERRITORY_KIND_STATE,
-    "municipality": territory_pb2.TERRITORY_KIND_MUNICIPALITY,
-    "commune": territory_pb2.TERRITORY_KIND_COMMUNE,
-    "communal_circuit": territory_pb2.TERRITORY_KIND_COMMUNAL_CIRCUIT,
-    "communal_council": territory_pb2.TERRITORY_KIND_COMMUNAL_COUNCIL,
-}
+from comuna_platform.ids import new_id
+from comuna_platform.uow import Staged, UnitOfWork
 
 
-def territory_ref(t: Territory) -> territory_pb2.TerritoryRef:
-    return territory_pb2.TerritoryRef(id=str(t.id), code=t.code, kind=KIND_TO_PROTO[t.kind], name=t.name)
+def territory_not_found(code: str) -> NotFound:
+    return NotFound(f"territory {code} does not exist", code="territory_not_found")
 
 
 async def create_territory(
-    session: AsyncSession, principal: Principal, *, code: str, name: str, kind: str, parent_code: str | None
+    uow: UnitOfWork, principal: Principal, *, code: str, name: str, kind: TerritoryKind, parent_code: str | None
 ) -> Territory:
+    session = uow.session
     parent = None
     if parent_code is not None:
         parent = await repository.territory_by_code(session, parent_code)
@@ -48,20 +41,57 @@ async def create_territory(
         kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
     )
     principal.require_territory(code)
-    territory = Territory(id=uuid.uuid4(), code=code, name=name, kind=kind, parent_id=parent.id if parent else None)
+    territory = Territory(id=new_id(), code=code, name=name, kind=kind, parent_id=parent.id if parent else None)
     session.add(territory)
     try:
         await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"territory {code} already exists", code="territory_exists") from exc
-    await stage_event(
-        session,
-        aggregate_id=str(territory.id),
-        message=events_pb2.TerritoryCreated(
-            territory=territory_ref(territory), parent_id=str(parent.id) if parent else ""
-        ),
-    )
+    await uow.stage(TerritoryCreated(territory, parent.id if parent else None), aggregate_id=str(territory.id))
     return territory
+
+
+@dataclass(frozen=True)
+class TerritoryPage:
+    items: Sequence[Territory]
+    more: bool
+
+
+async def list_children(uow: UnitOfWork, *, parent_code: str | None, after_code: str, limit: int) -> TerritoryPage:
+    """The children of `parent_code` (the roots when None), in code order."""
+    parent_id = None
+    if parent_code:
+        parent = await repository.territory_by_code(uow.session, parent_code)
+        if parent is None:
+            raise territory_not_found(parent_code)
+        parent_id = parent.id
+    rows = await repository.children_of(uow.session, parent_id, after_code=after_code, limit=limit + 1)
+    return TerritoryPage(rows[:limit], len(rows) > limit)
+
+
+async def list_communes(uow: UnitOfWork, *, under_code: str, after_code: str, limit: int) -> TerritoryPage:
+    """Communes and communal circuits under `under_code` (everywhere when empty), in code order."""
+    rows = await repository.communes_under(uow.session, under_code, after_code=after_code, limit=limit + 1)
+    return TerritoryPage(rows[:limit], len(rows) > limit)
+
+
+@dataclass(frozen=True)
+class TerritoryWithAncestors:
+    territory: Territory
+    # From the root down to the parent.
+    ancestors: list[Territory]
+
+
+async def territory_with_ancestors(
+    uow: UnitOfWork, *, code: str | None = None, territory_id: uuid.UUID | None = None
+) -> TerritoryWithAncestors:
+    if territory_id is not None:
+        territory = await repository.territory_by_id(uow.session, territory_id)
+    else:
+        territory = await repository.territory_by_code(uow.session, code or "")
+    if territory is None:
+        raise NotFound("territory does not exist", code="territory_not_found")
+    return TerritoryWithAncestors(territory, await repository.ancestors_of(uow.session, territory))
 
 
 @dataclass(frozen=True)
@@ -72,7 +102,7 @@ class NewResident:
 
 
 async def register_residents(
-    session: AsyncSession,
+    uow: UnitOfWork,
     principal: Principal,
     hasher: CensusHasher,
     residents: Sequence[NewResident],
@@ -80,13 +110,14 @@ async def register_residents(
     today: date,
 ) -> list[uuid.UUID]:
     """Register residents all-or-nothing; each must live in a council the caller covers."""
+    session = uow.session
     councils: dict[str, Territory] = {}
     rows: list[dict[str, Any]] = []
     for new in residents:
         council = councils.get(new.council_code)
         if council is None:
             found = await repository.territory_by_code(session, new.council_code)
-            if found is None or found.kind != "communal_council":
+            if found is None or found.kind != TerritoryKind.COMMUNAL_COUNCIL:
                 raise NotFound(f"communal council {new.council_code} does not exist", code="council_not_found")
             principal.require_territory(found.code)
             councils[new.council_code] = council = found
@@ -95,7 +126,7 @@ async def register_residents(
         assert council.parent_id is not None
         rows.append(
             {
-                "id": uuid.uuid4(),
+                "id": new_id(),
                 "national_id_hash": hasher.national_id_hash(new.national_id),
                 "birth_date": new.birth_date,
                 "council_id": council.id,
@@ -108,26 +139,24 @@ async def register_residents(
         await session.execute(insert(Resident), rows)
     except IntegrityError as exc:
         raise Conflict("a resident with this national id number is already registered", code="resident_exists") from exc
-    for row in rows:
-        await stage_event(
-            session,
-            aggregate_id=str(row["id"]),
-            message=events_pb2.ResidentRegistered(
-                resident_id=str(row["id"]), council_id=str(row["council_id"]), commune_id=str(row["commune_id"])
-            ),
-        )
+    await uow.stage_all(
+        [
+            Staged(ResidentRegistered(row["id"], row["council_id"], row["commune_id"]), aggregate_id=str(row["id"]))
+            for row in rows
+        ]
+    )
     return [row["id"] for row in rows]
 
 
 @dataclass(frozen=True)
 class Eligibility:
     eligible: bool
-    reason: int
+    reason: IneligibilityReason | None
     voter_ref: str = ""
 
 
 async def check_eligibility(
-    session: AsyncSession,
+    uow: UnitOfWork,
     hasher: CensusHasher,
     *,
     consultation_id: str,
@@ -136,16 +165,16 @@ async def check_eligibility(
     voting_day: date,
     voting_age: int,
 ) -> Eligibility:
-    from comuna.identity.v1 import identity_pb2 as pb
-
-    commune = await repository.territory_by_id(session, commune_id)
+    if not consultation_id:
+        raise InvalidInput("consultation_id is required", code="invalid_id", field="consultation_id")
+    commune = await repository.territory_by_id(uow.session, commune_id)
     if commune is None or commune.kind not in COMMUNE_KINDS:
         raise NotFound(f"commune {commune_id} does not exist", code="commune_not_found")
-    resident = await repository.resident_by_hash(session, hasher.national_id_hash(national_id))
+    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
     if resident is None:
-        return Eligibility(False, pb.INELIGIBILITY_REASON_NOT_REGISTERED)
+        return Eligibility(False, IneligibilityReason.NOT_REGISTERED)
     if resident.commune_id != commune_id:
-        return Eligibility(False, pb.INELIGIBILITY_REASON_OTHER_COMMUNE)
+        return Eligibility(False, IneligibilityReason.OTHER_COMMUNE)
     if age_on(resident.birth_date, voting_day) < voting_age:
-        return Eligibility(False, pb.INELIGIBILITY_REASON_UNDER_AGE)
-    return Eligibility(True, pb.INELIGIBILITY_REASON_UNSPECIFIED, hasher.voter_ref(consultation_id, str(resident.id)))
+        return Eligibility(False, IneligibilityReason.UNDER_AGE)
+    return Eligibility(True, None, hasher.voter_ref(consultation_id, str(resident.id)))

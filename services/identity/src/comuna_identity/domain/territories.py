@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+from comuna_identity.vocabulary import COMMUNE_KINDS, TerritoryKind
 from comuna_platform.errors import InvalidInput
-
-COMMUNE_KINDS = frozenset({"commune", "communal_circuit"})
 
 # Allowed parent kind for each kind. A communal circuit is a commune not yet consolidated:
 # it sits where a commune sits and holds councils the same way.
-PARENT_KIND: dict[str, frozenset[str]] = {
-    "country": frozenset(),
-    "state": frozenset({"country"}),
-    "municipality": frozenset({"state"}),
-    "commune": frozenset({"municipality"}),
-    "communal_circuit": frozenset({"municipality"}),
-    "communal_council": COMMUNE_KINDS,
+PARENT_KIND: dict[TerritoryKind, frozenset[TerritoryKind]] = {
+    TerritoryKind.COUNTRY: frozenset(),
+    TerritoryKind.STATE: frozenset({TerritoryKind.COUNTRY}),
+    TerritoryKind.MUNICIPALITY: frozenset({TerritoryKind.STATE}),
+    TerritoryKind.COMMUNE: frozenset({TerritoryKind.MUNICIPALITY}),
+    TerritoryKind.COMMUNAL_CIRCUIT: frozenset({TerritoryKind.MUNICIPALITY}),
+    TerritoryKind.COMMUNAL_COUNCIL: COMMUNE_KINDS,
 }
 
 
 def check_placement(*, kind: str, code: str, parent_kind: str | None, parent_code: str | None) -> None:
     """Raise InvalidInput unless a `kind` territory coded `code` may sit under the parent."""
-    allowed = PARENT_KIND.get(kind)
+    try:
+        allowed = PARENT_KIND[TerritoryKind(kind)]
+    except ValueError:
+        allowed = None
     if allowed is None:
         raise InvalidInput(f"unknown territory kind {kind!r}", code="territory_kind_invalid")
     if parent_kind is None:

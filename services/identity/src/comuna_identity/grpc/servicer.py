@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import grpc
 
@@ -11,65 +10,64 @@ from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.domain import registry
 from comuna_identity.domain.census import CensusHasher
-from comuna_identity.storage import repository
-from comuna_platform.errors import InvalidInput, NotFound
-from comuna_platform.rpc import parse_id, require_service_caller
+from comuna_identity.messages import REASON_TO_PROTO, territory_ref
+from comuna_platform.grpc_uow import with_unit_of_work
+from comuna_platform.ids import parse_id
+from comuna_platform.paging import decode_page_token, encode_page_token, page_size_of
+from comuna_platform.rpc import require_service_caller
 from comuna_platform.runtime import Runtime
+from comuna_platform.uow import UnitOfWork
 
 MAX_PAGE = 1000
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, runtime: Runtime, hasher: CensusHasher, voting_age: int) -> None:
-        self._runtime = runtime
+        self.db = runtime.db
         self._hasher = hasher
         self._voting_age = voting_age
 
-    async def GetTerritory(self, request: pb.GetTerritoryRequest, context: Any) -> pb.GetTerritoryResponse:
+    @with_unit_of_work
+    async def GetTerritory(self, request: pb.GetTerritoryRequest, uow: UnitOfWork) -> pb.GetTerritoryResponse:
         require_service_caller()
-        async with self._runtime.db.transaction() as session:
-            if request.id:
-                territory = await repository.territory_by_id(session, parse_id(request.id, "id"))
-            else:
-                territory = await repository.territory_by_code(session, request.code)
-            if territory is None:
-                raise NotFound("territory does not exist", code="territory_not_found")
-            ancestors = await repository.ancestors_of(session, territory)
+        if request.id:
+            found = await registry.territory_with_ancestors(uow, territory_id=parse_id(request.id, "id"))
+        else:
+            found = await registry.territory_with_ancestors(uow, code=request.code)
         return pb.GetTerritoryResponse(
-            territory=registry.territory_ref(territory), ancestors=[registry.territory_ref(a) for a in ancestors]
+            territory=territory_ref(found.territory), ancestors=[territory_ref(a) for a in found.ancestors]
         )
 
-    async def ListCommunes(self, request: pb.ListCommunesRequest, context: Any) -> pb.ListCommunesResponse:
+    @with_unit_of_work
+    async def ListCommunes(self, request: pb.ListCommunesRequest, uow: UnitOfWork) -> pb.ListCommunesResponse:
         require_service_caller()
-        size = min(request.page_size or MAX_PAGE, MAX_PAGE)
-        async with self._runtime.db.transaction() as session:
-            rows = await repository.communes_under(
-                session, request.under_code, after_code=request.page_token, limit=size
-            )
+        size = page_size_of(request.page_size, default=MAX_PAGE, maximum=MAX_PAGE)
+        after = decode_page_token(request.page_token, [str])
+        page = await registry.list_communes(
+            uow, under_code=request.under_code, after_code=after[0] if after else "", limit=size
+        )
         return pb.ListCommunesResponse(
-            communes=[registry.territory_ref(t) for t in rows],
-            next_page_token=rows[-1].code if len(rows) == size else "",
+            communes=[territory_ref(t) for t in page.items],
+            next_page_token=encode_page_token(page.items[-1].code) if page.more else "",
         )
 
-    async def CheckEligibility(self, request: pb.CheckEligibilityRequest, context: Any) -> pb.CheckEligibilityResponse:
+    @with_unit_of_work
+    async def CheckEligibility(
+        self, request: pb.CheckEligibilityRequest, uow: UnitOfWork
+    ) -> pb.CheckEligibilityResponse:
         require_service_caller()
-        if not request.consultation_id:
-            raise InvalidInput("consultation_id is required", code="invalid_id")
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
-        async with self._runtime.db.transaction() as session:
-            result = await registry.check_eligibility(
-                session,
-                self._hasher,
-                consultation_id=request.consultation_id,
-                commune_id=parse_id(request.commune_id, "commune_id"),
-                national_id=request.national_id,
-                voting_day=day,
-                voting_age=self._voting_age,
-            )
+        result = await registry.check_eligibility(
+            uow,
+            self._hasher,
+            consultation_id=request.consultation_id,
+            commune_id=parse_id(request.commune_id, "commune_id"),
+            national_id=request.national_id,
+            voting_day=day,
+            voting_age=self._voting_age,
+        )
         return pb.CheckEligibilityResponse(
-            eligible=result.eligible,
-            reason=result.reason,  # type: ignore[arg-type]
-            voter_ref=result.voter_ref,
+            eligible=result.eligible, reason=REASON_TO_PROTO[result.reason], voter_ref=result.voter_ref
         )
 
 

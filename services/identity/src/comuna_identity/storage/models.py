@@ -8,20 +8,20 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKey, LargeBinary, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from comuna_identity.vocabulary import TerritoryKind
+from comuna_platform.vocabulary import one_of
+
 
 class Base(DeclarativeBase):
     pass
 
 
-TERRITORY_KINDS = ("country", "state", "municipality", "commune", "communal_circuit", "communal_council")
-
-
 class Territory(Base):
     __tablename__ = "territories"
     __table_args__ = (
-        CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in TERRITORY_KINDS) + ")", name="ck_territories_kind"),
+        CheckConstraint(one_of("kind", TerritoryKind), name="ck_territories_kind"),
         # Only the country root has no parent.
-        CheckConstraint("(parent_id IS NULL) = (kind = 'country')", name="ck_territories_root"),
+        CheckConstraint(f"(parent_id IS NULL) = (kind = '{TerritoryKind.COUNTRY}')", name="ck_territories_root"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_identity.domain.territories import COMMUNE_KINDS
 from comuna_identity.storage.models import Resident, Territory
+from comuna_identity.vocabulary import COMMUNE_KINDS
 
 
 async def territory_by_code(session: AsyncSession, code: str) -> Territory | None:

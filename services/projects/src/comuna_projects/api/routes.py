@@ -7,21 +7,19 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_platform.auth.fastapi import require_roles
 from comuna_platform.auth.principal import Principal
-from comuna_platform.errors import NotFound
-from comuna_platform.http.deps import RuntimeDep
+from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.paging import decode_page_token, encode_page_token
 from comuna_projects.api.schemas import ProjectDetail, ProjectPage, VerificationOut, VerifyMilestoneIn
 from comuna_projects.api.views import milestone_out, project_detail, project_summary
 from comuna_projects.domain import projects
-from comuna_projects.storage import repository
-from comuna_projects.storage.models import Project
 
 router = APIRouter(prefix="/v1", tags=["projects"])
 
 Overseer = Annotated[Principal, require_roles("overseer", "operator")]
+PageToken = Annotated[str, Query(max_length=512, description="`next_page_token` of the previous page")]
 
 
 @router.get(
@@ -30,19 +28,18 @@ Overseer = Annotated[Principal, require_roles("overseer", "operator")]
     summary="List projects, optionally of one consultation and/or commune (public)",
 )
 async def list_projects(
-    runtime: RuntimeDep,
+    uow: UnitOfWorkDep,
     consultation_id: uuid.UUID | None = None,
     commune_id: uuid.UUID | None = None,
-    after: uuid.UUID | None = None,
+    page_token: PageToken = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ProjectPage:
-    async with runtime.db.transaction() as session:
-        rows = await repository.list_projects(
-            session, consultation_id=consultation_id, commune_id=commune_id, after=after, limit=limit
-        )
-        milestones = await repository.milestones_of_many(session, [p.id for p in rows])
-    items = [project_summary(p, milestones[p.id]) for p in rows]
-    return ProjectPage(items=items, next_after=items[-1].id if len(items) == limit else None)
+    after = decode_page_token(page_token, [uuid.UUID])
+    page = await projects.list_projects(
+        uow, consultation_id=consultation_id, commune_id=commune_id, after=after[0] if after else None, limit=limit
+    )
+    items = [project_summary(v.project, v.milestones) for v in page.items]
+    return ProjectPage(items=items, next_page_token=encode_page_token(items[-1].id) if page.more else None)
 
 
 @router.get(
@@ -50,10 +47,9 @@ async def list_projects(
     response_model=ProjectDetail,
     summary="The project funded by an allocation, with its milestones (public)",
 )
-async def get_project_by_allocation(allocation_id: uuid.UUID, runtime: RuntimeDep) -> ProjectDetail:
-    async with runtime.db.transaction() as session:
-        project = await repository.project_by_allocation(session, allocation_id)
-        return await _detail(session, project, f"no project for allocation {allocation_id}")
+async def get_project_by_allocation(allocation_id: uuid.UUID, uow: UnitOfWorkDep) -> ProjectDetail:
+    view = await projects.project_view(uow, allocation_id=allocation_id)
+    return project_detail(view.project, view.milestones)
 
 
 @router.get(
@@ -61,16 +57,9 @@ async def get_project_by_allocation(allocation_id: uuid.UUID, runtime: RuntimeDe
     response_model=ProjectDetail,
     summary="A project with its milestones, budget and disbursed total (public)",
 )
-async def get_project(project_id: uuid.UUID, runtime: RuntimeDep) -> ProjectDetail:
-    async with runtime.db.transaction() as session:
-        project = await repository.project_by_id(session, project_id)
-        return await _detail(session, project, f"project {project_id} does not exist")
-
-
-async def _detail(session: AsyncSession, project: Project | None, missing: str) -> ProjectDetail:
-    if project is None:
-        raise NotFound(missing, code="project_not_found")
-    return project_detail(project, await repository.milestones_of(session, project.id))
+async def get_project(project_id: uuid.UUID, uow: UnitOfWorkDep) -> ProjectDetail:
+    view = await projects.project_view(uow, project_id=project_id)
+    return project_detail(view.project, view.milestones)
 
 
 @router.post(
@@ -83,15 +72,9 @@ async def verify_milestone(
     milestone_id: uuid.UUID,
     body: VerifyMilestoneIn,
     principal: Overseer,
-    runtime: RuntimeDep,
+    uow: UnitOfWorkDep,
 ) -> VerificationOut:
-    async with runtime.db.transaction() as session:
-        result = await projects.verify_milestone(
-            session,
-            principal,
-            project_id=project_id,
-            milestone_id=milestone_id,
-            note=body.note,
-            now=datetime.now(UTC),
-        )
-        return VerificationOut(project_id=result.project.id, milestone=milestone_out(result.milestone))
+    result = await projects.verify_milestone(
+        uow, principal, project_id=project_id, milestone_id=milestone_id, note=body.note, now=datetime.now(UTC)
+    )
+    return VerificationOut(project_id=result.project.id, milestone=milestone_out(result.milestone))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from comuna_projects.vocabulary import MilestoneStatus, ProjectStatus
 
 
 class Strict(BaseModel):
@@ -27,7 +28,7 @@ class MilestoneOut(BaseModel):
     title: str
     tranche_minor: int = Field(description="Released when this milestone is verified, in minor units of `currency`.")
     currency: str = Field(examples=["USD"])
-    status: Literal["pending", "verified", "funded"]
+    status: MilestoneStatus
     verified_by: str | None
     verified_at: datetime | None
     verification_note: str | None
@@ -50,7 +51,7 @@ class ProjectSummary(BaseModel):
     commune_code: str
     candidate_id: uuid.UUID | None
     title: str
-    status: Literal["in_progress", "completed"]
+    status: ProjectStatus
     budget_minor: int = Field(description="The allocation, in integer minor units of `currency` (never a float).")
     currency: str = Field(description="ISO 4217 alphabetic code.", examples=["USD"])
     disbursed_minor: int = Field(description="Disbursed to the commune so far, across all milestones.")
@@ -64,7 +65,7 @@ class ProjectDetail(ProjectSummary):
 
 class ProjectPage(BaseModel):
     items: list[ProjectSummary]
-    next_after: uuid.UUID | None = Field(description="Pass as `after` to get the next page.")
+    next_page_token: str | None = Field(description="Pass as `page_token` to get the next page; null on the last.")
 
 
 class VerificationOut(BaseModel):

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, cast
 
 from comuna_projects.api.schemas import MilestoneOut, ProjectDetail, ProjectSummary
 from comuna_projects.storage.models import Milestone, Project
-
-MilestoneStatus = Literal["pending", "verified", "funded"]
-ProjectStatus = Literal["in_progress", "completed"]
+from comuna_projects.vocabulary import MilestoneStatus, ProjectStatus
 
 
 def milestone_out(m: Milestone) -> MilestoneOut:
@@ -19,7 +16,7 @@ def milestone_out(m: Milestone) -> MilestoneOut:
         title=m.title,
         tranche_minor=m.tranche_minor,
         currency=m.currency,
-        status=cast(MilestoneStatus, m.status),
+        status=MilestoneStatus(m.status),
         verified_by=m.verified_by,
         verified_at=m.verified_at,
         verification_note=m.verification_note,
@@ -41,7 +38,7 @@ def project_summary(p: Project, milestones: Sequence[Milestone]) -> ProjectSumma
         commune_code=p.commune_code,
         candidate_id=p.candidate_id,
         title=p.title,
-        status=cast(ProjectStatus, p.status),
+        status=ProjectStatus(p.status),
         budget_minor=p.budget_minor,
         currency=p.currency,
         disbursed_minor=disbursed,

@@ -20,6 +20,7 @@ from comuna.funding.v1 import events_pb2 as funding_events
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.events.envelope import Envelope
 from comuna_platform.runtime import Runtime
+from comuna_platform.uow import UnitOfWork
 from comuna_projects.domain import projects
 from comuna_projects.domain.plan import MilestonePlan
 
@@ -115,7 +116,7 @@ def _drop(envelope: Envelope, exc: MalformedEvent) -> None:
 def _translating_handler(
     message_type: type[M],
     translate: Callable[[ReceivedEvent[M]], T],
-    act: Callable[[AsyncSession, T], Awaitable[object]],
+    act: Callable[[UnitOfWork, T], Awaitable[object]],
 ) -> EventHandler[M]:
     """Translate the event into a domain input and act on it; drop it if it is malformed."""
 
@@ -125,14 +126,14 @@ def _translating_handler(
         except MalformedEvent as exc:
             _drop(event.envelope, exc)
             return
-        await act(session, value)
+        await act(UnitOfWork.of(session), value)
 
     return EventHandler(message_type, apply)
 
 
 def allocation_handler(plan: MilestonePlan) -> EventHandler[funding_events.AllocationCreated]:
-    async def create(session: AsyncSession, allocation: projects.Allocation) -> object:
-        return await projects.create_project(session, plan, allocation)
+    async def create(uow: UnitOfWork, allocation: projects.Allocation) -> object:
+        return await projects.create_project(uow, plan, allocation)
 
     return _translating_handler(funding_events.AllocationCreated, lambda e: allocation_from(e.message), create)
 

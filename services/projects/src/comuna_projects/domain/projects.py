@@ -1,29 +1,27 @@
 """Use cases of the projects service: open a project for an allocation, verify a milestone,
-record a tranche as funded, or as refused by funding.
+record a tranche as funded, or as refused by funding; read projects (REST and gRPC alike).
 
-Every use case runs inside the caller's transaction and stages its event there, so state and
-event are committed together or not at all.
+Every use case runs inside the unit of work it is given and stages its event there, so state
+and event are committed together or not at all.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from comuna.projects.v1 import events_pb2
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import NotFound
-from comuna_platform.events import stage_event
-from comuna_projects.domain.messages import money, project_message
+from comuna_platform.uow import UnitOfWork
+from comuna_projects.domain.events import MilestoneFunded, MilestoneVerified, ProjectCreated
 from comuna_projects.domain.plan import MilestonePlan
 from comuna_projects.domain.rules import check_verifiable, milestone_id_for, project_id_for
 from comuna_projects.storage import repository
 from comuna_projects.storage.models import Milestone, Project
+from comuna_projects.vocabulary import MilestoneStatus, ProjectStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +40,13 @@ class Allocation:
     currency: str
 
 
-async def create_project(session: AsyncSession, plan: MilestonePlan, allocation: Allocation) -> Project | None:
+async def create_project(uow: UnitOfWork, plan: MilestonePlan, allocation: Allocation) -> Project | None:
     """Open the project of an allocation with the plan's milestones; None if it already exists.
 
     Safe against the same allocation arriving twice under different event ids (a republish):
     the project id is derived from the allocation id and allocation_id is unique.
     """
+    session = uow.session
     project_id = project_id_for(allocation.allocation_id)
     inserted = await repository.insert_project_if_absent(
         session,
@@ -61,7 +60,7 @@ async def create_project(session: AsyncSession, plan: MilestonePlan, allocation:
             "title": allocation.title,
             "budget_minor": allocation.budget_minor,
             "currency": allocation.currency,
-            "status": "in_progress",
+            "status": ProjectStatus.IN_PROGRESS,
         },
     )
     if not inserted:
@@ -78,7 +77,7 @@ async def create_project(session: AsyncSession, plan: MilestonePlan, allocation:
                 "title": step.title,
                 "tranche_minor": tranche,
                 "currency": allocation.currency,
-                "status": "pending",
+                "status": MilestoneStatus.PENDING,
             }
             for sequence, (step, tranche) in enumerate(zip(plan.steps, tranches, strict=True), start=1)
         ],
@@ -86,11 +85,7 @@ async def create_project(session: AsyncSession, plan: MilestonePlan, allocation:
     project = await repository.project_by_id(session, project_id)
     assert project is not None
     milestones = await repository.milestones_of(session, project_id)
-    await stage_event(
-        session,
-        aggregate_id=str(project_id),
-        message=events_pb2.ProjectCreated(project=project_message(project, milestones)),
-    )
+    await uow.stage(ProjectCreated(project, milestones), aggregate_id=str(project_id))
     return project
 
 
@@ -102,7 +97,7 @@ class Verification:
 
 
 async def verify_milestone(
-    session: AsyncSession,
+    uow: UnitOfWork,
     principal: Principal,
     *,
     project_id: uuid.UUID,
@@ -116,6 +111,7 @@ async def verify_milestone(
     double click) are serialised: the second sees the milestone verified and gets a 409.
     All checks happen before the first write.
     """
+    session = uow.session
     project = await repository.project_by_id(session, project_id, for_update=True)
     if project is None:
         raise NotFound(f"project {project_id} does not exist", code="project_not_found")
@@ -126,23 +122,12 @@ async def verify_milestone(
     principal.require_territory(project.commune_code)
     check_verifiable(milestones, milestone_id)
 
-    milestone.status = "verified"
+    milestone.status = MilestoneStatus.VERIFIED
     milestone.verified_by = principal.subject
     milestone.verified_at = now
     milestone.verification_note = note
     await session.flush()
-    await stage_event(
-        session,
-        aggregate_id=str(project.id),
-        message=events_pb2.MilestoneVerified(
-            project_id=str(project.id),
-            milestone_id=str(milestone.id),
-            allocation_id=str(project.allocation_id),
-            commune_id=str(project.commune_id),
-            tranche=money(milestone.tranche_minor, milestone.currency),
-            verified_by=principal.subject,
-        ),
-    )
+    await uow.stage(MilestoneVerified(project, milestone, principal.subject), aggregate_id=str(project.id))
     return Verification(project=project, milestones=milestones, milestone=milestone)
 
 
@@ -159,15 +144,16 @@ class Disbursement:
     disbursed_at: datetime
 
 
-async def record_disbursement(session: AsyncSession, disbursement: Disbursement) -> bool:
+async def record_disbursement(uow: UnitOfWork, disbursement: Disbursement) -> bool:
     """Mark the milestone funded (and the project completed once all are); True if it changed.
 
     Events that do not fit our state are logged and ignored rather than retried: retrying
     cannot make them fit, and they must not block the events behind them.
     """
+    session = uow.session
     context = {"disbursement_id": str(disbursement.disbursement_id), "milestone_id": str(disbursement.milestone_id)}
     # Only the project id first: the milestone itself is read after the project lock is held.
-    project_id = await session.scalar(select(Milestone.project_id).where(Milestone.id == disbursement.milestone_id))
+    project_id = await repository.project_id_of_milestone(session, disbursement.milestone_id)
     if project_id is None:
         log.error("tranche disbursed for an unknown milestone; ignored", extra=context)
         return False
@@ -181,14 +167,14 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
         return False
     milestones = await repository.milestones_of(session, project.id)
     milestone = next(m for m in milestones if m.id == disbursement.milestone_id)
-    if milestone.status == "funded":
+    if milestone.status == MilestoneStatus.FUNDED:
         if milestone.disbursement_id != disbursement.disbursement_id:
             log.error("milestone already funded by another disbursement; ignored", extra=context)
         return False
-    if milestone.status != "verified":
+    if milestone.status != MilestoneStatus.VERIFIED:
         log.error("tranche disbursed for a milestone that was never verified; ignored", extra=context)
         return False
-    reused = await session.scalar(select(Milestone.id).where(Milestone.disbursement_id == disbursement.disbursement_id))
+    reused = await repository.milestone_with_disbursement(session, disbursement.disbursement_id)
     if reused is not None:
         log.error("disbursement id already recorded for another milestone; ignored", extra=context)
         return False
@@ -211,22 +197,16 @@ async def record_disbursement(session: AsyncSession, disbursement: Disbursement)
         milestone.disbursement_rejected_reason = None
         milestone.disbursement_rejected_at = None
 
-    milestone.status = "funded"
+    milestone.status = MilestoneStatus.FUNDED
     milestone.funded_at = disbursement.disbursed_at
     milestone.funded_minor = disbursement.amount_minor
     milestone.disbursement_id = disbursement.disbursement_id
-    if all(m.status == "funded" for m in milestones):
-        project.status = "completed"
+    if all(m.status == MilestoneStatus.FUNDED for m in milestones):
+        project.status = ProjectStatus.COMPLETED
         project.completed_at = disbursement.disbursed_at
     await session.flush()
-    await stage_event(
-        session,
-        aggregate_id=str(project.id),
-        message=events_pb2.MilestoneFunded(
-            project_id=str(project.id),
-            milestone_id=str(milestone.id),
-            disbursement_id=str(disbursement.disbursement_id),
-        ),
+    await uow.stage(
+        MilestoneFunded(project.id, milestone.id, disbursement.disbursement_id), aggregate_id=str(project.id)
     )
     return True
 
@@ -243,7 +223,7 @@ class Rejection:
     rejected_at: datetime
 
 
-async def record_rejection(session: AsyncSession, rejection: Rejection) -> bool:
+async def record_rejection(uow: UnitOfWork, rejection: Rejection) -> bool:
     """Note on the verified milestone that funding refused its tranche; True if it changed.
 
     The milestone stays `verified` (its work was attested; only the money is missing) and no
@@ -255,7 +235,8 @@ async def record_rejection(session: AsyncSession, rejection: Rejection) -> bool:
         "milestone_id": str(rejection.milestone_id),
         "reason": rejection.reason,
     }
-    project_id = await session.scalar(select(Milestone.project_id).where(Milestone.id == rejection.milestone_id))
+    session = uow.session
+    project_id = await repository.project_id_of_milestone(session, rejection.milestone_id)
     if project_id is None:
         log.error("tranche refused for an unknown milestone; ignored", extra=context)
         return False
@@ -266,9 +247,9 @@ async def record_rejection(session: AsyncSession, rejection: Rejection) -> bool:
     if rejection.project_id not in (None, project.id) or rejection.allocation_id not in (None, project.allocation_id):
         log.error("tranche refused names another project or allocation than its milestone; ignored", extra=context)
         return False
-    milestone = await session.get(Milestone, rejection.milestone_id)
+    milestone = await repository.milestone_by_id(session, rejection.milestone_id)
     assert milestone is not None
-    if milestone.status != "verified":
+    if milestone.status != MilestoneStatus.VERIFIED:
         log.error(
             "tranche refused for a milestone that is not verified; ignored",
             extra={**context, "status": milestone.status},
@@ -282,3 +263,51 @@ async def record_rejection(session: AsyncSession, rejection: Rejection) -> bool:
     await session.flush()
     log.warning("funding refused the tranche of a verified milestone", extra=context)
     return True
+
+
+# --- reads (REST and gRPC) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    project: Project
+    milestones: Sequence[Milestone]
+
+
+async def project_view(
+    uow: UnitOfWork, *, project_id: uuid.UUID | None = None, allocation_id: uuid.UUID | None = None
+) -> ProjectView:
+    """A project with its milestones, by id or by the allocation that funds it; 404 otherwise."""
+    if project_id is not None:
+        project = await repository.project_by_id(uow.session, project_id)
+        missing = f"project {project_id} does not exist"
+    else:
+        assert allocation_id is not None
+        project = await repository.project_by_allocation(uow.session, allocation_id)
+        missing = f"no project for allocation {allocation_id}"
+    if project is None:
+        raise NotFound(missing, code="project_not_found")
+    return ProjectView(project, await repository.milestones_of(uow.session, project.id))
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    items: list[ProjectView]
+    more: bool
+
+
+async def list_projects(
+    uow: UnitOfWork,
+    *,
+    consultation_id: uuid.UUID | None,
+    commune_id: uuid.UUID | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> ProjectPage:
+    """Projects matching the filters, in id order, each with its milestones."""
+    rows = await repository.list_projects(
+        uow.session, consultation_id=consultation_id, commune_id=commune_id, after=after, limit=limit + 1
+    )
+    more, rows = len(rows) > limit, rows[:limit]
+    milestones = await repository.milestones_of_many(uow.session, [p.id for p in rows])
+    return ProjectPage([ProjectView(p, milestones[p.id]) for p in rows], more)

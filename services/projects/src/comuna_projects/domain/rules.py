@@ -10,19 +10,23 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from comuna_platform.errors import Conflict, FailedPrecondition
+from comuna_platform.ids import DeterministicIds
+from comuna_projects.vocabulary import MilestoneStatus
 
 # Namespace of project ids. A project's id is derived from its allocation's id, so every
 # replica (and any auditor) computes the same id for the same allocation, and a redelivered
 # allocation event can never produce a second project under a new id.
 PROJECT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://comuna.dev/ns/projects/project")
+_PROJECT_IDS = DeterministicIds(PROJECT_NAMESPACE)
 
 
 def project_id_for(allocation_id: uuid.UUID) -> uuid.UUID:
-    return uuid.uuid5(PROJECT_NAMESPACE, str(allocation_id))
+    return _PROJECT_IDS.derive(allocation_id)
 
 
 def milestone_id_for(project_id: uuid.UUID, sequence: int) -> uuid.UUID:
-    return uuid.uuid5(project_id, str(sequence))
+    # The project id is the namespace of its milestones' ids.
+    return DeterministicIds(project_id).derive(sequence)
 
 
 class MilestoneState(Protocol):
@@ -44,9 +48,9 @@ def check_verifiable(milestones: Sequence[MilestoneState], milestone_id: uuid.UU
     `milestones` are all of the project's milestones; the caller has checked the id is one.
     """
     target = next(m for m in milestones if m.id == milestone_id)
-    if target.status != "pending":
+    if target.status != MilestoneStatus.PENDING:
         raise Conflict(f"milestone {target.sequence} is already {target.status}", code="milestone_not_pending")
-    earlier = [m for m in milestones if m.sequence < target.sequence and m.status == "pending"]
+    earlier = [m for m in milestones if m.sequence < target.sequence and m.status == MilestoneStatus.PENDING]
     if earlier:
         first = min(m.sequence for m in earlier)
         raise FailedPrecondition(

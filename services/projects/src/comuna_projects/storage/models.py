@@ -24,12 +24,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-PROJECT_STATUSES = ("in_progress", "completed")
-MILESTONE_STATUSES = ("pending", "verified", "funded")
+from comuna_platform.vocabulary import one_of
+from comuna_projects.vocabulary import MilestoneStatus, ProjectStatus
 
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+COMPLETED = ProjectStatus.COMPLETED.value
+PENDING, VERIFIED, FUNDED = (s.value for s in MilestoneStatus)
 
 
 class Base(DeclarativeBase):
@@ -39,10 +38,10 @@ class Base(DeclarativeBase):
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (
-        CheckConstraint(_one_of("status", PROJECT_STATUSES), name="ck_projects_status"),
+        CheckConstraint(one_of("status", ProjectStatus), name="ck_projects_status"),
         CheckConstraint("budget_minor > 0", name="ck_projects_budget_positive"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_projects_currency"),
-        CheckConstraint("(status = 'completed') = (completed_at IS NOT NULL)", name="ck_projects_completed_at"),
+        CheckConstraint(f"(status = '{COMPLETED}') = (completed_at IS NOT NULL)", name="ck_projects_completed_at"),
         # Target of the milestones' composite foreign key (same project, same currency).
         UniqueConstraint("id", "currency", name="uq_projects_id_currency"),
         Index("ix_projects_consultation_commune", "consultation_id", "commune_id"),
@@ -61,7 +60,7 @@ class Project(Base):
     title: Mapped[str] = mapped_column(Text)
     budget_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    status: Mapped[str] = mapped_column(String(16), default=ProjectStatus.IN_PROGRESS.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -75,16 +74,16 @@ class Milestone(Base):
             ["projects.id", "projects.currency"],
             name="fk_milestones_project_currency",
         ),
-        CheckConstraint(_one_of("status", MILESTONE_STATUSES), name="ck_milestones_status"),
+        CheckConstraint(one_of("status", MilestoneStatus), name="ck_milestones_status"),
         CheckConstraint("sequence >= 1", name="ck_milestones_sequence_positive"),
         CheckConstraint("tranche_minor >= 0", name="ck_milestones_tranche_not_negative"),
         # Verified (and later funded) milestones always say who verified them and when.
         CheckConstraint(
-            "(status = 'pending') = (verified_by IS NULL AND verified_at IS NULL AND verification_note IS NULL)",
+            f"(status = '{PENDING}') = (verified_by IS NULL AND verified_at IS NULL AND verification_note IS NULL)",
             name="ck_milestones_verification",
         ),
         CheckConstraint(
-            "(status = 'funded') = (funded_at IS NOT NULL AND disbursement_id IS NOT NULL "
+            f"(status = '{FUNDED}') = (funded_at IS NOT NULL AND disbursement_id IS NOT NULL "
             "AND funded_minor IS NOT NULL)",
             name="ck_milestones_funding",
         ),
@@ -94,7 +93,7 @@ class Milestone(Base):
             name="ck_milestones_rejection_fields",
         ),
         CheckConstraint(
-            "disbursement_rejected_reason IS NULL OR status = 'verified'",
+            f"disbursement_rejected_reason IS NULL OR status = '{VERIFIED}'",
             name="ck_milestones_rejection_status",
         ),
     )
@@ -106,7 +105,7 @@ class Milestone(Base):
     title: Mapped[str] = mapped_column(String(200))
     tranche_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=MilestoneStatus.PENDING.value)
     verified_by: Mapped[str | None] = mapped_column(String(255))
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     verification_note: Mapped[str | None] = mapped_column(Text)

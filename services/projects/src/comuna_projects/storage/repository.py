@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,13 +63,16 @@ async def milestones_of_many(
     return grouped
 
 
-async def count_milestones_not_funded(session: AsyncSession, project_id: uuid.UUID) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(Milestone)
-        .where(Milestone.project_id == project_id, Milestone.status != "funded")
-    )
-    return int(count or 0)
+async def project_id_of_milestone(session: AsyncSession, milestone_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(select(Milestone.project_id).where(Milestone.id == milestone_id))
+
+
+async def milestone_by_id(session: AsyncSession, milestone_id: uuid.UUID) -> Milestone | None:
+    return await session.get(Milestone, milestone_id)
+
+
+async def milestone_with_disbursement(session: AsyncSession, disbursement_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(select(Milestone.id).where(Milestone.disbursement_id == disbursement_id))
 
 
 async def list_projects(

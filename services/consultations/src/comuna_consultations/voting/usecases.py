@@ -2,8 +2,11 @@
 
 Per ballot: checks against an in-memory snapshot (no query), ONE gRPC call to identity
 (eligibility + the voter's per-consultation pseudonym), then ONE transaction with ONE statement
-that inserts the participation and the ballot together (see `repository.cast_ballot`), sent
-in autocommit mode since a single statement is its own transaction.
+that inserts the participation and the ballot together (see `voting.storage.cast_ballot`), sent
+in autocommit mode since a single statement is its own transaction. This is the one use case
+that receives the database rather than a unit of work: it stages no event and needs no
+after-commit hook, and BEGIN/COMMIT around one statement would cost two round trips per
+ballot on the hottest path of voting day (see docs/architecture.md).
 
 One person, one vote is enforced by PostgreSQL, not by a read-then-write in this code: the
 participation's primary key (consultation_id, voter_ref) admits one row per voter, and the
@@ -33,19 +36,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from comuna_consultations.clients.identity import IdentityClient
-from comuna_consultations.domain.consultations import not_found
-from comuna_consultations.domain.lifecycle import Status, require_status
+from comuna_consultations.domain.consultations import commune_not_found, not_found
+from comuna_consultations.domain.identity import EligibilityCheck
+from comuna_consultations.domain.lifecycle import require_status
 from comuna_consultations.storage import repository
-from comuna_consultations.storage.voting_snapshot import VotingSnapshot, VotingSnapshotCache
+from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus
+from comuna_consultations.voting import storage
+from comuna_consultations.voting.snapshot import VotingSnapshot, VotingSnapshotCache
 from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.principal import Principal
 from comuna_platform.db import Database
 from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from comuna_platform.ids import new_id
+from comuna_platform.uow import UnitOfWork
 
 # Who may submit a ballot on each channel: officers at polling tables; online ballots come
 # through a gateway that authenticated the voter, which calls with a service token.
-CHANNEL_ROLES = {"table": "polling_officer", "online": "service"}
+CHANNEL_ROLES = {BallotChannel.TABLE: "polling_officer", BallotChannel.ONLINE: "service"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +61,7 @@ class BallotRequest:
     commune_id: uuid.UUID
     candidate_id: uuid.UUID
     national_id: str
-    channel: str
+    channel: BallotChannel
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ class CastBallot:
 async def cast_ballot(
     db: Database,
     snapshots: VotingSnapshotCache,
-    identity: IdentityClient,
+    identity: EligibilityCheck,
     principal: Principal,
     request: BallotRequest,
     *,
@@ -78,7 +85,7 @@ async def cast_ballot(
     snapshot = await _voting_snapshot(snapshots, request.consultation_id)
     code = snapshot.commune_codes.get(request.commune_id)
     if code is None:
-        raise NotFound(f"commune {request.commune_id} is not part of this consultation", code="commune_not_found")
+        raise commune_not_found(request.commune_id)
     principal.require_territory(code)
     candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
     if candidate_commune is None:
@@ -99,10 +106,10 @@ async def cast_ballot(
             reason=eligibility.reason,
         )
 
-    ballot_id = uuid.uuid4()
+    ballot_id = new_id()
     # The ballot is one statement, atomic on its own: run it in autocommit (one round trip).
     async with db.autocommit() as conn:
-        written = await repository.cast_ballot(
+        written = await storage.cast_ballot(
             conn,
             consultation_id=request.consultation_id,
             voter_ref=eligibility.voter_ref,
@@ -118,23 +125,24 @@ async def cast_ballot(
             status = await repository.consultation_status(conn, request.consultation_id)
             if status is None:
                 raise not_found(request.consultation_id)
-            require_status(status, Status.VOTING)
+            require_status(status, ConsultationStatus.VOTING)
             raise Conflict("this voter has already voted in this consultation", code="already_voted")
     return CastBallot(ballot_id=ballot_id, receipt=str(ballot_id))
 
 
 async def _voting_snapshot(snapshots: VotingSnapshotCache, consultation_id: uuid.UUID) -> VotingSnapshot:
     snapshot = await snapshots.get(consultation_id)
-    if snapshot is not None and snapshot.status == Status.ASSEMBLY:
+    if snapshot is not None and snapshot.status == ConsultationStatus.ASSEMBLY:
         # Maybe voting started a moment ago in another process: look again before refusing.
         # (A closed consultation never reopens, so that refusal needs no second look.)
         snapshot = await snapshots.get(consultation_id, fresh=True)
     if snapshot is None:
         raise not_found(consultation_id)
-    require_status(snapshot.status, Status.VOTING)
+    require_status(snapshot.status, ConsultationStatus.VOTING)
     return snapshot
 
 
-async def receipt_recorded(db: Database, consultation_id: uuid.UUID, receipt: uuid.UUID) -> bool:
-    async with db.transaction() as session:
-        return await repository.ballot_exists(session, consultation_id, receipt)
+async def check_receipt(uow: UnitOfWork, consultation_id: uuid.UUID, receipt: uuid.UUID) -> None:
+    """NotFound unless a ballot with this receipt was stored (never says what it chose)."""
+    if not await storage.ballot_exists(uow.session, consultation_id, receipt):
+        raise NotFound("no ballot with this receipt in this consultation", code="receipt_not_found")

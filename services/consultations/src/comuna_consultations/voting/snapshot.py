@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from comuna_consultations.storage import repository
+from comuna_consultations.vocabulary import ConsultationStatus
+from comuna_consultations.voting import storage
 from comuna_platform.db import Database
 
 
@@ -76,19 +78,21 @@ class VotingSnapshotCache:
     async def _load(self, consultation_id: uuid.UUID) -> VotingSnapshot | None:
         started = self._clock()
         previous = self._entries.get(consultation_id)
+        # The one read of this service outside a request's unit of work: a cache shared by every
+        # request of the process, loaded once for many of them.
         async with self._db.transaction() as session:
             # Status first: once it reads "voting", the candidates read next are final, because
             # recording a candidate requires "assembly" under a lock that start-voting waits for.
             status = await repository.consultation_status(session, consultation_id)
             if status is None:
                 return None
-            if previous is not None and previous.snapshot.status != "assembly":
+            if previous is not None and previous.snapshot.status != ConsultationStatus.ASSEMBLY:
                 # Communes never change after opening and candidates never change after
                 # assembly: on voting day a refresh is one single-row query, not ~40,000 rows.
                 codes, candidate_communes = previous.snapshot.commune_codes, previous.snapshot.candidate_communes
             else:
-                codes = await repository.commune_codes(session, consultation_id)
-                candidate_communes = await repository.candidate_communes(session, consultation_id)
+                codes = await storage.commune_codes(session, consultation_id)
+                candidate_communes = await storage.candidate_communes(session, consultation_id)
         snapshot = VotingSnapshot(consultation_id, status, codes, candidate_communes)
         self._entries[consultation_id] = _Entry(snapshot, started)
         if len(self._entries) > self._max_entries:

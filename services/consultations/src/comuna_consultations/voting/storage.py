@@ -1,0 +1,99 @@
+"""Queries of the voting slice: the one-statement ballot, receipts, and the snapshot's reads."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from comuna_consultations.storage.repository import ballots, candidates, communes, consultations, participations
+from comuna_consultations.vocabulary import ConsultationStatus
+
+
+async def commune_codes(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    query = select(communes.c.commune_id, communes.c.code).where(communes.c.consultation_id == consultation_id)
+    return {row.commune_id: row.code for row in await session.execute(query)}
+
+
+async def candidate_communes(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
+    """candidate id -> commune id, for the ballot path's in-memory check."""
+    query = select(candidates.c.id, candidates.c.commune_id).where(candidates.c.consultation_id == consultation_id)
+    return {row.id: row.commune_id for row in await session.execute(query)}
+
+
+async def cast_ballot(
+    session: AsyncSession | AsyncConnection,
+    *,
+    consultation_id: uuid.UUID,
+    voter_ref: str,
+    ballot_id: uuid.UUID,
+    commune_id: uuid.UUID,
+    candidate_id: uuid.UUID,
+    channel: str,
+) -> bool:
+    """Insert the participation and the ballot in ONE statement; True if both were written.
+
+    Nothing is written (False) when the voter already took part or the consultation is not in
+    `voting` any more. The participation is inserted only if the consultation row, locked
+    FOR KEY SHARE, still says `voting`: a `:close` holds FOR UPDATE on that row, which conflicts,
+    so a ballot either commits before the close (and is counted) or sees `closed` (PostgreSQL
+    re-checks the condition on the row version the close committed). The ballot is inserted
+    from the participation's RETURNING, so it exists exactly when the participation is new.
+    """
+    written = await session.execute(
+        _CAST_BALLOT,
+        {
+            "consultation_id": consultation_id,
+            "voter_ref": voter_ref,
+            "ballot_id": ballot_id,
+            "commune_id": commune_id,
+            "candidate_id": candidate_id,
+            "channel": channel,
+        },
+    )
+    return written.first() is not None
+
+
+def _cast_ballot_statement() -> Any:
+    """The ballot statement, built once: it runs for every ballot, and building a SQLAlchemy
+    construct per call cost more CPU than executing it."""
+    participation = (
+        pg_insert(participations)
+        .from_select(
+            ["consultation_id", "voter_ref"],
+            select(consultations.c.id, bindparam("voter_ref", type_=participations.c.voter_ref.type))
+            .where(
+                consultations.c.id == bindparam("consultation_id", type_=consultations.c.id.type),
+                consultations.c.status == ConsultationStatus.VOTING.value,
+            )
+            .with_for_update(read=True, key_share=True),
+        )
+        .on_conflict_do_nothing(index_elements=["consultation_id", "voter_ref"])
+        .returning(participations.c.consultation_id)
+        .cte("participation")
+    )
+    return (
+        insert(ballots)
+        .from_select(
+            ["id", "consultation_id", "commune_id", "candidate_id", "channel"],
+            select(
+                bindparam("ballot_id", type_=ballots.c.id.type),
+                participation.c.consultation_id,
+                bindparam("commune_id", type_=ballots.c.commune_id.type),
+                bindparam("candidate_id", type_=ballots.c.candidate_id.type),
+                bindparam("channel", type_=ballots.c.channel.type),
+            ),
+        )
+        .returning(ballots.c.id)
+    )
+
+
+_CAST_BALLOT = _cast_ballot_statement()
+
+
+async def ballot_exists(session: AsyncSession, consultation_id: uuid.UUID, ballot_id: uuid.UUID) -> bool:
+    query = select(ballots.c.id).where(ballots.c.id == ballot_id, ballots.c.consultation_id == consultation_id)
+    return (await session.execute(query)).first() is not None

@@ -1,0 +1,22 @@
+"""What identity announces, as plain values; `comuna_identity.messages` turns them into the
+event messages of `proto/comuna/identity/v1/events.proto`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from comuna_identity.storage.models import Territory
+
+
+@dataclass(frozen=True)
+class TerritoryCreated:
+    territory: Territory
+    parent_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class ResidentRegistered:
+    resident_id: uuid.UUID
+    council_id: uuid.UUID
+    commune_id: uuid.UUID

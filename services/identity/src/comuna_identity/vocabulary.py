@@ -1,0 +1,29 @@
+"""Identity's vocabulary: the kinds of territory and why a voter may be ineligible.
+
+The lowest layer of the service: storage builds its CHECK constraints from these enums, the
+domain decides with them, the REST schemas type their fields with them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TerritoryKind(StrEnum):
+    COUNTRY = "country"
+    STATE = "state"
+    MUNICIPALITY = "municipality"
+    COMMUNE = "commune"
+    # A commune not yet consolidated: it sits where a commune sits and holds councils the same way.
+    COMMUNAL_CIRCUIT = "communal_circuit"
+    COMMUNAL_COUNCIL = "communal_council"
+
+
+# The kinds a consultation treats as communes (they hold councils and vote).
+COMMUNE_KINDS = frozenset({TerritoryKind.COMMUNE, TerritoryKind.COMMUNAL_CIRCUIT})
+
+
+class IneligibilityReason(StrEnum):
+    NOT_REGISTERED = "not_registered"
+    UNDER_AGE = "under_age"
+    OTHER_COMMUNE = "other_commune"
