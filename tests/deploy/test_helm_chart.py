@@ -991,3 +991,39 @@ def test_dockerfile_is_multi_stage_locked_and_non_root() -> None:
     assert members <= copied, members - copied
     ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text()
     assert ".venv" in ignore and ".devstack" in ignore
+
+
+# --- NATS accounts for production -------------------------------------------------------------
+
+NATS_ACCOUNTS = CHART_DIR / "files" / "nats-accounts.conf"
+
+
+def test_the_shipped_nats_accounts_are_the_dev_stack_permissions() -> None:
+    from comuna_devstack.nats_auth import render_accounts_config
+
+    assert NATS_ACCOUNTS.read_text() == render_accounts_config() + "\n", (
+        "regenerate deploy/helm/comuna/files/nats-accounts.conf from comuna_devstack.nats_auth.render_accounts_config"
+    )
+
+
+def test_nats_server_accepts_the_shipped_accounts(tmp_path: Path) -> None:
+    import subprocess
+
+    from comuna_devstack.nats import find_nats_server
+    from comuna_devstack.nats_auth import READER, SERVICE_CONSUMERS, password_variable
+
+    env = {password_variable(user): _test_secret() for user in [*SERVICE_CONSUMERS, READER]}
+    config = tmp_path / "nats.conf"
+    config.write_text(f"jetstream {{store_dir: {json.dumps(str(tmp_path / 'js'))}}}\ninclude ./accounts.conf\n")
+    (tmp_path / "accounts.conf").write_text(NATS_ACCOUNTS.read_text())
+    checked = subprocess.run(
+        [str(find_nats_server()), "-c", str(config), "-t"], env=env, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert "is valid" in checked.stderr + checked.stdout
+    # Without a password variable the server refuses the config: no user is left open.
+    del env[password_variable(READER)]
+    missing = subprocess.run(
+        [str(find_nats_server()), "-c", str(config), "-t"], env=env, capture_output=True, text=True, check=False
+    )
+    assert missing.returncode != 0

@@ -127,17 +127,31 @@ def accounts_config(passwords: Mapping[str, str]) -> dict[str, Any]:
     return {"COMUNA": {"jetstream": "enabled", "users": users}}
 
 
-def render_permissions() -> str:
-    """The per-user permissions as nats-server config text (docs/operations.md carries it)."""
-    lines = []
+def password_variable(user: str) -> str:
+    """The environment variable the production config reads a user's password from."""
+    return f"{user.upper()}_NATS_PASSWORD"
+
+
+def render_accounts_config() -> str:
+    """The `accounts` block for a production nats-server, in its config syntax. Passwords come
+    from environment variables (`$FUNDING_NATS_PASSWORD`, ...) set from a Secret; for NKeys,
+    replace `user`/`password` with `nkey: <the user's public key>`. docs/operations.md carries
+    this text (a test keeps it in step)."""
+
+    def strings(values: Iterable[str]) -> str:
+        return ", ".join(f'"{v}"' for v in values)
+
+    lines = ["accounts {", "  COMUNA {", "    jetstream: enabled", "    users: ["]
     for user, permissions in [
         *((s, service_permissions(s)) for s in SERVICE_CONSUMERS),
         (READER, reader_permissions()),
     ]:
-        config = permissions.as_config()
-        lines.append(f"# {user}")
-        lines.append(f"publish.allow:   {' '.join(config['publish']['allow'])}")
-        if "deny" in config["publish"]:
-            lines.append(f"publish.deny:    {' '.join(config['publish']['deny'])}")
-        lines.append(f"subscribe.allow: {' '.join(config['subscribe']['allow'])}")
+        lines.append(f"      {{user: {user}, password: ${password_variable(user)}, permissions: {{")
+        lines.append(f"        publish: {{allow: [{strings(permissions.publish_allow)}]")
+        if permissions.publish_deny:
+            lines.append(f"                  deny: [{strings(permissions.publish_deny)}]")
+        lines.append("        }")
+        lines.append(f"        subscribe: {{allow: [{strings(permissions.subscribe_allow)}]}}")
+        lines.append("      }}")
+    lines += ["    ]", "  }", "}"]
     return "\n".join(lines)
