@@ -553,8 +553,10 @@ def test_notes_warn_about_missing_configuration(chart: helm_python.Chart, full: 
     text = notes(chart)
     assert "oidc.issuer is empty" in text
     assert "identity-census-hash-key" in text and "funding-database-url" in text
+    assert "funding-migration-database-url" in text and "funding-nats-password" in text
     complete = notes(chart, full)
     assert "WARNING" not in complete
+    assert "funding-nats-credentials" in notes(chart, {"nats": {"auth": "credentials"}})
 
 
 def kebab(field: str) -> str:
