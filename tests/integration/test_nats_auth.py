@@ -226,7 +226,7 @@ async def test_a_stock_client_reads_events_with_the_read_only_user(platform: Pla
         with pytest.raises(NatsTimeoutError):
             await publish(js, CERTIFIED, certified(str(uuid.uuid4())), source="/comuna/consultations")
         # ...and cannot take over a service's durable (it would steal the events that service applies).
-        [funding_durable] = SERVICE_CONSUMERS["funding"]["CONSULTATIONS"]
+        [funding_durable] = SERVICE_CONSUMERS["funding"]["consultations"]
         with pytest.raises((NatsTimeoutError, NotFoundError)):
             stolen = await js.pull_subscribe(CERTIFIED, durable=funding_durable, stream="CONSULTATIONS")
             await stolen.fetch(1, timeout=1)

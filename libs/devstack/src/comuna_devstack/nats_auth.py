@@ -19,18 +19,19 @@ from typing import Any
 from comuna_platform.events.registry import stream_name
 from comuna_platform.events.streams import service_inbox_prefix
 
-# The durable consumers each service keeps on other services' streams: {service: {stream: durables}}.
+# The durable consumers each service keeps on other services' streams:
+# {service: {producing service (whose stream it reads): durables}}.
 # A consumer missing here cannot bind (the server refuses its CONSUMER.CREATE), which the
 # end-to-end and NATS-auth tests would show at once.
 SERVICE_CONSUMERS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "identity": {},
     "consultations": {},
     "funding": {
-        "CONSULTATIONS": ("funding-commune-results",),
-        "PROJECTS": ("funding-disbursements",),
+        "consultations": ("funding-commune-results",),
+        "projects": ("funding-disbursements",),
     },
     "projects": {
-        "FUNDING": ("projects-allocations", "projects-disbursements", "projects-rejections"),
+        "funding": ("projects-allocations", "projects-disbursements", "projects-rejections"),
     },
 }
 READER = "reader"
@@ -63,7 +64,8 @@ def _durable_subjects(stream: str, durable: str) -> list[str]:
 
 
 def service_permissions(service: str, consumers: Mapping[str, Iterable[str]] | None = None) -> Permissions:
-    """Publish its own events and run its own stream; bind only its own durables elsewhere."""
+    """Publish its own events and run its own stream; bind only its own durables elsewhere
+    (`consumers`: producing service -> durables, default `SERVICE_CONSUMERS[service]`)."""
     own = stream_name(service)
     publish = [
         f"{service}.>",
@@ -72,7 +74,8 @@ def service_permissions(service: str, consumers: Mapping[str, Iterable[str]] | N
         f"$JS.API.STREAM.CREATE.{own}",
         f"$JS.API.STREAM.UPDATE.{own}",
     ]
-    for stream, durables in (SERVICE_CONSUMERS[service] if consumers is None else consumers).items():
+    for producer, durables in (SERVICE_CONSUMERS[service] if consumers is None else consumers).items():
+        stream = stream_name(producer)
         publish.append(f"$JS.API.STREAM.INFO.{stream}")
         for durable in durables:
             publish += _durable_subjects(stream, durable)
@@ -88,9 +91,12 @@ def reader_permissions(services: Iterable[str] = tuple(SERVICE_CONSUMERS)) -> Pe
     service_durables = [
         subject
         for consumers in SERVICE_CONSUMERS.values()
-        for stream, durables in consumers.items()
+        for producer, durables in consumers.items()
         for durable in durables
-        for subject in [*_durable_subjects(stream, durable), f"$JS.API.CONSUMER.DELETE.{stream}.{durable}"]
+        for subject in [
+            *_durable_subjects(stream_name(producer), durable),
+            f"$JS.API.CONSUMER.DELETE.{stream_name(producer)}.{durable}",
+        ]
     ]
     publish = [
         "$JS.API.INFO",
