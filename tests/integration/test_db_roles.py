@@ -176,3 +176,32 @@ async def test_the_service_does_its_work_as_the_runtime_role(
         assert await runtime.fetchval("SELECT count(*) FROM transfers") >= 1
     finally:
         await runtime.close()
+
+
+async def test_a_database_migrated_before_roles_existed_is_handed_to_its_owner(
+    embedded_postgres: EmbeddedPostgres,
+) -> None:
+    """An existing `.devstack/` (tables made by the superuser) keeps working after the upgrade."""
+    database = f"funding_legacy_{uuid.uuid4().hex[:8]}"
+    embedded_postgres.create_database(database)
+    admin = embedded_postgres.dsn("postgres")
+    migrate(MIGRATIONS, Settings(database_url=embedded_postgres.dsn(database)))  # as the superuser, as before
+    roles = DatabaseRoles.for_database(database, uuid.uuid4().hex, uuid.uuid4().hex)
+    await provision(admin, roles)
+    migrate(MIGRATIONS, Settings(database_url=roles.url(admin), migration_database_url=roles.url(admin, owner=True)))
+    runtime = await asyncpg.connect(plain(roles.url(admin)))
+    try:
+        assert await runtime.fetchval("SELECT count(*) FROM transfers") == 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await runtime.execute("DROP TABLE transfers")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await runtime.execute("UPDATE transfers SET amount = 1")
+    finally:
+        await runtime.close()
+    owner = await asyncpg.connect(plain(roles.url(admin, owner=True)))
+    try:
+        # The owner can run later migrations on what the superuser created.
+        await owner.execute("ALTER TABLE allocations ADD COLUMN later_note text")
+        await owner.execute("ALTER TABLE allocations DROP COLUMN later_note")
+    finally:
+        await owner.close()
