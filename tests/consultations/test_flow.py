@@ -127,7 +127,9 @@ async def test_full_consultation_certifies_counts_and_ranks(
     # So does gRPC, for services, a page at a time.
     async with grpc_server(CONSULTATIONS, stack.consultations) as target, grpc.aio.insecure_channel(target) as ch:
         stub = consultations_pb2_grpc.ConsultationsServiceStub(ch)  # type: ignore[no-untyped-call]
-        service = [("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'])}")]
+        service = [
+            ("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'], client_id='svc-funding')}")
+        ]
         whole = await stub.ListCertifiedResults(
             pb.ListCertifiedResultsRequest(consultation_id=consultation.id), metadata=service
         )
@@ -259,7 +261,9 @@ async def _closed_event_ballots(stack: Stack, consultation_id: str) -> int:
 
 async def test_grpc_results_before_certification_and_bad_ids(stack: Stack, issuer: TestIssuer) -> None:
     consultation = await open_consultation(stack, issuer)
-    service = [("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'])}")]
+    service = [
+        ("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'], client_id='svc-funding')}")
+    ]
     async with grpc_server(CONSULTATIONS, stack.consultations) as target, grpc.aio.insecure_channel(target) as ch:
         stub = consultations_pb2_grpc.ConsultationsServiceStub(ch)  # type: ignore[no-untyped-call]
         with pytest.raises(grpc.aio.AioRpcError) as early:

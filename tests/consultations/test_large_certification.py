@@ -230,7 +230,9 @@ async def test_grpc_pages_cover_every_commune_once_under_the_message_limit(
     stack: Stack, certified: Seeded, issuer: TestIssuer
 ) -> None:
     consultation_id = str(certified.consultation_id)
-    service = [("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'])}")]
+    service = [
+        ("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'], client_id='svc-funding')}")
+    ]
     async with grpc_server(CONSULTATIONS, stack.consultations) as target, grpc.aio.insecure_channel(target) as ch:
         stub = consultations_pb2_grpc.ConsultationsServiceStub(ch)  # type: ignore[no-untyped-call]
 

@@ -67,6 +67,10 @@ def full_values() -> dict[str, Any]:
             "values": {
                 "identity": {
                     "databaseUrl": f"postgresql+asyncpg://identity:{_test_secret()}@pg:5432/comuna_identity",
+                    "migrationDatabaseUrl": (
+                        f"postgresql+asyncpg://identity_owner:{_test_secret()}@pg:5432/comuna_identity"
+                    ),
+                    "natsPassword": _test_secret(),
                     "serviceClientId": "comuna-identity",
                     "serviceClientSecret": _test_secret(),
                     "censusHashKey": _test_secret(),
@@ -74,6 +78,10 @@ def full_values() -> dict[str, Any]:
                 **{
                     name: {
                         "databaseUrl": f"postgresql+asyncpg://{name}:{_test_secret()}@pg:5432/comuna_{name}",
+                        "migrationDatabaseUrl": (
+                            f"postgresql+asyncpg://{name}_owner:{_test_secret()}@pg:5432/comuna_{name}"
+                        ),
+                        "natsPassword": _test_secret(),
                         "serviceClientId": f"comuna-{name}",
                         "serviceClientSecret": _test_secret(),
                     }
@@ -545,12 +553,73 @@ def test_notes_warn_about_missing_configuration(chart: helm_python.Chart, full: 
     text = notes(chart)
     assert "oidc.issuer is empty" in text
     assert "identity-census-hash-key" in text and "funding-database-url" in text
+    assert "funding-migration-database-url" in text and "funding-nats-password" in text
     complete = notes(chart, full)
     assert "WARNING" not in complete
+    assert "funding-nats-credentials" in notes(chart, {"nats": {"auth": "credentials"}})
 
 
 def kebab(field: str) -> str:
     return re.sub("([A-Z])", r"-\1", field).lower()
+
+
+# --- NATS identities and database roles ------------------------------------------------------
+
+
+def secret_ref(env: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    ref: dict[str, Any] = env[name]["valueFrom"]["secretKeyRef"]
+    return ref
+
+
+def test_each_service_is_its_own_nats_user(default_objects: list[dict[str, Any]]) -> None:
+    for name in SERVICES:
+        prefix = f"COMUNA_{name.upper()}_"
+        env = env_of(pod_spec(deployment(default_objects, name))["containers"][0])
+        assert env[prefix + "NATS_USER"]["value"] == name
+        assert secret_ref(env, prefix + "NATS_PASSWORD") == {
+            "name": f"{RELEASE}-secrets",
+            "key": f"{name}-nats-password",
+            "optional": False,
+        }
+        assert prefix + "NATS_CREDENTIALS_FILE" not in env
+
+
+def test_nats_credentials_files_are_mounted_read_only(chart: helm_python.Chart) -> None:
+    objects = render(chart, {"nats": {"auth": "credentials"}})
+    for name in SERVICES:
+        spec = pod_spec(deployment(objects, name))
+        (container,) = spec["containers"]
+        env = env_of(container)
+        prefix = f"COMUNA_{name.upper()}_"
+        assert env[prefix + "NATS_CREDENTIALS_FILE"]["value"] == f"/etc/comuna/nats/{name}.creds"
+        assert prefix + "NATS_PASSWORD" not in env and prefix + "NATS_USER" not in env
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "nats-credentials"]
+        assert mount == {"name": "nats-credentials", "mountPath": "/etc/comuna/nats", "readOnly": True}
+        [volume] = [v for v in spec["volumes"] if v["name"] == "nats-credentials"]
+        assert volume["secret"]["secretName"] == f"{RELEASE}-secrets"
+        assert volume["secret"]["items"] == [{"key": f"{name}-nats-credentials", "path": f"{name}.creds"}]
+        assert volume["secret"]["defaultMode"] == 0o400
+        for version in K8S_VERSIONS:
+            validate_object(deployment(objects, name), version)
+    none = render(chart, {"nats": {"auth": "none"}})
+    for name in SERVICES:
+        env = env_of(pod_spec(deployment(none, name))["containers"][0])
+        assert not {k for k in env if "NATS_" in k} - {f"COMUNA_{name.upper()}_NATS_URL"}
+
+
+def test_migrations_run_as_the_owner_role_and_services_as_the_runtime_role(
+    default_objects: list[dict[str, Any]],
+) -> None:
+    jobs = by_name(default_objects, "Job")
+    for name in SERVICES:
+        prefix = f"COMUNA_{name.upper()}_"
+        job_env = env_of(pod_spec(jobs[f"{RELEASE}-{name}-migrate"])["containers"][0])
+        assert secret_ref(job_env, prefix + "MIGRATION_DATABASE_URL")["key"] == f"{name}-migration-database-url"
+        assert secret_ref(job_env, prefix + "MIGRATION_DATABASE_URL")["optional"] is False
+        # The runtime URL names the role the migration grants its privileges to.
+        assert secret_ref(job_env, prefix + "DATABASE_URL")["key"] == f"{name}-database-url"
+        server_env = env_of(pod_spec(deployment(default_objects, name))["containers"][0])
+        assert prefix + "MIGRATION_DATABASE_URL" not in server_env, "the owner role must not reach the service"
 
 
 def test_given_secrets_appear_only_in_the_secret(full: dict[str, Any], full_objects: list[dict[str, Any]]) -> None:
@@ -924,3 +993,39 @@ def test_dockerfile_is_multi_stage_locked_and_non_root() -> None:
     assert members <= copied, members - copied
     ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text()
     assert ".venv" in ignore and ".devstack" in ignore
+
+
+# --- NATS accounts for production -------------------------------------------------------------
+
+NATS_ACCOUNTS = CHART_DIR / "files" / "nats-accounts.conf"
+
+
+def test_the_shipped_nats_accounts_are_the_dev_stack_permissions() -> None:
+    from comuna_devstack.nats_auth import render_accounts_config
+
+    assert NATS_ACCOUNTS.read_text() == render_accounts_config() + "\n", (
+        "regenerate deploy/helm/comuna/files/nats-accounts.conf from comuna_devstack.nats_auth.render_accounts_config"
+    )
+
+
+def test_nats_server_accepts_the_shipped_accounts(tmp_path: Path) -> None:
+    import subprocess
+
+    from comuna_devstack.nats import find_nats_server
+    from comuna_devstack.nats_auth import READER, SERVICE_CONSUMERS, password_variable
+
+    env = {password_variable(user): _test_secret() for user in [*SERVICE_CONSUMERS, READER]}
+    config = tmp_path / "nats.conf"
+    config.write_text(f"jetstream {{store_dir: {json.dumps(str(tmp_path / 'js'))}}}\ninclude ./accounts.conf\n")
+    (tmp_path / "accounts.conf").write_text(NATS_ACCOUNTS.read_text())
+    checked = subprocess.run(
+        [str(find_nats_server()), "-c", str(config), "-t"], env=env, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert "is valid" in checked.stderr + checked.stdout
+    # Without a password variable the server refuses the config: no user is left open.
+    del env[password_variable(READER)]
+    missing = subprocess.run(
+        [str(find_nats_server()), "-c", str(config), "-t"], env=env, capture_output=True, text=True, check=False
+    )
+    assert missing.returncode != 0

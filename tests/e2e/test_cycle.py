@@ -77,7 +77,7 @@ def test_every_service_is_healthy_over_grpc_and_has_its_stream(stack: Stack) -> 
             assert "grpc.health.v1.Health" in names
 
     async def stream_names() -> set[str]:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url, **stack.nats_options())
         try:
             return {info.config.name for info in await nc.jetstream().streams_info()}
         finally:
@@ -112,28 +112,33 @@ def _snapshot(client: PlatformClient, consultation_id: str) -> dict[str, Any]:
     }
 
 
-async def _redeliver_everything(nats_url: str) -> int:
+async def _redeliver_everything(stack: Stack) -> int:
     """Republish every stored event under a new Nats-Msg-Id (so the server does not drop it as a
-    duplicate) but the same CloudEvents id: to every consumer it is a redelivery."""
-    nc = await nats.connect(nats_url)
+    duplicate) but the same CloudEvents id: to every consumer it is a redelivery. The read-only
+    user reads the streams; each event is republished as its producer (nobody else may)."""
+    nc = await nats.connect(stack.nats_url, **stack.nats_options())
     js = nc.jetstream()
     count = 0
     try:
         for service in ("consultations", "funding", "projects"):
-            info = await js.stream_info(service.upper())
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                stored = await js.get_msg(service.upper(), seq)
-                headers = dict(stored.headers or {})
-                headers["Nats-Msg-Id"] = f"redelivery-{headers['ce-id']}"
-                await js.publish(stored.subject, stored.data or b"", headers=headers)
-                count += 1
+            producer = await nats.connect(stack.nats_url, **stack.nats_options(service))
+            try:
+                info = await js.stream_info(service.upper())
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    stored = await js.get_msg(service.upper(), seq)
+                    headers = dict(stored.headers or {})
+                    headers["Nats-Msg-Id"] = f"redelivery-{headers['ce-id']}"
+                    await producer.jetstream().publish(stored.subject, stored.data or b"", headers=headers)
+                    count += 1
+            finally:
+                await producer.close()
     finally:
         await nc.close()
     return count
 
 
-async def _consumers_drained(nats_url: str) -> bool:
-    nc = await nats.connect(nats_url)
+async def _consumers_drained(stack: Stack) -> bool:
+    nc = await nats.connect(stack.nats_url, **stack.nats_options())
     js = nc.jetstream()
     try:
         for service in SERVICES:
@@ -150,9 +155,7 @@ def test_redelivered_events_have_no_second_effect(
 ) -> None:
     consultation_id = summary["consultation"]["id"]
     before = _snapshot(client, consultation_id)
-    assert asyncio.run(_redeliver_everything(stack.nats_url)) > 0
-    client.wait_for(
-        "consumers to process the redelivered events", lambda: asyncio.run(_consumers_drained(stack.nats_url))
-    )
+    assert asyncio.run(_redeliver_everything(stack)) > 0
+    client.wait_for("consumers to process the redelivered events", lambda: asyncio.run(_consumers_drained(stack)))
     # Drained means acknowledged, and a consumer acknowledges only after its inbox transaction.
     assert _snapshot(client, consultation_id) == before

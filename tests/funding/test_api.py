@@ -207,7 +207,9 @@ async def stub(funding: RunningService) -> AsyncIterator[funding_pb2_grpc.Fundin
 
 
 def bearer(issuer: TestIssuer, *roles: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {issuer.token(roles=list(roles), territories=['VE'])}")]
+    # Service tokens are projects' client: funding's contract lets projects call it.
+    client = {"client_id": "svc-projects"} if "service" in roles else {}
+    return [("authorization", f"Bearer {issuer.token(roles=list(roles), territories=['VE'], **client)}")]
 
 
 async def test_grpc_get_allocation(

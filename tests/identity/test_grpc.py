@@ -38,7 +38,8 @@ async def stub(identity: RunningService, issuer: TestIssuer) -> AsyncIterator[id
 
 
 def service_token(issuer: TestIssuer) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {issuer.token(roles=['service'], territories=['VE'])}")]
+    token = issuer.token(roles=["service"], territories=["VE"], client_id="svc-consultations")
+    return [("authorization", f"Bearer {token}")]
 
 
 async def commune_id(stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer, code: str) -> str:

@@ -806,7 +806,7 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
 
 async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.ProjectsServiceStub) -> None:
     message, project = await open_project(harness)
-    service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="comuna-funding")
+    service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="svc-funding")
     reply = await grpc_stub.GetProject(
         projects_pb2.GetProjectRequest(project_id=project["id"]), metadata=bearer(service_token)
     )
@@ -845,7 +845,7 @@ async def test_grpc_project_shows_a_refused_tranche(
     milestone = project["milestones"][0]
     await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
     await reject(harness, project, milestone)
-    service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="comuna-funding")
+    service_token = harness.issuer.token(roles=["service"], territories=["VE"], client_id="svc-funding")
     reply = await grpc_stub.GetProject(
         projects_pb2.GetProjectRequest(project_id=project["id"]), metadata=bearer(service_token)
     )

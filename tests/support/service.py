@@ -50,7 +50,8 @@ async def running_service(
         nats_url=nats_url,
         oidc_issuer=issuer.issuer_url,
         oidc_audience="comuna",
-        service_client_id="test-service",
+        # The contracts' gRPC allow-list knows a service by its client, `svc-<service>`.
+        service_client_id=f"svc-{spec.name}",
         outbox_poll_seconds=0.05,
         **overrides,
     )

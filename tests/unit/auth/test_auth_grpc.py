@@ -13,12 +13,14 @@ import pytest_asyncio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from comuna_platform.auth import TokenVerifier
+from comuna_platform.auth.allow_list import AllowList
 from comuna_platform.auth.grpc import (
     AuthInterceptor,
     bearer_token_interceptors,
     current_principal,
     optional_principal,
 )
+from comuna_platform.auth.principal import Principal
 from tests.unit.auth.comuna_auth_testkit import KeyMaterial, claims, sign
 
 SERVICE = "comuna.test.v1.Probe"
@@ -38,6 +40,11 @@ async def public_probe(request: bytes, context: Any) -> bytes:
     return b"anonymous" if optional_principal() is None else b"LEAKED"
 
 
+class LetEveryoneIn(AllowList):
+    def check(self, method: str, principal: Principal) -> None:
+        return None
+
+
 @dataclass
 class Server:
     target: str
@@ -46,7 +53,9 @@ class Server:
 
 @pytest_asyncio.fixture
 async def server(verifier: TokenVerifier) -> AsyncIterator[Server]:
-    interceptor = AuthInterceptor(verifier, public_methods={f"/{SERVICE}/Public"})
+    # These tests are about authentication: the probe service is not in the contracts, so the
+    # allow-list (tests/platform/test_grpc_allow_list.py) is replaced by one that lets anyone in.
+    interceptor = AuthInterceptor(verifier, public_methods={f"/{SERVICE}/Public"}, allow_list=LetEveryoneIn())
     srv = grpc.aio.server(interceptors=[interceptor])
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), srv)
     srv.add_generic_rpc_handlers(

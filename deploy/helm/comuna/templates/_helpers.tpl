@@ -231,6 +231,15 @@ Args: dict "root" $ "name" <service> "cfg" <service config>.
 - name: {{ $p }}NATS_URL
   value: {{ $root.Values.nats.url | quote }}
 {{- end }}
+{{- /* Each service is its own NATS user: the server lets it publish only its own subjects. */}}
+{{- if eq $root.Values.nats.auth "password" }}
+- name: {{ $p }}NATS_USER
+  value: {{ $name | quote }}
+{{ include "comuna.secretEnv" (dict "root" $root "env" (printf "%sNATS_PASSWORD" $p) "key" (include "comuna.secretKey" (list $name "natsPassword")) "optional" false) }}
+{{- else if eq $root.Values.nats.auth "credentials" }}
+- name: {{ $p }}NATS_CREDENTIALS_FILE
+  value: /etc/comuna/nats/{{ $name }}.creds
+{{- end }}
 - name: {{ $p }}HTTP_HOST
   value: "0.0.0.0"
 - name: {{ $p }}HTTP_PORT
@@ -280,5 +289,18 @@ Args: dict "root" $ "name" <service> "cfg" <service config>.
 {{- end }}
 {{- with $cfg.extraEnv }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The volume of a service's NATS credentials file (nats.auth = credentials). Args: dict "root" $ "name" <service>. */}}
+{{- define "comuna.natsCredentialsVolume" -}}
+{{- if eq .root.Values.nats.auth "credentials" }}
+- name: nats-credentials
+  secret:
+    secretName: {{ include "comuna.secretName" .root }}
+    defaultMode: 0400
+    items:
+      - key: {{ include "comuna.secretKey" (list .name "natsCredentials") }}
+        path: {{ .name }}.creds
 {{- end }}
 {{- end }}

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
 from comuna_devstack.seed import seed
@@ -69,8 +71,16 @@ def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
     )
     for service in SERVICES:
         print(f"  {service:<14} REST {config.http_url(service)}/docs   gRPC 127.0.0.1:{config.grpc_ports[service]}")
-    print(f"\n  PostgreSQL     {stack.database_url('identity').rsplit('/', 1)[0]}")
+    server = make_url(stack.database_url("identity"))
+    print(
+        f"\n  PostgreSQL     {server.host}:{server.port} (role comuna_<service>_app per service, _owner for migrations)"
+    )
     print(f"  NATS           {stack.nats_url}")
+    reader = stack.nats_options()
+    if reader:
+        # Other apps (dashboards, the press) read every stream with this user; it publishes nothing.
+        print(f"  NATS read-only user {reader['user']!r}, password {reader['password']!r}:")
+        print(f"    nats.connect({stack.nats_url!r}, user={reader['user']!r}, password={reader['password']!r})")
     print(f"  Issuer         {config.issuer_url} (development issuer, Keycloak-compatible)")
     print(
         "\nStaff token (users operator, registrar, spokesperson, officer, overseer; passwords in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import sysconfig
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from comuna_devstack._process import parent_death_hook, tail
 from comuna_devstack.ports import port_is_open
@@ -36,6 +37,10 @@ class EmbeddedNats:
     The server dies with its parent (SIGTERM via PR_SET_PDEATHSIG on Linux), so a killed
     dev stack does not leave a server holding the port. Logs go to `<store_dir>/../nats.log`,
     next to the store rather than inside the directory the server owns.
+
+    With `accounts` (see `comuna_devstack.nats_auth.accounts_config`) the server requires
+    authentication: it gets a config file `<store_dir>/../nats.conf` (0600, it holds the
+    passwords) with those accounts and no anonymous user.
     """
 
     def __init__(
@@ -45,11 +50,13 @@ class EmbeddedNats:
         *,
         host: str = "127.0.0.1",
         binary: Path | None = None,
+        accounts: dict[str, Any] | None = None,
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
         self.port = port
         self.host = host
         self.binary = binary or find_nats_server()
+        self.accounts = accounts
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -66,6 +73,18 @@ class EmbeddedNats:
     def log_file(self) -> Path:
         return self.store_dir.parent / "nats.log"
 
+    @property
+    def config_file(self) -> Path:
+        return self.store_dir.parent / "nats.conf"
+
+    def _write_config(self) -> Path:
+        # nats-server reads JSON as its config format; the CLI flags below set the rest.
+        path = self.config_file
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps({"accounts": self.accounts}, indent=2))
+        return path
+
     def start(self) -> None:
         """Start the server and wait until it accepts TCP connections."""
         if self._process is not None:
@@ -77,6 +96,8 @@ class EmbeddedNats:
         self._log = self.log_file.open("ab")
         command = [str(self.binary), "-js", "-a", self.host, "-p", str(self.port)]
         command += ["-sd", str(self.store_dir)]
+        if self.accounts is not None:
+            command += ["-c", str(self._write_config())]
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

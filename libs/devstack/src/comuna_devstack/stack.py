@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from comuna_devstack._process import read_pid_file, stop_recorded, write_pid_file
+from comuna_devstack.db_roles import DatabaseRoles, provision
 from comuna_devstack.errors import DevStackError, PortInUse
 from comuna_devstack.nats import EmbeddedNats
+from comuna_devstack.nats_auth import READER, accounts_config
 from comuna_devstack.ports import port_is_free
 from comuna_devstack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, reachable_data_dir, relocated_parent
 from comuna_devstack.supervisor import ProcessGroup
+from comuna_platform.events.streams import service_inbox_prefix
 
 SERVICES = ("identity", "consultations", "funding", "projects")
 DEFAULT_HTTP_PORTS = {"identity": 8001, "consultations": 8002, "funding": 8003, "projects": 8004}
@@ -127,21 +130,49 @@ class DevSecrets:
     census_hash_key: str
     passwords: dict[str, str]
     client_secrets: dict[str, str]
+    # NATS users: one per service plus the read-only `reader`.
+    nats_passwords: dict[str, str] = field(default_factory=dict)
+    # PostgreSQL roles: `comuna_<service>_owner` (migrations) and `comuna_<service>_app` (runtime).
+    database_passwords: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
-        if path.exists():
-            data = json.loads(path.read_text())
-            return cls(data["census_hash_key"], data["passwords"], data["client_secrets"])
-        created = cls(
-            census_hash_key=secrets.token_urlsafe(32),
-            passwords={user: secrets.token_urlsafe(12) for user in DEV_USERS},
-            client_secrets={f"svc-{svc}": secrets.token_urlsafe(24) for svc in SERVICES},
+        """The machine's dev secrets; any missing entry (a file from an older checkout) is generated."""
+        data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        wanted: dict[str, dict[str, str]] = {
+            "passwords": {user: secrets.token_urlsafe(12) for user in DEV_USERS},
+            "client_secrets": {f"svc-{svc}": secrets.token_urlsafe(24) for svc in SERVICES},
+            "nats_passwords": {user: secrets.token_urlsafe(24) for user in (*SERVICES, READER)},
+            "database_passwords": {
+                f"comuna_{svc}_{kind}": secrets.token_urlsafe(24) for svc in SERVICES for kind in ("owner", "app")
+            },
+        }
+        changed = "census_hash_key" not in data
+        data.setdefault("census_hash_key", secrets.token_urlsafe(32))
+        for section, generated in wanted.items():
+            current = data.setdefault(section, {})
+            for key, value in generated.items():
+                if key not in current:
+                    current[key] = value
+                    changed = True
+        if changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text(json.dumps(data, indent=2))
+        return cls(
+            data["census_hash_key"],
+            data["passwords"],
+            data["client_secrets"],
+            data["nats_passwords"],
+            data["database_passwords"],
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(created.__dict__, indent=2))
-        path.chmod(0o600)
-        return created
+
+    def database_roles(self, service: str) -> DatabaseRoles:
+        database = f"comuna_{service}"
+        return DatabaseRoles.for_database(
+            database, self.database_passwords[f"{database}_owner"], self.database_passwords[f"{database}_app"]
+        )
 
 
 def console_script(name: str) -> str:
@@ -177,12 +208,29 @@ class Stack:
         if self.postgres is not None:
             self.postgres.start()
         if self.config.nats_url is None:
-            self.nats = EmbeddedNats(self.state_dir / "nats", self.config.nats_port)
+            # Authentication on: every service as its own user, no anonymous access.
+            accounts = accounts_config(self.secrets.nats_passwords)
+            self.nats = EmbeddedNats(self.state_dir / "nats", self.config.nats_port, accounts=accounts)
             self.nats.start()
             if self.nats.pid is not None:
                 write_pid_file(self.pid_dir / "nats.pid", self.nats.pid)
         for service in SERVICES:
             self._create_database(f"comuna_{service}")
+            self._create_roles(service)
+
+    def _create_roles(self, service: str) -> None:
+        """The owner (migrations) and runtime (the service) roles of the service's database."""
+        import asyncio
+
+        asyncio.run(provision(self._admin_url, self.secrets.database_roles(service)))
+
+    @property
+    def _admin_url(self) -> str:
+        """A superuser connection to the server (the embedded one, or COMUNA_DEV_POSTGRES_URL)."""
+        if self.postgres is not None:
+            return self.postgres.dsn("postgres")
+        assert self.config.postgres_url is not None
+        return f"{self.config.postgres_url.rstrip('/')}/postgres"
 
     def _claim_state_dir(self) -> None:
         """Record this process as the state directory's user; refuse if another live one is."""
@@ -222,11 +270,20 @@ class Stack:
 
         asyncio.run(create())
 
-    def database_url(self, service: str) -> str:
-        if self.postgres is not None:
-            return self.postgres.dsn(f"comuna_{service}")
-        assert self.config.postgres_url is not None
-        return f"{self.config.postgres_url.rstrip('/')}/comuna_{service}"
+    def database_url(self, service: str, *, owner: bool = False) -> str:
+        """The service's database as its runtime role (or, for migrations, its owner role)."""
+        return self.secrets.database_roles(service).url(self._admin_url, owner=owner)
+
+    def nats_options(self, user: str = READER) -> dict[str, str]:
+        """`nats.connect` keyword arguments for a NATS user of the embedded server: a service
+        (with the inbox prefix its permissions allow), or the read-only `reader` (dashboards,
+        the press). Empty for an external server, whose users are not ours."""
+        if self.nats is None:
+            return {}
+        options = {"user": user, "password": self.secrets.nats_passwords[user]}
+        if user in SERVICES:
+            options["inbox_prefix"] = service_inbox_prefix(user)
+        return options
 
     @property
     def nats_url(self) -> str:
@@ -269,6 +326,7 @@ class Stack:
         prefix = f"COMUNA_{service.upper()}_"
         env = {
             "DATABASE_URL": self.database_url(service),
+            "MIGRATION_DATABASE_URL": self.database_url(service, owner=True),
             "NATS_URL": self.nats_url,
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.config.http_ports[service]),
@@ -283,6 +341,9 @@ class Stack:
             "FUNDING_GRPC_TARGET": f"127.0.0.1:{self.config.grpc_ports['funding']}",
             "PROJECTS_GRPC_TARGET": f"127.0.0.1:{self.config.grpc_ports['projects']}",
         }
+        if self.nats is not None:
+            env["NATS_USER"] = service
+            env["NATS_PASSWORD"] = self.secrets.nats_passwords[service]
         if service == "identity":
             env["CENSUS_HASH_KEY"] = self.secrets.census_hash_key
             env["DEV_ISSUER_CONFIG"] = str(self.write_dev_issuer_config())

@@ -7,7 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from comuna_platform.migrations import upgrade
+from comuna_platform.migrations import migrate
 from comuna_platform.runtime import ServiceSpec, serve
 
 
@@ -20,7 +20,7 @@ def run_cli(spec: ServiceSpec, migrations_dir: Path) -> None:
     args = parser.parse_args()
     command = args.command or "serve"
     if command == "migrate":
-        upgrade(migrations_dir, spec.settings_factory().database_url)
+        migrate(migrations_dir, spec.settings_factory())
     elif command == "openapi":
         print(json.dumps(openapi_document(spec), indent=2))
     else:

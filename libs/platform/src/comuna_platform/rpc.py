@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
 from comuna_platform.auth.errors import AuthenticationError, PermissionDeniedError
-from comuna_platform.auth.grpc import AuthInterceptor, current_principal
+from comuna_platform.auth.grpc import AuthInterceptor, current_principal, status_trailers
 from comuna_platform.auth.principal import Principal
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.errors import Forbidden, ProblemError, Unauthenticated
@@ -26,20 +25,11 @@ log = logging.getLogger(__name__)
 # Moved to `comuna_platform.ids`; kept importable from here for older callers.
 __all__ = ["parse_id"]
 
-ERROR_DOMAIN = "comuna.dev"
-
 
 def _status_for(exc: ProblemError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:
     """A google.rpc.Status with an ErrorInfo carrying our stable error code."""
-    info = error_details_pb2.ErrorInfo(
-        reason=exc.code,
-        domain=ERROR_DOMAIN,
-        metadata={k: str(v) for k, v in exc.extra.items()},
-    )
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = status_pb2.Status(code=exc.grpc_code.value[0], message=exc.detail, details=[detail])
-    return exc.grpc_code, (("grpc-status-details-bin", status.SerializeToString()),)
+    metadata = {k: str(v) for k, v in exc.extra.items()}
+    return exc.grpc_code, status_trailers(exc.grpc_code, exc.code, exc.detail, metadata)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):

@@ -22,7 +22,7 @@ from nats.js import JetStreamContext
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.db import Database
 from comuna_platform.events import EventConsumer, OutboxRelay
-from comuna_platform.events.streams import connect, ensure_stream
+from comuna_platform.events.streams import connect_service, ensure_stream
 from comuna_platform.http import create_app
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.settings import ServiceSettings
@@ -82,7 +82,7 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
     Used by `serve` and by tests, so tests run the same wiring as production.
     """
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
-    nc = await connect(settings.nats_url, name=f"comuna-{spec.name}")
+    nc = await connect_service(spec.name, settings)
     try:
         js = nc.jetstream()
         await ensure_stream(js, spec.name)

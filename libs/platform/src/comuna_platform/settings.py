@@ -16,8 +16,16 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna"
+    # Migrations connect as the database's owner role; the service itself as the runtime role
+    # of DATABASE_URL, which `migrate` then grants its privileges. Unset = DATABASE_URL.
+    migration_database_url: str | None = None
     database_pool_size: int = 30
     nats_url: str = "nats://127.0.0.1:54222"
+    # The service's own NATS identity: a user and password, or a credentials file (JWT + NKey
+    # seed, `.creds`) or a bare NKey seed file. The server limits what each may publish.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_credentials_file: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     grpc_host: str = "127.0.0.1"

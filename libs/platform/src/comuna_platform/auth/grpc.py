@@ -1,7 +1,9 @@
-"""gRPC plumbing for tokens: a server interceptor that authenticates every non-public call,
-and a client interceptor that attaches this service's own token to outgoing calls.
+"""gRPC plumbing for tokens: a server interceptor that authenticates every non-public call and
+enforces the contracts' allow-list, and a client interceptor that attaches this service's own
+token to outgoing calls.
 
-Authentication happens once, in the interceptor, so no servicer can forget it; servicers read
+Authentication and the allow-list happen once, in the interceptor, so no servicer can forget
+them; servicers read
 the caller with `current_principal()`. grpc.aio runs the interceptors and the handler of one
 call in the same fresh `contextvars.Context`, which is what makes the ContextVar safe here:
 a principal can never leak from one call into another.
@@ -9,19 +11,23 @@ a principal can never leak from one call into another.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
+from .allow_list import AllowList
 from .bearer import bearer_token
-from .errors import AuthenticationError, KeySetUnavailableError
+from .errors import AuthenticationError, KeySetUnavailableError, PermissionDeniedError
 from .principal import Principal
 from .token_source import ClientCredentialsTokenSource, TokenProvider
 
 __all__ = [
     "DEFAULT_PUBLIC_SERVICES",
+    "ERROR_DOMAIN",
     "AuthInterceptor",
     "BearerTokenUnaryStreamInterceptor",
     "BearerTokenUnaryUnaryInterceptor",
@@ -29,7 +35,11 @@ __all__ = [
     "bearer_token_interceptors",
     "current_principal",
     "optional_principal",
+    "status_trailers",
 ]
+
+# `domain` of the google.rpc.ErrorInfo detail carrying Comuna's stable error code.
+ERROR_DOMAIN = "comuna.dev"
 
 # Load balancers and tooling must reach these without credentials.
 DEFAULT_PUBLIC_SERVICES = frozenset(
@@ -61,16 +71,23 @@ class PrincipalVerifier(Protocol):
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc, unused-ignore]
-    """Rejects non-public calls without a valid bearer token before any handler runs.
+    """Rejects non-public calls without a valid bearer token, or from a caller the method's
+    contract does not list, before any handler runs.
 
     `public_methods` holds full method names (`/pkg.Service/Method`); health and reflection
     services are always public. Unknown methods are treated as protected, so probing method
-    names without a token only ever yields UNAUTHENTICATED.
+    names without a token only ever yields UNAUTHENTICATED, and with a token PERMISSION_DENIED.
     """
 
-    def __init__(self, verifier: PrincipalVerifier, public_methods: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        verifier: PrincipalVerifier,
+        public_methods: Iterable[str] = (),
+        allow_list: AllowList | None = None,
+    ) -> None:
         self._verifier = verifier
         self._public_methods = frozenset(public_methods)
+        self._allow_list = allow_list or AllowList()
 
     def is_public(self, method: str) -> bool:
         service = method.lstrip("/").partition("/")[0]
@@ -81,19 +98,36 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc, unused-
         continuation: Callable[[Any], Awaitable[Any]],
         handler_call_details: Any,
     ) -> Any:
-        if self.is_public(handler_call_details.method):
+        method = handler_call_details.method
+        if self.is_public(method):
             return await continuation(handler_call_details)
         try:
             token = bearer_token(_single_header(handler_call_details.invocation_metadata))
             principal = await self._verifier.verify(token)
+            self._allow_list.check(method, principal)
         except AuthenticationError as exc:
             handler = await continuation(handler_call_details)
             return _aborting_handler(handler, grpc.StatusCode.UNAUTHENTICATED, exc.code)
         except KeySetUnavailableError as exc:
             handler = await continuation(handler_call_details)
             return _aborting_handler(handler, grpc.StatusCode.UNAVAILABLE, exc.code)
+        except PermissionDeniedError as exc:
+            handler = await continuation(handler_call_details)
+            trailers = status_trailers(grpc.StatusCode.PERMISSION_DENIED, exc.code, exc.detail)
+            return _aborting_handler(handler, grpc.StatusCode.PERMISSION_DENIED, exc.detail, trailers)
         _principal.set(principal)
         return await continuation(handler_call_details)
+
+
+def status_trailers(
+    code: Any, reason: str, message: str, metadata: Mapping[str, str] | None = None
+) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata with a google.rpc.Status whose ErrorInfo carries our stable error code."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=dict(metadata or {}))
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    return (("grpc-status-details-bin", status.SerializeToString()),)
 
 
 def _single_header(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
@@ -105,14 +139,14 @@ def _single_header(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | 
     return values[0]
 
 
-def _aborting_handler(handler: Any, code: Any, details: str) -> Any:
+def _aborting_handler(handler: Any, code: Any, details: str, trailers: tuple[tuple[str, bytes], ...] = ()) -> Any:
     """A handler of the same streaming shape as `handler` that only aborts.
 
-    No deserializer is installed, so an unauthenticated caller's payload is never parsed.
+    No deserializer is installed, so a refused caller's payload is never parsed.
     """
 
     async def abort(_request: object, context: Any) -> None:
-        await context.abort(code, details)
+        await context.abort(code, details, trailing_metadata=trailers)
 
     request_streaming = bool(handler is not None and handler.request_streaming)
     response_streaming = bool(handler is not None and handler.response_streaming)

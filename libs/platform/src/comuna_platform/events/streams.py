@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import nats
 from nats.aio.client import Client as NATS
@@ -12,6 +13,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from comuna_platform.events.registry import stream_name
+from comuna_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +21,49 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_SECONDS = 600.0
 
 
-async def connect(url: str, *, name: str) -> NATS:
-    return await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5)
+def service_inbox_prefix(service: str) -> str:
+    """Where a service's replies arrive. Each service has its own, so NATS permissions can let
+    it read its replies (publish acks, fetched messages) and nobody else's."""
+    return f"_INBOX_{service}"
+
+
+def auth_options(
+    *, user: str | None = None, password: str | None = None, credentials_file: str | None = None
+) -> dict[str, str]:
+    """nats-py options for a user and password, a credentials file (JWT + NKey seed, `.creds`)
+    or a bare NKey seed file; none for an anonymous connection."""
+    if credentials_file is not None:
+        # A creds file starts with the user's JWT; a seed file holds only the seed.
+        is_creds = "BEGIN NATS USER JWT" in Path(credentials_file).read_text()
+        return {"user_credentials": credentials_file} if is_creds else {"nkeys_seed": credentials_file}
+    if user is not None:
+        return {"user": user, "password": password or ""}
+    return {}
+
+
+async def connect(url: str, *, name: str, inbox_prefix: str = "_INBOX", **auth: str) -> NATS:
+    """A connection that reconnects for ever; `auth` from `auth_options`."""
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        inbox_prefix=inbox_prefix,
+        **auth,
+    )
+
+
+async def connect_service(service: str, settings: ServiceSettings) -> NATS:
+    """The service's own connection: its NATS identity from its settings, its own inbox prefix."""
+    auth = auth_options(
+        user=settings.nats_user,
+        password=settings.nats_password.get_secret_value() if settings.nats_password else None,
+        credentials_file=settings.nats_credentials_file,
+    )
+    return await connect(
+        settings.nats_url, name=f"comuna-{service}", inbox_prefix=service_inbox_prefix(service), **auth
+    )
 
 
 async def ensure_stream(js: JetStreamContext, service: str) -> None:

@@ -63,6 +63,8 @@ class Account(Base):
             "NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)",
             name="ck_accounts_flags_exclusive",
         ),
+        # Accounts are never deleted (trigger): the service's runtime role may not even try.
+        {"info": {"runtime_privileges": ("SELECT", "INSERT", "UPDATE")}},
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -96,6 +98,8 @@ class Transfer(Base):
         CheckConstraint("length(reference) <= 500", name="ck_transfers_reference_length"),
         Index("ix_transfers_debit_account_seq", "debit_account_id", "seq"),
         Index("ix_transfers_credit_account_seq", "credit_account_id", "seq"),
+        # Transfers are immutable (trigger): the runtime role may only read and append.
+        {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
     )
 
     # Chosen by the caller: the idempotency key of the transfer.

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63omuna/common/v1/options.proto\x12\x10\x63omuna.common.v1\x1a google/protobuf/descriptor.proto:8\n\revent_subject\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63omuna/common/v1/options.proto\x12\x10\x63omuna.common.v1\x1a google/protobuf/descriptor.proto:8\n\revent_subject\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\t:9\n\x0f\x61llowed_callers\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)

@@ -22,20 +22,23 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options__pb2
 from comuna.consultations.v1 import events_pb2 as comuna_dot_consultations_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+comuna/consultations/v1/consultations.proto\x12\x17\x63omuna.consultations.v1\x1a$comuna/consultations/v1/events.proto\"]\n\x1bListCertifiedResultsRequest\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xb1\x01\n\x1cListCertifiedResultsResponse\x12?\n\x07summary\x18\x01 \x01(\x0b\x32..comuna.consultations.v1.ConsultationCertified\x12\x37\n\x07results\x18\x02 \x03(\x0b\x32&.comuna.consultations.v1.CommuneResult\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t2\x9c\x01\n\x14\x43onsultationsService\x12\x83\x01\n\x14ListCertifiedResults\x12\x34.comuna.consultations.v1.ListCertifiedResultsRequest\x1a\x35.comuna.consultations.v1.ListCertifiedResultsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+comuna/consultations/v1/consultations.proto\x12\x17\x63omuna.consultations.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a$comuna/consultations/v1/events.proto\"]\n\x1bListCertifiedResultsRequest\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xb1\x01\n\x1cListCertifiedResultsResponse\x12?\n\x07summary\x18\x01 \x01(\x0b\x32..comuna.consultations.v1.ConsultationCertified\x12\x37\n\x07results\x18\x02 \x03(\x0b\x32&.comuna.consultations.v1.CommuneResult\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t2\xb5\x01\n\x14\x43onsultationsService\x12\x9c\x01\n\x14ListCertifiedResults\x12\x34.comuna.consultations.v1.ListCertifiedResultsRequest\x1a\x35.comuna.consultations.v1.ListCertifiedResultsResponse\"\x17\x92\xb5\x18\x07\x66unding\x92\xb5\x18\x08projectsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comuna.consultations.v1.consultations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTCERTIFIEDRESULTSREQUEST']._serialized_start=110
-  _globals['_LISTCERTIFIEDRESULTSREQUEST']._serialized_end=203
-  _globals['_LISTCERTIFIEDRESULTSRESPONSE']._serialized_start=206
-  _globals['_LISTCERTIFIEDRESULTSRESPONSE']._serialized_end=383
-  _globals['_CONSULTATIONSSERVICE']._serialized_start=386
-  _globals['_CONSULTATIONSSERVICE']._serialized_end=542
+  _globals['_CONSULTATIONSSERVICE'].methods_by_name['ListCertifiedResults']._loaded_options = None
+  _globals['_CONSULTATIONSSERVICE'].methods_by_name['ListCertifiedResults']._serialized_options = b'\222\265\030\007funding\222\265\030\010projects'
+  _globals['_LISTCERTIFIEDRESULTSREQUEST']._serialized_start=142
+  _globals['_LISTCERTIFIEDRESULTSREQUEST']._serialized_end=235
+  _globals['_LISTCERTIFIEDRESULTSRESPONSE']._serialized_start=238
+  _globals['_LISTCERTIFIEDRESULTSRESPONSE']._serialized_end=415
+  _globals['_CONSULTATIONSSERVICE']._serialized_start=418
+  _globals['_CONSULTATIONSSERVICE']._serialized_end=599
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from comuna.common.v1 import options_pb2 as _options_pb2
 from comuna.consultations.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

@@ -23,25 +23,30 @@ _sym_db = _symbol_database.Default()
 
 
 from comuna.common.v1 import money_pb2 as comuna_dot_common_dot_v1_dot_money__pb2
+from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/funding/v1/funding.proto\x12\x11\x63omuna.funding.v1\x1a\x1c\x63omuna/common/v1/money.proto\"-\n\x14GetAllocationRequest\x12\x15\n\rallocation_id\x18\x01 \x01(\t\"\xe2\x01\n\nAllocation\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onsultation_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12*\n\tdisbursed\x18\x07 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x16\n\x0e\x66unding_source\x18\x08 \x01(\t\"\x18\n\x16GetLedgerTotalsRequest\"_\n\x0bLedgerTotal\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x62its_minor\x18\x02 \x01(\x03\x12\x15\n\rcredits_minor\x18\x03 \x01(\x03\x12\x11\n\ttransfers\x18\x04 \x01(\x03\"I\n\x17GetLedgerTotalsResponse\x12.\n\x06totals\x18\x01 \x03(\x0b\x32\x1e.comuna.funding.v1.LedgerTotal2\xd3\x01\n\x0e\x46undingService\x12W\n\rGetAllocation\x12\'.comuna.funding.v1.GetAllocationRequest\x1a\x1d.comuna.funding.v1.Allocation\x12h\n\x0fGetLedgerTotals\x12).comuna.funding.v1.GetLedgerTotalsRequest\x1a*.comuna.funding.v1.GetLedgerTotalsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/funding/v1/funding.proto\x12\x11\x63omuna.funding.v1\x1a\x1c\x63omuna/common/v1/money.proto\x1a\x1e\x63omuna/common/v1/options.proto\"-\n\x14GetAllocationRequest\x12\x15\n\rallocation_id\x18\x01 \x01(\t\"\xe2\x01\n\nAllocation\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onsultation_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12*\n\tdisbursed\x18\x07 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x16\n\x0e\x66unding_source\x18\x08 \x01(\t\"\x18\n\x16GetLedgerTotalsRequest\"_\n\x0bLedgerTotal\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x62its_minor\x18\x02 \x01(\x03\x12\x15\n\rcredits_minor\x18\x03 \x01(\x03\x12\x11\n\ttransfers\x18\x04 \x01(\x03\"I\n\x17GetLedgerTotalsResponse\x12.\n\x06totals\x18\x01 \x03(\x0b\x32\x1e.comuna.funding.v1.LedgerTotal2\xef\x01\n\x0e\x46undingService\x12\x65\n\rGetAllocation\x12\'.comuna.funding.v1.GetAllocationRequest\x1a\x1d.comuna.funding.v1.Allocation\"\x0c\x92\xb5\x18\x08projects\x12v\n\x0fGetLedgerTotals\x12).comuna.funding.v1.GetLedgerTotalsRequest\x1a*.comuna.funding.v1.GetLedgerTotalsResponse\"\x0c\x92\xb5\x18\x08projectsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comuna.funding.v1.funding_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETALLOCATIONREQUEST']._serialized_start=84
-  _globals['_GETALLOCATIONREQUEST']._serialized_end=129
-  _globals['_ALLOCATION']._serialized_start=132
-  _globals['_ALLOCATION']._serialized_end=358
-  _globals['_GETLEDGERTOTALSREQUEST']._serialized_start=360
-  _globals['_GETLEDGERTOTALSREQUEST']._serialized_end=384
-  _globals['_LEDGERTOTAL']._serialized_start=386
-  _globals['_LEDGERTOTAL']._serialized_end=481
-  _globals['_GETLEDGERTOTALSRESPONSE']._serialized_start=483
-  _globals['_GETLEDGERTOTALSRESPONSE']._serialized_end=556
-  _globals['_FUNDINGSERVICE']._serialized_start=559
-  _globals['_FUNDINGSERVICE']._serialized_end=770
+  _globals['_FUNDINGSERVICE'].methods_by_name['GetAllocation']._loaded_options = None
+  _globals['_FUNDINGSERVICE'].methods_by_name['GetAllocation']._serialized_options = b'\222\265\030\010projects'
+  _globals['_FUNDINGSERVICE'].methods_by_name['GetLedgerTotals']._loaded_options = None
+  _globals['_FUNDINGSERVICE'].methods_by_name['GetLedgerTotals']._serialized_options = b'\222\265\030\010projects'
+  _globals['_GETALLOCATIONREQUEST']._serialized_start=116
+  _globals['_GETALLOCATIONREQUEST']._serialized_end=161
+  _globals['_ALLOCATION']._serialized_start=164
+  _globals['_ALLOCATION']._serialized_end=390
+  _globals['_GETLEDGERTOTALSREQUEST']._serialized_start=392
+  _globals['_GETLEDGERTOTALSREQUEST']._serialized_end=416
+  _globals['_LEDGERTOTAL']._serialized_start=418
+  _globals['_LEDGERTOTAL']._serialized_end=513
+  _globals['_GETLEDGERTOTALSRESPONSE']._serialized_start=515
+  _globals['_GETLEDGERTOTALSRESPONSE']._serialized_end=588
+  _globals['_FUNDINGSERVICE']._serialized_start=591
+  _globals['_FUNDINGSERVICE']._serialized_end=830
 # @@protoc_insertion_point(module_scope)
