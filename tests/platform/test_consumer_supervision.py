@@ -24,19 +24,22 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from comuna.funding.v1 import events_pb2 as funding_events
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.db import Database
-from comuna_platform.events import ConsumerPolicy
+from comuna_platform.events import ConsumerPolicy, EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.events.streams import connect, ensure_stream
 from comuna_platform.http import create_app
 from comuna_platform.supervision import Backoff, Supervisor, Worker
+from comuna_platform.uow import UnitOfWork
 from tests.platform.consumers import (
     FAST,
     count_effects,
     create_tables,
     eventually,
+    headers_for,
     metric,
     new_consumer,
     parked_of,
@@ -229,6 +232,43 @@ async def test_a_failed_acknowledgement_neither_stops_the_consumer_nor_applies_t
     # Deliveries, redeliveries included (num_redelivered only counts those still unacknowledged).
     assert lost and info.delivered is not None and info.delivered.consumer_seq == 3
     assert (await count_effects(db, first), await count_effects(db, later)) == (1, 1)
+
+
+async def test_waiting_for_a_producer_that_starts_later_is_not_a_stall(
+    db: Database, js: JetStreamContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    applied: list[str] = []
+
+    async def note(uow: UnitOfWork, event: ReceivedEvent[funding_events.AllocationCreated]) -> None:
+        applied.append(event.message.allocation_id)
+
+    consumer = EventConsumer(
+        db,
+        js,
+        name=f"test-{uuid.uuid4().hex[:8]}",
+        handlers=[EventHandler(funding_events.AllocationCreated, note)],
+        policy=dataclasses.replace(FAST, stall_seconds=1.0),
+    )
+    with caplog.at_level(logging.INFO, logger="comuna_platform.events.consumer"):
+        async with supervised(consumer) as supervisor:
+            # FUNDING does not exist yet: the consumer waits well past its stall limit...
+            await eventually(lambda: _logged_times(caplog, "waiting for stream", 3), "three waits", within=30)
+            assert supervisor.problem(f"consumer-{consumer.name}") is None
+            # ...and consumes once the producer has created its stream.
+            await ensure_stream(js, "funding")
+            allocation = str(uuid.uuid4())
+            message = funding_events.AllocationCreated(allocation_id=allocation)
+            headers = headers_for(message.DESCRIPTOR.full_name, source="/comuna/funding")
+            await js.publish("funding.allocation.created", message.SerializeToString(), headers=headers)
+            await eventually(lambda: _contains(applied, allocation), "the allocation to be applied")
+
+
+async def _logged_times(caplog: pytest.LogCaptureFixture, text: str, n: int) -> bool:
+    return sum(text in record.getMessage() for record in caplog.records) >= n
+
+
+async def _contains(items: list[str], item: str) -> bool:
+    return item in items
 
 
 # --- a healthy run ------------------------------------------------------------------------------
