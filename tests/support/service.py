@@ -52,7 +52,7 @@ async def running_service(
         oidc_audience="comuna",
         service_client_id="test-service",
         outbox_poll_seconds=0.05,
-        **overrides,
+        **{"allowed_hosts": ["testserver", "127.0.0.1", "localhost"], **overrides},
     )
     async with open_runtime(spec, settings) as (runtime, app):
         tasks = start_workers(spec, runtime) if workers else []

@@ -27,7 +27,13 @@ class Database:
         # No pre-ping either: it is a round trip per checkout on the hot path; a connection
         # that broke is invalidated on its first error and `pool_recycle` retires old ones.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, pool_timeout=30
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_recycle=1800,
+            pool_timeout=30,
+            # Statement parameters may hold personal data (id numbers, names): never in errors or logs.
+            hide_parameters=True,
         )
         # A Session class of our own, so session events (the outbox relay's after-commit
         # wake-up) can be listened to for this database only.

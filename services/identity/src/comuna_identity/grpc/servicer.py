@@ -41,6 +41,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def ListCommunes(self, request: pb.ListCommunesRequest, context: Any) -> pb.ListCommunesResponse:
         require_service_caller()
+        if request.page_size < 0:
+            # AIP-158: 0 means the default, negative is an error (it reached the LIMIT before).
+            raise InvalidInput("page_size must not be negative", code="invalid_page_size")
         size = min(request.page_size or MAX_PAGE, MAX_PAGE)
         async with self._runtime.db.transaction() as session:
             rows = await repository.communes_under(
