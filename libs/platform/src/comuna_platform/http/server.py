@@ -23,6 +23,9 @@ from comuna_platform.http.problems import PROBLEM_MEDIA_TYPE, problem_body
 from comuna_platform.settings import ServiceSettings
 
 
+_LINGER_SECONDS = 2.0
+
+
 class HeadLimitedProtocol(HttpToolsProtocol):
     """httptools, with a bound on the request line plus headers of each request."""
 
@@ -32,6 +35,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._reading_head = True
         self._head_bytes = 0
+        self._discarding = False
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -43,6 +47,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         super().data_received(data)
         # A chunk that ended inside a head counts whole: exact enough for a limit meant to stop
         # megabytes, and it bounds what httptools buffers to the limit plus one read.
@@ -73,7 +79,13 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 ]
             )
         )
-        self.transport.close()
+        # Lingering close: closing at once with the client's bytes still unread would send a
+        # TCP reset, which can destroy the answer before the client reads it. So: end our side,
+        # drop whatever else arrives (never buffered), and close after a short grace.
+        self._discarding = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_SECONDS, self.transport.close)
 
 
 def head_limited_protocol(max_head_bytes: int) -> type[asyncio.Protocol]:
