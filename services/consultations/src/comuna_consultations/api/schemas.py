@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-CONSULTATION_CODE = r"^\d{4}-Q[1-4]$"
+# ASCII digits only, as the database CHECK says: `\d` also accepts `２０４０` (fullwidth).
+CONSULTATION_CODE = r"^[0-9]{4}-Q[1-4]$"
 
 
 class Strict(BaseModel):

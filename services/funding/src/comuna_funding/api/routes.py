@@ -169,7 +169,8 @@ async def get_account(account_id: uuid.UUID, runtime: RuntimeDep) -> AccountOut:
 async def list_transfers(
     runtime: RuntimeDep,
     account_id: uuid.UUID | None = None,
-    after: Annotated[int, Query(ge=0, description="`next_after` of the previous page.")] = 0,
+    # Bounded by the bigint column: a larger cursor is not one this service handed out.
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="`next_after` of the previous page.")] = 0,
     limit: Limit = 100,
 ) -> TransferPage:
     async with runtime.db.transaction() as session:
