@@ -42,7 +42,9 @@ def client(ready: bool = True) -> httpx.AsyncClient:
     app = create_app(
         service="test", title="t", description="d", routers=[router], readiness_checks=[("database", check)]
     )
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://localhost")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://localhost"
+    )
 
 
 async def test_domain_errors_become_problems() -> None:

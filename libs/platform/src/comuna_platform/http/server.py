@@ -22,7 +22,6 @@ from comuna_platform.http.metrics import metrics_app
 from comuna_platform.http.problems import PROBLEM_MEDIA_TYPE, problem_body
 from comuna_platform.settings import ServiceSettings
 
-
 _LINGER_SECONDS = 2.0
 
 
