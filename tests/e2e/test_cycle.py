@@ -37,6 +37,7 @@ def stack() -> Iterator[Stack]:
         nats_port=free_port(),
         http_ports={s: free_port() for s in SERVICES},
         grpc_ports={s: free_port() for s in SERVICES},
+        metrics_ports={s: free_port() for s in SERVICES},
         fast=True,
         log_level="WARNING",
     )

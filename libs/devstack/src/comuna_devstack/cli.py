@@ -45,7 +45,10 @@ def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
         f"{seeded['residents']} residents.\n"
     )
     for service in SERVICES:
-        print(f"  {service:<14} REST {config.http_url(service)}/docs   gRPC 127.0.0.1:{config.grpc_ports[service]}")
+        print(
+            f"  {service:<14} REST {config.http_url(service)}/docs   gRPC 127.0.0.1:{config.grpc_ports[service]}"
+            f"   metrics {config.metrics_url(service)}"
+        )
     print(f"\n  PostgreSQL     {stack.database_url('identity').rsplit('/', 1)[0]}")
     print(f"  NATS           {stack.nats_url}")
     print(f"  Issuer         {config.issuer_url} (development issuer, Keycloak-compatible)")
