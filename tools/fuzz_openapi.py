@@ -118,6 +118,7 @@ def main() -> int:
     )
     parser.add_argument("--max-examples", type=int, default=30, help="examples per operation and phase")
     parser.add_argument("--services", default=",".join(SERVICES), help="comma-separated subset of the services")
+    parser.add_argument("--output-dir", type=Path, help="keep each run's full Schemathesis output there")
     args = parser.parse_args()
     services = [s for s in args.services.split(",") if s]
 
@@ -131,6 +132,9 @@ def main() -> int:
                 code, output = run_schemathesis(service, config, token, args.max_examples)
                 server_errors = len(re.findall(r"Server error", output))
                 label = role or "anonymous"
+                if args.output_dir is not None:
+                    args.output_dir.mkdir(parents=True, exist_ok=True)
+                    (args.output_dir / f"{service}-{label}.txt").write_text(output)
                 print(f"{service:<14} {label:<16} exit {code}  5xx cases {server_errors:<3} {summary_line(output)}")
                 if code != 0:
                     failed = True
