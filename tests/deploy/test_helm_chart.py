@@ -37,6 +37,7 @@ CHART_DIR = ROOT / "deploy" / "helm" / "comuna"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 RELEASE = "comuna"
 NAMESPACE = "comuna-prod"
+METRICS_PORTS = {"identity": 9101, "consultations": 9102, "funding": 9103, "projects": 9104}
 SERVICES = {  # name -> (REST port, gRPC port), as fixed in docs/conventions.md
     "identity": (8001, 50051),
     "consultations": (8002, 50052),
@@ -122,8 +123,10 @@ def full_values() -> dict[str, Any]:
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
             ],
+            "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
             "egress": {"postgres": {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [5432]}},
         },
+        "http": {"allowedHosts": ["*.comuna.example.org"], "trustedProxies": ["10.0.0.0/8"], "maxBodyBytes": 2097152},
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "ingress": {
             "enabled": True,
@@ -381,10 +384,17 @@ def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, 
         (container,) = spec["containers"]
         assert container["image"] == "comuna/comuna:0.1.0"
         assert container["command"] == [f"comuna-{name}", "serve"]
-        assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": http_port, "grpc": grpc_port}
-        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        metrics_port = METRICS_PORTS[name]
+        assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+            "http": http_port,
+            "grpc": grpc_port,
+            "metrics": metrics_port,
+        }
+        # The kubelet sends the pod IP as Host unless told otherwise: the API would refuse it.
+        host = [{"name": "Host", "value": "localhost"}]
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http", "httpHeaders": host}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http", "httpHeaders": host}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http", "httpHeaders": host}
         assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 60
         env = env_of(container)
         assert env[f"COMUNA_{name.upper()}_HTTP_HOST"]["value"] == "0.0.0.0"
@@ -394,11 +404,25 @@ def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, 
         # The consumers' parking limit and readiness stall, at the services' own defaults.
         assert env[f"COMUNA_{name.upper()}_CONSUMER_MAX_DELIVERIES"]["value"] == "5"
         assert env[f"COMUNA_{name.upper()}_CONSUMER_STALL_SECONDS"]["value"] == "30"
+        assert env[f"COMUNA_{name.upper()}_METRICS_HOST"]["value"] == "0.0.0.0"
+        assert env[f"COMUNA_{name.upper()}_METRICS_PORT"]["value"] == str(metrics_port)
+        assert env[f"COMUNA_{name.upper()}_MAX_HEADER_BYTES"]["value"] == "16384"
+        assert env[f"COMUNA_{name.upper()}_MAX_BODY_BYTES"]["value"] == "1048576"
+        allowed = env[f"COMUNA_{name.upper()}_ALLOWED_HOSTS"]["value"].split(",")
+        # Probes (localhost), the helm test pod and in-cluster callers (the Service's names).
+        assert {
+            "localhost",
+            "127.0.0.1",
+            f"{RELEASE}-{name}",
+            f"{RELEASE}-{name}.{NAMESPACE}.svc.cluster.local",
+        } <= set(allowed)
+        assert f"COMUNA_{name.upper()}_TRUSTED_PROXIES" not in env
         assert spec["enableServiceLinks"] is False
         service = services[f"{RELEASE}-{name}"]
         assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
             "http": (http_port, "http"),
             "grpc": (grpc_port, "grpc"),
+            "metrics": (metrics_port, "metrics"),
         }
         assert service["spec"]["selector"] == deployments[f"{RELEASE}-{name}"]["spec"]["selector"]["matchLabels"]
         labels = deployments[f"{RELEASE}-{name}"]["spec"]["template"]["metadata"]["labels"]
@@ -797,7 +821,7 @@ def test_everything_enabled(full_objects: list[dict[str, Any]]) -> None:
     for monitor in of_kind(full_objects, "ServiceMonitor"):
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert monitor["spec"]["endpoints"] == [
-            {"port": "http", "path": "/metrics", "scheme": "http", "interval": "30s", "scrapeTimeout": "10s"}
+            {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s", "scrapeTimeout": "10s"}
         ]
     (ingress,) = of_kind(full_objects, "Ingress")
     backends = {p["path"]: p["backend"]["service"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
@@ -805,6 +829,29 @@ def test_everything_enabled(full_objects: list[dict[str, Any]]) -> None:
         "/v1/territories": {"name": f"{RELEASE}-identity", "port": {"name": "http"}},
         "/v1/consultations": {"name": f"{RELEASE}-consultations", "port": {"name": "http"}},
     }
+
+
+def test_edge_settings_and_the_metrics_port(full_objects: list[dict[str, Any]]) -> None:
+    policies = by_name(full_objects, "NetworkPolicy")
+    for name in SERVICES:
+        prefix = f"COMUNA_{name.upper()}_"
+        (container,) = pod_spec(deployment(full_objects, name))["containers"]
+        env = env_of(container)
+        allowed = env[prefix + "ALLOWED_HOSTS"]["value"].split(",")
+        # The ingress host is what clients send through the ingress controller.
+        assert {"api.comuna.example.org", "*.comuna.example.org", "localhost"} <= set(allowed)
+        assert len(allowed) == len(set(allowed))
+        assert env[prefix + "TRUSTED_PROXIES"]["value"] == "10.0.0.0/8"
+        assert env[prefix + "MAX_BODY_BYTES"]["value"] == "2097152"
+        # The metrics port takes scrapes from the monitoring namespace only.
+        metrics_rule = next(
+            rule
+            for rule in policies[f"{RELEASE}-{name}"]["spec"]["ingress"]
+            if rule["ports"] == [{"port": METRICS_PORTS[name], "protocol": "TCP"}]
+        )
+        assert metrics_rule["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ]
 
 
 def test_network_policies_allow_only_what_each_service_needs(chart: helm_python.Chart, full: dict[str, Any]) -> None:
@@ -910,7 +957,8 @@ def test_disabling_a_service(chart: helm_python.Chart) -> None:
     identity_policy = by_name(objects, "NetworkPolicy")[f"{RELEASE}-identity"]
     callers = {
         peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-        for rule in identity_policy["spec"]["ingress"][1:]
+        for rule in identity_policy["spec"]["ingress"]
+        if rule["ports"] == [{"port": SERVICES["identity"][1], "protocol": "TCP"}]
         for peer in rule["from"]
     }
     assert callers == {"consultations"}

@@ -37,6 +37,7 @@ def stack() -> Iterator[Stack]:
         nats_port=free_port(),
         http_ports={s: free_port() for s in SERVICES},
         grpc_ports={s: free_port() for s in SERVICES},
+        metrics_ports={s: free_port() for s in SERVICES},
         fast=True,
         log_level="WARNING",
     )
@@ -159,3 +160,18 @@ def test_redelivered_events_have_no_second_effect(
     client.wait_for("consumers to process the redelivered events", lambda: asyncio.run(_consumers_drained(stack)))
     # Drained means acknowledged, and a consumer acknowledges only after its inbox transaction.
     assert _snapshot(client, consultation_id) == before
+
+
+def test_metrics_only_on_the_internal_port_and_the_edges_hold(stack: Stack, summary: dict[str, Any]) -> None:
+    import httpx
+
+    for service in SERVICES:
+        rest = stack.config.http_url(service)
+        scraped = httpx.get(stack.config.metrics_url(service), timeout=10)
+        assert scraped.status_code == 200 and "comuna_http_requests_total" in scraped.text
+        public = httpx.get(f"{rest}/metrics", timeout=10)
+        assert public.status_code == 404 and public.headers["x-content-type-options"] == "nosniff"
+        evil = httpx.get(f"{rest}/healthz", headers={"Host": "evil.example"}, timeout=10)
+        assert evil.status_code == 400 and evil.json()["code"] == "host_not_allowed"
+        huge = httpx.get(f"{rest}/healthz", headers={"Authorization": "Bearer " + "a" * 32 * 1024}, timeout=10)
+        assert huge.status_code == 431 and huge.headers["content-type"] == "application/problem+json"

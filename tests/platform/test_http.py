@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from comuna_platform.errors import Conflict
 from comuna_platform.http import create_app
+from comuna_platform.http.metrics import metrics_app
 
 pytestmark = pytest.mark.asyncio
 
@@ -41,7 +42,9 @@ def client(ready: bool = True) -> httpx.AsyncClient:
     app = create_app(
         service="test", title="t", description="d", routers=[router], readiness_checks=[("database", check)]
     )
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://localhost"
+    )
 
 
 async def test_domain_errors_become_problems() -> None:
@@ -83,8 +86,14 @@ async def test_probes_and_metrics() -> None:
         assert (await c.get("/healthz")).status_code == 200
         not_ready = await c.get("/readyz")
         await c.post("/v1/things", json={"n": 1})
-        metrics = await c.get("/metrics")
+        # Not on the public REST port any more: only on the internal metrics port.
+        public_metrics = await c.get("/metrics")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=metrics_app), base_url="http://m") as m:
+        metrics = await m.get("/metrics")
+        elsewhere = await m.get("/v1/things")
     assert not_ready.status_code == 503 and not_ready.json()["checks"] == {"database": False}
+    assert public_metrics.status_code == 404
+    assert metrics.status_code == 200 and elsewhere.status_code == 404
     assert 'comuna_http_requests_total{method="POST",route="/v1/things",status="200"}' in metrics.text
 
 

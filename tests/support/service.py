@@ -53,7 +53,7 @@ async def running_service(
         # The contracts' gRPC allow-list knows a service by its client, `svc-<service>`.
         service_client_id=f"svc-{spec.name}",
         outbox_poll_seconds=0.05,
-        **overrides,
+        **{"allowed_hosts": ["testserver", "127.0.0.1", "localhost"], **overrides},
     )
     async with open_runtime(spec, settings) as (runtime, app):
         tasks = start_workers(spec, runtime) if workers else []

@@ -66,6 +66,9 @@ async def test_audience_may_be_a_list(verifier: TokenVerifier, key_a: KeyMateria
         ({"sub": None}, "token_invalid"),
         ({"typ": "ID"}, "token_invalid"),
         ({"typ": "Refresh"}, "token_invalid"),
+        # Keycloak access tokens always say `typ: Bearer`; a token that does not is no access token.
+        ({"typ": None}, "token_invalid"),
+        ({"typ": ["Bearer"]}, "token_invalid"),
     ],
 )
 async def test_bad_claims_are_rejected(

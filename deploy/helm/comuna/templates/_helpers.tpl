@@ -207,6 +207,28 @@ peer's in-cluster Service DNS name and gRPC port. Args: dict "root" $ "name" <ca
 Environment of one service's server container.
 Args: dict "root" $ "name" <service> "cfg" <service config>.
 */}}
+{{/*
+Host header values a service's REST API answers (comma-separated): loopback (probes send
+Host: localhost), its name and Service DNS names (the helm test pod, in-cluster callers), the
+ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
+*/}}
+{{- define "comuna.allowedHosts" -}}
+{{- $root := .root }}
+{{- $svc := include "comuna.serviceFullname" (dict "root" $root "name" .name) }}
+{{- $hosts := list "localhost" "127.0.0.1" .name $svc (printf "%s.%s" $svc $root.Release.Namespace) (printf "%s.%s.svc" $svc $root.Release.Namespace) (printf "%s.%s.svc.%s" $svc $root.Release.Namespace $root.Values.clusterDomain) }}
+{{- if $root.Values.ingress.enabled }}
+{{- range $root.Values.ingress.hosts }}
+{{- with .host }}
+{{- $hosts = append $hosts . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $root.Values.http.allowedHosts }}
+{{- $hosts = append $hosts . }}
+{{- end }}
+{{- join "," (uniq $hosts) }}
+{{- end }}
+
 {{- define "comuna.serverEnv" -}}
 {{- $root := .root }}
 {{- $name := .name }}
@@ -248,6 +270,20 @@ Args: dict "root" $ "name" <service> "cfg" <service config>.
   value: "0.0.0.0"
 - name: {{ $p }}GRPC_PORT
   value: {{ $cfg.grpcPort | int | quote }}
+- name: {{ $p }}METRICS_HOST
+  value: "0.0.0.0"
+- name: {{ $p }}METRICS_PORT
+  value: {{ $cfg.metricsPort | int | quote }}
+- name: {{ $p }}ALLOWED_HOSTS
+  value: {{ include "comuna.allowedHosts" (dict "root" $root "name" $name) | quote }}
+{{- with $root.Values.http.trustedProxies }}
+- name: {{ $p }}TRUSTED_PROXIES
+  value: {{ join "," . | quote }}
+{{- end }}
+- name: {{ $p }}MAX_HEADER_BYTES
+  value: {{ $root.Values.http.maxHeaderBytes | int | quote }}
+- name: {{ $p }}MAX_BODY_BYTES
+  value: {{ $root.Values.http.maxBodyBytes | int | quote }}
 - name: {{ $p }}OIDC_ISSUER
   value: {{ $root.Values.oidc.issuer | quote }}
 - name: {{ $p }}OIDC_AUDIENCE

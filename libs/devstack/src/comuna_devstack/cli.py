@@ -70,7 +70,10 @@ def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
         f"{seeded['residents']} residents.\n"
     )
     for service in SERVICES:
-        print(f"  {service:<14} REST {config.http_url(service)}/docs   gRPC 127.0.0.1:{config.grpc_ports[service]}")
+        print(
+            f"  {service:<14} REST {config.http_url(service)}/docs   gRPC 127.0.0.1:{config.grpc_ports[service]}"
+            f"   metrics {config.metrics_url(service)}"
+        )
     server = make_url(stack.database_url("identity"))
     print(
         f"\n  PostgreSQL     {server.host}:{server.port} (role comuna_<service>_app per service, _owner for migrations)"

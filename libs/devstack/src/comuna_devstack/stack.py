@@ -35,6 +35,8 @@ from comuna_platform.events.streams import service_inbox_prefix
 SERVICES = ("identity", "consultations", "funding", "projects")
 DEFAULT_HTTP_PORTS = {"identity": 8001, "consultations": 8002, "funding": 8003, "projects": 8004}
 DEFAULT_GRPC_PORTS = {"identity": 50051, "consultations": 50052, "funding": 50053, "projects": 50054}
+# Prometheus `/metrics` of each service, apart from its public REST port.
+DEFAULT_METRICS_PORTS = {"identity": 9101, "consultations": 9102, "funding": 9103, "projects": 9104}
 DEFAULT_PG_PORT = 55432
 DEFAULT_NATS_PORT = 54222
 REALM = "comuna"
@@ -79,6 +81,7 @@ class StackConfig:
     nats_port: int = DEFAULT_NATS_PORT
     http_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
     # Existing servers to use instead of the embedded ones, e.g.
     # postgresql+asyncpg://postgres@db:5432 (one database per service is created there).
     postgres_url: str | None = None
@@ -119,6 +122,9 @@ class StackConfig:
 
     def http_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.http_ports[service]}"
+
+    def metrics_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_ports[service]}/metrics"
 
     @property
     def issuer_url(self) -> str:
@@ -331,6 +337,7 @@ class Stack:
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.config.http_ports[service]),
             "GRPC_PORT": str(self.config.grpc_ports[service]),
+            "METRICS_PORT": str(self.config.metrics_ports[service]),
             "OIDC_ISSUER": self.config.issuer_url,
             "OIDC_AUDIENCE": "comuna",
             "SERVICE_CLIENT_ID": f"svc-{service}",

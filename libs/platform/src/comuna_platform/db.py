@@ -29,7 +29,13 @@ class Database:
         # No pre-ping either: it is a round trip per checkout on the hot path; a connection
         # that broke is invalidated on its first error and `pool_recycle` retires old ones.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, pool_timeout=30
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_recycle=1800,
+            pool_timeout=30,
+            # Statement parameters may hold personal data (id numbers, names): never in errors or logs.
+            hide_parameters=True,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._events_committed: list[Callable[[], None]] = []

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -17,8 +18,10 @@ from comuna_platform.auth.errors import AuthenticationError, PermissionDeniedErr
 from comuna_platform.auth.grpc import AuthInterceptor, current_principal, status_trailers
 from comuna_platform.auth.principal import Principal
 from comuna_platform.auth.verifier import TokenVerifier
-from comuna_platform.errors import Forbidden, ProblemError, Unauthenticated
+from comuna_platform.db_errors import DATABASE_ERRORS, classify
+from comuna_platform.errors import Forbidden, InvalidInput, ProblemError, Unauthenticated
 from comuna_platform.ids import parse_id
+from comuna_platform.input_safety import InputProblem, message_problems
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,16 @@ def _status_for(exc: ProblemError) -> tuple[grpc.StatusCode, tuple[tuple[str, by
     return exc.grpc_code, status_trailers(exc.grpc_code, exc.code, exc.detail, metadata)
 
 
+def _invalid_request(problems: list[InputProblem]) -> InvalidInput:
+    fields = ",".join(".".join(str(part) for part in problem.location) for problem in problems)
+    return InvalidInput(f"{fields}: {problems[0].message}", code="invalid_characters", field=fields)
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns domain errors into status codes; anything unexpected becomes INTERNAL without detail."""
+    """Refuses requests with characters PostgreSQL cannot store (INVALID_ARGUMENT naming the
+    fields) before the servicer runs; turns domain errors into status codes and database errors
+    into INVALID_ARGUMENT / ALREADY_EXISTS / UNAVAILABLE; anything else becomes INTERNAL without
+    detail."""
 
     async def intercept_service(
         self,
@@ -47,6 +58,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
         async def behavior(request: Any, context: Any) -> Any:
             try:
+                if isinstance(request, _Undecodable):
+                    raise InvalidInput("the request message cannot be decoded", code="invalid_message")
+                if isinstance(request, Message) and (problems := message_problems(request)):
+                    raise _invalid_request(problems)
                 return await inner(request, context)
             except ProblemError as exc:
                 code, trailers = _status_for(exc)
@@ -59,15 +74,48 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(code, exc.detail, trailing_metadata=trailers)
             except grpc.aio.AbortError:
                 raise
+            except DATABASE_ERRORS as exc:
+                problem = classify(exc)
+                if problem is None:
+                    log.exception("unhandled gRPC error", extra={"method": handler_call_details.method})
+                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                    return None
+                # Type and SQLSTATE only: the message may quote values that are personal data.
+                log.warning(
+                    "database error answered as %s",
+                    problem.code,
+                    extra={"method": handler_call_details.method, "error": type(exc).__name__},
+                )
+                code, trailers = _status_for(problem)
+                await context.abort(code, problem.detail, trailing_metadata=trailers)
             except Exception:
                 log.exception("unhandled gRPC error", extra={"method": handler_call_details.method})
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
         return grpc.unary_unary_rpc_method_handler(
             behavior,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+class _Undecodable:
+    """Stands for a request whose bytes are not the expected message (e.g. invalid UTF-8 in a
+    string field): grpc would answer INTERNAL for a deserializer error, the caller's mistake is
+    INVALID_ARGUMENT."""
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return _Undecodable()
+
+    return deserialize
 
 
 def error_code_of(error: grpc.aio.AioRpcError) -> str | None:

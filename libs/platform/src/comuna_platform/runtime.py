@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import uvicorn
 from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -29,6 +28,8 @@ from comuna_platform.events.parked_api import router as parked_router
 from comuna_platform.events.registry import event_source
 from comuna_platform.events.streams import connect_service, ensure_stream
 from comuna_platform.http import ReadinessCheck, create_app
+from comuna_platform.http.edges import EdgePolicy
+from comuna_platform.http.server import metrics_server, rest_server
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.settings import ServiceSettings
 from comuna_platform.supervision import Supervisor, Worker
@@ -101,6 +102,7 @@ def build_app(spec: ServiceSpec, runtime: Runtime, readiness_checks: Sequence[Re
         description=spec.description,
         routers=service_routers(spec),
         readiness_checks=checks,
+        edges=EdgePolicy.from_settings(runtime.settings, spec.name),
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
@@ -164,13 +166,6 @@ def start_workers(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[None
     return runtime.workers.start()
 
 
-class _HttpServer(uvicorn.Server):
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The runtime owns the signals: one stop event drains REST, gRPC and the workers together.
-        yield
-
-
 async def serve(spec: ServiceSpec) -> None:
     settings = spec.settings_factory()
     setup_logging(spec.name, settings.log_level)
@@ -184,28 +179,28 @@ async def serve(spec: ServiceSpec) -> None:
         )
         await grpc_server.server.start()
         await grpc_server.set_serving(True)
-        http = _HttpServer(
-            uvicorn.Config(
-                app,
-                host=settings.http_host,
-                port=settings.http_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=5,
-            )
-        )
+        http = rest_server(app, settings)
+        metrics = metrics_server(settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runtime.stop.set)
         workers = start_workers(spec, runtime)
         http_task = asyncio.create_task(http.serve(), name="http")
-        log.info("service started", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
+        metrics_task = asyncio.create_task(metrics.serve(), name="metrics")
+        log.info(
+            "service started",
+            extra={
+                "http_port": settings.http_port,
+                "grpc_port": settings.grpc_port,
+                "metrics_port": settings.metrics_port,
+            },
+        )
         await runtime.stop.wait()
 
         log.info("service stopping")
         await grpc_server.set_serving(False)
         http.should_exit = True
+        metrics.should_exit = True
         await grpc_server.server.stop(grace=5)
-        await asyncio.gather(http_task, *workers, return_exceptions=True)
+        await asyncio.gather(http_task, metrics_task, *workers, return_exceptions=True)
     provider.shutdown()

@@ -6,10 +6,13 @@ one process environment can hold the settings of all four services without clash
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A comma-separated list in the environment (`a,b,c`), not JSON.
+CommaList = Annotated[list[str], NoDecode]
 
 
 class ServiceSettings(BaseSettings):
@@ -44,6 +47,25 @@ class ServiceSettings(BaseSettings):
     consumer_max_deliveries: int = Field(default=5, ge=1, le=100)
     # /readyz answers 503 when a consumer has completed no fetch for this many seconds.
     consumer_stall_seconds: float = Field(default=30.0, gt=0)
+    # Prometheus `/metrics` listens here, apart from the public REST port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9100
+    # Edges of the REST API: bigger request heads are refused with 431, bigger bodies with 413.
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 1024 * 1024
+    # Host header values the REST API answers (port ignored; `*.example.org` matches subdomains;
+    # `*` turns the check off). Empty = `127.0.0.1`, `localhost` and the service's name.
+    allowed_hosts: CommaList = []
+    # Addresses (IPs or CIDRs) of reverse proxies whose `X-Forwarded-Proto` is believed; a
+    # request that came over TLS, directly or through one of them, gets HSTS.
+    trusted_proxies: CommaList = []
+
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @property
     def token_url(self) -> str:

@@ -13,6 +13,7 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_consultations"
     http_port: int = 8002
     grpc_port: int = 50052
+    metrics_port: int = 9102
     # Identity answers the census questions (communes, eligibility) over gRPC.
     identity_grpc_target: str = "127.0.0.1:50051"
     identity_timeout_seconds: float = 5.0

@@ -14,6 +14,7 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_funding"
     http_port: int = 8003
     grpc_port: int = 50053
+    metrics_port: int = 9103
     # The national grant earmarked for each commune's winning project per consultation, in
     # minor units of `grant_currency` (1_000_000 = 10,000.00 USD, the amount used since 2024).
     grant_amount_minor: int = Field(default=1_000_000, gt=0)

@@ -16,6 +16,7 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_identity"
     http_port: int = 8001
     grpc_port: int = 50051
+    metrics_port: int = 9101
     # Secret key for the keyed hash (HMAC-SHA256) of national id numbers. Required: without it
     # the census cannot be read or written. Rotating it means re-importing the census.
     census_hash_key: SecretStr = SecretStr("")

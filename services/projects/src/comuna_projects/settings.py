@@ -15,6 +15,7 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_projects"
     http_port: int = 8004
     grpc_port: int = 50054
+    metrics_port: int = 9104
     # Milestones every new project gets, as `title:percent` pairs adding up to 100. Applies to
     # projects created after a change; existing projects keep the plan they were created with.
     milestone_plan: str = DEFAULT_PLAN

@@ -118,8 +118,9 @@ class TokenVerifier:
             raise AuthenticationError("token_invalid", "token algorithm does not match its key")
         claims = self._decode(token, key, alg)
         typ = claims.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.lower() != "bearer"):
-            # Keycloak ID and refresh tokens share issuer and keys; only access tokens count.
+        if not isinstance(typ, str) or typ.lower() != "bearer":
+            # Keycloak ID and refresh tokens share issuer and keys; only access tokens count, and
+            # Keycloak always marks those `typ: Bearer`: a token without `typ` is not one of them.
             raise AuthenticationError("token_invalid", "not an access token")
         return Principal.from_claims(claims, self.audience), float(claims["exp"]), kid
 

@@ -1,16 +1,19 @@
-"""FastAPI application factory: the same health, readiness, metrics and error shape everywhere."""
+"""FastAPI application factory: the same edges, health, readiness and error shape everywhere.
+
+`/metrics` is not here: it is served on its own internal port (`comuna_platform.http.metrics`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from comuna_platform.http.edges import EdgeMiddleware, EdgePolicy
 from comuna_platform.http.metrics import MetricsMiddleware
 from comuna_platform.http.problems import install_problem_handlers
 
@@ -31,11 +34,14 @@ class Problem(BaseModel):
 
 
 _PROBLEM_STATUSES = {
+    400: "Refused at the edge (e.g. a Host header this service does not serve)",
     401: "Missing, expired or untrusted bearer token",
     403: "The caller lacks the role or the territory scope",
     404: "Unknown resource",
     409: "Conflicts with the current state (e.g. a second vote)",
-    422: "Invalid request (body, parameters or ids)",
+    413: "The request body is larger than the service accepts",
+    422: "Invalid request (body, parameters or ids; characters that cannot be stored; duplicate JSON keys)",
+    431: "The request's headers are larger than the service accepts",
     503: "A dependency is unavailable; retry later",
 }
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -54,9 +60,14 @@ def create_app(
     description: str,
     routers: Sequence[APIRouter],
     readiness_checks: Sequence[ReadinessCheck] = (),
+    edges: EdgePolicy | None = None,
 ) -> FastAPI:
-    app = FastAPI(title=title, description=description, version="1.0.0")
+    # No slash redirects: Starlette builds their absolute URL from the Host header, so anyone
+    # could make a link to this service redirect elsewhere. `/v1/territories/` is a 404.
+    app = FastAPI(title=title, description=description, version="1.0.0", redirect_slashes=False)
     install_problem_handlers(app)
+    # Added first, so it runs inside the metrics middleware: refusals at the edge are counted.
+    app.add_middleware(EdgeMiddleware, policy=edges or EdgePolicy(allowed_hosts=("127.0.0.1", "localhost", service)))
     app.add_middleware(MetricsMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
@@ -72,15 +83,11 @@ def create_app(
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     for router in routers:
         # Documents the problem+json error shape on every endpoint of the service.
         app.include_router(router, responses=PROBLEM_RESPONSES)
     _document_problems(app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app
 
 

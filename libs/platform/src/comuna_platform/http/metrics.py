@@ -1,10 +1,11 @@
-"""Prometheus request metrics, labelled by route template (not raw path, to bound cardinality)."""
+"""Prometheus request metrics, labelled by route template (not raw path, to bound cardinality),
+and the app of the internal metrics port that serves them."""
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("comuna_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -42,3 +43,16 @@ class MetricsMiddleware:
             route = str(getattr(matched, "path", "unmatched"))
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
+
+
+async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The whole app of the internal metrics port: `GET /metrics`, and 404 for anything else."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
+        status, content_type, body = 200, CONTENT_TYPE_LATEST, generate_latest()
+    else:
+        status, content_type, body = 404, "text/plain; charset=utf-8", b"not found\n"
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

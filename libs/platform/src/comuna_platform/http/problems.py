@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from comuna_platform.auth.errors import AuthenticationError, KeySetUnavailableError, PermissionDeniedError
-from comuna_platform.errors import ProblemError
+from comuna_platform.db_errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, classify
+from comuna_platform.errors import ProblemError, Unavailable
 from comuna_platform.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ _STATUS_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
     429: "too_many_requests",
 }
 
@@ -46,22 +48,46 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
+    body = problem_body(status=status, code=code, title=title, detail=detail, instance=request.url.path, **extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def problem_body(*, status: int, code: str, title: str, detail: str, instance: str, **extra: Any) -> dict[str, Any]:
+    return {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
         "status": status,
         "detail": detail,
         "code": code,
-        "instance": request.url.path,
+        "instance": instance,
         "trace_id": current_trace_id(),
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra)
+    headers = None
+    if isinstance(exc, Unavailable):
+        # A dependency is down, not the request wrong: tell clients when to try the same again.
+        headers = {"Retry-After": str(exc.extra.get("retry_after", RETRY_AFTER_SECONDS))}
+    return problem_response(
+        request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, headers=headers, **exc.extra
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database error a use case let through: the client's input or an outage, never a 500."""
+    problem = classify(exc)
+    if problem is None:
+        return await _unexpected_error(request, exc)
+    # Type and SQLSTATE only: the message may quote the values, which may be personal data.
+    log.warning(
+        "database error answered as %s",
+        problem.code,
+        extra={"error": type(exc).__name__, "sqlstate": getattr(getattr(exc, "orig", None), "sqlstate", None)},
+    )
+    return await _problem_error(request, problem)
 
 
 async def _authentication_error(request: Request, exc: Exception) -> JSONResponse:
@@ -145,4 +171,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KeySetUnavailableError, _keyset_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error_type in DATABASE_ERRORS:
+        app.add_exception_handler(error_type, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
