@@ -123,7 +123,9 @@ async def test_consultation_pages_use_opaque_tokens(stack: Stack, issuer: TestIs
     for path in ("/v1/consultations", f"/v1/consultations/{first.id}/communes"):
         for forged in ("%00", "Zm9v", "djE6WyJcdTAwMDAiXQ"):
             refused = await client.get(f"{path}?page_token={forged}")
-            assert refused.status_code == 422 and refused.json()["code"] == "invalid_page_token", refused.text
+            # A NUL never reaches the page decoder: the platform's input check refuses it first.
+            expected = "validation_error" if forged == "%00" else "invalid_page_token"
+            assert refused.status_code == 422 and refused.json()["code"] == expected, refused.text
 
 
 async def test_candidates_are_recorded_by_the_communes_spokesperson(stack: Stack, issuer: TestIssuer) -> None:

@@ -72,7 +72,8 @@ async def test_a_forged_page_token_is_refused_before_the_database(identity: Runn
     response = await identity.client.get(f"/v1/territories?page_token={token}")
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == "invalid_page_token"
+    # A NUL never gets as far as the page decoder: the platform's input check refuses it first.
+    assert response.json()["code"] == ("validation_error" if token == "%00" else "invalid_page_token")
 
 
 @pytest.mark.parametrize(

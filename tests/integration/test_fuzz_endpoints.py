@@ -77,7 +77,8 @@ OPERATIONS = _operations()
 async def platform(
     embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
 ) -> AsyncIterator[Platform]:
-    async with running_platform(embedded_postgres, embedded_nats, issuer) as running:
+    # With its workers: /readyz reports them, and it must be 200 while everything is up.
+    async with running_platform(embedded_postgres, embedded_nats, issuer, workers=True) as running:
         # One real consultation, so generated ids can hit existing rows too.
         response = await running.services["consultations"].client.post(
             "/v1/consultations",

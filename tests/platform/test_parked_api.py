@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
+import prometheus_client
 import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
@@ -209,7 +210,8 @@ async def test_operators_list_inspect_and_replay_exactly_once(
     assert rows[garbage_seq]["reason"] == "undecodable"
     [failed] = [row for row in rows.values() if row["reason"] == "handler_failed"]
     assert failed["deliveries"] == FAST.max_deliveries and failed["error"] == "RuntimeError: commune unknown"
-    metrics = (await service.client.get("/metrics")).text
+    # /metrics is served on the internal metrics port; the gauge lives in the process registry.
+    metrics = prometheus_client.generate_latest().decode()
     assert f'comuna_parked_messages{{consumer="{CONSUMER}"}} {float(len(rows))}' in metrics
 
     detail = await service.client.get(f"/v1/parked-messages/{rows[garbage_seq]['id']}", headers=headers)
@@ -227,7 +229,8 @@ async def test_operators_list_inspect_and_replay_exactly_once(
     assert await count_effects(service.runtime.db, resident) == 1
     remaining = await service.client.get("/v1/parked-messages", params={"consumer": CONSUMER}, headers=headers)
     assert failed["id"] not in {row["id"] for row in remaining.json()["items"]}
-    metrics = (await service.client.get("/metrics")).text
+    # /metrics is served on the internal metrics port; the gauge lives in the process registry.
+    metrics = prometheus_client.generate_latest().decode()
     assert f'comuna_parked_messages{{consumer="{CONSUMER}"}} {float(len(rows) - 1)}' in metrics
 
 
