@@ -57,6 +57,11 @@ class EmbeddedNats:
         return f"nats://{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (fault-injection tests pause it with SIGSTOP)."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
+    @property
     def log_file(self) -> Path:
         return self.store_dir.parent / "nats.log"
 
