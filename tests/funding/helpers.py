@@ -16,6 +16,7 @@ from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage.ledger_store import AccountRow
 from comuna_platform.db import Database
 from comuna_platform.events.envelope import Envelope
+from comuna_platform.events.registry import contract_of
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -92,17 +93,18 @@ async def publish(
     *,
     event_id: uuid.UUID | None = None,
     msg_id: str | None = None,
-    source: str = "/comuna/test",
+    source: str | None = None,
 ) -> uuid.UUID:
     """Publish like a Comuna outbox relay does: CloudEvents headers, protobuf payload.
 
     `msg_id` overrides Nats-Msg-Id, so the same CloudEvents id can get past JetStream's
-    duplicate window and reach the consumer a second time (a true redelivery).
+    duplicate window and reach the consumer a second time (a true redelivery). `source` defaults
+    to the rightful producer's (consumers park an event from anyone else).
     """
     event_id = event_id or uuid.uuid4()
     envelope = Envelope(
         event_id=event_id,
-        source=source,
+        source=source or contract_of(type(message)).source,
         event_type=message.DESCRIPTOR.full_name,
         time=datetime.now(UTC),
         subject=subject,

@@ -19,10 +19,11 @@ from comuna.identity.v1 import events_pb2
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.db import Database
-from comuna_platform.events import EventConsumer, EventHandler, OutboxRelay, ReceivedEvent, stage_event
+from comuna_platform.events import ConsumerPolicy, EventConsumer, EventHandler, OutboxRelay, ReceivedEvent, stage_event
 from comuna_platform.events.envelope import Envelope
 from comuna_platform.events.streams import ensure_stream
-from comuna_platform.events.tables import events_metadata, outbox_table
+from comuna_platform.events.tables import events_metadata, outbox_table, parked_table
+from comuna_platform.uow import UnitOfWork
 
 pytestmark = pytest.mark.asyncio
 
@@ -116,10 +117,10 @@ async def test_consumer_applies_each_event_once_and_retries_failures(db: Databas
     resident = uuid.uuid4().hex
     failures = {"left": 2}
 
-    async def apply(session: Any, event: ReceivedEvent[events_pb2.ResidentRegistered]) -> None:
+    async def apply(uow: UnitOfWork, event: ReceivedEvent[events_pb2.ResidentRegistered]) -> None:
         if event.message.resident_id != resident:
             return
-        await session.execute(insert(effects).values(resident_id=event.message.resident_id))
+        await uow.session.execute(insert(effects).values(resident_id=event.message.resident_id))
         if failures["left"] > 0:
             failures["left"] -= 1
             raise RuntimeError("transient failure after a partial write")
@@ -129,6 +130,7 @@ async def test_consumer_applies_each_event_once_and_retries_failures(db: Databas
         js,
         name=f"test-{uuid.uuid4().hex[:8]}",
         handlers=[EventHandler(events_pb2.ResidentRegistered, apply)],
+        policy=ConsumerPolicy(redelivery_delays=(0.05,)),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
@@ -136,7 +138,7 @@ async def test_consumer_applies_each_event_once_and_retries_failures(db: Databas
         event_id = uuid.uuid4()
         envelope = Envelope(
             event_id=event_id,
-            source="/test",
+            source="/comuna/identity",
             event_type="comuna.identity.v1.ResidentRegistered",
             time=datetime.now(UTC),
             subject=resident,
@@ -154,12 +156,12 @@ async def test_consumer_applies_each_event_once_and_retries_failures(db: Databas
         await task
 
 
-async def _ignore(session: Any, event: ReceivedEvent[events_pb2.ResidentRegistered]) -> None:
+async def _ignore(uow: UnitOfWork, event: ReceivedEvent[events_pb2.ResidentRegistered]) -> None:
     # Earlier tests' well-formed events share the subject; only the malformed one matters here.
     return None
 
 
-async def test_malformed_events_are_dropped_without_effect(db: Database, js: JetStreamContext) -> None:
+async def test_malformed_events_are_parked_without_effect(db: Database, js: JetStreamContext) -> None:
     consumer = EventConsumer(
         db,
         js,
@@ -169,10 +171,20 @@ async def test_malformed_events_are_dropped_without_effect(db: Database, js: Jet
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await js.publish("identity.resident.registered", b"\xff", headers={"ce-specversion": "0.3"})
+        ack = await js.publish("identity.resident.registered", b"\xff", headers={"ce-specversion": "0.3"})
         info = await drained(js, consumer.name)
         assert info.num_ack_pending == 0
-        assert info.num_redelivered == 0  # terminated, not retried
+        assert info.num_redelivered == 0  # parked at once, not retried
+        async with db.transaction() as session:
+            parked = (
+                (await session.execute(select(parked_table).where(parked_table.c.consumer == consumer.name)))
+                .mappings()
+                .all()
+            )
+        assert [(p["stream_seq"], p["reason"], p["payload"], p["event_id"]) for p in parked] == [
+            (ack.seq, "malformed_envelope", b"\xff", None)
+        ]
+        assert parked[0]["headers"] == {"ce-specversion": "0.3"}
     finally:
         stop.set()
         await task

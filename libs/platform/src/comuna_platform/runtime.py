@@ -12,6 +12,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import uvicorn
@@ -21,11 +22,16 @@ from nats.js import JetStreamContext
 
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.db import Database
-from comuna_platform.events import EventConsumer, OutboxRelay
+from comuna_platform.events import EventConsumer, EventHandler, OutboxRelay
+from comuna_platform.events.consumer import ConsumerPolicy
+from comuna_platform.events.parked import ParkedMessages
+from comuna_platform.events.parked_api import router as parked_router
+from comuna_platform.events.registry import event_source
 from comuna_platform.events.streams import connect, ensure_stream
-from comuna_platform.http import create_app
+from comuna_platform.http import ReadinessCheck, create_app
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.settings import ServiceSettings
+from comuna_platform.supervision import Supervisor, Worker
 from comuna_platform.telemetry import setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -41,9 +47,26 @@ class Runtime:
     js: JetStreamContext
     verifier: TokenVerifier
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # The background workers (outbox relay, consumers, parked gauge), declared before the app is
+    # built so `/readyz` checks each of them; started by `start_workers`.
+    workers: Supervisor = field(init=False)
+    consumers: list[EventConsumer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workers = Supervisor(self.stop)
 
     async def nats_ready(self) -> bool:
         return self.nats.is_connected
+
+    def consumer_policy(self) -> ConsumerPolicy:
+        return ConsumerPolicy(
+            max_deliveries=self.settings.consumer_max_deliveries,
+            stall_seconds=self.settings.consumer_stall_seconds,
+        )
+
+    def consumer(self, *, name: str, handlers: list[EventHandler[Any]]) -> EventConsumer:
+        """A durable consumer of this service, with the delivery and parking policy of its settings."""
+        return EventConsumer(self.db, self.js, name=name, handlers=handlers, policy=self.consumer_policy())
 
 
 @dataclass(frozen=True)
@@ -62,17 +85,48 @@ class ServiceSpec:
     on_shutdown: Callable[[Runtime, FastAPI], Awaitable[None]] | None = None
 
 
-def build_app(spec: ServiceSpec, runtime: Runtime) -> FastAPI:
+def service_routers(spec: ServiceSpec) -> list[APIRouter]:
+    """The service's own routers plus the platform's (parked messages, for operators)."""
+    return [*spec.routers, parked_router]
+
+
+def build_app(spec: ServiceSpec, runtime: Runtime, readiness_checks: Sequence[ReadinessCheck] | None = None) -> FastAPI:
+    """The REST app; `/readyz` checks the database, NATS and every worker (or `readiness_checks`)."""
+    checks = readiness_checks
+    if checks is None:
+        checks = [("database", runtime.db.ping), ("nats", runtime.nats_ready), *runtime.workers.readiness_checks()]
     app = create_app(
         service=spec.name,
         title=spec.title,
         description=spec.description,
-        routers=spec.routers,
-        readiness_checks=[("database", runtime.db.ping), ("nats", runtime.nats_ready)],
+        routers=service_routers(spec),
+        readiness_checks=checks,
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
+    app.state.parked_messages = ParkedMessages(runtime.db, runtime.consumers)
     return app
+
+
+def declare_workers(spec: ServiceSpec, runtime: Runtime) -> None:
+    """Build the outbox relay, the consumers and the parked gauge under the runtime's supervisor."""
+    settings = runtime.settings
+
+    async def relay(stop: asyncio.Event) -> None:
+        # A fresh relay per (re)start: it registers its commit listener when built and removes it
+        # when it ends.
+        relay = OutboxRelay(
+            runtime.db, runtime.js, source=event_source(spec.name), poll_seconds=settings.outbox_poll_seconds
+        )
+        await relay.run(stop)
+
+    runtime.workers.add(Worker("outbox-relay", relay))
+    runtime.consumers = list(spec.consumers(runtime))
+    for consumer in runtime.consumers:
+        runtime.workers.add(Worker(f"consumer-{consumer.name}", consumer.run, consumer.health))
+    if runtime.consumers:
+        parked = ParkedMessages(runtime.db, runtime.consumers)
+        runtime.workers.add(Worker("parked-gauge", parked.run_gauge))
 
 
 @asynccontextmanager
@@ -90,6 +144,7 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
             issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks_url=settings.oidc_jwks_url
         )
         runtime = Runtime(settings=settings, db=db, nats=nc, js=js, verifier=verifier)
+        declare_workers(spec, runtime)
         app = build_app(spec, runtime)
         if spec.on_startup is not None:
             spec.on_startup(runtime, app)
@@ -104,16 +159,9 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
 
 
 def start_workers(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[None]]:
-    """The outbox relay and the event consumers, running until `runtime.stop` is set."""
-    relay = OutboxRelay(
-        runtime.db, runtime.js, source=f"/comuna/{spec.name}", poll_seconds=runtime.settings.outbox_poll_seconds
-    )
-    tasks = [asyncio.create_task(relay.run(runtime.stop), name="outbox-relay")]
-    tasks += [
-        asyncio.create_task(consumer.run(runtime.stop), name=f"consumer-{consumer.name}")
-        for consumer in spec.consumers(runtime)
-    ]
-    return tasks
+    """Start the declared workers, each supervised (logged and restarted with back-off when it
+    fails), until `runtime.stop` is set."""
+    return runtime.workers.start()
 
 
 class _HttpServer(uvicorn.Server):

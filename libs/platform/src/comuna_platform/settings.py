@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # How often the outbox relay looks for unsent events when nobody woke it up.
     outbox_poll_seconds: float = 0.5
+    # Failed deliveries of an event (handler errors, not outages) after which it is parked.
+    consumer_max_deliveries: int = Field(default=5, ge=1, le=100)
+    # /readyz answers 503 when a consumer has completed no fetch for this many seconds.
+    consumer_stall_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def token_url(self) -> str:

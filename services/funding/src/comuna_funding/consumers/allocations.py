@@ -8,28 +8,27 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from comuna.consultations.v1 import events_pb2 as consultation_events
 from comuna_funding.domain import allocations
 from comuna_funding.domain.allocations import GrantPolicy
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.runtime import Runtime
+from comuna_platform.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# A new durable name, not the old "funding-allocations": an existing durable consumer keeps the
-# filter subject it was created with, so renaming is how the new filter takes effect.
+# Not the old "funding-allocations", whose durable may still exist on a server (unused). The
+# platform now updates an existing durable to the current config, so a name can stay as it is.
 DURABLE = "funding-commune-results"
 
 
 def commune_result_handler(policy: GrantPolicy) -> EventHandler[consultation_events.CommuneResultCertified]:
-    async def apply(session: AsyncSession, event: ReceivedEvent[consultation_events.CommuneResultCertified]) -> None:
+    async def apply(uow: UnitOfWork, event: ReceivedEvent[consultation_events.CommuneResultCertified]) -> None:
         found = allocations.winner_of(event.message)
         if found is None:
             return
         consultation_id, winner = found
-        created = await allocations.allocate_grants(session, consultation_id, [winner], policy)
+        created = await allocations.allocate_grants(uow.session, consultation_id, [winner], policy)
         log.info(
             "grant allocated" if created else "grant already allocated",
             extra={"consultation_id": str(consultation_id), "commune_id": str(winner.commune_id)},
@@ -39,9 +38,4 @@ def commune_result_handler(policy: GrantPolicy) -> EventHandler[consultation_eve
 
 
 def commune_result_consumer(runtime: Runtime, policy: GrantPolicy) -> EventConsumer:
-    return EventConsumer(
-        runtime.db,
-        runtime.js,
-        name=DURABLE,
-        handlers=[commune_result_handler(policy)],
-    )
+    return runtime.consumer(name=DURABLE, handlers=[commune_result_handler(policy)])

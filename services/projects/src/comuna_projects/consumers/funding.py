@@ -2,13 +2,13 @@
 rejections are noted on the milestone.
 
 This module only translates events into domain inputs. An event that cannot be translated
-(malformed ids, non-positive amount) is logged and dropped: the inbox records it as handled,
-because redelivering a malformed event can never make it valid.
+(malformed ids, non-positive amount) raises `MalformedEvent`, an `UnprocessableEvent`: the
+platform parks it at once (redelivering can never make it valid) and the stream moves on; an
+operator sees it in `comuna_parked_messages` and can replay it.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,13 +17,11 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna.funding.v1 import events_pb2 as funding_events
-from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
-from comuna_platform.events.envelope import Envelope
+from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent, UnprocessableEvent
 from comuna_platform.runtime import Runtime
+from comuna_platform.uow import UnitOfWork
 from comuna_projects.domain import projects
 from comuna_projects.domain.plan import MilestonePlan
-
-log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Any)
 T = TypeVar("T")
@@ -33,8 +31,8 @@ TERRITORY_CODE = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
 MAX_CODE_LENGTH = 64
 
 
-class MalformedEvent(ValueError):
-    pass
+class MalformedEvent(UnprocessableEvent):
+    """The event cannot be turned into a domain input."""
 
 
 def _uuid(value: str, name: str) -> uuid.UUID:
@@ -108,24 +106,15 @@ def rejection_from(event: ReceivedEvent[funding_events.TrancheRejected]) -> proj
     )
 
 
-def _drop(envelope: Envelope, exc: MalformedEvent) -> None:
-    log.error("dropping malformed %s: %s", envelope.event_type, exc, extra={"event_id": str(envelope.event_id)})
-
-
 def _translating_handler(
     message_type: type[M],
     translate: Callable[[ReceivedEvent[M]], T],
     act: Callable[[AsyncSession, T], Awaitable[object]],
 ) -> EventHandler[M]:
-    """Translate the event into a domain input and act on it; drop it if it is malformed."""
+    """Translate the event into a domain input (`MalformedEvent` parks it) and act on it."""
 
-    async def apply(session: AsyncSession, event: ReceivedEvent[M]) -> None:
-        try:
-            value = translate(event)
-        except MalformedEvent as exc:
-            _drop(event.envelope, exc)
-            return
-        await act(session, value)
+    async def apply(uow: UnitOfWork, event: ReceivedEvent[M]) -> None:
+        await act(uow.session, translate(event))
 
     return EventHandler(message_type, apply)
 
@@ -147,22 +136,7 @@ def rejection_handler() -> EventHandler[funding_events.TrancheRejected]:
 
 def consumers(runtime: Runtime, plan: MilestonePlan) -> Sequence[EventConsumer]:
     return [
-        EventConsumer(
-            runtime.db,
-            runtime.js,
-            name="projects-allocations",
-            handlers=[allocation_handler(plan)],
-        ),
-        EventConsumer(
-            runtime.db,
-            runtime.js,
-            name="projects-disbursements",
-            handlers=[disbursement_handler()],
-        ),
-        EventConsumer(
-            runtime.db,
-            runtime.js,
-            name="projects-rejections",
-            handlers=[rejection_handler()],
-        ),
+        runtime.consumer(name="projects-allocations", handlers=[allocation_handler(plan)]),
+        runtime.consumer(name="projects-disbursements", handlers=[disbursement_handler()]),
+        runtime.consumer(name="projects-rejections", handlers=[rejection_handler()]),
     ]
