@@ -97,7 +97,7 @@ class NatsProxy:
         return f"nats://{self.host}:{self.port}"
 
     def drop_acks(self, stream: str, count: int) -> None:
-        """Drop the next `count` acknowledgements of messages from `stream` (any consumer)."""
+        """Drop the next `count` positive acknowledgements of messages from `stream` (any consumer)."""
         with self._lock:
             self._drop[stream] = count
 
@@ -164,11 +164,13 @@ class NatsProxy:
         if parsed is None:
             return False
         stream, consumer, delivered, stream_seq = parsed
+        kind = _ack_kind(payload)
         with self._lock:
-            drop = self._drop.get(stream, 0) > 0
+            # Only positive acks: an in-progress ping or a nak lost is another fault.
+            drop = kind == "ack" and self._drop.get(stream, 0) > 0
             if drop:
                 self._drop[stream] -= 1
-            record = AckRecord(stream, consumer, delivered, stream_seq, _ack_kind(payload), drop, time.monotonic())
+            record = AckRecord(stream, consumer, delivered, stream_seq, kind, drop, time.monotonic())
             self._acks.append(record)
         return drop
 
