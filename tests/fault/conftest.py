@@ -9,6 +9,7 @@ and NATS are brought back: the next scenario starts healthy and fails only for i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -68,6 +69,9 @@ def stack(proxy: NatsProxy) -> Iterator[Stack]:
         log_level="WARNING",
         extra_env={f"COMUNA_{s.upper()}_NATS_URL": proxy.url for s in CONSUMING_SERVICES},
     )
+    if "metrics_ports" in {f.name for f in dataclasses.fields(StackConfig)}:
+        # Where /metrics has a port of its own: free ones too, never the fixed dev ports.
+        config = dataclasses.replace(config, metrics_ports={s: free_port() for s in SERVICES})
     try:
         with Stack(config) as running:
             yield running
