@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,9 @@ def stack(proxy: NatsProxy) -> Iterator[Stack]:
     )
     if "metrics_ports" in {f.name for f in dataclasses.fields(StackConfig)}:
         # Where /metrics has a port of its own: free ones too, never the fixed dev ports.
-        config = dataclasses.replace(config, metrics_ports={s: free_port() for s in SERVICES})
+        # (Spelled as a dict so this also type-checks where StackConfig has no such field.)
+        metrics: dict[str, Any] = {"metrics_ports": {s: free_port() for s in SERVICES}}
+        config = dataclasses.replace(config, **metrics)
     try:
         with Stack(config) as running:
             yield running
