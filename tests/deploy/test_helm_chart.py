@@ -85,6 +85,7 @@ def full_values() -> dict[str, Any]:
         "extraEnv": [{"name": "TZ", "value": "America/Caracas"}],
         "defaults": {
             "databasePoolSize": 10,
+            "consumers": {"maxDeliveries": 8, "stallSeconds": 45.5},
             "autoscaling": {
                 "enabled": True,
                 "targetMemoryUtilizationPercentage": 80,
@@ -382,6 +383,9 @@ def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, 
         assert env[f"COMUNA_{name.upper()}_GRPC_HOST"]["value"] == "0.0.0.0"
         assert env[f"COMUNA_{name.upper()}_HTTP_PORT"]["value"] == str(http_port)
         assert env[f"COMUNA_{name.upper()}_GRPC_PORT"]["value"] == str(grpc_port)
+        # The consumers' parking limit and readiness stall, at the services' own defaults.
+        assert env[f"COMUNA_{name.upper()}_CONSUMER_MAX_DELIVERIES"]["value"] == "5"
+        assert env[f"COMUNA_{name.upper()}_CONSUMER_STALL_SECONDS"]["value"] == "30"
         assert spec["enableServiceLinks"] is False
         service = services[f"{RELEASE}-{name}"]
         assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
@@ -432,6 +436,8 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
         assert "k8s.pod.name=$(POD_NAME)" in env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
         assert env[prefix + "LOG_LEVEL"]["value"] == "INFO"
         assert env[prefix + "DATABASE_POOL_SIZE"]["value"] == "10"
+        assert env[prefix + "CONSUMER_MAX_DELIVERIES"]["value"] == "8"
+        assert env[prefix + "CONSUMER_STALL_SECONDS"]["value"] == "45.5"
         assert env["TZ"]["value"] == "America/Caracas"
         names = [entry["name"] for entry in container["env"]]
         assert len(names) == len(set(names)), "duplicate env var"
@@ -628,6 +634,8 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
         {"containerSecurityContext": {"capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}},
         {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
         {"defaults": {"replicas": "two"}},
+        {"defaults": {"consumers": {"maxDeliveries": 0}}},
+        {"services": {"funding": {"consumers": {"stallSeconds": "soon"}}}},
         {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
         {"services": {"consultations": {"peers": ["billing"]}}},
         {"secrets": {"values": {"identity": {"censusKey": "typo"}}}},

@@ -30,7 +30,7 @@ from comuna_funding.settings import Settings
 from comuna_funding.storage.models import Allocation, Disbursement
 from comuna_platform.db import Database
 from comuna_platform.events.streams import ensure_stream
-from comuna_platform.events.tables import inbox_table
+from comuna_platform.events.tables import inbox_table, parked_table
 from tests.funding.conftest import MIGRATIONS
 from tests.funding.helpers import drained, eventually, publish, stream_messages
 from tests.support.issuer import TestIssuer
@@ -490,15 +490,39 @@ async def test_tranches_that_cannot_be_paid_are_recorded_as_rejected(
     assert (rejection.amount.amount_minor, rejection.amount.currency) == (amount, message.tranche.currency)
 
 
-async def test_malformed_milestone_ids_are_dropped_without_blocking_the_stream(
+async def parked_rows(service: RunningService, event_id: uuid.UUID) -> list[dict[str, Any]] | None:
+    """The parked rows of an event, or None while there is none yet."""
+    async with service.runtime.db.transaction() as session:
+        rows = await session.execute(select(parked_table).where(parked_table.c.event_id == event_id))
+        return [dict(row) for row in rows.mappings().all()] or None
+
+
+async def test_malformed_milestone_ids_are_parked_without_blocking_the_stream(
     funding: RunningService, js: JetStreamContext
 ) -> None:
     [allocation] = await certify(js, funding, str(uuid.uuid4()), winners(1))
     bad = verified(allocation, 1_000)
     bad.milestone_id = "not-a-uuid"
-    await publish(js, VERIFIED, bad)
+    bad_id = await publish(js, VERIFIED, bad)
     good = await settle(js, funding, verified(allocation, 1_000))
     assert good.status == "completed"
+    [parked] = await eventually(lambda: parked_rows(funding, bad_id), "the malformed event to be parked")
+    assert (parked["consumer"], parked["reason"], parked["deliveries"]) == ("funding-disbursements", "unprocessable", 1)
+    assert "milestone_id" in parked["error"]
+
+
+async def test_a_certified_result_from_anyone_but_consultations_is_parked_and_moves_no_money(
+    funding: RunningService, js: JetStreamContext
+) -> None:
+    """A forged event (valid CloudEvents headers, made-up consultation) stamped by another source."""
+    consultation_id = str(uuid.uuid4())
+    [forged] = commune_results(consultation_id, winners(1))
+    event_id = await publish(js, CERTIFIED, forged, source="/comuna/funding")
+    [parked] = await eventually(lambda: parked_rows(funding, event_id), "the forged event to be parked")
+    assert (parked["consumer"], parked["reason"]) == (ALLOCATIONS_DURABLE, "source_mismatch")
+    await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
+    assert await allocation_count(funding, consultation_id) == 0
+    assert await allocation_events(js, consultation_id) == []
 
 
 # --- two replicas racing over the same events -------------------------------------------------

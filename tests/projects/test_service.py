@@ -33,7 +33,7 @@ from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.events.envelope import Envelope
 from comuna_platform.events.streams import connect, ensure_stream
-from comuna_platform.events.tables import inbox_table, outbox_table
+from comuna_platform.events.tables import inbox_table, outbox_table, parked_table
 from comuna_platform.rpc import error_code_of
 from comuna_projects.domain.rules import milestone_id_for, project_id_for
 from comuna_projects.service import SPEC
@@ -373,14 +373,46 @@ async def test_concurrent_copies_of_an_allocation_keep_one_project(harness: Harn
     assert [p["id"] for p in listing.json()["items"]] == [project_id]
 
 
-async def test_malformed_allocation_is_dropped_without_blocking_the_next(harness: Harness) -> None:
+async def test_malformed_allocation_is_parked_without_blocking_the_next(harness: Harness) -> None:
     bad = allocation_message(amount_minor=0)
-    await publish(harness, "funding.allocation.created", bad, aggregate_id=bad.allocation_id)
+    event_id = uuid.uuid4()
+    seq = await publish(harness, "funding.allocation.created", bad, aggregate_id=bad.allocation_id, event_id=event_id)
     _, good = await open_project(harness)
     assert good["status"] == "in_progress"
     missing = await harness.client.get(f"/v1/projects/by-allocation/{bad.allocation_id}")
     assert missing.status_code == 404
     assert missing.json()["code"] == "project_not_found"
+    await wait_consumed(harness, ALLOCATIONS_CONSUMER, seq)
+    async with harness.service.runtime.db.transaction() as session:
+        query = select(parked_table).where(parked_table.c.event_id == event_id)
+        parked = (await session.execute(query)).mappings().all()
+    assert [(p["consumer"], p["stream_seq"], p["reason"]) for p in parked] == [
+        (ALLOCATIONS_CONSUMER, seq, "unprocessable")
+    ]
+    assert parked[0]["error"] == "MalformedEvent: allocation amount must be positive"
+
+
+async def test_an_allocation_from_anyone_but_funding_is_parked_and_opens_no_project(harness: Harness) -> None:
+    forged = allocation_message()
+    event_id = uuid.uuid4()
+    envelope = Envelope(
+        event_id=event_id,
+        source="/comuna/consultations",
+        event_type=forged.DESCRIPTOR.full_name,
+        time=datetime.now(UTC),
+        subject=forged.allocation_id,
+    )
+    ack = await harness.js.publish(
+        "funding.allocation.created", forged.SerializeToString(), headers=envelope.to_headers()
+    )
+    await wait_consumed(harness, ALLOCATIONS_CONSUMER, ack.seq)
+    async with harness.service.runtime.db.transaction() as session:
+        reasons = (
+            await session.execute(select(parked_table.c.reason).where(parked_table.c.event_id == event_id))
+        ).scalars()
+        assert list(reasons) == ["source_mismatch"]
+    missing = await harness.client.get(f"/v1/projects/by-allocation/{forged.allocation_id}")
+    assert missing.status_code == 404
 
 
 # --- public reads -------------------------------------------------------------------------------

@@ -264,6 +264,16 @@ Args: dict "root" $ "name" <service> "cfg" <service config>.
 {{- end }}
 - name: {{ $p }}LOG_LEVEL
   value: {{ $cfg.logLevel | quote }}
+{{- with $cfg.consumers }}
+{{- if .maxDeliveries }}
+- name: {{ $p }}CONSUMER_MAX_DELIVERIES
+  value: {{ .maxDeliveries | int | quote }}
+{{- end }}
+{{- if .stallSeconds }}
+- name: {{ $p }}CONSUMER_STALL_SECONDS
+  value: {{ .stallSeconds | toString | quote }}
+{{- end }}
+{{- end }}
 - name: {{ $p }}OTEL_EXPORTER
   value: {{ $root.Values.telemetry.exporter | quote }}
 {{- if eq $root.Values.telemetry.exporter "otlp" }}
