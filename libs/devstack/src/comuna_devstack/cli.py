@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from comuna_devstack.client import PlatformClient, StepFailed
+from comuna_devstack.errors import DevStackError
 from comuna_devstack.seed import seed
-from comuna_devstack.stack import PUBLIC_CLIENT, SERVICES, DevSecrets, Stack, StackConfig
+from comuna_devstack.stack import PUBLIC_CLIENT, SERVICES, DevSecrets, Stack, StackConfig, clean_state
 
 DEFAULT_STATE_DIR = Path(".devstack")
 
@@ -19,23 +20,45 @@ def _urls(config: StackConfig) -> dict[str, str]:
     return {service: config.http_url(service) for service in SERVICES}
 
 
+def _notice(message: str) -> None:
+    print(f"comuna-dev: {message}", file=sys.stderr, flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    config = StackConfig.from_environment(args.state_dir.resolve())
+    """Start everything, wait for Ctrl-C (or SIGTERM/SIGHUP, or a service dying), stop everything.
+
+    Leaving the `with` block by any of those stops the services, NATS and PostgreSQL; if this
+    process is killed outright they follow it (PR_SET_PDEATHSIG), and the next run stops
+    whatever is still alive before it checks the ports.
+    """
     started = time.monotonic()
-    stack = Stack(config)
-    with stack:
-        client = PlatformClient(_urls(config))
-        client.login("registrar", stack.secrets.passwords["registrar"])
-        seeded = seed(client, "registrar")
-        client.close()
-        _print_banner(stack, seeded, time.monotonic() - started)
-        try:
+    try:
+        config = StackConfig.from_environment(args.state_dir.resolve())
+        stack = Stack(config, notify=_notice)
+        with stack:
+            client = PlatformClient(_urls(config))
+            client.login("registrar", stack.secrets.passwords["registrar"])
+            seeded = seed(client, "registrar")
+            client.close()
+            _print_banner(stack, seeded, time.monotonic() - started)
             name, code = stack.processes.wait_any()
             print(f"service {name} exited with code {code}; stopping", file=sys.stderr)
             return 1
-        except KeyboardInterrupt:
-            print("\nstopping…")
-            return 0
+    except DevStackError as error:
+        _notice(str(error))
+        return 2
+    except KeyboardInterrupt:
+        print("\nstopped")
+        return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    try:
+        clean_state(args.state_dir.resolve(), notify=_notice)
+    except DevStackError as error:
+        _notice(str(error))
+        return 2
+    return 0
 
 
 def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
@@ -101,9 +124,12 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start PostgreSQL, NATS and the four services; seed a demo territory")
     commands.add_parser("demo", help="drive one whole consultation cycle against a running platform")
+    commands.add_parser(
+        "clean", help="stop what a killed run left behind; delete the state directory and relocated PostgreSQL data"
+    )
     bench = commands.add_parser("bench", help="cast ballots through the REST API and report throughput")
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench}[args.command]
+    handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean}[args.command]
     raise SystemExit(handler(args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sysconfig
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from comuna_devstack._process import die_with_parent, tail
+from comuna_devstack._process import parent_death_hook, tail
 from comuna_devstack.ports import port_is_open
 
 
@@ -58,7 +59,7 @@ class EmbeddedNats:
 
     @property
     def pid(self) -> int | None:
-        """The server's process id while it runs (fault-injection tests pause it with SIGSTOP)."""
+        """The server's pid while it runs (the dev stack records it for the next run)."""
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
     @property
@@ -82,7 +83,7 @@ class EmbeddedNats:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a terminal's Ctrl-C reaches us, we stop it in order
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (only calls prctl, see _process)
+            preexec_fn=parent_death_hook(signal.SIGTERM),  # noqa: PLW1509 (only calls prctl, see _process)
         )
         try:
             self._wait_listening(timeout=10.0)

@@ -28,6 +28,21 @@ def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now.
+
+    Binding (with SO_REUSEADDR, as servers do) rather than connecting also catches a socket
+    that is bound but not listening yet, and ignores connections lingering in TIME_WAIT.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for_tcp(host: str, port: int, timeout: float = 10.0) -> None:
     """Block until host:port accepts connections, or raise TimeoutError.
 

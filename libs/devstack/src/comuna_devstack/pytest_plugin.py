@@ -3,41 +3,55 @@
 Enable in the rootdir conftest with `pytest_plugins = ["comuna_devstack.pytest_plugin"]`
 (pytest rejects `pytest_plugins` in conftests below the rootdir). Both servers are private
 to the test session, on free ports: tests never touch a system PostgreSQL or NATS.
+
+Their data lives in one scratch directory of the session under the dev stack's cache
+(`<cache>/scratch/session.<pid>.<start>.<random>`, see `comuna_devstack.locations`), never
+under /tmp: it is removed when the session ends, and a directory left by a killed session
+(its servers die with it) is swept by the next one. The PostgreSQL binaries, when they have
+to be copied for the unprivileged server account, are cached once per version and reused.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from comuna_devstack.locations import cache_root, owned_temp_dir, sweep_abandoned
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port
 from comuna_devstack.postgres import EmbeddedPostgres
 
+_SCRATCH_KIND = "session"
+
 
 @pytest.fixture(scope="session")
-def embedded_postgres() -> Iterator[EmbeddedPostgres]:
-    """A throw-away cluster (fsync off). Create one database per test module or service.
+def comuna_scratch_dir() -> Iterator[Path]:
+    """This session's world-traversable scratch directory, removed at the end.
 
     Not under `tmp_path_factory`: pytest's base temp directory is 0700, which the
     unprivileged account PostgreSQL runs as (when tests run as root) cannot traverse.
     """
-    base = Path(tempfile.mkdtemp(prefix="comuna-pg-"))
-    base.chmod(0o755)
+    scratch = cache_root() / "scratch"
+    sweep_abandoned(scratch, _SCRATCH_KIND)
+    path = owned_temp_dir(scratch, _SCRATCH_KIND)
     try:
-        with EmbeddedPostgres(base / "data", free_port(), fast=True) as server:
-            yield server
+        yield path
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def embedded_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
-    """A NATS server with JetStream, its store in the session's temp directory."""
-    store = tmp_path_factory.mktemp("nats") / "jetstream"
-    with EmbeddedNats(store, free_port()) as server:
+def embedded_postgres(comuna_scratch_dir: Path) -> Iterator[EmbeddedPostgres]:
+    """A throw-away cluster (fsync off). Create one database per test module or service."""
+    with EmbeddedPostgres(comuna_scratch_dir / "pg", free_port(), fast=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def embedded_nats(comuna_scratch_dir: Path) -> Iterator[EmbeddedNats]:
+    """A NATS server with JetStream, its store in the session's scratch directory."""
+    with EmbeddedNats(comuna_scratch_dir / "nats" / "jetstream", free_port()) as server:
         yield server

@@ -2,20 +2,31 @@
 
 Used by `comuna-dev run` (fixed, documented ports) and by the end-to-end tests (free ports), so
 both exercise the same start-up path: create databases, migrate, start, wait until ready.
+
+Before anything starts, the state directory is claimed (`pids/stack.pid`; a second live run
+on it is refused), whatever an earlier run of it left alive is stopped (services and NATS from
+their pid files under `pids/`, PostgreSQL from its postmaster.pid), and every port the stack
+needs is checked: one held by another program is reported with the setting that moves it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
+import shutil
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from comuna_devstack._process import read_pid_file, stop_recorded, write_pid_file
+from comuna_devstack.errors import DevStackError, PortInUse
 from comuna_devstack.nats import EmbeddedNats
-from comuna_devstack.postgres import EmbeddedPostgres, reachable_data_dir
+from comuna_devstack.ports import port_is_free
+from comuna_devstack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, reachable_data_dir, relocated_parent
 from comuna_devstack.supervisor import ProcessGroup
 
 SERVICES = ("identity", "consultations", "funding", "projects")
@@ -36,6 +47,27 @@ DEV_USERS: dict[str, list[str]] = {
 }
 PUBLIC_CLIENT = "comuna-cli"
 
+# Settings that move the embedded servers and the services off their default ports.
+PG_PORT_ENV = "COMUNA_DEV_PG_PORT"
+NATS_PORT_ENV = "COMUNA_DEV_NATS_PORT"
+
+
+def http_port_env(service: str) -> str:
+    return f"COMUNA_DEV_{service.upper()}_HTTP_PORT"
+
+
+def grpc_port_env(service: str) -> str:
+    return f"COMUNA_DEV_{service.upper()}_GRPC_PORT"
+
+
+def _port_from(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise DevStackError(f"{name} must be a TCP port number (1-65535), not {raw!r}")
+    return int(raw)
+
 
 @dataclass
 class StackConfig:
@@ -54,12 +86,33 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_environment(cls, state_dir: Path) -> StackConfig:
+    def from_environment(cls, state_dir: Path, env: Mapping[str, str] = os.environ) -> StackConfig:
         return cls(
             state_dir=state_dir,
-            postgres_url=os.environ.get("COMUNA_DEV_POSTGRES_URL") or None,
-            nats_url=os.environ.get("COMUNA_DEV_NATS_URL") or None,
+            pg_port=_port_from(env, PG_PORT_ENV, DEFAULT_PG_PORT),
+            nats_port=_port_from(env, NATS_PORT_ENV, DEFAULT_NATS_PORT),
+            http_ports={s: _port_from(env, http_port_env(s), DEFAULT_HTTP_PORTS[s]) for s in SERVICES},
+            grpc_ports={s: _port_from(env, grpc_port_env(s), DEFAULT_GRPC_PORTS[s]) for s in SERVICES},
+            postgres_url=env.get("COMUNA_DEV_POSTGRES_URL") or None,
+            nats_url=env.get("COMUNA_DEV_NATS_URL") or None,
         )
+
+    def listening_ports(self) -> dict[int, str]:
+        """Every port this stack listens on, with the setting that moves it; duplicates refused."""
+        wanted: list[tuple[int, str]] = []
+        if self.postgres_url is None:
+            wanted.append((self.pg_port, PG_PORT_ENV))
+        if self.nats_url is None:
+            wanted.append((self.nats_port, NATS_PORT_ENV))
+        for service in SERVICES:
+            wanted.append((self.http_ports[service], http_port_env(service)))
+            wanted.append((self.grpc_ports[service], grpc_port_env(service)))
+        ports: dict[int, str] = {}
+        for port, setting in wanted:
+            if port in ports:
+                raise DevStackError(f"port {port} is configured twice ({ports[port]} and {setting})")
+            ports[port] = setting
+        return ports
 
     def http_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.http_ports[service]}"
@@ -98,27 +151,56 @@ def console_script(name: str) -> str:
 
 
 class Stack:
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, *, notify: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.state_dir = config.state_dir
         self.secrets = DevSecrets.load_or_create(self.state_dir / "secrets.json")
         self.postgres: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
-        self.processes = ProcessGroup(grace_period=10.0)
+        self.notify = notify or logging.getLogger(__name__).warning
+        self.pid_dir = self.state_dir / "pids"
+        self.processes = ProcessGroup(grace_period=10.0, pid_dir=self.pid_dir)
+        self._claimed = False
 
     # -- infrastructure ------------------------------------------------------------------------
     def start_infrastructure(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o755)  # the unprivileged PostgreSQL user must traverse it
+        self._claim_state_dir()
         if self.config.postgres_url is None:
             data_dir = reachable_data_dir(self.state_dir / "pg")
-            self.postgres = EmbeddedPostgres(data_dir, self.config.pg_port, fast=self.config.fast)
+            if data_dir != self.state_dir / "pg":
+                self.notify(f"PostgreSQL data lives in {data_dir} ({PG_SYSTEM_USER} cannot reach {self.state_dir})")
+            self.postgres = EmbeddedPostgres(data_dir, self.config.pg_port, fast=self.config.fast, notify=self.notify)
+        self._stop_leftovers()
+        self._check_ports()
+        if self.postgres is not None:
             self.postgres.start()
         if self.config.nats_url is None:
             self.nats = EmbeddedNats(self.state_dir / "nats", self.config.nats_port)
             self.nats.start()
+            if self.nats.pid is not None:
+                write_pid_file(self.pid_dir / "nats.pid", self.nats.pid)
         for service in SERVICES:
             self._create_database(f"comuna_{service}")
+
+    def _claim_state_dir(self) -> None:
+        """Record this process as the state directory's user; refuse if another live one is."""
+        _refuse_live_owner(self.pid_dir, self.state_dir)
+        write_pid_file(self.pid_dir / "stack.pid", os.getpid())
+        self._claimed = True
+
+    def _stop_leftovers(self) -> None:
+        """Stop what an earlier (killed) run of this state directory left alive."""
+        _stop_recorded_leftovers(self.pid_dir, self.notify)
+        if self.postgres is not None:
+            self.postgres.stop_leftover()
+
+    def _check_ports(self) -> None:
+        """Every port is free before anything starts, so a busy one is never a late, vague failure."""
+        for port, setting in self.config.listening_ports().items():
+            if not port_is_free("127.0.0.1", port):
+                raise PortInUse(port, setting)
 
     def _create_database(self, name: str) -> None:
         if self.postgres is not None:
@@ -250,13 +332,17 @@ class Stack:
         self.processes.stop()
         if self.nats is not None:
             self.nats.stop()
+            (self.pid_dir / "nats.pid").unlink(missing_ok=True)
         if self.postgres is not None:
             self.postgres.stop()
+        if self._claimed:
+            (self.pid_dir / "stack.pid").unlink(missing_ok=True)
+            self._claimed = False
 
     def __enter__(self) -> Stack:
-        # Entering the process group turns SIGTERM into SystemExit, so a terminated
-        # `comuna-dev run` still reaches `stop()`: PostgreSQL (daemonised by pg_ctl) would
-        # otherwise outlive it, unlike the children that die with their parent.
+        # Entering the process group turns SIGTERM/SIGHUP into SystemExit, so a terminated
+        # `comuna-dev run` still reaches `stop()` and shuts everything down in order (services
+        # before the infrastructure under them), rather than relying on parent-death signals.
         self.processes.__enter__()
         try:
             self.start()
@@ -270,3 +356,43 @@ class Stack:
             self.stop()
         finally:
             self.processes.__exit__(None, None, None)
+
+
+def clean_state(state_dir: Path, *, notify: Callable[[str], None]) -> None:
+    """Delete a state directory and its relocated PostgreSQL data, after stopping its leftovers."""
+    pid_dir = state_dir / "pids"
+    _refuse_live_owner(pid_dir, state_dir)
+    _stop_recorded_leftovers(pid_dir, notify)
+    relocated = relocated_parent(state_dir)
+    for data_dir in (state_dir / "pg", relocated / "pg"):
+        if (data_dir / "postmaster.pid").exists():
+            EmbeddedPostgres(data_dir, 0, notify=notify).stop_leftover()
+    for path in (relocated, state_dir):
+        if path.is_dir():
+            shutil.rmtree(path)
+            notify(f"removed {path}")
+
+
+def _refuse_live_owner(pid_dir: Path, state_dir: Path) -> None:
+    owner = read_pid_file(pid_dir / "stack.pid")
+    if owner is not None and owner.pid != os.getpid() and owner.alive():
+        raise DevStackError(
+            f"{state_dir} is in use by another comuna-dev run (pid {owner.pid}); "
+            "stop it first or choose another --state-dir"
+        )
+
+
+def _stop_recorded_leftovers(pid_dir: Path, notify: Callable[[str], None]) -> None:
+    """Stop the processes recorded under `pid_dir` that are still alive, and forget them all.
+
+    Children of a killed run were told to exit when it died (PR_SET_PDEATHSIG) but may still
+    be shutting down, holding their ports.
+    """
+    for path in sorted(pid_dir.glob("*.pid")):
+        if path.name == "stack.pid":
+            continue
+        record = read_pid_file(path)
+        if record is not None and record.alive():
+            notify(f"stopping {record.name} left running by an earlier run (pid {record.pid})")
+            stop_recorded(record)
+        path.unlink(missing_ok=True)

@@ -3,7 +3,8 @@
 Children get their own session, so a terminal's Ctrl-C reaches only this process, which then
 stops them in an orderly way (SIGTERM to each child's process group, SIGKILL after a grace
 period) before the infrastructure under them goes away. If this process is killed outright,
-Linux sends the children SIGTERM (PR_SET_PDEATHSIG), so no orphan keeps a port busy.
+Linux sends the children SIGTERM (PR_SET_PDEATHSIG), so no orphan keeps a port busy for long;
+with a `pid_dir`, each child is also recorded there so the next run can stop one still alive.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import IO, Any, Self
 
 import httpx
 
-from comuna_devstack._process import die_with_parent, tail
+from comuna_devstack._process import parent_death_hook, tail, write_pid_file
 
 
 @dataclass
@@ -53,14 +54,14 @@ class ProcessGroup:
     """Named child processes started, awaited and stopped as one.
 
     Use as a context manager: leaving it (normally, by exception, Ctrl-C or SIGTERM) stops
-    every child. SIGTERM handling is installed only when entered from the main thread.
+    every child. SIGTERM/SIGHUP handling is installed only when entered from the main thread.
     """
 
-    def __init__(self, grace_period: float = 10.0) -> None:
+    def __init__(self, grace_period: float = 10.0, *, pid_dir: Path | None = None) -> None:
         self.grace_period = grace_period
+        self.pid_dir = pid_dir
         self.children: dict[str, Child] = {}
-        self._previous_sigterm: Any = None
-        self._installed_sigterm = False
+        self._previous_handlers: dict[signal.Signals, Any] = {}
 
     def start(
         self,
@@ -91,9 +92,11 @@ class ProcessGroup:
             stdout=log if log is not None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (only calls prctl, see _process)
+            preexec_fn=parent_death_hook(signal.SIGTERM),  # noqa: PLW1509 (only calls prctl, see _process)
         )
         child = Child(name, process, log_file, log)
+        if self.pid_dir is not None:
+            write_pid_file(self.pid_dir / f"{name}.pid", process.pid)
         if log is None:
             assert process.stdout is not None
             child._pump = threading.Thread(
@@ -167,12 +170,15 @@ class ProcessGroup:
                 child._pump.join(timeout=1.0)
             if child._log is not None:
                 child._log.close()
+            if self.pid_dir is not None:
+                (self.pid_dir / f"{child.name}.pid").unlink(missing_ok=True)
         self.children.clear()
 
     def __enter__(self) -> Self:
+        # SIGTERM (kill, systemd) and SIGHUP (terminal closed) then unwind like Ctrl-C does.
         if threading.current_thread() is threading.main_thread():
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_system_exit)
-            self._installed_sigterm = True
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                self._previous_handlers[signum] = signal.signal(signum, _raise_system_exit)
         return self
 
     def __exit__(
@@ -184,9 +190,9 @@ class ProcessGroup:
         try:
             self.stop()
         finally:
-            if self._installed_sigterm:
-                signal.signal(signal.SIGTERM, self._previous_sigterm)
-                self._installed_sigterm = False
+            for signum, previous in self._previous_handlers.items():
+                signal.signal(signum, previous)
+            self._previous_handlers.clear()
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:

@@ -1,0 +1,101 @@
+"""`comuna-dev run` (what `make run` starts) as a real process, on free ports: after `kill -9`
+a second run starts, and a run stopped by SIGTERM leaves nothing on its ports, running, or in /tmp."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from comuna_devstack._process import PidRecord, read_pid_file, start_time
+from tests.devstack.support import (
+    busy_ports,
+    child_env,
+    comuna_dev,
+    comuna_tmp_entries,
+    free_port_env,
+    new_tmp_entries,
+    ports_of,
+    private_tmpdir,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+RECORDED = ("stack", "nats", "identity", "consultations", "funding", "projects")
+
+
+@pytest.fixture
+def scratch(comuna_scratch_dir: Path) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="run-", dir=comuna_scratch_dir))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Run:
+    """One `comuna-dev run` child with its output in files."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str], index: int) -> None:
+        self.state_dir = state_dir
+        self.stdout = state_dir.parent / f"run-{index}.out"
+        self.stderr = state_dir.parent / f"run-{index}.err"
+        with self.stdout.open("w") as out, self.stderr.open("w") as err:
+            self.process = subprocess.Popen(comuna_dev(state_dir, "run"), stdout=out, stderr=err, env=env)
+
+    def wait_up(self, timeout: float = 300) -> None:
+        def up() -> bool:
+            assert self.process.poll() is None, f"exited {self.process.returncode}: {self.stderr.read_text()[-3000:]}"
+            return "Comuna is up" in self.stdout.read_text()
+
+        wait_until(up, timeout, "up")
+
+    def recorded(self) -> list[PidRecord]:
+        records = []
+        for name in RECORDED:
+            record = read_pid_file(self.state_dir / "pids" / f"{name}.pid")
+            assert record is not None, f"no pid file for {name}"
+            records.append(record)
+        postmaster = int((self.state_dir / "pg" / "postmaster.pid").read_text().split()[0])
+        started = start_time(postmaster)
+        assert started is not None
+        return [*records, PidRecord("postgres", postmaster, started)]
+
+
+def test_kill_9_then_a_second_run_starts_and_sigterm_leaves_nothing(scratch: Path) -> None:
+    before = comuna_tmp_entries()
+    tmpdir = private_tmpdir(scratch)
+    ports = free_port_env()
+    env = child_env({**ports, "TMPDIR": str(tmpdir)})
+    state_dir = scratch / "state"
+
+    first = Run(state_dir, env, 1)
+    first.wait_up()
+    killed = first.recorded()
+    first.process.kill()
+    first.process.wait(timeout=10)
+
+    second = Run(state_dir, env, 2)
+    second.wait_up()
+    assert not any(record.alive() for record in killed)
+    survivors = second.recorded()
+    assert "Traceback" not in second.stderr.read_text()
+
+    second.process.send_signal(signal.SIGTERM)
+    assert second.process.wait(timeout=120) == 128 + signal.SIGTERM
+    assert not any(record.alive() for record in survivors)
+    assert busy_ports(ports_of(ports)) == []
+    assert list((state_dir / "pids").iterdir()) == []
+    assert not (state_dir / "pg" / "postmaster.pid").exists()
+    assert list(tmpdir.iterdir()) == []
+    assert new_tmp_entries(before) == set()
+
+    cleaned = subprocess.run(comuna_dev(state_dir, "clean"), check=False, capture_output=True, text=True, env=env)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not state_dir.exists()
+    assert cleaned.stderr.splitlines()[-1] == f"comuna-dev: removed {state_dir}"
