@@ -181,7 +181,7 @@ def _restore(stack: Stack, proxy: NatsProxy, *, restart_services: bool) -> None:
         if stack.nats.pid is not None:
             os.kill(stack.nats.pid, signal.SIGCONT)
         else:
-            stack.nats.start()
+            stack.start_nats()
     if stack.postgres is not None:
         stack.postgres.start()  # adopts a running server, starts a stopped one
     for service in SERVICES:

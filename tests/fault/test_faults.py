@@ -223,12 +223,12 @@ def test_nats_restarted_mid_flow(faults: Faults) -> None:
     cycle.run_until_certified()
     _wait_mid_flow(faults, cycle, "funding")
     assert stack.nats is not None
-    stack.nats.stop()
+    stack.stop_nats()
     try:
         for service in CONSUMING_SERVICES:
             _expect_readyz(faults, service, 503, "while NATS is down")
     finally:
-        stack.nats.start()  # same port, same JetStream store
+        stack.start_nats()  # same port, same JetStream store
     faults.wait_ready()
     cycle.finish()
     faults.check(cycle)

@@ -323,6 +323,18 @@ class Stack:
         self._spawn(service)
         self.processes.wait_http_ready(service, f"{self.config.http_url(service)}/readyz", timeout=timeout)
 
+    def stop_nats(self) -> None:
+        """Stop the embedded NATS (gracefully); `start_nats` brings it back on the same port and store."""
+        assert self.nats is not None, "only the embedded NATS can be stopped"
+        self.nats.stop()
+        (self.pid_dir / "nats.pid").unlink(missing_ok=True)
+
+    def start_nats(self) -> None:
+        assert self.nats is not None, "only the embedded NATS can be started"
+        self.nats.start()
+        if self.nats.pid is not None:
+            write_pid_file(self.pid_dir / "nats.pid", self.nats.pid)
+
     def start(self) -> None:
         self.start_infrastructure()
         self.migrate()

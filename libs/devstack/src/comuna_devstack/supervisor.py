@@ -151,6 +151,8 @@ class ProcessGroup:
             child._pump.join(timeout=1.0)
         if child._log is not None:
             child._log.close()
+        if self.pid_dir is not None:
+            (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         return code
 
     def stop(self) -> None:
