@@ -80,7 +80,8 @@ async def test_garbage_payload_is_parked_at_once_and_later_messages_flow(db: Dat
     assert parked.payload == b"\xff\xff\xff not protobuf"
     assert parked.event_id is not None and parked.headers["ce-id"] == str(parked.event_id)
     assert parked.event_type == "comuna.identity.v1.ResidentRegistered"
-    assert info.num_redelivered == 0  # parked on first sight, then acknowledged
+    # Two messages, two deliveries: parked on first sight, then acknowledged.
+    assert info.delivered is not None and info.delivered.consumer_seq == 2
     assert metric("comuna_parked_messages", consumer=consumer.name) == 1
     assert metric("comuna_events_parked_total", consumer=consumer.name, reason="undecodable") == 1
 

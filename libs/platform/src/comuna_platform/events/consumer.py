@@ -53,7 +53,6 @@ from comuna_platform.events.parking import (
     park,
 )
 from comuna_platform.events.registry import contract_for_type, contract_of
-from comuna_platform.events.streams import wait_for_stream
 from comuna_platform.events.tables import inbox_table
 from comuna_platform.supervision import Backoff
 
@@ -236,7 +235,7 @@ class EventConsumer:
         return int(stats.get("reconnects", 0))
 
     async def run(self, stop: asyncio.Event) -> None:
-        if not await wait_for_stream(self._js, self.stream, stop=stop):
+        if not await self._wait_for_stream(stop):
             return
         reconnects = self._reconnects()
         subscription = await self._bind()
@@ -262,6 +261,25 @@ class EventConsumer:
         finally:
             # Without this, draining the connection at shutdown waits for a reader that is gone.
             await _unsubscribe(subscription)
+
+    async def _wait_for_stream(self, stop: asyncio.Event) -> bool:
+        """Until the producer has created its stream; False if asked to stop first.
+
+        The server answering "no such stream" is contact: a consumer waiting for a producer
+        that starts later is not stalled (and `/readyz` must not say so).
+        """
+        while not stop.is_set():
+            try:
+                await self._js.stream_info(self.stream)
+                return True
+            except NotFoundError:
+                self._contact()
+                log.info("waiting for stream", extra=self._extra())
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+        return False
 
     async def _probe(self) -> str:
         """After an empty fetch: does the server still answer, and still have our durable?"""
