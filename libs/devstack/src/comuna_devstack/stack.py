@@ -366,17 +366,42 @@ class Stack:
             subprocess.run([console_script(f"comuna-{service}"), "migrate"], env=env, check=True)
 
     def start_services(self, timeout: float = 60.0) -> None:
-        logs = self.state_dir / "logs"
-        logs.mkdir(exist_ok=True)
         for service in SERVICES:
-            self.processes.start(
-                service,
-                [console_script(f"comuna-{service}"), "serve"],
-                env=self.service_env(service),
-                log_file=logs / f"{service}.log",
-            )
+            self._spawn(service)
         for service in SERVICES:
             self.processes.wait_http_ready(service, f"{self.config.http_url(service)}/readyz", timeout=timeout)
+
+    def _spawn(self, service: str) -> None:
+        logs = self.state_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        self.processes.start(
+            service,
+            [console_script(f"comuna-{service}"), "serve"],
+            env=self.service_env(service),
+            log_file=logs / f"{service}.log",
+        )
+
+    # -- fault injection (tests): crash a service, start it again ------------------------------
+    def kill_service(self, service: str) -> None:
+        """kill -9 one service process (its whole process group), as a crash would."""
+        self.processes.kill(service)
+
+    def start_service(self, service: str, timeout: float = 60.0) -> None:
+        """Start one service (e.g. after `kill_service`) and wait until it is ready."""
+        self._spawn(service)
+        self.processes.wait_http_ready(service, f"{self.config.http_url(service)}/readyz", timeout=timeout)
+
+    def stop_nats(self) -> None:
+        """Stop the embedded NATS (gracefully); `start_nats` brings it back on the same port and store."""
+        assert self.nats is not None, "only the embedded NATS can be stopped"
+        self.nats.stop()
+        (self.pid_dir / "nats.pid").unlink(missing_ok=True)
+
+    def start_nats(self) -> None:
+        assert self.nats is not None, "only the embedded NATS can be started"
+        self.nats.start()
+        if self.nats.pid is not None:
+            write_pid_file(self.pid_dir / "nats.pid", self.nats.pid)
 
     def start(self) -> None:
         self.start_infrastructure()

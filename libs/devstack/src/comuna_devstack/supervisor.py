@@ -141,6 +141,20 @@ class ProcessGroup:
                     return name, code
             time.sleep(poll_interval)
 
+    def kill(self, name: str) -> int:
+        """SIGKILL child `name`'s process group at once (a crash, for fault-injection tests) and
+        forget it, so it can be started again under the same name; returns its exit code."""
+        child = self.children.pop(name)
+        _signal_group(child.process, signal.SIGKILL)
+        code = child.process.wait()
+        if child._pump is not None:
+            child._pump.join(timeout=1.0)
+        if child._log is not None:
+            child._log.close()
+        if self.pid_dir is not None:
+            (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        return code
+
     def stop(self) -> None:
         """SIGTERM every child's process group, SIGKILL what is left after the grace period."""
         running = [child for child in self.children.values() if child.process.poll() is None]

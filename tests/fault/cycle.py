@@ -1,0 +1,255 @@
+"""One consultation cycle through the public REST APIs, in steps a scenario can interleave with
+faults: open + candidates + start voting, ballots, close, certify, then the event-driven part
+(allocations, projects), milestone verification and tranches.
+
+Unlike `comuna_devstack.demo.run_demo` (one uninterrupted run over three communes), every step
+here tolerates the outage a scenario causes: ballots refused with 503 are cast again, and a
+certification interrupted by a crash is asked for again, as an operator would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+
+from comuna_devstack.client import PlatformClient, StepFailed, items
+from comuna_devstack.demo import open_consultation
+
+COUNTRY, STATE, MUNICIPALITY = "VE", "VE.01", "VE.01.01"
+CANDIDATES_PER_COMMUNE = 2
+# How long an event-driven step may take after a fault: long enough for a redelivery after
+# JetStream's ack wait (a crashed consumer's unacknowledged batch) and a reconnect.
+EVENT_DEADLINE_SECONDS = 120.0
+RETRY_DEADLINE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Commune:
+    id: str
+    code: str
+    voters: tuple[str, ...]
+
+
+def seed_territory(client: PlatformClient, *, communes: int, voters_per_commune: int) -> list[Commune]:
+    """One state, one municipality, `communes` communes of one council each, and their voters."""
+    territories = [(COUNTRY, "Venezuela", "country", None), (STATE, "Lara", "state", COUNTRY)]
+    territories.append((MUNICIPALITY, "Iribarren", "municipality", STATE))
+    residents = []
+    for n in range(1, communes + 1):
+        code = f"{MUNICIPALITY}.C{n:04d}"
+        territories.append((code, f"Comuna {n}", "commune", MUNICIPALITY))
+        territories.append((f"{code}.CC01", f"Consejo Comunal de la Comuna {n}", "communal_council", code))
+        for v in range(voters_per_commune):
+            residents.append(
+                {
+                    "national_id": _national_id(n, v),
+                    "birth_date": date(1980, 1, 1).isoformat(),
+                    "council_code": f"{code}.CC01",
+                }
+            )
+    for code, name, kind, parent in territories:
+        body = {"code": code, "name": name, "kind": kind, "parent_code": parent}
+        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409), json=body)
+    client.call(
+        "POST", "identity", "/v1/residents:batch", as_user="registrar", json={"residents": residents}, expect=(201, 409)
+    )
+    listed = items(
+        client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 500})
+    )
+    by_code = {t["code"]: t["id"] for t in listed}
+    return [
+        Commune(
+            by_code[f"{MUNICIPALITY}.C{n:04d}"],
+            f"{MUNICIPALITY}.C{n:04d}",
+            tuple(_national_id(n, v) for v in range(voters_per_commune)),
+        )
+        for n in range(1, communes + 1)
+    ]
+
+
+def _national_id(commune: int, voter: int) -> str:
+    return f"V{30_000_000 + commune * 100 + voter}"
+
+
+@dataclass
+class Cycle:
+    client: PlatformClient
+    communes: list[Commune]
+    # Called when an event-driven step times out: what the services and JetStream said.
+    diagnose: Callable[[], str] = lambda: ""
+    consultation_id: str = ""
+    candidates: dict[str, list[str]] = field(default_factory=dict)  # commune id -> candidate ids
+    cast: Counter[str] = field(default_factory=Counter)  # candidate id -> accepted ballots
+    # Answers other than 201 while voting, e.g. {503: 4} while identity was down.
+    refusals: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def base(self) -> str:
+        return f"/v1/consultations/{self.consultation_id}"
+
+    # -- before the vote -------------------------------------------------------------------------
+    def open(self) -> None:
+        consultation = open_consultation(self.client, "Consulta de prueba de fallas", datetime.now(UTC))
+        self.consultation_id = consultation["id"]
+        if consultation["commune_count"] != len(self.communes):
+            raise StepFailed(
+                f"consultation snapshot has {consultation['commune_count']} communes, seeded {len(self.communes)}"
+            )
+        for commune in self.communes:
+            self.candidates[commune.id] = [
+                self.client.call(
+                    "POST",
+                    "consultations",
+                    f"{self.base}/communes/{commune.id}/candidates",
+                    as_user="spokesperson",
+                    expect=201,
+                    json={
+                        "title": f"Proyecto {k} de {commune.code}",
+                        "description": "Priorizado",
+                        "assembly_priority": k,
+                    },
+                )["id"]
+                for k in range(1, CANDIDATES_PER_COMMUNE + 1)
+            ]
+        self.client.call("POST", "consultations", f"{self.base}:start-voting", as_user="operator")
+
+    # -- the vote ----------------------------------------------------------------------------------
+    def ballots(self) -> list[dict[str, str]]:
+        return [
+            {
+                "commune_id": commune.id,
+                "candidate_id": self.candidates[commune.id][(c + v) % CANDIDATES_PER_COMMUNE],
+                "national_id": voter,
+                "channel": "table",
+            }
+            for c, commune in enumerate(self.communes)
+            for v, voter in enumerate(commune.voters)
+        ]
+
+    def vote(self, ballots: list[dict[str, str]]) -> None:
+        """Cast each ballot, again and again while the answer is 503 (a dependency is down)."""
+        for body in ballots:
+            deadline = time.monotonic() + RETRY_DEADLINE_SECONDS
+            retried = False
+            while True:
+                status = self._cast(body)
+                if status == 201 or (status == 409 and retried):
+                    # 409 after a broken attempt: that attempt was stored after all; count it once.
+                    self.cast[body["candidate_id"]] += 1
+                    break
+                self.refusals[status] += 1
+                retried = True
+                if status not in (0, 503) or time.monotonic() > deadline:
+                    raise StepFailed(
+                        f"ballot for {body['national_id']}: answered {status}; refusals so far {dict(self.refusals)}"
+                    )
+                time.sleep(0.1)
+
+    def _cast(self, body: dict[str, str]) -> int:
+        try:
+            response = self.client.http.post(
+                f"{self.client.urls['consultations']}{self.base}/ballots",
+                json=body,
+                headers=self.client.auth("officer"),
+            )
+        except httpx.TransportError:
+            return 0
+        return response.status_code
+
+    def close(self) -> None:
+        self.client.call("POST", "consultations", f"{self.base}:close", as_user="operator")
+
+    # -- certification -------------------------------------------------------------------------------
+    def certify_request(self) -> httpx.Response | None:
+        """POST :certify once; None if the connection broke (the service crashed meanwhile)."""
+        try:
+            return self.client.http.post(
+                f"{self.client.urls['consultations']}{self.base}:certify", headers=self.client.auth("operator")
+            )
+        except httpx.TransportError:
+            return None
+
+    def status(self) -> str:
+        return str(self.client.call("GET", "consultations", self.base)["status"])
+
+    def certify(self) -> None:
+        """Certify unless an interrupted attempt already did (what an operator would check)."""
+        if self.status() == "certified":
+            return
+        self.client.call("POST", "consultations", f"{self.base}:certify", as_user="operator")
+
+    # -- the event-driven rest of the cycle -----------------------------------------------------------
+    def allocations(self) -> list[dict[str, Any]]:
+        return _all_pages(self.client, "funding", "/v1/allocations", {"consultation_id": self.consultation_id})
+
+    def projects(self) -> list[dict[str, Any]]:
+        return _all_pages(self.client, "projects", "/v1/projects", {"consultation_id": self.consultation_id})
+
+    def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = EVENT_DEADLINE_SECONDS) -> Any:
+        try:
+            return self.client.wait_for(what, probe, timeout=timeout)
+        except StepFailed as exc:
+            raise StepFailed(f"{exc}\n{self.diagnose()}") from None
+
+    def wait_allocations(self) -> list[dict[str, Any]]:
+        n = len(self.communes)
+        return self.wait_for(f"{n} allocations", lambda: _at_least(self.allocations(), n, "allocations"))  # type: ignore[no-any-return]
+
+    def wait_projects(self) -> list[dict[str, Any]]:
+        n = len(self.communes)
+        return self.wait_for(f"{n} projects", lambda: _at_least(self.projects(), n, "projects"))  # type: ignore[no-any-return]
+
+    def verify_milestones(self) -> None:
+        for project in self.projects():
+            detail = self.client.call("GET", "projects", f"/v1/projects/{project['id']}")
+            for milestone in sorted(detail["milestones"], key=lambda m: m["sequence"]):
+                self.client.call(
+                    "POST",
+                    "projects",
+                    f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
+                    as_user="overseer",
+                    json={"note": "Verificado en sitio"},
+                )
+
+    def wait_completed(self) -> None:
+        n = len(self.communes)
+        self.wait_for(
+            f"{n} completed projects",
+            lambda: _at_least([p for p in self.projects() if p["status"] == "completed"], n, "completed projects"),
+        )
+
+    def finish(self) -> None:
+        """Everything after certification: wait for grants and projects, verify, wait for tranches."""
+        self.wait_allocations()
+        self.wait_projects()
+        self.verify_milestones()
+        self.wait_completed()
+
+    def run_until_certified(self) -> None:
+        self.open()
+        self.vote(self.ballots())
+        self.close()
+        self.certify()
+
+
+def _at_least(rows: list[Any], expected: int, what: str) -> list[Any] | None:
+    if len(rows) > expected:
+        raise StepFailed(f"{len(rows)} {what}, expected {expected}: more than one per commune")
+    return rows if len(rows) == expected else None
+
+
+def _all_pages(client: PlatformClient, service: str, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = client.call("GET", service, path, params={**params, "limit": 500, **({"after": after} if after else {})})
+        rows += items(page)
+        after = page.get("next_after")
+        if not after:
+            return rows
