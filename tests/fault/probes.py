@@ -144,7 +144,13 @@ def consumer_backlogs(stack: Stack) -> list[Backlog]:
     """State of every durable consumer on every stream (from NATS directly, not the proxy)."""
 
     async def query() -> list[Backlog]:
-        nc = await nats.connect(stack.nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+        nc = await nats.connect(
+            stack.nats_url,
+            connect_timeout=2,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+            **stack.nats_options(),  # the read-only user: stream and consumer info, nothing else
+        )
         try:
             js = nc.jetstream()
             found = []
@@ -169,7 +175,13 @@ def consumer_backlogs(stack: Stack) -> list[Backlog]:
 
 def stream_last_seq(stack: Stack, stream: str) -> int:
     async def query() -> int:
-        nc = await nats.connect(stack.nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+        nc = await nats.connect(
+            stack.nats_url,
+            connect_timeout=2,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+            **stack.nats_options(),  # the read-only user: stream and consumer info, nothing else
+        )
         try:
             return int((await nc.jetstream().stream_info(stream)).state.last_seq)
         finally:
