@@ -36,20 +36,6 @@ def _load_prctl() -> Callable[[int, int], int] | None:
 _prctl = _load_prctl()
 
 
-def die_with_parent() -> None:
-    """Pre-exec hook: have Linux send SIGTERM to the child when its parent dies.
-
-    Runs between fork and exec, where only async-signal-safe work is allowed; it makes one
-    call into an already-resolved libc function, which is why ruff's PLW1509 is silenced.
-
-    Covers the parent being SIGKILLed (or crashing), when no Python cleanup can run, so no
-    orphaned servers keep ports busy. Caveat of PR_SET_PDEATHSIG: it fires when the *thread*
-    that spawned the child exits, so spawn long-lived children from the main thread.
-    """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def parent_death_hook(signum: int) -> Callable[[], None] | None:
     """A pre-exec hook delivering `signum` to the child when this process dies, or None.
 

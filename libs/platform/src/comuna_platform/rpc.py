@@ -20,13 +20,9 @@ from comuna_platform.auth.principal import Principal
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.db_errors import DATABASE_ERRORS, classify
 from comuna_platform.errors import Forbidden, InvalidInput, ProblemError, Unauthenticated
-from comuna_platform.ids import parse_id
 from comuna_platform.input_safety import InputProblem, message_problems
 
 log = logging.getLogger(__name__)
-
-# Moved to `comuna_platform.ids`; kept importable from here for older callers.
-__all__ = ["parse_id"]
 
 
 def _status_for(exc: ProblemError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -83,18 +82,3 @@ async def ensure_stream(js: JetStreamContext, service: str) -> None:
         await js.update_stream(config)
     except NotFoundError:
         await js.add_stream(config)
-
-
-async def wait_for_stream(js: JetStreamContext, name: str, *, stop: asyncio.Event) -> bool:
-    """Wait until another service has created its stream; False if asked to stop first."""
-    while not stop.is_set():
-        try:
-            await js.stream_info(name)
-            return True
-        except NotFoundError:
-            log.info("waiting for stream", extra={"stream": name})
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
-    return False
