@@ -167,8 +167,13 @@ async def test_the_service_does_its_work_as_the_runtime_role(
 
                 [allocation] = await eventually(allocated, "funding to allocate as its runtime role")
                 assert allocation["amount_minor"] == 1_000_000
-                # The outbox relay (runtime role) published the allocation event too.
-                assert (await js.stream_info("FUNDING")).state.messages >= 1
+
+                # The outbox relay (runtime role) publishes the allocation event too, just after
+                # the commit that made the allocation visible: wait for it rather than race it.
+                async def published() -> int | None:
+                    return (await js.stream_info("FUNDING")).state.messages or None
+
+                assert await eventually(published, "the relay to publish as the runtime role") >= 1
         finally:
             await nc.close()
     runtime = await asyncpg.connect(plain(funding_db.runtime_url))
