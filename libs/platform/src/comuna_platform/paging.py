@@ -19,7 +19,9 @@ from comuna_platform.errors import InvalidInput
 
 VERSION = "v1:"
 # Far above any key we emit (a territory code is at most 64 characters); bounds the work.
-MAX_TOKEN_LENGTH = 512
+# Bounds what the decoder reads: room for the longest key the encoder can issue
+# (three text parts of MAX_TEXT_LENGTH characters, JSON-escaped, base64-encoded).
+MAX_TOKEN_LENGTH = 8192
 MAX_TEXT_LENGTH = 200
 MAX_INT = 2**63 - 1  # PostgreSQL bigint
 
