@@ -1,5 +1,6 @@
 from comuna.common.v1 import options_pb2 as _options_pb2
 from comuna.common.v1 import territory_pb2 as _territory_pb2
+from comuna.identity.v1 import access_pb2 as _access_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -24,3 +25,21 @@ class ResidentRegistered(_message.Message):
     council_id: str
     commune_id: str
     def __init__(self, resident_id: _Optional[str] = ..., council_id: _Optional[str] = ..., commune_id: _Optional[str] = ...) -> None: ...
+
+class RoleAssignmentGranted(_message.Message):
+    __slots__ = ("subject", "assignment")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    assignment: _access_pb2.RoleAssignment
+    def __init__(self, subject: _Optional[str] = ..., assignment: _Optional[_Union[_access_pb2.RoleAssignment, _Mapping]] = ...) -> None: ...
+
+class RoleAssignmentRevoked(_message.Message):
+    __slots__ = ("subject", "assignment_id", "reason")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    assignment_id: str
+    reason: str
+    def __init__(self, subject: _Optional[str] = ..., assignment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -2,6 +2,7 @@ import datetime
 
 from comuna.common.v1 import options_pb2 as _options_pb2
 from comuna.common.v1 import territory_pb2 as _territory_pb2
+from comuna.identity.v1 import access_pb2 as _access_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -22,6 +23,24 @@ INELIGIBILITY_REASON_UNSPECIFIED: IneligibilityReason
 INELIGIBILITY_REASON_NOT_REGISTERED: IneligibilityReason
 INELIGIBILITY_REASON_UNDER_AGE: IneligibilityReason
 INELIGIBILITY_REASON_OTHER_COMMUNE: IneligibilityReason
+
+class ResolvePrincipalRequest(_message.Message):
+    __slots__ = ("subject",)
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    def __init__(self, subject: _Optional[str] = ...) -> None: ...
+
+class ResolvePrincipalResponse(_message.Message):
+    __slots__ = ("subject", "assignments", "resident_id", "resolved_at")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    assignments: _containers.RepeatedCompositeFieldContainer[_access_pb2.RoleAssignment]
+    resident_id: str
+    resolved_at: _timestamp_pb2.Timestamp
+    def __init__(self, subject: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[_access_pb2.RoleAssignment, _Mapping]]] = ..., resident_id: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetTerritoryRequest(_message.Message):
     __slots__ = ("id", "code")

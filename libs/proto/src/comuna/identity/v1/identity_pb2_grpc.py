@@ -51,6 +51,11 @@ class IdentityServiceStub:
                 request_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityRequest.SerializeToString,
                 response_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityResponse.FromString,
                 _registered_method=True)
+        self.ResolvePrincipal = channel.unary_unary(
+                '/comuna.identity.v1.IdentityService/ResolvePrincipal',
+                request_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ResolvePrincipalRequest.SerializeToString,
+                response_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ResolvePrincipalResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -78,6 +83,15 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolvePrincipal(self, request, context):
+        """Who may act where: the role assignments of a person (a Keycloak subject) in force now.
+        Every service authorizes each request against this answer and the territory of the object
+        it touches; a token proves who calls, never where they may act.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +109,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.CheckEligibility,
                     request_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityRequest.FromString,
                     response_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityResponse.SerializeToString,
+            ),
+            'ResolvePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolvePrincipal,
+                    request_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ResolvePrincipalRequest.FromString,
+                    response_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ResolvePrincipalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +199,33 @@ class IdentityService:
             '/comuna.identity.v1.IdentityService/CheckEligibility',
             comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityRequest.SerializeToString,
             comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolvePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comuna.identity.v1.IdentityService/ResolvePrincipal',
+            comuna_dot_identity_dot_v1_dot_identity__pb2.ResolvePrincipalRequest.SerializeToString,
+            comuna_dot_identity_dot_v1_dot_identity__pb2.ResolvePrincipalResponse.FromString,
             options,
             channel_credentials,
             insecure,
