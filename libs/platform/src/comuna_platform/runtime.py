@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from comuna_platform.auth.access import AccessResolver
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.db import Database
 from comuna_platform.events import EventConsumer, EventHandler, OutboxRelay
@@ -84,6 +85,10 @@ class ServiceSpec:
     on_startup: Callable[[Runtime, FastAPI], None] | None = None
     # Called when the service stops, before connections close (e.g. to close those channels).
     on_shutdown: Callable[[Runtime, FastAPI], Awaitable[None]] | None = None
+    # Where callers may act: identity resolves from its own database, the other services ask
+    # identity (ResolvePrincipal) through the platform's caching resolver. Set on
+    # `app.state.access_resolver` before serving.
+    access_resolver: Callable[[Runtime], AccessResolver] | None = None
 
 
 def service_routers(spec: ServiceSpec) -> list[APIRouter]:
@@ -148,6 +153,8 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
         runtime = Runtime(settings=settings, db=db, nats=nc, js=js, verifier=verifier)
         declare_workers(spec, runtime)
         app = build_app(spec, runtime)
+        if spec.access_resolver is not None:
+            app.state.access_resolver = spec.access_resolver(runtime)
         if spec.on_startup is not None:
             spec.on_startup(runtime, app)
         try:

@@ -1,7 +1,9 @@
-"""FastAPI dependencies that turn the `Authorization` header into a `Principal`.
+"""FastAPI dependencies that turn the `Authorization` header into a `Principal`, and a
+`Principal` into a `Caller` (where it may act, from identity's role assignments).
 
-The verifier lives on `app.state.token_verifier` (set by the app factory) rather than in a
-module global, so tests and multiple apps in one process each get their own issuer settings.
+The verifier lives on `app.state.token_verifier` and the resolver on `app.state.access_resolver`
+(both set by the app factory) rather than in module globals, so tests and multiple apps in one
+process each get their own settings.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from .access import AccessResolver, Caller
 from .bearer import bearer_token
 from .errors import PermissionDeniedError
 from .principal import Principal
+from .roles import SERVICE_ROLE, Role
 from .verifier import TokenVerifier
 
 
@@ -27,6 +31,38 @@ async def bearer_principal(request: Request) -> Principal:
 
 CurrentPrincipal = Annotated[Principal, Depends(bearer_principal)]
 """Annotated shortcut: `async def endpoint(principal: CurrentPrincipal)`."""
+
+
+async def current_caller(request: Request, principal: CurrentPrincipal) -> Caller:
+    """Dependency: the verified caller with its current assignments (resolved by identity)."""
+    resolver: AccessResolver | None = getattr(request.app.state, "access_resolver", None)
+    if resolver is None:
+        raise RuntimeError("app.state.access_resolver is not configured")
+    if principal.has_role(SERVICE_ROLE):
+        # A service account is not a person: it holds no assignments to resolve.
+        return Caller(principal)
+    resolution = await resolver.resolve(principal)
+    return Caller(principal, resolution.assignments, resolution.resident_id)
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+"""Annotated shortcut: `async def endpoint(caller: CurrentCaller)`; territory checks in the handler."""
+
+
+def require_assignment(*roles: Role) -> Any:
+    """`Depends(...)` yielding the `Caller` if it holds ANY of `roles` somewhere, else 403.
+
+    The territory check stays in the handler (`caller.require(roles, territory_code)`),
+    because only it knows, from its own data, which territory the request touches.
+    """
+    if not roles:
+        raise ValueError("require_assignment() needs at least one role")
+
+    async def _require(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        caller.require_role(*roles)
+        return caller
+
+    return Depends(_require)
 
 
 def require_roles(*roles: str) -> Any:
