@@ -85,9 +85,12 @@ def _locked(path: Path) -> Iterator[None]:
 def _download(url: str, target: Path, notify: Notify) -> None:
     """Stream `url` into `target`, checking its SHA-512 against the pinned one."""
     digest = hashlib.sha512()
+    if not url.startswith(("https://", "http://")):
+        raise DevStackError(f"{MAVEN_URL_ENV} must be an http(s) URL, not {url!r}")
     notify(f"downloading Keycloak {KEYCLOAK_VERSION} from {url}")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:
+        # The scheme is checked above; the content is checked against the pinned digest below.
+        with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:  # noqa: S310
             total = int(response.headers.get("Content-Length") or 0)
             done, reported = 0, 0
             while chunk := response.read(1 << 20):
