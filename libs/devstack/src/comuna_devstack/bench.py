@@ -17,7 +17,8 @@ from typing import Any
 import aiohttp
 
 from comuna_devstack.client import PlatformClient, items
-from comuna_devstack.demo import open_consultation
+from comuna_devstack.demo import grant_tables, open_consultation
+from comuna_devstack.seed import TABLE_OFFICERS
 
 STATE = "VE.90"
 MUNICIPALITY = "VE.90.01"
@@ -39,7 +40,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/territories",
-            as_user="registrar",
+            as_user="operator",
             expect=(201, 409),
             json={"code": code, "name": name, "kind": kind, "parent_code": parent},
         )
@@ -49,7 +50,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/territories",
-            as_user="registrar",
+            as_user="operator",
             expect=(201, 409),
             json={"code": commune, "name": f"Comuna {c}", "kind": "commune", "parent_code": MUNICIPALITY},
         )
@@ -57,7 +58,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/territories",
-            as_user="registrar",
+            as_user="operator",
             expect=(201, 409),
             json={
                 "code": f"{commune}.CC01",
@@ -79,7 +80,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/residents:batch",
-            as_user="registrar",
+            as_user="operator",
             expect=(201, 409),
             json={"residents": residents},
         )
@@ -141,9 +142,12 @@ async def _send(http: aiohttp.ClientSession, method: str, url: str, body: dict[s
     return "transport error"
 
 
-def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, concurrency: int) -> dict[str, Any]:
-    client = PlatformClient(urls, timeout=120.0)
-    for user in ("operator", "registrar", "spokesperson", "officer"):
+def run_bench(
+    urls: dict[str, str], token_url: str, passwords: dict[str, str], *, ballots: int, concurrency: int
+) -> dict[str, Any]:
+    client = PlatformClient(urls, token_url=token_url, timeout=120.0)
+    officer = TABLE_OFFICERS[-1]
+    for user in ("operator", officer):
         client.login(user, passwords[user])
     seed_started = time.perf_counter()
     communes = _seed(client, ballots)
@@ -160,12 +164,13 @@ def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, 
                 "POST",
                 "consultations",
                 f"{base}/communes/{commune_id}/candidates",
-                as_user="spokesperson",
+                as_user="operator",
                 expect=201,
                 json={"title": f"Proyecto {p}", "description": "bench", "assembly_priority": p},
             )["id"]
             for p in (1, 2, 3)
         ]
+    grant_tables(client, consultation["id"], officer, communes)
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
 
     bodies = []
@@ -179,14 +184,20 @@ def run_bench(urls: dict[str, str], passwords: dict[str, str], *, ballots: int, 
                 "channel": "table",
             }
         )
-    officer = client.auth("officer")
+    officer_headers = client.auth(officer)
     bare = asyncio.run(
         _load(
             f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET", headers={}, concurrency=concurrency
         )
     )
     cast = asyncio.run(
-        _load(f"{urls['consultations']}{base}/ballots", bodies, method="POST", headers=officer, concurrency=concurrency)
+        _load(
+            f"{urls['consultations']}{base}/ballots",
+            bodies,
+            method="POST",
+            headers=officer_headers,
+            concurrency=concurrency,
+        )
     )
 
     client.call("POST", "consultations", f"{base}:close", as_user="operator")

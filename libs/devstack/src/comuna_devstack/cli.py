@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
-from comuna_devstack.seed import seed
-from comuna_devstack.stack import PUBLIC_CLIENT, SERVICES, DevSecrets, Stack, StackConfig, clean_state
+from comuna_devstack.seed import seed_residents
+from comuna_devstack.stack import KEYCLOAK_ADMIN, PUBLIC_CLIENT, REALM, SERVICES, Stack, StackConfig, clean_state
 
 DEFAULT_STATE_DIR = Path(".devstack")
 
@@ -38,9 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = StackConfig.from_environment(args.state_dir.resolve())
         stack = Stack(config, notify=_notice)
         with stack:
-            client = PlatformClient(_urls(config))
-            client.login("registrar", stack.secrets.passwords["registrar"])
-            seeded = seed(client, "registrar")
+            client = PlatformClient(_urls(config), token_url=config.token_url)
+            client.login("registrar", stack.staff_passwords()["registrar"])
+            seeded = seed_residents(client, "registrar")
             client.close()
             _print_banner(stack, seeded, time.monotonic() - started)
             name, code = stack.processes.wait_any()
@@ -84,15 +84,22 @@ def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
         # Other apps (dashboards, the press) read every stream with this user; it publishes nothing.
         print(f"  NATS read-only user {reader['user']!r}, password {reader['password']!r}:")
         print(f"    nats.connect({stack.nats_url!r}, user={reader['user']!r}, password={reader['password']!r})")
-    print(f"  Issuer         {config.issuer_url} (development issuer, Keycloak-compatible)")
+    keycloak = stack.keycloak
+    started = f", started in {keycloak.startup_seconds:.0f} s" if keycloak and keycloak.startup_seconds else ""
     print(
-        "\nStaff token (users operator, registrar, spokesperson, officer, overseer; passwords in "
-        f"{stack.state_dir / 'secrets.json'}):"
+        f"  Keycloak       {config.keycloak_url} (realm {REALM!r}{started}; admin console {config.keycloak_url}/admin,"
+    )
+    print(f"                 user {KEYCLOAK_ADMIN!r}, password in {stack.state_dir / 'secrets.json'})")
+    print(f"  Issuer         {config.issuer_url}")
+    print(
+        "\nStaff (operator, registrar, auditor, spokesperson-c001, overseer-c001, ..., officer-1, officer-2;"
+        f" passwords in {stack.staff_passwords_file}). A staff token from Keycloak:"
     )
     print(
         f"  curl -s -d grant_type=password -d client_id={PUBLIC_CLIENT} -d username=operator \\\n"
-        f"       -d password=$(python3 -c \"import json;print(json.load(open('{stack.state_dir}/secrets.json'))"
-        f"['passwords']['operator'])\") \\\n       {config.issuer_url}/protocol/openid-connect/token"
+        '       --data-urlencode password=$(python3 -c "import json;'
+        f"print(json.load(open('{stack.staff_passwords_file}'))['operator'])\") \\\n"
+        f"       {config.token_url}"
     )
     print(
         "\nRun `make demo` in another terminal for a whole consultation cycle. Ctrl-C stops everything.\n", flush=True
@@ -101,12 +108,11 @@ def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     config = StackConfig.from_environment(args.state_dir.resolve())
-    secrets = DevSecrets.load_or_create(config.state_dir / "secrets.json")
     from comuna_devstack.demo import run_demo
 
-    client = PlatformClient(_urls(config))
+    client = PlatformClient(_urls(config), token_url=config.token_url)
     try:
-        summary = run_demo(client, secrets.passwords)
+        summary = run_demo(client, Stack.read_staff_passwords(config.state_dir))
     except StepFailed as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
         return 1
@@ -120,8 +126,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
-    secrets = DevSecrets.load_or_create(config.state_dir / "secrets.json")
-    report = run_bench(_urls(config), secrets.passwords, ballots=args.ballots, concurrency=args.concurrency)
+    passwords = Stack.read_staff_passwords(config.state_dir)
+    report = run_bench(_urls(config), config.token_url, passwords, ballots=args.ballots, concurrency=args.concurrency)
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from comuna_devstack.stack import PUBLIC_CLIENT, REALM
+from comuna_devstack.stack import PUBLIC_CLIENT
 
 
 class StepFailed(RuntimeError):
@@ -16,8 +18,9 @@ class StepFailed(RuntimeError):
 
 
 class PlatformClient:
-    def __init__(self, urls: Mapping[str, str], timeout: float = 30.0) -> None:
+    def __init__(self, urls: Mapping[str, str], *, token_url: str, timeout: float = 30.0) -> None:
         self.urls = dict(urls)
+        self.token_url = token_url
         self.http = httpx.Client(timeout=timeout)
         self._tokens: dict[str, str] = {}
 
@@ -25,9 +28,9 @@ class PlatformClient:
         self.http.close()
 
     def login(self, username: str, password: str) -> str:
-        """Password grant against the issuer, exactly as a Keycloak client would do it."""
+        """Password grant against Keycloak with the public client (enabled in development only)."""
         response = self.http.post(
-            f"{self.urls['identity']}/realms/{REALM}/protocol/openid-connect/token",
+            self.token_url,
             data={"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": username, "password": password},
         )
         if response.status_code != 200:
@@ -38,6 +41,13 @@ class PlatformClient:
 
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._tokens[user]}"}
+
+    def subject(self, user: str) -> str:
+        """The Keycloak subject (`sub`) of a logged-in user, read from their own token: what
+        identity's role assignments are granted to."""
+        payload = self._tokens[user].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["sub"])
 
     def call(
         self,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from comuna_devstack.client import PlatformClient, StepFailed, items
-from comuna_devstack.seed import MUNICIPALITY, demo_residents, seed
+from comuna_devstack.seed import COMMUNES, MUNICIPALITY, TABLE_OFFICERS, demo_residents, seed_residents, staff_username
 
 CANDIDATES = [
     "Rehabilitación del ambulatorio",
@@ -48,10 +48,39 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
         year += 1
 
 
+def grant_tables(client: PlatformClient, consultation_id: str, officer: str, communes: list[dict[str, Any]]) -> None:
+    """The operator makes `officer` the officer of one table per commune of this consultation."""
+    subject = client.subject(officer)
+    for commune in communes:
+        client.call(
+            "POST",
+            "identity",
+            "/v1/role-assignments",
+            as_user="operator",
+            expect=(201, 409),
+            json={
+                "subject": subject,
+                "role": "table_officer",
+                "territory_code": commune["code"],
+                "consultation_id": consultation_id,
+                "table_code": f"T-{commune['code'].rsplit('.', 1)[-1]}",
+            },
+        )
+
+
+def _local(commune_code: str) -> str:
+    return commune_code.rsplit(".", 1)[-1]
+
+
 def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int = 7) -> dict[str, Any]:
-    for user in ("operator", "registrar", "spokesperson", "officer", "overseer"):
+    """The whole cycle, each step by the staff member identity lets do it, with Keycloak tokens."""
+    staff = ["operator", "registrar", *TABLE_OFFICERS]
+    for local, _, _ in COMMUNES:
+        staff += [staff_username("spokesperson", local), staff_username("overseer", local)]
+    for user in staff:
         client.login(user, passwords[user])
-    seed(client, "registrar")
+    officer = TABLE_OFFICERS[0]
+    seed_residents(client, "registrar")
     rng = random.Random(seed_rng)
     communes = items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY}))
 
@@ -67,7 +96,7 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
                 "POST",
                 "consultations",
                 f"{base}/communes/{commune['id']}/candidates",
-                as_user="spokesperson",
+                as_user=staff_username("spokesperson", _local(commune["code"])),
                 expect=201,
                 json={
                     "title": title,
@@ -77,6 +106,7 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
             )["id"]
             for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
         ]
+    grant_tables(client, cid, officer, communes)
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
 
     commune_ids = {c["code"]: c["id"] for c in communes}
@@ -90,12 +120,12 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
             "national_id": resident.national_id,
             "channel": "table",
         }
-        status = _vote(client, base, body)
+        status = _vote(client, base, body, officer)
         if status == 201:
             accepted += 1
             cast[choice] += 1
             # Every fifth voter tries again: the platform must refuse the second ballot.
-            if accepted % 5 == 0 and _vote(client, base, body) == 409:
+            if accepted % 5 == 0 and _vote(client, base, body, officer) == 409:
                 refused_double += 1
         elif status == 403:
             refused_ineligible += 1
@@ -130,7 +160,7 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
                 "POST",
                 "projects",
                 f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
-                as_user="overseer",
+                as_user=staff_username("overseer", _local(project["commune_code"])),
                 json={"note": "Verificado en sitio por la contraloría comunal"},
             )
     funded = client.wait_for("every tranche disbursed", lambda: _all_funded(client, projects))
@@ -193,9 +223,9 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
     return summary
 
 
-def _vote(client: PlatformClient, base: str, body: dict[str, Any]) -> int:
+def _vote(client: PlatformClient, base: str, body: dict[str, Any], officer: str) -> int:
     response = client.http.post(
-        f"{client.urls['consultations']}{base}/ballots", json=body, headers=client.auth("officer")
+        f"{client.urls['consultations']}{base}/ballots", json=body, headers=client.auth(officer)
     )
     if response.status_code not in (201, 403, 409):
         raise StepFailed(f"ballot: unexpected {response.status_code} {response.text[:300]}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from comuna_devstack.client import PlatformClient
 
@@ -43,9 +44,9 @@ def demo_residents() -> list[DemoResident]:
     return residents
 
 
-def seed(client: PlatformClient, registrar: str) -> dict[str, int]:
-    """Create the territory and census through identity's REST API; safe to run again (409 = exists)."""
-    territories = [
+def demo_territories() -> list[tuple[str, str, str, str | None]]:
+    """(code, name, kind, parent_code) of the demo register, parents first."""
+    territories: list[tuple[str, str, str, str | None]] = [
         ("VE", "Venezuela", "country", None),
         (STATE, "Lara", "state", "VE"),
         (MUNICIPALITY, "Iribarren", "municipality", STATE),
@@ -61,15 +62,60 @@ def seed(client: PlatformClient, registrar: str) -> dict[str, int]:
                     commune_code(local),
                 )
             )
-    for code, name, kind, parent in territories:
-        client.call(
-            "POST",
-            "identity",
-            "/v1/territories",
-            as_user=registrar,
-            expect=(201, 409),
-            json={"code": code, "name": name, "kind": kind, "parent_code": parent},
-        )
+    return territories
+
+
+def staff_username(role: str, commune: str | None = None) -> str:
+    """`operator`, `spokesperson-c001`, ...: one demo account per role (and per commune)."""
+    return role if commune is None else f"{role}-{commune.lower()}"
+
+
+# Table officers get their table assignments when the demo opens its consultation.
+TABLE_OFFICERS = ("officer-1", "officer-2")
+
+
+def demo_staff() -> list[dict[str, Any]]:
+    """The demo's staff: who they are in Keycloak and what identity lets them do, and where."""
+    staff: list[dict[str, Any]] = [
+        _person("operator", "Olga", "Operadora", [("operator", "VE")]),
+        _person("registrar", "Rafael", "Registrador", [("registrar", STATE)]),
+        _person("auditor", "Ana", "Auditora", [("auditor", "VE")]),
+    ]
+    for local, _, _ in COMMUNES:
+        code = commune_code(local)
+        staff.append(_person(staff_username("spokesperson", local), "Vocera", local, [("spokesperson", code)]))
+        staff.append(_person(staff_username("overseer", local), "Contralor", local, [("overseer", code)]))
+    staff.extend(_person(name, "Mesa", name, []) for name in TABLE_OFFICERS)
+    return staff
+
+
+def _person(username: str, first: str, last: str, assignments: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "username": username,
+        "email": f"{username}@demo.comuna.invalid",
+        "first_name": first,
+        "last_name": last,
+        "assignments": [{"role": role, "territory_code": code} for role, code in assignments],
+    }
+
+
+def dev_seed() -> dict[str, Any]:
+    """The seed file `comuna-identity keycloak sync --seed` reads in development."""
+    return {
+        "territories": [
+            {"code": code, "name": name, "kind": kind, "parent_code": parent}
+            for code, name, kind, parent in demo_territories()
+        ],
+        "staff": demo_staff(),
+    }
+
+
+def seed_residents(client: PlatformClient, registrar: str) -> dict[str, int]:
+    """Register the demo census through identity's REST API; safe to run again (409 = exists).
+
+    The territories are already there: `keycloak sync` put them in the register from the
+    dev seed, before the staff assigned to them.
+    """
     residents = demo_residents()
     body = {
         "residents": [
@@ -78,4 +124,4 @@ def seed(client: PlatformClient, registrar: str) -> dict[str, int]:
         ]
     }
     client.call("POST", "identity", "/v1/residents:batch", as_user=registrar, json=body, expect=(201, 409))
-    return {"territories": len(territories), "residents": len(residents)}
+    return {"territories": len(demo_territories()), "residents": len(residents)}

@@ -1,7 +1,9 @@
-"""The whole platform on one machine: embedded PostgreSQL and NATS, four service processes.
+"""The whole platform on one machine: embedded PostgreSQL, NATS and Keycloak, four service processes.
 
 Used by `comuna-dev run` (fixed, documented ports) and by the end-to-end tests (free ports), so
-both exercise the same start-up path: create databases, migrate, start, wait until ready.
+both exercise the same start-up path: create databases, launch Keycloak, migrate, provision the
+realm from identity's data (`comuna-identity keycloak sync` with the dev seed), start the
+services, wait until ready.
 
 Before anything starts, the state directory is claimed (`pids/stack.pid`; a second live run
 on it is refused), whatever an earlier run of it left alive is stopped (services and NATS from
@@ -11,24 +13,30 @@ needs is checked: one held by another program is reported with the setting that 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from comuna_devstack._process import read_pid_file, stop_recorded, write_pid_file
 from comuna_devstack.db_roles import DatabaseRoles, provision
 from comuna_devstack.errors import DevStackError, PortInUse
+from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.nats_auth import READER, accounts_config
 from comuna_devstack.ports import port_is_free
 from comuna_devstack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, reachable_data_dir, relocated_parent
+from comuna_devstack.seed import dev_seed
 from comuna_devstack.supervisor import ProcessGroup
 from comuna_platform.events.streams import service_inbox_prefix
 
@@ -39,22 +47,20 @@ DEFAULT_GRPC_PORTS = {"identity": 50051, "consultations": 50052, "funding": 5005
 DEFAULT_METRICS_PORTS = {"identity": 9101, "consultations": 9102, "funding": 9103, "projects": 9104}
 DEFAULT_PG_PORT = 55432
 DEFAULT_NATS_PORT = 54222
+# Keycloak's own defaults: its public HTTP port and its management interface (health, metrics).
+DEFAULT_KEYCLOAK_PORT = 8080
+DEFAULT_KEYCLOAK_MANAGEMENT_PORT = 9000
 REALM = "comuna"
-
-# Staff accounts of the development issuer. Each acts nationwide (scope "VE"); passwords are
-# generated per machine and kept in the state directory, never in code.
-DEV_USERS: dict[str, list[str]] = {
-    "operator": ["operator", "registrar"],
-    "registrar": ["registrar"],
-    "spokesperson": ["spokesperson"],
-    "officer": ["polling_officer"],
-    "overseer": ["overseer"],
-}
+AUDIENCE = "comuna"
 PUBLIC_CLIENT = "comuna-cli"
+KEYCLOAK_ADMIN = "admin"
+KEYCLOAK_DATABASE = "keycloak"
 
 # Settings that move the embedded servers and the services off their default ports.
 PG_PORT_ENV = "COMUNA_DEV_PG_PORT"
 NATS_PORT_ENV = "COMUNA_DEV_NATS_PORT"
+KEYCLOAK_PORT_ENV = "COMUNA_DEV_KEYCLOAK_PORT"
+KEYCLOAK_MANAGEMENT_PORT_ENV = "COMUNA_DEV_KEYCLOAK_MANAGEMENT_PORT"
 
 
 def http_port_env(service: str) -> str:
@@ -79,6 +85,8 @@ class StackConfig:
     state_dir: Path
     pg_port: int = DEFAULT_PG_PORT
     nats_port: int = DEFAULT_NATS_PORT
+    keycloak_port: int = DEFAULT_KEYCLOAK_PORT
+    keycloak_management_port: int = DEFAULT_KEYCLOAK_MANAGEMENT_PORT
     http_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
@@ -97,6 +105,8 @@ class StackConfig:
             state_dir=state_dir,
             pg_port=_port_from(env, PG_PORT_ENV, DEFAULT_PG_PORT),
             nats_port=_port_from(env, NATS_PORT_ENV, DEFAULT_NATS_PORT),
+            keycloak_port=_port_from(env, KEYCLOAK_PORT_ENV, DEFAULT_KEYCLOAK_PORT),
+            keycloak_management_port=_port_from(env, KEYCLOAK_MANAGEMENT_PORT_ENV, DEFAULT_KEYCLOAK_MANAGEMENT_PORT),
             http_ports={s: _port_from(env, http_port_env(s), DEFAULT_HTTP_PORTS[s]) for s in SERVICES},
             grpc_ports={s: _port_from(env, grpc_port_env(s), DEFAULT_GRPC_PORTS[s]) for s in SERVICES},
             postgres_url=env.get("COMUNA_DEV_POSTGRES_URL") or None,
@@ -110,6 +120,8 @@ class StackConfig:
             wanted.append((self.pg_port, PG_PORT_ENV))
         if self.nats_url is None:
             wanted.append((self.nats_port, NATS_PORT_ENV))
+        wanted.append((self.keycloak_port, KEYCLOAK_PORT_ENV))
+        wanted.append((self.keycloak_management_port, KEYCLOAK_MANAGEMENT_PORT_ENV))
         for service in SERVICES:
             wanted.append((self.http_ports[service], http_port_env(service)))
             wanted.append((self.grpc_ports[service], grpc_port_env(service)))
@@ -127,14 +139,23 @@ class StackConfig:
         return f"http://127.0.0.1:{self.metrics_ports[service]}/metrics"
 
     @property
+    def keycloak_url(self) -> str:
+        return f"http://127.0.0.1:{self.keycloak_port}"
+
+    @property
     def issuer_url(self) -> str:
-        return f"{self.http_url('identity')}/realms/{REALM}"
+        return f"{self.keycloak_url}/realms/{REALM}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.issuer_url}/protocol/openid-connect/token"
 
 
 @dataclass(frozen=True)
 class DevSecrets:
     census_hash_key: str
-    passwords: dict[str, str]
+    # Keycloak: the bootstrap admin (master realm) and its database role's password.
+    keycloak: dict[str, str]
     client_secrets: dict[str, str]
     # NATS users: one per service plus the read-only `reader`.
     nats_passwords: dict[str, str] = field(default_factory=dict)
@@ -146,7 +167,7 @@ class DevSecrets:
         """The machine's dev secrets; any missing entry (a file from an older checkout) is generated."""
         data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         wanted: dict[str, dict[str, str]] = {
-            "passwords": {user: secrets.token_urlsafe(12) for user in DEV_USERS},
+            "keycloak": {"admin_password": secrets.token_urlsafe(18), "database_password": secrets.token_urlsafe(24)},
             "client_secrets": {f"svc-{svc}": secrets.token_urlsafe(24) for svc in SERVICES},
             "nats_passwords": {user: secrets.token_urlsafe(24) for user in (*SERVICES, READER)},
             "database_passwords": {
@@ -168,7 +189,7 @@ class DevSecrets:
             path.write_text(json.dumps(data, indent=2))
         return cls(
             data["census_hash_key"],
-            data["passwords"],
+            data["keycloak"],
             data["client_secrets"],
             data["nats_passwords"],
             data["database_passwords"],
@@ -179,6 +200,11 @@ class DevSecrets:
         return DatabaseRoles.for_database(
             database, self.database_passwords[f"{database}_owner"], self.database_passwords[f"{database}_app"]
         )
+
+
+def staff_passwords_file(state_dir: Path) -> Path:
+    """Generated passwords of the dev seed's staff (written by `keycloak sync`, 0600)."""
+    return state_dir / "staff-passwords.json"
 
 
 def console_script(name: str) -> str:
@@ -194,6 +220,7 @@ class Stack:
         self.secrets = DevSecrets.load_or_create(self.state_dir / "secrets.json")
         self.postgres: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
+        self.keycloak: EmbeddedKeycloak | None = None
         self.notify = notify or logging.getLogger(__name__).warning
         self.pid_dir = self.state_dir / "pids"
         self.processes = ProcessGroup(grace_period=10.0, pid_dir=self.pid_dir)
@@ -223,11 +250,32 @@ class Stack:
         for service in SERVICES:
             self._create_database(f"comuna_{service}")
             self._create_roles(service)
+        self._launch_keycloak()
+
+    def _launch_keycloak(self) -> None:
+        """Start Keycloak on its own database; `start` waits for it after the migrations."""
+        self._create_database(KEYCLOAK_DATABASE)
+        # Keycloak migrates its own schema (Liquibase), so it runs as the database's owner role.
+        password = self.secrets.keycloak["database_password"]
+        asyncio.run(provision(self._admin_url, DatabaseRoles.for_database(KEYCLOAK_DATABASE, password, password)))
+        server = make_url(self._admin_url)
+        self.keycloak = EmbeddedKeycloak(
+            self.state_dir / "keycloak",
+            http_port=self.config.keycloak_port,
+            management_port=self.config.keycloak_management_port,
+            jdbc_url=f"jdbc:postgresql://{server.host}:{server.port}/{KEYCLOAK_DATABASE}",
+            db_username=f"{KEYCLOAK_DATABASE}_owner",
+            db_password=self.secrets.keycloak["database_password"],
+            admin_username=KEYCLOAK_ADMIN,
+            admin_password=self.secrets.keycloak["admin_password"],
+            notify=self.notify,
+        )
+        self.keycloak.launch()
+        if self.keycloak.pid is not None:
+            write_pid_file(self.pid_dir / "keycloak.pid", self.keycloak.pid)
 
     def _create_roles(self, service: str) -> None:
         """The owner (migrations) and runtime (the service) roles of the service's database."""
-        import asyncio
-
         asyncio.run(provision(self._admin_url, self.secrets.database_roles(service)))
 
     @property
@@ -299,34 +347,21 @@ class Stack:
         return self.config.nats_url
 
     # -- services ------------------------------------------------------------------------------
-    def write_dev_issuer_config(self) -> Path:
-        path = self.state_dir / "dev-issuer.json"
-        config: dict[str, Any] = {
-            "realm": REALM,
-            "issuer_base_url": self.config.http_url("identity"),
-            "signing_key_file": str(self.state_dir / "issuer-key.pem"),
-            "access_token_ttl_seconds": 3600,
-            "audience": "comuna",
-            "users": [
-                {
-                    "username": user,
-                    "password": self.secrets.passwords[user],
-                    "realm_roles": roles,
-                    "territories": ["VE"],
-                }
-                for user, roles in DEV_USERS.items()
-            ],
-            "clients": [
-                {"client_id": PUBLIC_CLIENT, "secret": None},
-                *(
-                    {"client_id": client, "secret": secret, "realm_roles": ["service"], "territories": ["VE"]}
-                    for client, secret in self.secrets.client_secrets.items()
-                ),
-            ],
-        }
-        path.write_text(json.dumps(config, indent=2))
-        path.chmod(0o600)
-        return path
+    @property
+    def staff_passwords_file(self) -> Path:
+        return staff_passwords_file(self.state_dir)
+
+    def staff_passwords(self) -> dict[str, str]:
+        return self.read_staff_passwords(self.state_dir)
+
+    @staticmethod
+    def read_staff_passwords(state_dir: Path) -> dict[str, str]:
+        """The dev seed's staff passwords, username -> password, as `keycloak sync` kept them."""
+        path = staff_passwords_file(state_dir)
+        if not path.exists():
+            raise DevStackError(f"no {path}: start the platform with `make run` first")
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
 
     def service_env(self, service: str) -> dict[str, str]:
         prefix = f"COMUNA_{service.upper()}_"
@@ -353,14 +388,53 @@ class Stack:
             env["NATS_PASSWORD"] = self.secrets.nats_passwords[service]
         if service == "identity":
             env["CENSUS_HASH_KEY"] = self.secrets.census_hash_key
-            env["DEV_ISSUER_CONFIG"] = str(self.write_dev_issuer_config())
+            env.update(self._keycloak_admin_env())
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)
         return merged
 
-    def migrate(self) -> None:
-        import subprocess
+    def _keycloak_admin_env(self) -> dict[str, str]:
+        """identity's settings for `comuna-identity keycloak sync` (unprefixed names)."""
+        return {
+            "KEYCLOAK_URL": self.config.keycloak_url,
+            "KEYCLOAK_REALM": REALM,
+            "KEYCLOAK_ADMIN_USERNAME": KEYCLOAK_ADMIN,
+            "KEYCLOAK_ADMIN_PASSWORD": self.secrets.keycloak["admin_password"],
+            "KEYCLOAK_DEVELOPMENT": "true",
+            "KEYCLOAK_CLIENT_SECRETS_FILE": str(self._client_secrets_file()),
+        }
 
+    def _client_secrets_file(self) -> Path:
+        path = self.state_dir / "client-secrets.json"
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(self.secrets.client_secrets, indent=2))
+        return path
+
+    def sync_keycloak(self) -> None:
+        """Provision the realm, the dev seed's territories and staff (Keycloak users and
+        identity's assignments) with identity's own command, as an operator would."""
+        seed_file = self.state_dir / "dev-seed.json"
+        seed_file.write_text(json.dumps(dev_seed(), indent=2, ensure_ascii=False))
+        env = {**os.environ, **self.service_env("identity")}
+        command = [
+            console_script("comuna-identity"),
+            "keycloak",
+            "sync",
+            "--seed",
+            str(seed_file),
+            "--passwords-file",
+            str(self.staff_passwords_file),
+        ]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DevStackError(
+                f"keycloak sync failed ({result.returncode}): {(result.stderr or result.stdout).strip()}"
+            )
+        summary = result.stdout.strip().splitlines()
+        self.notify(f"Keycloak realm {REALM!r}: {summary[-1] if summary else 'synced'}")
+
+    def migrate(self) -> None:
         for service in SERVICES:
             env = {**os.environ, **self.service_env(service)}
             subprocess.run([console_script(f"comuna-{service}"), "migrate"], env=env, check=True)
@@ -405,11 +479,18 @@ class Stack:
 
     def start(self) -> None:
         self.start_infrastructure()
-        self.migrate()
+        self.migrate()  # while Keycloak starts
+        assert self.keycloak is not None
+        self.keycloak.wait_ready()
+        self.notify(f"Keycloak ready in {self.keycloak.startup_seconds:.1f} s")
+        self.sync_keycloak()
         self.start_services()
 
     def stop(self) -> None:
         self.processes.stop()
+        if self.keycloak is not None:
+            self.keycloak.stop()
+            (self.pid_dir / "keycloak.pid").unlink(missing_ok=True)
         if self.nats is not None:
             self.nats.stop()
             (self.pid_dir / "nats.pid").unlink(missing_ok=True)
