@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,29 @@ class UsageError(Exception):
     """Bad input on the command line: exit status 2 with a one-line reason."""
 
 
-def run_cli(spec: ServiceSpec, migrations_dir: Path, argv: list[str] | None = None) -> None:
-    parser = build_parser(spec)
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand one service adds to its console script (identity's `keycloak sync`).
+
+    `configure` adds its arguments (or its own subcommands) to its parser; `run` receives the
+    parsed arguments and returns the exit status.
+    """
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def run_cli(
+    spec: ServiceSpec, migrations_dir: Path, argv: list[str] | None = None, *, extra: Sequence[Subcommand] = ()
+) -> None:
+    parser = build_parser(spec, extra)
     args = parser.parse_args(argv)
     command = args.command or "serve"
+    own = {sub.name: sub for sub in extra}
+    if command in own:
+        sys.exit(own[command].run(args))
     if command == "migrate":
         migrate(migrations_dir, spec.settings_factory())
     elif command == "openapi":
@@ -43,7 +64,7 @@ def run_cli(spec: ServiceSpec, migrations_dir: Path, argv: list[str] | None = No
         asyncio.run(serve(spec))
 
 
-def build_parser(spec: ServiceSpec) -> argparse.ArgumentParser:
+def build_parser(spec: ServiceSpec, extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"comuna-{spec.name}", description=spec.title)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the REST and gRPC servers, outbox relay and consumers")
@@ -65,6 +86,8 @@ def build_parser(spec: ServiceSpec) -> argparse.ArgumentParser:
     replay.add_argument("id", nargs="?", help="id of the parked message")
     replay.add_argument("--all", action="store_true", help="replay every parked message not yet replayed")
     replay.add_argument("--consumer", help="with --all: only this consumer's messages")
+    for sub in extra:
+        sub.configure(commands.add_parser(sub.name, help=sub.help))
     return parser
 
 
