@@ -28,12 +28,13 @@ from comuna_devstack.ports import free_port
 from comuna_devstack.stack import PUBLIC_CLIENT, SERVICES, DevSecrets, Stack, StackConfig
 
 # Staff user of the development issuer -> the role it carries (see comuna_devstack.stack.DEV_USERS).
+# Dev seed staff (Keycloak users with identity assignments) -> the role they act with.
 STAFF_USERS = {
     "operator": "operator",
     "registrar": "registrar",
-    "spokesperson": "spokesperson",
-    "officer": "polling_officer",
-    "overseer": "overseer",
+    "auditor": "auditor",
+    "spokesperson-c001": "spokesperson",
+    "overseer-c001": "overseer",
 }
 
 
@@ -59,9 +60,10 @@ def stack_on_free_ports() -> Iterator[StackConfig]:
 
 
 def tokens(config: StackConfig) -> dict[str, str]:
-    """Role -> bearer token, from the stack's development issuer."""
+    """Role -> bearer token, from the stack's Keycloak."""
     secrets = DevSecrets.load_or_create(config.state_dir / "secrets.json")
-    url = f"{config.issuer_url}/protocol/openid-connect/token"
+    passwords = Stack.read_staff_passwords(config.state_dir)
+    url = config.token_url
     found: dict[str, str] = {}
     with httpx.Client(timeout=30) as client:
         for user, role in STAFF_USERS.items():
@@ -69,7 +71,7 @@ def tokens(config: StackConfig) -> dict[str, str]:
                 "grant_type": "password",
                 "client_id": PUBLIC_CLIENT,
                 "username": user,
-                "password": secrets.passwords[user],
+                "password": passwords[user],
             }
             found[role] = client.post(url, data=form).raise_for_status().json()["access_token"]
         client_id, secret = next(iter(secrets.client_secrets.items()))

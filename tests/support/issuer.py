@@ -1,114 +1,228 @@
-"""A real token issuer for tests: an RSA key, a JWKS served over HTTP, and tokens in Keycloak's shape.
+"""Tokens from the real Keycloak for tests: the realm `comuna`, provisioned by identity's own
+`keycloak sync`, exactly as `make run` and an operator provision it.
 
-Services under test validate tokens exactly as in production (fetching the JWKS over HTTP); the
-tests mint tokens with whatever roles and territory scopes a case needs.
+A test asks for a person by subject (`issuer.headers(subject=...)`): the person is created in
+Keycloak with that user id (so the test can grant identity assignments to it beforehand) and
+logs in with the password grant of the public client (enabled in development). Service
+tokens are client-credentials tokens of the `svc-<service>` clients. Tokens are cached until
+shortly before they expire. What a person may do comes only from identity's assignments:
+asking for a person's roles or territories here is refused, so no test can lean on claims.
+Tests of pure token logic (expired, forged, malformed claims) sign their own tokens with
+`tests.support.signing_issuer.SigningKeyIssuer`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
-import jwt
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric import rsa
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+import httpx
 
-from comuna_devstack.ports import free_port, wait_for_tcp
+from comuna_devstack.keycloak import EmbeddedKeycloak
+from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_identity.keycloak.settings import KeycloakSettings
+from comuna_identity.keycloak.sync import SyncOptions, run_sync
+from comuna_platform.auth.roles import SERVICE_ROLE
+from comuna_platform.migrations import upgrade
 
 REALM = "comuna"
 AUDIENCE = "comuna"
+PUBLIC_CLIENT = "comuna-cli"
+SERVICE_CLIENTS = ("svc-identity", "svc-consultations", "svc-funding", "svc-projects")
+# Keycloak keeps user ids in a 36-character column.
+_MAX_SUBJECT = 36
+_EXPIRY_MARGIN_SECONDS = 30
 
 
 class TestIssuer:
     __test__ = False  # not a pytest test class
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.issuer_url = f"{self.base_url}/realms/{REALM}"
+    def __init__(self, keycloak: EmbeddedKeycloak, realm: str, client_secrets: dict[str, str]) -> None:
+        self.keycloak = keycloak
+        self.realm = realm
+        self.base_url = keycloak.base_url
+        self.issuer_url = keycloak.issuer_url(realm)
         self.jwks_url = f"{self.issuer_url}/protocol/openid-connect/certs"
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = uuid.uuid4().hex
+        self.token_url = f"{self.issuer_url}/protocol/openid-connect/token"
+        self.client_secrets = dict(client_secrets)
+        self._http = httpx.Client(timeout=30.0)
+        self._passwords: dict[str, str] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
 
-    def jwks(self) -> dict[str, Any]:
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
-        jwk.update({"kid": self.kid, "alg": "RS256", "use": "sig"})
-        return {"keys": [jwk]}
+    def close(self) -> None:
+        self._http.close()
 
+    # -- people --------------------------------------------------------------------------------
+    def person(self, subject: str | None = None) -> str:
+        """Ensure a Keycloak user with this id (a new one when None) exists; returns its subject."""
+        subject = subject or str(uuid.uuid4())
+        if len(subject) > _MAX_SUBJECT or not subject.strip():
+            raise ValueError(f"a Keycloak user id has 1 to {_MAX_SUBJECT} characters, not {subject!r}")
+        with self._lock:
+            if subject in self._passwords:
+                return subject
+            password = secrets.token_urlsafe(18)
+            username = username_of(subject)
+            user = {
+                "id": subject,
+                "username": username,
+                "enabled": True,
+                "email": f"{username}@test.comuna.invalid",
+                "emailVerified": True,
+                "firstName": "Test",
+                "lastName": username,
+                "credentials": [{"type": "password", "value": password, "temporary": False}],
+            }
+            response = self._http.post(
+                f"{self.base_url}/admin/realms/{self.realm}/partialImport",
+                json={"ifResourceExists": "FAIL", "users": [user]},
+                headers=self._admin_headers(),
+            )
+            if response.status_code != 200:
+                raise RuntimeError(f"cannot create Keycloak user {subject}: {response.status_code} {response.text}")
+            self._passwords[subject] = password
+            return subject
+
+    def password_of(self, subject: str) -> str:
+        self.person(subject)
+        return self._passwords[subject]
+
+    # -- tokens --------------------------------------------------------------------------------
     def token(
         self,
         *,
         roles: Sequence[str] = (),
         territories: Sequence[str] = (),
         subject: str | None = None,
-        username: str = "tester",
-        client_id: str = "comuna-web",
-        ttl: int = 300,
-        **overrides: Any,
+        client_id: str | None = None,
+        **unsupported: Any,
     ) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.issuer_url,
-            "aud": AUDIENCE,
-            "sub": subject or str(uuid.uuid4()),
-            "azp": client_id,
-            "iat": now,
-            "nbf": now,
-            "exp": now + ttl,
-            "jti": uuid.uuid4().hex,
-            "typ": "Bearer",
-            "preferred_username": username,
-            "realm_access": {"roles": list(roles)},
-            "comuna_territories": list(territories),
-        }
-        claims.update(overrides)
-        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
+        """A Keycloak access token: a service's (`roles=["service"]`, `client_id="svc-..."`)
+        or a person's (`subject=`; a new person when None). `territories` is ignored: no token
+        carries where anyone may act."""
+        del territories
+        if unsupported:
+            raise TypeError(
+                f"Keycloak issues real tokens; {sorted(unsupported)} cannot be chosen: sign such a token with "
+                "tests.support.signing_issuer.SigningKeyIssuer"
+            )
+        if SERVICE_ROLE in roles:
+            return self.service_token(client_id or "svc-consultations")
+        if roles:
+            raise ValueError(
+                f"a person's roles come from identity's assignments, not from the token: grant {list(roles)} "
+                "to the subject in identity instead"
+            )
+        return self.person_token(self.person(subject))
 
     def headers(self, **kwargs: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(**kwargs)}"}
 
-    def app(self) -> Starlette:
-        async def certs(request: Request) -> JSONResponse:
-            return JSONResponse(self.jwks())
-
-        async def token(request: Request) -> JSONResponse:
-            """client_credentials only: services under test get a `service` token."""
-            form = parse_qs((await request.body()).decode())
-            client_id = form.get("client_id", ["service"])[0]
-            access = self.token(
-                roles=["service"], territories=["VE"], client_id=client_id, subject=f"service-account-{client_id}"
-            )
-            return JSONResponse({"access_token": access, "expires_in": 300, "token_type": "Bearer"})
-
-        return Starlette(
-            routes=[
-                Route(f"/realms/{REALM}/protocol/openid-connect/certs", certs),
-                Route(f"/realms/{REALM}/protocol/openid-connect/token", token, methods=["POST"]),
-            ]
+    def service_token(self, client_id: str) -> str:
+        secret = self.client_secrets.get(client_id)
+        if secret is None:
+            raise ValueError(f"no confidential client {client_id!r}; the realm has {', '.join(SERVICE_CLIENTS)}")
+        return self._cached(
+            f"client:{client_id}",
+            {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
         )
+
+    def person_token(self, subject: str) -> str:
+        return self._cached(
+            f"person:{subject}",
+            {
+                "grant_type": "password",
+                "client_id": PUBLIC_CLIENT,
+                "username": username_of(subject),
+                "password": self._passwords[subject],
+            },
+        )
+
+    def _cached(self, key: str, form: dict[str, str]) -> str:
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+        response = self._http.post(self.token_url, data=form)
+        if response.status_code != 200:
+            raise RuntimeError(f"Keycloak refused a token for {key}: {response.status_code} {response.text}")
+        body = response.json()
+        token = str(body["access_token"])
+        with self._lock:
+            self._tokens[key] = (token, time.monotonic() + float(body["expires_in"]) - _EXPIRY_MARGIN_SECONDS)
+        return token
+
+    def _admin_headers(self) -> dict[str, str]:
+        response = self._http.post(
+            f"{self.base_url}/realms/master/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": self.keycloak.admin_username,
+                "password": self.keycloak.admin_password,
+            },
+        )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def username_of(subject: str) -> str:
+    """Keycloak usernames are lower case; the subject keeps each test person's name unique."""
+    return "p-" + re.sub(r"[^a-z0-9._-]", "-", subject.lower())
+
+
+def provision_realm(
+    keycloak: EmbeddedKeycloak,
+    postgres: EmbeddedPostgres,
+    work_dir: Path,
+    *,
+    realm: str = REALM,
+    identity_migrations: Path,
+) -> dict[str, str]:
+    """Run identity's `keycloak sync` (development mode) for `realm`; returns the client secrets."""
+    database = f"kc_sync_{realm}"
+    postgres.create_database(database)
+    upgrade(identity_migrations, postgres.dsn(database))
+    client_secrets = {client: secrets.token_urlsafe(24) for client in SERVICE_CLIENTS}
+    secrets_file = work_dir / f"client-secrets-{realm}.json"
+    secrets_file.parent.mkdir(parents=True, exist_ok=True)
+    secrets_file.write_text(json.dumps(client_secrets))
+    settings = KeycloakSettings(
+        database_url=postgres.dsn(database),
+        census_hash_key="k" * 32,
+        keycloak_url=keycloak.base_url,
+        keycloak_realm=realm,
+        keycloak_admin_username=keycloak.admin_username,
+        keycloak_admin_password=keycloak.admin_password,
+        keycloak_development=True,
+        keycloak_client_secrets_file=secrets_file,
+    )
+    asyncio.run(run_sync(settings, SyncOptions(), lambda change: None))
+    return client_secrets
 
 
 @contextmanager
-def running_issuer() -> Iterator[TestIssuer]:
-    issuer = TestIssuer(free_port())
-    server = uvicorn.Server(
-        uvicorn.Config(issuer.app(), host="127.0.0.1", port=issuer.port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_tcp("127.0.0.1", issuer.port, 10)
+def keycloak_issuer(
+    keycloak: EmbeddedKeycloak,
+    postgres: EmbeddedPostgres,
+    work_dir: Path,
+    *,
+    identity_migrations: Path,
+    realm: str = REALM,
+) -> Iterator[TestIssuer]:
+    client_secrets = provision_realm(keycloak, postgres, work_dir, realm=realm, identity_migrations=identity_migrations)
+    issuer = TestIssuer(keycloak, realm, client_secrets)
     try:
         yield issuer
     finally:
-        server.should_exit = True
-        thread.join(10)
+        issuer.close()
