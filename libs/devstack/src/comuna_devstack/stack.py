@@ -61,6 +61,11 @@ PG_PORT_ENV = "COMUNA_DEV_PG_PORT"
 NATS_PORT_ENV = "COMUNA_DEV_NATS_PORT"
 KEYCLOAK_PORT_ENV = "COMUNA_DEV_KEYCLOAK_PORT"
 KEYCLOAK_MANAGEMENT_PORT_ENV = "COMUNA_DEV_KEYCLOAK_MANAGEMENT_PORT"
+# An existing Keycloak instead of the embedded one (the realm is provisioned there).
+KEYCLOAK_URL_ENV = "COMUNA_DEV_KEYCLOAK_URL"
+KEYCLOAK_ADMIN_USERNAME_ENV = "COMUNA_DEV_KEYCLOAK_ADMIN_USERNAME"
+KEYCLOAK_ADMIN_PASSWORD_ENV = "COMUNA_DEV_KEYCLOAK_ADMIN_PASSWORD"  # noqa: S105 (a setting name)
+KEYCLOAK_REALM_ENV = "COMUNA_DEV_KEYCLOAK_REALM"
 
 
 def http_port_env(service: str) -> str:
@@ -94,6 +99,12 @@ class StackConfig:
     # postgresql+asyncpg://postgres@db:5432 (one database per service is created there).
     postgres_url: str | None = None
     nats_url: str | None = None
+    # An existing Keycloak (base URL, no /realms) and its admin account, e.g. the test session's
+    # one server shared by several stacks, each in a realm of its own.
+    external_keycloak_url: str | None = None
+    keycloak_admin_username: str = KEYCLOAK_ADMIN
+    keycloak_admin_password: str | None = None
+    realm: str = REALM
     # Tests trade durability for speed (fsync off); `make run` keeps PostgreSQL's defaults.
     fast: bool = False
     log_level: str = "INFO"
@@ -111,6 +122,10 @@ class StackConfig:
             grpc_ports={s: _port_from(env, grpc_port_env(s), DEFAULT_GRPC_PORTS[s]) for s in SERVICES},
             postgres_url=env.get("COMUNA_DEV_POSTGRES_URL") or None,
             nats_url=env.get("COMUNA_DEV_NATS_URL") or None,
+            external_keycloak_url=env.get(KEYCLOAK_URL_ENV, "").rstrip("/") or None,
+            keycloak_admin_username=env.get(KEYCLOAK_ADMIN_USERNAME_ENV) or KEYCLOAK_ADMIN,
+            keycloak_admin_password=env.get(KEYCLOAK_ADMIN_PASSWORD_ENV) or None,
+            realm=env.get(KEYCLOAK_REALM_ENV) or REALM,
         )
 
     def listening_ports(self) -> dict[int, str]:
@@ -120,8 +135,9 @@ class StackConfig:
             wanted.append((self.pg_port, PG_PORT_ENV))
         if self.nats_url is None:
             wanted.append((self.nats_port, NATS_PORT_ENV))
-        wanted.append((self.keycloak_port, KEYCLOAK_PORT_ENV))
-        wanted.append((self.keycloak_management_port, KEYCLOAK_MANAGEMENT_PORT_ENV))
+        if self.external_keycloak_url is None:
+            wanted.append((self.keycloak_port, KEYCLOAK_PORT_ENV))
+            wanted.append((self.keycloak_management_port, KEYCLOAK_MANAGEMENT_PORT_ENV))
         for service in SERVICES:
             wanted.append((self.http_ports[service], http_port_env(service)))
             wanted.append((self.grpc_ports[service], grpc_port_env(service)))
@@ -140,11 +156,11 @@ class StackConfig:
 
     @property
     def keycloak_url(self) -> str:
-        return f"http://127.0.0.1:{self.keycloak_port}"
+        return self.external_keycloak_url or f"http://127.0.0.1:{self.keycloak_port}"
 
     @property
     def issuer_url(self) -> str:
-        return f"{self.keycloak_url}/realms/{REALM}"
+        return f"{self.keycloak_url}/realms/{self.realm}"
 
     @property
     def token_url(self) -> str:
@@ -250,7 +266,10 @@ class Stack:
         for service in SERVICES:
             self._create_database(f"comuna_{service}")
             self._create_roles(service)
-        self._launch_keycloak()
+        if self.config.external_keycloak_url is None:
+            self._launch_keycloak()
+        elif not self.config.keycloak_admin_password:
+            raise DevStackError(f"{KEYCLOAK_URL_ENV} needs {KEYCLOAK_ADMIN_PASSWORD_ENV} (its admin's password)")
 
     def _launch_keycloak(self) -> None:
         """Start Keycloak on its own database; `start` waits for it after the migrations."""
@@ -397,9 +416,9 @@ class Stack:
         """identity's settings for `comuna-identity keycloak sync` (unprefixed names)."""
         return {
             "KEYCLOAK_URL": self.config.keycloak_url,
-            "KEYCLOAK_REALM": REALM,
-            "KEYCLOAK_ADMIN_USERNAME": KEYCLOAK_ADMIN,
-            "KEYCLOAK_ADMIN_PASSWORD": self.secrets.keycloak["admin_password"],
+            "KEYCLOAK_REALM": self.config.realm,
+            "KEYCLOAK_ADMIN_USERNAME": self.config.keycloak_admin_username,
+            "KEYCLOAK_ADMIN_PASSWORD": self.config.keycloak_admin_password or self.secrets.keycloak["admin_password"],
             "KEYCLOAK_DEVELOPMENT": "true",
             "KEYCLOAK_CLIENT_SECRETS_FILE": str(self._client_secrets_file()),
         }
@@ -432,7 +451,7 @@ class Stack:
                 f"keycloak sync failed ({result.returncode}): {(result.stderr or result.stdout).strip()}"
             )
         summary = result.stdout.strip().splitlines()
-        self.notify(f"Keycloak realm {REALM!r}: {summary[-1] if summary else 'synced'}")
+        self.notify(f"Keycloak realm {self.config.realm!r}: {summary[-1] if summary else 'synced'}")
 
     def migrate(self) -> None:
         for service in SERVICES:
@@ -480,9 +499,9 @@ class Stack:
     def start(self) -> None:
         self.start_infrastructure()
         self.migrate()  # while Keycloak starts
-        assert self.keycloak is not None
-        self.keycloak.wait_ready()
-        self.notify(f"Keycloak ready in {self.keycloak.startup_seconds:.1f} s")
+        if self.keycloak is not None:
+            self.keycloak.wait_ready()
+            self.notify(f"Keycloak ready in {self.keycloak.startup_seconds:.1f} s")
         self.sync_keycloak()
         self.start_services()
 

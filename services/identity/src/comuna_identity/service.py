@@ -27,11 +27,6 @@ def hasher_for(settings: Settings) -> CensusHasher:
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
     settings = settings_of(runtime)
     app.state.census_hasher = hasher_for(settings)
-    if settings.dev_issuer_config is not None:
-        from comuna_identity.oidc.config import load_config
-        from comuna_identity.oidc.router import build_oidc_router
-
-        app.include_router(build_oidc_router(load_config(settings.dev_issuer_config)))
 
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -20,7 +18,5 @@ class Settings(ServiceSettings):
     # Secret key for the keyed hash (HMAC-SHA256) of national id numbers. Required: without it
     # the census cannot be read or written. Rotating it means re-importing the census.
     census_hash_key: SecretStr = SecretStr("")
-    # Path of the development issuer's config (Keycloak-compatible). Absent = disabled.
-    dev_issuer_config: Path | None = None
     # Minimum age to vote, on the voting day.
     voting_age: int = 15
