@@ -21,14 +21,16 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from comuna_devstack.client import PlatformClient, items
 from comuna_devstack.demo import run_demo
+from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.ports import free_port
 from comuna_devstack.stack import SERVICES, Stack, StackConfig
+from tests.support.stacks import shared_keycloak
 
 GRANT_MINOR = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(embedded_keycloak: EmbeddedKeycloak) -> Iterator[Stack]:
     state_dir = Path(tempfile.mkdtemp(prefix="comuna-e2e-", dir="/tmp"))
     state_dir.chmod(0o755)
     config = StackConfig(
@@ -40,6 +42,7 @@ def stack() -> Iterator[Stack]:
         metrics_ports={s: free_port() for s in SERVICES},
         fast=True,
         log_level="WARNING",
+        **shared_keycloak(embedded_keycloak, "e2e"),
     )
     try:
         with Stack(config) as running:
@@ -50,14 +53,14 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def client(stack: Stack) -> Iterator[PlatformClient]:
-    client = PlatformClient({s: stack.config.http_url(s) for s in SERVICES})
+    client = PlatformClient({s: stack.config.http_url(s) for s in SERVICES}, token_url=stack.config.token_url)
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
 def summary(stack: Stack, client: PlatformClient) -> dict[str, Any]:
-    return run_demo(client, stack.secrets.passwords)
+    return run_demo(client, stack.staff_passwords())
 
 
 def test_every_service_is_healthy_over_grpc_and_has_its_stream(stack: Stack) -> None:

@@ -23,12 +23,14 @@ from typing import Any
 import pytest
 
 from comuna_devstack.client import PlatformClient
+from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.ports import free_port
 from comuna_devstack.stack import SERVICES, Stack, StackConfig
 from tests.fault import probes
-from tests.fault.cycle import Commune, Cycle, seed_territory
+from tests.fault.cycle import OFFICER, Commune, Cycle, seed_territory
 from tests.fault.invariants import cycle_problems
 from tests.fault.nats_proxy import NatsProxy
+from tests.support.stacks import shared_keycloak
 
 # Enough that every fault lands with part of the cycle done and part still to do.
 COMMUNES = 40
@@ -57,7 +59,7 @@ def proxy() -> Iterator[NatsProxy]:
 
 
 @pytest.fixture(scope="package")
-def stack(proxy: NatsProxy) -> Iterator[Stack]:
+def stack(proxy: NatsProxy, embedded_keycloak: EmbeddedKeycloak) -> Iterator[Stack]:
     state_dir = Path(tempfile.mkdtemp(prefix="comuna-fault-", dir="/tmp"))
     state_dir.chmod(0o755)
     config = StackConfig(
@@ -69,6 +71,7 @@ def stack(proxy: NatsProxy) -> Iterator[Stack]:
         fast=True,
         log_level="WARNING",
         extra_env={f"COMUNA_{s.upper()}_NATS_URL": proxy.url for s in CONSUMING_SERVICES},
+        **shared_keycloak(embedded_keycloak, "fault"),
     )
     if "metrics_ports" in {f.name for f in dataclasses.fields(StackConfig)}:
         # Where /metrics has a port of its own: free ones too, never the fixed dev ports.
@@ -84,9 +87,12 @@ def stack(proxy: NatsProxy) -> Iterator[Stack]:
 
 @pytest.fixture(scope="package")
 def client(stack: Stack) -> Iterator[PlatformClient]:
-    client = PlatformClient({s: stack.config.http_url(s) for s in SERVICES}, timeout=15.0)
-    for user in ("operator", "registrar", "spokesperson", "officer", "overseer"):
-        client.login(user, stack.secrets.passwords[user])
+    client = PlatformClient(
+        {s: stack.config.http_url(s) for s in SERVICES}, token_url=stack.config.token_url, timeout=15.0
+    )
+    passwords = stack.staff_passwords()
+    for user in ("operator", OFFICER):
+        client.login(user, passwords[user])
     yield client
     client.close()
 

@@ -19,10 +19,13 @@ from typing import Any
 import httpx
 
 from comuna_devstack.client import PlatformClient, StepFailed, items
-from comuna_devstack.demo import open_consultation
+from comuna_devstack.demo import grant_tables, open_consultation
+from comuna_devstack.seed import TABLE_OFFICERS
 
 COUNTRY, STATE, MUNICIPALITY = "VE", "VE.01", "VE.01.01"
 CANDIDATES_PER_COMMUNE = 2
+# The dev seed's table officer the operator assigns a table of each commune.
+OFFICER = TABLE_OFFICERS[0]
 # How long an event-driven step may take after a fault: long enough for a redelivery after
 # JetStream's ack wait (a crashed consumer's unacknowledged batch) and a reconnect.
 EVENT_DEADLINE_SECONDS = 120.0
@@ -55,9 +58,9 @@ def seed_territory(client: PlatformClient, *, communes: int, voters_per_commune:
             )
     for code, name, kind, parent in territories:
         body = {"code": code, "name": name, "kind": kind, "parent_code": parent}
-        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409), json=body)
+        client.call("POST", "identity", "/v1/territories", as_user="operator", expect=(201, 409), json=body)
     client.call(
-        "POST", "identity", "/v1/residents:batch", as_user="registrar", json={"residents": residents}, expect=(201, 409)
+        "POST", "identity", "/v1/residents:batch", as_user="operator", json={"residents": residents}, expect=(201, 409)
     )
     listed = items(
         client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 500})
@@ -107,7 +110,7 @@ class Cycle:
                     "POST",
                     "consultations",
                     f"{self.base}/communes/{commune.id}/candidates",
-                    as_user="spokesperson",
+                    as_user="operator",
                     expect=201,
                     json={
                         "title": f"Proyecto {k} de {commune.code}",
@@ -117,6 +120,7 @@ class Cycle:
                 )["id"]
                 for k in range(1, CANDIDATES_PER_COMMUNE + 1)
             ]
+        grant_tables(self.client, self.consultation_id, OFFICER, [{"code": c.code} for c in self.communes])
         self.client.call("POST", "consultations", f"{self.base}:start-voting", as_user="operator")
 
     # -- the vote ----------------------------------------------------------------------------------
@@ -156,7 +160,7 @@ class Cycle:
             response = self.client.http.post(
                 f"{self.client.urls['consultations']}{self.base}/ballots",
                 json=body,
-                headers=self.client.auth("officer"),
+                headers=self.client.auth(OFFICER),
             )
         except httpx.TransportError:
             return 0
@@ -213,7 +217,7 @@ class Cycle:
                     "POST",
                     "projects",
                     f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
-                    as_user="overseer",
+                    as_user="operator",
                     json={"note": "Verificado en sitio"},
                 )
 
