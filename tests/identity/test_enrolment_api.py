@@ -206,6 +206,12 @@ async def test_failed_attempts_burn_the_code(identity: RunningService, issuer: T
 async def test_enrolment_needs_authority(identity: RunningService, issuer: TestIssuer) -> None:
     anonymous = await identity.client.post("/v1/enrolment:redeem", json={"code": "X", "national_id": "V1"})
     assert anonymous.status_code == 401
+    service = await identity.client.post(
+        "/v1/enrolment:redeem",
+        json={"code": "X", "national_id": "V1"},
+        headers=issuer.headers(subject="service-account-svc-funding", roles=["service"], client_id="svc-funding"),
+    )
+    assert (service.status_code, service.json()["code"]) == (403, "forbidden_role")
     outside = await identity.client.post(
         "/v1/residents:enrolment-code", json={"national_id": DOCS["other"]}, headers=person(issuer, C2_REGISTRAR)
     )

@@ -13,7 +13,9 @@ from comuna_identity.api.routes import hasher_of
 from comuna_identity.api.schemas import EnrolmentCodeOut, LinkedOut, LinkIn, NationalIdIn, RedeemIn
 from comuna_identity.domain import enrolment
 from comuna_platform.auth.access import Caller
+from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.fastapi import CurrentPrincipal, require_assignment
+from comuna_platform.auth.roles import SERVICE_ROLE
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.http.problems import problem_response
 
@@ -59,6 +61,9 @@ async def issue_enrolment_code(
 async def redeem_enrolment_code(
     body: RedeemIn, principal: CurrentPrincipal, uow: UnitOfWorkDep, request: Request
 ) -> LinkedOut | JSONResponse:
+    if principal.has_role(SERVICE_ROLE):
+        # A service account is not a person: it has no census record to be linked to.
+        raise PermissionDeniedError("forbidden_role", "a service account cannot enrol")
     outcome = await enrolment.redeem(
         uow,
         hasher_of(request),
