@@ -75,7 +75,9 @@ async def list_role_assignments(
     caller: CurrentCaller,
     uow: UnitOfWorkDep,
     subject: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
-    territory_code: Annotated[str | None, Query(max_length=64, pattern=CODE_PATTERN)] = None,
+    territory_code: Annotated[
+        str | None, Query(max_length=64, pattern=CODE_PATTERN, description="Assignments at or under this territory")
+    ] = None,
     role: Role | None = None,
     page_token: Annotated[str, Query(max_length=512, description="`next_page_token` of the previous page")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
