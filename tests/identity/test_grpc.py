@@ -13,6 +13,7 @@ from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.service import SPEC
 from comuna_platform.rpc import error_code_of
+from tests.identity.authority import REGISTRAR
 from tests.identity.test_registry_api import registrar, seed
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
@@ -81,10 +82,11 @@ async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: 
     consultation = str(uuid.uuid4())
 
     async def check(national_id: str, consultation_id: str = consultation) -> pb.CheckEligibilityResponse:
-        return await stub.CheckEligibility(
+        reply: pb.CheckEligibilityResponse = await stub.CheckEligibility(
             pb.CheckEligibilityRequest(consultation_id=consultation_id, commune_id=commune, national_id=national_id),
             metadata=service_token(issuer),
         )
+        return reply
 
     adult = await check("V-7.000.001")
     assert adult.eligible
@@ -127,7 +129,7 @@ async def test_errors_have_proper_status_codes(
     }[request_kind]
     metadata = {
         "none": [],
-        "person": [("authorization", f"Bearer {issuer.token(roles=['registrar'], territories=['VE'])}")],
+        "person": [("authorization", f"Bearer {issuer.token(subject=REGISTRAR, roles=[])}")],
         "service": service_token(issuer),
     }[metadata_kind]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
