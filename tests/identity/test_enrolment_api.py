@@ -91,7 +91,7 @@ async def granted_to(sub: Subscription, subject: str) -> events_pb2.RoleAssignme
 
 
 async def test_a_registrar_links_in_person(identity: RunningService, issuer: TestIssuer, grants: Subscription) -> None:
-    subject = f"subject-{uuid.uuid4()}"
+    subject = str(uuid.uuid4())
     link = {"national_id": DOCS["link"], "subject": subject}
     response = await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C1_REGISTRAR))
     assert response.status_code == 201, response.text
@@ -132,7 +132,7 @@ async def test_a_code_is_shown_once_redeemed_once_and_never_stored(
     assert issued.status_code == 201, issued.text
     code = issued.json()["code"]
     assert set(issued.json()) == {"resident_id", "code", "expires_at"}
-    subject = f"subject-{uuid.uuid4()}"
+    subject = str(uuid.uuid4())
 
     wrong_document = await redeem(identity, issuer, subject, code, DOCS["other"])
     unknown_code = await redeem(identity, issuer, subject, "AAAA-BBBB-CCCC", doc)
@@ -146,7 +146,7 @@ async def test_a_code_is_shown_once_redeemed_once_and_never_stored(
     assert redeemed.status_code == 200, redeemed.text
     assert (await me(identity, issuer, subject))["resident_id"] == issued.json()["resident_id"]
 
-    reused = await redeem(identity, issuer, f"subject-{uuid.uuid4()}", code, doc)
+    reused = await redeem(identity, issuer, str(uuid.uuid4()), code, doc)
     assert (reused.status_code, reused.json()["code"]) == (403, "enrolment_refused")
     linked_again = await redeem(identity, issuer, subject, code, doc)
     assert (linked_again.status_code, linked_again.json()["code"]) == (409, "subject_already_linked")
@@ -176,7 +176,7 @@ async def test_a_new_code_replaces_the_live_one(identity: RunningService, issuer
     first = (await issue(identity, issuer, doc)).json()["code"]
     second = (await issue(identity, issuer, doc)).json()["code"]
     assert first != second
-    subject = f"subject-{uuid.uuid4()}"
+    subject = str(uuid.uuid4())
     assert (await redeem(identity, issuer, subject, first, doc)).status_code == 403
     assert (await redeem(identity, issuer, subject, second, doc)).status_code == 200
 
@@ -185,7 +185,7 @@ async def test_a_new_code_replaces_the_live_one(identity: RunningService, issuer
 async def test_failed_attempts_burn_the_code(identity: RunningService, issuer: TestIssuer, wrong: str) -> None:
     doc = DOCS["burn" if wrong == "document" else "guess"]
     issued = (await issue(identity, issuer, doc)).json()
-    subject = f"subject-{uuid.uuid4()}"
+    subject = str(uuid.uuid4())
     for attempt in range(MAX_ATTEMPTS):
         # A wrong document with the right code, or guessed codes with the right document.
         code, document = (issued["code"], DOCS["other"]) if wrong == "document" else (f"GUESS-{attempt}", doc)

@@ -38,7 +38,7 @@ async def stub(identity: RunningService, issuer: TestIssuer) -> AsyncIterator[St
 
 
 async def test_only_assignments_in_force_are_answered(identity: RunningService, issuer: TestIssuer, stub: Stub) -> None:
-    subject = f"subject-{uuid.uuid4()}"
+    subject = str(uuid.uuid4())
     now = datetime.now(UTC)
     consultation = uuid.uuid4()
     await grant(identity, subject, Role.REGISTRAR, "VE.01")
@@ -90,7 +90,7 @@ async def test_a_person_cannot_resolve_anyone(issuer: TestIssuer, stub: Stub) ->
 async def test_a_linked_resident_resolves_to_its_census_record(
     identity: RunningService, issuer: TestIssuer, stub: Stub
 ) -> None:
-    subject = f"subject-{uuid.uuid4()}"
+    subject = str(uuid.uuid4())
     resident = {"national_id": "V7100001", "birth_date": "1970-01-01", "council_code": "VE.01.01.C1.CC1"}
     registered = await identity.client.post("/v1/residents", json=resident, headers=registrar(issuer))
     assert registered.status_code == 201, registered.text

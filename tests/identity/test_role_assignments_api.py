@@ -49,7 +49,7 @@ async def authorities(identity: RunningService, issuer: TestIssuer) -> None:
 
 
 def body(role: Role, territory_code: str, subject: str | None = None, **terms: Any) -> dict[str, Any]:
-    return {"subject": subject or f"subject-{uuid.uuid4()}", "role": role, "territory_code": territory_code, **terms}
+    return {"subject": subject or str(uuid.uuid4()), "role": role, "territory_code": territory_code, **terms}
 
 
 async def post_grant(service: RunningService, issuer: TestIssuer, granter: str, payload: dict[str, Any]) -> Any:
@@ -159,7 +159,7 @@ async def revoked_event(sub: Subscription, assignment_id: str) -> events_pb2.Rol
 async def test_revocation_takes_effect_and_is_announced(
     identity: RunningService, issuer: TestIssuer, revocations: Subscription
 ) -> None:
-    holder = f"subject-{uuid.uuid4()}"
+    holder = str(uuid.uuid4())
     granted = (await post_grant(identity, issuer, C1_REGISTRAR, body(Role.SPOKESPERSON, C1, subject=holder))).json()
     me = (await identity.client.get("/v1/me", headers=person(issuer, holder))).json()
     assert [(a["role"], a["territory_code"]) for a in me["assignments"]] == [("spokesperson", C1)]
@@ -213,7 +213,7 @@ async def test_each_caller_lists_what_they_may_grant_in(identity: RunningService
     )
     assert [a["subject"] for a in only.json()["items"]] == [LARA_OFFICIAL]
     # Someone who grants nothing still sees their own.
-    spokesperson = f"subject-{uuid.uuid4()}"
+    spokesperson = str(uuid.uuid4())
     await grant(identity, spokesperson, Role.SPOKESPERSON, ZULIA_COMMUNE)
     assert await codes(spokesperson) == {ZULIA_COMMUNE}
 

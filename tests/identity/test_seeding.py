@@ -29,7 +29,7 @@ async def outbox_count(service: RunningService, event_type: str) -> int:
 
 async def test_seeding_twice_changes_nothing(identity: RunningService, issuer: TestIssuer) -> None:
     await seed(identity, issuer)
-    subject = f"subject-{uuid.uuid4()}"
+    subject = str(uuid.uuid4())
     consultation = str(uuid.uuid4())
     granted_before = await outbox_count(identity, "comuna.identity.v1.RoleAssignmentGranted")
     territories_before = await count(identity, Territory)

@@ -41,6 +41,8 @@ SERVICE_CLIENTS = ("svc-identity", "svc-consultations", "svc-funding", "svc-proj
 # Keycloak keeps user ids in a 36-character column.
 _MAX_SUBJECT = 36
 _EXPIRY_MARGIN_SECONDS = 30
+# The clock skew `TokenVerifier` tolerates (its default `leeway`).
+VERIFIER_LEEWAY_SECONDS = 30.0
 
 
 class TestIssuer:
@@ -57,7 +59,10 @@ class TestIssuer:
         self._http = httpx.Client(timeout=30.0)
         self._passwords: dict[str, str] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
+        self._clients: set[str] = set()
+        self._expired: dict[str, str] = {}
+        self._foreign: TestIssuer | None = None
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._http.close()
@@ -109,8 +114,16 @@ class TestIssuer:
     ) -> str:
         """A Keycloak access token: a service's (`roles=["service"]`, `client_id="svc-..."`)
         or a person's (`subject=`; a new person when None). `territories` is ignored: no token
-        carries where anyone may act."""
+        carries where anyone may act.
+
+        Three real variants of a person's token: `ttl=<= 0` an expired one, `iss=<anything>`
+        one of another realm of the same server, `comuna_territories=[...]` one that carries
+        that claim (a hard-coded claim mapper on a client of its own)."""
         del territories
+        ttl = unsupported.pop("ttl", None)
+        foreign = unsupported.pop("iss", None) is not None
+        claimed = unsupported.pop("comuna_territories", None)
+        realm_access = unsupported.pop("realm_access", None)
         if unsupported:
             raise TypeError(
                 f"Keycloak issues real tokens; {sorted(unsupported)} cannot be chosen: sign such a token with "
@@ -123,7 +136,19 @@ class TestIssuer:
                 f"a person's roles come from identity's assignments, not from the token: grant {list(roles)} "
                 "to the subject in identity instead"
             )
-        return self.person_token(self.person(subject))
+        subject = self.person(subject)
+        if realm_access is not None:
+            # Keycloak itself then says the person holds these realm roles.
+            self.assign_realm_roles(subject, list(realm_access["roles"]))
+            if claimed is None:
+                return self._login(PUBLIC_CLIENT, subject)[0]
+        if ttl is not None and ttl <= 0:
+            return self.expired_token(subject)
+        if foreign:
+            return self.foreign_token()
+        if claimed is not None:
+            return self.claim_carrying_token(subject, list(claimed))
+        return self.person_token(subject)
 
     def headers(self, **kwargs: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(**kwargs)}"}
@@ -147,6 +172,105 @@ class TestIssuer:
                 "password": self._passwords[subject],
             },
         )
+
+    def expired_token(self, subject: str) -> str:
+        """A token of a client whose tokens live one second, once past the services' leeway."""
+        with self._lock:
+            if subject in self._expired:
+                return self._expired[subject]
+        client = self._ensure_client("test-short-lived", {"attributes": {"access.token.lifespan": "1"}})
+        token, expires = self._login(client, subject)
+        # Waiting for the wall clock, not for the system under test: nothing here can flake.
+        while time.time() < expires + VERIFIER_LEEWAY_SECONDS + 1:
+            time.sleep(0.25)
+        with self._lock:
+            self._expired[subject] = token
+        return token
+
+    def foreign_token(self) -> str:
+        """A token of the realm `elsewhere` on the same Keycloak: valid there, not here."""
+        with self._lock:
+            if self._foreign is None:
+                self._foreign = TestIssuer(self.keycloak, "elsewhere", {})
+                self._foreign._create_realm()
+        return self._foreign.person_token(self._foreign.person())
+
+    def claim_carrying_token(self, subject: str, territories: list[str]) -> str:
+        """A token with `comuna_territories` set by Keycloak itself, as a misconfigured realm might."""
+        mapper = {
+            "name": "comuna-territories",
+            "protocol": "openid-connect",
+            "protocolMapper": "oidc-hardcoded-claim-mapper",
+            "config": {
+                "claim.name": "comuna_territories",
+                "claim.value": json.dumps(territories),
+                "jsonType.label": "JSON",
+                "access.token.claim": "true",
+            },
+        }
+        client = self._ensure_client(
+            f"test-claims-{abs(hash(tuple(territories))) % 10**8}", {"protocolMappers": [mapper]}
+        )
+        return self._login(client, subject)[0]
+
+    def assign_realm_roles(self, subject: str, roles: list[str]) -> None:
+        headers = self._admin_headers()
+        base = f"{self.base_url}/admin/realms/{self.realm}"
+        wanted = []
+        for name in roles:
+            response = self._http.get(f"{base}/roles/{name}", headers=headers)
+            response.raise_for_status()
+            wanted.append(response.json())
+        self._http.post(f"{base}/users/{subject}/role-mappings/realm", json=wanted, headers=headers).raise_for_status()
+
+    def _ensure_client(self, client_id: str, extra: dict[str, Any]) -> str:
+        """A public client with direct grants and the services' audience, plus `extra`."""
+        with self._lock:
+            if client_id in self._clients:
+                return client_id
+            audience = {
+                "name": "comuna-audience",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-audience-mapper",
+                "config": {"included.custom.audience": AUDIENCE, "access.token.claim": "true"},
+            }
+            representation = {
+                "clientId": client_id,
+                "publicClient": True,
+                "directAccessGrantsEnabled": True,
+                "standardFlowEnabled": False,
+                **extra,
+                "protocolMappers": [audience, *extra.get("protocolMappers", [])],
+            }
+            response = self._http.post(
+                f"{self.base_url}/admin/realms/{self.realm}/clients", json=representation, headers=self._admin_headers()
+            )
+            if response.status_code not in (201, 409):
+                raise RuntimeError(f"cannot create client {client_id}: {response.status_code} {response.text}")
+            self._clients.add(client_id)
+            return client_id
+
+    def _create_realm(self) -> None:
+        response = self._http.post(
+            f"{self.base_url}/admin/realms", json={"realm": self.realm, "enabled": True}, headers=self._admin_headers()
+        )
+        if response.status_code not in (201, 409):
+            raise RuntimeError(f"cannot create realm {self.realm}: {response.status_code} {response.text}")
+        self._ensure_client(PUBLIC_CLIENT, {})
+
+    def _login(self, client_id: str, subject: str) -> tuple[str, float]:
+        """A fresh password-grant token and its `exp` (wall clock)."""
+        form = {
+            "grant_type": "password",
+            "client_id": client_id,
+            "username": username_of(subject),
+            "password": self._passwords[subject],
+        }
+        response = self._http.post(self.token_url, data=form)
+        if response.status_code != 200:
+            raise RuntimeError(f"Keycloak refused {client_id} for {subject}: {response.status_code} {response.text}")
+        token = str(response.json()["access_token"])
+        return token, time.time() + float(response.json()["expires_in"])
 
     def _cached(self, key: str, form: dict[str, str]) -> str:
         with self._lock:
