@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from comuna_devstack.ports import free_port, port_is_free
-from comuna_devstack.stack import NATS_PORT_ENV, PG_PORT_ENV, SERVICES, grpc_port_env, http_port_env
+from comuna_devstack.stack import (
+    KEYCLOAK_MANAGEMENT_PORT_ENV,
+    KEYCLOAK_PORT_ENV,
+    NATS_PORT_ENV,
+    PG_PORT_ENV,
+    SERVICES,
+    grpc_port_env,
+    http_port_env,
+)
 
 TMP = Path("/tmp")
 # Scratch directories other test modules make (and remove) for themselves, and ones that older
@@ -47,6 +55,7 @@ def private_tmpdir(base: Path) -> Path:
 def free_port_env() -> dict[str, str]:
     """Settings moving every port of `comuna-dev run` to a free one."""
     env = {PG_PORT_ENV: str(free_port()), NATS_PORT_ENV: str(free_port())}
+    env[KEYCLOAK_PORT_ENV], env[KEYCLOAK_MANAGEMENT_PORT_ENV] = str(free_port()), str(free_port())
     for service in SERVICES:
         env[http_port_env(service)] = str(free_port())
         env[grpc_port_env(service)] = str(free_port())

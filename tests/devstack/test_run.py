@@ -27,7 +27,7 @@ from tests.devstack.support import (
 
 pytestmark = pytest.mark.timeout(600)
 
-RECORDED = ("stack", "nats", "identity", "consultations", "funding", "projects")
+RECORDED = ("stack", "nats", "keycloak", "identity", "consultations", "funding", "projects")
 
 
 @pytest.fixture

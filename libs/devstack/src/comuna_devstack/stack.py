@@ -266,13 +266,14 @@ class Stack:
         for service in SERVICES:
             self._create_database(f"comuna_{service}")
             self._create_roles(service)
-        if self.config.external_keycloak_url is None:
-            self._launch_keycloak()
-        elif not self.config.keycloak_admin_password:
-            raise DevStackError(f"{KEYCLOAK_URL_ENV} needs {KEYCLOAK_ADMIN_PASSWORD_ENV} (its admin's password)")
 
-    def _launch_keycloak(self) -> None:
-        """Start Keycloak on its own database; `start` waits for it after the migrations."""
+    def launch_keycloak(self) -> None:
+        """Start the embedded Keycloak on its own database (`start` waits for it after the
+        migrations), or check the settings of an external one."""
+        if self.config.external_keycloak_url is not None:
+            if not self.config.keycloak_admin_password:
+                raise DevStackError(f"{KEYCLOAK_URL_ENV} needs {KEYCLOAK_ADMIN_PASSWORD_ENV} (its admin's password)")
+            return
         self._create_database(KEYCLOAK_DATABASE)
         # Keycloak migrates its own schema (Liquibase), so it runs as the database's owner role.
         password = self.secrets.keycloak["database_password"]
@@ -498,6 +499,7 @@ class Stack:
 
     def start(self) -> None:
         self.start_infrastructure()
+        self.launch_keycloak()
         self.migrate()  # while Keycloak starts
         if self.keycloak is not None:
             self.keycloak.wait_ready()
