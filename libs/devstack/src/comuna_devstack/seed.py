@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from comuna_devstack.client import PlatformClient
+if TYPE_CHECKING:  # the client imports the stack, which writes the dev seed from here
+    from comuna_devstack.client import PlatformClient
 
 STATE = "VE.13"
 MUNICIPALITY = "VE.13.01"
