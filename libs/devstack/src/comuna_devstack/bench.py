@@ -205,6 +205,7 @@ def run_bench(
     results = client.call("GET", "consultations", f"{base}/results")
     certified = sum(c["votes"] for commune in results["communes"] for c in commune["candidates"])
     accepted = cast["statuses"].get("201", 0) + cast["statuses"].get("201 (confirmed on retry)", 0)
+    revocation = measure_revocation(client, urls, person=TABLE_OFFICERS[0], passwords=passwords)
     client.close()
     return {
         "consultation": code,
@@ -216,4 +217,50 @@ def run_bench(
         "accepted": accepted,
         "certified_votes": certified,
         "counts_match": certified == accepted,
+        "revocation": revocation,
+    }
+
+
+def measure_revocation(
+    client: PlatformClient, urls: dict[str, str], *, person: str, passwords: dict[str, str], rounds: int = 5
+) -> dict[str, Any]:
+    """How long a revocation takes to bite in another service: identity revokes an auditor
+    assignment, and consultations (which cached the person's resolution a moment before) is
+    polled until it refuses. Identity's `identity.role_assignment.revoked` event is what drops
+    the cache; without it the answer would live `ACCESS_CACHE_SECONDS`."""
+    client.login(person, passwords[person])
+    subject = client.subject(person)
+    probe = f"{urls['consultations']}/v1/parked-messages"
+    delays = []
+    for _ in range(rounds):
+        granted = client.call(
+            "POST",
+            "identity",
+            "/v1/role-assignments",
+            as_user="operator",
+            expect=201,
+            json={"subject": subject, "role": "auditor", "territory_code": "VE"},
+        )
+        deadline = time.monotonic() + 30
+        while client.http.get(probe, headers=client.auth(person)).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("a new auditor assignment was not honoured within 30 s")
+            time.sleep(0.01)
+        revoked_at = time.monotonic()
+        client.call(
+            "POST",
+            "identity",
+            f"/v1/role-assignments/{granted['id']}:revoke",
+            as_user="operator",
+            json={"reason": "bench"},
+        )
+        while client.http.get(probe, headers=client.auth(person)).status_code == 200:
+            if time.monotonic() > revoked_at + 120:
+                raise RuntimeError("a revocation was not honoured within 120 s")
+            time.sleep(0.005)
+        delays.append((time.monotonic() - revoked_at) * 1000)
+    return {
+        "rounds": rounds,
+        "revoke_to_refusal_ms_median": round(statistics.median(delays), 1),
+        "revoke_to_refusal_ms_max": round(max(delays), 1),
     }
