@@ -3,6 +3,7 @@ a second run starts, and a run stopped by SIGTERM leaves nothing on its ports, r
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from keycloak import KeycloakAdmin, KeycloakOpenID
 
 from comuna_devstack._process import PidRecord, read_pid_file, start_time
+from comuna_devstack.stack import KEYCLOAK_PORT_ENV
 from tests.devstack.support import (
     busy_ports,
     child_env,
@@ -67,6 +70,24 @@ class Run:
         return [*records, PidRecord("postgres", postmaster, started)]
 
 
+def assert_keycloak_serves_the_staff(state_dir: Path, ports: dict[str, str]) -> None:
+    """What `make run` promises: stock python-keycloak logs a seeded staff member in to the
+    real Keycloak and uses Keycloak's own endpoints; the admin API lists what the sync made."""
+    base = f"http://127.0.0.1:{ports[KEYCLOAK_PORT_ENV]}"
+    password = json.loads((state_dir / "staff-passwords.json").read_text())["operator"]
+    cli = KeycloakOpenID(server_url=base, realm_name="comuna", client_id="comuna-cli")
+    tokens = cli.token("operator", password)
+    assert cli.userinfo(tokens["access_token"])["preferred_username"] == "operator"
+    refreshed = cli.refresh_token(tokens["refresh_token"])
+    cli.logout(refreshed["refresh_token"])
+    admin_password = json.loads((state_dir / "secrets.json").read_text())["keycloak"]["admin_password"]
+    admin = KeycloakAdmin(
+        server_url=base, username="admin", password=admin_password, realm_name="comuna", user_realm_name="master"
+    )
+    assert {"operator", "table_officer", "service"} <= {role["name"] for role in admin.get_realm_roles()}
+    assert {"comuna-cli", "svc-identity", "svc-consultations"} <= {c["clientId"] for c in admin.get_clients()}
+
+
 def test_kill_9_then_a_second_run_starts_and_sigterm_leaves_nothing(scratch: Path) -> None:
     before = comuna_tmp_entries()
     tmpdir = private_tmpdir(scratch)
@@ -76,6 +97,7 @@ def test_kill_9_then_a_second_run_starts_and_sigterm_leaves_nothing(scratch: Pat
 
     first = Run(state_dir, env, 1)
     first.wait_up()
+    assert_keycloak_serves_the_staff(state_dir, ports)
     killed = first.recorded()
     first.process.kill()
     first.process.wait(timeout=10)
