@@ -8,16 +8,16 @@ Keycloak has been reconciled, and rolled back in a dry run.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from keycloak import KeycloakAdmin, KeycloakAuthenticationError, KeycloakConnectionError, KeycloakError
 from sqlalchemy import select
 
 import comuna_identity.messages  # noqa: F401  (registers the translations of the events ensure_* stage)
+from comuna_identity.domain.access import ensure_assignment, ensure_territory
 from comuna_identity.keycloak.changes import Action, Change
 from comuna_identity.keycloak.client_secrets import ConfigurationError, load_client_secrets
 from comuna_identity.keycloak.passwords import PasswordBook
@@ -67,15 +67,6 @@ class SyncReport:
 
 class _RollBack(Exception):
     """Raised at the end of a dry run so identity's transaction is rolled back."""
-
-
-Ensure = Callable[..., Awaitable[bool]]
-
-
-def _register_writers() -> tuple[Ensure, Ensure]:
-    """identity's `ensure_territory` and `ensure_assignment` (its domain owns the rules)."""
-    module = importlib.import_module("comuna_identity.domain.access")
-    return cast(Ensure, module.ensure_territory), cast(Ensure, module.ensure_assignment)
 
 
 def connect(settings: KeycloakSettings) -> KeycloakAdmin:
@@ -159,8 +150,6 @@ async def _sync_in(
     rows = (await uow.session.execute(select(Territory.code, Territory.name, Territory.kind))).all()
     known = {code: TerritoryKind(kind) for code, _, kind in rows}
     check_seed_against(seed, known)
-    if seed.territories or seed.staff:
-        ensure_territory, ensure_assignment = _register_writers()
     for territory in seed.territories:
         if await ensure_territory(
             uow, code=territory.code, name=territory.name, kind=territory.kind, parent_code=territory.parent_code
