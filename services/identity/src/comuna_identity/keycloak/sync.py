@@ -88,12 +88,18 @@ def connect(settings: KeycloakSettings) -> KeycloakAdmin:
         raise KeycloakUnavailable(
             f"cannot reach {where}: check COMUNA_IDENTITY_KEYCLOAK_URL and that Keycloak is running"
         ) from None
-    except KeycloakAuthenticationError:
-        raise KeycloakUnavailable(
-            f"{where} refused admin user {settings.keycloak_admin_username!r} of realm "
-            f"{settings.keycloak_admin_realm!r}: check COMUNA_IDENTITY_KEYCLOAK_ADMIN_USERNAME and _ADMIN_PASSWORD"
-        ) from None
     except KeycloakError as exc:
+        # Keycloak answers a wrong password with 400 invalid_grant (401 for a refused client).
+        if isinstance(exc, KeycloakAuthenticationError) or exc.response_code in (400, 401):
+            raise KeycloakUnavailable(
+                f"{where} refused admin user {settings.keycloak_admin_username!r} of realm "
+                f"{settings.keycloak_admin_realm!r}: check COMUNA_IDENTITY_KEYCLOAK_ADMIN_USERNAME and _ADMIN_PASSWORD"
+            ) from None
+        if exc.response_code == 404:
+            raise KeycloakUnavailable(
+                f"{where} has no realm {settings.keycloak_admin_realm!r} for the admin login (or is not Keycloak): "
+                "check COMUNA_IDENTITY_KEYCLOAK_ADMIN_REALM and COMUNA_IDENTITY_KEYCLOAK_URL"
+            ) from None
         raise KeycloakUnavailable(
             f"{where} answered {exc.response_code or 'an error'} to the admin login in realm "
             f"{settings.keycloak_admin_realm!r}: check COMUNA_IDENTITY_KEYCLOAK_URL and _ADMIN_REALM"
