@@ -96,7 +96,15 @@ def env(embedded_postgres: EmbeddedPostgres, keycloak_admin: KeycloakServer, wor
 
 
 @pytest.fixture(scope="module")
-def first_sync(env: SyncEnv, workdir: Path) -> list[str]:
+def dry_first_sync(env: SyncEnv, workdir: Path) -> list[str]:
+    """A dry run before the realm exists: what the first sync will do."""
+    result = env.run("--seed", workdir / "seed.json", "--passwords-file", env.passwords_file, "--dry-run")
+    assert result.status == 0, result.stderr
+    return result.lines
+
+
+@pytest.fixture(scope="module")
+def first_sync(env: SyncEnv, workdir: Path, dry_first_sync: list[str]) -> list[str]:
     """The first sync of the realm, with the seed; its output lines."""
     result = env.run("--seed", workdir / "seed.json", "--passwords-file", env.passwords_file)
     assert result.status == 0, result.stderr
@@ -135,6 +143,14 @@ def test_first_sync_reports_each_change_and_a_count(first_sync: list[str]) -> No
     assert f"+ realm {REALM}" in first_sync
     assert "+ territory VE.01.01.C2 (Comuna Dos)" in first_sync
     assert "+ assignment operator@VE for olga.operator" in first_sync
+
+
+def test_a_dry_run_first_announces_exactly_what_the_sync_then_does(
+    dry_first_sync: list[str], first_sync: list[str], env: SyncEnv
+) -> None:
+    count = len(first_sync) - 1
+    assert dry_first_sync[-1] == f"{count} changes (dry run, nothing applied)"
+    assert sorted(dry_first_sync[:-1]) == sorted(first_sync[:-1])
 
 
 def test_the_realm_has_its_settings_roles_and_clients(admin: KeycloakAdmin) -> None:
@@ -410,6 +426,21 @@ def test_missing_client_secret_exits_2_with_one_line(other_realm_env: SyncEnv, w
             "cannot sit under",
         ),
         (json.dumps({"staff": [{"username": "Upper Case"}]}), "staff.0.username"),
+        # identity's own rule: a regional official acts in a state, not a commune.
+        (
+            json.dumps(
+                {
+                    "staff": [
+                        {
+                            "username": "reg",
+                            "email": "reg@example.org",
+                            "assignments": [{"role": "regional_official", "territory_code": "VE.01.01.C1"}],
+                        }
+                    ]
+                }
+            ),
+            "seed refused by identity",
+        ),
     ],
 )
 def test_bad_seed_exits_2_and_applies_nothing(

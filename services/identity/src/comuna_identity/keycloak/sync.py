@@ -161,6 +161,7 @@ async def _sync_in(
             uow, code=territory.code, name=territory.name, kind=territory.kind, parent_code=territory.parent_code
         ):
             record(Change(Action.CREATE, "territory", territory.code, (territory.name,)))
+    await _check_assignments(uow, seed)
     register = (await uow.session.execute(select(Territory.code, Territory.name, Territory.kind))).all()
     codes = {code for code, _, _ in register}
     groups = groups_from_register(
@@ -194,6 +195,29 @@ async def _sync_in(
                 table_code=assignment.table_code,
             ):
                 record(Change(Action.CREATE, "assignment", f"{label} for {staff.username}"))
+
+
+async def _check_assignments(uow: UnitOfWork, seed: Seed) -> None:
+    """Apply identity's rules to every seeded assignment before Keycloak is touched: each is
+    recorded for a stand-in subject inside a savepoint that is then rolled back, so a seed that
+    identity refuses stops the sync with nothing applied anywhere."""
+    if not seed.staff:
+        return
+    try:
+        async with uow.session.begin_nested():
+            for staff in seed.staff:
+                for assignment in staff.assignments:
+                    await ensure_assignment(
+                        uow,
+                        subject=f"seed-check:{staff.username}",
+                        role=assignment.role,
+                        territory_code=assignment.territory_code,
+                        consultation_id=assignment.consultation_id,
+                        table_code=assignment.table_code,
+                    )
+            raise _RollBack
+    except _RollBack:
+        pass
 
 
 def _parent_of(code: str, codes: set[str]) -> str | None:
