@@ -88,9 +88,11 @@ def full_values() -> dict[str, Any]:
                     }
                     for name in ("consultations", "funding", "projects")
                 },
+                "keycloak": {"adminPassword": _test_secret()},
             }
         },
         "telemetry": {"exporter": "otlp", "otlpEndpoint": "http://otel-collector.observability:4317"},
+        "keycloakSync": {"enabled": True, "redirectUris": ["https://portal.comuna.example.org/*"]},
         "extraEnv": [{"name": "TZ", "value": "America/Caracas"}],
         "defaults": {
             "databasePoolSize": 10,
@@ -690,8 +692,10 @@ def test_existing_secret_is_used_and_none_is_created(chart: helm_python.Chart) -
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_pods_run_as_non_root_restricted(chart: helm_python.Chart, scenario: str) -> None:
-    workloads = [obj for obj in render(chart, SCENARIOS[scenario]()) if obj["kind"] in WORKLOAD_KINDS]
-    assert len(workloads) == 4 + 4 + 1  # deployments, migration jobs, `helm test` pod
+    values = SCENARIOS[scenario]() or {}
+    workloads = [obj for obj in render(chart, values) if obj["kind"] in WORKLOAD_KINDS]
+    syncs = 1 if values.get("keycloakSync", {}).get("enabled") else 0
+    assert len(workloads) == 4 + 4 + 1 + syncs  # deployments, migration jobs, `helm test` pod, keycloak sync
     for obj in workloads:
         spec = pod_spec(obj)
         pod = spec["securityContext"]
@@ -780,7 +784,7 @@ def test_everything_enabled(full_objects: list[dict[str, Any]]) -> None:
     assert count == {
         "Deployment": 4,
         "Service": 4,
-        "Job": 4,
+        "Job": 4 + 1,  # migrations and the keycloak sync
         "HorizontalPodAutoscaler": 4,
         "PodDisruptionBudget": 4,
         "NetworkPolicy": 4,
@@ -991,6 +995,8 @@ def test_templates_loop_over_services_without_naming_them(chart: helm_python.Cha
     """One shared loop: no template (or helper) mentions a particular service."""
     sources = {template["name"]: template["data"] for template in chart.templates}
     assert "templates/deployment.yaml" in sources and "range" in sources["templates/deployment.yaml"]
+    # The one exception: the Keycloak sync is identity's own command (it reads identity's register).
+    del sources["templates/keycloak-sync-job.yaml"]
     for name, text in sources.items():
         for service in SERVICES:
             assert service not in text.lower(), f"{name} names the service {service!r}"
@@ -1085,3 +1091,94 @@ def test_nats_server_accepts_the_shipped_accounts(tmp_path: Path) -> None:
         [str(find_nats_server()), "-c", str(config), "-t"], env=env, capture_output=True, text=True, check=False
     )
     assert missing.returncode != 0
+
+
+# --- keycloak sync --------------------------------------------------------------------------
+
+
+def sync_job(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return by_name(objects, "Job")[f"{RELEASE}-keycloak-sync"]
+
+
+def test_keycloak_sync_is_off_by_default(default_objects: list[dict[str, Any]]) -> None:
+    assert f"{RELEASE}-keycloak-sync" not in by_name(default_objects, "Job")
+
+
+def test_keycloak_sync_hook_job(full_objects: list[dict[str, Any]], full: dict[str, Any]) -> None:
+    job = sync_job(full_objects)
+    annotations = job["metadata"]["annotations"]
+    # After the release's objects exist (identity migrated and serving), on every install and upgrade.
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    spec = pod_spec(job)
+    (container,) = spec["containers"]
+    assert container["command"] == ["comuna-identity", "keycloak", "sync"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["serviceAccountName"] == RELEASE
+    env = env_of(container)
+    # Issuer https://auth.example.org/realms/comuna -> server URL and realm.
+    assert env["COMUNA_IDENTITY_KEYCLOAK_URL"]["value"] == "https://auth.example.org"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_REALM"]["value"] == "comuna"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_ADMIN_REALM"]["value"] == "master"
+    assert env["COMUNA_IDENTITY_OIDC_AUDIENCE"]["value"] == "comuna-api"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_DEVELOPMENT"]["value"] == "false"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_REDIRECT_URIS"]["value"] == "https://portal.comuna.example.org/*"
+    assert secret_ref(env, "COMUNA_IDENTITY_KEYCLOAK_ADMIN_PASSWORD")["key"] == "keycloak-admin-password"
+    assert secret_ref(env, "COMUNA_IDENTITY_DATABASE_URL")["key"] == "identity-database-url"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_CLIENT_SECRETS_DIR"]["value"] == "/etc/comuna/keycloak-clients"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "client-secrets")
+    assert mount == {"name": "client-secrets", "mountPath": "/etc/comuna/keycloak-clients", "readOnly": True}
+    volume = next(v for v in spec["volumes"] if v["name"] == "client-secrets")
+    assert volume["secret"]["secretName"] == f"{RELEASE}-secrets"
+    assert volume["secret"]["defaultMode"] == 0o400
+    assert {item["path"]: item["key"] for item in volume["secret"]["items"]} == {
+        f"svc-{name}": f"{name}-service-client-secret" for name in SERVICES
+    }
+    # The admin password is in the Secret only, never in a manifest.
+    secret = by_name(full_objects, "Secret")[f"{RELEASE}-secrets"]
+    password = full["secrets"]["values"]["keycloak"]["adminPassword"]
+    assert base64.b64decode(secret["data"]["keycloak-admin-password"]).decode() == password
+    assert password not in json.dumps([strip(o) for o in full_objects if o["kind"] != "Secret"])
+    # identity's NetworkPolicy (egress to PostgreSQL and the issuer) selects the sync pod.
+    policy = by_name(full_objects, "NetworkPolicy")[f"{RELEASE}-identity"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    # Never the Services' traffic.
+    assert not deployment(full_objects, "identity")["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_keycloak_sync_settings(chart: helm_python.Chart) -> None:
+    base = {"oidc": {"issuer": "https://sso.example.net/auth/realms/pueblo/"}, "keycloakSync": {"enabled": True}}
+    env = env_of(pod_spec(sync_job(render(chart, base)))["containers"][0])
+    assert env["COMUNA_IDENTITY_KEYCLOAK_URL"]["value"] == "https://sso.example.net/auth"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_REALM"]["value"] == "pueblo"
+    assert "COMUNA_IDENTITY_KEYCLOAK_REDIRECT_URIS" not in env
+    explicit = deepcopy(base)
+    explicit["keycloakSync"] |= {
+        "url": "http://keycloak.auth.svc:8080",
+        "realm": "comuna",
+        "adminRealm": "ops",
+        "adminUsername": "provisioner",
+        "development": True,
+    }
+    env = env_of(pod_spec(sync_job(render(chart, explicit)))["containers"][0])
+    assert env["COMUNA_IDENTITY_KEYCLOAK_URL"]["value"] == "http://keycloak.auth.svc:8080"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_REALM"]["value"] == "comuna"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_ADMIN_REALM"]["value"] == "ops"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_ADMIN_USERNAME"]["value"] == "provisioner"
+    assert env["COMUNA_IDENTITY_KEYCLOAK_DEVELOPMENT"]["value"] == "true"
+    with pytest.raises(helm_python.HelmRenderError, match=r"keycloakSync needs oidc\.issuer"):
+        render(chart, {"keycloakSync": {"enabled": True}})
+    with pytest.raises(helm_python.HelmRenderError, match=r"needs services\.identity\.enabled"):
+        render(chart, base | {"services": {"identity": {"enabled": False}}})
+    with pytest.raises(helm_python.HelmValuesError, match="adminPasword"):
+        render(chart, {"keycloakSync": {"enabled": True, "adminPasword": "typo"}})
+
+
+def test_notes_list_the_keys_the_sync_needs(chart: helm_python.Chart) -> None:
+    text = notes(
+        chart, {"oidc": {"issuer": "https://auth.example.org/realms/comuna"}, "keycloakSync": {"enabled": True}}
+    )
+    assert "keycloak-admin-password" in text
+    assert "identity-service-client-secret" in text and "projects-service-client-secret" in text
+    assert "keycloak-admin-password" not in notes(chart, {"oidc": {"issuer": "https://auth.example.org/realms/comuna"}})

@@ -91,10 +91,14 @@ class Reconciler:
             self._change(Action.CREATE, "role", name)
         for client in self.spec.clients:
             self._change(Action.CREATE, "client", client.client_id)
+            for role in client.service_account_roles:
+                self._change(Action.CREATE, "service-account-role", f"{client.client_id}:{role}")
         for group in self.spec.groups:
-            self._change(Action.CREATE, "group", group.code)
+            self._change(Action.CREATE, "group", group.code, [group.name])
         for user in self.spec.users:
             self._change(Action.CREATE, "user", user.username)
+            for code in user.groups:
+                self._change(Action.CREATE, "group-member", f"{user.username}@{code}")
 
     # Realm roles: names only; none is assigned to a person.
     def roles(self) -> None:

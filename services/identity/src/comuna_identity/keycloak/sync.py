@@ -8,16 +8,16 @@ Keycloak has been reconciled, and rolled back in a dry run.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from keycloak import KeycloakAdmin, KeycloakAuthenticationError, KeycloakConnectionError, KeycloakError
 from sqlalchemy import select
 
 import comuna_identity.messages  # noqa: F401  (registers the translations of the events ensure_* stage)
+from comuna_identity.domain.access import ensure_assignment, ensure_territory
 from comuna_identity.keycloak.changes import Action, Change
 from comuna_identity.keycloak.client_secrets import ConfigurationError, load_client_secrets
 from comuna_identity.keycloak.passwords import PasswordBook
@@ -69,15 +69,6 @@ class _RollBack(Exception):
     """Raised at the end of a dry run so identity's transaction is rolled back."""
 
 
-Ensure = Callable[..., Awaitable[bool]]
-
-
-def _register_writers() -> tuple[Ensure, Ensure]:
-    """identity's `ensure_territory` and `ensure_assignment` (its domain owns the rules)."""
-    module = importlib.import_module("comuna_identity.domain.access")
-    return cast(Ensure, module.ensure_territory), cast(Ensure, module.ensure_assignment)
-
-
 def connect(settings: KeycloakSettings) -> KeycloakAdmin:
     """An admin client whose credentials were checked: one token request, before any change."""
     where = f"Keycloak at {settings.keycloak_url}"
@@ -97,12 +88,18 @@ def connect(settings: KeycloakSettings) -> KeycloakAdmin:
         raise KeycloakUnavailable(
             f"cannot reach {where}: check COMUNA_IDENTITY_KEYCLOAK_URL and that Keycloak is running"
         ) from None
-    except KeycloakAuthenticationError:
-        raise KeycloakUnavailable(
-            f"{where} refused admin user {settings.keycloak_admin_username!r} of realm "
-            f"{settings.keycloak_admin_realm!r}: check COMUNA_IDENTITY_KEYCLOAK_ADMIN_USERNAME and _ADMIN_PASSWORD"
-        ) from None
     except KeycloakError as exc:
+        # Keycloak answers a wrong password with 400 invalid_grant (401 for a refused client).
+        if isinstance(exc, KeycloakAuthenticationError) or exc.response_code in (400, 401):
+            raise KeycloakUnavailable(
+                f"{where} refused admin user {settings.keycloak_admin_username!r} of realm "
+                f"{settings.keycloak_admin_realm!r}: check COMUNA_IDENTITY_KEYCLOAK_ADMIN_USERNAME and _ADMIN_PASSWORD"
+            ) from None
+        if exc.response_code == 404:
+            raise KeycloakUnavailable(
+                f"{where} has no realm {settings.keycloak_admin_realm!r} for the admin login (or is not Keycloak): "
+                "check COMUNA_IDENTITY_KEYCLOAK_ADMIN_REALM and COMUNA_IDENTITY_KEYCLOAK_URL"
+            ) from None
         raise KeycloakUnavailable(
             f"{where} answered {exc.response_code or 'an error'} to the admin login in realm "
             f"{settings.keycloak_admin_realm!r}: check COMUNA_IDENTITY_KEYCLOAK_URL and _ADMIN_REALM"
@@ -159,13 +156,12 @@ async def _sync_in(
     rows = (await uow.session.execute(select(Territory.code, Territory.name, Territory.kind))).all()
     known = {code: TerritoryKind(kind) for code, _, kind in rows}
     check_seed_against(seed, known)
-    if seed.territories or seed.staff:
-        ensure_territory, ensure_assignment = _register_writers()
     for territory in seed.territories:
         if await ensure_territory(
             uow, code=territory.code, name=territory.name, kind=territory.kind, parent_code=territory.parent_code
         ):
             record(Change(Action.CREATE, "territory", territory.code, (territory.name,)))
+    await _check_assignments(uow, seed)
     register = (await uow.session.execute(select(Territory.code, Territory.name, Territory.kind))).all()
     codes = {code for code, _, _ in register}
     groups = groups_from_register(
@@ -199,6 +195,29 @@ async def _sync_in(
                 table_code=assignment.table_code,
             ):
                 record(Change(Action.CREATE, "assignment", f"{label} for {staff.username}"))
+
+
+async def _check_assignments(uow: UnitOfWork, seed: Seed) -> None:
+    """Apply identity's rules to every seeded assignment before Keycloak is touched: each is
+    recorded for a stand-in subject inside a savepoint that is then rolled back, so a seed that
+    identity refuses stops the sync with nothing applied anywhere."""
+    if not seed.staff:
+        return
+    try:
+        async with uow.session.begin_nested():
+            for staff in seed.staff:
+                for assignment in staff.assignments:
+                    await ensure_assignment(
+                        uow,
+                        subject=f"seed-check:{staff.username}",
+                        role=assignment.role,
+                        territory_code=assignment.territory_code,
+                        consultation_id=assignment.consultation_id,
+                        table_code=assignment.table_code,
+                    )
+            raise _RollBack
+    except _RollBack:
+        pass
 
 
 def _parent_of(code: str, codes: set[str]) -> str | None:
