@@ -26,8 +26,8 @@ async def test_a_staff_login_is_keycloaks_own_from_token_to_logout(issuer: TestI
     tokens = cli.token(username_of(subject), issuer.password_of(subject))
     assert cli.userinfo(tokens["access_token"])["sub"] == subject
 
-    # Introspection needs an authenticated client: a service's confidential one.
-    service = openid(issuer, "svc-identity", issuer.client_secrets["svc-identity"])
+    # Keycloak introspects a token only for a client in its audience: the API client `comuna`.
+    service = openid(issuer, AUDIENCE, api_client_secret(issuer))
     introspected = service.introspect(tokens["access_token"])
     assert introspected["active"] is True
     assert introspected["sub"] == subject
@@ -39,6 +39,21 @@ async def test_a_staff_login_is_keycloaks_own_from_token_to_logout(issuer: TestI
     with pytest.raises(KeycloakPostError):
         cli.refresh_token(refreshed["refresh_token"])
     assert service.introspect(refreshed["access_token"])["active"] is False
+
+
+def api_client_secret(issuer: TestIssuer) -> str:
+    admin = keycloak_admin(issuer)
+    return str(admin.get_client_secrets(admin.get_client_id(AUDIENCE))["value"])
+
+
+def keycloak_admin(issuer: TestIssuer) -> KeycloakAdmin:
+    return KeycloakAdmin(
+        server_url=issuer.base_url,
+        username=issuer.keycloak.admin_username,
+        password=issuer.keycloak.admin_password,
+        realm_name=issuer.realm,
+        user_realm_name="master",
+    )
 
 
 async def test_services_verify_keycloak_tokens_offline_and_no_territory_claim_exists(issuer: TestIssuer) -> None:
@@ -55,16 +70,10 @@ async def test_services_verify_keycloak_tokens_offline_and_no_territory_claim_ex
 
 
 async def test_the_admin_api_lists_the_provisioned_roles_and_clients(issuer: TestIssuer) -> None:
-    admin = KeycloakAdmin(
-        server_url=issuer.base_url,
-        username=issuer.keycloak.admin_username,
-        password=issuer.keycloak.admin_password,
-        realm_name=issuer.realm,
-        user_realm_name="master",
-    )
+    admin = keycloak_admin(issuer)
     roles = {role["name"] for role in admin.get_realm_roles()}
     assert {str(role) for role in Role} | {SERVICE_ROLE} <= roles
     clients = {client["clientId"]: client for client in admin.get_clients()}
-    assert set(SERVICE_CLIENTS) | {PUBLIC_CLIENT} <= set(clients)
+    assert set(SERVICE_CLIENTS) | {PUBLIC_CLIENT, AUDIENCE} <= set(clients)
     assert clients[PUBLIC_CLIENT]["publicClient"] is True
     assert all(clients[c]["serviceAccountsEnabled"] for c in SERVICE_CLIENTS)

@@ -149,6 +149,29 @@ def service_client(client_id: str, secret: str) -> ClientSpec:
     )
 
 
+def api_client(audience: str) -> ClientSpec:
+    """The services' API as a client of its own, named by the audience every token carries: no
+    flow issues tokens to it, but it is in every token's audience, so it may introspect them
+    (Keycloak answers introspection only to a client the token is meant for). Its secret is
+    Keycloak's own, read from the admin console by whoever needs introspection."""
+    return ClientSpec(
+        client_id=audience,
+        representation={
+            "name": "Comuna APIs (the audience of every token)",
+            "enabled": True,
+            "protocol": "openid-connect",
+            "publicClient": False,
+            "clientAuthenticatorType": "client-secret",
+            "standardFlowEnabled": False,
+            "implicitFlowEnabled": False,
+            "directAccessGrantsEnabled": False,
+            "serviceAccountsEnabled": False,
+            "redirectUris": [],
+            "webOrigins": [],
+        },
+    )
+
+
 def realm_spec(
     *,
     realm: str,
@@ -162,6 +185,7 @@ def realm_spec(
     clients = (
         public_client(development=development, redirect_uris=redirect_uris),
         *(service_client(cid, client_secrets[cid]) for cid in SERVICE_CLIENT_IDS),
+        api_client(audience),
     )
     return RealmSpec(
         realm=realm,
