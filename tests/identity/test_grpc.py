@@ -13,6 +13,7 @@ from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.service import SPEC
 from comuna_platform.rpc import error_code_of
+from tests.identity.authority import REGISTRAR
 from tests.identity.test_registry_api import registrar, seed
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
@@ -127,7 +128,7 @@ async def test_errors_have_proper_status_codes(
     }[request_kind]
     metadata = {
         "none": [],
-        "person": [("authorization", f"Bearer {issuer.token(roles=['registrar'], territories=['VE'])}")],
+        "person": [("authorization", f"Bearer {issuer.token(subject=REGISTRAR, roles=[])}")],
         "service": service_token(issuer),
     }[metadata_kind]
     with pytest.raises(grpc.aio.AioRpcError) as raised:

@@ -8,14 +8,17 @@ import pytest
 from sqlalchemy import func, select, text
 
 from comuna_identity.storage.models import Resident, Territory
+from comuna_platform.auth.roles import Role
+from tests.identity.authority import OPERATOR, REGISTRAR, ensure_root, grant, person
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
 
 pytestmark = pytest.mark.asyncio
 
 
-def registrar(issuer: TestIssuer, scope: str = "VE") -> dict[str, str]:
-    return issuer.headers(roles=["registrar"], territories=[scope])
+def registrar(issuer: TestIssuer) -> dict[str, str]:
+    """The national registrar `seed` grants (a token with no roles or territories of its own)."""
+    return person(issuer, REGISTRAR)
 
 
 async def count(service: RunningService, model: Any) -> int:
@@ -24,10 +27,13 @@ async def count(service: RunningService, model: Any) -> int:
 
 
 async def seed(service: RunningService, issuer: TestIssuer, prefix: str = "VE") -> None:
+    """The country root and a national registrar and operator (seeded), then a small tree over REST."""
+    await ensure_root(service)
+    await grant(service, REGISTRAR, Role.REGISTRAR, "VE")
+    await grant(service, OPERATOR, Role.OPERATOR, "VE")
     h = registrar(issuer)
     client = service.client
     tree = [
-        ("VE", "Venezuela", "country", None),
         (f"{prefix}.01", "Lara", "state", prefix),
         (f"{prefix}.01.01", "Iribarren", "municipality", f"{prefix}.01"),
         (f"{prefix}.01.01.C1", "Comuna Uno", "commune", f"{prefix}.01.01"),
@@ -129,12 +135,15 @@ async def test_auth_is_enforced(
     identity: RunningService, issuer: TestIssuer, headers_kind: str, status: int, code: str
 ) -> None:
     await seed(identity, issuer)
+    await grant(identity, "subject-spokesperson-c1", Role.SPOKESPERSON, "VE.01.01.C1")
+    await grant(identity, "subject-registrar-c2", Role.REGISTRAR, "VE.01.01.C2")
     headers = {
         "none": {},
-        "expired": issuer.headers(roles=["registrar"], territories=["VE"], ttl=-120),
-        "foreign": issuer.headers(roles=["registrar"], territories=["VE"], iss="https://evil.example/realms/x"),
-        "wrong_role": issuer.headers(roles=["spokesperson"], territories=["VE"]),
-        "wrong_territory": issuer.headers(roles=["registrar"], territories=["VE.01.01.C2"]),
+        "expired": person(issuer, REGISTRAR, ttl=-120),
+        "foreign": person(issuer, REGISTRAR, iss="https://evil.example/realms/x"),
+        # A territory claim grants nothing: only identity's assignments count.
+        "wrong_role": person(issuer, "subject-spokesperson-c1", comuna_territories=["VE"]),
+        "wrong_territory": person(issuer, "subject-registrar-c2", comuna_territories=["VE"]),
     }[headers_kind]
     before = await count(identity, Resident)
     body = {"national_id": "V-11.222.333", "birth_date": "1990-01-01", "council_code": "VE.01.01.C1.CC1"}

@@ -1,4 +1,5 @@
-"""Identity's protobuf edge: domain events -> event messages, territories -> `TerritoryRef`.
+"""Identity's protobuf edge: domain events -> event messages, territories -> `TerritoryRef`,
+role assignments -> `RoleAssignment`.
 
 Imported where the service is assembled (`service.py`), which registers the translations the
 unit of work uses when a use case stages one of `domain.events`.
@@ -6,10 +7,20 @@ unit of work uses when a use case stages one of `domain.events`.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from comuna.common.v1 import territory_pb2
-from comuna.identity.v1 import events_pb2
+from comuna.identity.v1 import access_pb2, events_pb2
 from comuna.identity.v1 import identity_pb2 as pb
-from comuna_identity.domain.events import ResidentRegistered, TerritoryCreated
+from comuna_identity.domain.access import AssignmentView
+from comuna_identity.domain.events import (
+    ResidentRegistered,
+    RoleAssignmentGranted,
+    RoleAssignmentRevoked,
+    TerritoryCreated,
+)
 from comuna_identity.storage.models import Territory
 from comuna_identity.vocabulary import IneligibilityReason, TerritoryKind
 from comuna_platform.events.translation import translates
@@ -46,4 +57,39 @@ def territory_created(event: TerritoryCreated) -> events_pb2.TerritoryCreated:
 def resident_registered(event: ResidentRegistered) -> events_pb2.ResidentRegistered:
     return events_pb2.ResidentRegistered(
         resident_id=str(event.resident_id), council_id=str(event.council_id), commune_id=str(event.commune_id)
+    )
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def role_assignment(view: AssignmentView) -> access_pb2.RoleAssignment:
+    a = view.assignment
+    message = access_pb2.RoleAssignment(
+        id=str(a.id),
+        role=a.role,
+        territory=territory_ref(view.territory),
+        consultation_id=str(a.consultation_id) if a.consultation_id else "",
+        table_code=a.table_code or "",
+        valid_from=timestamp(a.valid_from),
+    )
+    if a.valid_until is not None:
+        message.valid_until.CopyFrom(timestamp(a.valid_until))
+    return message
+
+
+@translates(RoleAssignmentGranted)
+def role_assignment_granted(event: RoleAssignmentGranted) -> events_pb2.RoleAssignmentGranted:
+    return events_pb2.RoleAssignmentGranted(
+        subject=event.assignment.subject, assignment=role_assignment(AssignmentView(event.assignment, event.territory))
+    )
+
+
+@translates(RoleAssignmentRevoked)
+def role_assignment_revoked(event: RoleAssignmentRevoked) -> events_pb2.RoleAssignmentRevoked:
+    return events_pb2.RoleAssignmentRevoked(
+        subject=event.subject, assignment_id=str(event.assignment_id), reason=event.reason
     )

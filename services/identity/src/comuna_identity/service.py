@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 # Imported for its effect: registers how identity's domain events become event messages.
 from comuna_identity import messages  # noqa: F401
+from comuna_identity.api.resolver import DatabaseAccessResolver
 from comuna_identity.api.routes import router
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.grpc import servicer
 from comuna_identity.settings import Settings
+from comuna_platform.auth.access import AccessResolver
 from comuna_platform.runtime import Runtime, ServiceSpec
 
 
@@ -34,6 +36,10 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         app.include_router(build_oidc_router(load_config(settings.dev_issuer_config)))
 
 
+def access_resolver(runtime: Runtime) -> AccessResolver:
+    return DatabaseAccessResolver(runtime.db)
+
+
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
     settings = settings_of(runtime)
     return servicer.register(runtime, server, hasher_for(settings), settings.voting_age)
@@ -42,10 +48,12 @@ def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
 SPEC = ServiceSpec(
     name="identity",
     title="Comuna identity",
-    description="Territory register (states to communal councils) and the census of residents, "
-    "holding only keyed hashes of national id numbers.",
+    description="Territory register (states to communal councils), the census of residents "
+    "(only keyed hashes of national id numbers), and who may act where: role assignments, "
+    "resolved for every service, and the enrolment of residents' accounts.",
     settings_factory=Settings,
     routers=[router],
     grpc_register=grpc_register,
     on_startup=on_startup,
+    access_resolver=access_resolver,
 )

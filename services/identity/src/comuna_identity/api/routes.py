@@ -22,8 +22,8 @@ from comuna_identity.domain import registry
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.storage.models import Territory
 from comuna_identity.vocabulary import TerritoryKind
-from comuna_platform.auth.fastapi import require_roles
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
@@ -31,7 +31,8 @@ from comuna_platform.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
-Registrar = Annotated[Principal, require_roles("registrar", "operator")]
+TerritoryKeeper = Annotated[Caller, require_assignment(*registry.TERRITORY_KEEPERS)]
+CensusKeeper = Annotated[Caller, require_assignment(*registry.CENSUS_KEEPERS)]
 
 
 def hasher_of(request: Request) -> CensusHasher:
@@ -49,9 +50,9 @@ def _out(t: Territory) -> TerritoryOut:
     response_model=TerritoryOut,
     summary="Register a territory (state, municipality, commune, circuit or council)",
 )
-async def create_territory(body: TerritoryIn, principal: Registrar, uow: UnitOfWorkDep) -> TerritoryOut:
+async def create_territory(body: TerritoryIn, caller: TerritoryKeeper, uow: UnitOfWorkDep) -> TerritoryOut:
     territory = await registry.create_territory(
-        uow, principal, code=body.code, name=body.name, kind=body.kind, parent_code=body.parent_code
+        uow, caller, code=body.code, name=body.name, kind=body.kind, parent_code=body.parent_code
     )
     return _out(territory)
 
@@ -87,9 +88,9 @@ async def get_territory(code: str, uow: UnitOfWorkDep) -> TerritoryDetail:
     summary="Register a resident in the census",
 )
 async def register_resident(
-    body: ResidentIn, principal: Registrar, uow: UnitOfWorkDep, request: Request
+    body: ResidentIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
 ) -> ResidentOut:
-    ids = await _register(uow, principal, hasher_of(request), [body])
+    ids = await _register(uow, caller, hasher_of(request), [body])
     return ResidentOut(id=ids[0])
 
 
@@ -100,13 +101,13 @@ async def register_resident(
     summary="Register up to 1,000 residents at once, all or nothing",
 )
 async def register_residents(
-    body: ResidentBatchIn, principal: Registrar, uow: UnitOfWorkDep, request: Request
+    body: ResidentBatchIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
 ) -> ResidentBatchOut:
-    return ResidentBatchOut(ids=await _register(uow, principal, hasher_of(request), body.residents))
+    return ResidentBatchOut(ids=await _register(uow, caller, hasher_of(request), body.residents))
 
 
 async def _register(
-    uow: UnitOfWork, principal: Principal, hasher: CensusHasher, residents: list[ResidentIn]
+    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, residents: list[ResidentIn]
 ) -> list[uuid.UUID]:
     new = [registry.NewResident(r.national_id, r.birth_date, r.council_code) for r in residents]
-    return await registry.register_residents(uow, principal, hasher, new, today=datetime.now(UTC).date())
+    return await registry.register_residents(uow, caller, hasher, new, today=datetime.now(UTC).date())

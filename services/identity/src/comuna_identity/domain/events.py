@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from comuna_identity.storage.models import Territory
+from comuna_identity.storage.models import RoleAssignment, Territory
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,16 @@ class ResidentRegistered:
     resident_id: uuid.UUID
     council_id: uuid.UUID
     commune_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class RoleAssignmentGranted:
+    assignment: RoleAssignment
+    territory: Territory
+
+
+@dataclass(frozen=True)
+class RoleAssignmentRevoked:
+    subject: str
+    assignment_id: uuid.UUID
+    reason: str

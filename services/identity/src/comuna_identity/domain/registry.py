@@ -18,7 +18,8 @@ from comuna_identity.domain.territories import check_placement
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import Resident, Territory
 from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, TerritoryKind
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Conflict, InvalidInput, NotFound
 from comuna_platform.ids import new_id
 from comuna_platform.uow import Staged, UnitOfWork
@@ -28,19 +29,51 @@ def territory_not_found(code: str) -> NotFound:
     return NotFound(f"territory {code} does not exist", code="territory_not_found")
 
 
+# Who may register territories and census records: registrars, and operators for territories.
+TERRITORY_KEEPERS = (Role.REGISTRAR, Role.OPERATOR)
+CENSUS_KEEPERS = (Role.REGISTRAR,)
+
+
 async def create_territory(
-    uow: UnitOfWork, principal: Principal, *, code: str, name: str, kind: TerritoryKind, parent_code: str | None
+    uow: UnitOfWork, caller: Caller, *, code: str, name: str, kind: TerritoryKind, parent_code: str | None
 ) -> Territory:
-    session = uow.session
-    parent = None
-    if parent_code is not None:
-        parent = await repository.territory_by_code(session, parent_code)
-        if parent is None:
-            raise NotFound(f"parent territory {parent_code} does not exist", code="territory_not_found")
+    """Register a territory under a parent the caller covers (the country root: an operator)."""
+    parent = await _parent(uow, parent_code)
     check_placement(
         kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
     )
-    principal.require_territory(code)
+    if parent is None:
+        caller.require_role(Role.OPERATOR)
+    else:
+        caller.require(TERRITORY_KEEPERS, parent.code)
+    return await insert_territory(uow, code=code, name=name, kind=kind, parent=parent)
+
+
+async def ensure_territory(uow: UnitOfWork, *, code: str, name: str, kind: str, parent_code: str | None) -> bool:
+    """Seed a territory unless one with `code` exists (then nothing changes); True if it created it."""
+    if await repository.territory_by_code(uow.session, code) is not None:
+        return False
+    parent = await _parent(uow, parent_code)
+    check_placement(
+        kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
+    )
+    await insert_territory(uow, code=code, name=name, kind=TerritoryKind(kind), parent=parent)
+    return True
+
+
+async def _parent(uow: UnitOfWork, parent_code: str | None) -> Territory | None:
+    if parent_code is None:
+        return None
+    parent = await repository.territory_by_code(uow.session, parent_code)
+    if parent is None:
+        raise NotFound(f"parent territory {parent_code} does not exist", code="territory_not_found")
+    return parent
+
+
+async def insert_territory(
+    uow: UnitOfWork, *, code: str, name: str, kind: TerritoryKind, parent: Territory | None
+) -> Territory:
+    session = uow.session
     territory = Territory(id=new_id(), code=code, name=name, kind=kind, parent_id=parent.id if parent else None)
     session.add(territory)
     try:
@@ -103,7 +136,7 @@ class NewResident:
 
 async def register_residents(
     uow: UnitOfWork,
-    principal: Principal,
+    caller: Caller,
     hasher: CensusHasher,
     residents: Sequence[NewResident],
     *,
@@ -119,7 +152,7 @@ async def register_residents(
             found = await repository.territory_by_code(session, new.council_code)
             if found is None or found.kind != TerritoryKind.COMMUNAL_COUNCIL:
                 raise NotFound(f"communal council {new.council_code} does not exist", code="council_not_found")
-            principal.require_territory(found.code)
+            caller.require(CENSUS_KEEPERS, found.code)
             councils[new.council_code] = council = found
         if new.birth_date > today or new.birth_date.year < 1900:
             raise InvalidInput("birth date is not plausible", code="birth_date_invalid")

@@ -8,9 +8,9 @@ import grpc
 
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
-from comuna_identity.domain import registry
+from comuna_identity.domain import access, registry
 from comuna_identity.domain.census import CensusHasher
-from comuna_identity.messages import REASON_TO_PROTO, territory_ref
+from comuna_identity.messages import REASON_TO_PROTO, role_assignment, territory_ref, timestamp
 from comuna_platform.grpc_uow import with_unit_of_work
 from comuna_platform.ids import parse_id
 from comuna_platform.paging import decode_page_token, encode_page_token, page_size_of
@@ -68,6 +68,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return pb.CheckEligibilityResponse(
             eligible=result.eligible, reason=REASON_TO_PROTO[result.reason], voter_ref=result.voter_ref
+        )
+
+    @with_unit_of_work
+    async def ResolvePrincipal(
+        self, request: pb.ResolvePrincipalRequest, uow: UnitOfWork
+    ) -> pb.ResolvePrincipalResponse:
+        require_service_caller()
+        resolved = await access.resolve(uow, request.subject)
+        return pb.ResolvePrincipalResponse(
+            subject=resolved.subject,
+            assignments=[role_assignment(view) for view in resolved.assignments],
+            resident_id=str(resolved.resident_id) if resolved.resident_id else "",
+            resolved_at=timestamp(resolved.resolved_at),
         )
 
 
