@@ -9,11 +9,12 @@ existing authority); their tokens carry only a subject.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,14 @@ class Identity:
     service: RunningService
     grpc_target: str
     issuer: TestIssuer
+    # code -> id of the seeded territories
+    territory_ids: dict[str, uuid.UUID]
+    # One grant at a time: concurrent requests of a test may ask for the same person at once.
+    _granting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def grant(self, subject: str, role: Role, code: str, **terms: Any) -> None:
         """`ensure_assignment` as the seed runs it (a no-op if the same live one exists)."""
-        async with self.service.runtime.db.unit_of_work() as uow:
+        async with self._granting, self.service.runtime.db.unit_of_work() as uow:
             await access.ensure_assignment(uow, subject=subject, role=role, territory_code=code, **terms)
 
     async def headers(self, role: Role, code: str, **terms: Any) -> dict[str, str]:
@@ -125,6 +130,6 @@ async def running_identity(
         issuer=issuer,
         census_hash_key="x" * 32,
     ) as service:
-        await seed_territories(service, list(territories))
+        ids = await seed_territories(service, list(territories))
         async with grpc_server(IDENTITY, service) as target:
-            yield Identity(service, target, issuer)
+            yield Identity(service, target, issuer, ids)

@@ -43,8 +43,13 @@ async def running_service(
     nats_url: str,
     issuer: TestIssuer,
     workers: bool = True,
+    identity_grpc_target: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[RunningService]:
+    """`identity_grpc_target`: where the service asks identity who may act where (ResolvePrincipal);
+    without it, a service that asks gets 503 on its protected endpoints (identity unreachable)."""
+    if identity_grpc_target is not None:
+        overrides["identity_grpc_target"] = identity_grpc_target
     settings = settings_cls(
         database_url=database_url,
         nats_url=nats_url,
