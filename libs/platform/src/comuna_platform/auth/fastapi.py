@@ -62,4 +62,3 @@ def require_assignment(*roles: Role) -> Any:
         return caller
 
     return Depends(_require)
-

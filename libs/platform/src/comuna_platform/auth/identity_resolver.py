@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from comuna.identity.v1 import events_pb2, identity_pb2, identity_pb2_grpc
 from comuna.identity.v1.access_pb2 import RoleAssignment
 from comuna_platform.errors import Unavailable
+from comuna_platform.events.registry import subject_of
 
 from .access import Assignment, Resolution
 from .access_cache import DEFAULT_MAX_ENTRIES, AccessCache
@@ -32,11 +33,13 @@ from .roles import Role
 
 log = logging.getLogger(__name__)
 
-INVALIDATION_SUBJECTS = "identity.role_assignment.>"
+_ASSIGNMENT_EVENTS = (events_pb2.RoleAssignmentGranted, events_pb2.RoleAssignmentRevoked)
 _EVENTS: dict[str, type[events_pb2.RoleAssignmentGranted] | type[events_pb2.RoleAssignmentRevoked]] = {
-    "identity.role_assignment.granted": events_pb2.RoleAssignmentGranted,
-    "identity.role_assignment.revoked": events_pb2.RoleAssignmentRevoked,
+    subject_of(event): event for event in _ASSIGNMENT_EVENTS
 }
+# `identity.role_assignment.>`: every assignment event (`<service>.<aggregate>.<what>`), from the contracts.
+(_AGGREGATE,) = {subject.rsplit(".", 1)[0] for subject in _EVENTS}
+INVALIDATION_SUBJECTS = f"{_AGGREGATE}.>"
 
 
 class Invalidatable(Protocol):
