@@ -29,3 +29,11 @@ async def grant(service: RunningService, subject: str, role: Role, code: str, **
     """`ensure_assignment` as the seed runs it; True if it created the assignment."""
     async with service.runtime.db.unit_of_work() as uow:
         return await access.ensure_assignment(uow, subject=subject, role=role, territory_code=code, **terms)
+
+
+async def seed_staff(service: RunningService) -> None:
+    """The country root plus a national operator (`OPERATOR`) and registrar (`REGISTRAR`): what a
+    suite needs before it registers territories and residents over REST with `person(...)`."""
+    await ensure_root(service)
+    await grant(service, OPERATOR, Role.OPERATOR, ROOT)
+    await grant(service, REGISTRAR, Role.REGISTRAR, ROOT)

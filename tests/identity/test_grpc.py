@@ -82,10 +82,11 @@ async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: 
     consultation = str(uuid.uuid4())
 
     async def check(national_id: str, consultation_id: str = consultation) -> pb.CheckEligibilityResponse:
-        return await stub.CheckEligibility(
+        reply: pb.CheckEligibilityResponse = await stub.CheckEligibility(
             pb.CheckEligibilityRequest(consultation_id=consultation_id, commune_id=commune, national_id=national_id),
             metadata=service_token(issuer),
         )
+        return reply
 
     adult = await check("V-7.000.001")
     assert adult.eligible

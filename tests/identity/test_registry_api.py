@@ -63,7 +63,9 @@ async def test_territories_page_with_opaque_tokens(identity: RunningService, iss
     await seed(identity, issuer)
     seen, token = [], ""
     while True:
-        params = {"parent_code": "VE.01.01", "limit": 1, **({"page_token": token} if token else {})}
+        params: dict[str, str | int] = {"parent_code": "VE.01.01", "limit": 1}
+        if token:
+            params["page_token"] = token
         page = (await identity.client.get("/v1/territories", params=params)).json()
         seen += [t["code"] for t in page["items"]]
         token = page["next_page_token"]

@@ -20,7 +20,7 @@ from comuna_platform.auth.roles import Role
 from comuna_platform.rpc import error_code_of
 from tests.identity.authority import grant
 from tests.identity.test_grpc import service_token
-from tests.identity.test_registry_api import seed
+from tests.identity.test_registry_api import registrar, seed
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
@@ -85,3 +85,20 @@ async def test_a_person_cannot_resolve_anyone(issuer: TestIssuer, stub: Stub) ->
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.ResolvePrincipal(pb.ResolvePrincipalRequest(subject="someone"), metadata=metadata)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_linked_resident_resolves_to_its_census_record(
+    identity: RunningService, issuer: TestIssuer, stub: Stub
+) -> None:
+    subject = f"subject-{uuid.uuid4()}"
+    resident = {"national_id": "V7100001", "birth_date": "1970-01-01", "council_code": "VE.01.01.C1.CC1"}
+    registered = await identity.client.post("/v1/residents", json=resident, headers=registrar(issuer))
+    assert registered.status_code == 201, registered.text
+    link = {"national_id": "V7100001", "subject": subject}
+    linked = await identity.client.post("/v1/residents:link", json=link, headers=registrar(issuer))
+    assert linked.status_code == 201, linked.text
+
+    reply = await stub.ResolvePrincipal(pb.ResolvePrincipalRequest(subject=subject), metadata=service_token(issuer))
+
+    assert reply.resident_id == registered.json()["id"]
+    assert [(a.role, a.territory.code) for a in reply.assignments] == [("resident", "VE.01.01.C1.CC1")]

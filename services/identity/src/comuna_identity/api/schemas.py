@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from comuna_identity.vocabulary import TerritoryKind
+from comuna_platform.auth.roles import Role
 
 CODE_PATTERN = r"^[A-Z0-9]+(\.[A-Z0-9]+)*$"
 
@@ -56,3 +58,75 @@ class ResidentOut(BaseModel):
 
 class ResidentBatchOut(BaseModel):
     ids: list[uuid.UUID]
+
+
+Subject = Annotated[str, Field(min_length=1, max_length=255, description="A Keycloak user id (the token's `sub`).")]
+TABLE_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class RoleAssignmentIn(Strict):
+    subject: Subject
+    role: Role
+    territory_code: str = Field(min_length=1, max_length=64, pattern=CODE_PATTERN)
+    consultation_id: uuid.UUID | None = Field(default=None, description="Table officers only.")
+    table_code: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=TABLE_CODE_PATTERN, description="Table officers only."
+    )
+    valid_from: AwareDatetime | None = Field(default=None, description="Default: now.")
+    valid_until: AwareDatetime | None = Field(default=None, description="Default: open-ended.")
+
+
+class RoleAssignmentOut(BaseModel):
+    id: uuid.UUID
+    subject: str
+    role: Role
+    territory_id: uuid.UUID
+    territory_code: str
+    consultation_id: uuid.UUID | None
+    table_code: str | None
+    valid_from: datetime
+    valid_until: datetime | None
+    granted_by: str
+    granted_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class RoleAssignmentPage(BaseModel):
+    items: list[RoleAssignmentOut]
+    next_page_token: str | None = Field(description="Pass as `page_token` to get the next page; null on the last.")
+
+
+class RevokeIn(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class MeOut(BaseModel):
+    subject: str
+    # The assignments in force now.
+    assignments: list[RoleAssignmentOut]
+    resident_id: uuid.UUID | None
+
+
+class NationalIdIn(Strict):
+    national_id: str = Field(min_length=1, max_length=20, description="Held only in transit; never stored.")
+
+
+class LinkIn(NationalIdIn):
+    subject: Subject
+
+
+class LinkedOut(BaseModel):
+    resident_id: uuid.UUID
+    subject: str
+
+
+class EnrolmentCodeOut(BaseModel):
+    resident_id: uuid.UUID
+    code: str = Field(description="Shown once: identity keeps only its SHA-256.")
+    expires_at: datetime
+
+
+class RedeemIn(NationalIdIn):
+    code: str = Field(min_length=1, max_length=32)

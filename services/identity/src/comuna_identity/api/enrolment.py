@@ -1,0 +1,80 @@
+"""REST transport of enrolment: link a resident's account in person, hand out a one-time code,
+redeem it. No document number in any answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+
+from comuna_identity.api.routes import hasher_of
+from comuna_identity.api.schemas import EnrolmentCodeOut, LinkedOut, LinkIn, NationalIdIn, RedeemIn
+from comuna_identity.domain import enrolment
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.errors import PermissionDeniedError
+from comuna_platform.auth.fastapi import CurrentPrincipal, require_assignment
+from comuna_platform.auth.roles import SERVICE_ROLE
+from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.http.problems import problem_response
+
+router = APIRouter(prefix="/v1", tags=["enrolment"])
+
+Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
+
+
+@router.post(
+    "/residents:link",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LinkedOut,
+    summary="Link a resident's account in person (a registrar covering the resident's council)",
+)
+async def link_resident(body: LinkIn, caller: Enroller, uow: UnitOfWorkDep, request: Request) -> LinkedOut:
+    linked = await enrolment.link_in_person(
+        uow, caller, hasher_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
+    )
+    return LinkedOut(resident_id=linked.resident_id, subject=linked.subject)
+
+
+@router.post(
+    "/residents:enrolment-code",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnrolmentCodeOut,
+    summary="Issue a one-time enrolment code (shown once; a new one replaces the live one)",
+)
+async def issue_enrolment_code(
+    body: NationalIdIn, caller: Enroller, uow: UnitOfWorkDep, request: Request
+) -> EnrolmentCodeOut:
+    issued = await enrolment.issue_code(
+        uow, caller, hasher_of(request), national_id=body.national_id, now=datetime.now(UTC)
+    )
+    return EnrolmentCodeOut(resident_id=issued.resident_id, code=issued.code, expires_at=issued.expires_at)
+
+
+@router.post(
+    "/enrolment:redeem",
+    response_model=LinkedOut,
+    summary="Redeem an enrolment code with one's document number: links the caller's account",
+    responses={403: {"description": "code or document wrong, code expired, used or burnt (not said which)"}},
+)
+async def redeem_enrolment_code(
+    body: RedeemIn, principal: CurrentPrincipal, uow: UnitOfWorkDep, request: Request
+) -> LinkedOut | JSONResponse:
+    if principal.has_role(SERVICE_ROLE):
+        # A service account is not a person: it has no census record to be linked to.
+        raise PermissionDeniedError("forbidden_role", "a service account cannot enrol")
+    outcome = await enrolment.redeem(
+        uow,
+        hasher_of(request),
+        subject=principal.subject,
+        code=body.code,
+        national_id=body.national_id,
+        now=datetime.now(UTC),
+    )
+    if isinstance(outcome, enrolment.Linked):
+        return LinkedOut(resident_id=outcome.resident_id, subject=outcome.subject)
+    # Returned, not raised: the failed attempt is counted in this unit of work, which commits.
+    return problem_response(
+        request, status=outcome.status, code=outcome.code, title=outcome.title, detail=outcome.detail
+    )

@@ -1,0 +1,166 @@
+"""Enrolment: a Keycloak account (its `sub`) linked to a census record, once.
+
+Either a registrar who has seen the document links them in person, or hands out a one-time
+code that the resident redeems with their document number. Identity keeps only the code's
+SHA-256 and the keyed hash of the document; no document number is written, answered, logged or
+announced. Linking grants the `resident` assignment at the resident's council (its granted
+event tells the services at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from comuna_identity.domain import access
+from comuna_identity.domain.census import CensusHasher
+from comuna_identity.storage import repository
+from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount, Territory
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.roles import Role
+from comuna_platform.errors import Conflict, Forbidden, NotFound
+from comuna_platform.ids import new_id
+from comuna_platform.uow import UnitOfWork
+
+# How long a handed-out code stays redeemable, and how many failed tries burn it.
+CODE_TTL = timedelta(days=7)
+MAX_ATTEMPTS = 5
+ENROLLERS = (Role.REGISTRAR,)
+
+# No 0/O, 1/I/L: a code is read aloud and typed by hand. 12 characters of 31: about 59 bits.
+_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+_CODE_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class Linked:
+    resident_id: uuid.UUID
+    subject: str
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    resident_id: uuid.UUID
+    # The only time the code exists outside the resident's hands.
+    code: str
+    expires_at: datetime
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_LENGTH))
+    return "-".join(raw[i : i + 4] for i in range(0, _CODE_LENGTH, 4))
+
+
+def code_hash(code: str) -> bytes:
+    """SHA-256 of the code as typed, ignoring case, spaces and dashes."""
+    canonical = "".join(code.split()).replace("-", "").upper()
+    return hashlib.sha256(b"enrolment-code:" + canonical.encode()).digest()
+
+
+def refused() -> Forbidden:
+    # Never says whether the code or the document was wrong.
+    return Forbidden("the enrolment code and the document do not match a live code", code="enrolment_refused")
+
+
+async def link_in_person(
+    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, *, national_id: str, subject: str, now: datetime
+) -> Linked:
+    """A registrar covering the resident's council links `subject` to the resident."""
+    resident, council = await _resident_in_reach(uow, caller, hasher, national_id)
+    if subject == caller.subject:
+        raise Forbidden("nobody links their own account", code="own_assignment")
+    return await _link(uow, resident, council, subject, linked_by=caller.subject, now=now)
+
+
+async def issue_code(
+    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, *, national_id: str, now: datetime
+) -> IssuedCode:
+    """A one-time code for the resident; a new one replaces (burns) the live one."""
+    resident, _ = await _resident_in_reach(uow, caller, hasher, national_id)
+    if await repository.account_of_resident(uow.session, resident.id) is not None:
+        raise Conflict("the resident already has a linked account", code="resident_already_linked")
+    await repository.burn_live_codes(uow.session, resident.id, now)
+    code = new_code()
+    expires_at = now + CODE_TTL
+    uow.session.add(
+        EnrolmentCode(
+            id=new_id(),
+            resident_id=resident.id,
+            code_hash=code_hash(code),
+            issued_by=caller.subject,
+            expires_at=expires_at,
+        )
+    )
+    await uow.session.flush()
+    return IssuedCode(resident.id, code, expires_at)
+
+
+async def redeem(
+    uow: UnitOfWork, hasher: CensusHasher, *, subject: str, code: str, national_id: str, now: datetime
+) -> Linked | Forbidden:
+    """Link `subject` if `code` is the live code of the resident holding `national_id`.
+
+    A refusal is returned, not raised: the failed attempt it counts must be committed (each
+    live code involved gains an attempt; the fifth burns it).
+    """
+    if await repository.account_of(uow.session, subject) is not None:
+        raise Conflict("this account is already linked to a resident", code="subject_already_linked")
+    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
+    by_code = await repository.live_code_by_hash(uow.session, code_hash(code))
+    if by_code is not None and resident is not None and by_code.resident_id == resident.id and by_code.expires_at > now:
+        if await repository.account_of_resident(uow.session, resident.id) is not None:
+            raise Conflict("the resident already has a linked account", code="resident_already_linked")
+        by_code.redeemed_at = now
+        council = await repository.territory_by_id(uow.session, resident.council_id)
+        assert council is not None  # a foreign key
+        return await _link(uow, resident, council, subject, linked_by=subject, now=now)
+    involved = {by_code} if by_code is not None else set()
+    if resident is not None:
+        own = await repository.live_code_of_resident(uow.session, resident.id)
+        if own is not None:
+            involved.add(own)
+    for live in involved:
+        live.attempts += 1
+        if live.attempts >= MAX_ATTEMPTS:
+            live.burnt_at = now
+    await uow.session.flush()
+    return refused()
+
+
+async def _resident_in_reach(
+    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, national_id: str
+) -> tuple[Resident, Territory]:
+    # Whether someone is in the census is itself personal: only enrollers may ask.
+    caller.require_role(*ENROLLERS)
+    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
+    if resident is None:
+        raise NotFound("no resident with this document is registered", code="resident_not_found")
+    council = await repository.territory_by_id(uow.session, resident.council_id)
+    assert council is not None  # a foreign key
+    caller.require(ENROLLERS, council.code)
+    return resident, council
+
+
+async def _link(
+    uow: UnitOfWork, resident: Resident, council: Territory, subject: str, *, linked_by: str, now: datetime
+) -> Linked:
+    session = uow.session
+    if await repository.account_of(session, subject) is not None:
+        raise Conflict("this account is already linked to a resident", code="subject_already_linked")
+    if await repository.account_of_resident(session, resident.id) is not None:
+        raise Conflict("the resident already has a linked account", code="resident_already_linked")
+    session.add(ResidentAccount(subject=subject, resident_id=resident.id, linked_by=linked_by))
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent link won the race
+        raise Conflict("the account or the resident is already linked", code="already_linked") from exc
+    await repository.burn_live_codes(session, resident.id, now)
+    await access.ensure_assignment(
+        uow, subject=subject, role=Role.RESIDENT, territory_code=council.code, valid_from=now, granted_by=linked_by
+    )
+    return Linked(resident.id, subject)
