@@ -35,6 +35,16 @@ REGISTRAR = subject_of(Role.REGISTRAR, "VE")
 AUDITOR = subject_of(Role.AUDITOR, "VE")
 SPOKESPERSON = subject_of(Role.SPOKESPERSON, "VE.01.01.C1")
 OVERSEER = subject_of(Role.OVERSEER, "VE.01.01.C1")
+# Every role this territory can hold at once (fuzzing gets past the role checks with it).
+EVERYTHING = "everything"
+PEOPLE_WITH_MANY_ROLES = {
+    EVERYTHING: [
+        (Role.OPERATOR, "VE"),
+        (Role.REGISTRAR, "VE"),
+        (Role.SPOKESPERSON, "VE.01.01.C1"),
+        (Role.OVERSEER, "VE.01.01.C1"),
+    ]
+}
 PEOPLE = {
     OPERATOR: (Role.OPERATOR, "VE"),
     REGISTRAR: (Role.REGISTRAR, "VE"),
@@ -80,4 +90,7 @@ async def running_platform(
                 async with services[name].runtime.db.unit_of_work() as uow:
                     for subject, (role, code) in PEOPLE.items():
                         await access.ensure_assignment(uow, subject=subject, role=role, territory_code=code)
+                    for subject, held in PEOPLE_WITH_MANY_ROLES.items():
+                        for role, code in held:
+                            await access.ensure_assignment(uow, subject=subject, role=role, territory_code=code)
         yield Platform(services=services, identity_grpc=identity_target, territory_ids=ids)
