@@ -311,3 +311,29 @@ async def test_every_service_serves_the_parked_messages_api(name: str) -> None:
     assert set(paths["/v1/parked-messages"]) == {"get"}
     assert set(paths["/v1/parked-messages/{parked_id}"]) == {"get"}
     assert set(paths["/v1/parked-messages/{parked_id}:replay"]) == {"post"}
+
+
+async def test_identity_unreachable_is_503_never_allowed(
+    embedded_postgres: EmbeddedPostgres, nats_server: EmbeddedNats, issuer: TestIssuer
+) -> None:
+    name = f"sample_{uuid.uuid4().hex[:8]}"
+    embedded_postgres.create_database(name)
+    async with running_service(
+        Sample().spec(),
+        ServiceSettings,
+        database_url=embedded_postgres.dsn(name),
+        nats_url=nats_server.url,
+        issuer=issuer,
+        workers=False,
+        # Nobody listens there: every resolution fails.
+        identity_grpc_target=f"127.0.0.1:{free_port()}",
+        identity_timeout_seconds=2.0,
+        service_client_id="svc-funding",
+    ) as lonely:
+        response = await lonely.client.get("/v1/parked-messages", headers=operator(issuer))
+        assert (response.status_code, response.json()["code"]) == (503, "identity_unavailable")
+        assert response.headers["content-type"] == "application/problem+json"
+        # A service account holds no assignments: nothing to ask identity, no outage for it.
+        service = issuer.headers(roles=["service"], client_id="svc-funding")
+        refused = await lonely.client.get("/v1/parked-messages", headers=service)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_role")
