@@ -86,6 +86,8 @@ class GrpcAccessResolver:
         self._tokens = tokens
         self._timeout = timeout
         self.cache = AccessCache(self._fetch, ttl=cache_seconds, max_entries=max_entries, clock=clock, now=now)
+        # True while the invalidation subscription is live.
+        self.listening = False
 
     async def resolve(self, principal: Principal) -> Resolution:
         return await self.cache.get(principal.subject)
@@ -145,10 +147,14 @@ class GrpcAccessResolver:
         """Listen for assignment events until `stop` (a supervised worker of the service)."""
         subscription = await nc.subscribe(INVALIDATION_SUBJECTS, cb=self.on_message)
         try:
-            # Anything cached before the subscription was live may have missed an event.
+            # The server has the subscription once a round trip completes; anything cached before
+            # then may have missed an event.
+            await nc.flush()
             self.cache.clear()
+            self.listening = True
             await stop.wait()
         finally:
+            self.listening = False
             try:
                 await subscription.unsubscribe()
             except Exception as exc:  # the connection may be closing already
