@@ -138,7 +138,10 @@ async def test_officers_act_only_on_their_channel_and_territory(stack: Stack, is
     assert wrong_role.status_code == 403
     assert wrong_role.json()["code"] == "forbidden_role"
     # A token that claims the old officer role and the whole country gains nothing.
-    claimed = issuer.headers(subject="nobody", roles=["polling_officer", "table_officer"], territories=["VE"])
+    # (Keycloak itself says so: realm roles and a territory claim set on the token.)
+    claimed = issuer.headers(
+        subject="nobody", realm_access={"roles": ["table_officer", "operator"]}, comuna_territories=["VE"]
+    )
     bogus = await vote(stack, issuer, consultation, C1, candidate, voter, headers=claimed)
     assert (bogus.status_code, bogus.json()["code"]) == (403, "forbidden_role")
     online_by_officer = await vote(stack, issuer, consultation, C1, candidate, voter, channel="online")
