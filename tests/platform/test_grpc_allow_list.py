@@ -123,10 +123,10 @@ async def test_consultations_still_asks_the_census(
 @pytest.mark.parametrize(
     ("claims", "code"),
     [
-        # A person, even with every staff role and a nationwide scope.
-        ({"roles": ["operator", "registrar", "overseer"], "client_id": "comuna-cli"}, "forbidden_role"),
+        # A person, even one Keycloak gives every staff realm role and a nationwide scope.
+        ({"realm_access": {"roles": ["operator", "registrar", "overseer"]}}, "forbidden_role"),
         # A client named like a service but without the service role.
-        ({"roles": ["registrar"], "client_id": "svc-consultations"}, "forbidden_role"),
+        ({"roles": ["registrar"], "client_id": "svc-lookalike"}, "forbidden_role"),
         # The service role on a client that is no Comuna service.
         ({"roles": ["service"], "client_id": "dashboard"}, "forbidden_role"),
     ],

@@ -129,6 +129,9 @@ class TestIssuer:
                 f"Keycloak issues real tokens; {sorted(unsupported)} cannot be chosen: sign such a token with "
                 "tests.support.signing_issuer.SigningKeyIssuer"
             )
+        if client_id is not None and client_id not in (*SERVICE_CLIENTS, PUBLIC_CLIENT):
+            # Some other confidential client of the realm, its service account holding `roles`.
+            return self.foreign_client_token(client_id, list(roles))
         if SERVICE_ROLE in roles:
             return self.service_token(client_id or "svc-consultations")
         if roles:
@@ -213,10 +216,38 @@ class TestIssuer:
         )
         return self._login(client, subject)[0]
 
+    def foreign_client_token(self, client_id: str, roles: list[str]) -> str:
+        """A client-credentials token of a client that is none of Comuna's services."""
+        with self._lock:
+            if client_id not in self.client_secrets:
+                secret = secrets.token_urlsafe(24)
+                extra = {
+                    "publicClient": False,
+                    "serviceAccountsEnabled": True,
+                    "directAccessGrantsEnabled": False,
+                    "secret": secret,
+                }
+                self._ensure_client(client_id, extra)
+                headers = self._admin_headers()
+                base = f"{self.base_url}/admin/realms/{self.realm}"
+                found = self._http.get(f"{base}/clients", params={"clientId": client_id}, headers=headers).json()
+                account = self._http.get(f"{base}/clients/{found[0]['id']}/service-account-user", headers=headers)
+                account.raise_for_status()
+                self.assign_realm_roles(account.json()["id"], roles)
+                self.client_secrets[client_id] = secret
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": self.client_secrets[client_id],
+        }
+        return self._cached(f"client:{client_id}", form)
+
     def assign_realm_roles(self, subject: str, roles: list[str]) -> None:
         headers = self._admin_headers()
         base = f"{self.base_url}/admin/realms/{self.realm}"
         wanted = []
+        if not roles:
+            return
         for name in roles:
             response = self._http.get(f"{base}/roles/{name}", headers=headers)
             response.raise_for_status()
@@ -239,7 +270,7 @@ class TestIssuer:
                 "publicClient": True,
                 "directAccessGrantsEnabled": True,
                 "standardFlowEnabled": False,
-                **extra,
+                **{key: value for key, value in extra.items() if key != "protocolMappers"},
                 "protocolMappers": [audience, *extra.get("protocolMappers", [])],
             }
             response = self._http.post(
