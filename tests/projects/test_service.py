@@ -578,7 +578,9 @@ async def test_rejected_verifications_write_nothing(harness: Harness, case: str,
         headers = person(harness.issuer, WRONG_ROLES)
     elif case == "no_role":
         # No assignment at all, whatever the token claims.
-        headers = harness.issuer.headers(subject="nobody", roles=["overseer"], territories=["VE"])
+        headers = harness.issuer.headers(
+            subject="nobody", realm_access={"roles": ["overseer"]}, comuna_territories=["VE"]
+        )
     elif case == "other_territory":
         headers = harness.overseer(OTHER_COMMUNE)
     elif case == "sibling_prefix":
@@ -889,7 +891,7 @@ async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.P
     cases = [
         (
             project["id"],
-            harness.issuer.token(roles=["overseer"], territories=["VE"]),
+            harness.issuer.token(realm_access={"roles": ["overseer"]}, comuna_territories=["VE"]),
             grpc.StatusCode.PERMISSION_DENIED,
             "forbidden_role",
         ),
@@ -933,7 +935,9 @@ async def test_role_and_territory_come_from_the_same_assignment(harness: Harness
     await harness.identity.grant(subject, Role.OVERSEER, OTHER_COMMUNE)
     _, project = await open_project(harness)
     milestone = project["milestones"][0]
-    headers = harness.issuer.headers(subject=subject, roles=["overseer"], territories=[COMMUNE_CODE])
+    headers = harness.issuer.headers(
+        subject=subject, realm_access={"roles": ["overseer"]}, comuna_territories=[COMMUNE_CODE]
+    )
     response = await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=headers)
     assert (response.status_code, response.json()["code"]) == (403, "forbidden_territory")
     assert await outbox(harness, "projects.milestone.verified", project["id"]) == []

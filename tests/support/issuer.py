@@ -129,6 +129,9 @@ class TestIssuer:
                 f"Keycloak issues real tokens; {sorted(unsupported)} cannot be chosen: sign such a token with "
                 "tests.support.signing_issuer.SigningKeyIssuer"
             )
+        if ttl is not None and ttl <= 0:
+            # Expired tokens are a person's (a service's would look the same to the verifier).
+            return self.expired_token(self.person(subject))
         if client_id is not None and client_id not in (*SERVICE_CLIENTS, PUBLIC_CLIENT):
             # Some other confidential client of the realm, its service account holding `roles`.
             return self.foreign_client_token(client_id, list(roles))

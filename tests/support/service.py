@@ -54,6 +54,8 @@ async def running_service(
         "oidc_audience": "comuna",
         # The contracts' gRPC allow-list knows a service by its client, `svc-<service>`.
         "service_client_id": f"svc-{spec.name}",
+        # Its secret in the realm the test session's Keycloak holds.
+        "service_client_secret": issuer.client_secrets.get(f"svc-{spec.name}"),
         "outbox_poll_seconds": 0.05,
         "allowed_hosts": ["testserver", "127.0.0.1", "localhost"],
     }
