@@ -101,7 +101,7 @@ async def test_who_may_open_a_consultation(stack: Stack, issuer: TestIssuer) -> 
     assert wrong_role.status_code == 403
     assert wrong_role.json()["code"] == "forbidden_role"
     # The token claims the operator role nationwide; identity knows no assignment of its subject.
-    claimed = issuer.headers(subject="nobody", roles=["operator"], territories=["VE"])
+    claimed = issuer.headers(subject="nobody", realm_access={"roles": ["operator"]}, comuna_territories=["VE"])
     assert (await client.post("/v1/consultations", json=body, headers=claimed)).json()["code"] == "forbidden_role"
     # An operator assignment must be held at the country: a regional official is not one.
     regional = await stack.authority.headers(Role.REGIONAL_OFFICIAL, "VE.01")

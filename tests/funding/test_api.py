@@ -214,7 +214,7 @@ async def test_parked_messages_need_a_national_assignment_in_identity(
     for headers in (
         await identity.headers(Role.SPOKESPERSON, "VE.01.01.C1"),
         await identity.headers(Role.REGIONAL_OFFICIAL, "VE.01"),
-        issuer.headers(subject="nobody", roles=["operator"], territories=["VE"]),
+        issuer.headers(subject="nobody", realm_access={"roles": ["operator"]}, comuna_territories=["VE"]),
     ):
         response = await funding.client.get(listing, headers=headers)
         assert (response.status_code, response.json()["code"]) == (403, "forbidden_role")
@@ -232,8 +232,11 @@ async def stub(funding: RunningService) -> AsyncIterator[funding_pb2_grpc.Fundin
 
 def bearer(issuer: TestIssuer, *roles: str) -> list[tuple[str, str]]:
     # Service tokens are projects' client: funding's contract lets projects call it.
-    client = {"client_id": "svc-projects"} if "service" in roles else {}
-    return [("authorization", f"Bearer {issuer.token(roles=list(roles), territories=['VE'], **client)}")]
+    if "service" in roles:
+        token = issuer.token(roles=list(roles), client_id="svc-projects")
+    else:  # a person whom Keycloak gives these realm roles: they count for nothing
+        token = issuer.token(realm_access={"roles": list(roles)}, comuna_territories=["VE"])
+    return [("authorization", f"Bearer {token}")]
 
 
 async def test_grpc_get_allocation(

@@ -224,7 +224,7 @@ async def test_parked_messages_are_for_national_operators_and_auditors(
         # A registrar nationwide, and a token claiming the operator role with no assignment behind it.
         "registrar": (person(issuer, REGISTRAR), "forbidden_role"),
         "claimed_operator": (
-            issuer.headers(subject="nobody", roles=["operator"], territories=["VE"]),
+            issuer.headers(subject="nobody", realm_access={"roles": ["operator"]}, comuna_territories=["VE"]),
             "forbidden_role",
         ),
     }

@@ -54,14 +54,13 @@ async def running_service(
         "oidc_audience": "comuna",
         # The contracts' gRPC allow-list knows a service by its client, `svc-<service>`.
         "service_client_id": f"svc-{spec.name}",
-        # Its secret in the realm the test session's Keycloak holds.
-        "service_client_secret": issuer.client_secrets.get(f"svc-{spec.name}"),
         "outbox_poll_seconds": 0.05,
         "allowed_hosts": ["testserver", "127.0.0.1", "localhost"],
     }
-    settings = settings_cls(
-        database_url=database_url, nats_url=nats_url, oidc_issuer=issuer.issuer_url, **{**defaults, **overrides}
-    )
+    options = {**defaults, **overrides}
+    # The client's secret in the realm of the test session's Keycloak.
+    options.setdefault("service_client_secret", issuer.client_secrets.get(options["service_client_id"]))
+    settings = settings_cls(database_url=database_url, nats_url=nats_url, oidc_issuer=issuer.issuer_url, **options)
     async with open_runtime(spec, settings) as (runtime, app):
         tasks = start_workers(spec, runtime) if workers else []
         transport = httpx.ASGITransport(app=app)
