@@ -48,7 +48,9 @@ async def test_token_claims_gain_nothing(stack: Stack, issuer: TestIssuer) -> No
     consultation = await open_consultation(stack, issuer)
     # A spokesperson of C1 whose token also claims the whole country and the operator role.
     await stack.authority.grant("claims-everything", Role.SPOKESPERSON, C1)
-    bogus = issuer.headers(subject="claims-everything", roles=["operator", "spokesperson"], territories=["VE"])
+    bogus = issuer.headers(
+        subject="claims-everything", realm_access={"roles": ["operator", "spokesperson"]}, comuna_territories=["VE"]
+    )
     elsewhere = await add_candidate(stack, issuer, consultation, C2, 1, headers=bogus)
     assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "forbidden_territory")
     opened = await stack.consultations.client.post(f"/v1/consultations/{consultation.id}:start-voting", headers=bogus)

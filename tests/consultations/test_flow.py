@@ -147,7 +147,7 @@ async def test_full_consultation_certifies_counts_and_ranks(
             if not token:
                 break
         assert pages == [[C1, C2], [C3]]
-        person = [("authorization", f"Bearer {issuer.token(roles=['operator'], territories=['VE'])}")]
+        person = [("authorization", f"Bearer {issuer.token(realm_access={'roles': ['operator']})}")]
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await stub.ListCertifiedResults(
                 pb.ListCertifiedResultsRequest(consultation_id=consultation.id), metadata=person
