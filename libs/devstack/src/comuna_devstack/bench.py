@@ -40,7 +40,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/territories",
-            as_user="operator",
+            as_user="registrar",
             expect=(201, 409),
             json={"code": code, "name": name, "kind": kind, "parent_code": parent},
         )
@@ -50,7 +50,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/territories",
-            as_user="operator",
+            as_user="registrar",
             expect=(201, 409),
             json={"code": commune, "name": f"Comuna {c}", "kind": "commune", "parent_code": MUNICIPALITY},
         )
@@ -58,7 +58,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/territories",
-            as_user="operator",
+            as_user="registrar",
             expect=(201, 409),
             json={
                 "code": f"{commune}.CC01",
@@ -80,7 +80,7 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             "POST",
             "identity",
             "/v1/residents:batch",
-            as_user="operator",
+            as_user="registrar",
             expect=(201, 409),
             json={"residents": residents},
         )
@@ -147,7 +147,7 @@ def run_bench(
 ) -> dict[str, Any]:
     client = PlatformClient(urls, token_url=token_url, timeout=120.0)
     officer = TABLE_OFFICERS[-1]
-    for user in ("operator", officer):
+    for user in ("operator", "registrar", officer):
         client.login(user, passwords[user])
     seed_started = time.perf_counter()
     communes = _seed(client, ballots)

@@ -113,7 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     client = PlatformClient(_urls(config), token_url=config.token_url)
     try:
         summary = run_demo(client, Stack.read_staff_passwords(config.state_dir))
-    except StepFailed as exc:
+    except (StepFailed, DevStackError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
         return 1
     finally:
@@ -126,8 +126,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
-    passwords = Stack.read_staff_passwords(config.state_dir)
-    report = run_bench(_urls(config), config.token_url, passwords, ballots=args.ballots, concurrency=args.concurrency)
+    try:
+        passwords = Stack.read_staff_passwords(config.state_dir)
+        report = run_bench(
+            _urls(config), config.token_url, passwords, ballots=args.ballots, concurrency=args.concurrency
+        )
+    except (StepFailed, DevStackError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
 

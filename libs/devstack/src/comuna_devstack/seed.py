@@ -79,7 +79,8 @@ def demo_staff() -> list[dict[str, Any]]:
     """The demo's staff: who they are in Keycloak and what identity lets them do, and where."""
     staff: list[dict[str, Any]] = [
         _person("operator", "Olga", "Operadora", [("operator", "VE")]),
-        _person("registrar", "Rafael", "Registrador", [("registrar", STATE)]),
+        # Nationwide, so `make bench` can register its own synthetic territory and census too.
+        _person("registrar", "Rafael", "Registrador", [("registrar", "VE")]),
         _person("auditor", "Ana", "Auditora", [("auditor", "VE")]),
     ]
     for local, _, _ in COMMUNES:
