@@ -58,9 +58,9 @@ def seed_territory(client: PlatformClient, *, communes: int, voters_per_commune:
             )
     for code, name, kind, parent in territories:
         body = {"code": code, "name": name, "kind": kind, "parent_code": parent}
-        client.call("POST", "identity", "/v1/territories", as_user="operator", expect=(201, 409), json=body)
+        client.call("POST", "identity", "/v1/territories", as_user="registrar", expect=(201, 409), json=body)
     client.call(
-        "POST", "identity", "/v1/residents:batch", as_user="operator", json={"residents": residents}, expect=(201, 409)
+        "POST", "identity", "/v1/residents:batch", as_user="registrar", json={"residents": residents}, expect=(201, 409)
     )
     listed = items(
         client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 500})
