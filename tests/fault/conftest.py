@@ -71,6 +71,7 @@ def stack(proxy: NatsProxy, embedded_keycloak: EmbeddedKeycloak) -> Iterator[Sta
         fast=True,
         log_level="WARNING",
         extra_env={f"COMUNA_{s.upper()}_NATS_URL": proxy.url for s in CONSUMING_SERVICES},
+        demo_territory=False,
         **shared_keycloak(embedded_keycloak, "fault"),
     )
     if "metrics_ports" in {f.name for f in dataclasses.fields(StackConfig)}:

@@ -101,14 +101,20 @@ def _person(username: str, first: str, last: str, assignments: list[tuple[str, s
     }
 
 
-def dev_seed() -> dict[str, Any]:
-    """The seed file `comuna-identity keycloak sync --seed` reads in development."""
+def dev_seed(*, demo_territory: bool = True) -> dict[str, Any]:
+    """The seed file `comuna-identity keycloak sync --seed` reads in development. Without the
+    demo territory: the country root and the nationwide staff only (for stacks whose tests
+    register a territory of their own)."""
+    territories = demo_territories()
+    staff = demo_staff()
+    if not demo_territory:
+        territories = territories[:1]
+        staff = [p for p in staff if all(a["territory_code"] == "VE" for a in p["assignments"])]
     return {
         "territories": [
-            {"code": code, "name": name, "kind": kind, "parent_code": parent}
-            for code, name, kind, parent in demo_territories()
+            {"code": code, "name": name, "kind": kind, "parent_code": parent} for code, name, kind, parent in territories
         ],
-        "staff": demo_staff(),
+        "staff": staff,
     }
 
 

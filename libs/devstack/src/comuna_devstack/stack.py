@@ -105,6 +105,9 @@ class StackConfig:
     keycloak_admin_username: str = KEYCLOAK_ADMIN
     keycloak_admin_password: str | None = None
     realm: str = REALM
+    # Seed the demo territory and its staff (`make run`); tests with a territory of their own
+    # get the country root and the nationwide staff only.
+    demo_territory: bool = True
     # Tests trade durability for speed (fsync off); `make run` keeps PostgreSQL's defaults.
     fast: bool = False
     log_level: str = "INFO"
@@ -435,7 +438,8 @@ class Stack:
         """Provision the realm, the dev seed's territories and staff (Keycloak users and
         identity's assignments) with identity's own command, as an operator would."""
         seed_file = self.state_dir / "dev-seed.json"
-        seed_file.write_text(json.dumps(dev_seed(), indent=2, ensure_ascii=False))
+        seed = dev_seed(demo_territory=self.config.demo_territory)
+        seed_file.write_text(json.dumps(seed, indent=2, ensure_ascii=False))
         env = {**os.environ, **self.service_env("identity")}
         command = [
             console_script("comuna-identity"),
