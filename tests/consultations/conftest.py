@@ -2,7 +2,7 @@
 
 Both run in-process against the session's PostgreSQL and NATS, exactly as `serve` wires them:
 consultations fetches a client-credentials token from the test issuer and calls identity's gRPC
-server over TCP.
+server over TCP, for the census and for where each caller may act (ResolvePrincipal).
 """
 
 from __future__ import annotations
@@ -16,47 +16,17 @@ from pathlib import Path
 import pytest_asyncio
 
 import comuna_consultations
-import comuna_identity
 from comuna_consultations.service import SPEC as CONSULTATIONS
 from comuna_consultations.settings import Settings as ConsultationsSettings
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
-from comuna_identity.service import SPEC as IDENTITY
-from comuna_identity.settings import Settings as IdentitySettings
-from tests.consultations.helpers import Stack
-from tests.support.grpc_server import grpc_server
+from comuna_platform.auth.roles import Role
+from tests.consultations.helpers import COMMUNES, OPERATOR, REGISTRAR, Stack, spokesperson_subject
+from tests.support.identity import running_identity
 from tests.support.issuer import TestIssuer
-from tests.support.service import RunningService, fresh_database, running_service
+from tests.support.service import fresh_database, running_service
 
 CONSULTATIONS_MIGRATIONS = Path(comuna_consultations.__file__).parent / "migrations"
-IDENTITY_MIGRATIONS = Path(comuna_identity.__file__).parent / "migrations"
-
-# Communes of the test country. C3 is a communal circuit (takes part like a commune).
-COMMUNES = ("VE.01.01.C1", "VE.01.01.C2", "VE.01.02.C3")
-TERRITORIES = [
-    ("VE", "Venezuela", "country", None),
-    ("VE.01", "Lara", "state", "VE"),
-    ("VE.01.01", "Iribarren", "municipality", "VE.01"),
-    ("VE.01.02", "Palavecino", "municipality", "VE.01"),
-    ("VE.01.01.C1", "Comuna Uno", "commune", "VE.01.01"),
-    ("VE.01.01.C1.CC1", "Consejo Uno", "communal_council", "VE.01.01.C1"),
-    ("VE.01.01.C2", "Comuna Dos", "commune", "VE.01.01"),
-    ("VE.01.01.C2.CC1", "Consejo Dos", "communal_council", "VE.01.01.C2"),
-    ("VE.01.02.C3", "Circuito Tres", "communal_circuit", "VE.01.02"),
-    ("VE.01.02.C3.CC1", "Consejo Tres", "communal_council", "VE.01.02.C3"),
-]
-
-
-async def seed_identity(identity: RunningService, issuer: TestIssuer) -> dict[str, uuid.UUID]:
-    headers = issuer.headers(roles=["registrar"], territories=["VE"])
-    ids = {}
-    for code, name, kind, parent in TERRITORIES:
-        response = await identity.client.post(
-            "/v1/territories", json={"code": code, "name": name, "kind": kind, "parent_code": parent}, headers=headers
-        )
-        assert response.status_code == 201, response.text
-        ids[code] = uuid.UUID(response.json()["id"])
-    return {code: ids[code] for code in COMMUNES}
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -73,27 +43,23 @@ async def open_stack(
     embedded_nats: EmbeddedNats,
     issuer: TestIssuer,
     suffix: str,
+    **consultations_settings: object,
 ) -> AsyncIterator[Stack]:
-    identity_url = fresh_database(embedded_postgres, f"c_identity_{suffix}", IDENTITY_MIGRATIONS)
     consultations_url = fresh_database(embedded_postgres, f"consultations_{suffix}", CONSULTATIONS_MIGRATIONS)
-    async with running_service(
-        IDENTITY,
-        IdentitySettings,
-        database_url=identity_url,
-        nats_url=embedded_nats.url,
-        issuer=issuer,
-        census_hash_key="x" * 32,
-    ) as identity:
-        commune_ids = await seed_identity(identity, issuer)
-        async with (
-            grpc_server(IDENTITY, identity) as target,
-            running_service(
-                CONSULTATIONS,
-                ConsultationsSettings,
-                database_url=consultations_url,
-                nats_url=embedded_nats.url,
-                issuer=issuer,
-                identity_grpc_target=target,
-            ) as consultations,
-        ):
-            yield Stack(identity, consultations, commune_ids, itertools.count(10_000_000))
+    async with running_identity(embedded_postgres, embedded_nats, issuer, f"c_{suffix}") as identity:
+        # The people most tests act as; table officers are granted per consultation (helpers.officer).
+        await identity.grant(OPERATOR, Role.OPERATOR, "VE")
+        await identity.grant(REGISTRAR, Role.REGISTRAR, "VE")
+        for commune in COMMUNES:
+            await identity.grant(spokesperson_subject(commune), Role.SPOKESPERSON, commune)
+        commune_ids = {code: identity.territory_ids[code] for code in COMMUNES}
+        async with running_service(
+            CONSULTATIONS,
+            ConsultationsSettings,
+            database_url=consultations_url,
+            nats_url=embedded_nats.url,
+            issuer=issuer,
+            identity_grpc_target=identity.grpc_target,
+            **consultations_settings,
+        ) as consultations:
+            yield Stack(identity.service, consultations, commune_ids, itertools.count(10_000_000), identity)

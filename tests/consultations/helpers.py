@@ -11,10 +11,18 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
+from comuna_platform.auth.roles import Role
+from tests.support.identity import Identity, person, subject_of
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
 
 _years = itertools.count(2001)
+
+# Communes of the test country (tests.support.identity.TERRITORIES). C3 is a communal circuit.
+COMMUNES = ("VE.01.01.C1", "VE.01.01.C2", "VE.01.02.C3")
+# Granted by the stack (conftest) before any test runs.
+OPERATOR = subject_of(Role.OPERATOR, "VE")
+REGISTRAR = subject_of(Role.REGISTRAR, "VE")
 
 ADULT = "1980-05-17"
 CHILD = date(date.today().year - 10, 1, 1).isoformat()
@@ -26,6 +34,7 @@ class Stack:
     consultations: RunningService
     commune_ids: dict[str, uuid.UUID]
     national_ids: itertools.count[int]
+    authority: Identity
 
     def new_voter_id(self) -> str:
         return f"V{next(self.national_ids)}"
@@ -39,9 +48,7 @@ async def register_residents(stack: Stack, issuer: TestIssuer, council_code: str
             {"national_id": nid, "birth_date": birth_date, "council_code": council_code} for nid in national_ids
         ]
     }
-    response = await stack.identity.client.post(
-        "/v1/residents:batch", json=body, headers=issuer.headers(roles=["registrar"], territories=["VE"])
-    )
+    response = await stack.identity.client.post("/v1/residents:batch", json=body, headers=person(issuer, REGISTRAR))
     assert response.status_code == 201, response.text
     return national_ids
 
@@ -58,16 +65,23 @@ def next_code() -> str:
     return f"{next(_years)}-Q1"
 
 
-def operator(issuer: TestIssuer, scope: str = "VE") -> dict[str, str]:
-    return issuer.headers(roles=["operator"], territories=[scope])
+def spokesperson_subject(commune: str) -> str:
+    return subject_of(Role.SPOKESPERSON, commune)
 
 
-def officer(issuer: TestIssuer, scope: str) -> dict[str, str]:
-    return issuer.headers(roles=["polling_officer"], territories=[scope])
+def operator(issuer: TestIssuer) -> dict[str, str]:
+    """The national operator (an assignment at the country, granted by the stack)."""
+    return person(issuer, OPERATOR)
 
 
-def spokesperson(issuer: TestIssuer, scope: str) -> dict[str, str]:
-    return issuer.headers(roles=["spokesperson"], territories=[scope])
+def spokesperson(issuer: TestIssuer, commune: str) -> dict[str, str]:
+    """The spokesperson of one of COMMUNES (granted by the stack)."""
+    return person(issuer, spokesperson_subject(commune))
+
+
+async def officer(stack: Stack, consultation_id: str, commune: str, table: str = "T1") -> dict[str, str]:
+    """A table officer of `table` in `commune` for this consultation (granted now)."""
+    return await stack.authority.headers(Role.TABLE_OFFICER, commune, consultation_id=consultation_id, table_code=table)
 
 
 @dataclass
@@ -144,7 +158,9 @@ async def vote(
         "channel": channel,
     }
     return await stack.consultations.client.post(
-        f"/v1/consultations/{consultation.id}/ballots", json=body, headers=headers or officer(issuer, commune)
+        f"/v1/consultations/{consultation.id}/ballots",
+        json=body,
+        headers=headers or await officer(stack, consultation.id, commune),
     )
 
 

@@ -14,16 +14,19 @@ from comuna_consultations.settings import Settings as ConsultationsSettings
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port
 from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_platform.auth.roles import Role
 from comuna_platform.events import outbox_table
 from comuna_platform.paging import encode_page_token
 from tests.consultations.conftest import CONSULTATIONS_MIGRATIONS
 from tests.consultations.helpers import (
     ADULT,
+    OPERATOR,
     SCHEDULE,
     Consultation,
     Stack,
     add_candidate,
     next_code,
+    officer,
     open_consultation,
     operator,
     register_residents,
@@ -33,6 +36,7 @@ from tests.consultations.helpers import (
     vote,
     voting_consultation,
 )
+from tests.support.identity import person
 from tests.support.issuer import TestIssuer
 from tests.support.service import fresh_database, running_service
 
@@ -89,16 +93,20 @@ async def test_who_may_open_a_consultation(stack: Stack, issuer: TestIssuer) -> 
     client = stack.consultations.client
     body = {"code": next_code(), "title": "Consulta", **SCHEDULE}
     assert (await client.post("/v1/consultations", json=body)).status_code == 401
-    expired = issuer.headers(roles=["operator"], territories=["VE"], ttl=-120)
+    expired = person(issuer, OPERATOR, ttl=-120)
     response = await client.post("/v1/consultations", json=body, headers=expired)
     assert response.status_code == 401
     assert response.json()["code"] == "token_expired"
-    wrong_role = await client.post("/v1/consultations", json=body, headers=spokesperson(issuer, "VE"))
+    wrong_role = await client.post("/v1/consultations", json=body, headers=spokesperson(issuer, C1))
     assert wrong_role.status_code == 403
     assert wrong_role.json()["code"] == "forbidden_role"
-    regional = await client.post("/v1/consultations", json=body, headers=operator(issuer, "VE.01"))
-    assert regional.status_code == 403
-    assert regional.json()["code"] == "forbidden_territory"
+    # The token claims the operator role nationwide; identity knows no assignment of its subject.
+    claimed = issuer.headers(subject="nobody", roles=["operator"], territories=["VE"])
+    assert (await client.post("/v1/consultations", json=body, headers=claimed)).json()["code"] == "forbidden_role"
+    # An operator assignment must be held at the country: a regional official is not one.
+    regional = await stack.authority.headers(Role.REGIONAL_OFFICIAL, "VE.01")
+    response = await client.post("/v1/consultations", json=body, headers=regional)
+    assert (response.status_code, response.json()["code"]) == (403, "forbidden_role")
     assert (await client.get(f"/v1/consultations?page_token={encode_page_token(body['code'])}")).status_code == 200
 
 
@@ -133,12 +141,12 @@ async def test_candidates_are_recorded_by_the_communes_spokesperson(stack: Stack
     foreign = await add_candidate(stack, issuer, consultation, C1, 1, headers=spokesperson(issuer, C2))
     assert foreign.status_code == 403
     assert foreign.json()["code"] == "forbidden_territory"
-    officer = await add_candidate(
-        stack, issuer, consultation, C1, 1, headers=issuer.headers(roles=["polling_officer"], territories=["VE"])
+    table_officer = await add_candidate(
+        stack, issuer, consultation, C1, 1, headers=await officer(stack, consultation.id, C1)
     )
-    assert officer.status_code == 403
+    assert table_officer.status_code == 403
     expired = await add_candidate(
-        stack, issuer, consultation, C1, 1, headers=issuer.headers(roles=["spokesperson"], territories=[C1], ttl=-120)
+        stack, issuer, consultation, C1, 1, headers=person(issuer, "spokesperson@VE.01.01.C1", ttl=-120)
     )
     assert expired.status_code == 401
     assert await rows(stack, "candidates", consultation.id) == 0
@@ -181,7 +189,7 @@ async def test_lifecycle_order_is_enforced(stack: Stack, issuer: TestIssuer) -> 
     ] == "consultation_already_voting"
     assert (await transition(stack, issuer, consultation.id, "certify")).status_code == 409
     denied = await stack.consultations.client.post(
-        f"/v1/consultations/{consultation.id}:close", headers=spokesperson(issuer, "VE")
+        f"/v1/consultations/{consultation.id}:close", headers=spokesperson(issuer, C1)
     )
     assert denied.status_code == 403
     assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
@@ -221,14 +229,14 @@ async def test_malformed_ballots_are_422(stack: Stack, issuer: TestIssuer) -> No
         response = await stack.consultations.client.post(
             f"/v1/consultations/{consultation.id}/ballots",
             json={**good, **change},
-            headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
+            headers=await officer(stack, consultation.id, C1),
         )
         assert response.status_code == 422, change
     missing = {k: v for k, v in good.items() if k != "channel"}
     response = await stack.consultations.client.post(
         f"/v1/consultations/{consultation.id}/ballots",
         json=missing,
-        headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
+        headers=await officer(stack, consultation.id, C1),
     )
     assert response.status_code == 422
     assert await rows(stack, "participations", consultation.id) == 0
@@ -238,7 +246,7 @@ async def test_unknown_consultation_is_404(stack: Stack, issuer: TestIssuer) -> 
     client = stack.consultations.client
     unknown = uuid.uuid4()
     commune = stack.commune_ids[C1]
-    officer = issuer.headers(roles=["polling_officer"], territories=["VE"])
+    table_officer = await officer(stack, str(unknown), C1)
     checks = [
         await client.get(f"/v1/consultations/{unknown}"),
         await client.get(f"/v1/consultations/{unknown}/communes"),
@@ -254,7 +262,7 @@ async def test_unknown_consultation_is_404(stack: Stack, issuer: TestIssuer) -> 
         await client.post(f"/v1/consultations/{unknown}:certify", headers=operator(issuer)),
         await client.post(
             f"/v1/consultations/{unknown}/ballots",
-            headers=officer,
+            headers=table_officer,
             json={
                 "commune_id": str(commune),
                 "candidate_id": str(uuid.uuid4()),

@@ -13,6 +13,7 @@ from tests.consultations.helpers import (
     CHILD,
     Stack,
     officer,
+    operator,
     register_residents,
     rows,
     transition,
@@ -123,29 +124,31 @@ async def test_officers_act_only_on_their_channel_and_territory(stack: Stack, is
     (voter,) = await register_residents(stack, issuer, f"{C1}.CC1", ADULT, 1)
     consultation = await voting_consultation(stack, issuer, {C1: 1})
     candidate = consultation.candidates[C1][0]
-    elsewhere = await vote(stack, issuer, consultation, C1, candidate, voter, headers=officer(issuer, C2))
+    c2_officer = await officer(stack, consultation.id, C2)
+    elsewhere = await vote(stack, issuer, consultation, C1, candidate, voter, headers=c2_officer)
     assert elsewhere.status_code == 403
     assert elsewhere.json()["code"] == "forbidden_territory"
-    # A scope prefix that is not a parent ("VE.01.01.C" is not an ancestor of "VE.01.01.C1").
-    prefix = await vote(stack, issuer, consultation, C1, candidate, voter, headers=officer(issuer, "VE.01.01.C"))
-    assert prefix.status_code == 403
-    wrong_role = await vote(
-        stack,
-        issuer,
-        consultation,
-        C1,
-        candidate,
-        voter,
-        headers=issuer.headers(roles=["spokesperson", "operator"], territories=["VE"]),
-    )
+    # An officer of a table in C1, but of another consultation, is not an officer of this one.
+    other = await voting_consultation(stack, issuer, {C1: 1})
+    other_officer = await officer(stack, other.id, C1)
+    foreign = await vote(stack, issuer, consultation, C1, candidate, voter, headers=other_officer)
+    assert (foreign.status_code, foreign.json()["code"]) == (403, "forbidden_territory")
+    # The national operator holds no table: not a table officer anywhere.
+    wrong_role = await vote(stack, issuer, consultation, C1, candidate, voter, headers=operator(issuer))
     assert wrong_role.status_code == 403
     assert wrong_role.json()["code"] == "forbidden_role"
+    # A token that claims the old officer role and the whole country gains nothing.
+    claimed = issuer.headers(subject="nobody", roles=["polling_officer", "table_officer"], territories=["VE"])
+    bogus = await vote(stack, issuer, consultation, C1, candidate, voter, headers=claimed)
+    assert (bogus.status_code, bogus.json()["code"]) == (403, "forbidden_role")
     online_by_officer = await vote(stack, issuer, consultation, C1, candidate, voter, channel="online")
     assert online_by_officer.status_code == 403
     assert await rows(stack, "participations", consultation.id) == 0
-    # A municipal officer's scope covers the commune; an online gateway uses a service token.
-    municipal = await vote(stack, issuer, consultation, C1, candidate, voter, headers=officer(issuer, "VE.01.01"))
-    assert municipal.status_code == 201
+    # The officer of a table of this consultation in C1 may; an online gateway uses a service token.
+    table = await vote(
+        stack, issuer, consultation, C1, candidate, voter, headers=await officer(stack, consultation.id, C1)
+    )
+    assert table.status_code == 201
     (online_voter,) = await register_residents(stack, issuer, f"{C1}.CC1", ADULT, 1)
     online = await vote(
         stack,
@@ -155,7 +158,7 @@ async def test_officers_act_only_on_their_channel_and_territory(stack: Stack, is
         candidate,
         online_voter,
         channel="online",
-        headers=issuer.headers(roles=["service"], territories=["VE"]),
+        headers=issuer.headers(roles=["service"]),
     )
     assert online.status_code == 201
 

@@ -494,15 +494,22 @@ def dns(peer: str) -> str:
 
 
 def test_peers_get_in_cluster_grpc_targets(chart: helm_python.Chart, default_objects: list[dict[str, Any]]) -> None:
-    # Today only consultations calls a peer (identity's CheckEligibility); the others use events.
-    assert grpc_targets(default_objects, "consultations") == {
-        "COMUNA_CONSULTATIONS_IDENTITY_GRPC_TARGET": dns("identity")
-    }
-    for name in ("identity", "funding", "projects"):
-        assert grpc_targets(default_objects, name) == {}
+    # Every service but identity asks identity where a caller may act (ResolvePrincipal), and
+    # caches the answer for accessCacheSeconds; identity itself calls no peer.
+    for name in ("consultations", "funding", "projects"):
+        prefix = f"COMUNA_{name.upper()}_"
+        assert grpc_targets(default_objects, name) == {f"{prefix}IDENTITY_GRPC_TARGET": dns("identity")}
+        env = env_of(pod_spec(deployment(default_objects, name))["containers"][0])
+        assert env[f"{prefix}ACCESS_CACHE_SECONDS"]["value"] == "30"
+        assert env[f"{prefix}SERVICE_CLIENT_ID"]["valueFrom"]["secretKeyRef"]["optional"] is False
+    assert grpc_targets(default_objects, "identity") == {}
+    shorter = render(chart, {"services": {"projects": {"accessCacheSeconds": 5}}})
+    projects_env = env_of(pod_spec(deployment(shorter, "projects"))["containers"][0])
+    assert projects_env["COMUNA_PROJECTS_ACCESS_CACHE_SECONDS"]["value"] == "5"
     # Any service can be given peers: one variable per peer, named as in the conventions.
-    more = render(chart, {"services": {"projects": {"peers": ["funding", "consultations"]}}})
+    more = render(chart, {"services": {"projects": {"peers": ["identity", "funding", "consultations"]}}})
     assert grpc_targets(more, "projects") == {
+        "COMUNA_PROJECTS_IDENTITY_GRPC_TARGET": dns("identity"),
         "COMUNA_PROJECTS_FUNDING_GRPC_TARGET": dns("funding"),
         "COMUNA_PROJECTS_CONSULTATIONS_GRPC_TARGET": dns("consultations"),
     }
@@ -871,12 +878,12 @@ def test_network_policies_allow_only_what_each_service_needs(chart: helm_python.
     def egress_ports(service: str) -> set[int]:
         return {port["port"] for rule in policies[f"{RELEASE}-{service}"]["spec"]["egress"] for port in rule["ports"]}
 
-    assert grpc_callers("identity") == {"consultations", "projects"}
+    assert grpc_callers("identity") == {"consultations", "funding", "projects"}
     assert grpc_callers("funding") == {"projects"}
     assert grpc_callers("consultations") == set()  # nobody calls it over gRPC: no rule at all
     assert grpc_callers("projects") == set()
     assert egress_ports("identity") == {53, 5432, 4222, 443, 4317}
-    assert egress_ports("funding") == {53, 5432, 4222, 443, 4317}
+    assert egress_ports("funding") == {53, 5432, 4222, 443, 4317, 50051}
     assert egress_ports("consultations") == {53, 5432, 4222, 443, 4317, 50051}
     assert egress_ports("projects") == {53, 5432, 4222, 443, 4317, 50051, 50053}
     for name in SERVICES:
@@ -961,7 +968,7 @@ def test_disabling_a_service(chart: helm_python.Chart) -> None:
         if rule["ports"] == [{"port": SERVICES["identity"][1], "protocol": "TCP"}]
         for peer in rule["from"]
     }
-    assert callers == {"consultations"}
+    assert callers == {"consultations", "funding"}
 
     # Disabling a service others call needs an explicit target for it.
     with pytest.raises(helm_python.HelmRenderError, match="identity"):
@@ -970,7 +977,10 @@ def test_disabling_a_service(chart: helm_python.Chart) -> None:
     objects = render(
         chart,
         {
-            "services": {"identity": {"enabled": False}, "consultations": {"peerTargets": {"identity": elsewhere}}},
+            "services": {
+                "identity": {"enabled": False},
+                **{name: {"peerTargets": {"identity": elsewhere}} for name in ("consultations", "funding", "projects")},
+            },
             "networkPolicy": {"enabled": True},
         },
     )

@@ -18,6 +18,7 @@ from comuna_funding.service import SPEC
 from comuna_funding.settings import Settings
 from comuna_platform.db import Database
 from comuna_platform.events.streams import ensure_stream
+from tests.support.identity import Identity, running_identity
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
 
@@ -52,10 +53,24 @@ async def js(embedded_nats: EmbeddedNats) -> AsyncIterator[JetStreamContext]:
 
 
 @pytest_asyncio.fixture(scope="module")
+async def identity(
+    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
+) -> AsyncIterator[Identity]:
+    """The real identity funding asks who may use its protected endpoints (parked messages)."""
+    async with running_identity(embedded_postgres, embedded_nats, issuer, f"f_{uuid.uuid4().hex[:10]}") as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module")
 async def funding(
-    funding_db_url: str, embedded_nats: EmbeddedNats, issuer: TestIssuer, js: JetStreamContext
+    funding_db_url: str, embedded_nats: EmbeddedNats, issuer: TestIssuer, js: JetStreamContext, identity: Identity
 ) -> AsyncIterator[RunningService]:
     async with running_service(
-        SPEC, Settings, database_url=funding_db_url, nats_url=embedded_nats.url, issuer=issuer
+        SPEC,
+        Settings,
+        database_url=funding_db_url,
+        nats_url=embedded_nats.url,
+        issuer=issuer,
+        identity_grpc_target=identity.grpc_target,
     ) as service:
         yield service

@@ -15,9 +15,11 @@ from comuna.funding.v1 import funding_pb2 as pb
 from comuna.funding.v1 import funding_pb2_grpc
 from comuna_funding.domain import allocations, disbursements
 from comuna_funding.service import SPEC
+from comuna_platform.auth.roles import Role
 from comuna_platform.rpc import error_code_of
 from comuna_platform.uow import UnitOfWork
 from tests.support.grpc_server import grpc_server
+from tests.support.identity import Identity
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
 
@@ -195,6 +197,28 @@ async def test_the_api_is_read_only(funding: RunningService, seeded: Seeded) -> 
     ):
         response = await funding.client.request(method, path, json={})
         assert response.status_code == 405, (method, path, response.status_code)
+
+
+async def test_parked_messages_need_a_national_assignment_in_identity(
+    funding: RunningService, identity: Identity, issuer: TestIssuer
+) -> None:
+    listing = "/v1/parked-messages"
+    replay = "/v1/parked-messages/999999999:replay"
+    operator = await identity.headers(Role.OPERATOR, "VE")
+    assert (await funding.client.get(listing, headers=operator)).status_code == 200
+    assert (await funding.client.post(replay, headers=operator)).status_code == 404
+    auditor = await identity.headers(Role.AUDITOR, "VE")
+    assert (await funding.client.get(listing, headers=auditor)).status_code == 200
+    refused = await funding.client.post(replay, headers=auditor)
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_role")
+    for headers in (
+        await identity.headers(Role.SPOKESPERSON, "VE.01.01.C1"),
+        await identity.headers(Role.REGIONAL_OFFICIAL, "VE.01"),
+        issuer.headers(subject="nobody", roles=["operator"], territories=["VE"]),
+    ):
+        response = await funding.client.get(listing, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (403, "forbidden_role")
+    assert (await funding.client.get(listing)).status_code == 401
 
 
 # --- gRPC ------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ COMMUNE = "VE.01.01.C1"
 
 
 def caller(*held: tuple[Role, str], subject: str = "granter") -> Caller:
-    principal = Principal(subject=subject, username=None, roles=frozenset(), territories=(), client_id="comuna-cli")
+    principal = Principal(subject=subject, username=None, roles=frozenset(), client_id="comuna-cli")
     return Caller(principal, tuple(Assignment(role, code) for role, code in held))
 
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.cli import openapi_document
+from tests.support import platform as platform_people
 from tests.support.issuer import TestIssuer
 from tests.support.platform import SERVICES, Platform, running_platform
 
@@ -89,7 +90,7 @@ async def platform(
                 "voting_opens_at": "2030-02-01T00:00:00Z",
                 "voting_closes_at": "2030-02-02T00:00:00Z",
             },
-            headers=issuer.headers(roles=["operator"], territories=["VE"]),
+            headers=issuer.headers(subject=platform_people.OPERATOR, roles=[]),
         )
         assert response.status_code == 201, response.text
         running.territory_ids["consultation"] = uuid.UUID(response.json()["id"])
@@ -236,11 +237,25 @@ def requests(
 _TOKENS: dict[str, str] = {}
 
 
+# Who acts in each role: people hold assignments in the platform's identity (a table officer
+# needs a consultation, so "polling_officer" is a person with none); services are a token role.
+_SUBJECTS = {
+    "operator": platform_people.OPERATOR,
+    "registrar": platform_people.REGISTRAR,
+    "spokesperson": platform_people.SPOKESPERSON,
+    "overseer": platform_people.OVERSEER,
+    "polling_officer": "no-assignment",
+    "all": platform_people.EVERYTHING,
+}
+
+
 def _token(issuer: TestIssuer, role: str) -> str:
     # Minted once per role: the verifier caches it, and signing is the slow part of a request.
     if role not in _TOKENS:
-        roles = list(ROLES) if role == "all" else [role]
-        _TOKENS[role] = issuer.token(roles=roles, territories=["VE"], ttl=3600)
+        if role == "service":
+            _TOKENS[role] = issuer.token(roles=["service"], ttl=3600)
+        else:
+            _TOKENS[role] = issuer.token(subject=_SUBJECTS[role], roles=[], ttl=3600)
     return _TOKENS[role]
 
 

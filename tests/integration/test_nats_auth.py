@@ -27,12 +27,15 @@ from nats.js.errors import NotFoundError
 import comuna_funding
 import comuna_projects
 from comuna.consultations.v1 import events_pb2 as consultation_events
+from comuna.identity.v1 import events_pb2 as identity_events
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.nats_auth import READER, SERVICE_CONSUMERS, accounts_config
 from comuna_devstack.ports import free_port
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_funding.service import SPEC as FUNDING
 from comuna_funding.settings import Settings as FundingSettings
+from comuna_platform.auth.access import Resolution
+from comuna_platform.events.registry import subject_of
 from comuna_platform.events.streams import ensure_stream, service_inbox_prefix
 from comuna_projects.service import SPEC as PROJECTS
 from comuna_projects.settings import Settings as ProjectsSettings
@@ -236,3 +239,39 @@ async def test_a_stock_client_reads_events_with_the_read_only_user(platform: Pla
         await reader.close()
     assert any(f'permissions violation for publish to "{CERTIFIED}"' in v for v in violations)
     assert any(funding_durable in v.lower() for v in violations)
+
+
+@pytest.mark.parametrize("service", ["funding", "projects"])
+async def test_services_hear_identitys_assignment_events_under_their_own_permissions(
+    platform: Platform, service: str
+) -> None:
+    """Each service's NATS user may subscribe to `identity.role_assignment.>` (to drop cached
+    answers of who may act where); identity's genuine event reaches it."""
+    running: RunningService = getattr(platform, service)
+    resolver = running.app.state.access_resolver
+
+    async def listening() -> bool:
+        return bool(resolver.listening)
+
+    await eventually(listening, f"{service} to subscribe to identity's assignment events")
+
+    async def known(subject: str) -> Resolution:
+        return Resolution(subject)
+
+    # No identity runs here: the cache is filled from a stand-in loader, the event is real.
+    resolver.cache._load = known
+    for subject in ("revoked-person", "other-person"):
+        await resolver.cache.get(subject)
+    identity = await platform.connect("identity")
+    try:
+        js = identity.jetstream()
+        await ensure_stream(js, "identity")
+        event = identity_events.RoleAssignmentRevoked(subject="revoked-person", assignment_id=str(uuid.uuid4()))
+        await publish(js, subject_of(event), event, source="/comuna/identity")
+    finally:
+        await identity.close()
+
+    async def dropped() -> bool:
+        return len(resolver.cache) == 1
+
+    await eventually(dropped, f"{service} to drop the revoked person's entry")

@@ -28,8 +28,10 @@ from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_funding.service import SPEC as FUNDING
 from comuna_funding.settings import Settings as FundingSettings
+from comuna_identity.domain import access
 from comuna_identity.service import SPEC as IDENTITY
 from comuna_identity.settings import Settings as IdentitySettings
+from comuna_platform.auth.roles import Role
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
@@ -115,7 +117,14 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     services: tuple[RunningService, RunningService, RunningService], spans: InMemorySpanExporter, issuer: TestIssuer
 ) -> None:
     identity, consultations, funding = services
-    registrar = issuer.headers(roles=["registrar"], territories=["VE"])
+    # The first authority comes from the seed (identity's REST API needs an existing one);
+    # tokens carry only a subject.
+    async with identity.runtime.db.unit_of_work() as uow:
+        await access.ensure_territory(uow, code="VE", name="VE", kind="country", parent_code=None)
+        for subject, role in (("tracing-registrar", Role.REGISTRAR), ("tracing-operator", Role.OPERATOR)):
+            await access.ensure_assignment(uow, subject=subject, role=role, territory_code="VE")
+    registrar = issuer.headers(subject="tracing-registrar", roles=[])
+    operator = issuer.headers(subject="tracing-operator", roles=[])
     for code, kind, parent in [
         ("VE", "country", None),
         ("VE.07", "state", "VE"),
@@ -124,7 +133,7 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
         ("VE.07.01.C1.CC1", "communal_council", "VE.07.01.C1"),
     ]:
         response = await identity.client.post(
-            "/v1/territories", headers=registrar, json={"code": code, "name": code, "kind": kind, "parent_code": parent}
+            "/v1/territories", headers=operator, json={"code": code, "name": code, "kind": kind, "parent_code": parent}
         )
         assert response.status_code in (201, 409), response.text
     commune_id = (await identity.client.get("/v1/territories/VE.07.01.C1")).json()["id"]
@@ -135,7 +144,6 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     )
     assert response.status_code == 201, response.text
 
-    operator = issuer.headers(roles=["operator"], territories=["VE"])
     consultation = await consultations.client.post(
         "/v1/consultations", headers=operator, json={"code": "2031-Q1", "title": "Trazas", **SCHEDULE}
     )
@@ -149,10 +157,19 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     assert candidate.status_code == 201, candidate.text
     assert (await consultations.client.post(f"{base}:start-voting", headers=operator)).status_code == 200
 
+    async with identity.runtime.db.unit_of_work() as uow:
+        await access.ensure_assignment(
+            uow,
+            subject="tracing-officer",
+            role=Role.TABLE_OFFICER,
+            territory_code="VE.07.01.C1",
+            consultation_id=consultation.json()["id"],
+            table_code="T1",
+        )
     spans.clear()
     ballot = await consultations.client.post(
         f"{base}/ballots",
-        headers=issuer.headers(roles=["polling_officer"], territories=["VE"]),
+        headers=issuer.headers(subject="tracing-officer", roles=[]),
         json={
             "commune_id": commune_id,
             "candidate_id": candidate.json()["id"],

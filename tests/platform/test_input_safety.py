@@ -27,8 +27,9 @@ from comuna_platform.db_errors import DatabaseUnavailable, classify
 from comuna_platform.errors import Conflict, InvalidInput
 from comuna_platform.input_safety import message_problems
 from tests.support.grpc_server import grpc_server
+from tests.support.identity import person
 from tests.support.issuer import TestIssuer
-from tests.support.platform import Platform, running_platform
+from tests.support.platform import OPERATOR, REGISTRAR, Platform, running_platform
 from tests.support.service import running_service
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -84,7 +85,7 @@ async def test_nul_in_query_parameters_is_422_on_every_service(platform: Platfor
 
 async def test_nul_in_a_territory_name_is_422_and_nothing_is_written(platform: Platform, issuer: TestIssuer) -> None:
     identity = platform.services["identity"].client
-    headers = issuer.headers(roles=["registrar"], territories=["VE"])
+    headers = person(issuer, REGISTRAR)
     response = await identity.post(
         "/v1/territories",
         json={"code": "VE.02", "name": "Za\u0000ra", "kind": "state", "parent_code": "VE"},
@@ -97,7 +98,7 @@ async def test_nul_in_a_territory_name_is_422_and_nothing_is_written(platform: P
 
 async def test_duplicate_keys_cannot_smuggle_a_second_value(platform: Platform, issuer: TestIssuer) -> None:
     identity = platform.services["identity"].client
-    headers = {**issuer.headers(roles=["registrar"], territories=["VE"]), "content-type": "application/json"}
+    headers = {**person(issuer, REGISTRAR), "content-type": "application/json"}
     content = b'{"code": "VE.03", "name": "Falcon", "kind": "state", "parent_code": "VE", "parent_code": "VE.01"}'
     body = assert_problem(
         await identity.post("/v1/territories", content=content, headers=headers), 422, "validation_error"
@@ -120,7 +121,7 @@ async def test_a_consultation_code_with_non_ascii_digits_is_422(platform: Platfo
             "voting_opens_at": "2040-02-01T00:00:00Z",
             "voting_closes_at": "2040-02-02T00:00:00Z",
         },
-        headers=issuer.headers(roles=["operator"], territories=["VE"]),
+        headers=person(issuer, OPERATOR),
     )
     body = assert_problem(response, 422, "validation_error")
     assert body["errors"][0]["location"] == ["body", "code"]
@@ -223,7 +224,7 @@ async def test_a_database_outage_is_503_with_retry_after(
         writing = await identity.client.post(
             "/v1/territories",
             json={"code": "VE", "name": "Venezuela", "kind": "country", "parent_code": None},
-            headers=issuer.headers(roles=["registrar"], territories=["VE"]),
+            headers=person(issuer, REGISTRAR),
         )
         ready = await identity.client.get("/readyz")
         async with grpc_server(IDENTITY, identity) as target, grpc.aio.insecure_channel(target) as channel:

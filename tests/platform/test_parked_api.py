@@ -1,6 +1,7 @@
 """The platform's runtime with a small service of its own: every worker checked by /readyz, a
-crashing consumer restarted (503 meanwhile), and the operator-only parked-messages REST API.
-Real PostgreSQL, NATS JetStream and tokens from a real issuer."""
+crashing consumer restarted (503 meanwhile), and the parked-messages REST API for national
+operators (auditors read). Real PostgreSQL, NATS JetStream, tokens from a real issuer, and a
+real identity deciding who holds which role where."""
 
 from __future__ import annotations
 
@@ -21,14 +22,16 @@ from comuna.identity.v1 import events_pb2
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.ports import free_port
 from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_platform.auth.roles import Role
 from comuna_platform.cli import openapi_document
 from comuna_platform.db import Database
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.events.streams import connect, ensure_stream
-from comuna_platform.runtime import Runtime, ServiceSpec
+from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver
 from comuna_platform.settings import ServiceSettings
 from comuna_platform.uow import UnitOfWork
 from tests.platform.consumers import FAST, count_effects, create_tables, eventually, publish, recording, settled
+from tests.support.identity import Identity, person, running_identity, subject_of
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, running_service
 
@@ -84,6 +87,7 @@ class Sample:
             routers=[],
             grpc_register=_no_grpc,
             consumers=self.consumers,
+            access_resolver=identity_access_resolver,
         )
 
 
@@ -111,6 +115,25 @@ def sample() -> Sample:
     return Sample()
 
 
+OPERATOR = subject_of(Role.OPERATOR, "VE")
+AUDITOR = subject_of(Role.AUDITOR, "VE")
+REGISTRAR = subject_of(Role.REGISTRAR, "VE")
+REGIONAL = subject_of(Role.REGIONAL_OFFICIAL, "VE.01")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def identity(
+    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
+) -> AsyncIterator[Identity]:
+    # On the session's NATS, apart from the sample's server: its events are not the sample's business.
+    async with running_identity(embedded_postgres, embedded_nats, issuer, uuid.uuid4().hex[:10]) as running:
+        await running.grant(OPERATOR, Role.OPERATOR, "VE")
+        await running.grant(AUDITOR, Role.AUDITOR, "VE")
+        await running.grant(REGISTRAR, Role.REGISTRAR, "VE")
+        await running.grant(REGIONAL, Role.REGIONAL_OFFICIAL, "VE.01")
+        yield running
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def service(
     embedded_postgres: EmbeddedPostgres,
@@ -118,6 +141,7 @@ async def service(
     issuer: TestIssuer,
     js: JetStreamContext,
     sample: Sample,
+    identity: Identity,
 ) -> AsyncIterator[RunningService]:
     name = f"sample_{uuid.uuid4().hex[:8]}"
     embedded_postgres.create_database(name)
@@ -126,13 +150,20 @@ async def service(
     await setup.dispose()
     url = embedded_postgres.dsn(name)
     async with running_service(
-        sample.spec(), ServiceSettings, database_url=url, nats_url=nats_server.url, issuer=issuer
+        sample.spec(),
+        ServiceSettings,
+        database_url=url,
+        nats_url=nats_server.url,
+        issuer=issuer,
+        identity_grpc_target=identity.grpc_target,
+        # ResolvePrincipal's contract allows the real services only: the sample borrows funding's client.
+        service_client_id="svc-funding",
     ) as running:
         yield running
 
 
 def operator(issuer: TestIssuer) -> dict[str, str]:
-    return issuer.headers(roles=["operator"], territories=["VE"])
+    return person(issuer, OPERATOR)
 
 
 async def readiness(service: RunningService) -> tuple[int, dict[str, bool]]:
@@ -180,17 +211,34 @@ async def _when_not_ready(service: RunningService) -> tuple[int, dict[str, bool]
     return (status, checks) if status == 503 else None
 
 
-async def test_parked_messages_are_for_operators_only(service: RunningService, issuer: TestIssuer) -> None:
+async def test_parked_messages_are_for_national_operators_and_auditors(
+    service: RunningService, issuer: TestIssuer
+) -> None:
     assert (await service.client.get("/v1/parked-messages")).status_code == 401
-    registrar = issuer.headers(roles=["registrar"], territories=["VE"])
-    for method, path in [
+    endpoints = [
         ("GET", "/v1/parked-messages"),
         ("GET", "/v1/parked-messages/1"),
         ("POST", "/v1/parked-messages/1:replay"),
-    ]:
-        response = await service.client.request(method, path, headers=registrar)
-        assert response.status_code == 403, path
-        assert response.headers["content-type"] == "application/problem+json"
+    ]
+    refused = {
+        # A registrar nationwide, and a token claiming the operator role with no assignment behind it.
+        "registrar": (person(issuer, REGISTRAR), "forbidden_role"),
+        "claimed_operator": (
+            issuer.headers(subject="nobody", roles=["operator"], territories=["VE"]),
+            "forbidden_role",
+        ),
+    }
+    for name, (headers, code) in refused.items():
+        for method, path in endpoints:
+            response = await service.client.request(method, path, headers=headers)
+            assert (response.status_code, response.json()["code"]) == (403, code), (name, path)
+            assert response.headers["content-type"] == "application/problem+json"
+    # The auditor reads (an unknown id is a 404, not a 403) and never replays.
+    auditor = person(issuer, AUDITOR)
+    assert (await service.client.get("/v1/parked-messages", headers=auditor)).status_code == 200
+    assert (await service.client.get("/v1/parked-messages/999999999", headers=auditor)).status_code == 404
+    replay = await service.client.post("/v1/parked-messages/999999999:replay", headers=auditor)
+    assert (replay.status_code, replay.json()["code"]) == (403, "forbidden_role")
 
 
 async def test_operators_list_inspect_and_replay_exactly_once(
@@ -263,3 +311,29 @@ async def test_every_service_serves_the_parked_messages_api(name: str) -> None:
     assert set(paths["/v1/parked-messages"]) == {"get"}
     assert set(paths["/v1/parked-messages/{parked_id}"]) == {"get"}
     assert set(paths["/v1/parked-messages/{parked_id}:replay"]) == {"post"}
+
+
+async def test_identity_unreachable_is_503_never_allowed(
+    embedded_postgres: EmbeddedPostgres, nats_server: EmbeddedNats, issuer: TestIssuer
+) -> None:
+    name = f"sample_{uuid.uuid4().hex[:8]}"
+    embedded_postgres.create_database(name)
+    async with running_service(
+        Sample().spec(),
+        ServiceSettings,
+        database_url=embedded_postgres.dsn(name),
+        nats_url=nats_server.url,
+        issuer=issuer,
+        workers=False,
+        # Nobody listens there: every resolution fails.
+        identity_grpc_target=f"127.0.0.1:{free_port()}",
+        identity_timeout_seconds=2.0,
+        service_client_id="svc-funding",
+    ) as lonely:
+        response = await lonely.client.get("/v1/parked-messages", headers=operator(issuer))
+        assert (response.status_code, response.json()["code"]) == (503, "identity_unavailable")
+        assert response.headers["content-type"] == "application/problem+json"
+        # A service account holds no assignments: nothing to ask identity, no outage for it.
+        service = issuer.headers(roles=["service"], client_id="svc-funding")
+        refused = await lonely.client.get("/v1/parked-messages", headers=service)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_role")

@@ -31,6 +31,7 @@ from comuna.projects.v1 import events_pb2 as project_events
 from comuna.projects.v1 import projects_pb2, projects_pb2_grpc
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_platform.auth.roles import Role
 from comuna_platform.events.envelope import Envelope
 from comuna_platform.events.streams import connect, ensure_stream
 from comuna_platform.events.tables import inbox_table, outbox_table, parked_table
@@ -40,15 +41,31 @@ from comuna_projects.service import SPEC
 from comuna_projects.settings import Settings
 from comuna_projects.storage.models import Milestone, Project
 from tests.support.grpc_server import grpc_server
+from tests.support.identity import Identity, person, running_identity, subject_of
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
 
 MIGRATIONS = Path(comuna_projects.__file__).parent / "migrations"
 COMMUNE_CODE = "VE.01.01.C0001"
+# A sibling commune whose code is a string prefix of COMMUNE_CODE, and a commune of another state.
+PREFIX_COMMUNE = "VE.01.01.C000"
+OTHER_COMMUNE = "VE.02.01.C1"
+TERRITORIES = [
+    ("VE", "Venezuela", "country", None),
+    ("VE.01", "Lara", "state", "VE"),
+    ("VE.01.01", "Iribarren", "municipality", "VE.01"),
+    (COMMUNE_CODE, "Comuna Uno", "commune", "VE.01.01"),
+    (PREFIX_COMMUNE, "Comuna Cero", "commune", "VE.01.01"),
+    ("VE.02", "Zulia", "state", "VE"),
+    ("VE.02.01", "Maracaibo", "municipality", "VE.02"),
+    (OTHER_COMMUNE, "Comuna Zulia", "commune", "VE.02.01"),
+]
 ALLOCATIONS_CONSUMER = "projects-allocations"
 DISBURSEMENTS_CONSUMER = "projects-disbursements"
 REJECTIONS_CONSUMER = "projects-rejections"
 WAIT_SECONDS = 15.0
+# Spokesperson and registrar of COMMUNE_CODE: present there, but not as an overseer.
+WRONG_ROLES = "spokesperson-registrar"
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -59,13 +76,15 @@ class Harness:
     nc: NATS
     js: JetStreamContext
     issuer: TestIssuer
+    identity: Identity
 
     @property
     def client(self) -> Any:
         return self.service.client
 
-    def overseer(self, territory: str = "VE.01", **kwargs: Any) -> dict[str, str]:
-        return self.issuer.headers(roles=["overseer"], territories=[territory], **kwargs)
+    def overseer(self, territory: str = COMMUNE_CODE, **claims: Any) -> dict[str, str]:
+        """The overseer of `territory` (one of the communes granted by the harness)."""
+        return person(self.issuer, subject_of(Role.OVERSEER, territory), **claims)
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +93,31 @@ def database_url(embedded_postgres: EmbeddedPostgres) -> str:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def harness(database_url: str, embedded_nats: EmbeddedNats, issuer: TestIssuer) -> AsyncIterator[Harness]:
+async def harness(
+    database_url: str, embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
+) -> AsyncIterator[Harness]:
     nc = await connect(embedded_nats.url, name="test-funding")
     js = nc.jetstream()
     # Funding's stream, as the funding service would create it.
     await ensure_stream(js, "funding")
     try:
-        async with running_service(
-            SPEC, Settings, database_url=database_url, nats_url=embedded_nats.url, issuer=issuer
-        ) as service:
-            yield Harness(service, nc, js, issuer)
+        async with (
+            running_identity(embedded_postgres, embedded_nats, issuer, uuid.uuid4().hex[:10], TERRITORIES) as identity,
+            running_service(
+                SPEC,
+                Settings,
+                database_url=database_url,
+                nats_url=embedded_nats.url,
+                issuer=issuer,
+                identity_grpc_target=identity.grpc_target,
+            ) as service,
+        ):
+            for commune in (COMMUNE_CODE, PREFIX_COMMUNE, OTHER_COMMUNE):
+                await identity.grant(subject_of(Role.OVERSEER, commune), Role.OVERSEER, commune)
+            await identity.grant(subject_of(Role.OPERATOR, "VE"), Role.OPERATOR, "VE")
+            await identity.grant(WRONG_ROLES, Role.SPOKESPERSON, COMMUNE_CODE)
+            await identity.grant(WRONG_ROLES, Role.REGISTRAR, COMMUNE_CODE)
+            yield Harness(service, nc, js, issuer, identity)
     finally:
         await nc.drain()
 
@@ -473,9 +507,10 @@ async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> 
     _, project = await open_project(harness)
     first, second = project["milestones"][:2]
     subject = str(uuid.uuid4())
+    await harness.identity.grant(subject, Role.OVERSEER, COMMUNE_CODE)
 
     response = await harness.client.post(
-        verify_url(project, first), json={"note": "  Foundations poured.  "}, headers=harness.overseer(subject=subject)
+        verify_url(project, first), json={"note": "  Foundations poured.  "}, headers=person(harness.issuer, subject)
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -496,7 +531,7 @@ async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> 
     assert (event.tranche.amount_minor, event.tranche.currency) == (400_000, "USD")
 
     # An operator with national scope may verify too.
-    operator = harness.issuer.headers(roles=["operator"], territories=["VE"])
+    operator = person(harness.issuer, subject_of(Role.OPERATOR, "VE"))
     response = await harness.client.post(verify_url(project, second), json={"note": "Walls up."}, headers=operator)
     assert response.status_code == 200, response.text
 
@@ -540,13 +575,14 @@ async def test_rejected_verifications_write_nothing(harness: Harness, case: str,
     body: Any = {"note": "Checked on site."}
     headers = harness.overseer()
     if case == "wrong_role":
-        headers = harness.issuer.headers(roles=["spokesperson", "registrar"], territories=["VE"])
+        headers = person(harness.issuer, WRONG_ROLES)
     elif case == "no_role":
-        headers = harness.issuer.headers(roles=[], territories=["VE"])
+        # No assignment at all, whatever the token claims.
+        headers = harness.issuer.headers(subject="nobody", roles=["overseer"], territories=["VE"])
     elif case == "other_territory":
-        headers = harness.overseer("VE.02")
+        headers = harness.overseer(OTHER_COMMUNE)
     elif case == "sibling_prefix":
-        headers = harness.overseer("VE.01.01.C000")  # a string prefix, not a parent territory
+        headers = harness.overseer(PREFIX_COMMUNE)  # a string prefix, not a parent territory
     elif case == "expired":
         headers = harness.overseer(ttl=-300)
     elif case == "no_token":
@@ -887,3 +923,17 @@ async def test_grpc_project_shows_a_refused_tranche(
     assert first.status == projects_pb2.MILESTONE_STATUS_VERIFIED
     assert first.disbursement_rejected_reason == "exceeds_allocation" and first.HasField("disbursement_rejected_at")
     assert second.disbursement_rejected_reason == "" and not second.HasField("disbursement_rejected_at")
+
+
+async def test_role_and_territory_come_from_the_same_assignment(harness: Harness) -> None:
+    # Spokesperson of the project's commune and overseer of another: an overseer somewhere and
+    # present here, yet no overseer OF this commune.
+    subject = "spokesperson-here-overseer-elsewhere"
+    await harness.identity.grant(subject, Role.SPOKESPERSON, COMMUNE_CODE)
+    await harness.identity.grant(subject, Role.OVERSEER, OTHER_COMMUNE)
+    _, project = await open_project(harness)
+    milestone = project["milestones"][0]
+    headers = harness.issuer.headers(subject=subject, roles=["overseer"], territories=[COMMUNE_CODE])
+    response = await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, "forbidden_territory")
+    assert await outbox(harness, "projects.milestone.verified", project["id"]) == []

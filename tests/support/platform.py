@@ -1,6 +1,7 @@
 """All four services in-process on the session's PostgreSQL and NATS, for tests that go
 through every service's edges (input safety, fuzzing): identity seeded with a small territory
-and its gRPC API on a real port, consultations wired to it."""
+and its gRPC API on a real port, the other services wired to it (census, ResolvePrincipal).
+People act through assignments in identity (`OPERATOR`, `REGISTRAR`, ...), tokens carry a subject."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_identity.domain import access
+from comuna_platform.auth.roles import Role
 from tests.support.grpc_server import grpc_server
+from tests.support.identity import seed_territories, subject_of
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
 
@@ -25,6 +29,29 @@ TERRITORIES = [
     ("VE.01.01.C1", "Comuna Uno", "commune", "VE.01.01"),
     ("VE.01.01.C1.CC1", "Consejo Uno", "communal_council", "VE.01.01.C1"),
 ]
+# Who holds what in identity, granted before the services serve (subject -> role, territory).
+OPERATOR = subject_of(Role.OPERATOR, "VE")
+REGISTRAR = subject_of(Role.REGISTRAR, "VE")
+AUDITOR = subject_of(Role.AUDITOR, "VE")
+SPOKESPERSON = subject_of(Role.SPOKESPERSON, "VE.01.01.C1")
+OVERSEER = subject_of(Role.OVERSEER, "VE.01.01.C1")
+# Every role this territory can hold at once (fuzzing gets past the role checks with it).
+EVERYTHING = "everything"
+PEOPLE_WITH_MANY_ROLES = {
+    EVERYTHING: [
+        (Role.OPERATOR, "VE"),
+        (Role.REGISTRAR, "VE"),
+        (Role.SPOKESPERSON, "VE.01.01.C1"),
+        (Role.OVERSEER, "VE.01.01.C1"),
+    ]
+}
+PEOPLE = {
+    OPERATOR: (Role.OPERATOR, "VE"),
+    REGISTRAR: (Role.REGISTRAR, "VE"),
+    AUDITOR: (Role.AUDITOR, "VE"),
+    SPOKESPERSON: (Role.SPOKESPERSON, "VE.01.01.C1"),
+    OVERSEER: (Role.OVERSEER, "VE.01.01.C1"),
+}
 
 
 @dataclass
@@ -50,7 +77,7 @@ async def running_platform(
             extra: dict[str, str] = {}
             if name == "identity":
                 extra["census_hash_key"] = "edge-census-key-0123456789abcdef"
-            if name == "consultations":
+            if name != "identity":
                 extra["identity_grpc_target"] = identity_target
             services[name] = await stack.enter_async_context(
                 running_service(
@@ -59,14 +86,11 @@ async def running_platform(
             )
             if name == "identity":
                 identity_target = await stack.enter_async_context(grpc_server(spec, services[name]))
-        headers = issuer.headers(roles=["registrar"], territories=["VE"])
-        ids: dict[str, uuid.UUID] = {}
-        for code, territory_name, kind, parent in TERRITORIES:
-            response = await services["identity"].client.post(
-                "/v1/territories",
-                json={"code": code, "name": territory_name, "kind": kind, "parent_code": parent},
-                headers=headers,
-            )
-            assert response.status_code == 201, response.text
-            ids[code] = uuid.UUID(response.json()["id"])
+                ids = await seed_territories(services[name], TERRITORIES)
+                async with services[name].runtime.db.unit_of_work() as uow:
+                    for subject, (role, code) in PEOPLE.items():
+                        await access.ensure_assignment(uow, subject=subject, role=role, territory_code=code)
+                    for subject, held in PEOPLE_WITH_MANY_ROLES.items():
+                        for role, code in held:
+                            await access.ensure_assignment(uow, subject=subject, role=role, territory_code=code)
         yield Platform(services=services, identity_grpc=identity_target, territory_ids=ids)

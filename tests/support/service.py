@@ -43,17 +43,22 @@ async def running_service(
     nats_url: str,
     issuer: TestIssuer,
     workers: bool = True,
+    identity_grpc_target: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[RunningService]:
-    settings = settings_cls(
-        database_url=database_url,
-        nats_url=nats_url,
-        oidc_issuer=issuer.issuer_url,
-        oidc_audience="comuna",
+    """`identity_grpc_target`: where the service asks identity who may act where (ResolvePrincipal);
+    without it, a service that asks gets 503 on its protected endpoints (identity unreachable)."""
+    if identity_grpc_target is not None:
+        overrides["identity_grpc_target"] = identity_grpc_target
+    defaults: dict[str, Any] = {
+        "oidc_audience": "comuna",
         # The contracts' gRPC allow-list knows a service by its client, `svc-<service>`.
-        service_client_id=f"svc-{spec.name}",
-        outbox_poll_seconds=0.05,
-        **{"allowed_hosts": ["testserver", "127.0.0.1", "localhost"], **overrides},
+        "service_client_id": f"svc-{spec.name}",
+        "outbox_poll_seconds": 0.05,
+        "allowed_hosts": ["testserver", "127.0.0.1", "localhost"],
+    }
+    settings = settings_cls(
+        database_url=database_url, nats_url=nats_url, oidc_issuer=issuer.issuer_url, **{**defaults, **overrides}
     )
     async with open_runtime(spec, settings) as (runtime, app):
         tasks = start_workers(spec, runtime) if workers else []

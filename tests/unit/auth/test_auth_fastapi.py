@@ -1,4 +1,5 @@
-"""FastAPI dependencies: header parsing, 401 on bad tokens, 403 on missing roles."""
+"""FastAPI dependencies: header parsing, 401 on bad tokens, 403 unless identity's assignments
+(here a fake resolver: pure wiring) give the role; token roles and territory claims give nothing."""
 
 from __future__ import annotations
 
@@ -17,14 +18,33 @@ from comuna_platform.auth import (
     Principal,
     TokenVerifier,
 )
+from comuna_platform.auth.access import Assignment, Caller, Resolution
 from comuna_platform.auth.bearer import bearer_token
-from comuna_platform.auth.fastapi import CurrentPrincipal, require_roles
+from comuna_platform.auth.fastapi import CurrentCaller, CurrentPrincipal, require_assignment
+from comuna_platform.auth.roles import Role
 from tests.unit.auth.comuna_auth_testkit import KeyMaterial, claims, sign
 
+# What identity would answer, by subject.
+ASSIGNMENTS = {
+    "u-operator": (Assignment(Role.OPERATOR, "VE"),),
+    "u-spokesperson-c1": (Assignment(Role.SPOKESPERSON, "VE.01.01.C1"),),
+}
 
-def build_app(verifier: TokenVerifier) -> FastAPI:
+
+class FakeResolver:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(self, principal: Principal) -> Resolution:
+        self.asked.append(principal.subject)
+        return Resolution(principal.subject, ASSIGNMENTS.get(principal.subject, ()))
+
+
+def build_app(verifier: TokenVerifier, resolver: FakeResolver | None) -> FastAPI:
     app = FastAPI()
     app.state.token_verifier = verifier
+    if resolver is not None:
+        app.state.access_resolver = resolver
 
     @app.exception_handler(AuthenticationError)
     async def unauthenticated(_: Request, exc: AuthenticationError) -> JSONResponse:
@@ -39,21 +59,29 @@ def build_app(verifier: TokenVerifier) -> FastAPI:
         return {"sub": principal.subject, "username": principal.username}
 
     @app.get("/operators")
-    async def operators(
-        principal: Annotated[Principal, require_roles("operator", "overseer")],
-    ) -> dict[str, str | None]:
-        return {"username": principal.username}
+    async def operators(caller: Annotated[Caller, require_assignment(Role.OPERATOR)]) -> dict[str, str]:
+        return {"sub": caller.subject}
 
-    @app.get("/registrars", dependencies=[require_roles("registrar")])
-    async def registrars() -> dict[str, bool]:
+    @app.get("/communes/{code}/candidates")
+    async def candidates(code: str, caller: CurrentCaller) -> dict[str, bool]:
+        caller.require([Role.SPOKESPERSON, Role.OPERATOR], code)
         return {"ok": True}
+
+    @app.get("/whoami")
+    async def whoami(caller: CurrentCaller) -> dict[str, object]:
+        return {"service": caller.is_service, "roles": sorted(a.role for a in caller.assignments)}
 
     return app
 
 
+@pytest.fixture
+def resolver() -> FakeResolver:
+    return FakeResolver()
+
+
 @pytest_asyncio.fixture
-async def client(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=build_app(verifier))
+async def client(verifier: TokenVerifier, resolver: FakeResolver) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_app(verifier, resolver))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         yield http
 
@@ -84,13 +112,43 @@ async def test_invalid_token_is_401_with_code(client: httpx.AsyncClient, key_a: 
 
 
 @pytest.mark.asyncio
-async def test_require_roles_accepts_any_listed_role(client: httpx.AsyncClient, key_a: KeyMaterial) -> None:
-    ok = await client.get("/operators", headers=bearer(key_a))
-    assert (ok.status_code, ok.json()) == (200, {"username": "alice"})
-    denied = await client.get("/registrars", headers=bearer(key_a))
+async def test_the_role_comes_from_identity_not_from_the_token(client: httpx.AsyncClient, key_a: KeyMaterial) -> None:
+    ok = await client.get("/operators", headers=bearer(key_a, sub="u-operator", realm_access={"roles": []}))
+    assert (ok.status_code, ok.json()) == (200, {"sub": "u-operator"})
+    # The token claims the operator role everywhere; identity knows no assignment of this subject.
+    claimed = bearer(key_a, sub="u-nobody", realm_access={"roles": ["operator"]}, comuna_territories=["VE"])
+    denied = await client.get("/operators", headers=claimed)
     assert (denied.status_code, denied.json()) == (403, {"code": "forbidden_role"})
-    anonymous = await client.get("/registrars")
+    anonymous = await client.get("/operators")
     assert anonymous.status_code == 401
+
+
+@pytest.mark.asyncio
+async def test_a_territory_claim_never_widens_an_assignment(client: httpx.AsyncClient, key_a: KeyMaterial) -> None:
+    headers = bearer(key_a, sub="u-spokesperson-c1", comuna_territories=["VE"])
+    assert (await client.get("/communes/VE.01.01.C1/candidates", headers=headers)).status_code == 200
+    elsewhere = await client.get("/communes/VE.01.01.C2/candidates", headers=headers)
+    assert (elsewhere.status_code, elsewhere.json()) == (403, {"code": "forbidden_territory"})
+    national = await client.get("/communes/VE.01.01.C2/candidates", headers=bearer(key_a, sub="u-operator"))
+    assert national.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_service_accounts_are_not_resolved(
+    client: httpx.AsyncClient, key_a: KeyMaterial, resolver: FakeResolver
+) -> None:
+    headers = bearer(key_a, sub="svc-1", azp="svc-funding", realm_access={"roles": ["service"]})
+    response = await client.get("/whoami", headers=headers)
+    assert response.json() == {"service": True, "roles": []}
+    assert resolver.asked == []
+
+
+@pytest.mark.asyncio
+async def test_a_missing_resolver_is_a_wiring_error_never_allowed(verifier: TokenVerifier, key_a: KeyMaterial) -> None:
+    transport = httpx.ASGITransport(app=build_app(verifier, None), raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        with pytest.raises(RuntimeError, match="access_resolver"):
+            await http.get("/operators", headers=bearer(key_a, sub="u-operator"))
 
 
 def test_bearer_scheme_is_case_insensitive() -> None:
@@ -98,6 +156,6 @@ def test_bearer_scheme_is_case_insensitive() -> None:
     assert bearer_token("BEARER abc ") == "abc"
 
 
-def test_require_roles_needs_a_role() -> None:
+def test_require_assignment_needs_a_role() -> None:
     with pytest.raises(ValueError, match="at least one role"):
-        require_roles()
+        require_assignment()

@@ -1,4 +1,6 @@
-"""Principal semantics: territory coverage (see docs/conventions.md) and claim mapping."""
+"""Principal semantics: territory coverage (see docs/conventions.md) and claim mapping.
+
+A token says who calls, never where: its `comuna_territories` claim is not read at all."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ import pytest
 from comuna_platform.auth import AuthenticationError, Principal, scope_covers
 
 
-def principal(*territories: str, roles: frozenset[str] = frozenset()) -> Principal:
-    return Principal("sub", "alice", roles, territories, "comuna-web")
+def principal(roles: frozenset[str] = frozenset()) -> Principal:
+    return Principal("sub", "alice", roles, "comuna-web")
 
 
 @pytest.mark.parametrize(
@@ -29,12 +31,6 @@ def principal(*territories: str, roles: frozenset[str] = frozenset()) -> Princip
 )
 def test_scope_covers(scope: str, code: str, expected: bool) -> None:
     assert scope_covers(scope, code) is expected
-    assert principal(scope).covers(code) is expected
-
-
-def test_any_scope_is_enough_and_no_scope_covers_nothing() -> None:
-    assert principal("VE.01", "VE.02").covers("VE.02.03")
-    assert not principal().covers("VE")
 
 
 def test_roles() -> None:
@@ -62,14 +58,23 @@ def test_from_claims_unions_realm_roles_and_audience_client_roles_only() -> None
         subject="u-1",
         username="alice",
         roles=frozenset({"operator", "registrar"}),
-        territories=("VE.01", "VE.02"),
         client_id="comuna-web",
     )
+    assert not hasattr(p, "territories")
+
+
+@pytest.mark.parametrize("territories", [["VE"], "VE", [1], {"VE": True}])
+def test_a_territory_claim_is_ignored_whatever_it_holds(territories: object) -> None:
+    plain = Principal.from_claims({"sub": "u-1", "realm_access": {"roles": ["spokesperson"]}}, "comuna")
+    claimed = Principal.from_claims(
+        {"sub": "u-1", "realm_access": {"roles": ["spokesperson"]}, "comuna_territories": territories}, "comuna"
+    )
+    assert claimed == plain
 
 
 def test_from_claims_defaults_when_optional_claims_absent() -> None:
     p = Principal.from_claims({"sub": "svc"}, "comuna")
-    assert (p.roles, p.territories, p.username, p.client_id) == (frozenset(), (), None, None)
+    assert (p.roles, p.username, p.client_id) == (frozenset(), None, None)
 
 
 @pytest.mark.parametrize(
@@ -79,8 +84,6 @@ def test_from_claims_defaults_when_optional_claims_absent() -> None:
         {"sub": 5},
         {"sub": "x", "realm_access": {"roles": "operator"}},
         {"sub": "x", "realm_access": ["operator"]},
-        {"sub": "x", "comuna_territories": "VE"},
-        {"sub": "x", "comuna_territories": [1]},
         {"sub": "x", "azp": 3},
     ],
 )
@@ -91,6 +94,6 @@ def test_malformed_claims_reject_the_token(bad: dict[str, Any]) -> None:
 
 
 def test_principal_is_immutable() -> None:
-    p = principal("VE")
+    p = principal()
     with pytest.raises(AttributeError):
         p.subject = "other"  # type: ignore[misc]

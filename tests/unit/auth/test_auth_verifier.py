@@ -39,7 +39,6 @@ async def test_valid_token_gives_principal(verifier: TokenVerifier, key_a: KeyMa
     assert principal.subject == payload["sub"]
     assert principal.username == "alice"
     assert principal.roles == {"operator", "registrar"}
-    assert principal.territories == ("VE.01",)
     assert principal.client_id == "comuna-web"
 
 

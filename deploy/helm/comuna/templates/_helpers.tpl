@@ -300,6 +300,9 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 {{- $clientOptional := empty $cfg.peers }}
 {{ include "comuna.secretEnv" (dict "root" $root "env" (printf "%sSERVICE_CLIENT_ID" $p) "key" (include "comuna.secretKey" (list $name "serviceClientId")) "optional" $clientOptional) }}
 {{ include "comuna.secretEnv" (dict "root" $root "env" (printf "%sSERVICE_CLIENT_SECRET" $p) "key" (include "comuna.secretKey" (list $name "serviceClientSecret")) "optional" $clientOptional) }}
+{{- /* Read by the services that resolve callers over gRPC; harmless for the others. */}}
+- name: {{ $p }}ACCESS_CACHE_SECONDS
+  value: {{ $cfg.accessCacheSeconds | toString | quote }}
 {{- range $peer := $cfg.peers }}
 - name: {{ $p }}{{ upper $peer }}_GRPC_TARGET
   value: {{ include "comuna.peerTarget" (dict "root" $root "name" $name "peer" $peer "cfg" $cfg) | quote }}

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from comuna_platform.auth.identity_resolver import INVALIDATION_SUBJECTS
 from comuna_platform.events.registry import stream_name
 from comuna_platform.events.streams import service_inbox_prefix
 
@@ -35,6 +36,7 @@ SERVICE_CONSUMERS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     },
 }
 READER = "reader"
+IDENTITY = "identity"
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,12 @@ def service_permissions(service: str, consumers: Mapping[str, Iterable[str]] | N
         for durable in durables:
             publish += _durable_subjects(stream, durable)
     # Replies (publish acknowledgements, fetched messages, API answers) come to its own inbox
-    # prefix only, so no service reads another's replies.
-    return Permissions(publish_allow=tuple(publish), subscribe_allow=(f"{service_inbox_prefix(service)}.>",))
+    # prefix only, so no service reads another's replies. Services that ask identity where a
+    # caller may act also hear identity's role-assignment events (to drop cached answers).
+    subscribe = [f"{service_inbox_prefix(service)}.>"]
+    if service != IDENTITY:
+        subscribe.append(INVALIDATION_SUBJECTS)
+    return Permissions(publish_allow=tuple(publish), subscribe_allow=tuple(subscribe))
 
 
 def reader_permissions(services: Iterable[str] = tuple(SERVICE_CONSUMERS)) -> Permissions:

@@ -20,6 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from comuna_platform.auth.access import AccessResolver
+from comuna_platform.auth.identity_resolver import GrpcAccessResolver
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.db import Database
 from comuna_platform.events import EventConsumer, EventHandler, OutboxRelay
@@ -31,6 +32,7 @@ from comuna_platform.events.streams import connect_service, ensure_stream
 from comuna_platform.http import ReadinessCheck, create_app
 from comuna_platform.http.edges import EdgePolicy
 from comuna_platform.http.server import metrics_server, rest_server
+from comuna_platform.peers import identity_channel, service_tokens
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.settings import ServiceSettings
 from comuna_platform.supervision import Supervisor, Worker
@@ -53,6 +55,10 @@ class Runtime:
     # built so `/readyz` checks each of them; started by `start_workers`.
     workers: Supervisor = field(init=False)
     consumers: list[EventConsumer] = field(default_factory=list)
+    # Called after each NATS reconnect (e.g. to drop caches whose invalidations were missed).
+    reconnect_listeners: list[Callable[[], None]] = field(default_factory=list)
+    # Awaited when the service stops, before the connections close (e.g. gRPC client channels).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.workers = Supervisor(self.stop)
@@ -89,6 +95,27 @@ class ServiceSpec:
     # identity (ResolvePrincipal) through the platform's caching resolver. Set on
     # `app.state.access_resolver` before serving.
     access_resolver: Callable[[Runtime], AccessResolver] | None = None
+
+
+def identity_access_resolver(runtime: Runtime) -> AccessResolver:
+    """`ServiceSpec.access_resolver` of every service but identity: ask identity over gRPC with
+    the service's own token, cache briefly, drop entries on `identity.role_assignment.*`."""
+    settings = runtime.settings
+    tokens = service_tokens(settings)
+    resolver = GrpcAccessResolver(
+        identity_channel(settings, tokens),
+        tokens=tokens,
+        timeout=settings.identity_timeout_seconds,
+        cache_seconds=settings.access_cache_seconds,
+    )
+
+    async def watch(stop: asyncio.Event) -> None:
+        await resolver.watch_invalidations(runtime.nats, stop)
+
+    runtime.workers.add(Worker("access-invalidations", watch))
+    runtime.reconnect_listeners.append(resolver.on_reconnect)
+    runtime.closers.append(resolver.close)
+    return resolver
 
 
 def service_routers(spec: ServiceSpec) -> list[APIRouter]:
@@ -143,14 +170,23 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
     Used by `serve` and by tests, so tests run the same wiring as production.
     """
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
-    nc = await connect_service(spec.name, settings)
+    reconnect_listeners: list[Callable[[], None]] = []
+
+    async def reconnected() -> None:
+        log.info("NATS reconnected")
+        for listener in list(reconnect_listeners):
+            listener()
+
+    nc = await connect_service(spec.name, settings, reconnected_cb=reconnected)
     try:
         js = nc.jetstream()
         await ensure_stream(js, spec.name)
         verifier = TokenVerifier(
             issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks_url=settings.oidc_jwks_url
         )
-        runtime = Runtime(settings=settings, db=db, nats=nc, js=js, verifier=verifier)
+        runtime = Runtime(
+            settings=settings, db=db, nats=nc, js=js, verifier=verifier, reconnect_listeners=reconnect_listeners
+        )
         declare_workers(spec, runtime)
         app = build_app(spec, runtime)
         if spec.access_resolver is not None:
@@ -162,6 +198,8 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
         finally:
             if spec.on_shutdown is not None:
                 await spec.on_shutdown(runtime, app)
+            for close in reversed(runtime.closers):
+                await close()
     finally:
         await nc.drain()
         await db.dispose()

@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings):
     oidc_token_url: str | None = None
     service_client_id: str | None = None
     service_client_secret: SecretStr | None = None
+    # Identity over gRPC: who may act where (ResolvePrincipal) and, for consultations, the census.
+    identity_grpc_target: str = "127.0.0.1:50051"
+    identity_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long a process reuses identity's answer for one person (never past an assignment's
+    # end); `identity.role_assignment.*` events drop it sooner. 0 = ask identity every request.
+    access_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     log_level: str = "INFO"
     # How often the outbox relay looks for unsent events when nobody woke it up.

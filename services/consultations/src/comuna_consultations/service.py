@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import cast
 
 import grpc
@@ -19,41 +18,20 @@ from comuna_consultations.results import messages as results_messages  # noqa: F
 from comuna_consultations.settings import Settings
 from comuna_consultations.voting import api as voting_api
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
-from comuna_platform.auth.errors import TokenSourceError
-from comuna_platform.auth.grpc import ClientCredentialsTokenSource, bearer_token_interceptors
-from comuna_platform.rpc import client_channel
-from comuna_platform.runtime import Runtime, ServiceSpec
-
-log = logging.getLogger(__name__)
+from comuna_platform.peers import identity_channel, service_tokens
+from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver
 
 
 def settings_of(runtime: Runtime) -> Settings:
     return cast(Settings, runtime.settings)
 
 
-class _NoCredentials:
-    """Stands in for a token source when no service client is configured: calls fail as 503."""
-
-    async def token(self) -> str:
-        raise TokenSourceError("COMUNA_CONSULTATIONS_SERVICE_CLIENT_ID is not set")
-
-    def invalidate(self) -> None:
-        pass
-
-
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
     """Open the identity channel (one per process, shared by all requests) and the ballot cache."""
     settings = settings_of(runtime)
-    tokens: ClientCredentialsTokenSource | _NoCredentials
-    if settings.service_client_id:
-        secret = settings.service_client_secret.get_secret_value() if settings.service_client_secret else ""
-        tokens = ClientCredentialsTokenSource(settings.token_url, settings.service_client_id, secret)
-    else:
-        log.warning("no service client configured: calls to identity will fail")
-        tokens = _NoCredentials()
-    channel = client_channel(settings.identity_grpc_target, bearer_token_interceptors(tokens))
+    tokens = service_tokens(settings)
     app.state.identity = IdentityClient(
-        channel,
+        identity_channel(settings, tokens),
         tokens=tokens,
         timeout=settings.identity_timeout_seconds,
         max_in_flight=settings.identity_max_in_flight,
@@ -79,4 +57,5 @@ SPEC = ServiceSpec(
     grpc_register=grpc_register,
     on_startup=on_startup,
     on_shutdown=on_shutdown,
+    access_resolver=identity_access_resolver,
 )

@@ -14,9 +14,8 @@ class Settings(ServiceSettings):
     http_port: int = 8002
     grpc_port: int = 50052
     metrics_port: int = 9102
-    # Identity answers the census questions (communes, eligibility) over gRPC.
-    identity_grpc_target: str = "127.0.0.1:50051"
-    identity_timeout_seconds: float = 5.0
+    # Identity answers the census questions (communes, eligibility) over gRPC, at the
+    # platform's `identity_grpc_target`.
     # Calls to identity in flight at once from this process; more wait (within the timeout)
     # instead of piling up on identity during the voting-day peak.
     identity_max_in_flight: int = 500

@@ -14,11 +14,13 @@ from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.domain.consultations import StatusWatcher
 from comuna_consultations.storage.models import Consultation
 from comuna_consultations.vocabulary import ConsultationStatus
-from comuna_platform.auth.fastapi import require_roles
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.fastapi import require_assignment
+from comuna_platform.auth.roles import Role
 
-Operator = Annotated[Principal, require_roles("operator")]
-Spokesperson = Annotated[Principal, require_roles("spokesperson", "operator")]
+# The role is checked here; where it is held, against the consultation's own data, in the use case.
+Operator = Annotated[Caller, require_assignment(Role.OPERATOR)]
+Spokesperson = Annotated[Caller, require_assignment(Role.SPOKESPERSON, Role.OPERATOR)]
 PageToken = Annotated[str, Query(max_length=512, description="`next_page_token` of the previous page")]
 
 

@@ -14,7 +14,7 @@ from comuna_funding.domain.allocations import GrantPolicy
 from comuna_funding.grpc import servicer
 from comuna_funding.settings import Settings
 from comuna_platform.events import EventConsumer
-from comuna_platform.runtime import Runtime, ServiceSpec
+from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver
 
 
 def settings_of(runtime: Runtime) -> Settings:
@@ -42,4 +42,6 @@ SPEC = ServiceSpec(
     routers=[router],
     grpc_register=servicer.register,
     consumers=consumers,
+    # Only the platform's operations endpoints (parked messages) are protected here.
+    access_resolver=identity_access_resolver,
 )

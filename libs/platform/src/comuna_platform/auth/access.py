@@ -90,6 +90,19 @@ class Caller:
         if not self.holds(*roles):
             raise PermissionDeniedError("forbidden_role", f"requires one of the roles: {_names(roles)}")
 
+    def holds_nationally(self, *roles: Role) -> bool:
+        """Whether one of `roles` is held at a country root (a territory code without a dot)."""
+        wanted = frozenset(roles)
+        return any(a.role in wanted and "." not in a.territory_code for a in self.assignments)
+
+    def require_national(self, *roles: Role) -> None:
+        """403 unless one of `roles` is held at a country root: for acts that concern no one
+        territory (the service's own operations), where the platform knows no country code."""
+        if self.holds_nationally(*roles):
+            return
+        self.require_role(*roles)
+        raise PermissionDeniedError("forbidden_territory", "requires the role nationwide")
+
     def require(self, roles: Iterable[Role], territory_code: str, *, consultation_id: str | None = None) -> None:
         """403 unless one of `roles` is held over `territory_code`: `forbidden_role` when the
         caller holds none of them anywhere, `forbidden_territory` when not there."""

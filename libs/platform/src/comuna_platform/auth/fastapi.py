@@ -14,7 +14,6 @@ from fastapi import Depends, Request
 
 from .access import AccessResolver, Caller
 from .bearer import bearer_token
-from .errors import PermissionDeniedError
 from .principal import Principal
 from .roles import SERVICE_ROLE, Role
 from .verifier import TokenVerifier
@@ -61,27 +60,5 @@ def require_assignment(*roles: Role) -> Any:
     async def _require(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         caller.require_role(*roles)
         return caller
-
-    return Depends(_require)
-
-
-def require_roles(*roles: str) -> Any:
-    """`Depends(...)` yielding the Principal if it holds ANY of `roles`, else 403.
-
-    Use as a parameter default, in `Annotated[Principal, require_roles("operator")]`, or in a
-    router's `dependencies=[...]`. Territory checks stay in the handlers, because only they
-    know which territory a request touches.
-    """
-    if not roles:
-        raise ValueError("require_roles() needs at least one role")
-    wanted = frozenset(roles)
-
-    async def _require(principal: CurrentPrincipal) -> Principal:
-        if principal.roles.isdisjoint(wanted):
-            raise PermissionDeniedError(
-                "forbidden_role",
-                f"requires one of the roles: {', '.join(sorted(wanted))}",
-            )
-        return principal
 
     return Depends(_require)

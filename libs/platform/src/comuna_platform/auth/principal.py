@@ -1,7 +1,9 @@
 """Who is calling, reduced to what Comuna authorisation needs.
 
 Services never look at raw token claims: they get a `Principal`, so the Keycloak claim layout
-(realm vs. client roles, custom territory claim) is interpreted in exactly one place.
+(realm vs. client roles) is interpreted in exactly one place. A token proves who calls, never
+where they may act: that comes from identity's role assignments (`comuna_platform.auth.access`),
+so no territory claim is read here.
 """
 
 from __future__ import annotations
@@ -10,9 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AuthenticationError, PermissionDeniedError
-
-TERRITORIES_CLAIM = "comuna_territories"
+from .errors import AuthenticationError
 
 
 def scope_covers(scope: str, territory_code: str) -> bool:
@@ -31,7 +31,6 @@ class Principal:
     subject: str
     username: str | None
     roles: frozenset[str]
-    territories: tuple[str, ...]
     client_id: str | None
 
     def has_role(self, role: str) -> bool:
@@ -40,23 +39,14 @@ class Principal:
     def has_any_role(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
 
-    def covers(self, territory_code: str) -> bool:
-        """Whether any of the caller's territory scopes includes `territory_code`."""
-        return any(scope_covers(scope, territory_code) for scope in self.territories)
-
-    def require_territory(self, territory_code: str) -> None:
-        """Raise `PermissionDeniedError` ("forbidden_territory") unless a scope covers the code."""
-        if not self.covers(territory_code):
-            raise PermissionDeniedError("forbidden_territory", f"not allowed to act in territory {territory_code}")
-
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], audience: str) -> Principal:
         """Build from verified Keycloak access-token claims.
 
         Roles are realm roles plus the client roles of `audience` only: client roles granted
-        for some other client must not leak authority into this one. Malformed role or
-        territory claims reject the token rather than being silently dropped, because a
-        half-read scope would grant less (or, worse, different) access than the issuer meant.
+        for some other client must not leak authority into this one. Malformed role claims
+        reject the token rather than being silently dropped. Any `comuna_territories` claim
+        is ignored: a token never says where its bearer may act.
         """
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
@@ -64,12 +54,10 @@ class Principal:
         roles = set(_string_list(_nested(claims, "realm_access", "roles"), "realm_access.roles"))
         client_roles = _nested(claims, "resource_access", audience, "roles")
         roles.update(_string_list(client_roles, f"resource_access.{audience}.roles"))
-        territories = _string_list(claims.get(TERRITORIES_CLAIM), TERRITORIES_CLAIM)
         return cls(
             subject=subject,
             username=_optional_str(claims.get("preferred_username"), "preferred_username"),
             roles=frozenset(roles),
-            territories=tuple(dict.fromkeys(territories)),
             client_id=_optional_str(claims.get("azp"), "azp"),
         )
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -40,8 +42,19 @@ def auth_options(
     return {}
 
 
-async def connect(url: str, *, name: str, inbox_prefix: str = "_INBOX", **auth: str) -> NATS:
+ReconnectedCallback = Callable[[], Awaitable[None]]
+
+
+async def connect(
+    url: str,
+    *,
+    name: str,
+    inbox_prefix: str = "_INBOX",
+    reconnected_cb: ReconnectedCallback | None = None,
+    **auth: str,
+) -> NATS:
     """A connection that reconnects for ever; `auth` from `auth_options`."""
+    options: dict[str, Any] = {} if reconnected_cb is None else {"reconnected_cb": reconnected_cb}
     return await nats.connect(
         url,
         name=name,
@@ -49,19 +62,27 @@ async def connect(url: str, *, name: str, inbox_prefix: str = "_INBOX", **auth: 
         reconnect_time_wait=0.5,
         connect_timeout=5,
         inbox_prefix=inbox_prefix,
+        **options,
         **auth,
     )
 
 
-async def connect_service(service: str, settings: ServiceSettings) -> NATS:
-    """The service's own connection: its NATS identity from its settings, its own inbox prefix."""
+async def connect_service(
+    service: str, settings: ServiceSettings, *, reconnected_cb: ReconnectedCallback | None = None
+) -> NATS:
+    """The service's own connection: its NATS identity from its settings, its own inbox prefix
+    (`reconnected_cb` runs after each reconnect)."""
     auth = auth_options(
         user=settings.nats_user,
         password=settings.nats_password.get_secret_value() if settings.nats_password else None,
         credentials_file=settings.nats_credentials_file,
     )
     return await connect(
-        settings.nats_url, name=f"comuna-{service}", inbox_prefix=service_inbox_prefix(service), **auth
+        settings.nats_url,
+        name=f"comuna-{service}",
+        inbox_prefix=service_inbox_prefix(service),
+        reconnected_cb=reconnected_cb,
+        **auth,
     )
 
 

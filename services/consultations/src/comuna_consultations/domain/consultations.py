@@ -10,7 +10,8 @@ from comuna_consultations.domain.lifecycle import check_transition
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation, ConsultationCommune
 from comuna_consultations.vocabulary import ConsultationStatus
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.roles import Role
 from comuna_platform.errors import NotFound
 from comuna_platform.uow import UnitOfWork
 
@@ -49,7 +50,7 @@ async def existing_commune(uow: UnitOfWork, consultation_id: uuid.UUID, commune_
 
 async def lock_for_transition(
     uow: UnitOfWork,
-    principal: Principal,
+    caller: Caller,
     consultation_id: uuid.UUID,
     target: ConsultationStatus,
     watcher: StatusWatcher,
@@ -60,7 +61,7 @@ async def lock_for_transition(
     candidate recording: the transition waits for those in flight, and later ones see it. The
     watcher forgets the consultation once the change committed (never if it rolls back).
     """
-    principal.require_territory(COUNTRY)
+    caller.require([Role.OPERATOR], COUNTRY)
     consultation = await repository.consultation_by_id(uow.session, consultation_id, lock="update")
     if consultation is None:
         raise not_found(consultation_id)

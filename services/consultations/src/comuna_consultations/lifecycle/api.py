@@ -58,11 +58,11 @@ def _after_code(page_token: str) -> str:
     summary="Open a consultation (operator, national scope); snapshots every commune from identity",
 )
 async def open_consultation(
-    body: ConsultationIn, principal: Operator, uow: UnitOfWorkDep, identity: IdentityDep
+    body: ConsultationIn, caller: Operator, uow: UnitOfWorkDep, identity: IdentityDep
 ) -> ConsultationOut:
     schedule = usecases.Schedule(body.assemblies_open_at, body.voting_opens_at, body.voting_closes_at)
     consultation = await usecases.open_consultation(
-        uow, identity, principal, code=body.code, title=body.title, schedule=schedule
+        uow, identity, caller, code=body.code, title=body.title, schedule=schedule
     )
     return consultation_out(consultation)
 
@@ -105,9 +105,9 @@ async def list_communes(
     summary="assembly -> voting (operator, national scope); the candidate lists become final",
 )
 async def start_voting(
-    consultation_id: uuid.UUID, principal: Operator, uow: UnitOfWorkDep, watcher: WatcherDep
+    consultation_id: uuid.UUID, caller: Operator, uow: UnitOfWorkDep, watcher: WatcherDep
 ) -> ConsultationOut:
-    consultation = await usecases.start_voting(uow, principal, consultation_id, now=datetime.now(UTC), watcher=watcher)
+    consultation = await usecases.start_voting(uow, caller, consultation_id, now=datetime.now(UTC), watcher=watcher)
     return consultation_out(consultation)
 
 
@@ -117,9 +117,9 @@ async def start_voting(
     summary="voting -> closed (operator, national scope); no ballot is accepted once this returns",
 )
 async def close_voting(
-    consultation_id: uuid.UUID, principal: Operator, uow: UnitOfWorkDep, watcher: WatcherDep
+    consultation_id: uuid.UUID, caller: Operator, uow: UnitOfWorkDep, watcher: WatcherDep
 ) -> ConsultationOut:
-    consultation = await usecases.close(uow, principal, consultation_id, now=datetime.now(UTC), watcher=watcher)
+    consultation = await usecases.close(uow, caller, consultation_id, now=datetime.now(UTC), watcher=watcher)
     return consultation_out(consultation)
 
 
@@ -133,11 +133,11 @@ async def record_candidate(
     consultation_id: uuid.UUID,
     commune_id: uuid.UUID,
     body: CandidateIn,
-    principal: Spokesperson,
+    caller: Spokesperson,
     uow: UnitOfWorkDep,
 ) -> CandidateOut:
     new = usecases.NewCandidate(body.title, body.description, body.assembly_priority)
-    candidate_id = await usecases.record_candidate(uow, principal, consultation_id, commune_id, new)
+    candidate_id = await usecases.record_candidate(uow, caller, consultation_id, commune_id, new)
     return CandidateOut(
         id=candidate_id,
         consultation_id=consultation_id,

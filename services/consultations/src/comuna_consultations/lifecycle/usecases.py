@@ -27,7 +27,8 @@ from comuna_consultations.lifecycle.events import CandidateRecorded, Consultatio
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Candidate, Consultation, ConsultationCommune
 from comuna_consultations.vocabulary import ConsultationStatus
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput
 from comuna_platform.ids import new_id
 from comuna_platform.uow import UnitOfWork
@@ -54,7 +55,7 @@ def _exists(code: str) -> Conflict:
 async def open_consultation(
     uow: UnitOfWork,
     identity: CommuneDirectory,
-    principal: Principal,
+    caller: Caller,
     *,
     code: str,
     title: str,
@@ -65,7 +66,7 @@ async def open_consultation(
     The transaction stays open while identity lists the communes (a few seconds nationwide):
     acceptable for an operator act done four times a year, and it keeps the unit of work whole.
     """
-    principal.require_territory(COUNTRY)
+    caller.require([Role.OPERATOR], COUNTRY)
     schedule.check()
     session = uow.session
     # Cheap early refusal, before asking identity for thousands of communes; the unique
@@ -110,7 +111,7 @@ class NewCandidate:
 
 async def record_candidate(
     uow: UnitOfWork,
-    principal: Principal,
+    caller: Caller,
     consultation_id: uuid.UUID,
     commune_id: uuid.UUID,
     new: NewCandidate,
@@ -123,7 +124,8 @@ async def record_candidate(
     if consultation is None:
         raise not_found(consultation_id)
     commune = await existing_commune(uow, consultation_id, commune_id)
-    principal.require_territory(commune.code)
+    # The commune's code as snapshotted when the consultation opened, not anything the caller sent.
+    caller.require([Role.SPOKESPERSON, Role.OPERATOR], commune.code)
     require_status(consultation.status, ConsultationStatus.ASSEMBLY)
     candidate_id = new_id()
     inserted = await storage.insert_candidate(
@@ -150,9 +152,9 @@ async def record_candidate(
 
 
 async def start_voting(
-    uow: UnitOfWork, principal: Principal, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
+    uow: UnitOfWork, caller: Caller, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
 ) -> Consultation:
-    consultation = await lock_for_transition(uow, principal, consultation_id, ConsultationStatus.VOTING, watcher)
+    consultation = await lock_for_transition(uow, caller, consultation_id, ConsultationStatus.VOTING, watcher)
     consultation.status = ConsultationStatus.VOTING
     consultation.voting_started_at = now
     await uow.session.flush()
@@ -160,9 +162,9 @@ async def start_voting(
 
 
 async def close(
-    uow: UnitOfWork, principal: Principal, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
+    uow: UnitOfWork, caller: Caller, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
 ) -> Consultation:
-    consultation = await lock_for_transition(uow, principal, consultation_id, ConsultationStatus.CLOSED, watcher)
+    consultation = await lock_for_transition(uow, caller, consultation_id, ConsultationStatus.CLOSED, watcher)
     consultation.status = ConsultationStatus.CLOSED
     consultation.closed_at = now
     await uow.session.flush()

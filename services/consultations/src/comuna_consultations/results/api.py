@@ -42,9 +42,9 @@ def _commune_result(c: CommuneOutcome) -> CommuneResultOut:
     summary="closed -> certified (operator, national scope): count, rank and publish the results",
 )
 async def certify(
-    consultation_id: uuid.UUID, principal: Operator, uow: UnitOfWorkDep, watcher: WatcherDep
+    consultation_id: uuid.UUID, caller: Operator, uow: UnitOfWorkDep, watcher: WatcherDep
 ) -> ConsultationOut:
-    consultation, _ = await usecases.certify(uow, principal, consultation_id, now=datetime.now(UTC), watcher=watcher)
+    consultation, _ = await usecases.certify(uow, caller, consultation_id, now=datetime.now(UTC), watcher=watcher)
     return consultation_out(consultation)
 
 

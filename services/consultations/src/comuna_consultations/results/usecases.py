@@ -28,16 +28,16 @@ from comuna_consultations.results.outcomes import (
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation, ConsultationCommune
 from comuna_consultations.vocabulary import ConsultationStatus
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
 from comuna_platform.uow import Staged, UnitOfWork
 
 
 async def certify(
-    uow: UnitOfWork, principal: Principal, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
+    uow: UnitOfWork, caller: Caller, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
 ) -> tuple[Consultation, CertifiedResults]:
     """Count, rank, store the results and announce them, all in the one unit of work."""
     session = uow.session
-    consultation = await lock_for_transition(uow, principal, consultation_id, ConsultationStatus.CERTIFIED, watcher)
+    consultation = await lock_for_transition(uow, caller, consultation_id, ConsultationStatus.CERTIFIED, watcher)
     communes = await repository.communes_of(session, consultation_id)
     candidates = await storage.all_candidates(session, consultation_id)
     votes = await storage.votes_per_candidate(session, consultation_id)

@@ -12,14 +12,14 @@ from comuna_consultations.transport import IdentityDep
 from comuna_consultations.voting import usecases
 from comuna_consultations.voting.schemas import BallotIn, BallotOut, ReceiptOut
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
-from comuna_platform.auth.fastapi import require_roles
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.fastapi import CurrentCaller
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["consultations"])
 
-# Which of the two is allowed depends on the channel; the use case checks it.
-BallotSubmitter = Annotated[Principal, require_roles("polling_officer", "service")]
+# Who may submit depends on the channel (a table officer of the commune, or a service) and
+# where, on the consultation's communes: the use case checks both.
+BallotSubmitter = CurrentCaller
 
 
 async def snapshots_of(request: Request) -> VotingSnapshotCache:
@@ -40,7 +40,7 @@ async def cast_ballot(
     consultation_id: uuid.UUID,
     body: BallotIn,
     *,
-    principal: BallotSubmitter,
+    caller: BallotSubmitter,
     runtime: RuntimeDep,
     identity: IdentityDep,
     snapshots: SnapshotsDep,
@@ -49,7 +49,7 @@ async def cast_ballot(
     request = usecases.BallotRequest(
         consultation_id, body.commune_id, body.candidate_id, body.national_id, body.channel
     )
-    cast = await usecases.cast_ballot(runtime.db, snapshots, identity, principal, request, now=datetime.now(UTC))
+    cast = await usecases.cast_ballot(runtime.db, snapshots, identity, caller, request, now=datetime.now(UTC))
     return BallotOut(ballot_id=cast.ballot_id, receipt=cast.receipt)
 
 

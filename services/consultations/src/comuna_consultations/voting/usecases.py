@@ -43,16 +43,17 @@ from comuna_consultations.storage import repository
 from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus
 from comuna_consultations.voting import storage
 from comuna_consultations.voting.snapshot import VotingSnapshot, VotingSnapshotCache
+from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.roles import Role
 from comuna_platform.db import Database
 from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from comuna_platform.ids import new_id
 from comuna_platform.uow import UnitOfWork
 
-# Who may submit a ballot on each channel: officers at polling tables; online ballots come
-# through a gateway that authenticated the voter, which calls with a service token.
-CHANNEL_ROLES = {BallotChannel.TABLE: "polling_officer", BallotChannel.ONLINE: "service"}
+# Who may submit a ballot on each channel: an officer of a table of THIS consultation in the
+# ballot's commune; online ballots come through a gateway that authenticated the voter, which
+# calls with a service token.
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +75,19 @@ async def cast_ballot(
     db: Database,
     snapshots: VotingSnapshotCache,
     identity: EligibilityCheck,
-    principal: Principal,
+    caller: Caller,
     request: BallotRequest,
     *,
     now: datetime,
 ) -> CastBallot:
-    role = CHANNEL_ROLES[request.channel]
-    if not principal.has_role(role):
-        raise PermissionDeniedError("forbidden_role", f"{request.channel} ballots are submitted by role {role}")
+    _require_channel_role(caller, request.channel)
     snapshot = await _voting_snapshot(snapshots, request.consultation_id)
     code = snapshot.commune_codes.get(request.commune_id)
     if code is None:
         raise commune_not_found(request.commune_id)
-    principal.require_territory(code)
+    if request.channel == BallotChannel.TABLE:
+        # The commune as snapshotted by this consultation, never a territory the caller sent.
+        caller.require([Role.TABLE_OFFICER], code, consultation_id=str(request.consultation_id))
     candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
     if candidate_commune is None:
         raise NotFound(f"candidate {request.candidate_id} does not exist", code="candidate_not_found")
@@ -128,6 +129,16 @@ async def cast_ballot(
             require_status(status, ConsultationStatus.VOTING)
             raise Conflict("this voter has already voted in this consultation", code="already_voted")
     return CastBallot(ballot_id=ballot_id, receipt=str(ballot_id))
+
+
+def _require_channel_role(caller: Caller, channel: BallotChannel) -> None:
+    if channel == BallotChannel.ONLINE:
+        if not caller.is_service:
+            raise PermissionDeniedError("forbidden_role", "online ballots are submitted by a service")
+        return
+    if caller.is_service:
+        raise PermissionDeniedError("forbidden_role", "table ballots are submitted by a table officer")
+    caller.require_role(Role.TABLE_OFFICER)
 
 
 async def _voting_snapshot(snapshots: VotingSnapshotCache, consultation_id: uuid.UUID) -> VotingSnapshot:

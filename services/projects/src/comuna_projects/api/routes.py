@@ -8,8 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from comuna_platform.auth.fastapi import require_roles
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.fastapi import require_assignment
+from comuna_platform.auth.roles import Role
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
 from comuna_projects.api.schemas import ProjectDetail, ProjectPage, VerificationOut, VerifyMilestoneIn
@@ -18,7 +19,8 @@ from comuna_projects.domain import projects
 
 router = APIRouter(prefix="/v1", tags=["projects"])
 
-Overseer = Annotated[Principal, require_roles("overseer", "operator")]
+# The role is checked here; where it is held, against the project's commune, in the use case.
+Overseer = Annotated[Caller, require_assignment(Role.OVERSEER, Role.OPERATOR)]
 PageToken = Annotated[str, Query(max_length=512, description="`next_page_token` of the previous page")]
 
 
@@ -71,10 +73,10 @@ async def verify_milestone(
     project_id: uuid.UUID,
     milestone_id: uuid.UUID,
     body: VerifyMilestoneIn,
-    principal: Overseer,
+    caller: Overseer,
     uow: UnitOfWorkDep,
 ) -> VerificationOut:
     result = await projects.verify_milestone(
-        uow, principal, project_id=project_id, milestone_id=milestone_id, note=body.note, now=datetime.now(UTC)
+        uow, caller, project_id=project_id, milestone_id=milestone_id, note=body.note, now=datetime.now(UTC)
     )
     return VerificationOut(project_id=result.project.id, milestone=milestone_out(result.milestone))

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from comuna_platform.auth.principal import Principal
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.roles import Role
 from comuna_platform.errors import NotFound
 from comuna_platform.uow import UnitOfWork
 from comuna_projects.domain.events import MilestoneFunded, MilestoneVerified, ProjectCreated
@@ -98,7 +99,7 @@ class Verification:
 
 async def verify_milestone(
     uow: UnitOfWork,
-    principal: Principal,
+    caller: Caller,
     *,
     project_id: uuid.UUID,
     milestone_id: uuid.UUID,
@@ -119,15 +120,16 @@ async def verify_milestone(
     milestone = next((m for m in milestones if m.id == milestone_id), None)
     if milestone is None:
         raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}", code="milestone_not_found")
-    principal.require_territory(project.commune_code)
+    # The project's commune from this service's own data (copied from the allocation event).
+    caller.require([Role.OVERSEER, Role.OPERATOR], project.commune_code)
     check_verifiable(milestones, milestone_id)
 
     milestone.status = MilestoneStatus.VERIFIED
-    milestone.verified_by = principal.subject
+    milestone.verified_by = caller.subject
     milestone.verified_at = now
     milestone.verification_note = note
     await session.flush()
-    await uow.stage(MilestoneVerified(project, milestone, principal.subject), aggregate_id=str(project.id))
+    await uow.stage(MilestoneVerified(project, milestone, caller.subject), aggregate_id=str(project.id))
     return Verification(project=project, milestones=milestones, milestone=milestone)
 
 
