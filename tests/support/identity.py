@@ -52,9 +52,10 @@ TERRITORIES = [
 
 
 def subject_of(role: Role, code: str, consultation_id: object | None = None, table_code: str | None = None) -> str:
-    """A readable, deterministic subject for the holder of one assignment."""
+    """A deterministic subject for the holder of one assignment: a UUID named by it (Keycloak
+    user ids have at most 36 characters)."""
     table = f"#{consultation_id}/{table_code}" if consultation_id is not None else ""
-    return f"{role}@{code}{table}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"comuna-test:{role}@{code}{table}"))
 
 
 def person(issuer: TestIssuer, subject: str, **claims: Any) -> dict[str, str]:
