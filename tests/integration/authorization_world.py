@@ -194,6 +194,8 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
             extra: dict[str, Any] = {"census_hash_key": "matrix-census-key-0123456789abcdef"} if name == "identity" else {}
             if name != "identity":
                 extra["identity_grpc_target"] = targets["identity"]
+            # Each service asks identity with its own client-credentials token.
+            extra["service_client_secret"] = issuer.client_secrets[f"svc-{name}"]
             services[name] = await stack.enter_async_context(
                 running_service(spec, settings_cls, database_url=url, nats_url=nats.url, issuer=issuer, **extra)
             )
