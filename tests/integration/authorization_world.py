@@ -190,8 +190,10 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
             package = importlib.import_module(f"comuna_{name}")
             spec = importlib.import_module(f"comuna_{name}.service").SPEC
             settings_cls = importlib.import_module(f"comuna_{name}.settings").Settings
-            url = fresh_database(pg, f"matrix_{name}_{suffix}", Path(package.__file__).parent / "migrations")
-            extra: dict[str, Any] = {"census_hash_key": "matrix-census-key-0123456789abcdef"} if name == "identity" else {}
+            url = fresh_database(pg, f"matrix_{name}_{suffix}", Path(str(package.__file__)).parent / "migrations")
+            extra: dict[str, Any] = (
+                {"census_hash_key": "matrix-census-key-0123456789abcdef"} if name == "identity" else {}
+            )
             if name != "identity":
                 extra["identity_grpc_target"] = targets["identity"]
             # Each service asks identity with its own client-credentials token.
@@ -293,11 +295,15 @@ async def _build(world: World) -> None:
     await _call(consultations, "POST", f"{base}/{certified.id}:certify", world.builder())
 
     async def allocations() -> list[Any] | None:
-        page = await _call(world.services["funding"], "GET", "/v1/allocations", {}, params={"consultation_id": certified.id})
+        page = await _call(
+            world.services["funding"], "GET", "/v1/allocations", {}, params={"consultation_id": certified.id}
+        )
         return page["items"] if len(page["items"]) == 2 else None
 
     async def projects() -> list[Any] | None:
-        page = await _call(world.services["projects"], "GET", "/v1/projects", {}, params={"consultation_id": certified.id})
+        page = await _call(
+            world.services["projects"], "GET", "/v1/projects", {}, params={"consultation_id": certified.id}
+        )
         return page["items"] if len(page["items"]) == 2 else None
 
     for allocation in await _poll("an allocation per commune", allocations):
