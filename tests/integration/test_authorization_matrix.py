@@ -456,6 +456,8 @@ async def test_every_operation_and_method_is_enumerated() -> None:
         "consultations:record_candidate_v1_consultations__consultation_id__communes__commune_id__candidates_post",
         "projects:verify_milestone_v1_projects__project_id__milestones__milestone_id__verify_post",
     }
+    # A factory left behind by a removed or renamed operation is stale: say so.
+    assert set(FACTORIES) <= {op.key for op in OPERATIONS}, set(FACTORIES) - {op.key for op in OPERATIONS}
     assert {service for service, _, _ in METHODS} == set(SERVICES)
     assert all(declared_callers(f"/{s.full_name}/{m.name}") for _, s, m in METHODS)
 
