@@ -149,6 +149,34 @@ class World:
         return str(response.json()["id"])
 
     # -- what a request may have written -------------------------------------------------------
+    async def settle(self) -> None:
+        """Wait until no event is on its way: every outbox relayed, every consumer caught up,
+        twice in a row (a consumer commits its effects, new events included, before it acks).
+        An earlier case's events (a verified milestone funds a tranche) then cannot land in the
+        count of a later one."""
+        calm = 0
+
+        async def quiet() -> bool:
+            nonlocal calm
+            calm = calm + 1 if await self._quiet() else 0
+            return calm >= 2
+
+        await _poll("every event relayed and consumed", quiet)
+
+    async def _quiet(self) -> bool:
+        for service in self.services.values():
+            async with service.runtime.db.transaction() as session:
+                unpublished = await session.execute(
+                    text("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")
+                )
+                if unpublished.scalar_one():
+                    return False
+            for consumer in service.runtime.consumers:
+                info = await service.runtime.js.consumer_info(consumer.stream, consumer.name)
+                if info.num_pending or info.num_ack_pending:
+                    return False
+        return True
+
     async def fingerprint(self, service: str) -> dict[str, int]:
         """Rows per table of the service's database: an outside request must change none."""
         async with self.services[service].runtime.db.transaction() as session:
@@ -315,3 +343,6 @@ async def _build(world: World) -> None:
     for commune in (INSIDE, OUTSIDE):
         world.assignments[commune] = await world.assignment(commune)
     assert set(world.allocations) == set(world.projects) == {INSIDE, OUTSIDE}
+    # The streams and durable consumers are the session's: events other modules left behind
+    # are consumed now, not while an outside case counts what its request wrote.
+    await world.settle()

@@ -476,7 +476,10 @@ async def test_rest_operation(world: World, case: Case) -> None:
         headers = world.issuer.headers(subject=str(uuid.uuid4()))
     else:
         headers = world.headers(Role(case.caller))
-    before = await world.fingerprint(operation.service) if case.place == OUTSIDE else None
+    before = None
+    if case.place == OUTSIDE:
+        await world.settle()
+        before = await world.fingerprint(operation.service)
 
     response = await service.client.request(
         operation.method, path, headers=headers, json=request.json, params=request.params
