@@ -99,10 +99,16 @@ class World:
     receipt: str
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _people: dict[Role, str] = field(default_factory=dict)
+    _people_elsewhere: str = ""
 
     # -- people --------------------------------------------------------------------------------
     def subject(self, role: Role) -> str:
         return self._people[role]
+
+    def other_table_officer(self) -> dict[str, str]:
+        """The officer of a table at INSIDE of another consultation (`certified`): the right
+        commune, the wrong consultation."""
+        return self.issuer.headers(subject=self._people_elsewhere)
 
     def headers(self, role: Role) -> dict[str, str]:
         """The token of the person who holds `role` at `HOME[role]`, and nothing else."""
@@ -300,6 +306,11 @@ async def _build(world: World) -> None:
         subject = subject_of(role, code, terms.get("consultation_id"), terms.get("table_code"))
         await _grant(identity, subject, role, code, **terms)
         world._people[role] = subject
+    elsewhere = uuid.UUID(certified.id)
+    world._people_elsewhere = subject_of(Role.TABLE_OFFICER, INSIDE, elsewhere, TABLE)
+    await _grant(
+        identity, world._people_elsewhere, Role.TABLE_OFFICER, INSIDE, consultation_id=elsewhere, table_code=TABLE
+    )
 
     for consultation in (certified, voting):
         await _call(consultations, "POST", f"{base}/{consultation.id}:start-voting", world.builder())

@@ -12,9 +12,10 @@ say so in their factory, and they name the code that decides. How to make a vali
 operation without one fails with its name.
 
 REST, per protected operation: no token, expired, other realm -> 401; each role it does not
-admit -> 403 forbidden_role; each admitted role held outside the object's territory -> 403
-forbidden_territory (the operation's documented refusal) and nothing written; inside -> neither
-401 nor 403. Public operations: anonymous is neither 401 nor 403.
+admit -> 403 forbidden_role; each admitted role held outside the object's territory (and a
+table officer of the object's commune for another consultation) -> 403 forbidden_territory, or
+the operation's documented hiding refusal, and nothing written; inside -> neither 401 nor 403
+nor 5xx. Public operations: anonymous is neither 401 nor 403.
 gRPC, per method: each service's client-credentials token is let in iff the contract lists
 it in `allowed_callers` (PERMISSION_DENIED otherwise); a person's token -> PERMISSION_DENIED;
 no token, expired, other realm -> UNAUTHENTICATED.
@@ -60,7 +61,9 @@ from tests.support.issuer import TestIssuer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-Place = str  # INSIDE or OUTSIDE
+Place = str  # INSIDE, OUTSIDE or OTHER_CONSULTATION
+# INSIDE's objects, asked by a table officer of INSIDE for another consultation.
+OTHER_CONSULTATION = "other-consultation"
 
 
 @dataclass(frozen=True)
@@ -366,7 +369,7 @@ class Case:
 
 
 def _where(place: Place) -> str:
-    return "inside" if place == INSIDE else "outside"
+    return {INSIDE: "inside", OUTSIDE: "outside"}.get(place, place)
 
 
 def _admitted(operation: Operation, factory: Factory) -> tuple[frozenset[Role] | None, str]:
@@ -400,6 +403,9 @@ def _cases() -> list[Case]:
             cases.append(Case(operation, str(role)))
             if role in roles and factory.scoped and has_outside(role):
                 cases.append(Case(operation, str(role), OUTSIDE))
+            if role is Role.TABLE_OFFICER and role in roles and factory.scoped:
+                # A table officer's territory is one table of one consultation.
+                cases.append(Case(operation, str(role), OTHER_CONSULTATION))
     return cases
 
 
@@ -467,17 +473,20 @@ async def test_rest_operation(world: World, case: Case) -> None:
     operation = case.operation
     assert not case.problem, case.problem
     factory = FACTORIES[operation.key]
-    request = await factory.build(world, case.place)
+    refusal_expected = case.place != INSIDE
+    request = await factory.build(world, OUTSIDE if case.place == OUTSIDE else INSIDE)
     path = operation.path.format(**request.path)
     service = world.services[operation.service]
     if case.caller in ("anonymous", *BAD_TOKENS):
         headers = _bad_headers(world, case.caller)
     elif case.caller == "any-person":
         headers = world.issuer.headers(subject=str(uuid.uuid4()))
+    elif case.place == OTHER_CONSULTATION:
+        headers = world.other_table_officer()
     else:
         headers = world.headers(Role(case.caller))
     before = None
-    if case.place == OUTSIDE:
+    if refusal_expected:
         await world.settle()
         before = await world.fingerprint(operation.service)
 
@@ -497,7 +506,7 @@ async def test_rest_operation(world: World, case: Case) -> None:
     refused = (response.status_code, _code(response))
     if Role(case.caller) not in roles:
         assert refused in ((403, "forbidden_role"), factory.hides), said
-    elif case.place == OUTSIDE:
+    elif refusal_expected:
         assert refused in ((403, "forbidden_territory"), factory.hides), said
         assert await world.fingerprint(operation.service) == before, f"{said}: it wrote something"
     else:
