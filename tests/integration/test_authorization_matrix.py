@@ -189,9 +189,13 @@ def _certified_commune(world: World, place: Place) -> dict[str, str]:
 
 # -- projects ---------------------------------------------------------------------------------
 async def _verify(world: World, place: Place) -> Request:
-    project_id, milestones = world.projects[place]
+    """The project's next pending milestone, so that each admitted caller inside verifies one."""
+    project_id, _ = world.projects[place]
+    detail = (await world.services["projects"].client.get(f"/v1/projects/{project_id}")).json()
+    pending = sorted((m for m in detail["milestones"] if m["status"] == "pending"), key=lambda m: m["sequence"])
+    assert pending, f"project {project_id} has no pending milestone left to verify"
     return Request(
-        path={"project_id": project_id, "milestone_id": milestones[0]}, json={"note": "Verificado por la matriz"}
+        path={"project_id": project_id, "milestone_id": pending[0]["id"]}, json={"note": "Verificado por la matriz"}
     )
 
 
