@@ -8,6 +8,7 @@ process each get their own settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -61,4 +62,16 @@ def require_assignment(*roles: Role) -> Any:
         caller.require_role(*roles)
         return caller
 
+    # Declared on the dependency, so the roles an endpoint admits are read from its code
+    # (`admitted_roles`), e.g. by the authorization matrix test, and never typed twice.
+    setattr(_require, _ADMITTED_ROLES, frozenset(roles))
     return Depends(_require)
+
+
+_ADMITTED_ROLES = "__comuna_admitted_roles__"
+
+
+def admitted_roles(dependency: Callable[..., Any] | None) -> frozenset[Role] | None:
+    """The roles a `require_assignment` dependency admits; None for any other callable."""
+    roles: frozenset[Role] | None = getattr(dependency, _ADMITTED_ROLES, None)
+    return roles

@@ -1,0 +1,558 @@
+"""The authorization matrix: every REST operation and every gRPC method of every service, with
+every role inside and outside its territory, and with no token, an expired token and a token
+of another realm (real Keycloak tokens; real identity assignments; the world of
+`authorization_world`).
+
+Operations are enumerated from each service's OpenAPI document and methods from the gRPC
+service descriptors, so a new endpoint is in the matrix without touching this file. Which
+roles an operation admits is read from its route (the `require_assignment` dependency, via
+`admitted_roles`); only the few whose use case decides the roles (a `CurrentCaller` route)
+say so in their factory, and they name the code that decides. How to make a valid request
+(ids inside or outside, a body) is one small factory per operation, keyed by operationId; an
+operation without one fails with its name.
+
+REST, per protected operation: no token, expired, other realm -> 401; each role it does not
+admit -> 403 forbidden_role; each admitted role held outside the object's territory (and a
+table officer of the object's commune for another consultation) -> 403 forbidden_territory, or
+the operation's documented hiding refusal, and nothing written; inside -> neither 401 nor 403
+nor 5xx. Public operations: anonymous is neither 401 nor 403.
+gRPC, per method: each service's client-credentials token is let in iff the contract lists
+it in `allowed_callers` (PERMISSION_DENIED otherwise); a person's token -> PERMISSION_DENIED;
+no token, expired, other realm -> UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+
+from comuna_devstack.nats import EmbeddedNats
+from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_identity.domain import rules
+from comuna_platform.auth.allow_list import declared_callers
+from comuna_platform.auth.fastapi import admitted_roles, bearer_principal, current_caller
+from comuna_platform.auth.roles import Role
+from comuna_platform.http import create_app
+from comuna_platform.runtime import service_routers
+from tests.integration.authorization_world import (
+    BIRTH_DATE,
+    COUNCIL,
+    INSIDE,
+    OUTSIDE,
+    SERVICES,
+    World,
+    has_outside,
+    running_world,
+)
+from tests.support.issuer import TestIssuer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+Place = str  # INSIDE, OUTSIDE or OTHER_CONSULTATION
+# INSIDE's objects, asked by a table officer of INSIDE for another consultation.
+OTHER_CONSULTATION = "other-consultation"
+
+
+@dataclass(frozen=True)
+class Request:
+    path: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    params: dict[str, str] | None = None
+
+
+Build = Callable[[World, Place], Awaitable[Request]]
+
+
+@dataclass(frozen=True)
+class Factory:
+    """How to make a valid request of one operation, inside or outside the caller's territory."""
+
+    build: Build
+    # Only for routes whose use case decides the roles (no `require_assignment` on the route):
+    # the roles it admits, taken from the code that decides.
+    admits: frozenset[Role] | None = None
+    # False when the operation concerns no one territory, or filters what it answers rather
+    # than refusing: it has no "outside" case.
+    scoped: bool = True
+    # Its refusal when it hides the object from whoever may not act on it (status, problem
+    # code), instead of 403 forbidden_role / forbidden_territory.
+    hides: tuple[int, str] | None = None
+
+
+def fixed(request: Request | None = None) -> Build:
+    async def build(world: World, place: Place) -> Request:
+        return request or Request()
+
+    return build
+
+
+def ids(build: Callable[[World, Place], dict[str, str]]) -> Build:
+    async def wrapped(world: World, place: Place) -> Request:
+        return Request(path=build(world, place))
+
+    return wrapped
+
+
+# -- identity ---------------------------------------------------------------------------------
+async def _territory(world: World, place: Place) -> Request:
+    n = world.fresh()
+    body = {"code": f"{place}.M{n}", "name": f"Consejo {n}", "kind": "communal_council", "parent_code": place}
+    return Request(json=body)
+
+
+def _resident(world: World, place: Place) -> dict[str, str]:
+    return {"national_id": world.national_id(), "birth_date": BIRTH_DATE, "council_code": COUNCIL[place]}
+
+
+async def _register(world: World, place: Place) -> Request:
+    return Request(json=_resident(world, place))
+
+
+async def _register_batch(world: World, place: Place) -> Request:
+    return Request(json={"residents": [_resident(world, place)]})
+
+
+async def _grant(world: World, place: Place) -> Request:
+    return Request(json={"subject": str(uuid.uuid4()), "role": "spokesperson", "territory_code": place})
+
+
+async def _revoke(world: World, place: Place) -> Request:
+    return Request(path={"assignment_id": await world.assignment(place)}, json={"reason": "matrix"})
+
+
+async def _link(world: World, place: Place) -> Request:
+    return Request(json={"national_id": await world.resident(place), "subject": str(uuid.uuid4())})
+
+
+async def _enrolment_code(world: World, place: Place) -> Request:
+    return Request(json={"national_id": await world.resident(place)})
+
+
+async def _redeem(world: World, place: Place) -> Request:
+    national_id, code = await world.enrolment_code(place)
+    return Request(json={"national_id": national_id, "code": code})
+
+
+# -- consultations ----------------------------------------------------------------------------
+def _consultation(name: str) -> Build:
+    return ids(lambda world, place: {"consultation_id": world.consultations[name].id})
+
+
+async def _open(world: World, place: Place) -> Request:
+    year = 2100 + world.fresh()
+    body = {
+        "code": f"{year}-Q1",
+        "title": f"Matriz {year}",
+        "assemblies_open_at": f"{year}-01-01T00:00:00Z",
+        "voting_opens_at": f"{year}-02-01T00:00:00Z",
+        "voting_closes_at": f"{year}-02-02T00:00:00Z",
+    }
+    return Request(json=body)
+
+
+async def _candidate(world: World, place: Place) -> Request:
+    assembly = world.consultations["assembly"]
+    return Request(
+        path={"consultation_id": assembly.id, "commune_id": assembly.communes[place]},
+        json={"title": "Cancha deportiva", "description": "Matriz", "assembly_priority": world.fresh()},
+    )
+
+
+async def _ballot(world: World, place: Place) -> Request:
+    voting = world.consultations["voting"]
+    body = {
+        "commune_id": voting.communes[place],
+        "candidate_id": voting.candidates[place][0],
+        "national_id": await world.resident(place),
+        "channel": "table",
+    }
+    return Request(path={"consultation_id": voting.id}, json=body)
+
+
+def _certified_commune(world: World, place: Place) -> dict[str, str]:
+    certified = world.consultations["certified"]
+    return {"consultation_id": certified.id, "commune_id": certified.communes[INSIDE]}
+
+
+# -- projects ---------------------------------------------------------------------------------
+async def _verify(world: World, place: Place) -> Request:
+    """The project's next pending milestone, so that each admitted caller inside verifies one."""
+    project_id, _ = world.projects[place]
+    detail = (await world.services["projects"].client.get(f"/v1/projects/{project_id}")).json()
+    pending = sorted((m for m in detail["milestones"] if m["status"] == "pending"), key=lambda m: m["sequence"])
+    assert pending, f"project {project_id} has no pending milestone left to verify"
+    return Request(
+        path={"project_id": project_id, "milestone_id": pending[0]["id"]}, json={"note": "Verificado por la matriz"}
+    )
+
+
+# Grant and revoke decide in identity's rules (`rules.check_grant`): the granters of the role.
+GRANTERS = rules.granters_of(Role.SPOKESPERSON)
+ANYONE = frozenset(Role)
+# Who sees others' assignments (`rules.visibility`): granters inside theirs, and nationally.
+READERS = frozenset(rules.GRANTS) | rules.SEE_EVERYTHING
+# Identity answers 404 for an assignment the caller may not see (`access._visible`).
+NOT_FOUND = (404, "assignment_not_found")
+# Parked messages decide in `comuna_platform.events.parked_api` (`require_national`).
+PARKED_READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
+PARKED_OPERATORS = frozenset({Role.OPERATOR})
+
+
+def _everywhere() -> dict[str, Factory]:
+    """Operations every service has: probes and the parked-messages API."""
+    found: dict[str, Factory] = {}
+    for service in SERVICES:
+        found |= {
+            f"{service}:healthz_healthz_get": Factory(fixed()),
+            f"{service}:readyz_readyz_get": Factory(fixed()),
+            f"{service}:list_parked_messages_v1_parked_messages_get": Factory(
+                fixed(), admits=PARKED_READERS, scoped=False
+            ),
+            f"{service}:get_parked_message_v1_parked_messages__parked_id__get": Factory(
+                fixed(Request(path={"parked_id": "1"})), admits=PARKED_READERS, scoped=False
+            ),
+            f"{service}:replay_parked_message_v1_parked_messages__parked_id__replay_post": Factory(
+                fixed(Request(path={"parked_id": "1"})), admits=PARKED_OPERATORS, scoped=False
+            ),
+        }
+    return found
+
+
+FACTORIES: dict[str, Factory] = {
+    **_everywhere(),
+    # identity
+    "identity:create_territory_v1_territories_post": Factory(_territory),
+    "identity:list_territories_v1_territories_get": Factory(fixed(Request(params={"parent_code": "VE"}))),
+    "identity:get_territory_v1_territories__code__get": Factory(fixed(Request(path={"code": INSIDE}))),
+    "identity:register_resident_v1_residents_post": Factory(_register),
+    "identity:register_residents_v1_residents_batch_post": Factory(_register_batch),
+    "identity:grant_role_v1_role_assignments_post": Factory(_grant, admits=GRANTERS),
+    # Lists what the caller may see (`rules.visibility`): nothing is refused, so no outside.
+    "identity:list_role_assignments_v1_role_assignments_get": Factory(
+        fixed(Request(params={"territory_code": INSIDE})), admits=ANYONE, scoped=False
+    ),
+    # An assignment the caller may not see is not found: its existence is not disclosed.
+    "identity:get_role_assignment_v1_role_assignments__assignment_id__get": Factory(
+        ids(lambda world, place: {"assignment_id": world.assignments[place]}), admits=READERS, hides=NOT_FOUND
+    ),
+    "identity:revoke_role_assignment_v1_role_assignments__assignment_id__revoke_post": Factory(
+        _revoke, admits=GRANTERS, hides=NOT_FOUND
+    ),
+    "identity:me_v1_me_get": Factory(fixed()),
+    "identity:link_resident_v1_residents_link_post": Factory(_link),
+    "identity:issue_enrolment_code_v1_residents_enrolment_code_post": Factory(_enrolment_code),
+    "identity:redeem_enrolment_code_v1_enrolment_redeem_post": Factory(_redeem),
+    # consultations
+    "consultations:open_consultation_v1_consultations_post": Factory(_open),
+    "consultations:list_consultations_v1_consultations_get": Factory(fixed()),
+    "consultations:get_consultation_v1_consultations__consultation_id__get": Factory(_consultation("certified")),
+    "consultations:list_communes_v1_consultations__consultation_id__communes_get": Factory(_consultation("certified")),
+    "consultations:start_voting_v1_consultations__consultation_id__start_voting_post": Factory(_consultation("moving")),
+    "consultations:close_voting_v1_consultations__consultation_id__close_post": Factory(_consultation("moving")),
+    "consultations:certify_v1_consultations__consultation_id__certify_post": Factory(_consultation("moving")),
+    "consultations:record_candidate_v1_consultations__consultation_id__communes__commune_id__candidates_post": (
+        Factory(_candidate)
+    ),
+    "consultations:list_candidates_v1_consultations__consultation_id__communes__commune_id__candidates_get": (
+        Factory(ids(_certified_commune))
+    ),
+    # The use case decides by channel (`voting.usecases.cast_ballot`): table ballots by a table officer.
+    "consultations:cast_ballot_v1_consultations__consultation_id__ballots_post": Factory(
+        _ballot, admits=frozenset({Role.TABLE_OFFICER})
+    ),
+    "consultations:check_receipt_v1_consultations__consultation_id__receipts__receipt__get": Factory(
+        ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "receipt": world.receipt})
+    ),
+    "consultations:results_v1_consultations__consultation_id__results_get": Factory(_consultation("certified")),
+    "consultations:commune_results_v1_consultations__consultation_id__communes__commune_id__results_get": Factory(
+        ids(_certified_commune)
+    ),
+    # funding
+    "funding:list_allocations_v1_allocations_get": Factory(fixed()),
+    "funding:get_allocation_v1_allocations__allocation_id__get": Factory(
+        ids(lambda world, place: {"allocation_id": world.allocations[INSIDE][0]})
+    ),
+    "funding:list_accounts_v1_accounts_get": Factory(fixed()),
+    "funding:get_account_v1_accounts__account_id__get": Factory(
+        ids(lambda world, place: {"account_id": world.allocations[INSIDE][1]})
+    ),
+    "funding:list_transfers_v1_transfers_get": Factory(fixed()),
+    "funding:ledger_totals_v1_ledger_totals_get": Factory(fixed()),
+    # projects
+    "projects:list_projects_v1_projects_get": Factory(fixed()),
+    "projects:get_project_by_allocation_v1_projects_by_allocation__allocation_id__get": Factory(
+        ids(lambda world, place: {"allocation_id": world.allocations[INSIDE][0]})
+    ),
+    "projects:get_project_v1_projects__project_id__get": Factory(
+        ids(lambda world, place: {"project_id": world.projects[INSIDE][0]})
+    ),
+    "projects:verify_milestone_v1_projects__project_id__milestones__milestone_id__verify_post": Factory(_verify),
+}
+
+
+# -- enumeration ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Operation:
+    service: str
+    method: str
+    path: str
+    operation_id: str
+    name: str
+    authenticated: bool  # reads a token
+    resolved: bool  # asks identity where the caller may act
+    declared: frozenset[Role] | None  # the roles its `require_assignment` admits
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}:{self.operation_id}"
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def _operations() -> list[Operation]:
+    found = []
+    for service in SERVICES:
+        spec = importlib.import_module(f"comuna_{service}.service").SPEC
+        app = create_app(
+            service=spec.name, title=spec.title, description=spec.description, routers=service_routers(spec)
+        )
+        # Routes as the app serves them (included routers flattened, their dependencies added).
+        routes = [r for r in iter_route_contexts(app.routes) if isinstance(r.original_route, APIRoute)]
+        for path, item in app.openapi()["paths"].items():
+            for method, operation in item.items():
+                route = next(r for r in routes if r.path_format == path and method.upper() in (r.methods or ()))
+                calls = list(_calls(route.dependant))
+                declared = [roles for roles in map(admitted_roles, calls) if roles is not None]
+                found.append(
+                    Operation(
+                        service=service,
+                        method=method.upper(),
+                        path=path,
+                        operation_id=operation["operationId"],
+                        name=str(route.name),
+                        authenticated=bearer_principal in calls,
+                        resolved=current_caller in calls,
+                        declared=frozenset().union(*declared) if declared else None,
+                    )
+                )
+    return found
+
+
+OPERATIONS = _operations()
+BAD_TOKENS = ("no-token", "expired", "other-realm")
+
+
+@dataclass(frozen=True)
+class Case:
+    operation: Operation
+    caller: str  # a role's value, "anonymous", "any-person" or one of BAD_TOKENS
+    place: Place = INSIDE
+    problem: str = ""  # why the case cannot run (a missing factory, roles declared twice)
+
+    @property
+    def id(self) -> str:
+        where = "" if self.caller in (*BAD_TOKENS, "anonymous", "any-person") else f".{_where(self.place)}"
+        return f"{self.operation.service}.{self.operation.name}.{self.caller}{where}"
+
+
+def _where(place: Place) -> str:
+    return {INSIDE: "inside", OUTSIDE: "outside"}.get(place, place)
+
+
+def _admitted(operation: Operation, factory: Factory) -> tuple[frozenset[Role] | None, str]:
+    if operation.declared is not None and factory.admits is not None:
+        return None, f"{operation.key}: the route declares its roles; drop `admits` from its factory"
+    if operation.declared is None and factory.admits is None:
+        return None, f"{operation.key}: the route declares no roles; say in its factory which code decides them"
+    return operation.declared or factory.admits, ""
+
+
+def _cases() -> list[Case]:
+    cases: list[Case] = []
+    for operation in OPERATIONS:
+        factory = FACTORIES.get(operation.key)
+        if factory is None:
+            cases.append(Case(operation, "factory", problem=f"no request factory for operation {operation.key}"))
+            continue
+        if not operation.authenticated:
+            cases.append(Case(operation, "anonymous"))
+            continue
+        cases += [Case(operation, bad) for bad in BAD_TOKENS]
+        if not operation.resolved:
+            # The token alone decides (the caller's own data): any authenticated person.
+            cases.append(Case(operation, "any-person"))
+            continue
+        roles, problem = _admitted(operation, factory)
+        if roles is None:
+            cases.append(Case(operation, "roles", problem=problem))
+            continue
+        for role in Role:
+            cases.append(Case(operation, str(role)))
+            if role in roles and factory.scoped and has_outside(role):
+                cases.append(Case(operation, str(role), OUTSIDE))
+            if role is Role.TABLE_OFFICER and role in roles and factory.scoped:
+                # A table officer's territory is one table of one consultation.
+                cases.append(Case(operation, str(role), OTHER_CONSULTATION))
+    return cases
+
+
+CASES = _cases()
+
+
+def _methods() -> list[tuple[str, ServiceDescriptor, MethodDescriptor]]:
+    found = []
+    for service in SERVICES:
+        package = importlib.import_module(f"comuna.{service}.v1")
+        for module in pkgutil.iter_modules(package.__path__):
+            if not module.name.endswith("_pb2"):
+                continue
+            descriptor = importlib.import_module(f"{package.__name__}.{module.name}").DESCRIPTOR
+            for grpc_service in descriptor.services_by_name.values():
+                found += [(service, grpc_service, method) for method in grpc_service.methods]
+    return found
+
+
+METHODS = _methods()
+GRPC_CALLERS = (*SERVICES, "person", *BAD_TOKENS)
+
+
+# -- the world --------------------------------------------------------------------------------
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(
+    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
+) -> AsyncIterator[World]:
+    async with running_world(embedded_postgres, embedded_nats, issuer) as built:
+        yield built
+
+
+def _bad_headers(world: World, caller: str) -> dict[str, str]:
+    subject = world.subject(Role.SPOKESPERSON)
+    if caller == "expired":
+        return world.issuer.headers(subject=subject, ttl=-1)
+    if caller == "other-realm":
+        return world.issuer.headers(subject=subject, iss="elsewhere")
+    return {}
+
+
+def _code(response: Any) -> str:
+    try:
+        return str(response.json().get("code", ""))
+    except ValueError:
+        return ""
+
+
+async def test_every_operation_and_method_is_enumerated() -> None:
+    # Guards the enumeration itself: all four services, their protected and public operations,
+    # and a gRPC service per service.
+    assert {op.service for op in OPERATIONS} == set(SERVICES)
+    assert {op.key for op in OPERATIONS if op.declared} >= {
+        "consultations:record_candidate_v1_consultations__consultation_id__communes__commune_id__candidates_post",
+        "projects:verify_milestone_v1_projects__project_id__milestones__milestone_id__verify_post",
+    }
+    # A factory left behind by a removed or renamed operation is stale: say so.
+    assert set(FACTORIES) <= {op.key for op in OPERATIONS}, set(FACTORIES) - {op.key for op in OPERATIONS}
+    assert {service for service, _, _ in METHODS} == set(SERVICES)
+    assert all(declared_callers(f"/{s.full_name}/{m.name}") for _, s, m in METHODS)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+async def test_rest_operation(world: World, case: Case) -> None:
+    operation = case.operation
+    assert not case.problem, case.problem
+    factory = FACTORIES[operation.key]
+    refusal_expected = case.place != INSIDE
+    request = await factory.build(world, OUTSIDE if case.place == OUTSIDE else INSIDE)
+    path = operation.path.format(**request.path)
+    service = world.services[operation.service]
+    if case.caller in ("anonymous", *BAD_TOKENS):
+        headers = _bad_headers(world, case.caller)
+    elif case.caller == "any-person":
+        headers = world.issuer.headers(subject=str(uuid.uuid4()))
+    elif case.place == OTHER_CONSULTATION:
+        headers = world.other_table_officer()
+    else:
+        headers = world.headers(Role(case.caller))
+    before = None
+    if refusal_expected:
+        await world.settle()
+        before = await world.fingerprint(operation.service)
+
+    response = await service.client.request(
+        operation.method, path, headers=headers, json=request.json, params=request.params
+    )
+
+    said = f"{operation.method} {path} as {case.caller}: {response.status_code} {response.text[:300]}"
+    if case.caller in BAD_TOKENS:
+        assert response.status_code == 401, said
+        return
+    if case.caller in ("anonymous", "any-person"):
+        assert response.status_code not in (401, 403), said
+        return
+    roles, _ = _admitted(operation, factory)
+    assert roles is not None
+    refused = (response.status_code, _code(response))
+    if Role(case.caller) not in roles:
+        assert refused in ((403, "forbidden_role"), factory.hides), said
+    elif refusal_expected:
+        assert refused in ((403, "forbidden_territory"), factory.hides), said
+        assert await world.fingerprint(operation.service) == before, f"{said}: it wrote something"
+    else:
+        assert response.status_code not in (401, 403) and response.status_code < 500, said
+
+
+def _grpc_headers(world: World, caller: str) -> list[tuple[str, str]]:
+    if caller in SERVICES:
+        token = world.issuer.token(roles=["service"], client_id=f"svc-{caller}")
+        return [("authorization", f"Bearer {token}")]
+    headers = world.headers(Role.OPERATOR) if caller == "person" else _bad_headers(world, caller)
+    return [(k.lower(), v) for k, v in headers.items()]
+
+
+@pytest.mark.parametrize(
+    ("service", "grpc_service", "method", "caller"),
+    [(s, gs, m, c) for s, gs, m in METHODS for c in GRPC_CALLERS],
+    ids=[f"{gs.full_name}.{m.name}.{c}" for _, gs, m in METHODS for c in GRPC_CALLERS],
+)
+async def test_grpc_method(
+    world: World, service: str, grpc_service: ServiceDescriptor, method: MethodDescriptor, caller: str
+) -> None:
+    assert not (method.client_streaming or method.server_streaming), f"{method.full_name}: streaming not driven here"
+    full = f"/{grpc_service.full_name}/{method.name}"
+    request_type = message_factory.GetMessageClass(method.input_type)
+    response_type = message_factory.GetMessageClass(method.output_type)
+    async with grpc.aio.insecure_channel(world.grpc_targets[service]) as channel:
+        call: grpc.aio.UnaryUnaryMultiCallable[Message, Message] = channel.unary_unary(
+            full, request_serializer=Message.SerializeToString, response_deserializer=response_type.FromString
+        )
+        try:
+            await call(request_type(), metadata=_grpc_headers(world, caller), timeout=20)
+            status = grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as error:
+            status = error.code()
+    said = f"{full} as {caller}: {status}"
+    if caller in SERVICES:
+        if caller in declared_callers(full):
+            assert status not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED), said
+        else:
+            assert status == grpc.StatusCode.PERMISSION_DENIED, said
+    elif caller == "person":
+        assert status == grpc.StatusCode.PERMISSION_DENIED, said
+    else:
+        assert status == grpc.StatusCode.UNAUTHENTICATED, said
