@@ -112,7 +112,8 @@ def dev_seed(*, demo_territory: bool = True) -> dict[str, Any]:
         staff = [p for p in staff if all(a["territory_code"] == "VE" for a in p["assignments"])]
     return {
         "territories": [
-            {"code": code, "name": name, "kind": kind, "parent_code": parent} for code, name, kind, parent in territories
+            {"code": code, "name": name, "kind": kind, "parent_code": parent}
+            for code, name, kind, parent in territories
         ],
         "staff": staff,
     }
