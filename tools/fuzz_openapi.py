@@ -3,8 +3,8 @@
     .venv/bin/python tools/fuzz_openapi.py --start                # own stack on free ports, temp dir
     .venv/bin/python tools/fuzz_openapi.py --state-dir .devstack  # a running `make run`
 
-Tokens come from the development issuer of that stack (password grant for the staff users,
-client credentials for a service client). The only check is `not_a_server_error`: whatever
+Tokens come from that stack's Keycloak (password grant for the dev seed's staff, who hold
+identity assignments; client credentials for a service client). The only check is `not_a_server_error`: whatever
 Schemathesis sends, no service may answer 5xx. Exit status 0 when none did, 1 otherwise.
 """
 
@@ -27,7 +27,6 @@ import httpx
 from comuna_devstack.ports import free_port
 from comuna_devstack.stack import PUBLIC_CLIENT, SERVICES, DevSecrets, Stack, StackConfig
 
-# Staff user of the development issuer -> the role it carries (see comuna_devstack.stack.DEV_USERS).
 # Dev seed staff (Keycloak users with identity assignments) -> the role they act with.
 STAFF_USERS = {
     "operator": "operator",

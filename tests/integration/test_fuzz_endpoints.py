@@ -31,7 +31,7 @@ from tests.support.platform import SERVICES, Platform, running_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-ROLES = ("operator", "registrar", "spokesperson", "polling_officer", "overseer", "service")
+ROLES = ("operator", "registrar", "spokesperson", "table_officer", "overseer", "service")
 HOSTILE_STRINGS = [
     "\x00",
     "a\x00b",
@@ -238,13 +238,13 @@ _TOKENS: dict[str, str] = {}
 
 
 # Who acts in each role: people hold assignments in the platform's identity (a table officer
-# needs a consultation, so "polling_officer" is a person with none); services are a token role.
+# needs a consultation, so "table_officer" is a person with none); services are a token role.
 _SUBJECTS = {
     "operator": platform_people.OPERATOR,
     "registrar": platform_people.REGISTRAR,
     "spokesperson": platform_people.SPOKESPERSON,
     "overseer": platform_people.OVERSEER,
-    "polling_officer": "no-assignment",
+    "table_officer": "no-assignment",
     "all": platform_people.EVERYTHING,
 }
 

@@ -33,7 +33,7 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50050
-    oidc_issuer: str = "http://127.0.0.1:8001/realms/comuna"
+    oidc_issuer: str = "http://127.0.0.1:8080/realms/comuna"
     oidc_audience: str = "comuna"
     oidc_jwks_url: str | None = None
     oidc_token_url: str | None = None
