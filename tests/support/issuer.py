@@ -30,19 +30,19 @@ import httpx
 from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_identity.keycloak.settings import KeycloakSettings
+from comuna_identity.keycloak.spec import PUBLIC_CLIENT_ID, SERVICE_CLIENT_IDS
 from comuna_identity.keycloak.sync import SyncOptions, run_sync
 from comuna_platform.auth.roles import SERVICE_ROLE
+from comuna_platform.auth.verifier import DEFAULT_LEEWAY_SECONDS
 from comuna_platform.migrations import upgrade
 
 REALM = "comuna"
 AUDIENCE = "comuna"
-PUBLIC_CLIENT = "comuna-cli"
-SERVICE_CLIENTS = ("svc-identity", "svc-consultations", "svc-funding", "svc-projects")
+PUBLIC_CLIENT = PUBLIC_CLIENT_ID
+SERVICE_CLIENTS = SERVICE_CLIENT_IDS
 # Keycloak keeps user ids in a 36-character column.
 _MAX_SUBJECT = 36
 _EXPIRY_MARGIN_SECONDS = 30
-# The clock skew `TokenVerifier` tolerates (its default `leeway`).
-VERIFIER_LEEWAY_SECONDS = 30.0
 
 
 class TestIssuer:
@@ -187,7 +187,7 @@ class TestIssuer:
         client = self._ensure_client("test-short-lived", {"attributes": {"access.token.lifespan": "1"}})
         token, expires = self._login(client, subject)
         # Waiting for the wall clock, not for the system under test: nothing here can flake.
-        while time.time() < expires + VERIFIER_LEEWAY_SECONDS + 1:
+        while time.time() < expires + DEFAULT_LEEWAY_SECONDS + 1:
             time.sleep(0.25)
         with self._lock:
             self._expired[subject] = token

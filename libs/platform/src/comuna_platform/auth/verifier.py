@@ -40,6 +40,8 @@ SAFE_ALGORITHMS = frozenset(
 )
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 _FAILURE_BACKOFF_SECONDS = 2.0
+# Clock skew tolerated on exp/nbf/iat.
+DEFAULT_LEEWAY_SECONDS = 30.0
 
 
 class TokenVerifier:
@@ -58,7 +60,7 @@ class TokenVerifier:
         jwks_url: str | None = None,
         *,
         algorithms: Iterable[str] = ("RS256", "ES256"),
-        leeway: float = 30.0,
+        leeway: float = DEFAULT_LEEWAY_SECONDS,
         http: httpx.AsyncClient | None = None,
         min_refresh_interval: float = 30.0,
         max_key_age: float = 3600.0,
