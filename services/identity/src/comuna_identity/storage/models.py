@@ -15,12 +15,15 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    UniqueConstraint,
+    column,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_identity.vocabulary import TerritoryKind
+from comuna_identity.vocabulary import TerritoryKind, TerritoryStatus
 from comuna_platform.auth.roles import Role
 from comuna_platform.vocabulary import one_of
 
@@ -32,20 +35,51 @@ class Base(DeclarativeBase):
     pass
 
 
+# --- territory register (REGISTER) -------------------------------------------------------------
 class Territory(Base):
+    """A unit's identity: a stable id and a human code, both immutable. What it is called, what it
+    is and where it sits change over time and live in its versions."""
+
     __tablename__ = "territories"
-    __table_args__ = (
-        CheckConstraint(one_of("kind", TerritoryKind), name="ck_territories_kind"),
-        # Only the country root has no parent.
-        CheckConstraint(f"(parent_id IS NULL) = (kind = '{TerritoryKind.COUNTRY}')", name="ck_territories_root"),
-    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32), index=True)
-    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("territories.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TerritoryVersion(Base):
+    """One period of a unit: in force on day d when valid_from <= d < valid_until (or open-ended).
+    A unit's versions never overlap (exclusion constraint over the date ranges, btree_gist)."""
+
+    __tablename__ = "territory_versions"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", TerritoryKind), name="ck_territory_versions_kind"),
+        CheckConstraint(one_of("status", TerritoryStatus), name="ck_territory_versions_status"),
+        # Only the country root has no parent.
+        CheckConstraint(f"(parent_id IS NULL) = (kind = '{TerritoryKind.COUNTRY}')", name="ck_territory_versions_root"),
+        CheckConstraint("parent_id IS NULL OR parent_id <> territory_id", name="ck_territory_versions_not_own_parent"),
+        CheckConstraint("valid_until IS NULL OR valid_until > valid_from", name="ck_territory_versions_validity"),
+        ExcludeConstraint(
+            (column("territory_id"), "="),
+            (text("daterange(valid_from, valid_until)"), "&&"),
+            name="ex_territory_versions_overlap",
+            using="gist",
+        ),
+        Index("ix_territory_versions_parent", "parent_id", "valid_from"),
+        UniqueConstraint("territory_id", "valid_from", name="uq_territory_versions_start"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("territories.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default=TerritoryStatus.ACTIVE.value)
+
+
+# --- end territory register ---------------------------------------------------------------------
 
 
 class Resident(Base):
