@@ -106,4 +106,4 @@ def test_the_format_comes_from_what_was_declared_then_the_media_type_then_the_ex
     assert format_of(path="register.ndjson") is BulkFormat.JSON
     for kwargs in ({"content_type": "application/xml"}, {"path": "register.xlsx"}, {"declared": "xml"}):
         with pytest.raises(UnsupportedFormat):
-            format_of(**kwargs)  # type: ignore[arg-type]
+            format_of(**kwargs)
