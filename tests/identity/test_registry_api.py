@@ -93,10 +93,13 @@ async def test_a_forged_page_token_is_refused_before_the_database(identity: Runn
             "territory_parent_invalid",
         ),
         (
-            {"code": "VE.02.01", "name": "X", "kind": "municipality", "parent_code": "VE.01"},
+            # Codes are human identifiers: a municipality's code need not extend its state's,
+            # but a council never sits directly under a state.
+            {"code": "CC-LOOSE", "name": "X", "kind": "communal_council", "parent_code": "VE.01"},
             422,
-            "territory_code_invalid",
+            "territory_parent_invalid",
         ),
+        ({"code": "VE.01.P1", "name": "X", "kind": "parish", "parent_code": "VE.01"}, 422, "territory_parent_invalid"),
         ({"code": "VE.09", "name": "X", "kind": "state", "parent_code": "VE.77"}, 404, "territory_not_found"),
         ({"code": "VE.01", "name": "Dup", "kind": "state", "parent_code": "VE"}, 409, "territory_exists"),
         ({"code": "ve.bad code", "name": "X", "kind": "state", "parent_code": "VE"}, 422, "validation_error"),

@@ -8,10 +8,12 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from comuna_identity.vocabulary import TerritoryKind
+from comuna_identity.vocabulary import TerritoryKind, TerritoryStatus
 from comuna_platform.auth.roles import Role
 
-CODE_PATTERN = r"^[A-Z0-9]+(\.[A-Z0-9]+)*$"
+# Codes are human identifiers (they no longer encode where a unit sits): letters, digits and
+# single separators.
+CODE_PATTERN = r"^[A-Z0-9]+([._-][A-Z0-9]+)*$"
 
 
 class Strict(BaseModel):
@@ -19,10 +21,21 @@ class Strict(BaseModel):
 
 
 class TerritoryIn(Strict):
-    code: str = Field(min_length=1, max_length=64, pattern=CODE_PATTERN, examples=["VE.01.01.C0001"])
+    code: str = Field(min_length=1, max_length=64, pattern=CODE_PATTERN, examples=["VE-01-01-C0001"])
     name: str = Field(min_length=1, max_length=200)
     kind: TerritoryKind
     parent_code: str | None = Field(default=None, max_length=64, pattern=CODE_PATTERN)
+    valid_from: date | None = Field(default=None, description="The first day the unit exists; default today (UTC).")
+
+
+class TerritoryChangeIn(Strict):
+    """A change from `valid_from` on; the fields not given keep their value."""
+
+    valid_from: date
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: TerritoryKind | None = Field(default=None, description="e.g. a communal circuit promoted to a commune")
+    parent_code: str | None = Field(default=None, max_length=64, pattern=CODE_PATTERN, description="a move")
+    status: TerritoryStatus | None = Field(default=None, description="`dissolved` dissolves the unit")
 
 
 class TerritoryOut(BaseModel):
@@ -31,10 +44,28 @@ class TerritoryOut(BaseModel):
     name: str
     kind: TerritoryKind
     parent_id: uuid.UUID | None
+    status: TerritoryStatus
+    # The version shown: in force from valid_from until valid_until (exclusive; null = open).
+    valid_from: date
+    valid_until: date | None
+
+
+class TerritoryChangeOut(TerritoryOut):
+    changed: bool = Field(description="False when the unit already was so from that day: nothing was written.")
+
+
+class TerritoryVersionOut(BaseModel):
+    valid_from: date
+    valid_until: date | None
+    name: str
+    kind: TerritoryKind
+    parent_id: uuid.UUID | None
+    status: TerritoryStatus
 
 
 class TerritoryDetail(TerritoryOut):
     ancestors: list[TerritoryOut]
+    history: list[TerritoryVersionOut]
 
 
 class TerritoryPage(BaseModel):

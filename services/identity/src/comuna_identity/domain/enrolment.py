@@ -13,14 +13,16 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from comuna_identity.domain import access
 from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.territories import lineage_of
 from comuna_identity.storage import repository
-from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount, Territory
+from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount
+from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Conflict, Forbidden, NotFound
@@ -115,9 +117,10 @@ async def redeem(
     if by_code is not None and resident is not None and by_code.resident_id == resident.id and by_code.expires_at > now:
         if await repository.account_of_resident(uow.session, resident.id) is not None:
             raise Conflict("the resident already has a linked account", code="resident_already_linked")
-        by_code.redeemed_at = now
         council = await repository.territory_by_id(uow.session, resident.council_id)
-        assert council is not None  # a foreign key
+        if council is None:  # the council has no version in force today (dissolved history aside)
+            raise NotFound("the resident's council is not in the register today", code="council_not_found")
+        by_code.redeemed_at = now
         return await _link(uow, resident, council, subject, linked_by=subject, now=now)
     involved = {by_code} if by_code is not None else set()
     if resident is not None:
@@ -134,20 +137,21 @@ async def redeem(
 
 async def _resident_in_reach(
     uow: UnitOfWork, caller: Caller, hasher: CensusHasher, national_id: str
-) -> tuple[Resident, Territory]:
+) -> tuple[Resident, TerritoryAt]:
     # Whether someone is in the census is itself personal: only enrollers may ask.
     caller.require_role(*ENROLLERS)
     resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
     if resident is None:
         raise NotFound("no resident with this document is registered", code="resident_not_found")
     council = await repository.territory_by_id(uow.session, resident.council_id)
-    assert council is not None  # a foreign key
-    caller.require(ENROLLERS, council.code)
+    if council is None:  # the council has no version in force today (not yet, or no longer)
+        raise NotFound("no resident with this document is registered", code="resident_not_found")
+    caller.require(ENROLLERS, await lineage_of(uow.session, council, datetime.now(UTC).date()))
     return resident, council
 
 
 async def _link(
-    uow: UnitOfWork, resident: Resident, council: Territory, subject: str, *, linked_by: str, now: datetime
+    uow: UnitOfWork, resident: Resident, council: TerritoryAt, subject: str, *, linked_by: str, now: datetime
 ) -> Linked:
     session = uow.session
     if await repository.account_of(session, subject) is not None:

@@ -265,8 +265,25 @@ class Reconciler:
 
 
 def groups_from_register(territories: Iterable[tuple[str, str, str, str | None]]) -> tuple[GroupSpec, ...]:
-    """(code, name, kind, parent_code) rows -> group specs, parents first."""
+    """(code, name, kind, parent_code) rows -> group specs, parents first (by their depth in the
+    parent links: codes say nothing about where a unit sits)."""
+    rows = list(territories)
+    parents = {code: parent for code, _, _, parent in rows}
+    depths: dict[str, int] = {}
+
+    def depth(code: str) -> int:
+        if code not in depths:
+            chain: list[str] = []
+            node = code
+            while node in parents and node not in depths and len(chain) <= len(parents):
+                chain.append(node)
+                node = parents[node] or ""
+            base = depths.get(node, -1)
+            for offset, item in enumerate(reversed(chain), start=1):
+                depths[item] = base + offset
+        return depths[code]
+
     return tuple(
-        GroupSpec(code=code, name=name, kind=kind, parent_code=parent)
-        for code, name, kind, parent in sorted(territories, key=lambda row: (row[0].count("."), row[0]))
+        GroupSpec(code=code, name=name, kind=kind, parent_code=parent if parent in parents else None)
+        for code, name, kind, parent in sorted(rows, key=lambda row: (depth(row[0]), row[0]))
     )
