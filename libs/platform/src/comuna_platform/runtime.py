@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from comuna_platform.auth.access import AccessResolver
 from comuna_platform.auth.identity_resolver import GrpcAccessResolver
+from comuna_platform.auth.lineages import GrpcTerritoryLineages, TerritoryLineages
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.db import Database
 from comuna_platform.events import EventConsumer, EventHandler, OutboxRelay
@@ -95,6 +96,9 @@ class ServiceSpec:
     # identity (ResolvePrincipal) through the platform's caching resolver. Set on
     # `app.state.access_resolver` before serving.
     access_resolver: Callable[[Runtime], AccessResolver] | None = None
+    # Where territories sit (root..unit, by the parent links in force), for scope checks of
+    # services that do not hold the register: set on `app.state.territory_lineages`.
+    territory_lineages: Callable[[Runtime], TerritoryLineages] | None = None
 
 
 def identity_access_resolver(runtime: Runtime) -> AccessResolver:
@@ -116,6 +120,28 @@ def identity_access_resolver(runtime: Runtime) -> AccessResolver:
     runtime.reconnect_listeners.append(resolver.on_reconnect)
     runtime.closers.append(resolver.close)
     return resolver
+
+
+def identity_territory_lineages(runtime: Runtime) -> TerritoryLineages:
+    """`ServiceSpec.territory_lineages` of services that check scope on territories: ask
+    identity's GetTerritory (ancestors as of the day), cache briefly, forget all on
+    `identity.territory.*`."""
+    settings = runtime.settings
+    tokens = service_tokens(settings)
+    lineages = GrpcTerritoryLineages(
+        identity_channel(settings, tokens),
+        tokens=tokens,
+        timeout=settings.identity_timeout_seconds,
+        cache_seconds=settings.access_cache_seconds,
+    )
+
+    async def watch(stop: asyncio.Event) -> None:
+        await lineages.watch_invalidations(runtime.nats, stop)
+
+    runtime.workers.add(Worker("territory-invalidations", watch))
+    runtime.reconnect_listeners.append(lineages.on_reconnect)
+    runtime.closers.append(lineages.close)
+    return lineages
 
 
 def service_routers(spec: ServiceSpec) -> list[APIRouter]:
@@ -191,6 +217,8 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
         app = build_app(spec, runtime)
         if spec.access_resolver is not None:
             app.state.access_resolver = spec.access_resolver(runtime)
+        if spec.territory_lineages is not None:
+            app.state.territory_lineages = spec.territory_lineages(runtime)
         if spec.on_startup is not None:
             spec.on_startup(runtime, app)
         try:
