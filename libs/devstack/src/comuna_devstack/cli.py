@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -122,7 +123,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from comuna_devstack.register_gen import generate, stderr_progress, write
+
+    rows = generate(args.seed, parishes=not args.no_parishes, progress=stderr_progress)
+    if args.out is None:
+        count = write(rows, sys.stdout, args.format)
+    else:
+        with args.out.open("w", encoding="utf-8", newline="") as out:
+            count = write(rows, out, args.format)
+    print(f"generate register: {count} units written to {args.out or 'stdout'}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench_register(args: argparse.Namespace) -> int:
+    """The register benchmark alone, against a throw-away PostgreSQL on a free port."""
+    from comuna_devstack.benches.register import run
+    from comuna_devstack.locations import cache_root, owned_temp_dir
+    from comuna_devstack.ports import free_port
+    from comuna_devstack.postgres import EmbeddedPostgres
+
+    scratch = owned_temp_dir(cache_root() / "scratch", "bench-register")
+    try:
+        with EmbeddedPostgres(scratch / "pg", free_port(), fast=True) as server:
+            server.create_database("bench_register")
+            report = run(server.dsn("bench_register"), seed=args.seed)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0 if report["meets_target"] else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "register":
+        return cmd_bench_register(args)
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
@@ -152,9 +186,23 @@ def main() -> None:
     commands.add_parser(
         "clean", help="stop what a killed run left behind; delete the state directory and relocated PostgreSQL data"
     )
-    bench = commands.add_parser("bench", help="cast ballots through the REST API and report throughput")
+    bench = commands.add_parser(
+        "bench",
+        help="ballots: cast ballots through the REST API against `make run`; "
+        "register: import the synthetic national register into a throw-away database",
+    )
+    bench.add_argument("what", nargs="?", choices=["ballots", "register"], default="ballots")
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
+    generate = commands.add_parser("generate", help="write synthetic data sets")
+    generate.add_argument("dataset", choices=["register"], help="register: the national territory register")
+    generate.add_argument("--out", type=Path, help="file to write (default stdout)")
+    generate.add_argument("--format", choices=["csv", "json"], default="csv")
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--no-parishes", action="store_true", help="communes directly under municipalities")
     args = parser.parse_args()
-    handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean}[args.command]
+    handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean, "generate": cmd_generate}[
+        args.command
+    ]
     raise SystemExit(handler(args))

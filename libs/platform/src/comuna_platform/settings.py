@@ -59,6 +59,8 @@ class ServiceSettings(BaseSettings):
     # Edges of the REST API: bigger request heads are refused with 431, bigger bodies with 413.
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
+    # Bulk imports (`POST ...:import`) stream their body past the edge instead: this is their cap.
+    max_import_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
     # Host header values the REST API answers (port ignored; `*.example.org` matches subdomains;
     # `*` turns the check off). Empty = `127.0.0.1`, `localhost` and the service's name.
     allowed_hosts: CommaList = []

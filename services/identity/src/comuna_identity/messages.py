@@ -19,6 +19,7 @@ from comuna_identity.domain.events import (
     ResidentRegistered,
     RoleAssignmentGranted,
     RoleAssignmentRevoked,
+    TerritoriesImported,
     TerritoryChanged,
     TerritoryCreated,
 )
@@ -64,6 +65,11 @@ def territory_changed(event: TerritoryChanged) -> events_pb2.TerritoryChanged:
         valid_from=t.valid_from.isoformat(),
         status=t.status,
     )
+
+
+@translates(TerritoriesImported)
+def territories_imported(event: TerritoriesImported) -> events_pb2.TerritoriesImported:
+    return events_pb2.TerritoriesImported(created=event.created, changed=event.changed)
 
 
 @translates(ResidentRegistered)

@@ -24,6 +24,12 @@ class TerritoryChanged:
 
 
 @dataclass(frozen=True)
+class TerritoriesImported:
+    created: int
+    changed: int
+
+
+@dataclass(frozen=True)
 class ResidentRegistered:
     resident_id: uuid.UUID
     council_id: uuid.UUID
