@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+import comuna_identity.messages  # noqa: F401  (registers the translations of the events imports stage)
 from comuna_identity.domain import register_import
 from comuna_identity.settings import Settings
 from comuna_platform.bulk import BulkFormat, BulkInputError, format_of, read_file_rows

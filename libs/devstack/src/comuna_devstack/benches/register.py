@@ -49,6 +49,7 @@ async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 async def _measure(url: str, data: bytes) -> dict[str, Any]:
     # Imported here: the dev stack runs identity as a process elsewhere; only the benchmark
     # drives its domain in-process (the same code as the CLI and REST imports).
+    import comuna_identity.messages  # noqa: F401  (the translation of the event an import stages)
     from comuna_identity.domain import register_import
     from comuna_platform.bulk import BulkFormat, read_rows
     from comuna_platform.db import Database
