@@ -410,6 +410,7 @@ def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, 
         assert env[f"COMUNA_{name.upper()}_METRICS_PORT"]["value"] == str(metrics_port)
         assert env[f"COMUNA_{name.upper()}_MAX_HEADER_BYTES"]["value"] == "16384"
         assert env[f"COMUNA_{name.upper()}_MAX_BODY_BYTES"]["value"] == "1048576"
+        assert env[f"COMUNA_{name.upper()}_MAX_IMPORT_BYTES"]["value"] == "1073741824"
         allowed = env[f"COMUNA_{name.upper()}_ALLOWED_HOSTS"]["value"].split(",")
         # Probes (localhost), the helm test pod and in-cluster callers (the Service's names).
         assert {

@@ -284,6 +284,8 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
   value: {{ $root.Values.http.maxHeaderBytes | int | quote }}
 - name: {{ $p }}MAX_BODY_BYTES
   value: {{ $root.Values.http.maxBodyBytes | int | quote }}
+- name: {{ $p }}MAX_IMPORT_BYTES
+  value: {{ $root.Values.http.maxImportBytes | int64 | quote }}
 - name: {{ $p }}OIDC_ISSUER
   value: {{ $root.Values.oidc.issuer | quote }}
 - name: {{ $p }}OIDC_AUDIENCE
