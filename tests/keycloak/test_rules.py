@@ -80,11 +80,16 @@ def test_seed_against_the_register() -> None:
     )
     with pytest.raises(SeedError, match="registered as a state"):
         check_seed_against(clash, known)
-    wrong_code = Seed.model_validate(
-        {"territories": [{"code": "VE.02.03", "name": "X", "kind": "state", "parent_code": "VE"}]}
+    # Codes are names, not paths: any code will do; the kind must fit the parent's.
+    any_code = Seed.model_validate(
+        {"territories": [{"code": "LARA2", "name": "X", "kind": "state", "parent_code": "VE"}]}
     )
-    with pytest.raises(SeedError, match="parent's code plus one segment"):
-        check_seed_against(wrong_code, known)
+    check_seed_against(any_code, known)
+    misplaced = Seed.model_validate(
+        {"territories": [{"code": "CC9", "name": "X", "kind": "communal_council", "parent_code": "VE.01"}]}
+    )
+    with pytest.raises(SeedError, match="cannot sit under a state"):
+        check_seed_against(misplaced, known)
 
 
 def test_client_secrets_from_a_file_and_a_directory(tmp_path: Path) -> None:
