@@ -41,6 +41,23 @@ def test_groups_come_parents_first() -> None:
     }
 
 
+def test_groups_nest_by_parent_links_not_by_codes() -> None:
+    groups = groups_from_register(
+        [
+            ("CC-A", "C", "commune", "MU-9"),
+            ("MU-9", "M", "municipality", "LARA"),
+            ("LARA", "S", "state", "VE"),
+            ("VE", "V", "country", None),
+        ]
+    )
+    assert [(g.code, g.parent_code) for g in groups] == [
+        ("VE", None),
+        ("LARA", "VE"),
+        ("MU-9", "LARA"),
+        ("CC-A", "MU-9"),
+    ]
+
+
 def write(tmp_path: Path, document: object) -> Path:
     path = tmp_path / "seed.json"
     path.write_text(json.dumps(document))

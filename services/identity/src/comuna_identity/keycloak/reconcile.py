@@ -172,7 +172,8 @@ class Reconciler:
     # Groups: one per government and commune, nested like the register.
     def groups(self) -> None:
         actual = self._actual_groups()
-        for group in sorted(self.spec.groups, key=lambda g: g.code.count(".")):
+        # The spec lists parents first (`groups_from_register`, by the register's parent links).
+        for group in self.spec.groups:
             have = actual.get(group.code)
             desired = {"name": group.code, "attributes": group.attributes}
             if have is None:
