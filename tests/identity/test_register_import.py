@@ -201,6 +201,45 @@ async def test_only_a_national_operator_imports(empty_identity: RunningService, 
     assert (response.status_code, response.json()["code"]) == (403, "forbidden_role")
 
 
+async def test_an_import_streams_past_the_body_limit_up_to_its_own(
+    embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, issuer: TestIssuer
+) -> None:
+    """Bigger than MAX_BODY_BYTES is fine for an import; bigger than MAX_IMPORT_BYTES is a 413,
+    whether the length is declared (the edge) or only counted while it streams (the route)."""
+    url = fresh_database(embedded_postgres, f"identity_import_{uuid.uuid4().hex[:8]}", MIGRATIONS)
+    async with running_service(
+        SPEC,
+        Settings,
+        database_url=url,
+        nats_url=embedded_nats.url,
+        issuer=issuer,
+        census_hash_key=CENSUS_KEY,
+        max_body_bytes=64 * 1024,
+        max_import_bytes=512 * 1024,
+    ) as service:
+        rows = list(generate(seed=2, counts=Counts(municipalities=30, parishes=100, communes=300, circuits=100, councils=4_000)))
+        body = as_csv(rows)
+        assert 64 * 1024 < len(body) < 512 * 1024
+        await run_cli(service, rows[:1], "root.csv")
+        await operator_at_root(service)
+        response = await import_file(service, issuer, body)
+        assert response.status_code == 200, response.text
+        assert response.json()["created"] == len(rows) - 1
+
+        too_big = body * 2
+        declared = await import_file(service, issuer, too_big)
+        assert (declared.status_code, declared.json()["code"]) == (413, "payload_too_large")
+
+        async def stream() -> AsyncIterator[bytes]:
+            for start in range(0, len(too_big), 64 * 1024):
+                yield too_big[start : start + 64 * 1024]
+
+        headers = {**person(issuer, OPERATOR), "content-type": "text/csv"}
+        counted = await service.client.post("/v1/territories:import", content=stream(), headers=headers)
+        assert (counted.status_code, counted.json()["code"]) == (413, "payload_too_large")
+        assert await counts(service) == (len(rows), len(rows))
+
+
 async def run_cli(service: RunningService, rows: list[tuple[str, ...]], name: str) -> tuple[int, str, str]:
     """`comuna-identity import territories FILE` in a thread (it runs its own event loop)."""
     path = _scratch() / f"{uuid.uuid4().hex[:8]}-{name}"
