@@ -12,7 +12,8 @@ from comuna_identity import messages  # noqa: F401
 from comuna_identity.api import access, enrolment
 from comuna_identity.api.resolver import DatabaseAccessResolver
 from comuna_identity.api.routes import router
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.census import Census
+from comuna_identity.domain.census_keys import parse_ring
 from comuna_identity.grpc import servicer
 from comuna_identity.settings import Settings
 from comuna_platform.auth.access import AccessResolver
@@ -23,13 +24,17 @@ def settings_of(runtime: Runtime) -> Settings:
     return cast(Settings, runtime.settings)
 
 
-def hasher_for(settings: Settings) -> CensusHasher:
-    return CensusHasher(settings.census_hash_key.get_secret_value().encode())
+def census_for(settings: Settings) -> Census:
+    """The census's keys from settings; refuses to start without a usable ring and roll secret."""
+    ring = parse_ring(
+        settings.census_keys.get_secret_value(), settings.census_hash_key.get_secret_value(), settings.census_key_id
+    )
+    return Census(ring, settings.roll_secret.get_secret_value().encode())
 
 
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
     settings = settings_of(runtime)
-    app.state.census_hasher = hasher_for(settings)
+    app.state.census = census_for(settings)
 
 
 def access_resolver(runtime: Runtime) -> AccessResolver:
@@ -38,7 +43,7 @@ def access_resolver(runtime: Runtime) -> AccessResolver:
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
     settings = settings_of(runtime)
-    return servicer.register(runtime, server, hasher_for(settings), settings.voting_age)
+    return servicer.register(runtime, server, census_for(settings), settings.voting_age)
 
 
 SPEC = ServiceSpec(

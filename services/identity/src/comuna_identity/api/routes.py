@@ -19,7 +19,7 @@ from comuna_identity.api.schemas import (
     TerritoryPage,
 )
 from comuna_identity.domain import registry
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.census import Census
 from comuna_identity.storage.models import Territory
 from comuna_identity.vocabulary import TerritoryKind
 from comuna_platform.auth.access import Caller
@@ -35,9 +35,9 @@ TerritoryKeeper = Annotated[Caller, require_assignment(*registry.TERRITORY_KEEPE
 CensusKeeper = Annotated[Caller, require_assignment(*registry.CENSUS_KEEPERS)]
 
 
-def hasher_of(request: Request) -> CensusHasher:
-    hasher: CensusHasher = request.app.state.census_hasher
-    return hasher
+def census_of(request: Request) -> Census:
+    census: Census = request.app.state.census
+    return census
 
 
 def _out(t: Territory) -> TerritoryOut:
@@ -90,7 +90,7 @@ async def get_territory(code: str, uow: UnitOfWorkDep) -> TerritoryDetail:
 async def register_resident(
     body: ResidentIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
 ) -> ResidentOut:
-    ids = await _register(uow, caller, hasher_of(request), [body])
+    ids = await _register(uow, caller, census_of(request), [body])
     return ResidentOut(id=ids[0])
 
 
@@ -103,11 +103,12 @@ async def register_resident(
 async def register_residents(
     body: ResidentBatchIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
 ) -> ResidentBatchOut:
-    return ResidentBatchOut(ids=await _register(uow, caller, hasher_of(request), body.residents))
+    return ResidentBatchOut(ids=await _register(uow, caller, census_of(request), body.residents))
 
 
-async def _register(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, residents: list[ResidentIn]
-) -> list[uuid.UUID]:
-    new = [registry.NewResident(r.national_id, r.birth_date, r.council_code) for r in residents]
-    return await registry.register_residents(uow, caller, hasher, new, today=datetime.now(UTC).date())
+async def _register(uow: UnitOfWork, caller: Caller, census: Census, residents: list[ResidentIn]) -> list[uuid.UUID]:
+    new = [
+        registry.NewResident(r.national_id, r.birth_date, r.council_code, r.document_type, r.valid_from)
+        for r in residents
+    ]
+    return await registry.register_residents(uow, caller, census, new, today=datetime.now(UTC).date())

@@ -9,7 +9,7 @@ import grpc
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.domain import access, registry
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.census import Census
 from comuna_identity.messages import REASON_TO_PROTO, role_assignment, territory_ref, timestamp
 from comuna_platform.grpc_uow import with_unit_of_work
 from comuna_platform.ids import parse_id
@@ -22,9 +22,9 @@ MAX_PAGE = 1000
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, runtime: Runtime, hasher: CensusHasher, voting_age: int) -> None:
+    def __init__(self, runtime: Runtime, census: Census, voting_age: int) -> None:
         self.db = runtime.db
-        self._hasher = hasher
+        self._census = census
         self._voting_age = voting_age
 
     @with_unit_of_work
@@ -59,7 +59,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
         result = await registry.check_eligibility(
             uow,
-            self._hasher,
+            self._census,
             consultation_id=request.consultation_id,
             commune_id=parse_id(request.commune_id, "commune_id"),
             national_id=request.national_id,
@@ -84,8 +84,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
 
-def register(runtime: Runtime, server: grpc.aio.Server, hasher: CensusHasher, voting_age: int) -> list[str]:
+def register(runtime: Runtime, server: grpc.aio.Server, census: Census, voting_age: int) -> list[str]:
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        IdentityServicer(runtime, hasher, voting_age), server
+        IdentityServicer(runtime, census, voting_age), server
     )
     return [pb.DESCRIPTOR.services_by_name["IdentityService"].full_name]

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount, RoleAssignment, Territory
+from comuna_identity.storage.models import EnrolmentCode, ResidentAccount, RoleAssignment, Territory
 from comuna_identity.vocabulary import COMMUNE_KINDS
 
 
@@ -49,12 +49,6 @@ async def communes_under(session: AsyncSession, under_code: str, *, after_code: 
     if under_code:
         query = query.where(Territory.code.startswith(under_code + ".", autoescape=True))
     return (await session.execute(query)).scalars().all()
-
-
-async def resident_by_hash(session: AsyncSession, national_id_hash: bytes) -> Resident | None:
-    return (
-        await session.execute(select(Resident).where(Resident.national_id_hash == national_id_hash))
-    ).scalar_one_or_none()
 
 
 async def live_assignment(
