@@ -26,6 +26,8 @@ class Settings(ServiceSettings):
     census_hash_key: SecretStr = SecretStr("")
     # Records re-keyed per transaction by the rotation worker.
     census_rotation_batch: int = 5000
+    # How long the rotation worker rests when nothing is left to re-key.
+    census_rotation_idle_seconds: float = 30.0
     # The secret the roll base points (B = k·P(d)) and every consultation's roll keys derive
     # from (comuna_platform.voter_keys). At least 32 bytes. Required.
     roll_secret: SecretStr = SecretStr("")

@@ -1,0 +1,87 @@
+"""REST transport of the census at scale: streamed import, change of residence, key rotation progress."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+
+from comuna_identity.api.routes import census_of
+from comuna_identity.api.schemas import ResidentMoveIn, ResidentMoveOut
+from comuna_identity.domain import census_rotation, registry
+from comuna_identity.domain.census_import import Preparer, import_residents
+from comuna_identity.domain.census_rows import csv_rows
+from comuna_identity.domain.residence import move_resident
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.fastapi import require_assignment
+from comuna_platform.auth.roles import Role
+from comuna_platform.errors import InvalidInput
+from comuna_platform.http.deps import UnitOfWorkDep
+
+router = APIRouter(prefix="/v1", tags=["census"])
+
+CensusKeeper = Annotated[Caller, require_assignment(*registry.CENSUS_KEEPERS)]
+RotationWatcher = Annotated[Caller, require_assignment(Role.OPERATOR, Role.REGISTRAR)]
+CSV_TYPES = ("text/csv", "application/csv")
+
+
+def preparer_of(request: Request) -> Preparer:
+    preparer: Preparer = request.app.state.census_preparer
+    return preparer
+
+
+@router.post(
+    "/residents:import",
+    summary="Import residents from a streamed CSV (upsert by document, all or nothing)",
+    description="Body `text/csv`: `document_type,document_number,birth_date,council_code,valid_from[,status]`, "
+    "optional header. A known person in another council moves from `valid_from`. Any bad line: 422 "
+    "`import_invalid` listing every bad line by number, nothing written. The caller must cover every council "
+    "of the file.",
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
+)
+async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Request) -> dict[str, Any]:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in CSV_TYPES:
+        raise InvalidInput("the body must be text/csv", code="unsupported_media_type")
+
+    def authorise(council_codes: list[str]) -> None:
+        for code in council_codes:
+            caller.require(registry.CENSUS_KEEPERS, code)
+
+    report = await import_residents(
+        uow.session,
+        census_of(request),
+        preparer_of(request),
+        csv_rows(request.stream()),
+        actor=caller.subject,
+        today=datetime.now(UTC).date(),
+        authorise=authorise,
+    )
+    return report.as_json()
+
+
+@router.post(
+    "/residents:move",
+    response_model=ResidentMoveOut,
+    summary="Move a resident to another council from a date (history kept)",
+)
+async def move(body: ResidentMoveIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request) -> ResidentMoveOut:
+    moved = await move_resident(
+        uow,
+        caller,
+        census_of(request),
+        national_id=body.national_id,
+        document_type=body.document_type,
+        council_code=body.council_code,
+        valid_from=body.valid_from,
+        today=datetime.now(UTC).date(),
+    )
+    return ResidentMoveOut(id=moved.resident_id, moved=moved.moved)
+
+
+@router.get("/census/rotation", summary="Progress of the census key rotation (residents per key id)")
+async def rotation(caller: RotationWatcher, request: Request) -> dict[str, object]:
+    del caller
+    progress = await census_rotation.progress(request.app.state.runtime.db, census_of(request))
+    return progress.as_json()
