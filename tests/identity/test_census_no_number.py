@@ -167,7 +167,7 @@ async def test_no_document_number_anywhere(
     for path in (good, bad):
         done = cli(service, "import", "residents", str(path))
         answers.append(done.stdout + done.stderr)
-    assert "13 changes" in answers[-2] and "2 bad line" in answers[-1]
+    assert "13 changes" in answers[-2] and "2 bad row" in answers[-1]
     assert '"created":25' in answers[0].replace(" ", "")
 
     dump = pg_dump(embedded_postgres, database)

@@ -17,6 +17,7 @@ from comuna_identity.domain import census_rotation, registry
 from comuna_identity.domain.census import Census
 from comuna_identity.domain.census_import import Preparer, import_residents
 from comuna_identity.domain.census_keys import KeyRing, message_of, parse_ring
+from comuna_platform.bulk import BulkRow
 from comuna_platform.db import Database
 from comuna_platform.documents import normalise_document
 from comuna_platform.errors import Unavailable
@@ -28,11 +29,23 @@ TODAY = date(2026, 12, 1)
 NEW_KEY = "second-census-key-fedcba9876543210"
 
 
-def rows_of(numbers: Sequence[int], council: str = COUNCIL) -> list[tuple[int, list[str]]]:
-    return [(i + 1, ["V", str(n), "1970-01-01", council, "2020-01-01"]) for i, n in enumerate(numbers)]
+def rows_of(numbers: Sequence[int], council: str = COUNCIL) -> list[BulkRow]:
+    return [
+        BulkRow(
+            i + 2,
+            {
+                "document_type": "V",
+                "document_number": str(n),
+                "birth_date": "1970-01-01",
+                "council_code": council,
+                "valid_from": "2020-01-01",
+            },
+        )
+        for i, n in enumerate(numbers)
+    ]
 
 
-async def aiter(rows: list[tuple[int, list[str]]]) -> AsyncIterator[tuple[int, list[str]]]:
+async def aiter(rows: list[BulkRow]) -> AsyncIterator[BulkRow]:
     for row in rows:
         yield row
 

@@ -11,19 +11,18 @@ from comuna_identity.api.routes import census_of
 from comuna_identity.api.schemas import ResidentMoveIn, ResidentMoveOut
 from comuna_identity.domain import census_rotation, registry
 from comuna_identity.domain.census_import import Preparer, import_residents
-from comuna_identity.domain.census_rows import csv_rows
+from comuna_identity.domain.census_prepare import COLUMNS, REQUIRED_COLUMNS
 from comuna_identity.domain.residence import move_resident
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
-from comuna_platform.errors import InvalidInput
+from comuna_platform.bulk import format_of, read_rows
 from comuna_platform.http.deps import UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["census"])
 
 CensusKeeper = Annotated[Caller, require_assignment(*registry.CENSUS_KEEPERS)]
 RotationWatcher = Annotated[Caller, require_assignment(Role.OPERATOR, Role.REGISTRAR)]
-CSV_TYPES = ("text/csv", "application/csv")
 
 
 def preparer_of(request: Request) -> Preparer:
@@ -33,17 +32,21 @@ def preparer_of(request: Request) -> Preparer:
 
 @router.post(
     "/residents:import",
-    summary="Import residents from a streamed CSV (upsert by document, all or nothing)",
-    description="Body `text/csv`: `document_type,document_number,birth_date,council_code,valid_from[,status]`, "
-    "optional header. A known person in another council moves from `valid_from`. Any bad line: 422 "
+    summary="Import residents from a streamed CSV or JSON file (upsert by document, all or nothing)",
+    description="Body `text/csv` with the header `document_type,document_number,birth_date,council_code,"
+    "valid_from[,status]`, or `application/json` (an array of such objects, or JSON Lines). A known person "
+    "in another council moves from `valid_from`. Any bad line: 422 "
     "`import_invalid` listing every bad line by number, nothing written. The caller must cover every council "
     "of the file.",
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
+    openapi_extra={
+        "requestBody": {
+            "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}}},
+            "required": True,
+        }
+    },
 )
 async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Request) -> dict[str, Any]:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in CSV_TYPES:
-        raise InvalidInput("the body must be text/csv", code="unsupported_media_type")
+    body_format = format_of(content_type=request.headers.get("content-type", ""))
 
     def authorise(council_codes: list[str]) -> None:
         for code in council_codes:
@@ -53,7 +56,7 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
         uow.session,
         census_of(request),
         preparer_of(request),
-        csv_rows(request.stream()),
+        read_rows(request.stream(), body_format, columns=COLUMNS, required=REQUIRED_COLUMNS),
         actor=caller.subject,
         today=datetime.now(UTC).date(),
         authorise=authorise,

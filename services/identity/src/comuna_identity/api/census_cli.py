@@ -21,8 +21,9 @@ from comuna_identity.domain import census_rotation
 from comuna_identity.domain.census import Census
 from comuna_identity.domain.census_import import ImportReport, Preparer, import_residents
 from comuna_identity.domain.census_keys import KeyRingError, parse_ring
-from comuna_identity.domain.census_rows import csv_rows, file_blocks
+from comuna_identity.domain.census_prepare import COLUMNS, REQUIRED_COLUMNS
 from comuna_identity.settings import Settings
+from comuna_platform.bulk import BulkFormat, read_file_rows
 from comuna_platform.cli import Subcommand
 from comuna_platform.db import Database
 from comuna_platform.errors import ProblemError
@@ -41,15 +42,19 @@ def configure_import(parser: argparse.ArgumentParser) -> None:
     residents = kinds.add_parser(
         "residents",
         help="import residents from a CSV file (upsert by document, all or nothing)",
-        description="CSV columns: document_type,document_number,birth_date,council_code,valid_from[,status]. "
+        description="CSV header: document_type,document_number,birth_date,council_code,valid_from[,status] "
+        "(or JSON objects with those fields). "
         "Any bad line: nothing is written and every bad line is listed.",
     )
-    residents.add_argument("file", type=Path)
+    residents.add_argument("file", type=Path, help="CSV with a header, or JSON (array or lines)")
+    residents.add_argument("--format", choices=[f.value for f in BulkFormat], help="default: from the extension")
     residents.add_argument("--json", action="store_true", help="print the report (with timings) as JSON")
     residents.add_argument("--workers", type=int, default=None, help="hashing processes (default: one per core)")
 
 
-async def import_file(settings: Settings, path: Path, workers: int | None) -> ImportReport:
+async def import_file(
+    settings: Settings, path: Path, workers: int | None, fmt: BulkFormat | None = None
+) -> ImportReport:
     census = census_from(settings)
     preparer = Preparer(census, workers)
     db = Database(settings.database_url, pool_size=1)
@@ -59,7 +64,7 @@ async def import_file(settings: Settings, path: Path, workers: int | None) -> Im
                 session,
                 census,
                 preparer,
-                csv_rows(file_blocks(path)),
+                read_file_rows(path, fmt, columns=COLUMNS, required=REQUIRED_COLUMNS),
                 actor=f"cli:{getpass.getuser()}",
                 today=datetime.now(UTC).date(),
             )
@@ -74,7 +79,8 @@ def run_import(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         return _fail(f"{args.file} is not a readable file")
     try:
-        report = asyncio.run(import_file(_settings(), args.file, args.workers))
+        fmt = BulkFormat(args.format) if args.format else None
+        report = asyncio.run(import_file(_settings(), args.file, args.workers, fmt))
     except _Refused as exc:
         return _fail(str(exc))
     except (KeyRingError, ValueError) as exc:

@@ -30,28 +30,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_identity.domain import audit
 from comuna_identity.domain.census import Census
-from comuna_identity.domain.census_prepare import LineError, Prepared, init_worker, prepare, prepare_in_worker
+from comuna_identity.domain.census_prepare import Prepared, init_worker, prepare, prepare_in_worker
 from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import census_import as staging
-from comuna_platform.errors import InvalidInput
+from comuna_platform.bulk import MAX_LISTED_ERRORS, BulkRow, RowErrors
 
 CHUNK_ROWS = 5000
 # Below this many rows an import is hashed in the calling process (a pool costs ~0.3 s to start).
 INLINE_ROWS = 2000
-MAX_LISTED_ERRORS = 1000
 AUDIT_CHUNK = 10_000
 
-Row = tuple[int, Sequence[str]]
-
-
-def import_invalid(errors: list[LineError], total: int) -> InvalidInput:
-    listed = sorted(errors, key=lambda e: (e.line, e.field or ""))[:MAX_LISTED_ERRORS]
-    return InvalidInput(
-        f"{total} bad line(s) in the file; nothing was written",
-        code="import_invalid",
-        errors=[e.as_json() for e in listed],
-        error_count=total,
-    )
+Row = BulkRow
 
 
 @dataclass
@@ -167,20 +156,16 @@ async def import_residents(
         keep_older = keep_older or await census_storage.generation_has_residents(session, older)
     await staging.create_staging(session)
 
-    errors: list[LineError] = []
-    error_total = 0
+    errors = RowErrors()
     in_flight: deque[asyncio.Future[Prepared]] = deque()
     pooled = False
     first = True
 
     async def drain_one() -> None:
-        nonlocal error_total
         prepared = await in_flight.popleft()
         seconds["parse"] += prepared.parse_seconds
         seconds["points"] += prepared.point_seconds
-        error_total += len(prepared.errors)
-        if len(errors) < MAX_LISTED_ERRORS:
-            errors.extend(prepared.errors[: MAX_LISTED_ERRORS - len(errors)])
+        errors.extend(prepared.errors)
         copy_started = time.perf_counter()
         # Good rows are staged even once errors are found: the whole-file checks list theirs too.
         await staging.copy_rows(session, prepared.rows)
@@ -199,21 +184,21 @@ async def import_residents(
         await drain_one()
 
     validate_started = time.perf_counter()
+    # Only as many as can still be listed are fetched; the rest are counted.
     duplicates = await staging.duplicates(session, MAX_LISTED_ERRORS)
     for line, first_line in duplicates.lines:
-        errors.append(LineError(line, "duplicate_resident", f"the same person as line {first_line}", "document_number"))
-    error_total += duplicates.count
+        errors.add(line, "duplicate_resident", f"the same person as line {first_line}", "document_number")
+    errors.count += duplicates.count - len(duplicates.lines)
     await staging.resolve(session, with_older=keep_older)
     refused, refused_total = await staging.refused(session, MAX_LISTED_ERRORS)
     for line, code in refused:
         if code == "council_not_found":
-            errors.append(LineError(line, code, "no communal council with this code", "council_code"))
+            errors.add(line, code, "no communal council with this code", "council_code")
         else:
-            errors.append(LineError(line, code, "a move must start after the current residence began", "valid_from"))
-    error_total += refused_total
+            errors.add(line, code, "a move must start after the current residence began", "valid_from")
+    errors.count += refused_total - len(refused)
     seconds["validate"] = time.perf_counter() - validate_started
-    if error_total:
-        raise import_invalid(errors, error_total)
+    errors.raise_if_any()
     if authorise is not None:
         authorise(await staging.council_codes(session))
 

@@ -17,11 +17,12 @@ from datetime import date
 from comuna_identity.domain.census import Census
 from comuna_identity.domain.census_keys import KeyRing
 from comuna_identity.vocabulary import ResidentStatus
+from comuna_platform.bulk import BulkRow, RowError
 from comuna_platform.documents import normalise_document
 from comuna_platform.errors import InvalidInput
 
 COLUMNS = ("document_type", "document_number", "birth_date", "council_code", "valid_from", "status")
-REQUIRED_COLUMNS = 5
+REQUIRED_COLUMNS = COLUMNS[:5]
 _CODE = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
 _STATUSES = frozenset(s.value for s in ResidentStatus)
 EARLIEST_BIRTH = date(1900, 1, 1)
@@ -32,22 +33,11 @@ StagedRow = tuple[int, int, bytes, bytes, date, str, date, str | None]
 OlderLayer = tuple[int, int, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class LineError:
-    line: int
-    code: str
-    detail: str
-    field: str | None = None
-
-    def as_json(self) -> dict[str, object]:
-        return {"line": self.line, "code": self.code, "detail": self.detail, "field": self.field}
-
-
 @dataclass
 class Prepared:
     rows: list[StagedRow] = field(default_factory=list)
     older: list[OlderLayer] = field(default_factory=list)
-    errors: list[LineError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
     # CPU seconds in this chunk: parsing, normalising and HMAC; roll base point multiplication.
     parse_seconds: float = 0.0
     point_seconds: float = 0.0
@@ -62,9 +52,7 @@ def init_worker(keys: dict[int, bytes], current: int, roll_secret: bytes) -> Non
     _worker["census"] = Census(KeyRing(keys, current), roll_secret)
 
 
-def prepare_in_worker(
-    rows: Sequence[tuple[int, Sequence[str]]], generations: Sequence[int], keep_older: bool, today: date
-) -> Prepared:
+def prepare_in_worker(rows: Sequence[BulkRow], generations: Sequence[int], keep_older: bool, today: date) -> Prepared:
     return prepare(_worker["census"], rows, generations, keep_older, today)
 
 
@@ -77,7 +65,7 @@ def _date(text: str) -> date | None:
 
 def prepare(
     census: Census,
-    rows: Sequence[tuple[int, Sequence[str]]],
+    rows: Sequence[BulkRow],
     generations: Sequence[int],
     keep_older: bool,
     today: date,
@@ -87,37 +75,35 @@ def prepare(
     out = Prepared()
     parse_started = time.process_time()
     point_seconds = 0.0
-    for line, fields in rows:
-        if not REQUIRED_COLUMNS <= len(fields) <= len(COLUMNS):
-            out.errors.append(LineError(line, "columns", f"expected {REQUIRED_COLUMNS} or {len(COLUMNS)} columns"))
-            continue
-        doc_type, number, birth_text, council_code, from_text = (f.strip() for f in fields[:REQUIRED_COLUMNS])
-        status = fields[5].strip().lower() if len(fields) == len(COLUMNS) and fields[5].strip() else None
+    for row in rows:
+        line, fields = row.line, row.fields
+        doc_type, number, birth_text, council_code, from_text = (fields.get(name, "") for name in REQUIRED_COLUMNS)
+        status = fields.get("status", "").lower() or None
         errors_before = len(out.errors)
         try:
             document = normalise_document(number, doc_type or None)
         except InvalidInput as exc:
-            out.errors.append(LineError(line, "document_invalid", exc.detail, "document_number"))
+            out.errors.append(RowError(line, "document_invalid", exc.detail, "document_number"))
             document = None
         birth = _date(birth_text)
         if birth is None:
-            out.errors.append(LineError(line, "date_invalid", "not a date (YYYY-MM-DD)", "birth_date"))
+            out.errors.append(RowError(line, "date_invalid", "not a date (YYYY-MM-DD)", "birth_date"))
         elif not EARLIEST_BIRTH <= birth <= today:
-            out.errors.append(LineError(line, "birth_date_invalid", "birth date is not plausible", "birth_date"))
+            out.errors.append(RowError(line, "birth_date_invalid", "birth date is not plausible", "birth_date"))
         since = _date(from_text)
         if since is None:
-            out.errors.append(LineError(line, "date_invalid", "not a date (YYYY-MM-DD)", "valid_from"))
+            out.errors.append(RowError(line, "date_invalid", "not a date (YYYY-MM-DD)", "valid_from"))
         elif since > today or (birth is not None and since < birth):
             out.errors.append(
-                LineError(
+                RowError(
                     line, "valid_from_invalid", "valid_from must be between the birth date and today", "valid_from"
                 )
             )
         if not _CODE.match(council_code):
-            out.errors.append(LineError(line, "council_invalid", "not a territory code", "council_code"))
+            out.errors.append(RowError(line, "council_invalid", "not a territory code", "council_code"))
         if status is not None and status not in _STATUSES:
             out.errors.append(
-                LineError(line, "status_invalid", f"status must be one of {', '.join(sorted(_STATUSES))}", "status")
+                RowError(line, "status_invalid", f"status must be one of {', '.join(sorted(_STATUSES))}", "status")
             )
         if len(out.errors) > errors_before or document is None or birth is None or since is None:
             continue
