@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,9 @@ from sqlalchemy.engine import make_url
 
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
+from comuna_devstack.locations import cache_root, owned_temp_dir
+from comuna_devstack.ports import free_port
+from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_devstack.seed import seed_residents
 from comuna_devstack.stack import KEYCLOAK_ADMIN, PUBLIC_CLIENT, REALM, SERVICES, Stack, StackConfig, clean_state
 
@@ -123,6 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "census":
+        return cmd_bench_census(args)
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
@@ -136,6 +142,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
+
+
+def cmd_bench_census(args: argparse.Namespace) -> int:
+    """Its own throw-away PostgreSQL (or `--admin-url`), never the running stack's."""
+    from comuna_devstack.benches.census import run
+
+    if args.admin_url:
+        report = run(args.admin_url, args.residents)
+    else:
+        # A place the server's own account can traverse (as the tests' clusters use).
+        scratch = owned_temp_dir(cache_root() / "scratch", "bench")
+        try:
+            with EmbeddedPostgres(scratch / "pg", free_port(), fast=True) as server:
+                report = run(server.dsn(), args.residents)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0
 
 
 def main() -> None:
@@ -152,8 +176,13 @@ def main() -> None:
     commands.add_parser(
         "clean", help="stop what a killed run left behind; delete the state directory and relocated PostgreSQL data"
     )
-    bench = commands.add_parser("bench", help="cast ballots through the REST API and report throughput")
+    bench = commands.add_parser(
+        "bench", help="ballots: cast ballots through the REST API; census: import residents through the CLI"
+    )
+    bench.add_argument("what", nargs="?", choices=["ballots", "census"], default="ballots")
     bench.add_argument("--ballots", type=int, default=100_000)
+    bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
+    bench.add_argument("--admin-url", help="census: a PostgreSQL superuser URL (default: an embedded one)")
     bench.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean}[args.command]

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import resource
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,8 @@ async def import_file(
     settings: Settings, path: Path, workers: int | None, fmt: BulkFormat | None = None
 ) -> ImportReport:
     census = census_from(settings)
-    preparer = Preparer(census, workers)
+    # The command line runs no threads: its workers fork with everything imported already.
+    preparer = Preparer(census, workers, start_method="fork")
     db = Database(settings.database_url, pool_size=1)
     try:
         async with db.transaction() as session:
@@ -94,7 +96,12 @@ def run_import(args: argparse.Namespace) -> int:
             return _fail(f"identity's database is unavailable: {exc.__class__.__name__}", status=1)
         raise
     if args.json:
-        print(json.dumps({**report.as_json(), "seconds": report.seconds}, indent=2))
+        # Linux reports KiB. Workers: the largest of the hashing processes.
+        peak = {
+            "importer": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        }
+        print(json.dumps({**report.as_json(), "seconds": report.seconds, "peak_rss_mb": peak}, indent=2))
     else:
         print(report.summary())
     return 0

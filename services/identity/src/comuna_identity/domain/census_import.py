@@ -83,9 +83,13 @@ class ImportReport:
 class Preparer:
     """Runs `census_prepare` over chunks: in a process pool (one worker per core) for big files."""
 
-    def __init__(self, census: Census, workers: int | None = None) -> None:
+    def __init__(self, census: Census, workers: int | None = None, *, start_method: str = "forkserver") -> None:
+        """`start_method`: "fork" only from a process without threads (the command line): its
+        workers start at once with every module already imported. A server (gRPC, uvicorn
+        threads) uses "forkserver", whose server imports the hashing module once."""
         self._census = census
         self._workers = workers or os.cpu_count() or 1
+        self._start_method = start_method
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -95,10 +99,12 @@ class Preparer:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ring = self._census.ring
+            context = multiprocessing.get_context(self._start_method)
+            if self._start_method == "forkserver":
+                context.set_forkserver_preload([prepare.__module__])
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers,
-                # forkserver: never fork a process that runs an event loop and threads.
-                mp_context=multiprocessing.get_context("forkserver"),
+                mp_context=context,
                 initializer=init_worker,
                 initargs=(dict(ring.keys), ring.current, self._census.roll_secret),
             )
