@@ -86,7 +86,7 @@ async def test_malformed_national_id_is_422(stack: Stack, issuer: TestIssuer) ->
     consultation = await voting_consultation(stack, issuer, {C1: 1})
     response = await vote(stack, issuer, consultation, C1, consultation.candidates[C1][0], "not-a-cedula")
     assert response.status_code == 422, response.text
-    assert response.json()["code"] == "national_id_invalid"
+    assert response.json()["code"] == "document_invalid"
     assert await rows(stack, "ballots", consultation.id) == 0
 
 

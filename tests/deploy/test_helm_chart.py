@@ -75,6 +75,7 @@ def full_values() -> dict[str, Any]:
                     "serviceClientId": "comuna-identity",
                     "serviceClientSecret": _test_secret(),
                     "censusHashKey": _test_secret(),
+                    "rollSecret": _test_secret(),
                 },
                 **{
                     name: {
@@ -483,6 +484,17 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
         "key": "identity-census-hash-key",
         "optional": False,
     }
+    assert identity_env["COMUNA_IDENTITY_ROLL_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets",
+        "key": "identity-roll-secret",
+        "optional": False,
+    }
+    # The ring beyond key 1 is optional: a census that never rotated has only the hash key.
+    assert identity_env["COMUNA_IDENTITY_CENSUS_KEYS"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets",
+        "key": "identity-census-keys",
+        "optional": True,
+    }
     consultations_env = env_of(pod_spec(deployment(full_objects, "consultations"))["containers"][0])
     assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
 
@@ -558,7 +570,7 @@ def test_migration_hook_jobs(default_objects: list[dict[str, Any]]) -> None:
 # --- secrets ------------------------------------------------------------------------------
 
 
-SENSITIVE = re.compile(r"DATABASE_URL|SECRET|HASH_KEY|PASSWORD|TOKEN|HEADERS")
+SENSITIVE = re.compile(r"DATABASE_URL|SECRET|HASH_KEY|CENSUS_KEYS|PASSWORD|TOKEN|HEADERS")
 
 
 def walk_strings(value: Any) -> Iterator[str]:
@@ -593,6 +605,7 @@ def test_notes_warn_about_missing_configuration(chart: helm_python.Chart, full: 
     text = notes(chart)
     assert "oidc.issuer is empty" in text
     assert "identity-census-hash-key" in text and "funding-database-url" in text
+    assert "identity-roll-secret" in text and "identity-census-keys" not in text
     assert "funding-migration-database-url" in text and "funding-nats-password" in text
     complete = notes(chart, full)
     assert "WARNING" not in complete

@@ -105,7 +105,7 @@ async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: 
         ("person", "ok", grpc.StatusCode.PERMISSION_DENIED, "forbidden_role"),
         ("service", "bad_uuid", grpc.StatusCode.INVALID_ARGUMENT, "invalid_id"),
         ("service", "unknown_commune", grpc.StatusCode.NOT_FOUND, "commune_not_found"),
-        ("service", "bad_national_id", grpc.StatusCode.INVALID_ARGUMENT, "national_id_invalid"),
+        ("service", "bad_national_id", grpc.StatusCode.INVALID_ARGUMENT, "document_invalid"),
     ],
 )
 async def test_errors_have_proper_status_codes(

@@ -167,11 +167,13 @@ async def test_a_bad_file_is_refused_whole_with_every_bad_line(
     assert not any(line == 2 for line, _ in found)
     assert await counts(service) == before
 
-    # The same file through the CLI: each error on stderr, exit 2, nothing written.
+    # The same file through the CLI: exit 2, one line on stderr, each error as JSON on stdout.
     status, out, err = await run_cli(service, bad, "bad.csv")
-    assert (status, out) == (2, "")
-    assert "-bad.csv:line 3, parent_code:" in err and "(territory_parent_unknown)" in err
-    assert err.strip().splitlines()[-1].startswith("comuna-identity import: the file was refused")
+    assert status == 2
+    listed = [json.loads(line) for line in out.splitlines()]
+    assert {(e["line"], e["code"]) for e in listed} == found
+    assert {"line": 3, "field": "parent_code"}.items() <= next(e for e in listed if e["line"] == 3).items()
+    assert err.count("\n") == 1 and err.startswith("comuna-identity import: the file was refused")
     assert await counts(service) == before
 
 
@@ -217,7 +219,9 @@ async def test_an_import_streams_past_the_body_limit_up_to_its_own(
         max_body_bytes=64 * 1024,
         max_import_bytes=512 * 1024,
     ) as service:
-        rows = list(generate(seed=2, counts=Counts(municipalities=30, parishes=100, communes=300, circuits=100, councils=4_000)))
+        rows = list(
+            generate(seed=2, counts=Counts(municipalities=30, parishes=100, communes=300, circuits=100, councils=4_000))
+        )
         body = as_csv(rows)
         assert 64 * 1024 < len(body) < 512 * 1024
         await run_cli(service, rows[:1], "root.csv")

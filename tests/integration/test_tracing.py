@@ -81,6 +81,7 @@ async def services(
             nats_url=nats_url,
             issuer=issuer,
             census_hash_key="t" * 32,
+            roll_secret="r" * 32,
         ) as identity,
         grpc_server(IDENTITY, identity) as identity_target,
         running_service(

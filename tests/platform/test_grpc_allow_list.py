@@ -80,7 +80,13 @@ async def identity_stub(
     url = fresh_database(embedded_postgres, f"identity_allow_{uuid.uuid4().hex[:8]}", migrations)
     async with (
         running_service(
-            SPEC, Settings, database_url=url, nats_url=embedded_nats.url, issuer=issuer, census_hash_key="k" * 32
+            SPEC,
+            Settings,
+            database_url=url,
+            nats_url=embedded_nats.url,
+            issuer=issuer,
+            census_hash_key="k" * 32,
+            roll_secret="r" * 32,
         ) as identity,
         grpc_server(SPEC, identity) as target,
         grpc.aio.insecure_channel(target) as channel,

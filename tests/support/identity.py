@@ -130,6 +130,7 @@ async def running_identity(
         nats_url=embedded_nats.url,
         issuer=issuer,
         census_hash_key="x" * 32,
+        roll_secret="y" * 32,
     ) as service:
         ids = await seed_territories(service, list(territories))
         async with grpc_server(IDENTITY, service) as target:

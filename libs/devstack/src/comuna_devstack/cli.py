@@ -13,6 +13,9 @@ from sqlalchemy.engine import make_url
 
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
+from comuna_devstack.locations import cache_root, owned_temp_dir
+from comuna_devstack.ports import free_port
+from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_devstack.seed import seed_residents
 from comuna_devstack.stack import KEYCLOAK_ADMIN, PUBLIC_CLIENT, REALM, SERVICES, Stack, StackConfig, clean_state
 
@@ -157,6 +160,8 @@ def cmd_bench_register(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "register":
         return cmd_bench_register(args)
+    if args.what == "census":
+        return cmd_bench_census(args)
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
@@ -170,6 +175,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
+
+
+def cmd_bench_census(args: argparse.Namespace) -> int:
+    """Its own throw-away PostgreSQL (or `--admin-url`), never the running stack's."""
+    from comuna_devstack.benches.census import run
+
+    if args.admin_url:
+        report = run(args.admin_url, args.residents)
+    else:
+        # A place the server's own account can traverse (as the tests' clusters use).
+        scratch = owned_temp_dir(cache_root() / "scratch", "bench")
+        try:
+            with EmbeddedPostgres(scratch / "pg", free_port(), fast=True) as server:
+                report = run(server.dsn(), args.residents)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0
 
 
 def main() -> None:
@@ -189,10 +212,13 @@ def main() -> None:
     bench = commands.add_parser(
         "bench",
         help="ballots: cast ballots through the REST API against `make run`; "
-        "register: import the synthetic national register into a throw-away database",
+        "register: import the synthetic national register into a throw-away database; "
+        "census: import residents through the CLI into a throw-away database",
     )
-    bench.add_argument("what", nargs="?", choices=["ballots", "register"], default="ballots")
+    bench.add_argument("what", nargs="?", choices=["ballots", "register", "census"], default="ballots")
     bench.add_argument("--ballots", type=int, default=100_000)
+    bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
+    bench.add_argument("--admin-url", help="census: a PostgreSQL superuser URL (default: an embedded one)")
     bench.add_argument("--concurrency", type=int, default=64)
     bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
     generate = commands.add_parser("generate", help="write synthetic data sets")

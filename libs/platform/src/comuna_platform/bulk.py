@@ -162,7 +162,7 @@ class _Columns:
     def row(self, line: int, values: Sequence[str]) -> BulkRow:
         if len(values) != len(self.names):
             raise _fatal(line, "row_shape", f"expected {len(self.names)} values, found {len(values)}")
-        return BulkRow(line, {name: value.strip() for name, value in zip(self.names, values, strict=True)})
+        return BulkRow(line, dict(zip(self.names, map(str.strip, values), strict=True)))
 
 
 class _CsvRecords:
@@ -179,30 +179,30 @@ class _CsvRecords:
             self._pending += self._decoder.decode(chunk, final=final)
         except UnicodeDecodeError:
             raise _fatal(self._line, "encoding_invalid", "the file is not UTF-8 text") from None
-        while True:
-            end = self._record_end()
-            if end < 0:
-                break
-            record, self._pending = self._pending[:end], self._pending[end + 1 :]
+        # Split on every newline at once (str.split is C); a record whose quotes are still open
+        # at the end of a line continues on the next one. Scanning or slicing the buffer per
+        # record would cost O(buffer) each time: ~13 µs a row at a million rows.
+        *lines, self._pending = self._pending.split("\n")
+        parts: list[str] = []
+        quotes = 0
+        for text in lines:
+            parts.append(text)
+            quotes += text.count('"')
+            if quotes % 2:
+                continue
             start = self._line
-            self._line += record.count("\n") + 1
+            self._line += len(parts)
+            record = parts[0] if len(parts) == 1 else "\n".join(parts)
+            parts, quotes = [], 0
             if record.strip():
                 yield start, record.rstrip("\r")
+        if parts:  # an open quoted field: the record waits for more text
+            self._pending = "\n".join([*parts, self._pending])
         if len(self._pending) > MAX_RECORD_BYTES:
             raise _fatal(self._line, "row_too_long", f"a record is longer than {MAX_RECORD_BYTES} bytes")
         if final and self._pending.strip():
             record, self._pending = self._pending, ""
             yield self._line, record.rstrip("\r\n")
-
-    def _record_end(self) -> int:
-        """Index of the newline that ends the first record, or -1 if it is not complete yet."""
-        quoted = False
-        for index, char in enumerate(self._pending):
-            if char == '"':
-                quoted = not quoted
-            elif char == "\n" and not quoted:
-                return index
-        return -1
 
 
 def _csv_values(line: int, record: str) -> list[str]:
@@ -211,6 +211,18 @@ def _csv_values(line: int, record: str) -> list[str]:
     except csv.Error:
         raise _fatal(line, "csv_invalid", "the record is not valid CSV") from None
     return rows[0] if rows else []
+
+
+def _csv_batch(batch: list[tuple[int, str]]) -> Iterator[tuple[int, list[str]]]:
+    """The values of whole records, parsed by one csv.reader (one reader per record costs more
+    than the parsing); a bad record is named by its line."""
+    try:
+        for (line, _), values in zip(batch, csv.reader([record for _, record in batch], strict=True), strict=True):
+            yield line, values
+    except csv.Error:
+        for line, record in batch:
+            _csv_values(line, record)
+        raise _fatal(batch[0][0], "csv_invalid", "the record is not valid CSV") from None
 
 
 def _json_fields(line: int, item: Any, allowed: Sequence[str]) -> dict[str, str]:
@@ -252,17 +264,20 @@ async def read_rows(
     if fmt is BulkFormat.CSV:
         records = _CsvRecords()
         header: _Columns | None = None
-        async for chunk in chunks:
-            for line, record in records.feed(chunk):
-                if header is None:
-                    header = _Columns(_csv_values(line, record), columns, required, line=line)
-                else:
-                    yield header.row(line, _csv_values(line, record))
-        for line, record in records.feed(b"", final=True):
-            if header is None:
+        final = False
+        stream = aiter(chunks)
+        while not final:
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                chunk, final = b"", True
+            batch = list(records.feed(chunk, final=final))
+            if header is None and batch:
+                line, record = batch.pop(0)
                 header = _Columns(_csv_values(line, record), columns, required, line=line)
-            else:
-                yield header.row(line, _csv_values(line, record))
+            if header is not None:
+                for line, values in _csv_batch(batch):
+                    yield header.row(line, values)
         if header is None:
             raise _fatal(1, "file_empty", "the file is empty: a header line is expected")
         return

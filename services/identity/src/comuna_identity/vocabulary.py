@@ -35,3 +35,9 @@ class IneligibilityReason(StrEnum):
     NOT_REGISTERED = "not_registered"
     UNDER_AGE = "under_age"
     OTHER_COMMUNE = "other_commune"
+
+
+class ResidentStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    DECEASED = "deceased"

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
-from comuna_identity.api.routes import hasher_of
+from comuna_identity.api.routes import census_of
 from comuna_identity.api.schemas import EnrolmentCodeOut, LinkedOut, LinkIn, NationalIdIn, RedeemIn
 from comuna_identity.domain import enrolment
 from comuna_platform.auth.access import Caller
@@ -32,7 +32,7 @@ Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
 )
 async def link_resident(body: LinkIn, caller: Enroller, uow: UnitOfWorkDep, request: Request) -> LinkedOut:
     linked = await enrolment.link_in_person(
-        uow, caller, hasher_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
+        uow, caller, census_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
     )
     return LinkedOut(resident_id=linked.resident_id, subject=linked.subject)
 
@@ -47,7 +47,7 @@ async def issue_enrolment_code(
     body: NationalIdIn, caller: Enroller, uow: UnitOfWorkDep, request: Request
 ) -> EnrolmentCodeOut:
     issued = await enrolment.issue_code(
-        uow, caller, hasher_of(request), national_id=body.national_id, now=datetime.now(UTC)
+        uow, caller, census_of(request), national_id=body.national_id, now=datetime.now(UTC)
     )
     return EnrolmentCodeOut(resident_id=issued.resident_id, code=issued.code, expires_at=issued.expires_at)
 
@@ -66,7 +66,7 @@ async def redeem_enrolment_code(
         raise PermissionDeniedError("forbidden_role", "a service account cannot enrol")
     outcome = await enrolment.redeem(
         uow,
-        hasher_of(request),
+        census_of(request),
         subject=principal.subject,
         code=body.code,
         national_id=body.national_id,

@@ -22,7 +22,7 @@ from comuna_identity.api.schemas import (
     TerritoryVersionOut,
 )
 from comuna_identity.domain import register, registry
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.census import Census
 from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_identity.vocabulary import TerritoryKind, TerritoryStatus
 from comuna_platform.auth.access import Caller
@@ -41,9 +41,9 @@ AsOf = Annotated[
 CensusKeeper = Annotated[Caller, require_assignment(*registry.CENSUS_KEEPERS)]
 
 
-def hasher_of(request: Request) -> CensusHasher:
-    hasher: CensusHasher = request.app.state.census_hasher
-    return hasher
+def census_of(request: Request) -> Census:
+    census: Census = request.app.state.census
+    return census
 
 
 def _out(t: TerritoryAt) -> TerritoryOut:
@@ -152,7 +152,7 @@ async def get_territory(
 async def register_resident(
     body: ResidentIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
 ) -> ResidentOut:
-    ids = await _register(uow, caller, hasher_of(request), [body])
+    ids = await _register(uow, caller, census_of(request), [body])
     return ResidentOut(id=ids[0])
 
 
@@ -165,11 +165,12 @@ async def register_resident(
 async def register_residents(
     body: ResidentBatchIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
 ) -> ResidentBatchOut:
-    return ResidentBatchOut(ids=await _register(uow, caller, hasher_of(request), body.residents))
+    return ResidentBatchOut(ids=await _register(uow, caller, census_of(request), body.residents))
 
 
-async def _register(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, residents: list[ResidentIn]
-) -> list[uuid.UUID]:
-    new = [registry.NewResident(r.national_id, r.birth_date, r.council_code) for r in residents]
-    return await registry.register_residents(uow, caller, hasher, new, today=datetime.now(UTC).date())
+async def _register(uow: UnitOfWork, caller: Caller, census: Census, residents: list[ResidentIn]) -> list[uuid.UUID]:
+    new = [
+        registry.NewResident(r.national_id, r.birth_date, r.council_code, r.document_type, r.valid_from)
+        for r in residents
+    ]
+    return await registry.register_residents(uow, caller, census, new, today=datetime.now(UTC).date())

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from comuna_identity.vocabulary import TerritoryKind, TerritoryStatus
 from comuna_platform.auth.roles import Role
+from comuna_platform.documents import DocumentType
 
 # Codes are human identifiers (they no longer encode where a unit sits): letters, digits and
 # single separators.
@@ -74,9 +75,25 @@ class TerritoryPage(BaseModel):
 
 
 class ResidentIn(Strict):
-    national_id: str = Field(min_length=1, max_length=20, description="Held only in transit; stored as a keyed hash.")
+    national_id: str = Field(min_length=1, max_length=40, description="Held only in transit; stored as a keyed hash.")
+    document_type: DocumentType | None = Field(
+        default=None, description="V, E or P; default: the number's letter, else V."
+    )
     birth_date: date
     council_code: str = Field(min_length=1, max_length=64, pattern=CODE_PATTERN)
+    valid_from: date | None = Field(default=None, description="Living in the council since; default: today.")
+
+
+class ResidentMoveIn(Strict):
+    national_id: str = Field(min_length=1, max_length=40, description="Held only in transit.")
+    document_type: DocumentType | None = None
+    council_code: str = Field(min_length=1, max_length=64, pattern=CODE_PATTERN)
+    valid_from: date = Field(description="The first day in the new council.")
+
+
+class ResidentMoveOut(BaseModel):
+    id: uuid.UUID
+    moved: bool = Field(description="False when the resident already lived there from that day.")
 
 
 class ResidentBatchIn(Strict):

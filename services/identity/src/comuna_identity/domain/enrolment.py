@@ -13,13 +13,14 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from comuna_identity.domain import access
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.census import Census
 from comuna_identity.domain.territories import lineage_of
+from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount
 from comuna_identity.storage.territory_history import TerritoryAt
@@ -70,20 +71,18 @@ def refused() -> Forbidden:
 
 
 async def link_in_person(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, *, national_id: str, subject: str, now: datetime
+    uow: UnitOfWork, caller: Caller, census: Census, *, national_id: str, subject: str, now: datetime
 ) -> Linked:
     """A registrar covering the resident's council links `subject` to the resident."""
-    resident, council = await _resident_in_reach(uow, caller, hasher, national_id)
+    resident, council = await _resident_in_reach(uow, caller, census, national_id, now)
     if subject == caller.subject:
         raise Forbidden("nobody links their own account", code="own_assignment")
     return await _link(uow, resident, council, subject, linked_by=caller.subject, now=now)
 
 
-async def issue_code(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, *, national_id: str, now: datetime
-) -> IssuedCode:
+async def issue_code(uow: UnitOfWork, caller: Caller, census: Census, *, national_id: str, now: datetime) -> IssuedCode:
     """A one-time code for the resident; a new one replaces (burns) the live one."""
-    resident, _ = await _resident_in_reach(uow, caller, hasher, national_id)
+    resident, _ = await _resident_in_reach(uow, caller, census, national_id, now)
     if await repository.account_of_resident(uow.session, resident.id) is not None:
         raise Conflict("the resident already has a linked account", code="resident_already_linked")
     await repository.burn_live_codes(uow.session, resident.id, now)
@@ -103,7 +102,7 @@ async def issue_code(
 
 
 async def redeem(
-    uow: UnitOfWork, hasher: CensusHasher, *, subject: str, code: str, national_id: str, now: datetime
+    uow: UnitOfWork, census: Census, *, subject: str, code: str, national_id: str, now: datetime
 ) -> Linked | Forbidden:
     """Link `subject` if `code` is the live code of the resident holding `national_id`.
 
@@ -112,15 +111,15 @@ async def redeem(
     """
     if await repository.account_of(uow.session, subject) is not None:
         raise Conflict("this account is already linked to a resident", code="subject_already_linked")
-    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
+    resident = await census.find(uow.session, national_id)
     by_code = await repository.live_code_by_hash(uow.session, code_hash(code))
     if by_code is not None and resident is not None and by_code.resident_id == resident.id and by_code.expires_at > now:
         if await repository.account_of_resident(uow.session, resident.id) is not None:
             raise Conflict("the resident already has a linked account", code="resident_already_linked")
-        council = await repository.territory_by_id(uow.session, resident.council_id)
+        by_code.redeemed_at = now
+        council = await census_storage.council_of_resident(uow.session, resident.id, now.date())
         if council is None:  # the council has no version in force today (dissolved history aside)
             raise NotFound("the resident's council is not in the register today", code="council_not_found")
-        by_code.redeemed_at = now
         return await _link(uow, resident, council, subject, linked_by=subject, now=now)
     involved = {by_code} if by_code is not None else set()
     if resident is not None:
@@ -136,17 +135,17 @@ async def redeem(
 
 
 async def _resident_in_reach(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, national_id: str
+    uow: UnitOfWork, caller: Caller, census: Census, national_id: str, now: datetime
 ) -> tuple[Resident, TerritoryAt]:
     # Whether someone is in the census is itself personal: only enrollers may ask.
     caller.require_role(*ENROLLERS)
-    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
+    resident = await census.find(uow.session, national_id)
     if resident is None:
         raise NotFound("no resident with this document is registered", code="resident_not_found")
-    council = await repository.territory_by_id(uow.session, resident.council_id)
+    council = await census_storage.council_of_resident(uow.session, resident.id, now.date())
     if council is None:  # the council has no version in force today (not yet, or no longer)
         raise NotFound("no resident with this document is registered", code="resident_not_found")
-    caller.require(ENROLLERS, await lineage_of(uow.session, council, datetime.now(UTC).date()))
+    caller.require(ENROLLERS, await lineage_of(uow.session, council, now.date()))
     return resident, council
 
 

@@ -12,15 +12,18 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from comuna_identity.domain.census import CensusHasher, age_on
+from comuna_identity.domain import audit
+from comuna_identity.domain.census import Census, age_on
 from comuna_identity.domain.events import ResidentRegistered
 from comuna_identity.domain.territories import lineage_of
+from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
-from comuna_identity.storage.models import Resident
+from comuna_identity.storage.models import Resident, ResidentResidence
 from comuna_identity.storage.territory_history import TerritoryAt
-from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, TerritoryKind
+from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, ResidentStatus, TerritoryKind
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.roles import Role
+from comuna_platform.documents import normalise_document
 from comuna_platform.errors import Conflict, InvalidInput, NotFound
 from comuna_platform.ids import new_id
 from comuna_platform.uow import Staged, UnitOfWork
@@ -34,20 +37,42 @@ class NewResident:
     national_id: str
     birth_date: date
     council_code: str
+    document_type: str | None = None
+    # When they started living in the council; default: the day of registration.
+    valid_from: date | None = None
+
+
+def resident_audit_state(
+    *, key_id: int, birth_date: date, status: str, status_since: date, council_code: str, since: date
+) -> dict[str, Any]:
+    """A census record as the audit log sees it: never the document, nor its hash."""
+    return {
+        "document_key_id": key_id,
+        "birth_date": birth_date.isoformat(),
+        "status": status,
+        "status_since": status_since.isoformat(),
+        "council_code": council_code,
+        "resident_since": since.isoformat(),
+    }
 
 
 async def register_residents(
     uow: UnitOfWork,
     caller: Caller,
-    hasher: CensusHasher,
+    census: Census,
     residents: Sequence[NewResident],
     *,
     today: date,
 ) -> list[uuid.UUID]:
-    """Register residents all-or-nothing; each must live in a council the caller covers."""
+    """Register new residents all-or-nothing; each must live in a council the caller covers."""
     session = uow.session
+    generations = await census.generations(session, writing=True)
     councils: dict[str, TerritoryAt] = {}
     rows: list[dict[str, Any]] = []
+    residences: list[dict[str, Any]] = []
+    entries: list[audit.AuditEntry] = []
+    staged: list[Staged] = []
+    every_layer: list[tuple[int, bytes]] = []
     for new in residents:
         council = councils.get(new.council_code)
         if council is None:
@@ -58,28 +83,50 @@ async def register_residents(
             councils[new.council_code] = council = found
         if new.birth_date > today or new.birth_date.year < 1900:
             raise InvalidInput("birth date is not plausible", code="birth_date_invalid")
+        since = new.valid_from or today
+        if since < new.birth_date or since > today:
+            raise InvalidInput("valid_from must be between the birth date and today", code="valid_from_invalid")
+        document = normalise_document(new.national_id, new.document_type)
+        layers = census.layers(document, generations)
+        every_layer.extend(layers)
+        key_id, digest = layers[-1]
+        resident_id = new_id()
         assert council.parent_id is not None
         rows.append(
             {
-                "id": new_id(),
-                "national_id_hash": hasher.national_id_hash(new.national_id),
+                "id": resident_id,
+                "document_key_id": key_id,
+                "document_hash": digest,
+                "roll_base": census.roll_base(document),
                 "birth_date": new.birth_date,
-                "council_id": council.id,
-                "commune_id": council.parent_id,
+                "status": ResidentStatus.ACTIVE,
+                "status_since": since,
             }
         )
-    if len({row["national_id_hash"] for row in rows}) != len(rows):
-        raise Conflict("the same national id number appears twice in the request", code="resident_duplicate")
+        residences.append({"id": new_id(), "resident_id": resident_id, "council_id": council.id, "valid_from": since})
+        after = resident_audit_state(
+            key_id=key_id,
+            birth_date=new.birth_date,
+            status=ResidentStatus.ACTIVE,
+            status_since=since,
+            council_code=council.code,
+            since=since,
+        )
+        entries.append(audit.AuditEntry(caller.subject, "resident.created", "resident", str(resident_id), None, after))
+        staged.append(
+            Staged(ResidentRegistered(resident_id, council.id, council.parent_id), aggregate_id=str(resident_id))
+        )
+    if len({row["document_hash"] for row in rows}) != len(rows):
+        raise Conflict("the same document appears twice in the request", code="resident_duplicate")
+    if await census_storage.any_resident_with_layers(session, every_layer):
+        raise Conflict("a resident with this document is already registered", code="resident_exists")
     try:
         await session.execute(insert(Resident), rows)
-    except IntegrityError as exc:
-        raise Conflict("a resident with this national id number is already registered", code="resident_exists") from exc
-    await uow.stage_all(
-        [
-            Staged(ResidentRegistered(row["id"], row["council_id"], row["commune_id"]), aggregate_id=str(row["id"]))
-            for row in rows
-        ]
-    )
+        await session.execute(insert(ResidentResidence), residences)
+    except IntegrityError as exc:  # a concurrent registration of the same person won the race
+        raise Conflict("a resident with this document is already registered", code="resident_exists") from exc
+    await audit.append(session, entries)
+    await uow.stage_all(staged)
     return [row["id"] for row in rows]
 
 
@@ -92,7 +139,7 @@ class Eligibility:
 
 async def check_eligibility(
     uow: UnitOfWork,
-    hasher: CensusHasher,
+    census: Census,
     *,
     consultation_id: str,
     commune_id: uuid.UUID,
@@ -105,11 +152,14 @@ async def check_eligibility(
     commune = await repository.territory_by_id(uow.session, commune_id)
     if commune is None or commune.kind not in COMMUNE_KINDS:
         raise NotFound(f"commune {commune_id} does not exist", code="commune_not_found")
-    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
-    if resident is None:
+    resident = await census.find(uow.session, national_id)
+    # Inactive and deceased records count as not registered: the census does not hold them as voters.
+    if resident is None or resident.status != ResidentStatus.ACTIVE:
         return Eligibility(False, IneligibilityReason.NOT_REGISTERED)
-    if resident.commune_id != commune_id:
+    residence = await census_storage.residence_on(uow.session, resident.id, voting_day)
+    council = None if residence is None else await repository.territory_by_id(uow.session, residence.council_id)
+    if council is None or council.parent_id != commune_id:
         return Eligibility(False, IneligibilityReason.OTHER_COMMUNE)
     if age_on(resident.birth_date, voting_day) < voting_age:
         return Eligibility(False, IneligibilityReason.UNDER_AGE)
-    return Eligibility(True, None, hasher.voter_ref(consultation_id, str(resident.id)))
+    return Eligibility(True, None, census.voter_ref(consultation_id, str(resident.id)))

@@ -8,6 +8,7 @@ identity (scope checks, the census, the voter roll) build on.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -17,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna_identity.storage import territory_history
 from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_identity.vocabulary import COMMUNE_KINDS, TerritoryKind, TerritoryStatus
-from comuna_platform.auth.access import Lineage
-from comuna_platform.errors import InvalidInput
+from comuna_platform.auth.access import Caller, Lineage
+from comuna_platform.auth.roles import Role
+from comuna_platform.errors import InvalidInput, NotFound
 
 # Allowed parent kind for each kind. A communal circuit is a commune not yet consolidated:
 # it sits where a commune sits and holds councils the same way. A parish is optional: communes
@@ -88,6 +90,21 @@ async def lineage_of(session: AsyncSession, unit: TerritoryAt, day: date) -> Lin
     """The scope-check view of `unit`'s lineage on `day` (its codes, root first)."""
     chain = await territory_history.lineage(session, unit.id, day)
     return Lineage(tuple(t.code for t in chain) or (unit.code,))
+
+
+async def require_over_all(
+    session: AsyncSession, caller: Caller, roles: Sequence[Role], codes: Iterable[str], day: date
+) -> None:
+    """403 unless `caller` holds one of `roles` over every territory of `codes` on `day` (a
+    bulk file's councils): at once when held nationally, else lineage by lineage."""
+    if caller.holds_nationally(*roles):
+        return
+    caller.require_role(*roles)
+    for code in codes:
+        unit = await territory_history.by_code(session, code, day)
+        if unit is None:
+            raise NotFound(f"territory {code} does not exist", code="territory_not_found")
+        caller.require(roles, await lineage_of(session, unit, day))
 
 
 def council_communes(day: date) -> Select[*tuple[Any, ...]]:

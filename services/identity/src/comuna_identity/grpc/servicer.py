@@ -10,7 +10,7 @@ from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.domain import access, registry
 from comuna_identity.domain import register as territory_register
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.census import Census
 from comuna_identity.messages import REASON_TO_PROTO, role_assignment, territory_ref, timestamp
 from comuna_platform.errors import InvalidInput
 from comuna_platform.grpc_uow import with_unit_of_work
@@ -34,9 +34,9 @@ def day_of(as_of: str) -> date:
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, runtime: Runtime, hasher: CensusHasher, voting_age: int) -> None:
+    def __init__(self, runtime: Runtime, census: Census, voting_age: int) -> None:
         self.db = runtime.db
-        self._hasher = hasher
+        self._census = census
         self._voting_age = voting_age
 
     @with_unit_of_work
@@ -78,7 +78,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
         result = await registry.check_eligibility(
             uow,
-            self._hasher,
+            self._census,
             consultation_id=request.consultation_id,
             commune_id=parse_id(request.commune_id, "commune_id"),
             national_id=request.national_id,
@@ -103,8 +103,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
 
-def register(runtime: Runtime, server: grpc.aio.Server, hasher: CensusHasher, voting_age: int) -> list[str]:
+def register(runtime: Runtime, server: grpc.aio.Server, census: Census, voting_age: int) -> list[str]:
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        IdentityServicer(runtime, hasher, voting_age), server
+        IdentityServicer(runtime, census, voting_age), server
     )
     return [pb.DESCRIPTOR.services_by_name["IdentityService"].full_name]

@@ -8,12 +8,14 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     UniqueConstraint,
     column,
@@ -23,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_identity.vocabulary import TerritoryKind, TerritoryStatus
+from comuna_identity.vocabulary import ResidentStatus, TerritoryKind, TerritoryStatus
 from comuna_platform.auth.roles import Role
 from comuna_platform.vocabulary import one_of
 
@@ -82,18 +84,79 @@ class TerritoryVersion(Base):
 # --- end territory register ---------------------------------------------------------------------
 
 
+# --- census (CENSUS) ---------------------------------------------------------------------------
+
+
 class Resident(Base):
+    """One person of the census, known only by a keyed hash of their document.
+
+    `document_hash` is HMAC-SHA256 of `national-id:<type><number>` under key generation
+    `document_key_id` (an onion when the record was re-keyed: see `domain/census_keys.py`).
+    Unique on the hash value alone: two generations of one person differ, so the writers look
+    a person up under every generation in use before inserting (`domain/census.py`).
+    """
+
     __tablename__ = "residents"
+    __table_args__ = (
+        CheckConstraint(one_of("status", ResidentStatus), name="ck_residents_status"),
+        CheckConstraint("document_key_id > 0", name="ck_residents_key_id"),
+        CheckConstraint("octet_length(document_hash) = 32", name="ck_residents_hash_length"),
+        CheckConstraint("roll_base IS NULL OR octet_length(roll_base) = 32", name="ck_residents_roll_base_length"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    # HMAC-SHA256 of the normalised national id number under the census key; the number
-    # itself is never stored. Unique: one person, one census entry.
-    national_id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    document_key_id: Mapped[int] = mapped_column(SmallInteger, index=True)
+    document_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # B = k·P(d) (comuna_platform.voter_keys), computed at import; NULL for records migrated
+    # from before roll bases existed (re-importing the person computes it).
+    roll_base: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     birth_date: Mapped[date] = mapped_column(Date)
-    council_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"), index=True)
-    # The council's commune, kept beside it so eligibility is one indexed lookup.
-    commune_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), server_default=ResidentStatus.ACTIVE.value)
+    status_since: Mapped[date] = mapped_column(Date)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ResidentResidence(Base):
+    """Where a resident lives, from `valid_from` until `valid_until` (exclusive, NULL: still)."""
+
+    __tablename__ = "resident_residences"
+    __table_args__ = (
+        CheckConstraint("valid_until IS NULL OR valid_until > valid_from", name="ck_resident_residences_validity"),
+        # No two residences of one resident overlap (btree_gist gives uuid its `=` in GiST).
+        ExcludeConstraint(
+            (Column("resident_id"), "="),
+            (func.daterange(Column("valid_from"), Column("valid_until")), "&&"),
+            name="ex_resident_residences_overlap",
+            using="gist",
+        ),
+        # The current residence of each resident: one at most.
+        Index("uq_resident_residences_open", "resident_id", unique=True, postgresql_where=text("valid_until IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    resident_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("residents.id"))
+    council_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"), index=True)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+
+
+class CensusKey(Base):
+    """A generation of the census key ring in use by this database, oldest first.
+
+    Holds no secret: the fingerprint (HMAC of a fixed label under the key) lets every process
+    check that its secret for this id is the one the records were hashed with. Writers hold a
+    SHARE lock on this table while they write, so a new generation is activated only between
+    writes (then every writer uses it).
+    """
+
+    __tablename__ = "census_keys"
+
+    key_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- end census ---------------------------------------------------------------------------------
 
 
 class RoleAssignment(Base):

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comuna_identity.storage import territory_history
 from comuna_identity.storage.models import (
     EnrolmentCode,
-    Resident,
     ResidentAccount,
     RoleAssignment,
     Territory,
@@ -49,12 +48,6 @@ def _with_territory(day: date) -> Select[*tuple[Any, ...]]:
 
 def _pair(row: Any) -> tuple[RoleAssignment, TerritoryAt]:
     return row[0], TerritoryAt(*row[1:])
-
-
-async def resident_by_hash(session: AsyncSession, national_id_hash: bytes) -> Resident | None:
-    return (
-        await session.execute(select(Resident).where(Resident.national_id_hash == national_id_hash))
-    ).scalar_one_or_none()
 
 
 async def live_assignment(
