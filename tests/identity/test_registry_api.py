@@ -26,8 +26,9 @@ async def count(service: RunningService, model: Any) -> int:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
-async def seed(service: RunningService, issuer: TestIssuer, prefix: str = "VE") -> None:
-    """The country root and a national registrar and operator (seeded), then a small tree over REST."""
+async def seed(service: RunningService, issuer: TestIssuer, prefix: str = "VE", since: str | None = None) -> None:
+    """The country root and a national registrar and operator (seeded), then a small tree over REST
+    (in the register from `since`, default today)."""
     await ensure_root(service)
     await grant(service, REGISTRAR, Role.REGISTRAR, "VE")
     await grant(service, OPERATOR, Role.OPERATOR, "VE")
@@ -43,6 +44,8 @@ async def seed(service: RunningService, issuer: TestIssuer, prefix: str = "VE") 
     ]
     for code, name, kind, parent in tree:
         body = {"code": code, "name": name, "kind": kind, "parent_code": parent}
+        if since is not None:
+            body["valid_from"] = since
         response = await client.post("/v1/territories", json=body, headers=h)
         assert response.status_code in (201, 409), response.text
 

@@ -77,7 +77,9 @@ class Reconciler:
                 raise
             self._change(Action.CREATE, "realm", self.spec.realm)
             if not self.dry_run:
-                self.admin.create_realm({"realm": self.spec.realm, **self.spec.settings})
+                # skip_exists: creating a realm can outlast the request timeout, and the HTTP
+                # client retries once; the retry then meets the realm the first try created.
+                self.admin.create_realm({"realm": self.spec.realm, **self.spec.settings}, skip_exists=True)
             return False
         fields = differing(self.spec.settings, actual)
         if fields:
