@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 # Imported for its effect: registers how identity's domain events become event messages.
 from comuna_identity import messages  # noqa: F401
-from comuna_identity.api import access, enrolment
+from comuna_identity.api import access, audit, enrolment
 from comuna_identity.api.resolver import DatabaseAccessResolver
 from comuna_identity.api.routes import router
 from comuna_identity.domain.census import CensusHasher
@@ -48,7 +48,7 @@ SPEC = ServiceSpec(
     "(only keyed hashes of national id numbers), and who may act where: role assignments, "
     "resolved for every service, and the enrolment of residents' accounts.",
     settings_factory=Settings,
-    routers=[router, access.router, enrolment.router],
+    routers=[router, access.router, enrolment.router, audit.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=access_resolver,

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_identity.storage import audit_log
 from comuna_identity.storage.audit_log import Head
+from comuna_identity.storage.models import AuditLogEntry
 
 GENESIS = bytes(32)
 DOMAIN = b"comuna-audit-log/v1\x00"
@@ -321,3 +322,23 @@ async def verify(
 
 def _bytes_or_none(value: object) -> bytes | None:
     return None if value is None else bytes(value)  # type: ignore[call-overload]
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    items: Sequence[AuditLogEntry]
+    more: bool
+
+
+async def entries_after(session: AsyncSession, *, after_seq: int, limit: int) -> EntryPage:
+    """Entries with seq > `after_seq`, in seq order (auditors tail the log with it)."""
+    rows = await audit_log.entries_after(session, after_seq, limit + 1)
+    return EntryPage(rows[:limit], len(rows) > limit)
+
+
+async def current_head(session: AsyncSession) -> Head:
+    """The last committed entry (seq 0 and the genesis hash for an empty log): what outsiders pin."""
+    return await audit_log.head(session, GENESIS)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from comuna_identity.domain import audit
 from comuna_identity.domain.census import CensusHasher, age_on
 from comuna_identity.domain.events import ResidentRegistered, TerritoryCreated
 from comuna_identity.domain.territories import check_placement
@@ -32,6 +33,8 @@ def territory_not_found(code: str) -> NotFound:
 # Who may register territories and census records: registrars, and operators for territories.
 TERRITORY_KEEPERS = (Role.REGISTRAR, Role.OPERATOR)
 CENSUS_KEEPERS = (Role.REGISTRAR,)
+# The actor of the trusted seed (`keycloak sync`) in the audit log.
+BOOTSTRAP = "bootstrap"
 
 
 async def create_territory(
@@ -46,7 +49,7 @@ async def create_territory(
         caller.require_role(Role.OPERATOR)
     else:
         caller.require(TERRITORY_KEEPERS, parent.code)
-    return await insert_territory(uow, code=code, name=name, kind=kind, parent=parent)
+    return await insert_territory(uow, code=code, name=name, kind=kind, parent=parent, actor=caller.subject)
 
 
 async def ensure_territory(uow: UnitOfWork, *, code: str, name: str, kind: str, parent_code: str | None) -> bool:
@@ -57,7 +60,7 @@ async def ensure_territory(uow: UnitOfWork, *, code: str, name: str, kind: str, 
     check_placement(
         kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
     )
-    await insert_territory(uow, code=code, name=name, kind=TerritoryKind(kind), parent=parent)
+    await insert_territory(uow, code=code, name=name, kind=TerritoryKind(kind), parent=parent, actor=BOOTSTRAP)
     return True
 
 
@@ -71,7 +74,7 @@ async def _parent(uow: UnitOfWork, parent_code: str | None) -> Territory | None:
 
 
 async def insert_territory(
-    uow: UnitOfWork, *, code: str, name: str, kind: TerritoryKind, parent: Territory | None
+    uow: UnitOfWork, *, code: str, name: str, kind: TerritoryKind, parent: Territory | None, actor: str
 ) -> Territory:
     session = uow.session
     territory = Territory(id=new_id(), code=code, name=name, kind=kind, parent_id=parent.id if parent else None)
@@ -80,6 +83,9 @@ async def insert_territory(
         await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"territory {code} already exists", code="territory_exists") from exc
+    state = {"code": code, "name": name, "kind": kind, "parent_id": territory.parent_id}
+    entry = audit.AuditEntry(actor, "territory.created", "territory", str(territory.id), None, state)
+    await audit.append(session, [entry])
     await uow.stage(TerritoryCreated(territory, parent.id if parent else None), aggregate_id=str(territory.id))
     return territory
 
@@ -172,6 +178,20 @@ async def register_residents(
         await session.execute(insert(Resident), rows)
     except IntegrityError as exc:
         raise Conflict("a resident with this national id number is already registered", code="resident_exists") from exc
+    await audit.append(
+        session,
+        [
+            audit.AuditEntry(
+                caller.subject,
+                "resident.registered",
+                "resident",
+                str(row["id"]),
+                None,
+                {"council_id": row["council_id"], "commune_id": row["commune_id"], "birth_date": row["birth_date"]},
+            )
+            for row in rows
+        ],
+    )
     await uow.stage_all(
         [
             Staged(ResidentRegistered(row["id"], row["council_id"], row["commune_id"]), aggregate_id=str(row["id"]))
