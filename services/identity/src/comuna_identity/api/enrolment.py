@@ -16,8 +16,10 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.fastapi import CurrentPrincipal, require_assignment
 from comuna_platform.auth.roles import SERVICE_ROLE
+from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.http.problems import problem_response
+from comuna_platform.rate_limit import DocumentLookupQuota
 
 router = APIRouter(prefix="/v1", tags=["enrolment"])
 
@@ -30,10 +32,16 @@ Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
     response_model=LinkedOut,
     summary="Link a resident's account in person (a registrar covering the resident's council)",
 )
-async def link_resident(body: LinkIn, caller: Enroller, uow: UnitOfWorkDep, request: Request) -> LinkedOut:
-    linked = await enrolment.link_in_person(
-        uow, caller, hasher_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
-    )
+async def link_resident(
+    body: LinkIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
+) -> LinkedOut:
+    try:
+        linked = await enrolment.link_in_person(
+            uow, caller, hasher_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
+        )
+    except NotFound as exc:
+        quota.failed(exc.code)
+        raise
     return LinkedOut(resident_id=linked.resident_id, subject=linked.subject)
 
 
@@ -44,11 +52,15 @@ async def link_resident(body: LinkIn, caller: Enroller, uow: UnitOfWorkDep, requ
     summary="Issue a one-time enrolment code (shown once; a new one replaces the live one)",
 )
 async def issue_enrolment_code(
-    body: NationalIdIn, caller: Enroller, uow: UnitOfWorkDep, request: Request
+    body: NationalIdIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> EnrolmentCodeOut:
-    issued = await enrolment.issue_code(
-        uow, caller, hasher_of(request), national_id=body.national_id, now=datetime.now(UTC)
-    )
+    try:
+        issued = await enrolment.issue_code(
+            uow, caller, hasher_of(request), national_id=body.national_id, now=datetime.now(UTC)
+        )
+    except NotFound as exc:
+        quota.failed(exc.code)
+        raise
     return EnrolmentCodeOut(resident_id=issued.resident_id, code=issued.code, expires_at=issued.expires_at)
 
 
@@ -56,10 +68,13 @@ async def issue_enrolment_code(
     "/enrolment:redeem",
     response_model=LinkedOut,
     summary="Redeem an enrolment code with one's document number: links the caller's account",
-    responses={403: {"description": "code or document wrong, code expired, used or burnt (not said which)"}},
+    responses={
+        403: {"description": "code or document wrong, code expired, used or burnt (not said which)"},
+        429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+    },
 )
 async def redeem_enrolment_code(
-    body: RedeemIn, principal: CurrentPrincipal, uow: UnitOfWorkDep, request: Request
+    body: RedeemIn, principal: CurrentPrincipal, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> LinkedOut | JSONResponse:
     if principal.has_role(SERVICE_ROLE):
         # A service account is not a person: it has no census record to be linked to.
@@ -75,6 +90,7 @@ async def redeem_enrolment_code(
     if isinstance(outcome, enrolment.Linked):
         return LinkedOut(resident_id=outcome.resident_id, subject=outcome.subject)
     # Returned, not raised: the failed attempt is counted in this unit of work, which commits.
+    quota.failed(outcome.code)
     return problem_response(
         request, status=outcome.status, code=outcome.code, title=outcome.title, detail=outcome.detail
     )

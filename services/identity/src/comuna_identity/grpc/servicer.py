@@ -11,9 +11,11 @@ from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.domain import access, registry
 from comuna_identity.domain.census import CensusHasher
 from comuna_identity.messages import REASON_TO_PROTO, role_assignment, territory_ref, timestamp
+from comuna_identity.vocabulary import IneligibilityReason
 from comuna_platform.grpc_uow import with_unit_of_work
 from comuna_platform.ids import parse_id
 from comuna_platform.paging import decode_page_token, encode_page_token, page_size_of
+from comuna_platform.rate_limit import ELIGIBILITY, grpc_quota
 from comuna_platform.rpc import require_service_caller
 from comuna_platform.runtime import Runtime
 from comuna_platform.uow import UnitOfWork
@@ -24,6 +26,7 @@ MAX_PAGE = 1000
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, runtime: Runtime, hasher: CensusHasher, voting_age: int) -> None:
         self.db = runtime.db
+        self._runtime = runtime
         self._hasher = hasher
         self._voting_age = voting_age
 
@@ -55,7 +58,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CheckEligibility(
         self, request: pb.CheckEligibilityRequest, uow: UnitOfWork
     ) -> pb.CheckEligibilityResponse:
-        require_service_caller()
+        quota = grpc_quota(self._runtime.rate_limiter, ELIGIBILITY, require_service_caller())
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
         result = await registry.check_eligibility(
             uow,
@@ -66,6 +69,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             voting_day=day,
             voting_age=self._voting_age,
         )
+        if result.reason == IneligibilityReason.NOT_REGISTERED:
+            quota.failed(result.reason)
         return pb.CheckEligibilityResponse(
             eligible=result.eligible, reason=REASON_TO_PROTO[result.reason], voter_ref=result.voter_ref
         )
