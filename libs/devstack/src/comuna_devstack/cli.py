@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
+from comuna_devstack.postgres import SUPERUSER
 from comuna_devstack.seed import seed_residents
 from comuna_devstack.stack import KEYCLOAK_ADMIN, PUBLIC_CLIENT, REALM, SERVICES, Stack, StackConfig, clean_state
 
@@ -123,6 +125,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "audit":
+        return cmd_bench_audit(args)
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
@@ -136,6 +140,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
+
+
+def cmd_bench_audit(args: argparse.Namespace) -> int:
+    """Identity's audit log: 10^6 entries appended in one call, then verified, next to a raw COPY.
+    Works in a throw-away database of the dev stack's PostgreSQL (or `--admin-url`)."""
+    from comuna_devstack.benches import audit
+
+    if args.entries < 1:
+        _notice("--entries must be at least 1")
+        return 2
+    admin_url = args.admin_url
+    if admin_url is None:
+        config = StackConfig.from_environment(args.state_dir.resolve())
+        admin_url = (
+            f"{config.postgres_url.rstrip('/')}/postgres"
+            if config.postgres_url
+            else f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{config.pg_port}/postgres"
+        )
+    try:
+        report = audit.run(admin_url, entries=args.entries)
+    except (OSError, asyncpg.PostgresError) as exc:
+        _notice(f"PostgreSQL unavailable at the admin URL (is `make run` up?): {exc.__class__.__name__}")
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0 if report["intact"] else 1
 
 
 def main() -> None:
@@ -152,9 +181,14 @@ def main() -> None:
     commands.add_parser(
         "clean", help="stop what a killed run left behind; delete the state directory and relocated PostgreSQL data"
     )
-    bench = commands.add_parser("bench", help="cast ballots through the REST API and report throughput")
+    bench = commands.add_parser(
+        "bench", help="benchmarks: ballots through the REST API (default), or `audit` (identity's audit log)"
+    )
+    bench.add_argument("what", nargs="?", choices=["ballots", "audit"], default="ballots")
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--entries", type=int, default=1_000_000, help="audit: entries appended in one call")
+    bench.add_argument("--admin-url", help="audit: a superuser URL of the PostgreSQL server (default: the dev stack's)")
     args = parser.parse_args()
     handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean}[args.command]
     raise SystemExit(handler(args))
