@@ -179,6 +179,17 @@ async def test_an_append_rolls_back_with_its_transaction_and_leaves_no_gap(log: 
     assert (await log.verify()).intact
 
 
+async def test_an_entry_that_cannot_be_encoded_fails_the_append_and_writes_nothing(log: Log) -> None:
+    await log.append(2)
+    unencodable = AuditEntry("subject-a", "territory.renamed", "territory", "t", None, {"names": {"a", "b"}})
+    with pytest.raises(TypeError, match="JSON-able"):
+        async with log.db.transaction() as session:
+            await audit.append(session, [*entries(3, start=50), unencodable])
+    await log.append(1, start=60)  # the pool's connection is fine afterwards
+    assert [row["seq"] for row in await rows(log)] == [1, 2, 3]
+    assert (await log.verify()).intact
+
+
 async def test_concurrent_writers_never_fork_the_chain(log: Log) -> None:
     started = asyncio.Event()
 
