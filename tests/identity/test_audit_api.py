@@ -109,9 +109,9 @@ async def test_residents_grants_revocations_and_enrolment_are_audited(
         (C1_REGISTRAR, "enrolment_code.burnt", "enrolment_code"),
         (C1_REGISTRAR, "enrolment_code.issued", "enrolment_code"),
         (resident_subject, "enrolment_code.attempt_refused", "enrolment_code"),
-        (resident_subject, "enrolment_code.redeemed", "enrolment_code"),
-        (resident_subject, "resident_account.linked", "resident_account"),
         (resident_subject, "role_assignment.granted", "role_assignment"),
+        (resident_subject, "resident_account.linked", "resident_account"),
+        (resident_subject, "enrolment_code.redeemed", "enrolment_code"),
     ]
     logged = [e for e in await entries(identity) if e.seq > start]
     assert logged[0].object_id == registered.json()["id"]
@@ -124,6 +124,24 @@ async def test_residents_grants_revocations_and_enrolment_are_audited(
     for entry in logged:
         assert digits not in f"{entry.actor}{entry.action}{entry.object_kind}{entry.object_id}"
     assert (await verify_all(identity)).intact
+
+
+async def test_linking_in_person_is_audited(identity: RunningService, issuer: TestIssuer) -> None:
+    body = {"national_id": "V-55.000.777", "birth_date": "1985-02-03", "council_code": COUNCIL}
+    assert (await identity.client.post("/v1/residents", json=body, headers=registrar(issuer))).status_code == 201
+    start = await head_seq(identity)
+    subject = str(uuid.uuid4())
+    linked = await identity.client.post(
+        "/v1/residents:link",
+        json={"national_id": "V-55.000.777", "subject": subject},
+        headers=person(issuer, C1_REGISTRAR),
+    )
+    assert linked.status_code == 201, linked.text
+    assert await since(identity, start) == [
+        (C1_REGISTRAR, "role_assignment.granted", "role_assignment"),
+        (C1_REGISTRAR, "resident_account.linked", "resident_account"),
+    ]
+    assert (await entries(identity))[-1].object_id == subject
 
 
 async def test_a_refused_change_leaves_no_entry(identity: RunningService, issuer: TestIssuer) -> None:

@@ -127,17 +127,15 @@ async def redeem(
             raise Conflict("the resident already has a linked account", code="resident_already_linked")
         before = code_state(by_code)
         by_code.redeemed_at = now
-        await audit.append(
-            uow.session,
-            [
-                audit.AuditEntry(
-                    subject, "enrolment_code.redeemed", "enrolment_code", str(by_code.id), before, code_state(by_code)
-                )
-            ],
-        )
         council = await repository.territory_by_id(uow.session, resident.council_id)
         assert council is not None  # a foreign key
-        return await _link(uow, resident, council, subject, linked_by=subject, now=now)
+        linked = await _link(uow, resident, council, subject, linked_by=subject, now=now)
+        redeemed = code_state(by_code)
+        await audit.append(
+            uow.session,
+            [audit.AuditEntry(subject, "enrolment_code.redeemed", "enrolment_code", str(by_code.id), before, redeemed)],
+        )
+        return linked
     involved = {by_code} if by_code is not None else set()
     if resident is not None:
         own = await repository.live_code_of_resident(uow.session, resident.id)
@@ -208,6 +206,10 @@ async def _link(
     except IntegrityError as exc:  # a concurrent link won the race
         raise Conflict("the account or the resident is already linked", code="already_linked") from exc
     burnt = await repository.burn_live_codes(session, resident.id, now)
+    await access.ensure_assignment(
+        uow, subject=subject, role=Role.RESIDENT, territory_code=council.code, valid_from=now, granted_by=linked_by
+    )
+    # Appended once every row is written: the log's lock is then held while nothing else waits.
     linked = {"resident_id": resident.id, "linked_by": linked_by}
     await audit.append(
         session,
@@ -215,8 +217,5 @@ async def _link(
             audit.AuditEntry(linked_by, "resident_account.linked", "resident_account", subject, None, linked),
             *_burnt_entries(linked_by, burnt),
         ],
-    )
-    await access.ensure_assignment(
-        uow, subject=subject, role=Role.RESIDENT, territory_code=council.code, valid_from=now, granted_by=linked_by
     )
     return Linked(resident.id, subject)
