@@ -86,10 +86,10 @@ def test_the_hot_loop_encodes_as_the_documented_function() -> None:
         prev = record["entry_hash"]
 
 
-async def as_rows(count: int) -> AsyncIterator[dict[str, Any]]:
+async def as_rows(count: int) -> AsyncIterator[tuple[Any, ...]]:
     entries = [AuditEntry("a", "resident.registered", "resident", str(i), None, {"i": i}) for i in range(count)]
     for row in audit._Chain(0, GENESIS).rows(entries, AT):
-        yield dict(zip(COLUMNS, row, strict=True))
+        yield row
 
 
 class Clock:
@@ -110,3 +110,14 @@ async def test_progress_is_reported_on_long_runs() -> None:
     assert result.intact and result.entries == 50_000
     assert [n for n, _ in reports] == [10_000, 20_000, 30_000, 40_000, 50_000]
     assert all(seconds > 0 for _, seconds in reports)
+
+
+@pytest.mark.asyncio
+async def test_verify_finds_a_changed_row_among_valid_ones() -> None:
+    async def tampered() -> AsyncIterator[tuple[Any, ...]]:
+        async for row in as_rows(20):
+            yield (*row[:2], "forger", *row[3:]) if row[0] == 7 else row
+
+    result = await audit.verify(tampered())
+    assert result.problem is not None
+    assert (result.problem.seq, result.problem.kind, result.entries, result.head.seq) == (7, "altered", 6, 6)

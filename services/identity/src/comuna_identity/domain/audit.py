@@ -258,44 +258,58 @@ Progress = Callable[[int, float], None]
 
 
 async def verify(
-    rows: AsyncIterable[Mapping[str, Any]],
+    rows: AsyncIterable[Sequence[Any]],
     *,
     pins: Sequence[Pin] = (),
     progress: Progress | None = None,
     progress_every: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> Verification:
-    """Walk `rows` (every entry in seq order) and recompute the chain; stop at the first problem.
+    """Walk `rows` (every entry in seq order, its columns in `audit_log.COLUMNS` order) and
+    recompute the chain; stop at the first problem.
 
-    `progress(entries_checked, seconds)` is called about every `progress_every` seconds.
+    `progress(entries_checked, seconds)` is called about every `progress_every` seconds. The
+    loop is the hashing of `_Chain.rows` again (one fixed-size prefix per row, repeated
+    actor/action/kind and `at` encoded once); `entry_hash_of` is its reference.
     """
     started = last_report = clock()
     wanted = {pin.seq: pin.entry_hash for pin in pins}
     expected_seq, prev, last_at = 1, GENESIS, None
     checked = 0
+    sha256, pack_seq, join = hashlib.sha256, _SEQ.pack, b"".join
+    encoded: dict[tuple[str, str, str], bytes] = {}
+    at_bytes = b""
 
     def done(problem: Problem | None) -> Verification:
         return Verification(checked, Head(expected_seq - 1, prev, last_at), clock() - started, problem)
 
     async for row in rows:
-        seq = int(row["seq"])
+        seq, at, actor, action, object_kind, object_id, before, after, prev_hash, stored = row
         if seq != expected_seq:
             return done(Problem(expected_seq, "missing", f"entry {expected_seq} is missing (the next stored is {seq})"))
-        stored = bytes(row["entry_hash"])
-        recomputed = entry_hash_of(
-            seq=seq,
-            at=row["at"],
-            actor=row["actor"],
-            action=row["action"],
-            object_kind=row["object_kind"],
-            object_id=row["object_id"],
-            before_hash=_bytes_or_none(row["before_hash"]),
-            after_hash=_bytes_or_none(row["after_hash"]),
-            prev_hash=bytes(row["prev_hash"]),
-        )
+        if at != last_at:
+            at_bytes = _AT.pack(micros_of(at))
+        key = (actor, action, object_kind)
+        fields = encoded.get(key)
+        if fields is None:
+            fields = encoded[key] = _str(actor) + _str(action) + _str(object_kind)
+        recomputed = sha256(
+            join(
+                (
+                    DOMAIN,
+                    prev_hash,
+                    pack_seq(seq),
+                    at_bytes,
+                    fields,
+                    _str(object_id),
+                    b"\x00" if before is None else b"\x01" + before,
+                    b"\x00" if after is None else b"\x01" + after,
+                )
+            )
+        ).digest()
         if recomputed != stored:
             return done(Problem(seq, "altered", f"entry {seq}: its entry_hash does not match its fields"))
-        if bytes(row["prev_hash"]) != prev:
+        if prev_hash != prev:
             return done(
                 Problem(
                     seq,
@@ -307,7 +321,7 @@ async def verify(
         if seq in wanted and wanted[seq] != stored:
             return done(Problem(seq, "pin_mismatch", f"entry {seq}: its entry_hash is not the pinned hash"))
         checked += 1
-        expected_seq, prev, last_at = seq + 1, stored, row["at"]
+        expected_seq, prev, last_at = seq + 1, stored, at
         if progress is not None and checked % 10_000 == 0 and (now := clock()) - last_report >= progress_every:
             last_report = now
             progress(checked, now - started)
@@ -318,10 +332,6 @@ async def verify(
             Problem(missing, "missing", f"entry {missing} was pinned but the log ends at entry {expected_seq - 1}")
         )
     return done(None)
-
-
-def _bytes_or_none(value: object) -> bytes | None:
-    return None if value is None else bytes(value)  # type: ignore[call-overload]
 
 
 # --- reading --------------------------------------------------------------------------------
