@@ -4,7 +4,7 @@ redeem it. No document number in any answer."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
@@ -24,6 +24,9 @@ from comuna_platform.rate_limit import DocumentLookupQuota
 router = APIRouter(prefix="/v1", tags=["enrolment"])
 
 Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"}
+}
 
 
 @router.post(
@@ -31,6 +34,7 @@ Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
     status_code=status.HTTP_201_CREATED,
     response_model=LinkedOut,
     summary="Link a resident's account in person (a registrar covering the resident's council)",
+    responses=RATE_LIMITED,
 )
 async def link_resident(
     body: LinkIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
@@ -50,6 +54,7 @@ async def link_resident(
     status_code=status.HTTP_201_CREATED,
     response_model=EnrolmentCodeOut,
     summary="Issue a one-time enrolment code (shown once; a new one replaces the live one)",
+    responses=RATE_LIMITED,
 )
 async def issue_enrolment_code(
     body: NationalIdIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
@@ -70,7 +75,7 @@ async def issue_enrolment_code(
     summary="Redeem an enrolment code with one's document number: links the caller's account",
     responses={
         403: {"description": "code or document wrong, code expired, used or burnt (not said which)"},
-        429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+        **RATE_LIMITED,
     },
 )
 async def redeem_enrolment_code(
