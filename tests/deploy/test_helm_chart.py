@@ -536,6 +536,35 @@ def test_peers_get_in_cluster_grpc_targets(chart: helm_python.Chart, default_obj
     assert client_secret["valueFrom"]["secretKeyRef"]["optional"] is False
 
 
+def test_rate_limits_reach_every_service_and_merge_key_by_key(
+    chart: helm_python.Chart, default_objects: list[dict[str, Any]]
+) -> None:
+    for name in SERVICES:
+        prefix = f"COMUNA_{name.upper()}_RATE_LIMIT_"
+        env = env_of(pod_spec(deployment(default_objects, name))["containers"][0])
+        assert {key: env[prefix + key]["value"] for key in RATE_LIMIT_VARIABLES} == {
+            "DOCUMENT_LOOKUPS_PER_MINUTE": "30",
+            "DOCUMENT_LOOKUPS_BURST": "10",
+            "ELIGIBILITY_PER_MINUTE": "300000",
+            "ELIGIBILITY_BURST": "5000",
+            "MAX_CALLERS": "100000",
+        }
+    tighter = render(chart, {"services": {"identity": {"rateLimits": {"documentLookups": {"burst": 4}}}}})
+    env = env_of(pod_spec(deployment(tighter, "identity"))["containers"][0])
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_BURST"]["value"] == "4"
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_PER_MINUTE"]["value"] == "30"
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_ELIGIBILITY_BURST"]["value"] == "5000"
+
+
+RATE_LIMIT_VARIABLES = (
+    "DOCUMENT_LOOKUPS_PER_MINUTE",
+    "DOCUMENT_LOOKUPS_BURST",
+    "ELIGIBILITY_PER_MINUTE",
+    "ELIGIBILITY_BURST",
+    "MAX_CALLERS",
+)
+
+
 def test_migration_hook_jobs(default_objects: list[dict[str, Any]]) -> None:
     jobs = by_name(default_objects, "Job")
     assert sorted(jobs) == sorted(f"{RELEASE}-{name}-migrate" for name in SERVICES)
@@ -753,6 +782,9 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
         {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
         {"defaults": {"replicas": "two"}},
         {"defaults": {"consumers": {"maxDeliveries": 0}}},
+        {"defaults": {"rateLimits": {"documentLookups": {"burst": 0}}}},
+        {"services": {"identity": {"rateLimits": {"eligibility": {"perMinute": 0}}}}},
+        {"services": {"identity": {"rateLimits": {"lookups": {"burst": 3}}}}},
         {"services": {"funding": {"consumers": {"stallSeconds": "soon"}}}},
         {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
         {"services": {"consultations": {"peers": ["billing"]}}},

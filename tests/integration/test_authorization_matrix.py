@@ -222,6 +222,8 @@ NOT_FOUND = (404, "assignment_not_found")
 # Parked messages decide in `comuna_platform.events.parked_api` (`require_national`).
 PARKED_READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
 PARKED_OPERATORS = frozenset({Role.OPERATOR})
+# The audit log's entries decide in `comuna_identity.api.audit` (`require_national`).
+AUDIT_READERS = frozenset({Role.AUDITOR, Role.OPERATOR})
 
 
 def _everywhere() -> dict[str, Factory]:
@@ -272,6 +274,8 @@ FACTORIES: dict[str, Factory] = {
     "identity:link_resident_v1_residents_link_post": Factory(_link),
     "identity:issue_enrolment_code_v1_residents_enrolment_code_post": Factory(_enrolment_code),
     "identity:redeem_enrolment_code_v1_enrolment_redeem_post": Factory(_redeem),
+    "identity:list_audit_entries_v1_audit_get": Factory(fixed(), admits=AUDIT_READERS, scoped=False),
+    "identity:audit_head_v1_audit_head_get": Factory(fixed()),
     # consultations
     "consultations:open_consultation_v1_consultations_post": Factory(_open),
     "consultations:list_consultations_v1_consultations_get": Factory(fixed()),

@@ -34,6 +34,7 @@ from comuna_platform.http import ReadinessCheck, create_app
 from comuna_platform.http.edges import EdgePolicy
 from comuna_platform.http.server import metrics_server, rest_server
 from comuna_platform.peers import identity_channel, service_tokens
+from comuna_platform.rate_limit import RateLimiter
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.settings import ServiceSettings
 from comuna_platform.supervision import Supervisor, Worker
@@ -61,8 +62,12 @@ class Runtime:
     # Awaited when the service stops, before the connections close (e.g. gRPC client channels).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    # Rate limits per caller (`comuna_platform.rate_limit`), shared by REST and gRPC.
+    rate_limiter: RateLimiter = field(init=False)
+
     def __post_init__(self) -> None:
         self.workers = Supervisor(self.stop)
+        self.rate_limiter = RateLimiter.from_settings(self.settings)
 
     async def nats_ready(self) -> bool:
         return self.nats.is_connected
@@ -164,6 +169,7 @@ def build_app(spec: ServiceSpec, runtime: Runtime, readiness_checks: Sequence[Re
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
+    app.state.rate_limiter = runtime.rate_limiter
     app.state.parked_messages = ParkedMessages(runtime.db, runtime.consumers)
     return app
 

@@ -178,3 +178,30 @@ class EnrolmentCodeOut(BaseModel):
 
 class RedeemIn(NationalIdIn):
     code: str = Field(min_length=1, max_length=32)
+
+
+# --- audit log (AUDIT) ---------------------------------------------------------------------
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    object_kind: str
+    object_id: str
+    before_hash: str | None = Field(description="hex SHA-256 of the canonical JSON of the state before; null: none")
+    after_hash: str | None = Field(description="hex SHA-256 of the canonical JSON of the state after; null: none")
+    prev_hash: str = Field(description="hex entry_hash of the previous entry (64 zeros for seq 1)")
+    entry_hash: str = Field(description="hex SHA-256 of this entry's canonical encoding (docs/audit.md)")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_after_seq: int | None = Field(description="Pass as `after_seq` to get the next page; null on the last.")
+
+
+class AuditHeadOut(BaseModel):
+    seq: int = Field(description="seq of the last entry; 0 for an empty log")
+    entry_hash: str = Field(description="hex entry_hash of the last entry (64 zeros for an empty log)")
+    at: datetime | None

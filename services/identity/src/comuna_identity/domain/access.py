@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from comuna_identity.domain import register, rules
+from comuna_identity.domain import audit, register, rules
 from comuna_identity.domain.events import RoleAssignmentGranted, RoleAssignmentRevoked
 from comuna_identity.domain.territories import lineage_of
 from comuna_identity.storage import repository
@@ -122,10 +122,24 @@ async def revoke(uow: UnitOfWork, caller: Caller, assignment_id: uuid.UUID, *, r
     rules.check_grant(caller, subject=assignment.subject, role=Role(assignment.role), lineage=where)
     if assignment.revoked_at is not None:
         raise Conflict("the role assignment is already revoked", code="already_revoked")
+    before = assignment_state(assignment, territory)
     assignment.revoked_at = datetime.now(UTC)
     assignment.revoked_by = caller.subject
     assignment.revoke_reason = reason
     await uow.session.flush()
+    await audit.append(
+        uow.session,
+        [
+            audit.AuditEntry(
+                caller.subject,
+                "role_assignment.revoked",
+                "role_assignment",
+                str(assignment.id),
+                before,
+                assignment_state(assignment, territory),
+            )
+        ],
+    )
     await uow.stage(RoleAssignmentRevoked(assignment.subject, assignment.id, reason), aggregate_id=str(assignment.id))
     return AssignmentView(assignment, territory)
 
@@ -234,8 +248,39 @@ async def _insert(uow: UnitOfWork, terms: Terms, territory: TerritoryAt, *, gran
         raise Conflict("the same role assignment is already in force", code="assignment_exists") from exc
     # granted_at is the database's clock: read it back for the event.
     await uow.session.refresh(assignment, ["granted_at"])
+    await audit.append(
+        uow.session,
+        [
+            audit.AuditEntry(
+                granted_by,
+                "role_assignment.granted",
+                "role_assignment",
+                str(assignment.id),
+                None,
+                assignment_state(assignment, territory),
+            )
+        ],
+    )
     await uow.stage(RoleAssignmentGranted(assignment, territory), aggregate_id=str(assignment.id))
     return AssignmentView(assignment, territory)
+
+
+def assignment_state(assignment: RoleAssignment, territory: TerritoryAt) -> dict[str, object]:
+    """What the audit log hashes of an assignment (docs/audit.md)."""
+    return {
+        "subject": assignment.subject,
+        "role": assignment.role,
+        "territory_id": assignment.territory_id,
+        "territory_code": territory.code,
+        "consultation_id": assignment.consultation_id,
+        "table_code": assignment.table_code,
+        "valid_from": assignment.valid_from,
+        "valid_until": assignment.valid_until,
+        "granted_by": assignment.granted_by,
+        "revoked_at": assignment.revoked_at,
+        "revoked_by": assignment.revoked_by,
+        "revoke_reason": assignment.revoke_reason,
+    }
 
 
 async def _territory_for(uow: UnitOfWork, terms: Terms) -> TerritoryAt:

@@ -30,6 +30,8 @@ from comuna_platform.uow import Staged, UnitOfWork
 
 # Who may register census records.
 CENSUS_KEEPERS = (Role.REGISTRAR,)
+# The actor of the trusted seed (`keycloak sync`) in the audit log.
+BOOTSTRAP = "bootstrap"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ from comuna_identity.domain import access, registry
 from comuna_identity.domain import register as territory_register
 from comuna_identity.domain.census import Census
 from comuna_identity.messages import REASON_TO_PROTO, role_assignment, territory_ref, timestamp
+from comuna_identity.vocabulary import IneligibilityReason
 from comuna_platform.errors import InvalidInput
 from comuna_platform.grpc_uow import with_unit_of_work
 from comuna_platform.ids import parse_id
 from comuna_platform.paging import decode_page_token, encode_page_token, page_size_of
+from comuna_platform.rate_limit import ELIGIBILITY, grpc_quota
 from comuna_platform.rpc import require_service_caller
 from comuna_platform.runtime import Runtime
 from comuna_platform.uow import UnitOfWork
@@ -36,6 +38,7 @@ def day_of(as_of: str) -> date:
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, runtime: Runtime, census: Census, voting_age: int) -> None:
         self.db = runtime.db
+        self._runtime = runtime
         self._census = census
         self._voting_age = voting_age
 
@@ -74,7 +77,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CheckEligibility(
         self, request: pb.CheckEligibilityRequest, uow: UnitOfWork
     ) -> pb.CheckEligibilityResponse:
-        require_service_caller()
+        quota = grpc_quota(self._runtime.rate_limiter, ELIGIBILITY, require_service_caller())
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
         result = await registry.check_eligibility(
             uow,
@@ -85,6 +88,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             voting_day=day,
             voting_age=self._voting_age,
         )
+        if result.reason == IneligibilityReason.NOT_REGISTERED:
+            quota.failed(result.reason)
         return pb.CheckEligibilityResponse(
             eligible=result.eligible, reason=REASON_TO_PROTO[result.reason], voter_ref=result.voter_ref
         )

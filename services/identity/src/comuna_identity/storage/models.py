@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Date,
@@ -238,3 +239,40 @@ class EnrolmentCode(Base):
     # When the code stopped being usable without a redemption: replaced, or too many failed attempts.
     burnt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+# --- audit log (AUDIT) ---------------------------------------------------------------------
+
+
+class AuditLogEntry(Base):
+    """One entry of the hash-chained audit log (`comuna_identity.domain.audit`, docs/audit.md).
+
+    Append-only: the runtime role may only read and insert, and a trigger refuses UPDATE,
+    DELETE and TRUNCATE for everyone (migration 0007). `seq` is assigned by `append` under an
+    advisory lock, gap-free, so it has no sequence of its own.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint("seq > 0", name="ck_audit_log_seq"),
+        CheckConstraint(
+            "octet_length(prev_hash) = 32 AND octet_length(entry_hash) = 32"
+            " AND (before_hash IS NULL OR octet_length(before_hash) = 32)"
+            " AND (after_hash IS NULL OR octet_length(after_hash) = 32)",
+            name="ck_audit_log_hashes",
+        ),
+        {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(100))
+    object_kind: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the canonical JSON of the object's state before / after; NULL for none.
+    before_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    after_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # The previous entry's entry_hash (32 zero bytes for seq 1), and this entry's own hash.
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -163,7 +163,12 @@ async def live_code_of_resident(session: AsyncSession, resident_id: uuid.UUID) -
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def burn_live_codes(session: AsyncSession, resident_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(EnrolmentCode).where(EnrolmentCode.resident_id == resident_id, _live_code()).values(burnt_at=now)
+async def burn_live_codes(session: AsyncSession, resident_id: uuid.UUID, now: datetime) -> Sequence[EnrolmentCode]:
+    """Burn the resident's live codes; returns them (burnt), for the audit log."""
+    burnt = await session.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.resident_id == resident_id, _live_code())
+        .values(burnt_at=now)
+        .returning(EnrolmentCode)
     )
+    return burnt.scalars().all()
