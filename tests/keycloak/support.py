@@ -97,13 +97,16 @@ def sql(database_url: str, statement: str, *params: object) -> list[asyncpg.Reco
 
 
 def insert_territories(database_url: str, rows: list[tuple[str, str, str]]) -> None:
-    """(code, name, kind), parents first: the register a sync reads (test setup only)."""
+    """(code, name, kind), parents first, each under the code before its last dot: the register a
+    sync reads (test setup only), one open version per unit."""
     for code, name, kind in rows:
         parent = code.rpartition(".")[0] or None
         sql(
             database_url,
-            "INSERT INTO territories (id, code, name, kind, parent_id) "
-            "SELECT gen_random_uuid(), $1, $2, $3, (SELECT id FROM territories WHERE code = $4)",
+            "WITH unit AS (INSERT INTO territories (id, code) VALUES (gen_random_uuid(), $1) RETURNING id) "
+            "INSERT INTO territory_versions (id, territory_id, valid_from, name, kind, parent_id) "
+            "SELECT gen_random_uuid(), unit.id, DATE '1900-01-01', $2, $3, "
+            "(SELECT id FROM territories WHERE code = $4) FROM unit",
             code,
             name,
             kind,

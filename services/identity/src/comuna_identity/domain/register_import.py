@@ -136,7 +136,7 @@ def plan(rows: list[Row], known: dict[str, Registered], errors: RowErrors) -> li
     for row in by_code.values():
         _check_parent(row, final, errors)
     _check_cycles(by_code, final, errors)
-    _check_dissolved_have_no_active_children(by_code, final, errors)
+    _check_children_still_fit(by_code, final, errors)
 
     ids = {code: r.id for code, r in known.items()}
     for code in by_code:
@@ -223,16 +223,18 @@ def _check_cycles(by_code: dict[str, Row], final: dict[str, _Final], errors: Row
         done.update(path)
 
 
-def _check_dissolved_have_no_active_children(
-    by_code: dict[str, Row], final: dict[str, _Final], errors: RowErrors
-) -> None:
-    dissolved = {code for code, row in by_code.items() if row.status == TerritoryStatus.DISSOLVED}
-    if not dissolved:
-        return
+def _check_children_still_fit(by_code: dict[str, Row], final: dict[str, _Final], errors: RowErrors) -> None:
+    """Units already registered under a unit of the file must still fit it: a kind change keeps
+    them placeable, a dissolution leaves none active (the file's own rows are checked above)."""
     for code, unit in final.items():
-        if unit.parent_code in dissolved and unit.status == TerritoryStatus.ACTIVE:
-            parent = by_code[unit.parent_code]
+        parent = by_code.get(unit.parent_code) if unit.parent_code else None
+        if parent is None or code in by_code:
+            continue
+        if parent.status == TerritoryStatus.DISSOLVED and unit.status == TerritoryStatus.ACTIVE:
             errors.add(parent.line, "territory_has_children", f"{code} still sits under this unit: move or dissolve it")
+        problem = placement_error(unit.kind, parent.kind)
+        if problem is not None:
+            errors.add(parent.line, problem[0], f"{code} under it: {problem[1]}", "kind")
 
 
 async def import_rows(uow: UnitOfWork, rows: AsyncIterator[BulkRow], *, actor: str) -> ImportResult:
