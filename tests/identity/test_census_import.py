@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from comuna_identity.domain import audit
 from comuna_identity.storage.models import Resident, ResidentResidence
 from comuna_platform.auth.roles import Role
 from tests.identity.authority import REGISTRAR, grant, person
@@ -276,3 +277,28 @@ async def test_cli_imports_a_file_through_the_process_pool(
     assert await census_counts(identity) == (before[0] + 7500, before[1] + 7500)
     missing = cli(identity, "import", "residents", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2
+
+
+async def test_every_created_or_changed_record_is_audited_without_its_document(
+    identity: RunningService, issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(identity, issuer)
+    entries: list[audit.AuditEntry] = []
+    real_append = audit.append
+
+    async def spy(session: Any, batch: Any) -> None:
+        entries.extend(batch)
+        await real_append(session, batch)
+
+    monkeypatch.setattr(audit, "append", spy)
+    rows = people(47_000_000, 3, CC1)
+    assert (await post_csv(identity, issuer, csv_of(rows))).status_code == 200
+    moved = [("V", "47000001", "1980-05-01", CC2, "2024-01-01", ""), *rows[2:]]
+    assert (await post_csv(identity, issuer, csv_of(moved))).json()["moved"] == 1
+    assert [e.action for e in entries] == ["resident.created"] * 3 + ["resident.moved"]
+    assert all(e.actor == REGISTRAR and e.object_kind == "resident" for e in entries)
+    assert entries[3].before is not None and entries[3].object_id == entries[1].object_id
+    assert (entries[3].before["council_code"], entries[3].after["council_code"]) == (CC1, CC2)
+    assert (entries[3].before["resident_since"], entries[3].after["resident_since"]) == ("2020-01-01", "2024-01-01")
+    assert entries[0].before is None and entries[0].after["status"] == "active"
+    assert "47000001" not in repr(entries) and "47.000.001" not in repr(entries)
