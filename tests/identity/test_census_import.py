@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ CC2 = "VE.01.01.C2.CC1"
 C1_ONLY = "subject-registrar-c1-only"
 
 
-def csv_of(rows: list[tuple[str, ...]], header: bool = True) -> bytes:
+def csv_of(rows: Sequence[tuple[str, ...]], header: bool = True) -> bytes:
     lines = ["document_type,document_number,birth_date,council_code,valid_from,status"] if header else []
     lines += [",".join(row) for row in rows]
     return ("\n".join(lines) + "\n").encode()
@@ -297,8 +298,9 @@ async def test_every_created_or_changed_record_is_audited_without_its_document(
     assert (await post_csv(identity, issuer, csv_of(moved))).json()["moved"] == 1
     assert [e.action for e in entries] == ["resident.created"] * 3 + ["resident.moved"]
     assert all(e.actor == REGISTRAR and e.object_kind == "resident" for e in entries)
-    assert entries[3].before is not None and entries[3].object_id == entries[1].object_id
-    assert (entries[3].before["council_code"], entries[3].after["council_code"]) == (CC1, CC2)
-    assert (entries[3].before["resident_since"], entries[3].after["resident_since"]) == ("2020-01-01", "2024-01-01")
-    assert entries[0].before is None and entries[0].after["status"] == "active"
+    before, after = entries[3].before, entries[3].after
+    assert before is not None and after is not None and entries[3].object_id == entries[1].object_id
+    assert (before["council_code"], after["council_code"]) == (CC1, CC2)
+    assert (before["resident_since"], after["resident_since"]) == ("2020-01-01", "2024-01-01")
+    assert entries[0].before is None and entries[0].after is not None and entries[0].after["status"] == "active"
     assert "47000001" not in repr(entries) and "47.000.001" not in repr(entries)
