@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from comuna_identity.domain import audit
 from comuna_identity.storage.models import Resident, ResidentResidence
 from comuna_platform.auth.roles import Role
 from tests.identity.authority import REGISTRAR, grant, person
@@ -31,7 +33,7 @@ CC2 = "VE.01.01.C2.CC1"
 C1_ONLY = "subject-registrar-c1-only"
 
 
-def csv_of(rows: list[tuple[str, ...]], header: bool = True) -> bytes:
+def csv_of(rows: Sequence[tuple[str, ...]], header: bool = True) -> bytes:
     lines = ["document_type,document_number,birth_date,council_code,valid_from,status"] if header else []
     lines += [",".join(row) for row in rows]
     return ("\n".join(lines) + "\n").encode()
@@ -279,3 +281,29 @@ async def test_cli_imports_a_file_through_the_process_pool(
     assert await census_counts(identity) == (before[0] + 7500, before[1] + 7500)
     missing = cli(identity, "import", "residents", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2
+
+
+async def test_every_created_or_changed_record_is_audited_without_its_document(
+    identity: RunningService, issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(identity, issuer)
+    entries: list[audit.AuditEntry] = []
+    real_append = audit.append
+
+    async def spy(session: Any, batch: Any) -> None:
+        entries.extend(batch)
+        await real_append(session, batch)
+
+    monkeypatch.setattr(audit, "append", spy)
+    rows = people(47_000_000, 3, CC1)
+    assert (await post_csv(identity, issuer, csv_of(rows))).status_code == 200
+    moved = [("V", "47000001", "1980-05-01", CC2, "2024-01-01", ""), *rows[2:]]
+    assert (await post_csv(identity, issuer, csv_of(moved))).json()["moved"] == 1
+    assert [e.action for e in entries] == ["resident.created"] * 3 + ["resident.moved"]
+    assert all(e.actor == REGISTRAR and e.object_kind == "resident" for e in entries)
+    before, after = entries[3].before, entries[3].after
+    assert before is not None and after is not None and entries[3].object_id == entries[1].object_id
+    assert (before["council_code"], after["council_code"]) == (CC1, CC2)
+    assert (before["resident_since"], after["resident_since"]) == ("2020-01-01", "2024-01-01")
+    assert entries[0].before is None and entries[0].after is not None and entries[0].after["status"] == "active"
+    assert "47000001" not in repr(entries) and "47.000.001" not in repr(entries)

@@ -138,6 +138,23 @@ async def _register_batch(world: World, place: Place) -> Request:
     return Request(json={"residents": [_resident(world, place)]})
 
 
+async def _import(world: World, place: Place) -> Request:
+    item = {
+        "document_type": "V",
+        "document_number": world.national_id(),
+        "birth_date": BIRTH_DATE,
+        "council_code": COUNCIL[place],
+        "valid_from": "2020-01-01",
+    }
+    return Request(json=[item])
+
+
+async def _move(world: World, place: Place) -> Request:
+    # To the council they already live in: allowed inside (nothing moves), refused outside.
+    body = {"national_id": await world.resident(place), "council_code": COUNCIL[place], "valid_from": "2020-01-01"}
+    return Request(json=body)
+
+
 async def _grant(world: World, place: Place) -> Request:
     return Request(json={"subject": str(uuid.uuid4()), "role": "spokesperson", "territory_code": place})
 
@@ -258,6 +275,10 @@ FACTORIES: dict[str, Factory] = {
     "identity:get_territory_v1_territories__code__get": Factory(fixed(Request(path={"code": INSIDE}))),
     "identity:register_resident_v1_residents_post": Factory(_register),
     "identity:register_residents_v1_residents_batch_post": Factory(_register_batch),
+    "identity:import_census_v1_residents_import_post": Factory(_import),
+    "identity:move_v1_residents_move_post": Factory(_move),
+    # Counts per key id: concerns no one territory.
+    "identity:rotation_v1_census_rotation_get": Factory(fixed(), scoped=False),
     "identity:grant_role_v1_role_assignments_post": Factory(_grant, admits=GRANTERS),
     # Lists what the caller may see (`rules.visibility`): nothing is refused, so no outside.
     "identity:list_role_assignments_v1_role_assignments_get": Factory(
