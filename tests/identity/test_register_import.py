@@ -226,9 +226,8 @@ async def test_an_import_streams_past_the_body_limit_up_to_its_own(
         max_body_bytes=64 * 1024,
         max_import_bytes=512 * 1024,
     ) as service:
-        rows = list(
-            generate(seed=2, counts=Counts(municipalities=30, parishes=100, communes=300, circuits=100, councils=4_000))
-        )
+        medium = Counts(municipalities=30, parishes=100, communes=300, circuits=100, councils=4_000)
+        rows = list(generate(seed=2, counts=medium))
         body = as_csv(rows)
         assert 64 * 1024 < len(body) < 512 * 1024
         await run_cli(service, rows[:1], "root.csv")

@@ -83,10 +83,10 @@ async def assignment_with_territory(
     return None if row is None else _pair(row)
 
 
-def _inside(codes: Sequence[str], day: date) -> ColumnElement[bool]:
+def _inside(codes: Sequence[str], day: date, name: str) -> ColumnElement[bool]:
     """Territories at or under any of `codes`, by the parent links in force on `day`."""
     roots = select(Territory.id).where(Territory.code.in_(list(codes)))
-    down = territory_history.descendants_of_selectable(roots, day)
+    down = territory_history.descendants_of_selectable(roots, day, name=name)
     return RoleAssignment.territory_id.in_(down)
 
 
@@ -106,7 +106,7 @@ async def assignments_page(
     today = _today()
     query = _with_territory(today)
     if visible_under is not None:
-        visible = [_inside(visible_under, today)] if visible_under else []
+        visible = [_inside(visible_under, today, "visible")] if visible_under else []
         if also_subject is not None:
             visible.append(RoleAssignment.subject == also_subject)
         query = query.where(or_(*visible) if visible else false())
@@ -115,7 +115,7 @@ async def assignments_page(
     if role is not None:
         query = query.where(RoleAssignment.role == role)
     if under_code is not None:
-        query = query.where(_inside([under_code], today))
+        query = query.where(_inside([under_code], today, "under"))
     if after_id is not None:
         query = query.where(RoleAssignment.id > after_id)
     rows = (await session.execute(query.order_by(RoleAssignment.id).limit(limit))).all()

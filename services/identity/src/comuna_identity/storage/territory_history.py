@@ -105,14 +105,15 @@ def descendants(root_ids: Sequence[uuid.UUID], day: date) -> Select[tuple[uuid.U
     return descendants_of_selectable(list(root_ids), day)
 
 
-def descendants_of_selectable(roots: Any, day: date) -> Select[tuple[uuid.UUID]]:
-    """Like `descendants`, the roots given as ids or as a subquery of ids."""
+def descendants_of_selectable(roots: Any, day: date, *, name: str = "down") -> Select[tuple[uuid.UUID]]:
+    """Like `descendants`, the roots given as ids or as a subquery of ids. `name` names the CTE:
+    one query holding two of these needs two names."""
     down = (
         select(Territory.id.label("territory_id"), literal(0).label("depth"))
         .where(Territory.id.in_(roots))
-        .cte("down", recursive=True)
+        .cte(name, recursive=True)
     )
-    step = TerritoryVersion.__table__.alias("step_down")
+    step = TerritoryVersion.__table__.alias(f"step_{name}")
     down = down.union_all(
         select(step.c.territory_id, (down.c.depth + 1).label("depth")).where(
             step.c.parent_id == down.c.territory_id,
