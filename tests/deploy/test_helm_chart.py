@@ -411,6 +411,7 @@ def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, 
         assert env[f"COMUNA_{name.upper()}_METRICS_PORT"]["value"] == str(metrics_port)
         assert env[f"COMUNA_{name.upper()}_MAX_HEADER_BYTES"]["value"] == "16384"
         assert env[f"COMUNA_{name.upper()}_MAX_BODY_BYTES"]["value"] == "1048576"
+        assert env[f"COMUNA_{name.upper()}_MAX_IMPORT_BYTES"]["value"] == "1073741824"
         allowed = env[f"COMUNA_{name.upper()}_ALLOWED_HOSTS"]["value"].split(",")
         # Probes (localhost), the helm test pod and in-cluster callers (the Service's names).
         assert {
@@ -533,6 +534,35 @@ def test_peers_get_in_cluster_grpc_targets(chart: helm_python.Chart, default_obj
     consultations_env = env_of(pod_spec(deployment(default_objects, "consultations"))["containers"][0])
     client_secret = consultations_env["COMUNA_CONSULTATIONS_SERVICE_CLIENT_SECRET"]
     assert client_secret["valueFrom"]["secretKeyRef"]["optional"] is False
+
+
+def test_rate_limits_reach_every_service_and_merge_key_by_key(
+    chart: helm_python.Chart, default_objects: list[dict[str, Any]]
+) -> None:
+    for name in SERVICES:
+        prefix = f"COMUNA_{name.upper()}_RATE_LIMIT_"
+        env = env_of(pod_spec(deployment(default_objects, name))["containers"][0])
+        assert {key: env[prefix + key]["value"] for key in RATE_LIMIT_VARIABLES} == {
+            "DOCUMENT_LOOKUPS_PER_MINUTE": "30",
+            "DOCUMENT_LOOKUPS_BURST": "10",
+            "ELIGIBILITY_PER_MINUTE": "300000",
+            "ELIGIBILITY_BURST": "5000",
+            "MAX_CALLERS": "100000",
+        }
+    tighter = render(chart, {"services": {"identity": {"rateLimits": {"documentLookups": {"burst": 4}}}}})
+    env = env_of(pod_spec(deployment(tighter, "identity"))["containers"][0])
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_BURST"]["value"] == "4"
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_PER_MINUTE"]["value"] == "30"
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_ELIGIBILITY_BURST"]["value"] == "5000"
+
+
+RATE_LIMIT_VARIABLES = (
+    "DOCUMENT_LOOKUPS_PER_MINUTE",
+    "DOCUMENT_LOOKUPS_BURST",
+    "ELIGIBILITY_PER_MINUTE",
+    "ELIGIBILITY_BURST",
+    "MAX_CALLERS",
+)
 
 
 def test_migration_hook_jobs(default_objects: list[dict[str, Any]]) -> None:
@@ -752,6 +782,9 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
         {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
         {"defaults": {"replicas": "two"}},
         {"defaults": {"consumers": {"maxDeliveries": 0}}},
+        {"defaults": {"rateLimits": {"documentLookups": {"burst": 0}}}},
+        {"services": {"identity": {"rateLimits": {"eligibility": {"perMinute": 0}}}}},
+        {"services": {"identity": {"rateLimits": {"lookups": {"burst": 3}}}}},
         {"services": {"funding": {"consumers": {"stallSeconds": "soon"}}}},
         {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
         {"services": {"consultations": {"peers": ["billing"]}}},

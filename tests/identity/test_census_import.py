@@ -25,6 +25,9 @@ from tests.support.service import RunningService
 
 pytestmark = pytest.mark.asyncio
 
+# The test register exists from before every residence the files declare.
+REGISTER_SINCE = "2000-01-01"
+
 CC1 = "VE.01.01.C1.CC1"
 CC2 = "VE.01.01.C2.CC1"
 C1_ONLY = "subject-registrar-c1-only"
@@ -57,7 +60,7 @@ def people(start: int, n: int, council: str, since: str = "2020-01-01") -> list[
 
 
 async def test_import_upserts_moves_and_says_when_nothing_changed(identity: RunningService, issuer: TestIssuer) -> None:
-    await seed(identity, issuer)
+    await seed(identity, issuer, since=REGISTER_SINCE)
     rows = people(41_000_000, 30, CC1) + people(41_000_030, 10, CC2)
     first = await post_csv(identity, issuer, csv_of(rows))
     assert first.status_code == 200, first.text
@@ -116,7 +119,7 @@ async def test_import_upserts_moves_and_says_when_nothing_changed(identity: Runn
 
 
 async def test_a_bad_file_writes_nothing_and_lists_every_bad_line(identity: RunningService, issuer: TestIssuer) -> None:
-    await seed(identity, issuer)
+    await seed(identity, issuer, since=REGISTER_SINCE)
     before = await census_counts(identity)
     rows = [
         ("V", "42000001", "1980-01-01", CC1, "2020-01-01", ""),  # line 2: fine
@@ -157,7 +160,7 @@ async def test_a_bad_file_writes_nothing_and_lists_every_bad_line(identity: Runn
 
 
 async def test_json_import(identity: RunningService, issuer: TestIssuer) -> None:
-    await seed(identity, issuer)
+    await seed(identity, issuer, since=REGISTER_SINCE)
     before = await census_counts(identity)
     items = [
         {
@@ -184,7 +187,7 @@ async def test_json_import(identity: RunningService, issuer: TestIssuer) -> None
 
 
 async def test_the_importer_covers_every_council_of_the_file(identity: RunningService, issuer: TestIssuer) -> None:
-    await seed(identity, issuer)
+    await seed(identity, issuer, since=REGISTER_SINCE)
     await grant(identity, C1_ONLY, Role.REGISTRAR, "VE.01.01.C1")
     before = await census_counts(identity)
     rows = people(43_000_000, 3, CC1) + people(43_000_003, 1, CC2)
@@ -205,7 +208,7 @@ async def test_the_importer_covers_every_council_of_the_file(identity: RunningSe
 
 
 async def test_one_resident_moves_over_rest(identity: RunningService, issuer: TestIssuer) -> None:
-    await seed(identity, issuer)
+    await seed(identity, issuer, since=REGISTER_SINCE)
     assert (await post_csv(identity, issuer, csv_of(people(44_000_000, 1, CC1)))).status_code == 200
     body = {"national_id": "V-44.000.000", "council_code": CC2, "valid_from": "2025-02-01"}
     headers = person(issuer, REGISTRAR)
@@ -256,7 +259,7 @@ def cli(service: RunningService, *args: str) -> subprocess.CompletedProcess[str]
 async def test_cli_imports_a_file_through_the_process_pool(
     identity: RunningService, issuer: TestIssuer, tmp_path: Path
 ) -> None:
-    await seed(identity, issuer)
+    await seed(identity, issuer, since=REGISTER_SINCE)
     before = await census_counts(identity)
     big = tmp_path / "residents.csv"
     # Over one chunk: the hashing runs in worker processes.

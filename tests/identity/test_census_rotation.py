@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from comuna_devstack.postgres import EmbeddedPostgres
-from comuna_identity.domain import census_rotation, registry
+from comuna_identity.domain import census_rotation, register
 from comuna_identity.domain.census import Census
 from comuna_identity.domain.census_import import Preparer, import_residents
 from comuna_identity.domain.census_keys import KeyRing, message_of, parse_ring
@@ -60,7 +60,7 @@ async def seed_register(db: Database) -> None:
     ]
     for code, name, kind, parent in tree:
         async with db.unit_of_work() as uow:
-            await registry.ensure_territory(uow, code=code, name=name, kind=kind, parent_code=parent)
+            await register.ensure_territory(uow, code=code, name=name, kind=kind, parent_code=parent)
 
 
 async def import_numbers(db: Database, census: Census, numbers: Sequence[int]) -> int:

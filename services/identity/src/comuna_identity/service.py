@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 # Imported for its effect: registers how identity's domain events become event messages.
 from comuna_identity import messages  # noqa: F401
-from comuna_identity.api import access, census, enrolment
+from comuna_identity.api import access, audit, census, enrolment, register_bulk
 from comuna_identity.api.census_cli import census_from
 from comuna_identity.api.resolver import DatabaseAccessResolver
 from comuna_identity.api.routes import router
@@ -70,7 +70,7 @@ SPEC = ServiceSpec(
     "(only keyed hashes of national id numbers), and who may act where: role assignments, "
     "resolved for every service, and the enrolment of residents' accounts.",
     settings_factory=Settings,
-    routers=[router, access.router, enrolment.router, census.router],
+    routers=[router, register_bulk.router, access.router, enrolment.router, census.router, audit.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=access_resolver,

@@ -1,1 +1,1 @@
-"""Benchmarks of issue 7's bulk paths (not tests: they report figures)."""
+"""Benchmarks `make bench` runs: each module has `run(admin_url) -> dict` and starts nothing itself."""

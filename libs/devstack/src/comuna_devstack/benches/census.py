@@ -59,7 +59,7 @@ def councils() -> list[str]:
 
 
 async def _seed_register(url: str) -> None:
-    """The register by SQL into identity's territories (ids chosen here, parents by id)."""
+    """The register by SQL into identity's territories and their versions (ids chosen here, parents by id)."""
     rows: list[tuple[uuid.UUID, str, str, str, uuid.UUID | None]] = []
     root = uuid.uuid4()
     state = uuid.uuid4()
@@ -75,11 +75,18 @@ async def _seed_register(url: str) -> None:
                 rows.append((uuid.uuid4(), code, f"Consejo {m}-{c}-{k}", "communal_council", commune))
     conn = await asyncpg.connect(_plain(url))
     try:
-        await conn.executemany(
-            "INSERT INTO territories (id, code, name, kind, parent_id) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (code) DO NOTHING",
-            rows,
-        )
+        async with conn.transaction():
+            await conn.executemany(
+                "INSERT INTO territories (id, code) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING",
+                [(row[0], row[1]) for row in rows],
+            )
+            # One version each, in force since long before any residence in the file.
+            await conn.executemany(
+                "INSERT INTO territory_versions (id, territory_id, valid_from, name, kind, parent_id, status)"
+                " SELECT gen_random_uuid(), t.id, DATE '1900-01-01', $2, $3, $4, 'active' FROM territories t"
+                " WHERE t.id = $1 ON CONFLICT DO NOTHING",
+                [(row[0], row[2], row[3], row[4]) for row in rows],
+            )
     finally:
         await conn.close()
 

@@ -12,7 +12,7 @@ from comuna_consultations.transport import IdentityDep
 from comuna_consultations.voting import usecases
 from comuna_consultations.voting.schemas import BallotIn, BallotOut, ReceiptOut
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
-from comuna_platform.auth.fastapi import CurrentCaller
+from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["consultations"])
@@ -44,12 +44,15 @@ async def cast_ballot(
     runtime: RuntimeDep,
     identity: IdentityDep,
     snapshots: SnapshotsDep,
+    lineages: TerritoryLineagesDep,
 ) -> BallotOut:
     # The documented exception to the unit of work: one autocommit statement (see usecases).
     request = usecases.BallotRequest(
         consultation_id, body.commune_id, body.candidate_id, body.national_id, body.channel
     )
-    cast = await usecases.cast_ballot(runtime.db, snapshots, identity, caller, request, now=datetime.now(UTC))
+    cast = await usecases.cast_ballot(
+        runtime.db, snapshots, identity, caller, request, lineages=lineages, now=datetime.now(UTC)
+    )
     return BallotOut(ballot_id=cast.ballot_id, receipt=cast.receipt)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 
 from comuna_identity.api.routes import census_of
 from comuna_identity.api.schemas import ResidentMoveIn, ResidentMoveOut
-from comuna_identity.domain import census_rotation, registry
+from comuna_identity.domain import census_rotation, registry, territories
 from comuna_identity.domain.census_import import Preparer, import_residents
 from comuna_identity.domain.census_prepare import COLUMNS, REQUIRED_COLUMNS
 from comuna_identity.domain.residence import move_resident
@@ -48,9 +48,10 @@ def preparer_of(request: Request) -> Preparer:
 async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Request) -> dict[str, Any]:
     body_format = format_of(content_type=request.headers.get("content-type", ""))
 
-    def authorise(council_codes: list[str]) -> None:
-        for code in council_codes:
-            caller.require(registry.CENSUS_KEEPERS, code)
+    today = datetime.now(UTC).date()
+
+    async def authorise(council_codes: list[str]) -> None:
+        await territories.require_over_all(uow.session, caller, registry.CENSUS_KEEPERS, council_codes, today)
 
     report = await import_residents(
         uow.session,

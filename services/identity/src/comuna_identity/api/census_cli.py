@@ -1,4 +1,4 @@
-"""`comuna-identity import residents FILE.csv` and `comuna-identity census rotation`.
+"""`comuna-identity census rotation`, and the census import the `import residents` command runs.
 
 Exit 0 on success; 2 with a one-line reason on stderr for bad input (a bad file: every bad line
 follows on stdout as JSON lines, by number, never with its document); 1 when the database is
@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import getpass
 import json
-import resource
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,21 +37,6 @@ def census_from(settings: Settings) -> Census:
     return Census(ring, settings.roll_secret.get_secret_value().encode())
 
 
-def configure_import(parser: argparse.ArgumentParser) -> None:
-    kinds = parser.add_subparsers(dest="import_kind")
-    residents = kinds.add_parser(
-        "residents",
-        help="import residents from a CSV file (upsert by document, all or nothing)",
-        description="CSV header: document_type,document_number,birth_date,council_code,valid_from[,status] "
-        "(or JSON objects with those fields). "
-        "Any bad line: nothing is written and every bad line is listed.",
-    )
-    residents.add_argument("file", type=Path, help="CSV with a header, or JSON (array or lines)")
-    residents.add_argument("--format", choices=[f.value for f in BulkFormat], help="default: from the extension")
-    residents.add_argument("--json", action="store_true", help="print the report (with timings) as JSON")
-    residents.add_argument("--workers", type=int, default=None, help="hashing processes (default: one per core)")
-
-
 async def import_file(
     settings: Settings, path: Path, workers: int | None, fmt: BulkFormat | None = None
 ) -> ImportReport:
@@ -73,38 +57,6 @@ async def import_file(
     finally:
         preparer.close()
         await db.dispose()
-
-
-def run_import(args: argparse.Namespace) -> int:
-    if args.import_kind != "residents":
-        return _fail("import needs a kind: residents FILE (see --help)")
-    if not args.file.is_file():
-        return _fail(f"{args.file} is not a readable file")
-    try:
-        fmt = BulkFormat(args.format) if args.format else None
-        report = asyncio.run(import_file(_settings(), args.file, args.workers, fmt))
-    except _Refused as exc:
-        return _fail(str(exc))
-    except (KeyRingError, ValueError) as exc:
-        return _fail(f"invalid census settings: {exc}")
-    except ProblemError as exc:
-        for error in exc.extra.get("errors", []):
-            print(json.dumps(error), flush=True)
-        return _fail(exc.detail)
-    except Exception as exc:
-        if is_transient(exc):
-            return _fail(f"identity's database is unavailable: {exc.__class__.__name__}", status=1)
-        raise
-    if args.json:
-        # Linux reports KiB. Workers: the largest of the hashing processes.
-        peak = {
-            "importer": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-        }
-        print(json.dumps({**report.as_json(), "seconds": report.seconds, "peak_rss_mb": peak}, indent=2))
-    else:
-        print(report.summary())
-    return 0
 
 
 def configure_census(parser: argparse.ArgumentParser) -> None:
@@ -162,9 +114,6 @@ def _fail(reason: str, *, status: int = 2) -> int:
     return status
 
 
-IMPORT_COMMAND = Subcommand(
-    name="import", help="bulk imports (import residents FILE.csv)", configure=configure_import, run=run_import
-)
 CENSUS_COMMAND = Subcommand(
     name="census", help="census operations (census rotation)", configure=configure_census, run=run_census
 )

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -148,7 +148,7 @@ async def import_residents(
     *,
     actor: str,
     today: date,
-    authorise: Callable[[list[str]], None] | None = None,
+    authorise: Callable[[list[str]], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """Import `rows` (line number, fields) in the session's transaction; raises `import_invalid`."""
     report = ImportReport()
@@ -206,7 +206,7 @@ async def import_residents(
     seconds["validate"] = time.perf_counter() - validate_started
     errors.raise_if_any()
     if authorise is not None:
-        authorise(await staging.council_codes(session))
+        await authorise(await staging.council_codes(session))
 
     merge_started = time.perf_counter()
     counts = await staging.counts(session)

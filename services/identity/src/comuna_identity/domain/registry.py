@@ -1,5 +1,5 @@
-"""Use cases of the identity service: register territories and residents, read the register,
-check eligibility. REST and gRPC both call these, inside the unit of work they were given."""
+"""Use cases of the census: register residents, check eligibility. REST and gRPC both call
+these, inside the unit of work they were given. The territory register is `domain.register`."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from sqlalchemy.exc import IntegrityError
 
 from comuna_identity.domain import audit
 from comuna_identity.domain.census import Census, age_on
-from comuna_identity.domain.events import ResidentRegistered, TerritoryCreated
-from comuna_identity.domain.territories import check_placement
+from comuna_identity.domain.events import ResidentRegistered
+from comuna_identity.domain.territories import lineage_of
 from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
-from comuna_identity.storage.models import Resident, ResidentResidence, Territory
+from comuna_identity.storage.models import Resident, ResidentResidence
+from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, ResidentStatus, TerritoryKind
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.roles import Role
@@ -27,107 +28,10 @@ from comuna_platform.errors import Conflict, InvalidInput, NotFound
 from comuna_platform.ids import new_id
 from comuna_platform.uow import Staged, UnitOfWork
 
-
-def territory_not_found(code: str) -> NotFound:
-    return NotFound(f"territory {code} does not exist", code="territory_not_found")
-
-
-# Who may register territories and census records: registrars, and operators for territories.
-TERRITORY_KEEPERS = (Role.REGISTRAR, Role.OPERATOR)
+# Who may register census records.
 CENSUS_KEEPERS = (Role.REGISTRAR,)
-
-
-async def create_territory(
-    uow: UnitOfWork, caller: Caller, *, code: str, name: str, kind: TerritoryKind, parent_code: str | None
-) -> Territory:
-    """Register a territory under a parent the caller covers (the country root: an operator)."""
-    parent = await _parent(uow, parent_code)
-    check_placement(
-        kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
-    )
-    if parent is None:
-        caller.require_role(Role.OPERATOR)
-    else:
-        caller.require(TERRITORY_KEEPERS, parent.code)
-    return await insert_territory(uow, code=code, name=name, kind=kind, parent=parent)
-
-
-async def ensure_territory(uow: UnitOfWork, *, code: str, name: str, kind: str, parent_code: str | None) -> bool:
-    """Seed a territory unless one with `code` exists (then nothing changes); True if it created it."""
-    if await repository.territory_by_code(uow.session, code) is not None:
-        return False
-    parent = await _parent(uow, parent_code)
-    check_placement(
-        kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
-    )
-    await insert_territory(uow, code=code, name=name, kind=TerritoryKind(kind), parent=parent)
-    return True
-
-
-async def _parent(uow: UnitOfWork, parent_code: str | None) -> Territory | None:
-    if parent_code is None:
-        return None
-    parent = await repository.territory_by_code(uow.session, parent_code)
-    if parent is None:
-        raise NotFound(f"parent territory {parent_code} does not exist", code="territory_not_found")
-    return parent
-
-
-async def insert_territory(
-    uow: UnitOfWork, *, code: str, name: str, kind: TerritoryKind, parent: Territory | None
-) -> Territory:
-    session = uow.session
-    territory = Territory(id=new_id(), code=code, name=name, kind=kind, parent_id=parent.id if parent else None)
-    session.add(territory)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"territory {code} already exists", code="territory_exists") from exc
-    await uow.stage(TerritoryCreated(territory, parent.id if parent else None), aggregate_id=str(territory.id))
-    return territory
-
-
-@dataclass(frozen=True)
-class TerritoryPage:
-    items: Sequence[Territory]
-    more: bool
-
-
-async def list_children(uow: UnitOfWork, *, parent_code: str | None, after_code: str, limit: int) -> TerritoryPage:
-    """The children of `parent_code` (the roots when None), in code order."""
-    parent_id = None
-    if parent_code:
-        parent = await repository.territory_by_code(uow.session, parent_code)
-        if parent is None:
-            raise territory_not_found(parent_code)
-        parent_id = parent.id
-    rows = await repository.children_of(uow.session, parent_id, after_code=after_code, limit=limit + 1)
-    return TerritoryPage(rows[:limit], len(rows) > limit)
-
-
-async def list_communes(uow: UnitOfWork, *, under_code: str, after_code: str, limit: int) -> TerritoryPage:
-    """Communes and communal circuits under `under_code` (everywhere when empty), in code order."""
-    rows = await repository.communes_under(uow.session, under_code, after_code=after_code, limit=limit + 1)
-    return TerritoryPage(rows[:limit], len(rows) > limit)
-
-
-@dataclass(frozen=True)
-class TerritoryWithAncestors:
-    territory: Territory
-    # From the root down to the parent.
-    ancestors: list[Territory]
-
-
-async def territory_with_ancestors(
-    uow: UnitOfWork, *, code: str | None = None, territory_id: uuid.UUID | None = None
-) -> TerritoryWithAncestors:
-    if territory_id is not None:
-        territory = await repository.territory_by_id(uow.session, territory_id)
-    else:
-        territory = await repository.territory_by_code(uow.session, code or "")
-    if territory is None:
-        raise NotFound("territory does not exist", code="territory_not_found")
-    return TerritoryWithAncestors(territory, await repository.ancestors_of(uow.session, territory))
+# The actor of the trusted seed (`keycloak sync`) in the audit log.
+BOOTSTRAP = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -165,7 +69,7 @@ async def register_residents(
     """Register new residents all-or-nothing; each must live in a council the caller covers."""
     session = uow.session
     generations = await census.generations(session, writing=True)
-    councils: dict[str, Territory] = {}
+    councils: dict[str, TerritoryAt] = {}
     rows: list[dict[str, Any]] = []
     residences: list[dict[str, Any]] = []
     entries: list[audit.AuditEntry] = []
@@ -174,10 +78,10 @@ async def register_residents(
     for new in residents:
         council = councils.get(new.council_code)
         if council is None:
-            found = await repository.territory_by_code(session, new.council_code)
+            found = await repository.territory_by_code(session, new.council_code, today)
             if found is None or found.kind != TerritoryKind.COMMUNAL_COUNCIL:
                 raise NotFound(f"communal council {new.council_code} does not exist", code="council_not_found")
-            caller.require(CENSUS_KEEPERS, found.code)
+            caller.require(CENSUS_KEEPERS, await lineage_of(session, found, today))
             councils[new.council_code] = council = found
         if new.birth_date > today or new.birth_date.year < 1900:
             raise InvalidInput("birth date is not plausible", code="birth_date_invalid")

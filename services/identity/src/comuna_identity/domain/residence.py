@@ -9,6 +9,7 @@ from datetime import date
 from comuna_identity.domain import audit
 from comuna_identity.domain.census import Census
 from comuna_identity.domain.registry import CENSUS_KEEPERS, resident_audit_state
+from comuna_identity.domain.territories import lineage_of
 from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import ResidentResidence
@@ -46,14 +47,14 @@ async def move_resident(
     council = await repository.territory_by_code(session, council_code)
     if council is None or council.kind != TerritoryKind.COMMUNAL_COUNCIL:
         raise NotFound(f"communal council {council_code} does not exist", code="council_not_found")
-    caller.require(CENSUS_KEEPERS, council.code)
+    caller.require(CENSUS_KEEPERS, await lineage_of(session, council, today))
     resident = await census_storage.resident_by_layers(session, census.layers(document, generations))
     if resident is None:
         raise NotFound("no resident with this document is registered", code="resident_not_found")
     current = await census_storage.latest_residence(session, resident.id, for_update=True)
     old_council = None if current is None else await repository.territory_by_id(session, current.council_id)
     if old_council is not None:
-        caller.require(CENSUS_KEEPERS, old_council.code)
+        caller.require(CENSUS_KEEPERS, await lineage_of(session, old_council, today))
     if current is not None and current.council_id == council.id and current.valid_until is None:
         return Moved(resident.id, False)
     if valid_from > today or valid_from < resident.birth_date:

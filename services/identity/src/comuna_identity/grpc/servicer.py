@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import grpc
 
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.domain import access, registry
+from comuna_identity.domain import register as territory_register
 from comuna_identity.domain.census import Census
 from comuna_identity.messages import REASON_TO_PROTO, role_assignment, territory_ref, timestamp
+from comuna_identity.vocabulary import IneligibilityReason
+from comuna_platform.errors import InvalidInput
 from comuna_platform.grpc_uow import with_unit_of_work
 from comuna_platform.ids import parse_id
 from comuna_platform.paging import decode_page_token, encode_page_token, page_size_of
+from comuna_platform.rate_limit import ELIGIBILITY, grpc_quota
 from comuna_platform.rpc import require_service_caller
 from comuna_platform.runtime import Runtime
 from comuna_platform.uow import UnitOfWork
@@ -21,19 +25,33 @@ from comuna_platform.uow import UnitOfWork
 MAX_PAGE = 1000
 
 
+def day_of(as_of: str) -> date:
+    """`as_of` (YYYY-MM-DD) or today (UTC) when empty; INVALID_ARGUMENT otherwise."""
+    if not as_of:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(as_of)
+    except ValueError:
+        raise InvalidInput("as_of must be a date, YYYY-MM-DD", code="date_invalid", field="as_of") from None
+
+
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, runtime: Runtime, census: Census, voting_age: int) -> None:
         self.db = runtime.db
+        self._runtime = runtime
         self._census = census
         self._voting_age = voting_age
 
     @with_unit_of_work
     async def GetTerritory(self, request: pb.GetTerritoryRequest, uow: UnitOfWork) -> pb.GetTerritoryResponse:
         require_service_caller()
+        day = day_of(request.as_of)
         if request.id:
-            found = await registry.territory_with_ancestors(uow, territory_id=parse_id(request.id, "id"))
+            found = await territory_register.territory_with_ancestors(
+                uow, day=day, territory_id=parse_id(request.id, "id")
+            )
         else:
-            found = await registry.territory_with_ancestors(uow, code=request.code)
+            found = await territory_register.territory_with_ancestors(uow, day=day, code=request.code)
         return pb.GetTerritoryResponse(
             territory=territory_ref(found.territory), ancestors=[territory_ref(a) for a in found.ancestors]
         )
@@ -43,8 +61,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         require_service_caller()
         size = page_size_of(request.page_size, default=MAX_PAGE, maximum=MAX_PAGE)
         after = decode_page_token(request.page_token, [str])
-        page = await registry.list_communes(
-            uow, under_code=request.under_code, after_code=after[0] if after else "", limit=size
+        page = await territory_register.list_communes(
+            uow,
+            under_code=request.under_code,
+            day=day_of(request.as_of),
+            after_code=after[0] if after else "",
+            limit=size,
         )
         return pb.ListCommunesResponse(
             communes=[territory_ref(t) for t in page.items],
@@ -55,7 +77,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CheckEligibility(
         self, request: pb.CheckEligibilityRequest, uow: UnitOfWork
     ) -> pb.CheckEligibilityResponse:
-        require_service_caller()
+        quota = grpc_quota(self._runtime.rate_limiter, ELIGIBILITY, require_service_caller())
         day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
         result = await registry.check_eligibility(
             uow,
@@ -66,6 +88,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             voting_day=day,
             voting_age=self._voting_age,
         )
+        if result.reason == IneligibilityReason.NOT_REGISTERED:
+            quota.failed(result.reason)
         return pb.CheckEligibilityResponse(
             eligible=result.eligible, reason=REASON_TO_PROTO[result.reason], voter_ref=result.voter_ref
         )

@@ -13,7 +13,9 @@ from sqlalchemy import func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_identity.storage.models import CensusKey, Resident, ResidentResidence, Territory
+from comuna_identity.storage import territory_history
+from comuna_identity.storage.models import CensusKey, Resident, ResidentResidence
+from comuna_identity.storage.territory_history import TerritoryAt
 
 
 async def census_keys(session: AsyncSession, *, share_lock: bool = False) -> Sequence[CensusKey]:
@@ -68,10 +70,11 @@ async def latest_residence(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def council_of_resident(session: AsyncSession, resident_id: uuid.UUID, day: date) -> Territory | None:
-    """The council the resident lives in on `day`, else their latest one."""
+async def council_of_resident(session: AsyncSession, resident_id: uuid.UUID, day: date) -> TerritoryAt | None:
+    """The council the resident lives in on `day` (else their latest one), as it stands on `day`;
+    None when that council has no version in force then."""
     residence = await residence_on(session, resident_id, day) or await latest_residence(session, resident_id)
-    return None if residence is None else await session.get(Territory, residence.council_id)
+    return None if residence is None else await territory_history.by_id(session, residence.council_id, day)
 
 
 async def residents_per_generation(session: AsyncSession) -> dict[int, int]:

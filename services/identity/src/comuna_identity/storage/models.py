@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Date,
@@ -17,13 +18,15 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
+    UniqueConstraint,
+    column,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_identity.vocabulary import ResidentStatus, TerritoryKind
+from comuna_identity.vocabulary import ResidentStatus, TerritoryKind, TerritoryStatus
 from comuna_platform.auth.roles import Role
 from comuna_platform.vocabulary import one_of
 
@@ -35,20 +38,51 @@ class Base(DeclarativeBase):
     pass
 
 
+# --- territory register (REGISTER) -------------------------------------------------------------
 class Territory(Base):
+    """A unit's identity: a stable id and a human code, both immutable. What it is called, what it
+    is and where it sits change over time and live in its versions."""
+
     __tablename__ = "territories"
-    __table_args__ = (
-        CheckConstraint(one_of("kind", TerritoryKind), name="ck_territories_kind"),
-        # Only the country root has no parent.
-        CheckConstraint(f"(parent_id IS NULL) = (kind = '{TerritoryKind.COUNTRY}')", name="ck_territories_root"),
-    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32), index=True)
-    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("territories.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TerritoryVersion(Base):
+    """One period of a unit: in force on day d when valid_from <= d < valid_until (or open-ended).
+    A unit's versions never overlap (exclusion constraint over the date ranges, btree_gist)."""
+
+    __tablename__ = "territory_versions"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", TerritoryKind), name="ck_territory_versions_kind"),
+        CheckConstraint(one_of("status", TerritoryStatus), name="ck_territory_versions_status"),
+        # Only the country root has no parent.
+        CheckConstraint(f"(parent_id IS NULL) = (kind = '{TerritoryKind.COUNTRY}')", name="ck_territory_versions_root"),
+        CheckConstraint("parent_id IS NULL OR parent_id <> territory_id", name="ck_territory_versions_not_own_parent"),
+        CheckConstraint("valid_until IS NULL OR valid_until > valid_from", name="ck_territory_versions_validity"),
+        ExcludeConstraint(
+            (column("territory_id"), "="),
+            (text("daterange(valid_from, valid_until)"), "&&"),
+            name="ex_territory_versions_overlap",
+            using="gist",
+        ),
+        Index("ix_territory_versions_parent", "parent_id", "valid_from"),
+        UniqueConstraint("territory_id", "valid_from", name="uq_territory_versions_start"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("territories.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default=TerritoryStatus.ACTIVE.value)
+
+
+# --- end territory register ---------------------------------------------------------------------
 
 
 # --- census (CENSUS) ---------------------------------------------------------------------------
@@ -205,3 +239,40 @@ class EnrolmentCode(Base):
     # When the code stopped being usable without a redemption: replaced, or too many failed attempts.
     burnt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+# --- audit log (AUDIT) ---------------------------------------------------------------------
+
+
+class AuditLogEntry(Base):
+    """One entry of the hash-chained audit log (`comuna_identity.domain.audit`, docs/audit.md).
+
+    Append-only: the runtime role may only read and insert, and a trigger refuses UPDATE,
+    DELETE and TRUNCATE for everyone (migration 0007). `seq` is assigned by `append` under an
+    advisory lock, gap-free, so it has no sequence of its own.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint("seq > 0", name="ck_audit_log_seq"),
+        CheckConstraint(
+            "octet_length(prev_hash) = 32 AND octet_length(entry_hash) = 32"
+            " AND (before_hash IS NULL OR octet_length(before_hash) = 32)"
+            " AND (after_hash IS NULL OR octet_length(after_hash) = 32)",
+            name="ck_audit_log_hashes",
+        ),
+        {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(100))
+    object_kind: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the canonical JSON of the object's state before / after; NULL for none.
+    before_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    after_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # The previous entry's entry_hash (32 zero bytes for seq 1), and this entry's own hash.
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
