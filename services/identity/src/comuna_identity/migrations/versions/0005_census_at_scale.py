@@ -88,9 +88,11 @@ def downgrade() -> None:
     op.add_column("residents", sa.Column("council_id", sa.Uuid(), nullable=True))
     op.add_column("residents", sa.Column("commune_id", sa.Uuid(), nullable=True))
     op.execute(
-        "UPDATE residents r SET council_id = x.council_id, commune_id = t.parent_id"
-        " FROM (SELECT DISTINCT ON (resident_id) resident_id, council_id FROM resident_residences"
-        "       ORDER BY resident_id, valid_from DESC) x JOIN territories t ON t.id = x.council_id"
+        # The council's commune from its latest version (territories keep no parent since 0004).
+        "UPDATE residents r SET council_id = x.council_id, commune_id = x.commune_id"
+        " FROM (SELECT DISTINCT ON (rr.resident_id) rr.resident_id, rr.council_id, v.parent_id AS commune_id"
+        "       FROM resident_residences rr JOIN territory_versions v ON v.territory_id = rr.council_id"
+        "       ORDER BY rr.resident_id, rr.valid_from DESC, v.valid_from DESC) x"
         " WHERE x.resident_id = r.id"
     )
     op.execute("DELETE FROM residents WHERE council_id IS NULL OR document_key_id <> 1")
