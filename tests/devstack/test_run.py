@@ -11,11 +11,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from keycloak import KeycloakAdmin, KeycloakOpenID
 
 from comuna_devstack._process import PidRecord, read_pid_file, start_time
-from comuna_devstack.stack import KEYCLOAK_PORT_ENV
+from comuna_devstack.stack import KEYCLOAK_PORT_ENV, http_port_env
 from tests.devstack.support import (
     busy_ports,
     child_env,
@@ -86,6 +87,18 @@ def assert_keycloak_serves_the_staff(state_dir: Path, ports: dict[str, str]) -> 
     )
     assert {"operator", "table_officer", "service"} <= {role["name"] for role in admin.get_realm_roles()}
     assert {"comuna-cli", "svc-identity", "svc-consultations"} <= {c["clientId"] for c in admin.get_clients()}
+    assert_identity_imports_as_its_runtime_role(ports, cli.token("operator", password))
+
+
+def assert_identity_imports_as_its_runtime_role(ports: dict[str, str], tokens: dict[str, str]) -> None:
+    """A bulk import stages rows in a temporary table: the runtime role (not the owner) must be
+    allowed to create one. The seeded country root imported again changes nothing."""
+    url = f"http://127.0.0.1:{ports[http_port_env('identity')]}/v1/territories:import"
+    body = b"code,name,kind,parent_code,valid_from\nVE,Venezuela,country,,1900-01-01\n"
+    headers = {"Authorization": f"Bearer {tokens['access_token']}", "Content-Type": "text/csv"}
+    response = httpx.post(url, content=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["changes"] is False
 
 
 def test_kill_9_then_a_second_run_starts_and_sigterm_leaves_nothing(scratch: Path) -> None:

@@ -97,7 +97,8 @@ async def provision(admin_url: str, roles: DatabaseRoles) -> None:
             )
         await server.execute(f"ALTER DATABASE {roles.database} OWNER TO {roles.owner}")
         await server.execute(f"REVOKE ALL ON DATABASE {roles.database} FROM PUBLIC")
-        await server.execute(f"GRANT CONNECT ON DATABASE {roles.database} TO {roles.runtime}")
+        # TEMPORARY: bulk imports stage their rows in a temporary table (dropped at commit).
+        await server.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {roles.database} TO {roles.runtime}")
     finally:
         await server.close()
     database = await asyncpg.connect(dsn.set(database=roles.database).render_as_string(hide_password=False))
