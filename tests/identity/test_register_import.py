@@ -25,7 +25,7 @@ from comuna_identity.settings import Settings
 from comuna_identity.storage.models import Territory, TerritoryVersion
 from comuna_platform.auth.roles import Role
 from tests.identity.authority import OPERATOR, REGISTRAR, grant, person
-from tests.identity.conftest import CENSUS_KEY, MIGRATIONS
+from tests.identity.conftest import CENSUS_KEY, MIGRATIONS, ROLL_SECRET
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
 
@@ -41,7 +41,13 @@ async def empty_identity(
     """Identity over an empty register of its own (the file brings the country root)."""
     url = fresh_database(embedded_postgres, f"identity_import_{uuid.uuid4().hex[:8]}", MIGRATIONS)
     async with running_service(
-        SPEC, Settings, database_url=url, nats_url=embedded_nats.url, issuer=issuer, census_hash_key=CENSUS_KEY
+        SPEC,
+        Settings,
+        database_url=url,
+        nats_url=embedded_nats.url,
+        issuer=issuer,
+        census_hash_key=CENSUS_KEY,
+        roll_secret=ROLL_SECRET,
     ) as service:
         yield service
 
@@ -216,6 +222,7 @@ async def test_an_import_streams_past_the_body_limit_up_to_its_own(
         nats_url=embedded_nats.url,
         issuer=issuer,
         census_hash_key=CENSUS_KEY,
+        roll_secret=ROLL_SECRET,
         max_body_bytes=64 * 1024,
         max_import_bytes=512 * 1024,
     ) as service:
