@@ -226,7 +226,7 @@ async def import_residents(
             [
                 audit.AuditEntry(
                     actor,
-                    "resident.created" if c.is_new else "resident.moved" if c.moves else "resident.updated",
+                    "resident.registered" if c.is_new else "resident.moved" if c.moves else "resident.updated",
                     "resident",
                     c.resident_id,
                     c.before,

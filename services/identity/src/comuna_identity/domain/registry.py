@@ -114,7 +114,9 @@ async def register_residents(
             council_code=council.code,
             since=since,
         )
-        entries.append(audit.AuditEntry(caller.subject, "resident.created", "resident", str(resident_id), None, after))
+        entries.append(
+            audit.AuditEntry(caller.subject, "resident.registered", "resident", str(resident_id), None, after)
+        )
         staged.append(
             Staged(ResidentRegistered(resident_id, council.id, council.parent_id), aggregate_id=str(resident_id))
         )
