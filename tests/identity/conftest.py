@@ -31,5 +31,8 @@ async def identity(
         issuer=issuer,
         census_hash_key=CENSUS_KEY,
         roll_secret=ROLL_SECRET,
+        # One service serves a whole test module, whose registrar looks documents up far more
+        # often than a person would; test_rate_limits.py puts its own limiter in to test them.
+        rate_limit_document_lookups_burst=10_000,
     ) as service:
         yield service
