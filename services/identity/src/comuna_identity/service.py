@@ -9,14 +9,17 @@ from fastapi import FastAPI
 
 # Imported for its effect: registers how identity's domain events become event messages.
 from comuna_identity import messages  # noqa: F401
-from comuna_identity.api import access, enrolment
+from comuna_identity.api import access, enrolment, rolls
 from comuna_identity.api.resolver import DatabaseAccessResolver
 from comuna_identity.api.routes import router
 from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain.roll import RollFreezer
+from comuna_identity.domain.roll_keys import RollSecret
 from comuna_identity.grpc import servicer
 from comuna_identity.settings import Settings
 from comuna_platform.auth.access import AccessResolver
 from comuna_platform.runtime import Runtime, ServiceSpec
+from comuna_platform.supervision import Worker
 
 
 def settings_of(runtime: Runtime) -> Settings:
@@ -27,9 +30,26 @@ def hasher_for(settings: Settings) -> CensusHasher:
     return CensusHasher(settings.census_hash_key.get_secret_value().encode())
 
 
+def roll_secret_for(settings: Settings) -> RollSecret | None:
+    """None without a configured secret: the roll methods then answer 503 `roll_secret_missing`."""
+    secret = settings.roll_secret.get_secret_value().encode()
+    return RollSecret(secret) if secret else None
+
+
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
     settings = settings_of(runtime)
     app.state.census_hasher = hasher_for(settings)
+    secret = roll_secret_for(settings)
+    app.state.roll_secret = secret
+    if secret is not None:
+        freezer = RollFreezer(
+            runtime.db,
+            secret,
+            voting_age=settings.voting_age,
+            threads=settings.roll_threads,
+            poll_seconds=settings.roll_poll_seconds,
+        )
+        runtime.workers.add(Worker("roll-freezer", freezer.run))
 
 
 def access_resolver(runtime: Runtime) -> AccessResolver:
@@ -38,7 +58,7 @@ def access_resolver(runtime: Runtime) -> AccessResolver:
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
     settings = settings_of(runtime)
-    return servicer.register(runtime, server, hasher_for(settings), settings.voting_age)
+    return servicer.register(runtime, server, roll_secret_for(settings))
 
 
 SPEC = ServiceSpec(
@@ -48,7 +68,7 @@ SPEC = ServiceSpec(
     "(only keyed hashes of national id numbers), and who may act where: role assignments, "
     "resolved for every service, and the enrolment of residents' accounts.",
     settings_factory=Settings,
-    routers=[router, access.router, enrolment.router],
+    routers=[router, access.router, enrolment.router, rolls.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=access_resolver,

@@ -20,3 +20,10 @@ class Settings(ServiceSettings):
     census_hash_key: SecretStr = SecretStr("")
     # Minimum age to vote, on the voting day.
     voting_age: int = 15
+    # Secret of the voter-roll keys (>= 32 bytes): roll bases at import, per-consultation entry
+    # keys at a freeze. Shared by the CENSUS import and the roll.
+    roll_secret: SecretStr = SecretStr("")
+    # Threads computing entry keys (libsodium releases the GIL): one per core.
+    roll_threads: int = 2
+    # How often the roll freezer looks for rolls to prepare or freeze.
+    roll_poll_seconds: float = 1.0
