@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 import uuid
 from dataclasses import dataclass, field
-import asyncio
-import time
 from datetime import date, timedelta
 from typing import Any
 
