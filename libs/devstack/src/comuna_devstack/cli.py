@@ -123,6 +123,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "roll":
+        return cmd_bench_roll(args)
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
@@ -136,6 +138,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
+
+
+def cmd_bench_roll(args: argparse.Namespace) -> int:
+    """Freeze and stream a roll of `--voters` on a PostgreSQL of its own (no `make run` needed)."""
+    from comuna_devstack.benches import roll
+
+    if args.voters < 1:
+        print("comuna-dev bench roll: --voters must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        report = roll.run(args.voters)
+    except (DevStackError, RuntimeError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    print(json.dumps({"ok": True, **report}, indent=2))
+    return 0
 
 
 def main() -> None:
@@ -152,8 +170,12 @@ def main() -> None:
     commands.add_parser(
         "clean", help="stop what a killed run left behind; delete the state directory and relocated PostgreSQL data"
     )
-    bench = commands.add_parser("bench", help="cast ballots through the REST API and report throughput")
+    bench = commands.add_parser(
+        "bench", help="ballots: cast ballots through the REST API; roll: freeze and stream a voter roll"
+    )
+    bench.add_argument("target", nargs="?", choices=["ballots", "roll"], default="ballots")
     bench.add_argument("--ballots", type=int, default=100_000)
+    bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean}[args.command]

@@ -82,14 +82,14 @@ class RollLoader:
             if load.status != RollLoadStatus.LOADING:
                 return RollLoadStatus(load.status)
             assert load.expected_count is not None
-            loaded = await self._pull(consultation_id, load.loaded_seq, load.expected_count)
+            loaded = await self.pull(consultation_id, load.loaded_seq, load.expected_count)
             if loaded != load.expected_count:
                 raise RollLoadError(
                     f"identity's roll stream ended at seq {loaded} of {load.expected_count}", code="roll_stream_short"
                 )
-            return await self._verify(consultation_id)
+            return await self.verify(consultation_id)
 
-    async def _pull(self, consultation_id: uuid.UUID, loaded: int, expected: int) -> int:
+    async def pull(self, consultation_id: uuid.UUID, loaded: int, expected: int) -> int:
         if loaded >= expected:
             return loaded
         async for chunk in self._source.stream_roll(consultation_id, after_seq=loaded, chunk_size=self._chunk_size):
@@ -101,7 +101,7 @@ class RollLoader:
             loaded = chunk.first_seq + len(chunk.packed) // ENTRY_BYTES - 1
         return loaded
 
-    async def _verify(self, consultation_id: uuid.UUID) -> RollLoadStatus:
+    async def verify(self, consultation_id: uuid.UUID) -> RollLoadStatus:
         async with self._db.transaction() as session:
             load = await repository.roll_load(session, consultation_id, lock=True)
             assert load is not None and load.expected_digest is not None
