@@ -301,8 +301,6 @@ def run(
                     "comuna_devstack.benches.roll_identity",
                     "--database-url",
                     identity_url,
-                    "--roll-secret",
-                    secrets.token_urlsafe(32),
                     "--consultation-id",
                     str(consultation_id),
                     "--cutoff",
@@ -314,6 +312,8 @@ def run(
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
+                # The secret in the environment, not on the command line (`ps` shows that).
+                env={**os.environ, "COMUNA_BENCH_ROLL_SECRET": secrets.token_hex(32)},
             )
             try:
                 port = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -59,7 +60,7 @@ class BenchRollServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 async def main(args: argparse.Namespace) -> None:
     db = Database(args.database_url, pool_size=4)
-    secret = RollSecret(args.roll_secret.encode())
+    secret = RollSecret(os.environ["COMUNA_BENCH_ROLL_SECRET"].encode())
     consultation_id = uuid.UUID(args.consultation_id)
     cutoff = date.fromisoformat(args.cutoff)
     terms = roll.RollTerms.of(
@@ -93,7 +94,6 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--roll-secret", required=True)
     parser.add_argument("--consultation-id", required=True)
     parser.add_argument("--cutoff", required=True)
     parser.add_argument("--threads", type=int, default=2)

@@ -59,35 +59,41 @@ class RollLoader:
         async with self._db.engine.connect() as guard:
             if not await storage.try_lock_load(guard, consultation_id):
                 return None
+            try:
+                return await self._load_locked(consultation_id)
+            finally:
+                await storage.unlock_load(guard, consultation_id)
+
+    async def _load_locked(self, consultation_id: uuid.UUID) -> RollLoadStatus | None:
+        async with self._db.transaction() as session:
+            load = await repository.roll_load(session, consultation_id)
+        if load is None:
+            return None
+        if load.status == RollLoadStatus.REQUESTED:
+            info = await self._source.get_roll(consultation_id)
+            if not info.frozen:
+                return RollLoadStatus.REQUESTED
             async with self._db.transaction() as session:
-                load = await repository.roll_load(session, consultation_id)
-            if load is None:
-                return None
-            if load.status == RollLoadStatus.REQUESTED:
-                info = await self._source.get_roll(consultation_id)
-                if not info.frozen:
-                    return RollLoadStatus.REQUESTED
-                async with self._db.transaction() as session:
-                    await storage.set_load(
-                        session,
-                        consultation_id,
-                        status=RollLoadStatus.LOADING,
-                        expected_count=info.entry_count,
-                        expected_digest=info.digest,
-                        voter_key=info.voter_key,
-                        login_key=info.login_key,
-                    )
-                    load = await repository.roll_load(session, consultation_id)
-                    assert load is not None
-            if load.status != RollLoadStatus.LOADING:
-                return RollLoadStatus(load.status)
-            assert load.expected_count is not None
-            loaded = await self.pull(consultation_id, load.loaded_seq, load.expected_count)
-            if loaded != load.expected_count:
-                raise RollLoadError(
-                    f"identity's roll stream ended at seq {loaded} of {load.expected_count}", code="roll_stream_short"
+                await storage.set_load(
+                    session,
+                    consultation_id,
+                    status=RollLoadStatus.LOADING,
+                    expected_count=info.entry_count,
+                    expected_digest=info.digest,
+                    voter_key=info.voter_key,
+                    login_key=info.login_key,
                 )
-            return await self.verify(consultation_id)
+                load = await repository.roll_load(session, consultation_id)
+                assert load is not None
+        if load.status != RollLoadStatus.LOADING:
+            return RollLoadStatus(load.status)
+        assert load.expected_count is not None
+        loaded = await self.pull(consultation_id, load.loaded_seq, load.expected_count)
+        if loaded != load.expected_count:
+            raise RollLoadError(
+                f"identity's roll stream ended at seq {loaded} of {load.expected_count}", code="roll_stream_short"
+            )
+        return await self.verify(consultation_id)
 
     async def pull(self, consultation_id: uuid.UUID, loaded: int, expected: int) -> int:
         if loaded >= expected:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import uuid
 from typing import Any
@@ -45,6 +46,13 @@ async def try_lock_load(conn: AsyncConnection, consultation_id: uuid.UUID) -> bo
     taken = bool((await conn.execute(lock, {"key": f"roll-load:{consultation_id}"})).scalar_one())
     await conn.commit()
     return taken
+
+
+async def unlock_load(conn: AsyncConnection, consultation_id: uuid.UUID) -> None:
+    """Release the lock of `try_lock_load` (the connection goes back to the pool: it must not keep it)."""
+    unlock = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+    await conn.execute(unlock, {"key": f"roll-load:{consultation_id}"})
+    await conn.commit()
 
 
 async def set_load(session: AsyncSession, consultation_id: uuid.UUID, **values: Any) -> None:
@@ -95,7 +103,7 @@ async def store_chunk(session: AsyncSession, consultation_id: uuid.UUID, first_s
     raw = await conn.get_raw_connection()
     payload = _COPY_HEADER + copy_rows(consultation_id, first_seq, packed) + _COPY_TRAILER
     await raw.driver_connection.copy_to_table(  # type: ignore[union-attr]
-        "roll_entries", source=payload, columns=_COLUMNS, format="binary"
+        "roll_entries", source=io.BytesIO(payload), columns=_COLUMNS, format="binary"
     )
     return True
 

@@ -226,24 +226,30 @@ class RollFreezer:
         async with self._db.engine.connect() as guard:
             if not await storage.try_lock_roll(guard, consultation_id):
                 return RollStatus.PREPARING
-            async with self._db.transaction() as session:
-                roll = await storage.roll_of(session, consultation_id)
-            if roll is None or roll.status == RollStatus.FROZEN:
-                return RollStatus.FROZEN
-            keys = self._secret.for_consultation(consultation_id)
-            params = storage.eligibility_params(
-                roll.cutoff, born_by(roll.voting_day, self._voting_age), list(roll.commune_ids)
-            )
-            started = time.perf_counter()
-            prepared = await self._prepare(consultation_id, keys, params, pool)
-            prepare_seconds = time.perf_counter() - started
-            if roll.cutoff > self._today():
-                if prepared:
-                    async with self._db.transaction() as session:
-                        await storage.add_prepare_seconds(session, consultation_id, prepare_seconds)
-                return RollStatus.PREPARING
-            await self._freeze(consultation_id, keys, params, pool, prepare_seconds)
+            try:
+                return await self._process_locked(consultation_id, pool)
+            finally:
+                await storage.unlock_roll(guard, consultation_id)
+
+    async def _process_locked(self, consultation_id: uuid.UUID, pool: ThreadPoolExecutor) -> RollStatus:
+        async with self._db.transaction() as session:
+            roll = await storage.roll_of(session, consultation_id)
+        if roll is None or roll.status == RollStatus.FROZEN:
             return RollStatus.FROZEN
+        keys = self._secret.for_consultation(consultation_id)
+        params = storage.eligibility_params(
+            roll.cutoff, born_by(roll.voting_day, self._voting_age), list(roll.commune_ids)
+        )
+        started = time.perf_counter()
+        prepared = await self._prepare(consultation_id, keys, params, pool)
+        prepare_seconds = time.perf_counter() - started
+        if roll.cutoff > self._today():
+            if prepared:
+                async with self._db.transaction() as session:
+                    await storage.add_prepare_seconds(session, consultation_id, prepare_seconds)
+            return RollStatus.PREPARING
+        await self._freeze(consultation_id, keys, params, pool, prepare_seconds)
+        return RollStatus.FROZEN
 
     async def _prepare(
         self, consultation_id: uuid.UUID, keys: ConsultationKeys, params: dict[str, Any], pool: ThreadPoolExecutor

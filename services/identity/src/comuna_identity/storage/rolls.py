@@ -89,6 +89,13 @@ async def try_lock_roll(conn: AsyncConnection, consultation_id: uuid.UUID) -> bo
     return taken
 
 
+async def unlock_roll(conn: AsyncConnection, consultation_id: uuid.UUID) -> None:
+    """Release the lock of `try_lock_roll` (the connection goes back to the pool: it must not keep it)."""
+    unlock = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+    await conn.execute(unlock, {"key": f"voter-roll:{consultation_id}"})
+    await conn.commit()
+
+
 async def pending_rolls(session: AsyncSession) -> list[uuid.UUID]:
     query = select(rolls.c.consultation_id).where(rolls.c.status == RollStatus.PREPARING).order_by(rolls.c.requested_at)
     return list((await session.execute(query)).scalars())
