@@ -305,6 +305,12 @@ class RollFreezer:
                 (resident, login_entry(keys.login_key, subject))
                 for resident, subject in await storage.linked_accounts(session)
             ]
+            missing_bases = await storage.without_roll_base(session, params)
+            if missing_bases:
+                log.warning(
+                    "eligible residents without a roll base are left off the roll; re-import them",
+                    extra={"consultation_id": str(consultation_id), "residents": missing_bases},
+                )
             await storage.write_entries(session, consultation_id, params, logins)
             digest = await stored_digest(session, "voter_roll_entries", consultation_id)
             await storage.mark_frozen(

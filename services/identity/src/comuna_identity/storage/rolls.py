@@ -4,7 +4,9 @@ tables' agreed column names only.
 
 Eligible at a cut-off (one query, set-based): an `active` resident, born on or before `born_by`,
 with a residence in force at the cut-off in a communal council whose version in force at the
-cut-off is active and sits in one of the consultation's communes.
+cut-off is active and sits in one of the consultation's communes. A resident without a roll
+base (migrated before roll bases existed) cannot be on a roll: `without_roll_base` counts them
+so the freeze can say so.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ ELIGIBLE = """
      AND rr.valid_from <= :cutoff AND (rr.valid_until IS NULL OR :cutoff < rr.valid_until)
     JOIN territory_versions tv ON tv.territory_id = rr.council_id
      AND tv.valid_from <= :cutoff AND (tv.valid_until IS NULL OR :cutoff < tv.valid_until)
-    WHERE r.status = 'active' AND r.birth_date <= :born_by
+    WHERE r.status = 'active' AND r.birth_date <= :born_by AND r.roll_base IS NOT NULL
       AND tv.kind = 'communal_council' AND tv.status = 'active' AND tv.parent_id = ANY(:communes)
 """
 
@@ -62,6 +64,16 @@ _COUNTS = text(
     "  (SELECT count(*) FROM voter_roll_entries e WHERE e.consultation_id = :consultation_id AND e.commune_id = c.id)"
     "  FROM unnest(CAST(:communes AS uuid[])) AS c(id)"
 )
+
+
+async def without_roll_base(session: AsyncSession, params: dict[str, Any]) -> int:
+    """Residents eligible but for their missing roll base (left off the roll, and logged)."""
+    query = text(
+        ELIGIBLE.replace("r.roll_base IS NOT NULL", "r.roll_base IS NULL").replace(
+            "SELECT r.id AS resident_id, r.roll_base, rr.council_id, tv.parent_id AS commune_id", "SELECT count(*)"
+        )
+    )
+    return int((await session.execute(query, params)).scalar_one())
 
 
 def eligibility_params(cutoff: date, born_by: date, communes: Sequence[uuid.UUID]) -> dict[str, Any]:
