@@ -19,17 +19,17 @@ from comuna_consultations.roll.loader import RollLoader
 from comuna_consultations.vocabulary import RollLoadStatus
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_platform.documents import normalise_document
 from comuna_platform.errors import Unavailable
+from comuna_platform.voter_keys import document_point, multiply, scalar_from
 from tests.consultations.conftest import open_stack
 from tests.consultations.helpers import (
-    ADULT,
     SCHEDULE,
     Consultation,
     Stack,
     add_candidate,
     open_consultation,
     operator,
-    register_residents,
     spokesperson,
     transition,
     vote,
@@ -78,6 +78,32 @@ class CrashingSource:
             sent += 1
 
 
+async def seed_voters(stack: Stack, council_code: str, n: int) -> list[str]:
+    """Adult residents of a council written straight into identity's census tables (the schema
+    contract), roll bases computed as the import does; returns their documents."""
+    council = (await stack.identity.client.get(f"/v1/territories/{council_code}")).json()["id"]
+    secret = stack.identity.runtime.settings.roll_secret.get_secret_value().encode()  # type: ignore[attr-defined]
+    documents = [stack.new_voter_id() for _ in range(n)]
+    async with stack.identity.runtime.db.transaction() as session:
+        for document in documents:
+            resident = uuid.uuid4()
+            base = multiply(scalar_from(secret, "roll-base"), document_point(normalise_document(document)))
+            await session.execute(
+                text(
+                    "INSERT INTO residents (id, document_key_id, document_hash, roll_base, birth_date, status,"
+                    " status_since) VALUES (:id, 1, :hash, :base, :birth, 'active', :birth)"
+                ),
+                {"id": resident, "hash": uuid.uuid4().bytes * 2, "base": base, "birth": date(1980, 5, 17)},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO resident_residences (id, resident_id, council_id, valid_from) VALUES (:id, :r, :c, :f)"
+                ),
+                {"id": uuid.uuid4(), "r": resident, "c": uuid.UUID(council), "f": date(1990, 1, 1)},
+            )
+    return documents
+
+
 def loader(stack: Stack, source: object | None = None, chunk_size: int = 2) -> RollLoader:
     return RollLoader(
         stack.consultations.runtime.db,
@@ -111,8 +137,8 @@ async def freeze(stack: Stack, issuer: TestIssuer, consultation: Consultation, *
 async def test_a_load_cut_midway_resumes_after_the_last_stored_chunk_and_verifies(
     quiet: Stack, issuer: TestIssuer
 ) -> None:
-    voters = await register_residents(quiet, issuer, f"{C1}.CC1", ADULT, 5)
-    await register_residents(quiet, issuer, f"{C2}.CC1", ADULT, 2)
+    voters = await seed_voters(quiet, f"{C1}.CC1", 5)
+    await seed_voters(quiet, f"{C2}.CC1", 2)
     consultation = await open_consultation(quiet, issuer)
     assert (await add_candidate(quiet, issuer, consultation, C1, 1)).status_code == 201
     requested = await freeze(quiet, issuer, consultation)
@@ -153,7 +179,7 @@ async def test_a_load_cut_midway_resumes_after_the_last_stored_chunk_and_verifie
 
 
 async def test_a_tampered_roll_is_refused_and_voting_cannot_start(quiet: Stack, issuer: TestIssuer) -> None:
-    await register_residents(quiet, issuer, f"{C1}.CC1", ADULT, 3)
+    await seed_voters(quiet, f"{C1}.CC1", 3)
     consultation = await open_consultation(quiet, issuer)
     communes = (
         await quiet.consultations.client.get(f"/v1/consultations/{consultation.id}/communes", params={"limit": 1000})

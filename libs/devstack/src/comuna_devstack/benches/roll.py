@@ -321,7 +321,7 @@ def run(
                     if message["phase"] == "serving":
                         port = message["port"]
                         break
-                    report[message["phase"]] = _rate(voters, message["seconds"])
+                    report[message["phase"]] = {**_rate(voters, message["seconds"]), "split": message["split"]}
                 if not port:
                     raise RuntimeError(f"the identity process ended early (exit {child.wait()})")
                 loaded = asyncio.run(_load(port, consultations_url, consultation_id, chunk_size))

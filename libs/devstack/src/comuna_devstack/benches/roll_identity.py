@@ -75,12 +75,12 @@ async def main(args: argparse.Namespace) -> None:
         )
         started = time.perf_counter()
         await ahead.process(consultation_id, pool)
-        say(phase="prepare", seconds=time.perf_counter() - started)
+        say(phase="prepare", seconds=time.perf_counter() - started, split=ahead.last_split)
         # At the cut-off: the freeze (missing keys, entries, counts, digest).
         at_cutoff = roll.RollFreezer(db, secret, voting_age=15, threads=args.threads, today=lambda: cutoff)
         started = time.perf_counter()
         await at_cutoff.process(consultation_id, pool)
-        say(phase="freeze", seconds=time.perf_counter() - started)
+        say(phase="freeze", seconds=time.perf_counter() - started, split=at_cutoff.last_split)
     server = grpc.aio.server(options=[("grpc.max_send_message_length", 8 * 1024 * 1024)])
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(BenchRollServicer(db, secret), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")

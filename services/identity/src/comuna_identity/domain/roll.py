@@ -199,6 +199,8 @@ class RollFreezer:
         self._batch = batch
         self._today = today
         self.wake = asyncio.Event()
+        # Seconds spent in each step of the last prepare and freeze (logged; the benchmark reports them).
+        self.last_split: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         with ThreadPoolExecutor(self._threads, thread_name_prefix="roll-keys") as pool:
@@ -256,16 +258,31 @@ class RollFreezer:
     ) -> int:
         """Compute and store the missing entry keys, committing each batch (a crash keeps them)."""
         done = 0
+        split = {"read": 0.0, "compute": 0.0, "write": 0.0}
         async with self._db.engine.connect() as reader:
+            mark = time.perf_counter()
             async for batch in storage.missing_keys(reader, consultation_id, params, batch=self._batch):
+                split["read"] += time.perf_counter() - mark
+                mark = time.perf_counter()
                 computed = await self._compute(keys, [c.roll_base for c in batch], pool)
+                split["compute"] += time.perf_counter() - mark
+                mark = time.perf_counter()
                 async with self._db.engine.begin() as writer:
                     await storage.copy_keys(
                         writer, consultation_id, list(zip((c.resident_id for c in batch), computed, strict=True))
                     )
+                split["write"] += time.perf_counter() - mark
                 done += len(batch)
+                mark = time.perf_counter()
         if done:
-            log.info("voter roll keys prepared", extra={"consultation_id": str(consultation_id), "keys": done})
+            async with self._db.engine.begin() as conn:
+                await storage.analyze_keys(conn)
+        self.last_split = {f"prepare_{k}_seconds": round(v, 3) for k, v in split.items()}
+        if done:
+            log.info(
+                "voter roll keys prepared",
+                extra={"consultation_id": str(consultation_id), "keys": done, **self.last_split},
+            )
         return done
 
     async def _compute(self, keys: ConsultationKeys, bases: list[bytes], pool: ThreadPoolExecutor) -> list[bytes]:
@@ -291,6 +308,14 @@ class RollFreezer:
             roll = await storage.roll_of(session, consultation_id, lock=True)
             if roll is None or roll.status == RollStatus.FROZEN:
                 return
+            split: dict[str, float] = {}
+            mark = time.perf_counter()
+
+            def lap(name: str) -> None:
+                nonlocal mark
+                split[f"freeze_{name}_seconds"] = round(time.perf_counter() - mark, 3)
+                mark = time.perf_counter()
+
             late = [
                 c
                 async for batch in storage.missing_keys(conn, consultation_id, params, batch=self._batch)
@@ -301,6 +326,7 @@ class RollFreezer:
                 await storage.copy_keys(
                     conn, consultation_id, list(zip((c.resident_id for c in late), computed, strict=True))
                 )
+            lap("late_keys")
             logins = [
                 (resident, login_entry(keys.login_key, subject))
                 for resident, subject in await storage.linked_accounts(session)
@@ -311,8 +337,11 @@ class RollFreezer:
                     "eligible residents without a roll base are left off the roll; re-import them",
                     extra={"consultation_id": str(consultation_id), "residents": missing_bases},
                 )
+            lap("logins")
             await storage.write_entries(session, consultation_id, params, logins)
+            lap("entries_and_counts")
             digest = await stored_digest(session, "voter_roll_entries", consultation_id)
+            lap("digest")
             await storage.mark_frozen(
                 session,
                 consultation_id,
@@ -323,7 +352,9 @@ class RollFreezer:
                 prepare_seconds=prepare_seconds + (roll.prepare_seconds or 0.0),
             )
             await session.commit()
+            lap("commit")
+        self.last_split = {**self.last_split, **split}
         log.info(
             "voter roll frozen",
-            extra={"consultation_id": str(consultation_id), "entries": digest.count, "late_keys": len(late)},
+            extra={"consultation_id": str(consultation_id), "entries": digest.count, "late_keys": len(late), **split},
         )

@@ -76,6 +76,21 @@ async def without_roll_base(session: AsyncSession, params: dict[str, Any]) -> in
     return int((await session.execute(query, params)).scalar_one())
 
 
+async def bulk_plans(conn: AsyncConnection | AsyncSession) -> None:
+    """Plan the set-based statements of this transaction for millions of rows: hash joins, never
+    nested loops. Estimates through the date ranges are far off (and `voter_roll_keys` grows
+    during a prepare faster than its statistics), and one nested loop over 5 million residents
+    against the keys is quadratic. A cursor is planned for its first rows unless told it will be
+    read to the end."""
+    await conn.execute(text("SET LOCAL enable_nestloop = off"))
+    await conn.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+
+
+async def analyze_keys(conn: AsyncConnection) -> None:
+    """Fresh statistics for the keys just prepared (the freeze joins millions of them)."""
+    await conn.execute(text("ANALYZE voter_roll_keys"))
+
+
 def eligibility_params(cutoff: date, born_by: date, communes: Sequence[uuid.UUID]) -> dict[str, Any]:
     return {"cutoff": cutoff, "born_by": born_by, "communes": list(communes)}
 
@@ -133,7 +148,10 @@ async def missing_keys(
     conn: AsyncConnection, consultation_id: uuid.UUID, params: dict[str, Any], *, batch: int
 ) -> AsyncIterator[list[Candidate]]:
     """Eligible residents without a prepared entry key, `batch` at a time (a server-side cursor)."""
-    result = await conn.stream(_MISSING_KEYS, {**params, "consultation_id": consultation_id})
+    await bulk_plans(conn)
+    result = await conn.stream(
+        _MISSING_KEYS.execution_options(yield_per=batch), {**params, "consultation_id": consultation_id}
+    )
     async for part in result.partitions(batch):
         yield [Candidate(row.resident_id, bytes(row.roll_base)) for row in part]
 
@@ -157,6 +175,7 @@ async def write_entries(
     session: AsyncSession, consultation_id: uuid.UUID, params: dict[str, Any], logins: Sequence[tuple[uuid.UUID, bytes]]
 ) -> None:
     """Entries (from the prepared keys and the login keys given) and their counts, set-based."""
+    await bulk_plans(session)
     await session.execute(
         text("CREATE TEMPORARY TABLE roll_logins (resident_id uuid PRIMARY KEY, login_key bytea) ON COMMIT DROP")
     )
