@@ -55,14 +55,17 @@ _INSERT_ENTRIES = text(
     " LEFT JOIN roll_logins l ON l.resident_id = e.resident_id"
 )
 
+# One pass over the entries: per council, then per commune from those (a commune without voters
+# still gets its row, with 0).
 _COUNTS = text(
     "INSERT INTO voter_roll_counts (consultation_id, territory_id, kind, commune_id, voters)"  # noqa: S608
-    f" SELECT :consultation_id, council_id, '{RollTerritoryKind.COUNCIL}', commune_id, count(*)"
-    "  FROM voter_roll_entries WHERE consultation_id = :consultation_id GROUP BY council_id, commune_id"
+    " WITH councils AS (SELECT council_id, commune_id, count(*) AS voters FROM voter_roll_entries"
+    "  WHERE consultation_id = :consultation_id GROUP BY council_id, commune_id)"
+    f" SELECT :consultation_id, council_id, '{RollTerritoryKind.COUNCIL}', commune_id, voters FROM councils"
     " UNION ALL"
-    f" SELECT :consultation_id, c.id, '{RollTerritoryKind.COMMUNE}', c.id,"
-    "  (SELECT count(*) FROM voter_roll_entries e WHERE e.consultation_id = :consultation_id AND e.commune_id = c.id)"
-    "  FROM unnest(CAST(:communes AS uuid[])) AS c(id)"
+    f" SELECT :consultation_id, c.id, '{RollTerritoryKind.COMMUNE}', c.id, coalesce(sum(councils.voters), 0)"
+    "  FROM unnest(CAST(:communes AS uuid[])) AS c(id) LEFT JOIN councils ON councils.commune_id = c.id"
+    "  GROUP BY c.id"
 )
 
 
