@@ -4,8 +4,9 @@
 Per roll: wait until identity says it is frozen (GetRoll), keep its size, digest and keys, then
 StreamRoll after the last stored seq; every chunk is COPYed in one transaction with the new
 `loaded_seq`, so a crash, a restart or a cut stream resumes exactly after the last committed
-chunk. At the end the count and the digest are recomputed from the table (in voter_key order,
-the primary key) and compared with identity's: equal -> `verified`; different -> `refused`,
+chunk. At the end the count of stored entries and the digest (hashed as the entries arrived
+in an uninterrupted load; recomputed from the table, in voter_key order, after a resumed one)
+are compared with identity's: equal -> `verified`; different -> `refused`,
 logged at ERROR, and voting can never start on it.
 """
 
@@ -22,7 +23,7 @@ from comuna_consultations.storage import repository
 from comuna_consultations.vocabulary import RollLoadStatus
 from comuna_platform.db import Database
 from comuna_platform.errors import Unavailable
-from comuna_platform.voter_roll import ENTRY_BYTES, stored_digest
+from comuna_platform.voter_roll import ENTRY_BYTES, RollDigest, stored_digest
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class RollLoader:
         self._source = source
         self._poll = poll_seconds
         self._chunk_size = chunk_size
+        # Digests of loads streamed whole by this process, waiting for their verification.
+        self._streamed: dict[uuid.UUID, RollDigest] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -98,22 +101,36 @@ class RollLoader:
     async def pull(self, consultation_id: uuid.UUID, loaded: int, expected: int) -> int:
         if loaded >= expected:
             return loaded
+        # A load from the first entry hashes the entries as they arrive (seq order is digest
+        # order): verifying it then needs only a count. A resumed one is verified from the table.
+        streamed = RollDigest(consultation_id) if loaded == 0 else None
+        self._streamed.pop(consultation_id, None)
         async for chunk in self._source.stream_roll(consultation_id, after_seq=loaded, chunk_size=self._chunk_size):
             if chunk.first_seq != loaded + 1 or not chunk.packed or len(chunk.packed) % ENTRY_BYTES:
                 raise RollLoadError("identity's roll stream skipped or tore entries", code="roll_stream_broken")
             async with self._db.transaction() as session:
                 if not await storage.store_chunk(session, consultation_id, chunk.first_seq, chunk.packed):
                     raise RollLoadError("another loader stored this chunk", code="roll_load_raced")
+            if streamed is not None:
+                streamed.add_encoded(chunk.packed)
             loaded = chunk.first_seq + len(chunk.packed) // ENTRY_BYTES - 1
+        if streamed is not None:
+            self._streamed[consultation_id] = streamed
         return loaded
 
     async def verify(self, consultation_id: uuid.UUID) -> RollLoadStatus:
         async with self._db.transaction() as session:
             load = await repository.roll_load(session, consultation_id, lock=True)
             assert load is not None and load.expected_digest is not None
-            digest = await stored_digest(session, "roll_entries", consultation_id, order="voter_key")
+            streamed = self._streamed.pop(consultation_id, None)
+            if streamed is not None:
+                # Every entry stored was hashed on its way in: the table must hold exactly those.
+                digest, count = streamed, await storage.count_entries(session, consultation_id)
+            else:
+                digest = await stored_digest(session, "roll_entries", consultation_id, order="voter_key")
+                count = digest.count
             stored = bytes.fromhex(digest.hexdigest())
-            if digest.count == load.expected_count and stored == load.expected_digest:
+            if digest.count == count == load.expected_count and stored == load.expected_digest:
                 await storage.set_load(
                     session, consultation_id, status=RollLoadStatus.VERIFIED, verified_at=datetime.now(UTC)
                 )
@@ -122,7 +139,7 @@ class RollLoader:
                 )
                 return RollLoadStatus.VERIFIED
             error = (
-                f"roll refused: {digest.count} entries with digest {stored.hex()}, identity published "
+                f"roll refused: {count} entries stored, {digest.count} with digest {stored.hex()}, identity published "
                 f"{load.expected_count} with digest {load.expected_digest.hex()}"
             )
             await storage.set_load(session, consultation_id, status=RollLoadStatus.REFUSED, error=error)
