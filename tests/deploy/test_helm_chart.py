@@ -75,6 +75,7 @@ def full_values() -> dict[str, Any]:
                     "serviceClientId": "comuna-identity",
                     "serviceClientSecret": _test_secret(),
                     "censusHashKey": _test_secret(),
+                    "rollSecret": _test_secret(),
                 },
                 **{
                     name: {
@@ -410,6 +411,7 @@ def test_four_deployments_with_probes_and_ports(default_objects: list[dict[str, 
         assert env[f"COMUNA_{name.upper()}_METRICS_PORT"]["value"] == str(metrics_port)
         assert env[f"COMUNA_{name.upper()}_MAX_HEADER_BYTES"]["value"] == "16384"
         assert env[f"COMUNA_{name.upper()}_MAX_BODY_BYTES"]["value"] == "1048576"
+        assert env[f"COMUNA_{name.upper()}_MAX_IMPORT_BYTES"]["value"] == "1073741824"
         allowed = env[f"COMUNA_{name.upper()}_ALLOWED_HOSTS"]["value"].split(",")
         # Probes (localhost), the helm test pod and in-cluster callers (the Service's names).
         assert {
@@ -482,6 +484,17 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
         "key": "identity-census-hash-key",
         "optional": False,
     }
+    assert identity_env["COMUNA_IDENTITY_ROLL_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets",
+        "key": "identity-roll-secret",
+        "optional": False,
+    }
+    # The ring beyond key 1 is optional: a census that never rotated has only the hash key.
+    assert identity_env["COMUNA_IDENTITY_CENSUS_KEYS"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets",
+        "key": "identity-census-keys",
+        "optional": True,
+    }
     consultations_env = env_of(pod_spec(deployment(full_objects, "consultations"))["containers"][0])
     assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
 
@@ -523,6 +536,35 @@ def test_peers_get_in_cluster_grpc_targets(chart: helm_python.Chart, default_obj
     assert client_secret["valueFrom"]["secretKeyRef"]["optional"] is False
 
 
+def test_rate_limits_reach_every_service_and_merge_key_by_key(
+    chart: helm_python.Chart, default_objects: list[dict[str, Any]]
+) -> None:
+    for name in SERVICES:
+        prefix = f"COMUNA_{name.upper()}_RATE_LIMIT_"
+        env = env_of(pod_spec(deployment(default_objects, name))["containers"][0])
+        assert {key: env[prefix + key]["value"] for key in RATE_LIMIT_VARIABLES} == {
+            "DOCUMENT_LOOKUPS_PER_MINUTE": "30",
+            "DOCUMENT_LOOKUPS_BURST": "10",
+            "ELIGIBILITY_PER_MINUTE": "300000",
+            "ELIGIBILITY_BURST": "5000",
+            "MAX_CALLERS": "100000",
+        }
+    tighter = render(chart, {"services": {"identity": {"rateLimits": {"documentLookups": {"burst": 4}}}}})
+    env = env_of(pod_spec(deployment(tighter, "identity"))["containers"][0])
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_BURST"]["value"] == "4"
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_PER_MINUTE"]["value"] == "30"
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_ELIGIBILITY_BURST"]["value"] == "5000"
+
+
+RATE_LIMIT_VARIABLES = (
+    "DOCUMENT_LOOKUPS_PER_MINUTE",
+    "DOCUMENT_LOOKUPS_BURST",
+    "ELIGIBILITY_PER_MINUTE",
+    "ELIGIBILITY_BURST",
+    "MAX_CALLERS",
+)
+
+
 def test_migration_hook_jobs(default_objects: list[dict[str, Any]]) -> None:
     jobs = by_name(default_objects, "Job")
     assert sorted(jobs) == sorted(f"{RELEASE}-{name}-migrate" for name in SERVICES)
@@ -557,7 +599,7 @@ def test_migration_hook_jobs(default_objects: list[dict[str, Any]]) -> None:
 # --- secrets ------------------------------------------------------------------------------
 
 
-SENSITIVE = re.compile(r"DATABASE_URL|SECRET|HASH_KEY|PASSWORD|TOKEN|HEADERS")
+SENSITIVE = re.compile(r"DATABASE_URL|SECRET|HASH_KEY|CENSUS_KEYS|PASSWORD|TOKEN|HEADERS")
 
 
 def walk_strings(value: Any) -> Iterator[str]:
@@ -592,6 +634,7 @@ def test_notes_warn_about_missing_configuration(chart: helm_python.Chart, full: 
     text = notes(chart)
     assert "oidc.issuer is empty" in text
     assert "identity-census-hash-key" in text and "funding-database-url" in text
+    assert "identity-roll-secret" in text and "identity-census-keys" not in text
     assert "funding-migration-database-url" in text and "funding-nats-password" in text
     complete = notes(chart, full)
     assert "WARNING" not in complete
@@ -739,6 +782,9 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
         {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
         {"defaults": {"replicas": "two"}},
         {"defaults": {"consumers": {"maxDeliveries": 0}}},
+        {"defaults": {"rateLimits": {"documentLookups": {"burst": 0}}}},
+        {"services": {"identity": {"rateLimits": {"eligibility": {"perMinute": 0}}}}},
+        {"services": {"identity": {"rateLimits": {"lookups": {"burst": 3}}}}},
         {"services": {"funding": {"consumers": {"stallSeconds": "soon"}}}},
         {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
         {"services": {"consultations": {"peers": ["billing"]}}},

@@ -15,6 +15,7 @@ from tests.support.service import RunningService, fresh_database, running_servic
 
 MIGRATIONS = Path(comuna_identity.__file__).parent / "migrations"
 CENSUS_KEY = "test-census-key-0123456789abcdef"
+ROLL_SECRET = "test-roll-secret-0123456789abcdef-0123"
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -23,6 +24,12 @@ async def identity(
 ) -> AsyncIterator[RunningService]:
     url = fresh_database(embedded_postgres, f"identity_{id(request)}", MIGRATIONS)
     async with running_service(
-        SPEC, Settings, database_url=url, nats_url=embedded_nats.url, issuer=issuer, census_hash_key=CENSUS_KEY
+        SPEC,
+        Settings,
+        database_url=url,
+        nats_url=embedded_nats.url,
+        issuer=issuer,
+        census_hash_key=CENSUS_KEY,
+        roll_secret=ROLL_SECRET,
     ) as service:
         yield service

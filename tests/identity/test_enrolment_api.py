@@ -114,7 +114,7 @@ async def test_a_registrar_links_in_person(identity: RunningService, issuer: Tes
         (SPOKESPERSON, {"national_id": DOCS["other"], "subject": "x"}, 403, "forbidden_role"),
         (C1_REGISTRAR, {"national_id": DOCS["other"], "subject": C1_REGISTRAR}, 403, "own_assignment"),
         (C1_REGISTRAR, {"national_id": "V99999999", "subject": "x"}, 404, "resident_not_found"),
-        (C1_REGISTRAR, {"national_id": "not a number", "subject": "x"}, 422, "national_id_invalid"),
+        (C1_REGISTRAR, {"national_id": "not a number", "subject": "x"}, 422, "document_invalid"),
     ]
     for who, payload, status, code in cases:
         refused = await identity.client.post("/v1/residents:link", json=payload, headers=person(issuer, who))

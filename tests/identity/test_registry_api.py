@@ -26,8 +26,9 @@ async def count(service: RunningService, model: Any) -> int:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
-async def seed(service: RunningService, issuer: TestIssuer, prefix: str = "VE") -> None:
-    """The country root and a national registrar and operator (seeded), then a small tree over REST."""
+async def seed(service: RunningService, issuer: TestIssuer, prefix: str = "VE", since: str | None = None) -> None:
+    """The country root and a national registrar and operator (seeded), then a small tree over REST
+    (in the register from `since`, default today)."""
     await ensure_root(service)
     await grant(service, REGISTRAR, Role.REGISTRAR, "VE")
     await grant(service, OPERATOR, Role.OPERATOR, "VE")
@@ -43,6 +44,8 @@ async def seed(service: RunningService, issuer: TestIssuer, prefix: str = "VE") 
     ]
     for code, name, kind, parent in tree:
         body = {"code": code, "name": name, "kind": kind, "parent_code": parent}
+        if since is not None:
+            body["valid_from"] = since
         response = await client.post("/v1/territories", json=body, headers=h)
         assert response.status_code in (201, 409), response.text
 
@@ -93,10 +96,13 @@ async def test_a_forged_page_token_is_refused_before_the_database(identity: Runn
             "territory_parent_invalid",
         ),
         (
-            {"code": "VE.02.01", "name": "X", "kind": "municipality", "parent_code": "VE.01"},
+            # Codes are human identifiers: a municipality's code need not extend its state's,
+            # but a council never sits directly under a state.
+            {"code": "CC-LOOSE", "name": "X", "kind": "communal_council", "parent_code": "VE.01"},
             422,
-            "territory_code_invalid",
+            "territory_parent_invalid",
         ),
+        ({"code": "VE.01.P1", "name": "X", "kind": "parish", "parent_code": "VE.01"}, 422, "territory_parent_invalid"),
         ({"code": "VE.09", "name": "X", "kind": "state", "parent_code": "VE.77"}, 404, "territory_not_found"),
         ({"code": "VE.01", "name": "Dup", "kind": "state", "parent_code": "VE"}, 409, "territory_exists"),
         ({"code": "ve.bad code", "name": "X", "kind": "state", "parent_code": "VE"}, 422, "validation_error"),

@@ -246,7 +246,7 @@ async def test_the_roll_holds_exactly_the_eligible_residents_where_they_lived_at
     assert {name: council for name, (_, _, council) in found.items()} == {
         name: roll.ids[council] for name, council in EXPECTED.items()
     }
-    for name, (_, commune, council) in found.items():
+    for name, (_, commune, _council) in found.items():
         assert commune == roll.ids[EXPECTED[name].rsplit(".", 1)[0]]
     assert reply.summary.entry_count == len(EXPECTED) == len(entries)
     # Only the linked resident carries a login key, HMAC(L_c, subject).

@@ -226,7 +226,9 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
             settings_cls = importlib.import_module(f"comuna_{name}.settings").Settings
             url = fresh_database(pg, f"matrix_{name}_{suffix}", Path(str(package.__file__)).parent / "migrations")
             extra: dict[str, Any] = (
-                {"census_hash_key": "matrix-census-key-0123456789abcdef"} if name == "identity" else {}
+                {"census_hash_key": "matrix-census-key-0123456789abcdef", "roll_secret": "r" * 32}
+                if name == "identity"
+                else {}
             )
             if name != "identity":
                 extra["identity_grpc_target"] = targets["identity"]

@@ -28,6 +28,7 @@ import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -111,6 +112,18 @@ async def _territory(world: World, place: Place) -> Request:
     n = world.fresh()
     body = {"code": f"{place}.M{n}", "name": f"Consejo {n}", "kind": "communal_council", "parent_code": place}
     return Request(json=body)
+
+
+async def _change_territory(world: World, place: Place) -> Request:
+    # A rename of the council from today on: an act in its commune (`place`).
+    today = datetime.now(UTC).date().isoformat()
+    return Request(path={"code": COUNCIL[place]}, json={"valid_from": today, "name": f"Consejo {world.fresh()}"})
+
+
+async def _import_territories(world: World, place: Place) -> Request:
+    n = world.fresh()
+    row = {"code": f"IMP{n}", "name": f"Consejo {n}", "kind": "communal_council", "parent_code": INSIDE}
+    return Request(json=[{**row, "valid_from": datetime.now(UTC).date().isoformat()}])
 
 
 def _resident(world: World, place: Place) -> dict[str, str]:
@@ -209,6 +222,8 @@ NOT_FOUND = (404, "assignment_not_found")
 # Parked messages decide in `comuna_platform.events.parked_api` (`require_national`).
 PARKED_READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
 PARKED_OPERATORS = frozenset({Role.OPERATOR})
+# The audit log's entries decide in `comuna_identity.api.audit` (`require_national`).
+AUDIT_READERS = frozenset({Role.AUDITOR, Role.OPERATOR})
 
 
 def _everywhere() -> dict[str, Factory]:
@@ -235,6 +250,10 @@ FACTORIES: dict[str, Factory] = {
     **_everywhere(),
     # identity
     "identity:create_territory_v1_territories_post": Factory(_territory),
+    "identity:change_territory_v1_territories__code__change_post": Factory(_change_territory),
+    # A national act: the whole register, from an operator held at the country root.
+    "identity:import_territories_v1_territories_import_post": Factory(_import_territories, scoped=False),
+    "identity:export_territories_v1_territories_export_get": Factory(fixed(Request(params={"format": "json"}))),
     "identity:list_territories_v1_territories_get": Factory(fixed(Request(params={"parent_code": "VE"}))),
     "identity:get_territory_v1_territories__code__get": Factory(fixed(Request(path={"code": INSIDE}))),
     "identity:register_resident_v1_residents_post": Factory(_register),
@@ -255,6 +274,8 @@ FACTORIES: dict[str, Factory] = {
     "identity:link_resident_v1_residents_link_post": Factory(_link),
     "identity:issue_enrolment_code_v1_residents_enrolment_code_post": Factory(_enrolment_code),
     "identity:redeem_enrolment_code_v1_enrolment_redeem_post": Factory(_redeem),
+    "identity:list_audit_entries_v1_audit_get": Factory(fixed(), admits=AUDIT_READERS, scoped=False),
+    "identity:audit_head_v1_audit_head_get": Factory(fixed()),
     # consultations
     "consultations:open_consultation_v1_consultations_post": Factory(_open),
     "consultations:list_consultations_v1_consultations_get": Factory(fixed()),

@@ -41,6 +41,23 @@ def test_groups_come_parents_first() -> None:
     }
 
 
+def test_groups_nest_by_parent_links_not_by_codes() -> None:
+    groups = groups_from_register(
+        [
+            ("CC-A", "C", "commune", "MU-9"),
+            ("MU-9", "M", "municipality", "LARA"),
+            ("LARA", "S", "state", "VE"),
+            ("VE", "V", "country", None),
+        ]
+    )
+    assert [(g.code, g.parent_code) for g in groups] == [
+        ("VE", None),
+        ("LARA", "VE"),
+        ("MU-9", "LARA"),
+        ("CC-A", "MU-9"),
+    ]
+
+
 def write(tmp_path: Path, document: object) -> Path:
     path = tmp_path / "seed.json"
     path.write_text(json.dumps(document))
@@ -80,11 +97,16 @@ def test_seed_against_the_register() -> None:
     )
     with pytest.raises(SeedError, match="registered as a state"):
         check_seed_against(clash, known)
-    wrong_code = Seed.model_validate(
-        {"territories": [{"code": "VE.02.03", "name": "X", "kind": "state", "parent_code": "VE"}]}
+    # Codes are names, not paths: any code will do; the kind must fit the parent's.
+    any_code = Seed.model_validate(
+        {"territories": [{"code": "LARA2", "name": "X", "kind": "state", "parent_code": "VE"}]}
     )
-    with pytest.raises(SeedError, match="parent's code plus one segment"):
-        check_seed_against(wrong_code, known)
+    check_seed_against(any_code, known)
+    misplaced = Seed.model_validate(
+        {"territories": [{"code": "CC9", "name": "X", "kind": "communal_council", "parent_code": "VE.01"}]}
+    )
+    with pytest.raises(SeedError, match="cannot sit under a state"):
+        check_seed_against(misplaced, known)
 
 
 def test_client_secrets_from_a_file_and_a_directory(tmp_path: Path) -> None:

@@ -219,6 +219,7 @@ async def test_a_database_outage_is_503_with_retry_after(
         issuer=issuer,
         workers=False,
         census_hash_key="edge-census-key-0123456789abcdef",
+        roll_secret="edge-roll-secret-0123456789abcdef0123",
     ) as identity:
         listing = await identity.client.get("/v1/territories")
         writing = await identity.client.post(

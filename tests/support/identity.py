@@ -89,7 +89,7 @@ class Identity:
         `identity.role_assignment.revoked` events); returns `time.monotonic()` at commit."""
         revoker = Caller(
             Principal(subject=REVOKER, username=None, roles=frozenset(), client_id=None),
-            (Assignment(Role.OPERATOR, COUNTRY),),
+            (Assignment(Role.OPERATOR, COUNTRY, national=True),),
         )
         async with self.service.runtime.db.unit_of_work() as uow:
             resolution = (await access.resolve(uow, subject)).resolution()
@@ -130,6 +130,7 @@ async def running_identity(
         nats_url=embedded_nats.url,
         issuer=issuer,
         census_hash_key="x" * 32,
+        roll_secret="y" * 32,
     ) as service:
         ids = await seed_territories(service, list(territories))
         async with grpc_server(IDENTITY, service) as target:

@@ -358,6 +358,7 @@ def provision_realm(
     settings = KeycloakSettings(
         database_url=postgres.dsn(database),
         census_hash_key="k" * 32,
+        roll_secret="r" * 32,
         keycloak_url=keycloak.base_url,
         keycloak_realm=realm,
         keycloak_admin_username=keycloak.admin_username,

@@ -77,6 +77,7 @@ async def running_platform(
             extra: dict[str, str] = {}
             if name == "identity":
                 extra["census_hash_key"] = "edge-census-key-0123456789abcdef"
+                extra["roll_secret"] = "edge-roll-secret-0123456789abcdef0123"
             if name != "identity":
                 extra["identity_grpc_target"] = identity_target
             services[name] = await stack.enter_async_context(

@@ -18,7 +18,7 @@ from comuna_platform.auth import (
     Principal,
     TokenVerifier,
 )
-from comuna_platform.auth.access import Assignment, Caller, Resolution
+from comuna_platform.auth.access import Assignment, Caller, Lineage, Resolution
 from comuna_platform.auth.bearer import bearer_token
 from comuna_platform.auth.fastapi import CurrentCaller, CurrentPrincipal, require_assignment
 from comuna_platform.auth.roles import Role
@@ -64,7 +64,10 @@ def build_app(verifier: TokenVerifier, resolver: FakeResolver | None) -> FastAPI
 
     @app.get("/communes/{code}/candidates")
     async def candidates(code: str, caller: CurrentCaller) -> dict[str, bool]:
-        caller.require([Role.SPOKESPERSON, Role.OPERATOR], code)
+        # This app's register: each code sits under the code before its last dot.
+        parts = code.split(".")
+        lineage = Lineage(tuple(".".join(parts[:i]) for i in range(1, len(parts) + 1)))
+        caller.require([Role.SPOKESPERSON, Role.OPERATOR], lineage)
         return {"ok": True}
 
     @app.get("/whoami")

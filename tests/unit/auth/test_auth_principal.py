@@ -1,4 +1,4 @@
-"""Principal semantics: territory coverage (see docs/conventions.md) and claim mapping.
+"""Principal semantics: territory coverage by lineage (see docs/conventions.md) and claim mapping.
 
 A token says who calls, never where: its `comuna_territories` claim is not read at all."""
 
@@ -8,29 +8,52 @@ from typing import Any
 
 import pytest
 
-from comuna_platform.auth import AuthenticationError, Principal, scope_covers
+from comuna_platform.auth import AuthenticationError, Principal
+from comuna_platform.auth.access import Assignment, Lineage
+from comuna_platform.auth.roles import Role
 
 
 def principal(roles: frozenset[str] = frozenset()) -> Principal:
     return Principal("sub", "alice", roles, "comuna-web")
 
 
+def lineage(*codes: str) -> Lineage:
+    return Lineage(codes)
+
+
 @pytest.mark.parametrize(
-    ("scope", "code", "expected"),
+    ("held_at", "where", "expected"),
     [
-        ("VE", "VE", True),
-        ("VE", "VE.01.01.C0001.CC01", True),
-        ("VE.01", "VE.01.01", True),
-        ("VE.01.01.C0001", "VE.01.01.C0001", True),
-        ("VE.01", "VE", False),  # a scope never covers its parent
-        ("VE.01", "VE.02.01", False),  # nor a sibling
-        ("VE.1", "VE.10", False),  # prefix without the separator is not a descendant
-        ("VE.01.01.C0001", "VE.01.01.C00011", False),
-        ("VE.01", "", False),
+        ("VE", lineage("VE"), True),
+        ("VE", lineage("VE", "LARA", "IRIBARREN", "C0001", "CC01"), True),
+        ("LARA", lineage("VE", "LARA", "IRIBARREN"), True),
+        ("C0001", lineage("VE", "LARA", "IRIBARREN", "C0001"), True),
+        ("LARA", lineage("VE"), False),  # an assignment never covers its parent
+        ("LARA", lineage("VE", "FALCON", "MIRANDA"), False),  # nor a sibling's descendants
+        # Codes are names, not paths: a code that extends another says nothing about nesting.
+        ("VE.1", lineage("VE", "VE.10"), False),
+        ("C0001", lineage("VE", "LARA", "IRIBARREN", "C00011"), False),
     ],
 )
-def test_scope_covers(scope: str, code: str, expected: bool) -> None:
-    assert scope_covers(scope, code) is expected
+def test_an_assignment_covers_its_territory_and_what_sits_under_it(
+    held_at: str, where: Lineage, expected: bool
+) -> None:
+    assert Assignment(Role.REGISTRAR, held_at).covers(where) is expected
+
+
+def test_a_council_that_moved_is_covered_by_its_new_communes_assignment_only() -> None:
+    before = lineage("VE", "LARA", "IRIBARREN", "C1", "CC1")
+    after = lineage("VE", "LARA", "IRIBARREN", "C2", "CC1")
+    old, new = Assignment(Role.REGISTRAR, "C1"), Assignment(Role.REGISTRAR, "C2")
+    assert (old.covers(before), new.covers(before)) == (True, False)
+    assert (old.covers(after), new.covers(after)) == (False, True)
+
+
+def test_a_bare_code_is_refused_rather_than_read_as_a_path() -> None:
+    with pytest.raises(TypeError):
+        Assignment(Role.REGISTRAR, "VE").covers("VE.01")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-empty"):
+        Lineage(())
 
 
 def test_roles() -> None:

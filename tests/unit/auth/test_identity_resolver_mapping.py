@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from comuna.common.v1.territory_pb2 import TerritoryRef
+from comuna.common.v1.territory_pb2 import TERRITORY_KIND_COUNTRY, TERRITORY_KIND_STATE, TerritoryRef
 from comuna.identity.v1 import events_pb2, identity_pb2
 from comuna.identity.v1.access_pb2 import RoleAssignment
 from comuna_platform.auth.access import Assignment, Caller, Resolution
@@ -37,6 +37,16 @@ def test_a_table_officer_assignment_keeps_its_consultation_table_and_end() -> No
     assert assignment_of(message) == Assignment(
         Role.TABLE_OFFICER, "VE.01.01.C1", "a-1", "c-1", "T1", datetime(2027, 1, 1, tzinfo=UTC)
     )
+
+
+def test_an_assignment_at_a_country_root_is_national_whatever_its_code() -> None:
+    root = RoleAssignment(
+        id="a", role="operator", territory=TerritoryRef(code="REPUBLICA", kind=TERRITORY_KIND_COUNTRY)
+    )
+    state = RoleAssignment(id="b", role="operator", territory=TerritoryRef(code="VE", kind=TERRITORY_KIND_STATE))
+    first, second = assignment_of(root), assignment_of(state)
+    assert first is not None and first.national
+    assert second is not None and not second.national
 
 
 def test_unknown_roles_are_dropped_and_empty_fields_are_none() -> None:
@@ -113,7 +123,7 @@ async def test_identity_unreachable_is_503_never_allowed() -> None:
 
 def test_national_acts_need_the_role_at_a_country_root() -> None:
     principal = Principal("p", None, frozenset(), None)
-    national = Caller(principal, (Assignment(Role.AUDITOR, "VE"),))
+    national = Caller(principal, (Assignment(Role.AUDITOR, "VE", national=True),))
     national.require_national(Role.OPERATOR, Role.AUDITOR)
     regional = Caller(principal, (Assignment(Role.OPERATOR, "VE.01"),))
     with pytest.raises(PermissionDeniedError) as info:

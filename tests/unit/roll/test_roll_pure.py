@@ -89,7 +89,9 @@ def test_incremental_and_encoded_chunks_give_the_same_digest() -> None:
 def test_copy_rows_frame_each_entry_as_postgresql_binary_copy() -> None:
     commune, council = uuid.uuid4(), uuid.uuid4()
     login = bytes([1]) * 32
-    packed = entry_bytes(bytes([2]) * 32, None, commune, council) + entry_bytes(bytes([3]) * 32, login, commune, council)
+    packed = entry_bytes(bytes([2]) * 32, None, commune, council) + entry_bytes(
+        bytes([3]) * 32, login, commune, council
+    )
     rows = copy_rows(CONSULTATION, 41, packed)
     fields = []
     at = 0
@@ -105,5 +107,12 @@ def test_copy_rows_frame_each_entry_as_postgresql_binary_copy() -> None:
             at += max(length, 0)
         fields.append(row)
     assert len(packed) == 2 * ENTRY_BYTES
-    assert fields[0] == [CONSULTATION.bytes, bytes([2]) * 32, (41).to_bytes(8, "big"), None, commune.bytes, council.bytes]
+    assert fields[0] == [
+        CONSULTATION.bytes,
+        bytes([2]) * 32,
+        (41).to_bytes(8, "big"),
+        None,
+        commune.bytes,
+        council.bytes,
+    ]
     assert fields[1][2] == (42).to_bytes(8, "big") and fields[1][3] == login

@@ -284,6 +284,8 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
   value: {{ $root.Values.http.maxHeaderBytes | int | quote }}
 - name: {{ $p }}MAX_BODY_BYTES
   value: {{ $root.Values.http.maxBodyBytes | int | quote }}
+- name: {{ $p }}MAX_IMPORT_BYTES
+  value: {{ $root.Values.http.maxImportBytes | int64 | quote }}
 - name: {{ $p }}OIDC_ISSUER
   value: {{ $root.Values.oidc.issuer | quote }}
 - name: {{ $p }}OIDC_AUDIENCE
@@ -303,6 +305,18 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 {{- /* Read by the services that resolve callers over gRPC; harmless for the others. */}}
 - name: {{ $p }}ACCESS_CACHE_SECONDS
   value: {{ $cfg.accessCacheSeconds | toString | quote }}
+{{- with $cfg.rateLimits }}
+- name: {{ $p }}RATE_LIMIT_DOCUMENT_LOOKUPS_PER_MINUTE
+  value: {{ .documentLookups.perMinute | toString | quote }}
+- name: {{ $p }}RATE_LIMIT_DOCUMENT_LOOKUPS_BURST
+  value: {{ .documentLookups.burst | int | quote }}
+- name: {{ $p }}RATE_LIMIT_ELIGIBILITY_PER_MINUTE
+  value: {{ .eligibility.perMinute | toString | quote }}
+- name: {{ $p }}RATE_LIMIT_ELIGIBILITY_BURST
+  value: {{ .eligibility.burst | int | quote }}
+- name: {{ $p }}RATE_LIMIT_MAX_CALLERS
+  value: {{ .maxCallers | int | quote }}
+{{- end }}
 {{- range $peer := $cfg.peers }}
 - name: {{ $p }}{{ upper $peer }}_GRPC_TARGET
   value: {{ include "comuna.peerTarget" (dict "root" $root "name" $name "peer" $peer "cfg" $cfg) | quote }}

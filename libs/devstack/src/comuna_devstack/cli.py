@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
+from comuna_devstack.locations import cache_root, owned_temp_dir
+from comuna_devstack.ports import free_port
+from comuna_devstack.postgres import SUPERUSER, EmbeddedPostgres
 from comuna_devstack.seed import seed_residents
 from comuna_devstack.stack import KEYCLOAK_ADMIN, PUBLIC_CLIENT, REALM, SERVICES, Stack, StackConfig, clean_state
 
@@ -122,9 +127,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from comuna_devstack.register_gen import generate, stderr_progress, write
+
+    rows = generate(args.seed, parishes=not args.no_parishes, progress=stderr_progress)
+    if args.out is None:
+        count = write(rows, sys.stdout, args.format)
+    else:
+        with args.out.open("w", encoding="utf-8", newline="") as out:
+            count = write(rows, out, args.format)
+    print(f"generate register: {count} units written to {args.out or 'stdout'}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench_register(args: argparse.Namespace) -> int:
+    """The register benchmark alone, against a throw-away PostgreSQL on a free port."""
+    from comuna_devstack.benches.register import run
+    from comuna_devstack.locations import cache_root, owned_temp_dir
+    from comuna_devstack.ports import free_port
+    from comuna_devstack.postgres import EmbeddedPostgres
+
+    scratch = owned_temp_dir(cache_root() / "scratch", "bench-register")
+    try:
+        with EmbeddedPostgres(scratch / "pg", free_port(), fast=True) as server:
+            server.create_database("bench_register")
+            report = run(server.dsn("bench_register"), seed=args.seed)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0 if report["meets_target"] else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.target == "roll":
+    if args.what == "roll":
         return cmd_bench_roll(args)
+    if args.what == "register":
+        return cmd_bench_register(args)
+    if args.what == "census":
+        return cmd_bench_census(args)
+    if args.what == "audit":
+        return cmd_bench_audit(args)
     from comuna_devstack.bench import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
@@ -156,6 +198,49 @@ def cmd_bench_roll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_census(args: argparse.Namespace) -> int:
+    """Its own throw-away PostgreSQL (or `--admin-url`), never the running stack's."""
+    from comuna_devstack.benches.census import run
+
+    if args.admin_url:
+        report = run(args.admin_url, args.residents)
+    else:
+        # A place the server's own account can traverse (as the tests' clusters use).
+        scratch = owned_temp_dir(cache_root() / "scratch", "bench")
+        try:
+            with EmbeddedPostgres(scratch / "pg", free_port(), fast=True) as server:
+                report = run(server.dsn(), args.residents)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_bench_audit(args: argparse.Namespace) -> int:
+    """Identity's audit log: 10^6 entries appended in one call, then verified, next to a raw COPY.
+    Works in a throw-away database of the dev stack's PostgreSQL (or `--admin-url`)."""
+    from comuna_devstack.benches import audit
+
+    if args.entries < 1:
+        _notice("--entries must be at least 1")
+        return 2
+    admin_url = args.admin_url
+    if admin_url is None:
+        config = StackConfig.from_environment(args.state_dir.resolve())
+        admin_url = (
+            f"{config.postgres_url.rstrip('/')}/postgres"
+            if config.postgres_url
+            else f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{config.pg_port}/postgres"
+        )
+    try:
+        report = audit.run(admin_url, entries=args.entries)
+    except (OSError, asyncpg.PostgresError) as exc:
+        _notice(f"PostgreSQL unavailable at the admin URL (is `make run` up?): {exc.__class__.__name__}")
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0 if report["intact"] else 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="comuna-dev", description=__doc__)
     parser.add_argument(
@@ -171,12 +256,31 @@ def main() -> None:
         "clean", help="stop what a killed run left behind; delete the state directory and relocated PostgreSQL data"
     )
     bench = commands.add_parser(
-        "bench", help="ballots: cast ballots through the REST API; roll: freeze and stream a voter roll"
+        "bench",
+        help="ballots: cast ballots through the REST API against `make run` (default); "
+        "register: import the synthetic national register into a throw-away database; "
+        "census: import residents through the CLI into a throw-away database; "
+        "audit: append and verify identity's audit log; "
+        "roll: freeze a voter roll and stream it to consultations",
     )
-    bench.add_argument("target", nargs="?", choices=["ballots", "roll"], default="ballots")
+    bench.add_argument("what", nargs="?", choices=["ballots", "register", "census", "audit", "roll"], default="ballots")
     bench.add_argument("--ballots", type=int, default=100_000)
+    bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
+    bench.add_argument(
+        "--admin-url", help="census, audit: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)"
+    )
     bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
+    generate = commands.add_parser("generate", help="write synthetic data sets")
+    generate.add_argument("dataset", choices=["register"], help="register: the national territory register")
+    generate.add_argument("--out", type=Path, help="file to write (default stdout)")
+    generate.add_argument("--format", choices=["csv", "json"], default="csv")
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--no-parishes", action="store_true", help="communes directly under municipalities")
+    bench.add_argument("--entries", type=int, default=1_000_000, help="audit: entries appended in one call")
     args = parser.parse_args()
-    handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean}[args.command]
+    handler = {"run": cmd_run, "demo": cmd_demo, "bench": cmd_bench, "clean": cmd_clean, "generate": cmd_generate}[
+        args.command
+    ]
     raise SystemExit(handler(args))

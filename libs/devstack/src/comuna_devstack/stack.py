@@ -173,6 +173,8 @@ class StackConfig:
 @dataclass(frozen=True)
 class DevSecrets:
     census_hash_key: str
+    # The secret identity's roll base points and voter roll keys derive from.
+    roll_secret: str
     # Keycloak: the bootstrap admin (master realm) and its database role's password.
     keycloak: dict[str, str]
     client_secrets: dict[str, str]
@@ -193,8 +195,9 @@ class DevSecrets:
                 f"comuna_{svc}_{kind}": secrets.token_urlsafe(24) for svc in SERVICES for kind in ("owner", "app")
             },
         }
-        changed = "census_hash_key" not in data
+        changed = "census_hash_key" not in data or "roll_secret" not in data
         data.setdefault("census_hash_key", secrets.token_urlsafe(32))
+        data.setdefault("roll_secret", secrets.token_urlsafe(48))
         for section, generated in wanted.items():
             current = data.setdefault(section, {})
             for key, value in generated.items():
@@ -208,6 +211,7 @@ class DevSecrets:
             path.write_text(json.dumps(data, indent=2))
         return cls(
             data["census_hash_key"],
+            data["roll_secret"],
             data["keycloak"],
             data["client_secrets"],
             data["nats_passwords"],
@@ -411,6 +415,7 @@ class Stack:
             env["NATS_PASSWORD"] = self.secrets.nats_passwords[service]
         if service == "identity":
             env["CENSUS_HASH_KEY"] = self.secrets.census_hash_key
+            env["ROLL_SECRET"] = self.secrets.roll_secret
             env.update(self._keycloak_admin_env())
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)

@@ -28,7 +28,7 @@ class DocumentType(StrEnum):
 
 # Separators people and registers put inside numbers: dots, dashes, spaces, slashes.
 _SEPARATORS = re.compile(r"[\s.\-/_]+")
-_CEDULA = re.compile(r"^([VE])?(\d{1,10})$")
+_CEDULA = re.compile(r"^([VE])?0*(\d{1,10})$")
 _PASSPORT = re.compile(r"^[A-Z0-9]{5,20}$")
 
 

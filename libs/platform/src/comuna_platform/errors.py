@@ -77,3 +77,20 @@ class Unavailable(ProblemError):
     code = "dependency_unavailable"
     title = "Service unavailable"
     grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class RateLimited(ProblemError):
+    """The caller used up its allowance under a rate limit (`comuna_platform.rate_limit`).
+
+    `retry_after` (whole seconds) becomes the REST `Retry-After` header and a field of the
+    problem; on gRPC, RESOURCE_EXHAUSTED with `retry_after` in the ErrorInfo metadata.
+    """
+
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code, retry_after=retry_after)
+        self.retry_after = retry_after

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from comuna_platform.auth.access import AccessResolver
 from comuna_platform.auth.identity_resolver import GrpcAccessResolver
+from comuna_platform.auth.lineages import GrpcTerritoryLineages, TerritoryLineages
 from comuna_platform.auth.verifier import TokenVerifier
 from comuna_platform.db import Database
 from comuna_platform.events import EventConsumer, EventHandler, OutboxRelay
@@ -33,6 +34,7 @@ from comuna_platform.http import ReadinessCheck, create_app
 from comuna_platform.http.edges import EdgePolicy
 from comuna_platform.http.server import metrics_server, rest_server
 from comuna_platform.peers import identity_channel, service_tokens
+from comuna_platform.rate_limit import RateLimiter
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.settings import ServiceSettings
 from comuna_platform.supervision import Supervisor, Worker
@@ -60,8 +62,12 @@ class Runtime:
     # Awaited when the service stops, before the connections close (e.g. gRPC client channels).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    # Rate limits per caller (`comuna_platform.rate_limit`), shared by REST and gRPC.
+    rate_limiter: RateLimiter = field(init=False)
+
     def __post_init__(self) -> None:
         self.workers = Supervisor(self.stop)
+        self.rate_limiter = RateLimiter.from_settings(self.settings)
 
     async def nats_ready(self) -> bool:
         return self.nats.is_connected
@@ -95,6 +101,9 @@ class ServiceSpec:
     # identity (ResolvePrincipal) through the platform's caching resolver. Set on
     # `app.state.access_resolver` before serving.
     access_resolver: Callable[[Runtime], AccessResolver] | None = None
+    # Where territories sit (root..unit, by the parent links in force), for scope checks of
+    # services that do not hold the register: set on `app.state.territory_lineages`.
+    territory_lineages: Callable[[Runtime], TerritoryLineages] | None = None
 
 
 def identity_access_resolver(runtime: Runtime) -> AccessResolver:
@@ -118,6 +127,28 @@ def identity_access_resolver(runtime: Runtime) -> AccessResolver:
     return resolver
 
 
+def identity_territory_lineages(runtime: Runtime) -> TerritoryLineages:
+    """`ServiceSpec.territory_lineages` of services that check scope on territories: ask
+    identity's GetTerritory (ancestors as of the day), cache briefly, forget all on
+    `identity.territory.*`."""
+    settings = runtime.settings
+    tokens = service_tokens(settings)
+    lineages = GrpcTerritoryLineages(
+        identity_channel(settings, tokens),
+        tokens=tokens,
+        timeout=settings.identity_timeout_seconds,
+        cache_seconds=settings.access_cache_seconds,
+    )
+
+    async def watch(stop: asyncio.Event) -> None:
+        await lineages.watch_invalidations(runtime.nats, stop)
+
+    runtime.workers.add(Worker("territory-invalidations", watch))
+    runtime.reconnect_listeners.append(lineages.on_reconnect)
+    runtime.closers.append(lineages.close)
+    return lineages
+
+
 def service_routers(spec: ServiceSpec) -> list[APIRouter]:
     """The service's own routers plus the platform's (parked messages, for operators)."""
     return [*spec.routers, parked_router]
@@ -138,6 +169,7 @@ def build_app(spec: ServiceSpec, runtime: Runtime, readiness_checks: Sequence[Re
     )
     app.state.runtime = runtime
     app.state.token_verifier = runtime.verifier
+    app.state.rate_limiter = runtime.rate_limiter
     app.state.parked_messages = ParkedMessages(runtime.db, runtime.consumers)
     return app
 
@@ -191,6 +223,8 @@ async def open_runtime(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIte
         app = build_app(spec, runtime)
         if spec.access_resolver is not None:
             app.state.access_resolver = spec.access_resolver(runtime)
+        if spec.territory_lineages is not None:
+            app.state.territory_lineages = spec.territory_lineages(runtime)
         if spec.on_startup is not None:
             spec.on_startup(runtime, app)
         try:

@@ -59,12 +59,25 @@ class ServiceSettings(BaseSettings):
     # Edges of the REST API: bigger request heads are refused with 431, bigger bodies with 413.
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
+    # Bulk imports (`POST ...:import`) stream their body past the edge instead: this is their cap.
+    max_import_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
     # Host header values the REST API answers (port ignored; `*.example.org` matches subdomains;
     # `*` turns the check off). Empty = `127.0.0.1`, `localhost` and the service's name.
     allowed_hosts: CommaList = []
     # Addresses (IPs or CIDRs) of reverse proxies whose `X-Forwarded-Proto` is believed; a
     # request that came over TLS, directly or through one of them, gets HSTS.
     trusted_proxies: CommaList = []
+
+    # Rate limits per caller (a person's subject, a service's client id), per replica: a token
+    # bucket refilled at `..._PER_MINUTE` holding at most `..._BURST` (`comuna_platform.rate_limit`).
+    # Lookups of a person by document (enrolment, account linking, "can I vote?").
+    rate_limit_document_lookups_per_minute: float = Field(default=30.0, gt=0)
+    rate_limit_document_lookups_burst: int = Field(default=10, ge=1)
+    # Eligibility checks by services (consultations asks once per ballot while CheckEligibility exists).
+    rate_limit_eligibility_per_minute: float = Field(default=300_000.0, gt=0)
+    rate_limit_eligibility_burst: int = Field(default=5_000, ge=1)
+    # Buckets kept per limit; the least recently seen callers beyond it start again full.
+    rate_limit_max_callers: int = Field(default=100_000, ge=1)
 
     @field_validator("allowed_hosts", "trusted_proxies", mode="before")
     @classmethod

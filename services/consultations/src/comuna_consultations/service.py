@@ -21,7 +21,7 @@ from comuna_consultations.settings import Settings
 from comuna_consultations.voting import api as voting_api
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.peers import identity_channel, service_tokens
-from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver
+from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
 
 
@@ -66,4 +66,5 @@ SPEC = ServiceSpec(
     on_startup=on_startup,
     on_shutdown=on_shutdown,
     access_resolver=identity_access_resolver,
+    territory_lineages=identity_territory_lineages,
 )

@@ -18,9 +18,11 @@ from comuna_identity.domain.events import (
     ResidentRegistered,
     RoleAssignmentGranted,
     RoleAssignmentRevoked,
+    TerritoriesImported,
+    TerritoryChanged,
     TerritoryCreated,
 )
-from comuna_identity.storage.models import Territory
+from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_identity.vocabulary import TerritoryKind
 from comuna_platform.events.translation import translates
 
@@ -28,13 +30,14 @@ KIND_TO_PROTO = {
     TerritoryKind.COUNTRY: territory_pb2.TERRITORY_KIND_COUNTRY,
     TerritoryKind.STATE: territory_pb2.TERRITORY_KIND_STATE,
     TerritoryKind.MUNICIPALITY: territory_pb2.TERRITORY_KIND_MUNICIPALITY,
+    TerritoryKind.PARISH: territory_pb2.TERRITORY_KIND_PARISH,
     TerritoryKind.COMMUNE: territory_pb2.TERRITORY_KIND_COMMUNE,
     TerritoryKind.COMMUNAL_CIRCUIT: territory_pb2.TERRITORY_KIND_COMMUNAL_CIRCUIT,
     TerritoryKind.COMMUNAL_COUNCIL: territory_pb2.TERRITORY_KIND_COMMUNAL_COUNCIL,
 }
 
 
-def territory_ref(t: Territory) -> territory_pb2.TerritoryRef:
+def territory_ref(t: TerritoryAt) -> territory_pb2.TerritoryRef:
     return territory_pb2.TerritoryRef(id=str(t.id), code=t.code, kind=KIND_TO_PROTO[TerritoryKind(t.kind)], name=t.name)
 
 
@@ -43,6 +46,22 @@ def territory_created(event: TerritoryCreated) -> events_pb2.TerritoryCreated:
     return events_pb2.TerritoryCreated(
         territory=territory_ref(event.territory), parent_id=str(event.parent_id) if event.parent_id else ""
     )
+
+
+@translates(TerritoryChanged)
+def territory_changed(event: TerritoryChanged) -> events_pb2.TerritoryChanged:
+    t = event.territory
+    return events_pb2.TerritoryChanged(
+        territory=territory_ref(t),
+        parent_id=str(t.parent_id) if t.parent_id else "",
+        valid_from=t.valid_from.isoformat(),
+        status=t.status,
+    )
+
+
+@translates(TerritoriesImported)
+def territories_imported(event: TerritoriesImported) -> events_pb2.TerritoriesImported:
+    return events_pb2.TerritoriesImported(created=event.created, changed=event.changed)
 
 
 @translates(ResidentRegistered)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 import grpc
@@ -9,10 +10,13 @@ from fastapi import FastAPI
 
 # Imported for its effect: registers how identity's domain events become event messages.
 from comuna_identity import messages  # noqa: F401
-from comuna_identity.api import access, enrolment, rolls
+from comuna_identity.api import access, audit, census, enrolment, register_bulk, rolls
+from comuna_identity.api.census_cli import census_from
 from comuna_identity.api.resolver import DatabaseAccessResolver
 from comuna_identity.api.routes import router
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain import census_rotation
+from comuna_identity.domain.census import Census
+from comuna_identity.domain.census_import import Preparer
 from comuna_identity.domain.roll import RollFreezer
 from comuna_identity.domain.roll_keys import RollSecret
 from comuna_identity.grpc import servicer
@@ -26,8 +30,9 @@ def settings_of(runtime: Runtime) -> Settings:
     return cast(Settings, runtime.settings)
 
 
-def hasher_for(settings: Settings) -> CensusHasher:
-    return CensusHasher(settings.census_hash_key.get_secret_value().encode())
+def census_for(settings: Settings) -> Census:
+    """The census's keys from settings; refuses to start without a usable ring and roll secret."""
+    return census_from(settings)
 
 
 def roll_secret_for(settings: Settings) -> RollSecret | None:
@@ -38,7 +43,23 @@ def roll_secret_for(settings: Settings) -> RollSecret | None:
 
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
     settings = settings_of(runtime)
-    app.state.census_hasher = hasher_for(settings)
+    census = census_for(settings)
+    app.state.census = census
+    # Worker processes for big imports, started on the first one that needs them.
+    preparer = Preparer(census)
+    app.state.census_preparer = preparer
+
+    async def close_preparer() -> None:
+        preparer.close()
+
+    runtime.closers.append(close_preparer)
+
+    async def rotation(stop: asyncio.Event) -> None:
+        await census_rotation.run_worker(
+            runtime.db, census, settings.census_rotation_batch, stop, settings.census_rotation_idle_seconds
+        )
+
+    runtime.workers.add(Worker("census-rotation", rotation))
     secret = roll_secret_for(settings)
     app.state.roll_secret = secret
     if secret is not None:
@@ -68,7 +89,7 @@ SPEC = ServiceSpec(
     "(only keyed hashes of national id numbers), and who may act where: role assignments, "
     "resolved for every service, and the enrolment of residents' accounts.",
     settings_factory=Settings,
-    routers=[router, access.router, enrolment.router, rolls.router],
+    routers=[router, register_bulk.router, access.router, enrolment.router, census.router, audit.router, rolls.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=access_resolver,

@@ -13,10 +13,18 @@ class TerritoryKind(StrEnum):
     COUNTRY = "country"
     STATE = "state"
     MUNICIPALITY = "municipality"
+    # An optional level between municipality and commune.
+    PARISH = "parish"
     COMMUNE = "commune"
     # A commune not yet consolidated: it sits where a commune sits and holds councils the same way.
     COMMUNAL_CIRCUIT = "communal_circuit"
     COMMUNAL_COUNCIL = "communal_council"
+
+
+class TerritoryStatus(StrEnum):
+    ACTIVE = "active"
+    # A dissolved unit keeps its id, code and history; nothing new may be placed under it.
+    DISSOLVED = "dissolved"
 
 
 # The kinds a consultation treats as communes (they hold councils and vote).
@@ -41,3 +49,9 @@ class RollTerritoryKind(StrEnum):
 
     COMMUNE = "commune"
     COUNCIL = "council"
+
+
+class ResidentStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    DECEASED = "deceased"

@@ -8,7 +8,7 @@ from typing import cast
 import grpc
 
 from comuna_platform.events import EventConsumer
-from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver
+from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 
 # Imported for its effect: registers how the domain's events become event messages.
 from comuna_projects import messages  # noqa: F401
@@ -40,4 +40,5 @@ SPEC = ServiceSpec(
     grpc_register=grpc_register,
     consumers=consumers,
     access_resolver=identity_access_resolver,
+    territory_lineages=identity_territory_lineages,
 )

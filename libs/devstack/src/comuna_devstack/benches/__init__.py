@@ -1,1 +1,2 @@
-"""Benchmarks that need more than the REST API (`comuna-dev bench <name>`): figures, not tests."""
+"""Benchmarks `make bench` runs: each module has `run(...) -> dict` (register, census, audit: given an
+admin URL, they start nothing; roll: starts its own PostgreSQL and an identity process)."""

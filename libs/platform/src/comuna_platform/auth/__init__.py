@@ -4,13 +4,14 @@ Transport adapters live in submodules so a service imports only what it serves:
 `comuna_platform.auth.fastapi` for REST, `comuna_platform.auth.grpc` for gRPC.
 """
 
+from .access import Lineage
 from .errors import (
     AuthenticationError,
     KeySetUnavailableError,
     PermissionDeniedError,
     TokenSourceError,
 )
-from .principal import Principal, scope_covers
+from .principal import Principal
 from .token_source import ClientCredentialsTokenSource, TokenProvider
 from .verifier import TokenVerifier
 
@@ -18,10 +19,10 @@ __all__ = [
     "AuthenticationError",
     "ClientCredentialsTokenSource",
     "KeySetUnavailableError",
+    "Lineage",
     "PermissionDeniedError",
     "Principal",
     "TokenProvider",
     "TokenSourceError",
     "TokenVerifier",
-    "scope_covers",
 ]

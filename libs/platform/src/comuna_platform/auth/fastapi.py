@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 
 from .access import AccessResolver, Caller
 from .bearer import bearer_token
+from .lineages import TerritoryLineages
 from .principal import Principal
 from .roles import SERVICE_ROLE, Role
 from .verifier import TokenVerifier
@@ -49,10 +50,21 @@ CurrentCaller = Annotated[Caller, Depends(current_caller)]
 """Annotated shortcut: `async def endpoint(caller: CurrentCaller)`; territory checks in the handler."""
 
 
+def territory_lineages(request: Request) -> TerritoryLineages:
+    """The service's `TerritoryLineages` (`ServiceSpec.territory_lineages`)."""
+    lineages: TerritoryLineages | None = getattr(request.app.state, "territory_lineages", None)
+    if lineages is None:
+        raise RuntimeError("app.state.territory_lineages is not configured")
+    return lineages
+
+
+TerritoryLineagesDep = Annotated[TerritoryLineages, Depends(territory_lineages)]
+
+
 def require_assignment(*roles: Role) -> Any:
     """`Depends(...)` yielding the `Caller` if it holds ANY of `roles` somewhere, else 403.
 
-    The territory check stays in the handler (`caller.require(roles, territory_code)`),
+    The territory check stays in the handler (`caller.require(roles, lineage)`),
     because only it knows, from its own data, which territory the request touches.
     """
     if not roles:

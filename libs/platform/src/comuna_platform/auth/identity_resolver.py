@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from comuna.common.v1 import territory_pb2
 from comuna.identity.v1 import events_pb2, identity_pb2, identity_pb2_grpc
 from comuna.identity.v1.access_pb2 import RoleAssignment
 from comuna_platform.errors import Unavailable
@@ -61,6 +62,7 @@ def assignment_of(message: RoleAssignment) -> Assignment | None:
         consultation_id=message.consultation_id or None,
         table_code=message.table_code or None,
         valid_until=message.valid_until.ToDatetime(tzinfo=UTC) if message.HasField("valid_until") else None,
+        national=message.territory.kind == territory_pb2.TERRITORY_KIND_COUNTRY,
     )
 
 

@@ -15,15 +15,6 @@ from typing import Any
 from .errors import AuthenticationError
 
 
-def scope_covers(scope: str, territory_code: str) -> bool:
-    """True when territory scope `scope` includes `territory_code` (itself or a descendant).
-
-    Codes are dotted paths (`VE.01.01.C0001`); the separator check keeps `VE.1` from
-    covering `VE.10`.
-    """
-    return territory_code == scope or territory_code.startswith(scope + ".")
-
-
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated caller: a person (password grant) or a service account."""

@@ -5,7 +5,9 @@ In order: a request head bigger than `max_header_bytes` -> 431; a Host header no
 `allowed_hosts` -> 400 (so no URL the service builds, e.g. in a redirect, can name a host an
 attacker chose); NUL or a lone surrogate in the path, the query string or a header -> 422; a
 body bigger than `max_body_bytes` (declared by Content-Length, or counted while it streams in)
--> 413; a JSON body with duplicate keys or unstorable characters (in keys or values), or a form
+-> 413 (bulk imports, paths ending in `:import`, are streamed to the route unread instead: only a
+declared length over `max_import_bytes` is refused here, the route counts the rest); a JSON
+body with duplicate keys or unstorable characters (in keys or values), or a form
 body with unstorable characters -> 422. Every response, errors included, gets the security
 headers. All refusals are problem+json, before the application reads anything.
 """
@@ -42,6 +44,7 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 class EdgePolicy:
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
+    max_import_bytes: int = 1024 * 1024 * 1024
     # Lower-case host names; `*.example.org` matches its subdomains; `*` matches anything.
     allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "[::1]")
     trusted_proxies: Sequence[IpNetwork] = field(default_factory=tuple)
@@ -52,6 +55,7 @@ class EdgePolicy:
         return cls(
             max_header_bytes=settings.max_header_bytes,
             max_body_bytes=settings.max_body_bytes,
+            max_import_bytes=settings.max_import_bytes,
             allowed_hosts=tuple(host.lower() for host in hosts),
             trusted_proxies=tuple(ipaddress.ip_network(proxy, strict=False) for proxy in settings.trusted_proxies),
         )
@@ -88,6 +92,11 @@ def _strip_port(host: str) -> str:
     if host.startswith("["):  # [::1]:8001
         return host.split("]", 1)[0] + "]"
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_streamed_import(path: str) -> bool:
+    """Bulk imports (`POST /v1/<things>:import`) read their body as a stream, row by row."""
+    return path.endswith(":import")
 
 
 class _Refusal(Exception):
@@ -127,6 +136,10 @@ class EdgeMiddleware:
 
         try:
             self._check_head(scope, headers)
+            if is_streamed_import(scope["path"]):
+                self._check_declared_import(headers)
+                await self.app(scope, receive, send_secured)
+                return
             body = await self._read_body(headers, receive)
             if body is not None:
                 self._check_body(headers, body)
@@ -187,6 +200,16 @@ class EdgeMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+    def _check_declared_import(self, headers: dict[bytes, bytes]) -> None:
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.policy.max_import_bytes):
+            raise _Refusal(
+                413,
+                "payload_too_large",
+                "Payload too large",
+                f"The import exceeds {self.policy.max_import_bytes} bytes.",
+            )
 
     def _too_large(self) -> _Refusal:
         return _Refusal(

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from comuna_platform.auth.errors import AuthenticationError, KeySetUnavailableError, PermissionDeniedError
 from comuna_platform.db_errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, classify
-from comuna_platform.errors import ProblemError, Unavailable
+from comuna_platform.errors import ProblemError, RateLimited, Unavailable
 from comuna_platform.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Unavailable):
         # A dependency is down, not the request wrong: tell clients when to try the same again.
         headers = {"Retry-After": str(exc.extra.get("retry_after", RETRY_AFTER_SECONDS))}
+    elif isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem_response(
         request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, headers=headers, **exc.extra
     )

@@ -15,9 +15,6 @@ from comuna_platform.auth.roles import Role
 from comuna_platform.errors import NotFound
 from comuna_platform.uow import UnitOfWork
 
-# The whole country: opening, moving and certifying a consultation are national acts.
-COUNTRY = "VE"
-
 
 def not_found(consultation_id: uuid.UUID) -> NotFound:
     return NotFound(f"consultation {consultation_id} does not exist", code="consultation_not_found")
@@ -61,7 +58,8 @@ async def lock_for_transition(
     candidate recording: the transition waits for those in flight, and later ones see it. The
     watcher forgets the consultation once the change committed (never if it rolls back).
     """
-    caller.require([Role.OPERATOR], COUNTRY)
+    # Opening, moving and certifying a consultation are national acts (held at the country root).
+    caller.require_national(Role.OPERATOR)
     consultation = await repository.consultation_by_id(uow.session, consultation_id, lock="update")
     if consultation is None:
         raise not_found(consultation_id)

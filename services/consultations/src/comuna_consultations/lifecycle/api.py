@@ -29,6 +29,7 @@ from comuna_consultations.transport import (
     WatcherDep,
     consultation_out,
 )
+from comuna_platform.auth.fastapi import TerritoryLineagesDep
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
 
@@ -133,11 +134,13 @@ async def record_candidate(
     consultation_id: uuid.UUID,
     commune_id: uuid.UUID,
     body: CandidateIn,
+    *,
     caller: Spokesperson,
     uow: UnitOfWorkDep,
+    lineages: TerritoryLineagesDep,
 ) -> CandidateOut:
     new = usecases.NewCandidate(body.title, body.description, body.assembly_priority)
-    candidate_id = await usecases.record_candidate(uow, caller, consultation_id, commune_id, new)
+    candidate_id = await usecases.record_candidate(uow, caller, consultation_id, commune_id, new, lineages=lineages)
     return CandidateOut(
         id=candidate_id,
         consultation_id=consultation_id,

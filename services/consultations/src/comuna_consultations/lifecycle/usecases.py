@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from comuna_consultations.domain.consultations import (
-    COUNTRY,
     StatusWatcher,
     existing,
     existing_commune,
@@ -29,6 +28,7 @@ from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Candidate, Consultation, ConsultationCommune
 from comuna_consultations.vocabulary import ConsultationStatus
 from comuna_platform.auth.access import Caller
+from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput
 from comuna_platform.ids import new_id
@@ -67,7 +67,7 @@ async def open_consultation(
     The transaction stays open while identity lists the communes (a few seconds nationwide):
     acceptable for an operator act done four times a year, and it keeps the unit of work whole.
     """
-    caller.require([Role.OPERATOR], COUNTRY)
+    caller.require_national(Role.OPERATOR)
     schedule.check()
     session = uow.session
     # Cheap early refusal, before asking identity for thousands of communes; the unique
@@ -116,6 +116,8 @@ async def record_candidate(
     consultation_id: uuid.UUID,
     commune_id: uuid.UUID,
     new: NewCandidate,
+    *,
+    lineages: TerritoryLineages,
 ) -> uuid.UUID:
     """Record one of a commune's assembly candidates; only while assemblies are running."""
     session = uow.session
@@ -125,8 +127,9 @@ async def record_candidate(
     if consultation is None:
         raise not_found(consultation_id)
     commune = await existing_commune(uow, consultation_id, commune_id)
-    # The commune's code as snapshotted when the consultation opened, not anything the caller sent.
-    caller.require([Role.SPOKESPERSON, Role.OPERATOR], commune.code)
+    # The commune's code as snapshotted when the consultation opened, not anything the caller
+    # sent; where it sits today comes from identity's register.
+    caller.require([Role.SPOKESPERSON, Role.OPERATOR], await lineages.of(commune.code))
     require_status(consultation.status, ConsultationStatus.ASSEMBLY)
     candidate_id = new_id()
     inserted = await storage.insert_candidate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date
 
-from comuna_consultations.domain.consultations import COUNTRY, existing
+from comuna_consultations.domain.consultations import existing
 from comuna_consultations.domain.identity import RollSource
 from comuna_consultations.domain.lifecycle import require_status
 from comuna_consultations.roll import storage
@@ -22,7 +22,7 @@ async def request_roll(
     uow: UnitOfWork, source: RollSource, caller: Caller, consultation_id: uuid.UUID, *, cutoff: date
 ) -> RollLoad:
     """Ask identity to freeze the roll at `cutoff` (idempotent); the loader does the rest."""
-    caller.require([Role.OPERATOR], COUNTRY)
+    caller.require_national(Role.OPERATOR)
     consultation = await existing(uow, consultation_id)
     session = uow.session
     current = await repository.roll_load(session, consultation_id)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, status
 from comuna_consultations.voting import usecases
 from comuna_consultations.voting.schemas import BallotIn, BallotOut, ReceiptOut
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
-from comuna_platform.auth.fastapi import CurrentCaller
+from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["consultations"])
@@ -42,12 +42,13 @@ async def cast_ballot(
     caller: BallotSubmitter,
     runtime: RuntimeDep,
     snapshots: SnapshotsDep,
+    lineages: TerritoryLineagesDep,
 ) -> BallotOut:
     # The documented exception to the unit of work: one autocommit statement (see usecases).
     request = usecases.BallotRequest(
         consultation_id, body.commune_id, body.candidate_id, body.national_id, body.channel
     )
-    cast = await usecases.cast_ballot(runtime.db, snapshots, caller, request, now=datetime.now(UTC))
+    cast = await usecases.cast_ballot(runtime.db, snapshots, caller, request, lineages=lineages, now=datetime.now(UTC))
     return BallotOut(ballot_id=cast.ballot_id, receipt=cast.receipt)
 
 

@@ -48,6 +48,7 @@ from comuna_consultations.voting import storage
 from comuna_consultations.voting.snapshot import VotingSnapshot, VotingSnapshotCache
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
+from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.auth.roles import Role
 from comuna_platform.db import Database
 from comuna_platform.documents import normalise_document
@@ -88,6 +89,7 @@ async def cast_ballot(
     caller: Caller,
     request: BallotRequest,
     *,
+    lineages: TerritoryLineages,
     now: datetime,
 ) -> CastBallot:
     _require_channel_role(caller, request.channel)
@@ -97,7 +99,8 @@ async def cast_ballot(
         raise commune_not_found(request.commune_id)
     if request.channel == BallotChannel.TABLE:
         # The commune as snapshotted by this consultation, never a territory the caller sent.
-        caller.require([Role.TABLE_OFFICER], code, consultation_id=str(request.consultation_id))
+        where = await lineages.of(code)
+        caller.require([Role.TABLE_OFFICER], where, consultation_id=str(request.consultation_id))
     candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
     if candidate_commune is None:
         raise NotFound(f"candidate {request.candidate_id} does not exist", code="candidate_not_found")

@@ -4,24 +4,29 @@ redeem it. No document number in any answer."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
-from comuna_identity.api.routes import hasher_of
+from comuna_identity.api.routes import census_of
 from comuna_identity.api.schemas import EnrolmentCodeOut, LinkedOut, LinkIn, NationalIdIn, RedeemIn
 from comuna_identity.domain import enrolment
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.fastapi import CurrentPrincipal, require_assignment
 from comuna_platform.auth.roles import SERVICE_ROLE
+from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.http.problems import problem_response
+from comuna_platform.rate_limit import DocumentLookupQuota
 
 router = APIRouter(prefix="/v1", tags=["enrolment"])
 
 Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"}
+}
 
 
 @router.post(
@@ -29,11 +34,18 @@ Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
     status_code=status.HTTP_201_CREATED,
     response_model=LinkedOut,
     summary="Link a resident's account in person (a registrar covering the resident's council)",
+    responses=RATE_LIMITED,
 )
-async def link_resident(body: LinkIn, caller: Enroller, uow: UnitOfWorkDep, request: Request) -> LinkedOut:
-    linked = await enrolment.link_in_person(
-        uow, caller, hasher_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
-    )
+async def link_resident(
+    body: LinkIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
+) -> LinkedOut:
+    try:
+        linked = await enrolment.link_in_person(
+            uow, caller, census_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
+        )
+    except NotFound as exc:
+        quota.failed(exc.code)
+        raise
     return LinkedOut(resident_id=linked.resident_id, subject=linked.subject)
 
 
@@ -42,13 +54,18 @@ async def link_resident(body: LinkIn, caller: Enroller, uow: UnitOfWorkDep, requ
     status_code=status.HTTP_201_CREATED,
     response_model=EnrolmentCodeOut,
     summary="Issue a one-time enrolment code (shown once; a new one replaces the live one)",
+    responses=RATE_LIMITED,
 )
 async def issue_enrolment_code(
-    body: NationalIdIn, caller: Enroller, uow: UnitOfWorkDep, request: Request
+    body: NationalIdIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> EnrolmentCodeOut:
-    issued = await enrolment.issue_code(
-        uow, caller, hasher_of(request), national_id=body.national_id, now=datetime.now(UTC)
-    )
+    try:
+        issued = await enrolment.issue_code(
+            uow, caller, census_of(request), national_id=body.national_id, now=datetime.now(UTC)
+        )
+    except NotFound as exc:
+        quota.failed(exc.code)
+        raise
     return EnrolmentCodeOut(resident_id=issued.resident_id, code=issued.code, expires_at=issued.expires_at)
 
 
@@ -56,17 +73,20 @@ async def issue_enrolment_code(
     "/enrolment:redeem",
     response_model=LinkedOut,
     summary="Redeem an enrolment code with one's document number: links the caller's account",
-    responses={403: {"description": "code or document wrong, code expired, used or burnt (not said which)"}},
+    responses={
+        403: {"description": "code or document wrong, code expired, used or burnt (not said which)"},
+        **RATE_LIMITED,
+    },
 )
 async def redeem_enrolment_code(
-    body: RedeemIn, principal: CurrentPrincipal, uow: UnitOfWorkDep, request: Request
+    body: RedeemIn, principal: CurrentPrincipal, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> LinkedOut | JSONResponse:
     if principal.has_role(SERVICE_ROLE):
         # A service account is not a person: it has no census record to be linked to.
         raise PermissionDeniedError("forbidden_role", "a service account cannot enrol")
     outcome = await enrolment.redeem(
         uow,
-        hasher_of(request),
+        census_of(request),
         subject=principal.subject,
         code=body.code,
         national_id=body.national_id,
@@ -75,6 +95,7 @@ async def redeem_enrolment_code(
     if isinstance(outcome, enrolment.Linked):
         return LinkedOut(resident_id=outcome.resident_id, subject=outcome.subject)
     # Returned, not raised: the failed attempt is counted in this unit of work, which commits.
+    quota.failed(outcome.code)
     return problem_response(
         request, status=outcome.status, code=outcome.code, title=outcome.title, detail=outcome.detail
     )

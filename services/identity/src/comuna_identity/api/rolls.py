@@ -22,6 +22,7 @@ from comuna_identity.vocabulary import RollStatus, RollTerritoryKind
 from comuna_platform.auth.fastapi import CurrentPrincipal
 from comuna_platform.errors import Unavailable
 from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.rate_limit import DocumentLookupQuota
 
 router = APIRouter(prefix="/v1", tags=["voter roll"])
 
@@ -69,10 +70,12 @@ async def get_roll(consultation_id: uuid.UUID, uow: UnitOfWorkDep) -> RollOut:
     "/me/roll",
     response_model=MyRollOut,
     summary="Can I vote? The signed-in resident's own roll status, commune and polling place",
+    responses={429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"}},
 )
 async def my_roll(
     consultation_id: Annotated[uuid.UUID, Query()],
     principal: CurrentPrincipal,
+    quota: DocumentLookupQuota,
     uow: UnitOfWorkDep,
     request: Request,
 ) -> MyRollOut:

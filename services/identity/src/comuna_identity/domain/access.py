@@ -12,16 +12,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from comuna_identity.domain import registry, rules
+from comuna_identity.domain import audit, register, rules
 from comuna_identity.domain.events import RoleAssignmentGranted, RoleAssignmentRevoked
+from comuna_identity.domain.territories import lineage_of
 from comuna_identity.storage import repository
-from comuna_identity.storage.models import RoleAssignment, Territory
-from comuna_platform.auth.access import Assignment, Caller, Resolution
-from comuna_platform.auth.principal import scope_covers
+from comuna_identity.storage.models import RoleAssignment
+from comuna_identity.storage.territory_history import TerritoryAt
+from comuna_identity.vocabulary import TerritoryKind
+from comuna_platform.auth.access import Assignment, Caller, Lineage, Resolution
 from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Conflict, InvalidInput, NotFound
 from comuna_platform.ids import new_id, parse_id
@@ -33,7 +35,7 @@ BOOTSTRAP = "bootstrap"
 @dataclass(frozen=True)
 class AssignmentView:
     assignment: RoleAssignment
-    territory: Territory
+    territory: TerritoryAt
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def assignment_not_found() -> NotFound:
 
 async def ensure_territory(uow: UnitOfWork, *, code: str, name: str, kind: str, parent_code: str | None) -> bool:
     """Seed one territory; True if it created it, False (nothing changed) if `code` exists."""
-    return await registry.ensure_territory(uow, code=code, name=name, kind=kind, parent_code=parent_code)
+    return await register.ensure_territory(uow, code=code, name=name, kind=kind, parent_code=parent_code)
 
 
 async def ensure_assignment(
@@ -103,23 +105,41 @@ async def grant(uow: UnitOfWork, caller: Caller, terms: Terms) -> AssignmentView
     """Grant `terms` if the caller may grant that role there; 409 if the same live one exists."""
     terms = _checked(terms)
     territory = await _territory_for(uow, terms)
-    rules.check_grant(caller, subject=terms.subject, role=terms.role, territory_code=territory.code)
+    where = await lineage_of(uow.session, territory, territory_today())
+    rules.check_grant(caller, subject=terms.subject, role=terms.role, lineage=where)
     return await _insert(uow, terms, territory, granted_by=caller.subject)
 
 
 async def revoke(uow: UnitOfWork, caller: Caller, assignment_id: uuid.UUID, *, reason: str) -> AssignmentView:
     """Revoke an assignment under the same rule as granting it, on the assignment's territory."""
     found = await repository.assignment_with_territory(uow.session, assignment_id, for_update=True)
-    if found is None or not _visible(caller, *found):
+    if found is None:
         raise assignment_not_found()
     assignment, territory = found
-    rules.check_grant(caller, subject=assignment.subject, role=Role(assignment.role), territory_code=territory.code)
+    where = await lineage_of(uow.session, territory, territory_today())
+    if not _visible(caller, assignment, where):
+        raise assignment_not_found()
+    rules.check_grant(caller, subject=assignment.subject, role=Role(assignment.role), lineage=where)
     if assignment.revoked_at is not None:
         raise Conflict("the role assignment is already revoked", code="already_revoked")
+    before = assignment_state(assignment, territory)
     assignment.revoked_at = datetime.now(UTC)
     assignment.revoked_by = caller.subject
     assignment.revoke_reason = reason
     await uow.session.flush()
+    await audit.append(
+        uow.session,
+        [
+            audit.AuditEntry(
+                caller.subject,
+                "role_assignment.revoked",
+                "role_assignment",
+                str(assignment.id),
+                before,
+                assignment_state(assignment, territory),
+            )
+        ],
+    )
     await uow.stage(RoleAssignmentRevoked(assignment.subject, assignment.id, reason), aggregate_id=str(assignment.id))
     return AssignmentView(assignment, territory)
 
@@ -127,7 +147,7 @@ async def revoke(uow: UnitOfWork, caller: Caller, assignment_id: uuid.UUID, *, r
 async def get(uow: UnitOfWork, caller: Caller, assignment_id: uuid.UUID) -> AssignmentView:
     """One assignment, if the caller may see it (else 404, which says nothing about its existence)."""
     found = await repository.assignment_with_territory(uow.session, assignment_id)
-    if found is None or not _visible(caller, *found):
+    if found is None or not _visible(caller, found[0], await lineage_of(uow.session, found[1], territory_today())):
         raise assignment_not_found()
     return AssignmentView(*found)
 
@@ -200,10 +220,16 @@ def to_access(view: AssignmentView) -> Assignment:
         consultation_id=str(a.consultation_id) if a.consultation_id else None,
         table_code=a.table_code,
         valid_until=a.valid_until,
+        national=view.territory.kind == TerritoryKind.COUNTRY,
     )
 
 
-async def _insert(uow: UnitOfWork, terms: Terms, territory: Territory, *, granted_by: str) -> AssignmentView:
+def territory_today() -> date:
+    """The day scope is judged on: where units sit today."""
+    return datetime.now(UTC).date()
+
+
+async def _insert(uow: UnitOfWork, terms: Terms, territory: TerritoryAt, *, granted_by: str) -> AssignmentView:
     assignment = RoleAssignment(
         id=new_id(),
         subject=terms.subject,
@@ -222,14 +248,45 @@ async def _insert(uow: UnitOfWork, terms: Terms, territory: Territory, *, grante
         raise Conflict("the same role assignment is already in force", code="assignment_exists") from exc
     # granted_at is the database's clock: read it back for the event.
     await uow.session.refresh(assignment, ["granted_at"])
+    await audit.append(
+        uow.session,
+        [
+            audit.AuditEntry(
+                granted_by,
+                "role_assignment.granted",
+                "role_assignment",
+                str(assignment.id),
+                None,
+                assignment_state(assignment, territory),
+            )
+        ],
+    )
     await uow.stage(RoleAssignmentGranted(assignment, territory), aggregate_id=str(assignment.id))
     return AssignmentView(assignment, territory)
 
 
-async def _territory_for(uow: UnitOfWork, terms: Terms) -> Territory:
+def assignment_state(assignment: RoleAssignment, territory: TerritoryAt) -> dict[str, object]:
+    """What the audit log hashes of an assignment (docs/audit.md)."""
+    return {
+        "subject": assignment.subject,
+        "role": assignment.role,
+        "territory_id": assignment.territory_id,
+        "territory_code": territory.code,
+        "consultation_id": assignment.consultation_id,
+        "table_code": assignment.table_code,
+        "valid_from": assignment.valid_from,
+        "valid_until": assignment.valid_until,
+        "granted_by": assignment.granted_by,
+        "revoked_at": assignment.revoked_at,
+        "revoked_by": assignment.revoked_by,
+        "revoke_reason": assignment.revoke_reason,
+    }
+
+
+async def _territory_for(uow: UnitOfWork, terms: Terms) -> TerritoryAt:
     territory = await repository.territory_by_code(uow.session, terms.territory_code)
     if territory is None:
-        raise registry.territory_not_found(terms.territory_code)
+        raise register.territory_not_found(terms.territory_code)
     rules.check_role_territory(terms.role, territory.kind)
     return territory
 
@@ -275,8 +332,8 @@ def _checked(terms: Terms) -> Terms:
     )
 
 
-def _visible(caller: Caller, assignment: RoleAssignment, territory: Territory) -> bool:
+def _visible(caller: Caller, assignment: RoleAssignment, where: Lineage) -> bool:
     if assignment.subject == caller.subject:
         return True
     scopes = rules.visibility(caller)
-    return scopes is None or any(scope_covers(scope, territory.code) for scope in scopes)
+    return scopes is None or any(scope in where for scope in scopes)

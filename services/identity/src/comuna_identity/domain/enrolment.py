@@ -12,15 +12,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from comuna_identity.domain import access
-from comuna_identity.domain.census import CensusHasher
+from comuna_identity.domain import access, audit
+from comuna_identity.domain.census import Census
+from comuna_identity.domain.territories import lineage_of
+from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
-from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount, Territory
+from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount
+from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Conflict, Forbidden, NotFound
@@ -68,40 +72,47 @@ def refused() -> Forbidden:
 
 
 async def link_in_person(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, *, national_id: str, subject: str, now: datetime
+    uow: UnitOfWork, caller: Caller, census: Census, *, national_id: str, subject: str, now: datetime
 ) -> Linked:
     """A registrar covering the resident's council links `subject` to the resident."""
-    resident, council = await _resident_in_reach(uow, caller, hasher, national_id)
+    resident, council = await _resident_in_reach(uow, caller, census, national_id, now)
     if subject == caller.subject:
         raise Forbidden("nobody links their own account", code="own_assignment")
     return await _link(uow, resident, council, subject, linked_by=caller.subject, now=now)
 
 
-async def issue_code(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, *, national_id: str, now: datetime
-) -> IssuedCode:
+async def issue_code(uow: UnitOfWork, caller: Caller, census: Census, *, national_id: str, now: datetime) -> IssuedCode:
     """A one-time code for the resident; a new one replaces (burns) the live one."""
-    resident, _ = await _resident_in_reach(uow, caller, hasher, national_id)
+    resident, _ = await _resident_in_reach(uow, caller, census, national_id, now)
     if await repository.account_of_resident(uow.session, resident.id) is not None:
         raise Conflict("the resident already has a linked account", code="resident_already_linked")
-    await repository.burn_live_codes(uow.session, resident.id, now)
+    burnt = await repository.burn_live_codes(uow.session, resident.id, now)
     code = new_code()
     expires_at = now + CODE_TTL
-    uow.session.add(
-        EnrolmentCode(
-            id=new_id(),
-            resident_id=resident.id,
-            code_hash=code_hash(code),
-            issued_by=caller.subject,
-            expires_at=expires_at,
-        )
+    issued = EnrolmentCode(
+        id=new_id(),
+        resident_id=resident.id,
+        code_hash=code_hash(code),
+        issued_by=caller.subject,
+        expires_at=expires_at,
+        attempts=0,
     )
+    uow.session.add(issued)
     await uow.session.flush()
+    await audit.append(
+        uow.session,
+        [
+            *_burnt_entries(caller.subject, burnt),
+            audit.AuditEntry(
+                caller.subject, "enrolment_code.issued", "enrolment_code", str(issued.id), None, code_state(issued)
+            ),
+        ],
+    )
     return IssuedCode(resident.id, code, expires_at)
 
 
 async def redeem(
-    uow: UnitOfWork, hasher: CensusHasher, *, subject: str, code: str, national_id: str, now: datetime
+    uow: UnitOfWork, census: Census, *, subject: str, code: str, national_id: str, now: datetime
 ) -> Linked | Forbidden:
     """Link `subject` if `code` is the live code of the resident holding `national_id`.
 
@@ -110,44 +121,82 @@ async def redeem(
     """
     if await repository.account_of(uow.session, subject) is not None:
         raise Conflict("this account is already linked to a resident", code="subject_already_linked")
-    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
+    resident = await census.find(uow.session, national_id)
     by_code = await repository.live_code_by_hash(uow.session, code_hash(code))
     if by_code is not None and resident is not None and by_code.resident_id == resident.id and by_code.expires_at > now:
         if await repository.account_of_resident(uow.session, resident.id) is not None:
             raise Conflict("the resident already has a linked account", code="resident_already_linked")
+        before = code_state(by_code)
         by_code.redeemed_at = now
-        council = await repository.territory_by_id(uow.session, resident.council_id)
-        assert council is not None  # a foreign key
-        return await _link(uow, resident, council, subject, linked_by=subject, now=now)
+        council = await census_storage.council_of_resident(uow.session, resident.id, now.date())
+        if council is None:  # the council has no version in force today (dissolved history aside)
+            raise NotFound("the resident's council is not in the register today", code="council_not_found")
+        linked = await _link(uow, resident, council, subject, linked_by=subject, now=now)
+        redeemed = code_state(by_code)
+        await audit.append(
+            uow.session,
+            [audit.AuditEntry(subject, "enrolment_code.redeemed", "enrolment_code", str(by_code.id), before, redeemed)],
+        )
+        return linked
     involved = {by_code} if by_code is not None else set()
     if resident is not None:
         own = await repository.live_code_of_resident(uow.session, resident.id)
         if own is not None:
             involved.add(own)
-    for live in involved:
+    entries = []
+    for live in sorted(involved, key=lambda c: c.id):
+        before = code_state(live)
         live.attempts += 1
         if live.attempts >= MAX_ATTEMPTS:
             live.burnt_at = now
+        entries.append(
+            audit.AuditEntry(
+                subject, "enrolment_code.attempt_refused", "enrolment_code", str(live.id), before, code_state(live)
+            )
+        )
     await uow.session.flush()
+    await audit.append(uow.session, entries)
     return refused()
 
 
+def code_state(code: EnrolmentCode) -> dict[str, object]:
+    """What the audit log hashes of an enrolment code: never the code (nor its hash)."""
+    return {
+        "resident_id": code.resident_id,
+        "issued_by": code.issued_by,
+        "expires_at": code.expires_at,
+        "attempts": code.attempts,
+        "redeemed_at": code.redeemed_at,
+        "burnt_at": code.burnt_at,
+    }
+
+
+def _burnt_entries(actor: str, burnt: Sequence[EnrolmentCode]) -> list[audit.AuditEntry]:
+    entries = []
+    for code in burnt:
+        after = code_state(code)
+        before = {**after, "burnt_at": None}
+        entries.append(audit.AuditEntry(actor, "enrolment_code.burnt", "enrolment_code", str(code.id), before, after))
+    return entries
+
+
 async def _resident_in_reach(
-    uow: UnitOfWork, caller: Caller, hasher: CensusHasher, national_id: str
-) -> tuple[Resident, Territory]:
+    uow: UnitOfWork, caller: Caller, census: Census, national_id: str, now: datetime
+) -> tuple[Resident, TerritoryAt]:
     # Whether someone is in the census is itself personal: only enrollers may ask.
     caller.require_role(*ENROLLERS)
-    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
+    resident = await census.find(uow.session, national_id)
     if resident is None:
         raise NotFound("no resident with this document is registered", code="resident_not_found")
-    council = await repository.territory_by_id(uow.session, resident.council_id)
-    assert council is not None  # a foreign key
-    caller.require(ENROLLERS, council.code)
+    council = await census_storage.council_of_resident(uow.session, resident.id, now.date())
+    if council is None:  # the council has no version in force today (not yet, or no longer)
+        raise NotFound("no resident with this document is registered", code="resident_not_found")
+    caller.require(ENROLLERS, await lineage_of(uow.session, council, now.date()))
     return resident, council
 
 
 async def _link(
-    uow: UnitOfWork, resident: Resident, council: Territory, subject: str, *, linked_by: str, now: datetime
+    uow: UnitOfWork, resident: Resident, council: TerritoryAt, subject: str, *, linked_by: str, now: datetime
 ) -> Linked:
     session = uow.session
     if await repository.account_of(session, subject) is not None:
@@ -159,8 +208,17 @@ async def _link(
         await session.flush()
     except IntegrityError as exc:  # a concurrent link won the race
         raise Conflict("the account or the resident is already linked", code="already_linked") from exc
-    await repository.burn_live_codes(session, resident.id, now)
+    burnt = await repository.burn_live_codes(session, resident.id, now)
     await access.ensure_assignment(
         uow, subject=subject, role=Role.RESIDENT, territory_code=council.code, valid_from=now, granted_by=linked_by
+    )
+    # Appended once every row is written: the log's lock is then held while nothing else waits.
+    linked = {"resident_id": resident.id, "linked_by": linked_by}
+    await audit.append(
+        session,
+        [
+            audit.AuditEntry(linked_by, "resident_account.linked", "resident_account", subject, None, linked),
+            *_burnt_entries(linked_by, burnt),
+        ],
     )
     return Linked(resident.id, subject)

@@ -6,13 +6,27 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from comuna_identity.storage.models import RoleAssignment, Territory
+from comuna_identity.storage.models import RoleAssignment
+from comuna_identity.storage.territory_history import TerritoryAt
 
 
 @dataclass(frozen=True)
 class TerritoryCreated:
-    territory: Territory
+    territory: TerritoryAt
     parent_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class TerritoryChanged:
+    """The unit's version from `territory.valid_from` on."""
+
+    territory: TerritoryAt
+
+
+@dataclass(frozen=True)
+class TerritoriesImported:
+    created: int
+    changed: int
 
 
 @dataclass(frozen=True)
@@ -25,7 +39,7 @@ class ResidentRegistered:
 @dataclass(frozen=True)
 class RoleAssignmentGranted:
     assignment: RoleAssignment
-    territory: Territory
+    territory: TerritoryAt
 
 
 @dataclass(frozen=True)

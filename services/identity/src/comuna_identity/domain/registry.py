@@ -1,5 +1,5 @@
-"""Use cases of the identity service: register territories and residents, read the register,
-check eligibility. REST and gRPC both call these, inside the unit of work they were given."""
+"""Use cases of the census: register residents, check eligibility. REST and gRPC both call
+these, inside the unit of work they were given. The territory register is `domain.register`."""
 
 from __future__ import annotations
 
@@ -12,119 +12,26 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from comuna_identity.domain.census import CensusHasher, age_on
-from comuna_identity.domain.events import ResidentRegistered, TerritoryCreated
-from comuna_identity.domain.territories import check_placement
+from comuna_identity.domain import audit
+from comuna_identity.domain.census import Census, age_on
+from comuna_identity.domain.events import ResidentRegistered
+from comuna_identity.domain.territories import lineage_of
+from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
-from comuna_identity.storage.models import Resident, Territory
-from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, TerritoryKind
+from comuna_identity.storage.models import Resident, ResidentResidence
+from comuna_identity.storage.territory_history import TerritoryAt
+from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, ResidentStatus, TerritoryKind
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.roles import Role
+from comuna_platform.documents import normalise_document
 from comuna_platform.errors import Conflict, InvalidInput, NotFound
 from comuna_platform.ids import new_id
 from comuna_platform.uow import Staged, UnitOfWork
 
-
-def territory_not_found(code: str) -> NotFound:
-    return NotFound(f"territory {code} does not exist", code="territory_not_found")
-
-
-# Who may register territories and census records: registrars, and operators for territories.
-TERRITORY_KEEPERS = (Role.REGISTRAR, Role.OPERATOR)
+# Who may register census records.
 CENSUS_KEEPERS = (Role.REGISTRAR,)
-
-
-async def create_territory(
-    uow: UnitOfWork, caller: Caller, *, code: str, name: str, kind: TerritoryKind, parent_code: str | None
-) -> Territory:
-    """Register a territory under a parent the caller covers (the country root: an operator)."""
-    parent = await _parent(uow, parent_code)
-    check_placement(
-        kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
-    )
-    if parent is None:
-        caller.require_role(Role.OPERATOR)
-    else:
-        caller.require(TERRITORY_KEEPERS, parent.code)
-    return await insert_territory(uow, code=code, name=name, kind=kind, parent=parent)
-
-
-async def ensure_territory(uow: UnitOfWork, *, code: str, name: str, kind: str, parent_code: str | None) -> bool:
-    """Seed a territory unless one with `code` exists (then nothing changes); True if it created it."""
-    if await repository.territory_by_code(uow.session, code) is not None:
-        return False
-    parent = await _parent(uow, parent_code)
-    check_placement(
-        kind=kind, code=code, parent_kind=parent.kind if parent else None, parent_code=parent.code if parent else None
-    )
-    await insert_territory(uow, code=code, name=name, kind=TerritoryKind(kind), parent=parent)
-    return True
-
-
-async def _parent(uow: UnitOfWork, parent_code: str | None) -> Territory | None:
-    if parent_code is None:
-        return None
-    parent = await repository.territory_by_code(uow.session, parent_code)
-    if parent is None:
-        raise NotFound(f"parent territory {parent_code} does not exist", code="territory_not_found")
-    return parent
-
-
-async def insert_territory(
-    uow: UnitOfWork, *, code: str, name: str, kind: TerritoryKind, parent: Territory | None
-) -> Territory:
-    session = uow.session
-    territory = Territory(id=new_id(), code=code, name=name, kind=kind, parent_id=parent.id if parent else None)
-    session.add(territory)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"territory {code} already exists", code="territory_exists") from exc
-    await uow.stage(TerritoryCreated(territory, parent.id if parent else None), aggregate_id=str(territory.id))
-    return territory
-
-
-@dataclass(frozen=True)
-class TerritoryPage:
-    items: Sequence[Territory]
-    more: bool
-
-
-async def list_children(uow: UnitOfWork, *, parent_code: str | None, after_code: str, limit: int) -> TerritoryPage:
-    """The children of `parent_code` (the roots when None), in code order."""
-    parent_id = None
-    if parent_code:
-        parent = await repository.territory_by_code(uow.session, parent_code)
-        if parent is None:
-            raise territory_not_found(parent_code)
-        parent_id = parent.id
-    rows = await repository.children_of(uow.session, parent_id, after_code=after_code, limit=limit + 1)
-    return TerritoryPage(rows[:limit], len(rows) > limit)
-
-
-async def list_communes(uow: UnitOfWork, *, under_code: str, after_code: str, limit: int) -> TerritoryPage:
-    """Communes and communal circuits under `under_code` (everywhere when empty), in code order."""
-    rows = await repository.communes_under(uow.session, under_code, after_code=after_code, limit=limit + 1)
-    return TerritoryPage(rows[:limit], len(rows) > limit)
-
-
-@dataclass(frozen=True)
-class TerritoryWithAncestors:
-    territory: Territory
-    # From the root down to the parent.
-    ancestors: list[Territory]
-
-
-async def territory_with_ancestors(
-    uow: UnitOfWork, *, code: str | None = None, territory_id: uuid.UUID | None = None
-) -> TerritoryWithAncestors:
-    if territory_id is not None:
-        territory = await repository.territory_by_id(uow.session, territory_id)
-    else:
-        territory = await repository.territory_by_code(uow.session, code or "")
-    if territory is None:
-        raise NotFound("territory does not exist", code="territory_not_found")
-    return TerritoryWithAncestors(territory, await repository.ancestors_of(uow.session, territory))
+# The actor of the trusted seed (`keycloak sync`) in the audit log.
+BOOTSTRAP = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -132,52 +39,96 @@ class NewResident:
     national_id: str
     birth_date: date
     council_code: str
+    document_type: str | None = None
+    # When they started living in the council; default: the day of registration.
+    valid_from: date | None = None
+
+
+def resident_audit_state(
+    *, key_id: int, birth_date: date, status: str, status_since: date, council_code: str, since: date
+) -> dict[str, Any]:
+    """A census record as the audit log sees it: never the document, nor its hash."""
+    return {
+        "document_key_id": key_id,
+        "birth_date": birth_date.isoformat(),
+        "status": status,
+        "status_since": status_since.isoformat(),
+        "council_code": council_code,
+        "resident_since": since.isoformat(),
+    }
 
 
 async def register_residents(
     uow: UnitOfWork,
     caller: Caller,
-    hasher: CensusHasher,
+    census: Census,
     residents: Sequence[NewResident],
     *,
     today: date,
 ) -> list[uuid.UUID]:
-    """Register residents all-or-nothing; each must live in a council the caller covers."""
+    """Register new residents all-or-nothing; each must live in a council the caller covers."""
     session = uow.session
-    councils: dict[str, Territory] = {}
+    generations = await census.generations(session, writing=True)
+    councils: dict[str, TerritoryAt] = {}
     rows: list[dict[str, Any]] = []
+    residences: list[dict[str, Any]] = []
+    entries: list[audit.AuditEntry] = []
+    staged: list[Staged] = []
+    every_layer: list[tuple[int, bytes]] = []
     for new in residents:
         council = councils.get(new.council_code)
         if council is None:
-            found = await repository.territory_by_code(session, new.council_code)
+            found = await repository.territory_by_code(session, new.council_code, today)
             if found is None or found.kind != TerritoryKind.COMMUNAL_COUNCIL:
                 raise NotFound(f"communal council {new.council_code} does not exist", code="council_not_found")
-            caller.require(CENSUS_KEEPERS, found.code)
+            caller.require(CENSUS_KEEPERS, await lineage_of(session, found, today))
             councils[new.council_code] = council = found
         if new.birth_date > today or new.birth_date.year < 1900:
             raise InvalidInput("birth date is not plausible", code="birth_date_invalid")
+        since = new.valid_from or today
+        if since < new.birth_date or since > today:
+            raise InvalidInput("valid_from must be between the birth date and today", code="valid_from_invalid")
+        document = normalise_document(new.national_id, new.document_type)
+        layers = census.layers(document, generations)
+        every_layer.extend(layers)
+        key_id, digest = layers[-1]
+        resident_id = new_id()
         assert council.parent_id is not None
         rows.append(
             {
-                "id": new_id(),
-                "national_id_hash": hasher.national_id_hash(new.national_id),
+                "id": resident_id,
+                "document_key_id": key_id,
+                "document_hash": digest,
+                "roll_base": census.roll_base(document),
                 "birth_date": new.birth_date,
-                "council_id": council.id,
-                "commune_id": council.parent_id,
+                "status": ResidentStatus.ACTIVE,
+                "status_since": since,
             }
         )
-    if len({row["national_id_hash"] for row in rows}) != len(rows):
-        raise Conflict("the same national id number appears twice in the request", code="resident_duplicate")
+        residences.append({"id": new_id(), "resident_id": resident_id, "council_id": council.id, "valid_from": since})
+        after = resident_audit_state(
+            key_id=key_id,
+            birth_date=new.birth_date,
+            status=ResidentStatus.ACTIVE,
+            status_since=since,
+            council_code=council.code,
+            since=since,
+        )
+        entries.append(audit.AuditEntry(caller.subject, "resident.created", "resident", str(resident_id), None, after))
+        staged.append(
+            Staged(ResidentRegistered(resident_id, council.id, council.parent_id), aggregate_id=str(resident_id))
+        )
+    if len({row["document_hash"] for row in rows}) != len(rows):
+        raise Conflict("the same document appears twice in the request", code="resident_duplicate")
+    if await census_storage.any_resident_with_layers(session, every_layer):
+        raise Conflict("a resident with this document is already registered", code="resident_exists")
     try:
         await session.execute(insert(Resident), rows)
-    except IntegrityError as exc:
-        raise Conflict("a resident with this national id number is already registered", code="resident_exists") from exc
-    await uow.stage_all(
-        [
-            Staged(ResidentRegistered(row["id"], row["council_id"], row["commune_id"]), aggregate_id=str(row["id"]))
-            for row in rows
-        ]
-    )
+        await session.execute(insert(ResidentResidence), residences)
+    except IntegrityError as exc:  # a concurrent registration of the same person won the race
+        raise Conflict("a resident with this document is already registered", code="resident_exists") from exc
+    await audit.append(session, entries)
+    await uow.stage_all(staged)
     return [row["id"] for row in rows]
 
 
@@ -190,7 +141,7 @@ class Eligibility:
 
 async def check_eligibility(
     uow: UnitOfWork,
-    hasher: CensusHasher,
+    census: Census,
     *,
     consultation_id: str,
     commune_id: uuid.UUID,
@@ -203,11 +154,14 @@ async def check_eligibility(
     commune = await repository.territory_by_id(uow.session, commune_id)
     if commune is None or commune.kind not in COMMUNE_KINDS:
         raise NotFound(f"commune {commune_id} does not exist", code="commune_not_found")
-    resident = await repository.resident_by_hash(uow.session, hasher.national_id_hash(national_id))
-    if resident is None:
+    resident = await census.find(uow.session, national_id)
+    # Inactive and deceased records count as not registered: the census does not hold them as voters.
+    if resident is None or resident.status != ResidentStatus.ACTIVE:
         return Eligibility(False, IneligibilityReason.NOT_REGISTERED)
-    if resident.commune_id != commune_id:
+    residence = await census_storage.residence_on(uow.session, resident.id, voting_day)
+    council = None if residence is None else await repository.territory_by_id(uow.session, residence.council_id)
+    if council is None or council.parent_id != commune_id:
         return Eligibility(False, IneligibilityReason.OTHER_COMMUNE)
     if age_on(resident.birth_date, voting_day) < voting_age:
         return Eligibility(False, IneligibilityReason.UNDER_AGE)
-    return Eligibility(True, None, hasher.voter_ref(consultation_id, str(resident.id)))
+    return Eligibility(True, None, census.voter_ref(consultation_id, str(resident.id)))

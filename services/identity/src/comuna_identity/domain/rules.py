@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from comuna_identity.vocabulary import COMMUNE_KINDS, TerritoryKind
-from comuna_platform.auth.access import Caller
+from comuna_platform.auth.access import Caller, Lineage
 from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Forbidden, InvalidInput
 
@@ -78,21 +78,21 @@ def check_terms(
         raise InvalidInput("valid_until must be after valid_from", code="validity_invalid")
 
 
-def may_grant(caller: Caller, role: Role, territory_code: str) -> bool:
-    return caller.allows(granters_of(role), territory_code)
+def may_grant(caller: Caller, role: Role, lineage: Lineage) -> bool:
+    return caller.allows(granters_of(role), lineage)
 
 
-def check_grant(caller: Caller, *, subject: str, role: Role, territory_code: str) -> None:
-    """403 unless `caller` may grant (or revoke) `role` at `territory_code` for `subject`."""
+def check_grant(caller: Caller, *, subject: str, role: Role, lineage: Lineage) -> None:
+    """403 unless `caller` may grant (or revoke) `role` at the territory of `lineage` for `subject`."""
     if role is Role.RESIDENT:
         raise Forbidden("the resident role follows from enrolment only", code="role_not_grantable")
     if subject == caller.subject:
         raise Forbidden("nobody grants or revokes their own assignments", code="own_assignment")
     granters = granters_of(role)
-    if caller.allows(granters, territory_code):
+    if caller.allows(granters, lineage):
         return
     if caller.holds(*granters):
-        raise Forbidden(f"not allowed to grant {role} in territory {territory_code}", code="forbidden_territory")
+        raise Forbidden(f"not allowed to grant {role} in territory {lineage.code}", code="forbidden_territory")
     raise Forbidden(f"not allowed to grant {role}", code="forbidden_role")
 
 

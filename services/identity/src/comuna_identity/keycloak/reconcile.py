@@ -77,7 +77,9 @@ class Reconciler:
                 raise
             self._change(Action.CREATE, "realm", self.spec.realm)
             if not self.dry_run:
-                self.admin.create_realm({"realm": self.spec.realm, **self.spec.settings})
+                # skip_exists: creating a realm can outlast the request timeout, and the HTTP
+                # client retries once; the retry then meets the realm the first try created.
+                self.admin.create_realm({"realm": self.spec.realm, **self.spec.settings}, skip_exists=True)
             return False
         fields = differing(self.spec.settings, actual)
         if fields:
@@ -172,7 +174,8 @@ class Reconciler:
     # Groups: one per government and commune, nested like the register.
     def groups(self) -> None:
         actual = self._actual_groups()
-        for group in sorted(self.spec.groups, key=lambda g: g.code.count(".")):
+        # The spec lists parents first (`groups_from_register`, by the register's parent links).
+        for group in self.spec.groups:
             have = actual.get(group.code)
             desired = {"name": group.code, "attributes": group.attributes}
             if have is None:
@@ -265,8 +268,25 @@ class Reconciler:
 
 
 def groups_from_register(territories: Iterable[tuple[str, str, str, str | None]]) -> tuple[GroupSpec, ...]:
-    """(code, name, kind, parent_code) rows -> group specs, parents first."""
+    """(code, name, kind, parent_code) rows -> group specs, parents first (by their depth in the
+    parent links: codes say nothing about where a unit sits)."""
+    rows = list(territories)
+    parents = {code: parent for code, _, _, parent in rows}
+    depths: dict[str, int] = {}
+
+    def depth(code: str) -> int:
+        if code not in depths:
+            chain: list[str] = []
+            node = code
+            while node in parents and node not in depths and len(chain) <= len(parents):
+                chain.append(node)
+                node = parents[node] or ""
+            base = depths.get(node, -1)
+            for offset, item in enumerate(reversed(chain), start=1):
+                depths[item] = base + offset
+        return depths[code]
+
     return tuple(
-        GroupSpec(code=code, name=name, kind=kind, parent_code=parent)
-        for code, name, kind, parent in sorted(territories, key=lambda row: (row[0].count("."), row[0]))
+        GroupSpec(code=code, name=name, kind=kind, parent_code=parent if parent in parents else None)
+        for code, name, kind, parent in sorted(rows, key=lambda row: (depth(row[0]), row[0]))
     )

@@ -125,9 +125,7 @@ def check_seed_against(seed: Seed, known: dict[str, TerritoryKind]) -> None:
             )
         parent_kind = kinds[territory.parent_code] if territory.parent_code is not None else None
         try:
-            check_placement(
-                kind=territory.kind, code=territory.code, parent_kind=parent_kind, parent_code=territory.parent_code
-            )
+            check_placement(kind=territory.kind, parent_kind=parent_kind)
         except InvalidInput as exc:
             raise SeedError(f"seed: {where}: {exc.detail}") from None
         kinds[territory.code] = territory.kind

@@ -37,7 +37,7 @@ class KeycloakSettings(Settings):
     # Redirect URIs of the public client, comma-separated; the loopback ones are always there.
     keycloak_redirect_uris: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Seconds before a Keycloak admin request is given up.
-    keycloak_timeout_seconds: float = 10.0
+    keycloak_timeout_seconds: float = 30.0
 
     @field_validator("keycloak_redirect_uris", mode="before")
     @classmethod

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from keycloak import KeycloakAdmin, KeycloakAuthenticationError, KeycloakConnectionError, KeycloakError
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 import comuna_identity.messages  # noqa: F401  (registers the translations of the events ensure_* stage)
 from comuna_identity.domain.access import ensure_assignment, ensure_territory
@@ -25,7 +27,8 @@ from comuna_identity.keycloak.reconcile import Reconciler, groups_from_register
 from comuna_identity.keycloak.seed import Seed, SeedStaff, check_seed_against, load_seed
 from comuna_identity.keycloak.settings import LOOPBACK_REDIRECTS, KeycloakSettings
 from comuna_identity.keycloak.spec import GroupSpec, UserSpec, realm_spec
-from comuna_identity.storage.models import Territory
+from comuna_identity.storage.models import Territory, TerritoryVersion
+from comuna_identity.storage.territory_history import in_force
 from comuna_identity.vocabulary import TerritoryKind
 from comuna_platform.db import Database
 from comuna_platform.uow import UnitOfWork
@@ -153,8 +156,7 @@ async def _sync_in(
     options: SyncOptions,
     record: Callable[[Change], None],
 ) -> None:
-    rows = (await uow.session.execute(select(Territory.code, Territory.name, Territory.kind))).all()
-    known = {code: TerritoryKind(kind) for code, _, kind in rows}
+    known = {code: TerritoryKind(kind) for code, _, kind, _ in await _register_today(uow)}
     check_seed_against(seed, known)
     for territory in seed.territories:
         if await ensure_territory(
@@ -162,11 +164,11 @@ async def _sync_in(
         ):
             record(Change(Action.CREATE, "territory", territory.code, (territory.name,)))
     await _check_assignments(uow, seed)
-    register = (await uow.session.execute(select(Territory.code, Territory.name, Territory.kind))).all()
-    codes = {code for code, _, _ in register}
+    register = await _register_today(uow)
     groups = groups_from_register(
-        (code, name, kind, _parent_of(code, codes)) for code, name, kind in register if kind in GROUP_KINDS
+        (code, name, kind, parent) for code, name, kind, parent in register if kind in GROUP_KINDS
     )
+    parents = {code: parent for code, _, _, parent in register}
     spec = realm_spec(
         realm=settings.keycloak_realm,
         audience=settings.oidc_audience,
@@ -174,7 +176,7 @@ async def _sync_in(
         redirect_uris=[*LOOPBACK_REDIRECTS, *settings.keycloak_redirect_uris],
         client_secrets=secrets,
         groups=groups,
-        users=tuple(_user_spec(staff, groups) for staff in seed.staff),
+        users=tuple(_user_spec(staff, groups, parents) for staff in seed.staff),
     )
     subjects = Reconciler(admin, spec, passwords=passwords, dry_run=options.dry_run, record=record).run()
     for staff in seed.staff:
@@ -220,20 +222,31 @@ async def _check_assignments(uow: UnitOfWork, seed: Seed) -> None:
         pass
 
 
-def _parent_of(code: str, codes: set[str]) -> str | None:
-    parent = code.rpartition(".")[0]
-    return parent if parent in codes else None
+async def _register_today(uow: UnitOfWork) -> list[tuple[str, str, str, str | None]]:
+    """(code, name, kind, parent_code) of every unit in force today."""
+    parent = aliased(Territory)
+    query = (
+        select(Territory.code, TerritoryVersion.name, TerritoryVersion.kind, parent.code)
+        .join(TerritoryVersion, TerritoryVersion.territory_id == Territory.id)
+        .outerjoin(parent, parent.id == TerritoryVersion.parent_id)
+        .where(in_force(datetime.now(UTC).date()))
+    )
+    return [
+        (code, name, kind, parent_code) for code, name, kind, parent_code in (await uow.session.execute(query)).all()
+    ]
 
 
-def _user_spec(staff: SeedStaff, groups: tuple[GroupSpec, ...]) -> UserSpec:
+def _user_spec(staff: SeedStaff, groups: tuple[GroupSpec, ...], parents: dict[str, str | None]) -> UserSpec:
     """A staff member belongs to the group of each territory they act in (the nearest group at
     or above it: a council's registrar joins the council's commune)."""
     group_codes = {group.code for group in groups}
     member_of: list[str] = []
     for assignment in staff.assignments:
         code = assignment.territory_code
-        while code and code not in group_codes:
-            code = code.rpartition(".")[0]
+        seen: set[str] = set()
+        while code and code not in group_codes and code not in seen:
+            seen.add(code)
+            code = parents.get(code) or ""
         if code and code not in member_of:
             member_of.append(code)
     return UserSpec(

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     Float,
@@ -17,15 +18,18 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     UniqueConstraint,
     Uuid,
+    column,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_identity.vocabulary import RollStatus, RollTerritoryKind, TerritoryKind
+from comuna_identity.vocabulary import ResidentStatus, RollStatus, RollTerritoryKind, TerritoryKind, TerritoryStatus
 from comuna_platform.auth.roles import Role
 from comuna_platform.vocabulary import one_of
 
@@ -37,34 +41,126 @@ class Base(DeclarativeBase):
     pass
 
 
+# --- territory register (REGISTER) -------------------------------------------------------------
 class Territory(Base):
+    """A unit's identity: a stable id and a human code, both immutable. What it is called, what it
+    is and where it sits change over time and live in its versions."""
+
     __tablename__ = "territories"
-    __table_args__ = (
-        CheckConstraint(one_of("kind", TerritoryKind), name="ck_territories_kind"),
-        # Only the country root has no parent.
-        CheckConstraint(f"(parent_id IS NULL) = (kind = '{TerritoryKind.COUNTRY}')", name="ck_territories_root"),
-    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32), index=True)
-    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("territories.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class Resident(Base):
-    __tablename__ = "residents"
+class TerritoryVersion(Base):
+    """One period of a unit: in force on day d when valid_from <= d < valid_until (or open-ended).
+    A unit's versions never overlap (exclusion constraint over the date ranges, btree_gist)."""
+
+    __tablename__ = "territory_versions"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", TerritoryKind), name="ck_territory_versions_kind"),
+        CheckConstraint(one_of("status", TerritoryStatus), name="ck_territory_versions_status"),
+        # Only the country root has no parent.
+        CheckConstraint(f"(parent_id IS NULL) = (kind = '{TerritoryKind.COUNTRY}')", name="ck_territory_versions_root"),
+        CheckConstraint("parent_id IS NULL OR parent_id <> territory_id", name="ck_territory_versions_not_own_parent"),
+        CheckConstraint("valid_until IS NULL OR valid_until > valid_from", name="ck_territory_versions_validity"),
+        ExcludeConstraint(
+            (column("territory_id"), "="),
+            (text("daterange(valid_from, valid_until)"), "&&"),
+            name="ex_territory_versions_overlap",
+            using="gist",
+        ),
+        Index("ix_territory_versions_parent", "parent_id", "valid_from"),
+        UniqueConstraint("territory_id", "valid_from", name="uq_territory_versions_start"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    # HMAC-SHA256 of the normalised national id number under the census key; the number
-    # itself is never stored. Unique: one person, one census entry.
-    national_id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    territory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("territories.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default=TerritoryStatus.ACTIVE.value)
+
+
+# --- end territory register ---------------------------------------------------------------------
+
+
+# --- census (CENSUS) ---------------------------------------------------------------------------
+
+
+class Resident(Base):
+    """One person of the census, known only by a keyed hash of their document.
+
+    `document_hash` is HMAC-SHA256 of `national-id:<type><number>` under key generation
+    `document_key_id` (an onion when the record was re-keyed: see `domain/census_keys.py`).
+    Unique on the hash value alone: two generations of one person differ, so the writers look
+    a person up under every generation in use before inserting (`domain/census.py`).
+    """
+
+    __tablename__ = "residents"
+    __table_args__ = (
+        CheckConstraint(one_of("status", ResidentStatus), name="ck_residents_status"),
+        CheckConstraint("document_key_id > 0", name="ck_residents_key_id"),
+        CheckConstraint("octet_length(document_hash) = 32", name="ck_residents_hash_length"),
+        CheckConstraint("roll_base IS NULL OR octet_length(roll_base) = 32", name="ck_residents_roll_base_length"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    document_key_id: Mapped[int] = mapped_column(SmallInteger, index=True)
+    document_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # B = k·P(d) (comuna_platform.voter_keys), computed at import; NULL for records migrated
+    # from before roll bases existed (re-importing the person computes it).
+    roll_base: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     birth_date: Mapped[date] = mapped_column(Date)
-    council_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"), index=True)
-    # The council's commune, kept beside it so eligibility is one indexed lookup.
-    commune_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), server_default=ResidentStatus.ACTIVE.value)
+    status_since: Mapped[date] = mapped_column(Date)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ResidentResidence(Base):
+    """Where a resident lives, from `valid_from` until `valid_until` (exclusive, NULL: still)."""
+
+    __tablename__ = "resident_residences"
+    __table_args__ = (
+        CheckConstraint("valid_until IS NULL OR valid_until > valid_from", name="ck_resident_residences_validity"),
+        # No two residences of one resident overlap (btree_gist gives uuid its `=` in GiST).
+        ExcludeConstraint(
+            (Column("resident_id"), "="),
+            (func.daterange(Column("valid_from"), Column("valid_until")), "&&"),
+            name="ex_resident_residences_overlap",
+            using="gist",
+        ),
+        # The current residence of each resident: one at most.
+        Index("uq_resident_residences_open", "resident_id", unique=True, postgresql_where=text("valid_until IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    resident_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("residents.id"))
+    council_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("territories.id"), index=True)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+
+
+class CensusKey(Base):
+    """A generation of the census key ring in use by this database, oldest first.
+
+    Holds no secret: the fingerprint (HMAC of a fixed label under the key) lets every process
+    check that its secret for this id is the one the records were hashed with. Writers hold a
+    SHARE lock on this table while they write, so a new generation is activated only between
+    writes (then every writer uses it).
+    """
+
+    __tablename__ = "census_keys"
+
+    key_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- end census ---------------------------------------------------------------------------------
 
 
 class RoleAssignment(Base):
@@ -146,6 +242,43 @@ class EnrolmentCode(Base):
     # When the code stopped being usable without a redemption: replaced, or too many failed attempts.
     burnt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+# --- audit log (AUDIT) ---------------------------------------------------------------------
+
+
+class AuditLogEntry(Base):
+    """One entry of the hash-chained audit log (`comuna_identity.domain.audit`, docs/audit.md).
+
+    Append-only: the runtime role may only read and insert, and a trigger refuses UPDATE,
+    DELETE and TRUNCATE for everyone (migration 0007). `seq` is assigned by `append` under an
+    advisory lock, gap-free, so it has no sequence of its own.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint("seq > 0", name="ck_audit_log_seq"),
+        CheckConstraint(
+            "octet_length(prev_hash) = 32 AND octet_length(entry_hash) = 32"
+            " AND (before_hash IS NULL OR octet_length(before_hash) = 32)"
+            " AND (after_hash IS NULL OR octet_length(after_hash) = 32)",
+            name="ck_audit_log_hashes",
+        ),
+        {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(100))
+    object_kind: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the canonical JSON of the object's state before / after; NULL for none.
+    before_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    after_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # The previous entry's entry_hash (32 zero bytes for seq 1), and this entry's own hash.
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 # --- voter rolls (ROLL) -------------------------------------------------------------------

@@ -4,57 +4,50 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_identity.storage.models import EnrolmentCode, Resident, ResidentAccount, RoleAssignment, Territory
-from comuna_identity.vocabulary import COMMUNE_KINDS
+from comuna_identity.storage import territory_history
+from comuna_identity.storage.models import (
+    EnrolmentCode,
+    ResidentAccount,
+    RoleAssignment,
+    Territory,
+    TerritoryVersion,
+)
+from comuna_identity.storage.territory_history import TerritoryAt
 
 
-async def territory_by_code(session: AsyncSession, code: str) -> Territory | None:
-    return (await session.execute(select(Territory).where(Territory.code == code))).scalar_one_or_none()
+async def territory_by_code(session: AsyncSession, code: str, day: date | None = None) -> TerritoryAt | None:
+    """The unit `code` as it stands on `day` (today when None)."""
+    return await territory_history.by_code(session, code, day or _today())
 
 
-async def territory_by_id(session: AsyncSession, territory_id: uuid.UUID) -> Territory | None:
-    return await session.get(Territory, territory_id)
+async def territory_by_id(
+    session: AsyncSession, territory_id: uuid.UUID, day: date | None = None
+) -> TerritoryAt | None:
+    return await territory_history.by_id(session, territory_id, day or _today())
 
 
-async def ancestors_of(session: AsyncSession, territory: Territory) -> list[Territory]:
-    """From the root down to the parent, found by the code's dotted prefixes."""
-    parts = territory.code.split(".")
-    prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]
-    if not prefixes:
-        return []
-    rows = (await session.execute(select(Territory).where(Territory.code.in_(prefixes)))).scalars().all()
-    return sorted(rows, key=lambda t: len(t.code))
+def _today() -> date:
+    return datetime.now(UTC).date()
 
 
-async def children_of(
-    session: AsyncSession, parent_id: uuid.UUID | None, *, after_code: str, limit: int
-) -> Sequence[Territory]:
-    query = select(Territory).where(Territory.code > after_code).order_by(Territory.code).limit(limit)
-    query = query.where(Territory.parent_id == parent_id if parent_id else Territory.parent_id.is_(None))
-    return (await session.execute(query)).scalars().all()
-
-
-async def communes_under(session: AsyncSession, under_code: str, *, after_code: str, limit: int) -> Sequence[Territory]:
-    query = (
-        select(Territory)
-        .where(Territory.kind.in_(COMMUNE_KINDS), Territory.code > after_code)
-        .order_by(Territory.code)
-        .limit(limit)
-    )
-    if under_code:
-        query = query.where(Territory.code.startswith(under_code + ".", autoescape=True))
-    return (await session.execute(query)).scalars().all()
-
-
-async def resident_by_hash(session: AsyncSession, national_id_hash: bytes) -> Resident | None:
+def _with_territory(day: date) -> Select[*tuple[Any, ...]]:
+    """Assignments joined with their territory's version in force on `day`."""
     return (
-        await session.execute(select(Resident).where(Resident.national_id_hash == national_id_hash))
-    ).scalar_one_or_none()
+        select(RoleAssignment, *territory_history.COLUMNS)
+        .join(Territory, Territory.id == RoleAssignment.territory_id)
+        .join(TerritoryVersion, TerritoryVersion.territory_id == Territory.id)
+        .where(territory_history.in_force(day))
+    )
+
+
+def _pair(row: Any) -> tuple[RoleAssignment, TerritoryAt]:
+    return row[0], TerritoryAt(*row[1:])
 
 
 async def live_assignment(
@@ -82,21 +75,19 @@ async def live_assignment(
 
 async def assignment_with_territory(
     session: AsyncSession, assignment_id: uuid.UUID, *, for_update: bool = False
-) -> tuple[RoleAssignment, Territory] | None:
-    query = (
-        select(RoleAssignment, Territory)
-        .join(Territory, Territory.id == RoleAssignment.territory_id)
-        .where(RoleAssignment.id == assignment_id)
-    )
+) -> tuple[RoleAssignment, TerritoryAt] | None:
+    query = _with_territory(_today()).where(RoleAssignment.id == assignment_id)
     if for_update:
         query = query.with_for_update(of=RoleAssignment)
     row = (await session.execute(query)).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else _pair(row)
 
 
-def _inside(code: str) -> ColumnElement[bool]:
-    """Territories at or under `code` (dotted-path prefix, `VE.1` never matching `VE.10`)."""
-    return or_(Territory.code == code, Territory.code.startswith(code + ".", autoescape=True))
+def _inside(codes: Sequence[str], day: date) -> ColumnElement[bool]:
+    """Territories at or under any of `codes`, by the parent links in force on `day`."""
+    roots = select(Territory.id).where(Territory.code.in_(list(codes)))
+    down = territory_history.descendants_of_selectable(roots, day)
+    return RoleAssignment.territory_id.in_(down)
 
 
 async def assignments_page(
@@ -109,12 +100,13 @@ async def assignments_page(
     under_code: str | None,
     after_id: uuid.UUID | None,
     limit: int,
-) -> Sequence[tuple[RoleAssignment, Territory]]:
-    """Assignments (with their territory) in id order. `visible_under=None` means everywhere;
-    otherwise only inside those territories, plus `also_subject`'s own."""
-    query = select(RoleAssignment, Territory).join(Territory, Territory.id == RoleAssignment.territory_id)
+) -> Sequence[tuple[RoleAssignment, TerritoryAt]]:
+    """Assignments (with their territory as it stands today) in id order. `visible_under=None`
+    means everywhere; otherwise only inside those territories, plus `also_subject`'s own."""
+    today = _today()
+    query = _with_territory(today)
     if visible_under is not None:
-        visible = [_inside(code) for code in visible_under]
+        visible = [_inside(visible_under, today)] if visible_under else []
         if also_subject is not None:
             visible.append(RoleAssignment.subject == also_subject)
         query = query.where(or_(*visible) if visible else false())
@@ -123,20 +115,20 @@ async def assignments_page(
     if role is not None:
         query = query.where(RoleAssignment.role == role)
     if under_code is not None:
-        query = query.where(_inside(under_code))
+        query = query.where(_inside([under_code], today))
     if after_id is not None:
         query = query.where(RoleAssignment.id > after_id)
     rows = (await session.execute(query.order_by(RoleAssignment.id).limit(limit))).all()
-    return [(row[0], row[1]) for row in rows]
+    return [_pair(row) for row in rows]
 
 
 async def assignments_in_force(
     session: AsyncSession, subject: str, now: datetime
-) -> Sequence[tuple[RoleAssignment, Territory]]:
-    """valid_from <= now < valid_until (or open-ended), not revoked; one indexed query."""
+) -> Sequence[tuple[RoleAssignment, TerritoryAt]]:
+    """valid_from <= now < valid_until (or open-ended), not revoked; one indexed query. The
+    territory as it stands on `now`'s day (an assignment at a unit not in force then drops out)."""
     query = (
-        select(RoleAssignment, Territory)
-        .join(Territory, Territory.id == RoleAssignment.territory_id)
+        _with_territory(now.date())
         .where(
             RoleAssignment.subject == subject,
             RoleAssignment.revoked_at.is_(None),
@@ -145,7 +137,7 @@ async def assignments_in_force(
         )
         .order_by(RoleAssignment.granted_at, RoleAssignment.id)
     )
-    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+    return [_pair(row) for row in (await session.execute(query)).all()]
 
 
 async def account_of(session: AsyncSession, subject: str) -> ResidentAccount | None:
@@ -171,7 +163,12 @@ async def live_code_of_resident(session: AsyncSession, resident_id: uuid.UUID) -
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def burn_live_codes(session: AsyncSession, resident_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(EnrolmentCode).where(EnrolmentCode.resident_id == resident_id, _live_code()).values(burnt_at=now)
+async def burn_live_codes(session: AsyncSession, resident_id: uuid.UUID, now: datetime) -> Sequence[EnrolmentCode]:
+    """Burn the resident's live codes; returns them (burnt), for the audit log."""
+    burnt = await session.execute(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.resident_id == resident_id, _live_code())
+        .values(burnt_at=now)
+        .returning(EnrolmentCode)
     )
+    return burnt.scalars().all()

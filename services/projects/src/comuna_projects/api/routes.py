@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from comuna_platform.auth.access import Caller
-from comuna_platform.auth.fastapi import require_assignment
+from comuna_platform.auth.fastapi import TerritoryLineagesDep, require_assignment
 from comuna_platform.auth.roles import Role
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
@@ -73,10 +73,18 @@ async def verify_milestone(
     project_id: uuid.UUID,
     milestone_id: uuid.UUID,
     body: VerifyMilestoneIn,
+    *,
     caller: Overseer,
     uow: UnitOfWorkDep,
+    lineages: TerritoryLineagesDep,
 ) -> VerificationOut:
     result = await projects.verify_milestone(
-        uow, caller, project_id=project_id, milestone_id=milestone_id, note=body.note, now=datetime.now(UTC)
+        uow,
+        caller,
+        lineages=lineages,
+        project_id=project_id,
+        milestone_id=milestone_id,
+        note=body.note,
+        now=datetime.now(UTC),
     )
     return VerificationOut(project_id=result.project.id, milestone=milestone_out(result.milestone))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from comuna_platform.auth.access import Caller
+from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.auth.roles import Role
 from comuna_platform.errors import NotFound
 from comuna_platform.uow import UnitOfWork
@@ -101,6 +102,7 @@ async def verify_milestone(
     uow: UnitOfWork,
     caller: Caller,
     *,
+    lineages: TerritoryLineages,
     project_id: uuid.UUID,
     milestone_id: uuid.UUID,
     note: str,
@@ -121,7 +123,8 @@ async def verify_milestone(
     if milestone is None:
         raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}", code="milestone_not_found")
     # The project's commune from this service's own data (copied from the allocation event).
-    caller.require([Role.OVERSEER, Role.OPERATOR], project.commune_code)
+    # Where it sits today comes from identity's register (a commune may have moved).
+    caller.require([Role.OVERSEER, Role.OPERATOR], await lineages.of(project.commune_code))
     check_verifiable(milestones, milestone_id)
 
     milestone.status = MilestoneStatus.VERIFIED

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n comuna/common/v1/territory.proto\x12\x10\x63omuna.common.v1\"e\n\x0cTerritoryRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12-\n\x04kind\x18\x03 \x01(\x0e\x32\x1f.comuna.common.v1.TerritoryKind\x12\x0c\n\x04name\x18\x04 \x01(\t*\xec\x01\n\rTerritoryKind\x12\x1e\n\x1aTERRITORY_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16TERRITORY_KIND_COUNTRY\x10\x01\x12\x18\n\x14TERRITORY_KIND_STATE\x10\x02\x12\x1f\n\x1bTERRITORY_KIND_MUNICIPALITY\x10\x03\x12\x1a\n\x16TERRITORY_KIND_COMMUNE\x10\x04\x12#\n\x1fTERRITORY_KIND_COMMUNAL_CIRCUIT\x10\x05\x12#\n\x1fTERRITORY_KIND_COMMUNAL_COUNCIL\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n comuna/common/v1/territory.proto\x12\x10\x63omuna.common.v1\"e\n\x0cTerritoryRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12-\n\x04kind\x18\x03 \x01(\x0e\x32\x1f.comuna.common.v1.TerritoryKind\x12\x0c\n\x04name\x18\x04 \x01(\t*\x87\x02\n\rTerritoryKind\x12\x1e\n\x1aTERRITORY_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16TERRITORY_KIND_COUNTRY\x10\x01\x12\x18\n\x14TERRITORY_KIND_STATE\x10\x02\x12\x1f\n\x1bTERRITORY_KIND_MUNICIPALITY\x10\x03\x12\x1a\n\x16TERRITORY_KIND_COMMUNE\x10\x04\x12#\n\x1fTERRITORY_KIND_COMMUNAL_CIRCUIT\x10\x05\x12#\n\x1fTERRITORY_KIND_COMMUNAL_COUNCIL\x10\x06\x12\x19\n\x15TERRITORY_KIND_PARISH\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'comuna.common.v1.territory_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TERRITORYKIND']._serialized_start=158
-  _globals['_TERRITORYKIND']._serialized_end=394
+  _globals['_TERRITORYKIND']._serialized_end=421
   _globals['_TERRITORYREF']._serialized_start=54
   _globals['_TERRITORYREF']._serialized_end=155
 # @@protoc_insertion_point(module_scope)

@@ -14,6 +14,7 @@ class TerritoryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TERRITORY_KIND_COMMUNE: _ClassVar[TerritoryKind]
     TERRITORY_KIND_COMMUNAL_CIRCUIT: _ClassVar[TerritoryKind]
     TERRITORY_KIND_COMMUNAL_COUNCIL: _ClassVar[TerritoryKind]
+    TERRITORY_KIND_PARISH: _ClassVar[TerritoryKind]
 TERRITORY_KIND_UNSPECIFIED: TerritoryKind
 TERRITORY_KIND_COUNTRY: TerritoryKind
 TERRITORY_KIND_STATE: TerritoryKind
@@ -21,6 +22,7 @@ TERRITORY_KIND_MUNICIPALITY: TerritoryKind
 TERRITORY_KIND_COMMUNE: TerritoryKind
 TERRITORY_KIND_COMMUNAL_CIRCUIT: TerritoryKind
 TERRITORY_KIND_COMMUNAL_COUNCIL: TerritoryKind
+TERRITORY_KIND_PARISH: TerritoryKind
 
 class TerritoryRef(_message.Message):
     __slots__ = ("id", "code", "kind", "name")

@@ -27,7 +27,7 @@ from comuna.common.v1 import territory_pb2 as comuna_dot_common_dot_v1_dot_terri
 from comuna.identity.v1 import access_pb2 as comuna_dot_identity_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/identity/v1/events.proto\x12\x12\x63omuna.identity.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a comuna/common/v1/territory.proto\x1a\x1f\x63omuna/identity/v1/access.proto\"x\n\x10TerritoryCreated\x12\x31\n\tterritory\x18\x01 \x01(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x11\n\tparent_id\x18\x02 \x01(\t:\x1e\x8a\xb5\x18\x1aidentity.territory.created\"s\n\x12ResidentRegistered\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x12\n\ncouncil_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t: \x8a\xb5\x18\x1cidentity.resident.registered\"\x86\x01\n\x15RoleAssignmentGranted\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x36\n\nassignment\x18\x02 \x01(\x0b\x32\".comuna.identity.v1.RoleAssignment:$\x8a\xb5\x18 identity.role_assignment.granted\"u\n\x15RoleAssignmentRevoked\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x15\n\rassignment_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t:$\x8a\xb5\x18 identity.role_assignment.revokedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/identity/v1/events.proto\x12\x12\x63omuna.identity.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a comuna/common/v1/territory.proto\x1a\x1f\x63omuna/identity/v1/access.proto\"x\n\x10TerritoryCreated\x12\x31\n\tterritory\x18\x01 \x01(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x11\n\tparent_id\x18\x02 \x01(\t:\x1e\x8a\xb5\x18\x1aidentity.territory.created\"\x9c\x01\n\x10TerritoryChanged\x12\x31\n\tterritory\x18\x01 \x01(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x11\n\tparent_id\x18\x02 \x01(\t\x12\x12\n\nvalid_from\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t:\x1e\x8a\xb5\x18\x1aidentity.territory.changed\"X\n\x13TerritoriesImported\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x05:\x1f\x8a\xb5\x18\x1bidentity.territory.imported\"s\n\x12ResidentRegistered\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x12\n\ncouncil_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t: \x8a\xb5\x18\x1cidentity.resident.registered\"\x86\x01\n\x15RoleAssignmentGranted\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x36\n\nassignment\x18\x02 \x01(\x0b\x32\".comuna.identity.v1.RoleAssignment:$\x8a\xb5\x18 identity.role_assignment.granted\"u\n\x15RoleAssignmentRevoked\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x15\n\rassignment_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t:$\x8a\xb5\x18 identity.role_assignment.revokedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TERRITORYCREATED']._loaded_options = None
   _globals['_TERRITORYCREATED']._serialized_options = b'\212\265\030\032identity.territory.created'
+  _globals['_TERRITORYCHANGED']._loaded_options = None
+  _globals['_TERRITORYCHANGED']._serialized_options = b'\212\265\030\032identity.territory.changed'
+  _globals['_TERRITORIESIMPORTED']._loaded_options = None
+  _globals['_TERRITORIESIMPORTED']._serialized_options = b'\212\265\030\033identity.territory.imported'
   _globals['_RESIDENTREGISTERED']._loaded_options = None
   _globals['_RESIDENTREGISTERED']._serialized_options = b'\212\265\030\034identity.resident.registered'
   _globals['_ROLEASSIGNMENTGRANTED']._loaded_options = None
@@ -44,10 +48,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROLEASSIGNMENTREVOKED']._serialized_options = b'\212\265\030 identity.role_assignment.revoked'
   _globals['_TERRITORYCREATED']._serialized_start=154
   _globals['_TERRITORYCREATED']._serialized_end=274
-  _globals['_RESIDENTREGISTERED']._serialized_start=276
-  _globals['_RESIDENTREGISTERED']._serialized_end=391
-  _globals['_ROLEASSIGNMENTGRANTED']._serialized_start=394
-  _globals['_ROLEASSIGNMENTGRANTED']._serialized_end=528
-  _globals['_ROLEASSIGNMENTREVOKED']._serialized_start=530
-  _globals['_ROLEASSIGNMENTREVOKED']._serialized_end=647
+  _globals['_TERRITORYCHANGED']._serialized_start=277
+  _globals['_TERRITORYCHANGED']._serialized_end=433
+  _globals['_TERRITORIESIMPORTED']._serialized_start=435
+  _globals['_TERRITORIESIMPORTED']._serialized_end=523
+  _globals['_RESIDENTREGISTERED']._serialized_start=525
+  _globals['_RESIDENTREGISTERED']._serialized_end=640
+  _globals['_ROLEASSIGNMENTGRANTED']._serialized_start=643
+  _globals['_ROLEASSIGNMENTGRANTED']._serialized_end=777
+  _globals['_ROLEASSIGNMENTREVOKED']._serialized_start=779
+  _globals['_ROLEASSIGNMENTREVOKED']._serialized_end=896
 # @@protoc_insertion_point(module_scope)

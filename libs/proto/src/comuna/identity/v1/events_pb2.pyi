@@ -16,6 +16,26 @@ class TerritoryCreated(_message.Message):
     parent_id: str
     def __init__(self, territory: _Optional[_Union[_territory_pb2.TerritoryRef, _Mapping]] = ..., parent_id: _Optional[str] = ...) -> None: ...
 
+class TerritoryChanged(_message.Message):
+    __slots__ = ("territory", "parent_id", "valid_from", "status")
+    TERRITORY_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VALID_FROM_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    territory: _territory_pb2.TerritoryRef
+    parent_id: str
+    valid_from: str
+    status: str
+    def __init__(self, territory: _Optional[_Union[_territory_pb2.TerritoryRef, _Mapping]] = ..., parent_id: _Optional[str] = ..., valid_from: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class TerritoriesImported(_message.Message):
+    __slots__ = ("created", "changed")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    created: int
+    changed: int
+    def __init__(self, created: _Optional[int] = ..., changed: _Optional[int] = ...) -> None: ...
+
 class ResidentRegistered(_message.Message):
     __slots__ = ("resident_id", "council_id", "commune_id")
     RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]

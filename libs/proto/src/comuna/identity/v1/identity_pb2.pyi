@@ -31,12 +31,14 @@ class ResolvePrincipalResponse(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., assignments: _Optional[_Iterable[_Union[_access_pb2.RoleAssignment, _Mapping]]] = ..., resident_id: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetTerritoryRequest(_message.Message):
-    __slots__ = ("id", "code")
+    __slots__ = ("id", "code", "as_of")
     ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     id: str
     code: str
-    def __init__(self, id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    as_of: str
+    def __init__(self, id: _Optional[str] = ..., code: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class GetTerritoryResponse(_message.Message):
     __slots__ = ("territory", "ancestors")
@@ -47,14 +49,16 @@ class GetTerritoryResponse(_message.Message):
     def __init__(self, territory: _Optional[_Union[_territory_pb2.TerritoryRef, _Mapping]] = ..., ancestors: _Optional[_Iterable[_Union[_territory_pb2.TerritoryRef, _Mapping]]] = ...) -> None: ...
 
 class ListCommunesRequest(_message.Message):
-    __slots__ = ("under_code", "page_size", "page_token")
+    __slots__ = ("under_code", "page_size", "page_token", "as_of")
     UNDER_CODE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     under_code: str
     page_size: int
     page_token: str
-    def __init__(self, under_code: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    as_of: str
+    def __init__(self, under_code: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class ListCommunesResponse(_message.Message):
     __slots__ = ("communes", "next_page_token")

@@ -74,7 +74,8 @@ class IdentityServiceServicer:
     """
 
     def GetTerritory(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A territory as of a day and its ancestors then: consultations and projects check scope with it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

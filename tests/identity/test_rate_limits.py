@@ -1,0 +1,153 @@
+"""Rate limits on identity's document lookups (REST) and eligibility checks (gRPC), per caller,
+with the service's real wiring and a fake clock put in its place (no sleeps): the (N+1)th call
+is 429 with Retry-After / RESOURCE_EXHAUSTED, other callers are unaffected, the bucket refills;
+repeated failures are logged with the caller and a count, never the document."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.rpc import error_details_pb2, status_pb2
+
+from comuna.identity.v1 import identity_pb2_grpc
+from comuna_identity.service import SPEC
+from comuna_platform.auth.roles import Role
+from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, ELIGIBILITY, Rate, RateLimiter
+from tests.identity.authority import grant, person
+from tests.identity.test_registry_api import registrar, seed
+from tests.support.grpc_server import grpc_server
+from tests.support.issuer import TestIssuer
+from tests.support.service import RunningService
+
+pytestmark = pytest.mark.asyncio
+
+BURST = 3
+C1_REGISTRAR = "subject-limits-c1-registrar"
+COUNCIL = "VE.01.01.C1.CC1"
+DOC = "V-66.100.200"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(identity: RunningService) -> Clock:
+    """A fresh limiter on a fake clock, in the service's place for REST and gRPC alike."""
+    fake = Clock()
+    limiter = RateLimiter({DOCUMENT_LOOKUPS: Rate(30, BURST), ELIGIBILITY: Rate(60, BURST)}, clock=fake)
+    identity.runtime.rate_limiter = limiter
+    identity.app.state.rate_limiter = limiter
+    return fake
+
+
+@pytest_asyncio.fixture(scope="module", autouse=True)
+async def census(identity: RunningService, issuer: TestIssuer) -> None:
+    await seed(identity, issuer)
+    await grant(identity, C1_REGISTRAR, Role.REGISTRAR, "VE.01.01.C1")
+    body = {"national_id": DOC, "birth_date": "1980-01-01", "council_code": COUNCIL}
+    response = await identity.client.post("/v1/residents", json=body, headers=registrar(issuer))
+    assert response.status_code == 201, response.text
+
+
+async def redeem(identity: RunningService, issuer: TestIssuer, subject: str, doc: str = DOC) -> int:
+    response = await identity.client.post(
+        "/v1/enrolment:redeem", json={"code": "2222-3333-4444", "national_id": doc}, headers=person(issuer, subject)
+    )
+    return response.status_code
+
+
+async def test_the_call_after_the_burst_is_429_with_retry_after(
+    identity: RunningService, issuer: TestIssuer, clock: Clock
+) -> None:
+    subject = str(uuid.uuid4())
+    assert [await redeem(identity, issuer, subject) for _ in range(BURST)] == [403] * BURST
+    refused = await identity.client.post(
+        "/v1/enrolment:redeem", json={"code": "2222-3333-4444", "national_id": DOC}, headers=person(issuer, subject)
+    )
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["retry-after"] == "2"  # 30 per minute: a token every 2 s
+    body = refused.json()
+    assert (body["code"], body["status"], body["retry_after"]) == ("rate_limited", 429, 2)
+    assert "66100200" not in refused.text
+
+    # Someone else is not held up by it.
+    assert await redeem(identity, issuer, str(uuid.uuid4())) == 403
+    # The bucket refills: one token after 2 s, then empty again.
+    clock.now += 2.0
+    assert await redeem(identity, issuer, subject) == 403
+    assert await redeem(identity, issuer, subject) == 429
+
+
+async def test_linking_is_limited_per_registrar(identity: RunningService, issuer: TestIssuer, clock: Clock) -> None:
+    statuses = []
+    for _ in range(BURST + 1):
+        response = await identity.client.post(
+            "/v1/residents:link",
+            json={"national_id": "V-66.999.999", "subject": str(uuid.uuid4())},
+            headers=person(issuer, C1_REGISTRAR),
+        )
+        statuses.append(response.status_code)
+    assert statuses == [404] * BURST + [429]
+    issue = await identity.client.post(
+        "/v1/residents:enrolment-code", json={"national_id": DOC}, headers=person(issuer, C1_REGISTRAR)
+    )
+    assert issue.status_code == 429  # the same caller, the same limit: document lookups
+
+
+async def test_repeated_failures_are_logged_with_caller_and_count_never_the_document(
+    identity: RunningService, issuer: TestIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    subject = str(uuid.uuid4())
+    for _ in range(BURST):
+        assert await redeem(identity, issuer, subject) == 403
+    repeated = [r for r in caplog.records if r.name == "comuna_platform.rate_limit" and r.levelno == logging.WARNING]
+    assert [r.__dict__["failures"] for r in repeated] == [3]
+    assert repeated[0].__dict__["caller"] == f"subject:{subject}"
+    assert repeated[0].__dict__["reason"] == "enrolment_refused"
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "66100200" not in text and "66.100.200" not in text
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stub(identity: RunningService) -> AsyncIterator[identity_pb2_grpc.IdentityServiceStub]:
+    async with grpc_server(SPEC, identity) as target, grpc.aio.insecure_channel(target) as channel:
+        yield identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+def service_token(issuer: TestIssuer, client_id: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {issuer.token(roles=['service'], client_id=client_id)}")]
+
+
+async def test_can_i_vote_is_limited_per_person(identity: RunningService, issuer: TestIssuer, clock: Clock) -> None:
+    headers = issuer.headers(subject="roll-curious", roles=[])
+    params = {"consultation_id": str(uuid.uuid4())}
+    for _ in range(BURST):
+        # Not a linked resident: 404, but each lookup takes a token all the same.
+        assert (await identity.client.get("/v1/me/roll", params=params, headers=headers)).status_code == 404
+    refused = await identity.client.get("/v1/me/roll", params=params, headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (429, "rate_limited")
+    assert refused.headers["Retry-After"] == "2"  # 30 per minute: a token every 2 s
+    clock.now += 2.0
+    assert (await identity.client.get("/v1/me/roll", params=params, headers=headers)).status_code == 404
+
+
+def retry_after(error: grpc.aio.AioRpcError) -> str:
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            info = error_details_pb2.ErrorInfo()
+            assert status_pb2.Status.FromString(value).details[0].Unpack(info)
+            return str(info.metadata["retry_after"])
+    raise AssertionError("no ErrorInfo in the status")
