@@ -53,6 +53,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(repository, "consultation_status", status)
     monkeypatch.setattr(storage, "commune_codes", codes)
+
     async def voter_key(session: object, consultation_id: uuid.UUID) -> bytes | None:
         return b"k" * 32 if state["status"] != "assembly" else None
 
