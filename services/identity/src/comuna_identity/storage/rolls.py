@@ -52,7 +52,9 @@ _INSERT_ENTRIES = text(
     "  e.commune_id, e.council_id"
     f" FROM ({ELIGIBLE}) AS e"
     " JOIN voter_roll_keys k ON k.consultation_id = :consultation_id AND k.resident_id = e.resident_id"
-    " LEFT JOIN roll_logins l ON l.resident_id = e.resident_id"
+    # The login keys as two parallel arrays: the runtime role may not create temporary tables.
+    " LEFT JOIN unnest(CAST(:login_residents AS uuid[]), CAST(:login_keys AS bytea[])) AS l(resident_id, login_key)"
+    "  ON l.resident_id = e.resident_id"
 )
 
 # One pass over the entries: per council, then per commune from those (a commune without voters
@@ -180,15 +182,14 @@ async def write_entries(
     """Entries (from the prepared keys and the login keys given) and their counts, set-based."""
     await bulk_plans(session)
     await session.execute(
-        text("CREATE TEMPORARY TABLE roll_logins (resident_id uuid PRIMARY KEY, login_key bytea) ON COMMIT DROP")
+        _INSERT_ENTRIES,
+        {
+            **params,
+            "consultation_id": consultation_id,
+            "login_residents": [resident for resident, _ in logins],
+            "login_keys": [key for _, key in logins],
+        },
     )
-    if logins:
-        conn = await session.connection()
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            "roll_logins", records=list(logins), columns=["resident_id", "login_key"]
-        )
-    await session.execute(_INSERT_ENTRIES, {**params, "consultation_id": consultation_id})
     await session.execute(_COUNTS, {"consultation_id": consultation_id, "communes": params["communes"]})
 
 
