@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -53,10 +55,13 @@ async def register_residents(stack: Stack, issuer: TestIssuer, council_code: str
     return national_ids
 
 
+# Voting a month ahead: the roll's cut-off (today) must not be after the voting day, and the
+# test's territories exist from today on.
+_VOTING_DAY = date.today() + timedelta(days=30)
 SCHEDULE = {
-    "assemblies_open_at": "2026-01-05T08:00:00-04:00",
-    "voting_opens_at": "2026-03-01T06:00:00-04:00",
-    "voting_closes_at": "2026-03-01T18:00:00-04:00",
+    "assemblies_open_at": f"{date.today() - timedelta(days=1)}T08:00:00-04:00",
+    "voting_opens_at": f"{_VOTING_DAY}T06:00:00-04:00",
+    "voting_closes_at": f"{_VOTING_DAY}T18:00:00-04:00",
 }
 
 
@@ -134,9 +139,30 @@ async def voting_consultation(
         for priority in range(1, n + 1):
             response = await add_candidate(stack, issuer, consultation, commune, priority)
             assert response.status_code == 201, response.text
+    await start_voting(stack, issuer, consultation)
+    return consultation
+
+
+async def freeze_roll(stack: Stack, issuer: TestIssuer, consultation: Consultation) -> dict[str, Any]:
+    """Freeze the roll (cut-off today) and wait until consultations has loaded and verified it."""
+    client = stack.consultations.client
+    response = await client.post(f"/v1/consultations/{consultation.id}/roll:freeze", json={}, headers=operator(issuer))
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 60
+    while True:
+        state = (await client.get(f"/v1/consultations/{consultation.id}/roll")).json()
+        if state["status"] in ("verified", "refused"):
+            assert state["status"] == "verified", state
+            return dict(state)
+        assert time.monotonic() < deadline, f"the roll was not loaded within 60 s: {state}"
+        await asyncio.sleep(0.05)
+
+
+async def start_voting(stack: Stack, issuer: TestIssuer, consultation: Consultation) -> None:
+    """The roll frozen (with everyone registered so far), loaded and verified; then voting."""
+    await freeze_roll(stack, issuer, consultation)
     response = await transition(stack, issuer, consultation.id, "start-voting")
     assert response.status_code == 200, response.text
-    return consultation
 
 
 async def vote(

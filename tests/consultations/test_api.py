@@ -25,6 +25,7 @@ from tests.consultations.helpers import (
     Consultation,
     Stack,
     add_candidate,
+    freeze_roll,
     next_code,
     officer,
     open_consultation,
@@ -32,6 +33,7 @@ from tests.consultations.helpers import (
     register_residents,
     rows,
     spokesperson,
+    start_voting,
     transition,
     vote,
     voting_consultation,
@@ -172,7 +174,7 @@ async def test_candidates_are_recorded_by_the_communes_spokesperson(stack: Stack
         assert response.status_code == 422, bad
     assert await rows(stack, "candidates", consultation.id) == 2
 
-    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 200
+    await start_voting(stack, issuer, consultation)
     late = await add_candidate(stack, issuer, consultation, C1, 3)
     assert late.status_code == 409
     assert late.json()["code"] == "consultation_not_in_assembly"
@@ -183,7 +185,10 @@ async def test_lifecycle_order_is_enforced(stack: Stack, issuer: TestIssuer) -> 
     for step in ("close", "certify"):
         response = await transition(stack, issuer, consultation.id, step)
         assert response.status_code == 409, step
-    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 200
+    # No roll, no voting: the ballots would have nothing to be matched against.
+    missing = await transition(stack, issuer, consultation.id, "start-voting")
+    assert (missing.status_code, missing.json()["code"]) == (409, "roll_missing")
+    await start_voting(stack, issuer, consultation)
     assert (await transition(stack, issuer, consultation.id, "start-voting")).json()[
         "code"
     ] == "consultation_already_voting"
@@ -207,7 +212,7 @@ async def test_ballot_before_voting_is_409(stack: Stack, issuer: TestIssuer) -> 
     assert early.status_code == 409
     assert early.json()["code"] == "consultation_not_in_voting"
     # Right after start-voting the ballot is accepted (no stale cached "assembly").
-    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 200
+    await start_voting(stack, issuer, consultation)
     assert (await vote(stack, issuer, consultation, C1, consultation.candidates[C1][0], voter)).status_code == 201
 
 
@@ -323,6 +328,7 @@ async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, i
     assert sorted(r.status_code for r in recorded) == [201] + [409] * 7
     assert await rows(stack, "candidates", consultation.id) == 1
 
+    await freeze_roll(stack, issuer, consultation)
     started = await asyncio.gather(*(transition(stack, issuer, consultation.id, "start-voting") for _ in range(4)))
     assert sorted(r.status_code for r in started) == [200, 409, 409, 409]
     assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200

@@ -18,6 +18,7 @@ from comuna_devstack.nats import EmbeddedNats
 from comuna_platform.rpc import error_code_of
 from tests.consultations.helpers import (
     ADULT,
+    SCHEDULE,
     Stack,
     open_consultation,
     register_residents,
@@ -40,7 +41,7 @@ async def test_opening_snapshots_every_commune(stack: Stack, issuer: TestIssuer)
     detail = (await client.get(f"/v1/consultations/{consultation.id}")).json()
     assert detail["status"] == "assembly"
     assert detail["commune_count"] == 3
-    assert detail["voting_opens_at"].startswith("2026-03-01T10:00:00")  # stored, in UTC
+    assert detail["voting_opens_at"].startswith(f"{SCHEDULE['voting_opens_at'][:10]}T10:00:00")  # stored, in UTC
     page = (await client.get(f"/v1/consultations/{consultation.id}/communes")).json()
     assert [(c["code"], uuid.UUID(c["commune_id"])) for c in page["items"]] == [
         (code, stack.commune_ids[code]) for code in (C1, C2, C3)

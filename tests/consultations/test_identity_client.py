@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from comuna_consultations.clients.identity import IdentityClient
-from comuna_platform.errors import InvalidInput, NotFound, Unavailable
+from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, Unavailable
 
 pytestmark = pytest.mark.asyncio
 
@@ -51,6 +51,9 @@ async def test_calls_beyond_the_bound_wait_then_give_up_as_unavailable() -> None
         (grpc.StatusCode.DEADLINE_EXCEEDED, Unavailable, "identity_unavailable"),
         (grpc.StatusCode.NOT_FOUND, NotFound, "not_found"),
         (grpc.StatusCode.INVALID_ARGUMENT, InvalidInput, "invalid_input"),
+        # FreezeRoll with another cut-off; StreamRoll of a roll not frozen yet.
+        (grpc.StatusCode.ALREADY_EXISTS, Conflict, "conflict"),
+        (grpc.StatusCode.FAILED_PRECONDITION, FailedPrecondition, "failed_precondition"),
         (grpc.StatusCode.PERMISSION_DENIED, Unavailable, "identity_error"),
         (grpc.StatusCode.INTERNAL, Unavailable, "identity_error"),
     ],

@@ -53,7 +53,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(repository, "consultation_status", status)
     monkeypatch.setattr(storage, "commune_codes", codes)
+
+    async def voter_key(session: object, consultation_id: uuid.UUID) -> bytes | None:
+        return b"k" * 32 if state["status"] != "assembly" else None
+
     monkeypatch.setattr(storage, "candidate_communes", candidates)
+    monkeypatch.setattr(storage, "verified_voter_key", voter_key)
     return state
 
 

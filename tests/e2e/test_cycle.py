@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -58,9 +59,34 @@ def client(stack: Stack) -> Iterator[PlatformClient]:
     client.close()
 
 
+IDENTITY_CALLS = "comuna_grpc_requests_total"
+
+
+def identity_grpc_calls(stack: Stack) -> dict[str, float]:
+    """Identity's gRPC calls served so far, per method (its /metrics, on the internal port)."""
+    text = httpx.get(f"http://127.0.0.1:{stack.config.metrics_ports['identity']}/metrics", timeout=5).text
+    calls: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(IDENTITY_CALLS + "{"):
+            labels, value = line.rsplit(" ", 1)
+            method = labels.split('method="', 1)[1].split('"', 1)[0]
+            calls[method] = calls.get(method, 0.0) + float(value)
+    return calls
+
+
 @pytest.fixture(scope="module")
-def summary(stack: Stack, client: PlatformClient) -> dict[str, Any]:
-    return run_demo(client, stack.staff_passwords())
+def ballot_phase_calls() -> dict[str, dict[str, float]]:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def summary(stack: Stack, client: PlatformClient, ballot_phase_calls: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return run_demo(
+        client,
+        stack.staff_passwords(),
+        before_ballots=lambda: ballot_phase_calls.setdefault("before", identity_grpc_calls(stack)),
+        after_ballots=lambda: ballot_phase_calls.setdefault("after", identity_grpc_calls(stack)),
+    )
 
 
 def test_every_service_is_healthy_over_grpc_and_has_its_stream(stack: Stack) -> None:
@@ -99,6 +125,21 @@ def test_the_whole_cycle(summary: dict[str, Any]) -> None:
     assert summary["ledger_balanced"]
     assert summary["consultation"]["double_votes_refused"] > 0
     assert summary["consultation"]["ineligible_refused"] > 0
+    assert summary["consultation"]["roll"]["entries"] > 0 and len(summary["consultation"]["roll"]["digest"]) == 64
+
+
+def test_ballots_are_matched_against_the_streamed_roll_without_asking_identity(
+    summary: dict[str, Any], ballot_phase_calls: dict[str, dict[str, float]]
+) -> None:
+    before, after = ballot_phase_calls["before"], ballot_phase_calls["after"]
+    # The roll came from identity over the stream before voting started...
+    assert before.get("/comuna.identity.v1.IdentityService/StreamRoll", 0) >= 1
+    # ...and while every ballot was cast, identity was asked nothing about voters: at most
+    # where the officer may act (ResolvePrincipal, cached per person), never per ballot.
+    during = {m: after.get(m, 0) - before.get(m, 0) for m in after if after.get(m, 0) != before.get(m, 0)}
+    ballots = summary["consultation"]["ballots_accepted"] + summary["consultation"]["ineligible_refused"]
+    assert set(during) <= {"/comuna.identity.v1.IdentityService/ResolvePrincipal"}, during
+    assert sum(during.values()) <= 3 < ballots, (during, ballots)
 
 
 def _snapshot(client: PlatformClient, consultation_id: str) -> dict[str, Any]:

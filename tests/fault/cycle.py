@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from comuna_devstack.client import PlatformClient, StepFailed, items
-from comuna_devstack.demo import grant_tables, open_consultation
+from comuna_devstack.demo import freeze_roll, grant_tables, open_consultation
 from comuna_devstack.seed import TABLE_OFFICERS
 
 COUNTRY, STATE, MUNICIPALITY = "VE", "VE.01", "VE.01.01"
@@ -123,6 +123,7 @@ class Cycle:
                 for k in range(1, CANDIDATES_PER_COMMUNE + 1)
             ]
         grant_tables(self.client, self.consultation_id, OFFICER, [{"code": c.code} for c in self.communes])
+        freeze_roll(self.client, self.consultation_id)
         self.client.call("POST", "consultations", f"{self.base}:start-voting", as_user="operator")
 
     # -- the vote ----------------------------------------------------------------------------------

@@ -110,17 +110,22 @@ def test_identity_killed_during_voting(faults: Faults) -> None:
     voter.start()
     probes.poll_until("a third of the ballots", lambda: sum(cycle.cast.values()) >= len(ballots) // 3, timeout=60)
     faults.stack.kill_service("identity")
-    # A ballot must meet the outage, and be refused with 503 (retry later), not 500.
+    cast_at_kill = sum(cycle.cast.values())
+    # Ballots ask identity nothing (the roll is consultations' own copy and the officer's
+    # access is cached), so voting goes on while identity is down.
     probes.poll_until(
-        "a ballot refused while identity is down", lambda: cycle.refusals or not voter.is_alive(), timeout=30
+        "ballots accepted while identity is down",
+        lambda: sum(cycle.cast.values()) >= cast_at_kill + 10 or not voter.is_alive(),
+        timeout=30,
     )
+    accepted_while_down = sum(cycle.cast.values()) - cast_at_kill
     faults.stack.start_service("identity")
     voter.join(timeout=120)
     assert not errors, f"voting failed: {errors[0]}"
-    faults.expect(sum(cycle.refusals.values()) > 0, "no ballot was cast while identity was down")
+    faults.expect(accepted_while_down > 0, "no ballot was accepted while identity was down")
     faults.expect(
         set(cycle.refusals) <= {503},
-        f"while identity was down ballots were answered {dict(cycle.refusals)}, expected only 503",
+        f"while identity was down ballots were answered {dict(cycle.refusals)}, expected only 201 (or 503)",
     )
     cycle.close()
     cycle.certify()

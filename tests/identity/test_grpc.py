@@ -1,4 +1,4 @@
-"""Identity's gRPC API over a real server: service tokens, eligibility, status codes with details."""
+"""Identity's gRPC API over a real server: service tokens, status codes with details."""
 
 from __future__ import annotations
 
@@ -77,35 +77,13 @@ async def test_bad_pages_are_invalid_argument_not_internal(
     assert error_code_of(refused.value) == code
 
 
-async def test_eligibility(stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer) -> None:
-    commune = await commune_id(stub, issuer, "VE.01.01.C1")
-    consultation = str(uuid.uuid4())
-
-    async def check(national_id: str, consultation_id: str = consultation) -> pb.CheckEligibilityResponse:
-        reply: pb.CheckEligibilityResponse = await stub.CheckEligibility(
-            pb.CheckEligibilityRequest(consultation_id=consultation_id, commune_id=commune, national_id=national_id),
-            metadata=service_token(issuer),
-        )
-        return reply
-
-    adult = await check("V-7.000.001")
-    assert adult.eligible
-    assert (await check("v7000001")).voter_ref == adult.voter_ref
-    # A different consultation gives an unlinkable pseudonym.
-    assert (await check("V7000001", str(uuid.uuid4()))).voter_ref != adult.voter_ref
-    assert (await check("V7000002")).reason == pb.INELIGIBILITY_REASON_UNDER_AGE
-    assert (await check("V7000003")).reason == pb.INELIGIBILITY_REASON_OTHER_COMMUNE
-    assert (await check("V9999999")).reason == pb.INELIGIBILITY_REASON_NOT_REGISTERED
-
-
 @pytest.mark.parametrize(
     ("metadata_kind", "request_kind", "status", "code"),
     [
         ("none", "ok", grpc.StatusCode.UNAUTHENTICATED, None),
         ("person", "ok", grpc.StatusCode.PERMISSION_DENIED, "forbidden_role"),
         ("service", "bad_uuid", grpc.StatusCode.INVALID_ARGUMENT, "invalid_id"),
-        ("service", "unknown_commune", grpc.StatusCode.NOT_FOUND, "commune_not_found"),
-        ("service", "bad_national_id", grpc.StatusCode.INVALID_ARGUMENT, "document_invalid"),
+        ("service", "ok", grpc.StatusCode.NOT_FOUND, "roll_not_found"),
     ],
 )
 async def test_errors_have_proper_status_codes(
@@ -116,16 +94,9 @@ async def test_errors_have_proper_status_codes(
     status: grpc.StatusCode,
     code: str | None,
 ) -> None:
-    commune = await commune_id(stub, issuer, "VE.01.01.C1")
     request = {
-        "ok": pb.CheckEligibilityRequest(consultation_id="c", commune_id=commune, national_id="V7000001"),
-        "bad_uuid": pb.CheckEligibilityRequest(consultation_id="c", commune_id="nope", national_id="V1"),
-        "unknown_commune": pb.CheckEligibilityRequest(
-            consultation_id="c", commune_id=str(uuid.uuid4()), national_id="V1"
-        ),
-        "bad_national_id": pb.CheckEligibilityRequest(
-            consultation_id="c", commune_id=commune, national_id="not-a-number"
-        ),
+        "ok": pb.GetRollRequest(consultation_id=str(uuid.uuid4())),
+        "bad_uuid": pb.GetRollRequest(consultation_id="nope"),
     }[request_kind]
     metadata = {
         "none": [],
@@ -133,7 +104,7 @@ async def test_errors_have_proper_status_codes(
         "service": service_token(issuer),
     }[metadata_kind]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stub.CheckEligibility(request, metadata=metadata)
+        await stub.GetRoll(request, metadata=metadata)
     assert raised.value.code() == status
     if code is not None:
         assert error_code_of(raised.value) == code

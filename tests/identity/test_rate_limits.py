@@ -14,12 +14,10 @@ import pytest
 import pytest_asyncio
 from google.rpc import error_details_pb2, status_pb2
 
-from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
 from comuna_identity.service import SPEC
 from comuna_platform.auth.roles import Role
 from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, ELIGIBILITY, Rate, RateLimiter
-from comuna_platform.rpc import error_code_of
 from tests.identity.authority import grant, person
 from tests.identity.test_registry_api import registrar, seed
 from tests.support.grpc_server import grpc_server
@@ -133,23 +131,17 @@ def service_token(issuer: TestIssuer, client_id: str) -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {issuer.token(roles=['service'], client_id=client_id)}")]
 
 
-async def test_eligibility_checks_are_limited_per_service(
-    identity: RunningService, issuer: TestIssuer, stub: identity_pb2_grpc.IdentityServiceStub, clock: Clock
-) -> None:
-    territory = await stub.GetTerritory(
-        pb.GetTerritoryRequest(code="VE.01.01.C1"), metadata=service_token(issuer, "svc-consultations")
-    )
-    request = pb.CheckEligibilityRequest(consultation_id="c1", commune_id=territory.territory.id, national_id=DOC)
-    consultations = service_token(issuer, "svc-consultations")
+async def test_can_i_vote_is_limited_per_person(identity: RunningService, issuer: TestIssuer, clock: Clock) -> None:
+    headers = issuer.headers(subject="roll-curious", roles=[])
+    params = {"consultation_id": str(uuid.uuid4())}
     for _ in range(BURST):
-        assert (await stub.CheckEligibility(request, metadata=consultations)).eligible
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await stub.CheckEligibility(request, metadata=consultations)
-    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert error_code_of(refused.value) == "rate_limited"
-    assert retry_after(refused.value) == "1"  # 60 per minute: a token every second
-    clock.now += 1.0
-    assert (await stub.CheckEligibility(request, metadata=consultations)).eligible
+        # Not a linked resident: 404, but each lookup takes a token all the same.
+        assert (await identity.client.get("/v1/me/roll", params=params, headers=headers)).status_code == 404
+    refused = await identity.client.get("/v1/me/roll", params=params, headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (429, "rate_limited")
+    assert refused.headers["Retry-After"] == "2"  # 30 per minute: a token every 2 s
+    clock.now += 2.0
+    assert (await identity.client.get("/v1/me/roll", params=params, headers=headers)).status_code == 404
 
 
 def retry_after(error: grpc.aio.AioRpcError) -> str:

@@ -7,8 +7,10 @@ gRPC server; spans go to an in-memory exporter.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,10 +40,12 @@ from tests.support.service import RunningService, fresh_database, running_servic
 
 pytestmark = pytest.mark.asyncio
 
+# Voting a month ahead: the roll's cut-off (today) must not be after the voting day.
+_VOTING_DAY = date.today() + timedelta(days=30)
 SCHEDULE = {
-    "assemblies_open_at": "2031-01-01T00:00:00Z",
-    "voting_opens_at": "2031-01-15T00:00:00Z",
-    "voting_closes_at": "2031-01-15T12:00:00Z",
+    "assemblies_open_at": f"{date.today() - timedelta(days=1)}T08:00:00-04:00",
+    "voting_opens_at": f"{_VOTING_DAY}T06:00:00-04:00",
+    "voting_closes_at": f"{_VOTING_DAY}T18:00:00-04:00",
 }
 
 
@@ -156,6 +160,17 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
         json={"title": "Agua potable", "description": "x", "assembly_priority": 1},
     )
     assert candidate.status_code == 201, candidate.text
+    # Freezing the roll is where consultations calls identity inside a request (ballots do not).
+    spans.clear()
+    frozen = await consultations.client.post(f"{base}/roll:freeze", headers=operator, json={})
+    assert frozen.status_code == 202, frozen.text
+    rest = server_span(spans, "POST", "/roll:freeze")
+    grpc_server_spans = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER and "FreezeRoll" in s.name]
+    assert grpc_server_spans and trace_of(grpc_server_spans[-1]) == trace_of(rest)
+    deadline = time.monotonic() + 60
+    while (await consultations.client.get(f"{base}/roll")).json()["status"] != "verified":
+        assert time.monotonic() < deadline, "the roll was not loaded within 60 s"
+        await asyncio.sleep(0.05)
     assert (await consultations.client.post(f"{base}:start-voting", headers=operator)).status_code == 200
 
     async with identity.runtime.db.unit_of_work() as uow:
@@ -179,11 +194,6 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
         },
     )
     assert ballot.status_code == 201, ballot.text
-    rest = server_span(spans, "POST", "/ballots")
-    grpc_server_spans = [
-        s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER and "CheckEligibility" in s.name
-    ]
-    assert grpc_server_spans and trace_of(grpc_server_spans[-1]) == trace_of(rest)
 
     assert (await consultations.client.post(f"{base}:close", headers=operator)).status_code == 200
     spans.clear()

@@ -35,7 +35,7 @@ from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import fresh_database, running_service
 
-CHECK_ELIGIBILITY = "/comuna.identity.v1.IdentityService/CheckEligibility"
+GET_ROLL = "/comuna.identity.v1.IdentityService/GetRoll"
 SERVICES = ("identity", "consultations", "funding", "projects")
 
 
@@ -59,15 +59,17 @@ def every_rpc() -> list[str]:
 
 def test_every_rpc_in_the_contracts_names_its_callers() -> None:
     methods = every_rpc()
-    assert "/comuna.identity.v1.IdentityService/CheckEligibility" in methods and len(methods) >= 7
+    assert GET_ROLL in methods and len(methods) >= 7
+    # Pseudonyms must never turn back into document numbers: the per-ballot lookup is gone.
+    assert "/comuna.identity.v1.IdentityService/CheckEligibility" not in methods
     undeclared = [m for m in methods if not declared_callers(m)]
     assert undeclared == []
     for method in methods:
         assert declared_callers(method) <= set(SERVICES), method
 
 
-def test_the_census_answers_consultations_only() -> None:
-    assert declared_callers(CHECK_ELIGIBILITY) == {"consultations"}
+def test_the_roll_answers_consultations_only() -> None:
+    assert declared_callers(GET_ROLL) == {"consultations"}
     assert declared_callers("/comuna.identity.v1.IdentityService/Nope") == frozenset()
     assert declared_callers("/no.such.Service/Call") == frozenset()
 
@@ -94,33 +96,31 @@ async def identity_stub(
         yield identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
 
 
-def eligibility_request() -> pb.CheckEligibilityRequest:
-    return pb.CheckEligibilityRequest(
-        consultation_id=str(uuid.uuid4()), commune_id=str(uuid.uuid4()), national_id="V7000001"
-    )
+def roll_request() -> pb.GetRollRequest:
+    return pb.GetRollRequest(consultation_id=str(uuid.uuid4()))
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("caller", ["funding", "projects", "identity"])
-async def test_another_service_may_not_ask_the_census(
+async def test_another_service_may_not_read_the_roll(
     identity_stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer, caller: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await identity_stub.CheckEligibility(eligibility_request(), metadata=service_metadata(issuer, caller))
+        await identity_stub.GetRoll(roll_request(), metadata=service_metadata(issuer, caller))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_code_of(refused.value) == "forbidden_caller"
 
 
 @pytest.mark.asyncio
-async def test_consultations_still_asks_the_census(
+async def test_consultations_reads_the_roll(
     identity_stub: identity_pb2_grpc.IdentityServiceStub, issuer: TestIssuer
 ) -> None:
     metadata = service_metadata(issuer, "consultations")
-    # The call reaches identity's handler, which looks the (made-up) commune up.
+    # The call reaches identity's handler, which looks the (made-up) consultation's roll up.
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
-        await identity_stub.CheckEligibility(eligibility_request(), metadata=metadata)
+        await identity_stub.GetRoll(roll_request(), metadata=metadata)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-    assert error_code_of(unknown.value) == "commune_not_found"
+    assert error_code_of(unknown.value) == "roll_not_found"
     listed = await identity_stub.ListCommunes(pb.ListCommunesRequest(page_size=10), metadata=metadata)
     assert list(listed.communes) == []
 
@@ -142,7 +142,7 @@ async def test_people_and_foreign_clients_are_refused(
 ) -> None:
     token = issuer.token(territories=["VE"], **claims)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await identity_stub.CheckEligibility(eligibility_request(), metadata=[("authorization", f"Bearer {token}")])
+        await identity_stub.GetRoll(roll_request(), metadata=[("authorization", f"Bearer {token}")])
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_code_of(refused.value) == code
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from comuna_devstack.client import PlatformClient, items
-from comuna_devstack.demo import grant_tables, open_consultation
+from comuna_devstack.demo import freeze_roll, grant_tables, open_consultation
 from comuna_devstack.seed import TABLE_OFFICERS
 
 STATE = "VE.90"
@@ -171,6 +171,9 @@ def run_bench(
             for p in (1, 2, 3)
         ]
     grant_tables(client, consultation["id"], officer, communes)
+    # Ballots are matched against the roll consultations loaded: freeze it first (every
+    # resident seeded above is on it).
+    freeze_roll(client, consultation["id"])
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
 
     bodies = []

@@ -159,6 +159,8 @@ def cmd_bench_register(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "roll":
+        return cmd_bench_roll(args)
     if args.what == "register":
         return cmd_bench_register(args)
     if args.what == "census":
@@ -178,6 +180,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
+
+
+def cmd_bench_roll(args: argparse.Namespace) -> int:
+    """Freeze and stream a roll of `--voters` on a PostgreSQL of its own (no `make run` needed)."""
+    from comuna_devstack.benches import roll
+
+    if args.voters < 1:
+        print("comuna-dev bench roll: --voters must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        report = roll.run(args.voters)
+    except (DevStackError, RuntimeError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    print(json.dumps({"ok": True, **report}, indent=2))
+    return 0
 
 
 def cmd_bench_census(args: argparse.Namespace) -> int:
@@ -242,14 +260,16 @@ def main() -> None:
         help="ballots: cast ballots through the REST API against `make run` (default); "
         "register: import the synthetic national register into a throw-away database; "
         "census: import residents through the CLI into a throw-away database; "
-        "audit: append and verify identity's audit log",
+        "audit: append and verify identity's audit log; "
+        "roll: freeze a voter roll and stream it to consultations",
     )
-    bench.add_argument("what", nargs="?", choices=["ballots", "register", "census", "audit"], default="ballots")
+    bench.add_argument("what", nargs="?", choices=["ballots", "register", "census", "audit", "roll"], default="ballots")
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
     bench.add_argument(
         "--admin-url", help="census, audit: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)"
     )
+    bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
     bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
     generate = commands.add_parser("generate", help="write synthetic data sets")

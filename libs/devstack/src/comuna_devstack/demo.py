@@ -1,7 +1,7 @@
 """The thin consultation cycle, driven through the public REST APIs only.
 
-territory -> consultation -> candidates -> ballots -> certified result -> grant -> project ->
-milestones verified -> tranches disbursed. Returns a summary; raises StepFailed on any
+territory -> consultation -> candidates -> voter roll frozen and loaded -> ballots -> certified
+result -> grant -> project -> milestones verified -> tranches disbursed. Returns a summary; raises StepFailed on any
 unexpected answer.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,12 +69,36 @@ def grant_tables(client: PlatformClient, consultation_id: str, officer: str, com
         )
 
 
+def freeze_roll(client: PlatformClient, consultation_id: str, timeout: float = 600.0) -> dict[str, Any]:
+    """The operator freezes the voter roll (cut-off today); wait until consultations has pulled
+    it from identity and verified its count and digest."""
+    base = f"/v1/consultations/{consultation_id}"
+    client.call("POST", "consultations", f"{base}/roll:freeze", as_user="operator", json={}, expect=202)
+
+    def verified() -> dict[str, Any] | None:
+        state: dict[str, Any] = client.call("GET", "consultations", f"{base}/roll")
+        if state["status"] == "refused":
+            raise StepFailed(f"the voter roll was refused: {state['error']}")
+        return state if state["status"] == "verified" else None
+
+    return dict(client.wait_for("the voter roll loaded and verified", verified, timeout=timeout))
+
+
 def _local(commune_code: str) -> str:
     return commune_code.rsplit(".", 1)[-1]
 
 
-def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int = 7) -> dict[str, Any]:
-    """The whole cycle, each step by the staff member identity lets do it, with Keycloak tokens."""
+def run_demo(
+    client: PlatformClient,
+    passwords: dict[str, str],
+    *,
+    seed_rng: int = 7,
+    before_ballots: Callable[[], None] | None = None,
+    after_ballots: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """The whole cycle, each step by the staff member identity lets do it, with Keycloak tokens.
+    `before_ballots` / `after_ballots` run around the ballots (the e2e test counts identity's
+    gRPC calls there)."""
     staff = ["operator", "registrar", *TABLE_OFFICERS]
     for local, _, _ in COMMUNES:
         staff += [staff_username("spokesperson", local), staff_username("overseer", local)]
@@ -107,7 +132,10 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
             for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
         ]
     grant_tables(client, cid, officer, communes)
+    roll = freeze_roll(client, cid)
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
+    if before_ballots is not None:
+        before_ballots()
 
     commune_ids = {c["code"]: c["id"] for c in communes}
     accepted = refused_double = refused_ineligible = 0
@@ -130,6 +158,8 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
         elif status == 403:
             refused_ineligible += 1
 
+    if after_ballots is not None:
+        after_ballots()
     client.call("POST", "consultations", f"{base}:close", as_user="operator")
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
@@ -184,6 +214,7 @@ def run_demo(client: PlatformClient, passwords: dict[str, str], *, seed_rng: int
             "ballots_accepted": accepted,
             "double_votes_refused": refused_double,
             "ineligible_refused": refused_ineligible,
+            "roll": {"entries": roll["expected_count"], "digest": roll["digest"]},
         },
         "communes": len(communes),
         "winners": [

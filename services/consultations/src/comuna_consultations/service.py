@@ -15,11 +15,14 @@ from comuna_consultations.lifecycle import messages as lifecycle_messages  # noq
 from comuna_consultations.results import api as results_api
 from comuna_consultations.results import grpc as results_grpc
 from comuna_consultations.results import messages as results_messages  # noqa: F401
+from comuna_consultations.roll import api as roll_api
+from comuna_consultations.roll.loader import RollLoader
 from comuna_consultations.settings import Settings
 from comuna_consultations.voting import api as voting_api
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.peers import identity_channel, service_tokens
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
+from comuna_platform.supervision import Worker
 
 
 def settings_of(runtime: Runtime) -> Settings:
@@ -27,7 +30,8 @@ def settings_of(runtime: Runtime) -> Settings:
 
 
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
-    """Open the identity channel (one per process, shared by all requests) and the ballot cache."""
+    """Open the identity channel (one per process, shared by all requests), the ballot cache and
+    the roll loader."""
     settings = settings_of(runtime)
     tokens = service_tokens(settings)
     app.state.identity = IdentityClient(
@@ -37,6 +41,10 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         max_in_flight=settings.identity_max_in_flight,
     )
     app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)
+    loader = RollLoader(
+        runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
+    )
+    runtime.workers.add(Worker("roll-loader", loader.run))
 
 
 async def on_shutdown(runtime: Runtime, app: FastAPI) -> None:
@@ -53,7 +61,7 @@ SPEC = ServiceSpec(
     description="Popular consultations: communes' assembly candidates, secret one-person-one-vote ballots, "
     "and certified results ranked by a published rule.",
     settings_factory=Settings,
-    routers=[lifecycle_api.router, voting_api.router, results_api.router],
+    routers=[lifecycle_api.router, roll_api.router, voting_api.router, results_api.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     on_shutdown=on_shutdown,

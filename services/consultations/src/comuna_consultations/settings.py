@@ -14,8 +14,8 @@ class Settings(ServiceSettings):
     http_port: int = 8002
     grpc_port: int = 50052
     metrics_port: int = 9102
-    # Identity answers the census questions (communes, eligibility) over gRPC, at the
-    # platform's `identity_grpc_target`.
+    # Identity lists the communes and hands over the frozen voter roll over gRPC, at the
+    # platform's `identity_grpc_target`; no call per ballot.
     # Calls to identity in flight at once from this process; more wait (within the timeout)
     # instead of piling up on identity during the voting-day peak.
     identity_max_in_flight: int = 500
@@ -23,3 +23,6 @@ class Settings(ServiceSettings):
     # candidates on the ballot path. The status is re-checked inside every ballot transaction,
     # so staleness can only delay a refusal, never let a ballot in.
     voting_snapshot_ttl_seconds: float = 1.0
+    # How often the roll loader looks for rolls to pull from identity, and entries per chunk.
+    roll_poll_seconds: float = 1.0
+    roll_chunk_size: int = 20_000

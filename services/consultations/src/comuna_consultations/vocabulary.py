@@ -20,11 +20,14 @@ class BallotChannel(StrEnum):
     ONLINE = "online"  # submitted by a gateway that authenticated the voter (a service)
 
 
-class IneligibilityReason(StrEnum):
-    """Why identity found a voter ineligible (shown in the `voter_ineligible` problem)."""
+class RollLoadStatus(StrEnum):
+    """requested -> loading -> verified | refused (see `roll.loader`)."""
 
-    NOT_REGISTERED = "not_registered"
-    UNDER_AGE = "under_age"
-    OTHER_COMMUNE = "other_commune"
-    # An answer this version does not know (a newer identity): still a refusal.
-    OTHER = "other"
+    # Asked identity to freeze it; identity is still preparing or freezing.
+    REQUESTED = "requested"
+    # Frozen by identity; entries being pulled into `roll_entries`.
+    LOADING = "loading"
+    # Every entry stored, count and digest equal to identity's: voting may start.
+    VERIFIED = "verified"
+    # Count or digest differ from what identity published: never used for voting.
+    REFUSED = "refused"

@@ -13,7 +13,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from comuna.common.v1 import territory_pb2
 from comuna.identity.v1 import access_pb2, events_pb2
-from comuna.identity.v1 import identity_pb2 as pb
 from comuna_identity.domain.access import AssignmentView
 from comuna_identity.domain.events import (
     ResidentRegistered,
@@ -24,7 +23,7 @@ from comuna_identity.domain.events import (
     TerritoryCreated,
 )
 from comuna_identity.storage.territory_history import TerritoryAt
-from comuna_identity.vocabulary import IneligibilityReason, TerritoryKind
+from comuna_identity.vocabulary import TerritoryKind
 from comuna_platform.events.translation import translates
 
 KIND_TO_PROTO = {
@@ -35,13 +34,6 @@ KIND_TO_PROTO = {
     TerritoryKind.COMMUNE: territory_pb2.TERRITORY_KIND_COMMUNE,
     TerritoryKind.COMMUNAL_CIRCUIT: territory_pb2.TERRITORY_KIND_COMMUNAL_CIRCUIT,
     TerritoryKind.COMMUNAL_COUNCIL: territory_pb2.TERRITORY_KIND_COMMUNAL_COUNCIL,
-}
-
-REASON_TO_PROTO = {
-    None: pb.INELIGIBILITY_REASON_UNSPECIFIED,
-    IneligibilityReason.NOT_REGISTERED: pb.INELIGIBILITY_REASON_NOT_REGISTERED,
-    IneligibilityReason.UNDER_AGE: pb.INELIGIBILITY_REASON_UNDER_AGE,
-    IneligibilityReason.OTHER_COMMUNE: pb.INELIGIBILITY_REASON_OTHER_COMMUNE,
 }
 
 

@@ -10,13 +10,15 @@ from fastapi import FastAPI
 
 # Imported for its effect: registers how identity's domain events become event messages.
 from comuna_identity import messages  # noqa: F401
-from comuna_identity.api import access, audit, census, enrolment, register_bulk
+from comuna_identity.api import access, audit, census, enrolment, register_bulk, rolls
 from comuna_identity.api.census_cli import census_from
 from comuna_identity.api.resolver import DatabaseAccessResolver
 from comuna_identity.api.routes import router
 from comuna_identity.domain import census_rotation
 from comuna_identity.domain.census import Census
 from comuna_identity.domain.census_import import Preparer
+from comuna_identity.domain.roll import RollFreezer
+from comuna_identity.domain.roll_keys import RollSecret
 from comuna_identity.grpc import servicer
 from comuna_identity.settings import Settings
 from comuna_platform.auth.access import AccessResolver
@@ -31,6 +33,12 @@ def settings_of(runtime: Runtime) -> Settings:
 def census_for(settings: Settings) -> Census:
     """The census's keys from settings; refuses to start without a usable ring and roll secret."""
     return census_from(settings)
+
+
+def roll_secret_for(settings: Settings) -> RollSecret | None:
+    """None without a configured secret: the roll methods then answer 503 `roll_secret_missing`."""
+    secret = settings.roll_secret.get_secret_value().encode()
+    return RollSecret(secret) if secret else None
 
 
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
@@ -52,6 +60,17 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         )
 
     runtime.workers.add(Worker("census-rotation", rotation))
+    secret = roll_secret_for(settings)
+    app.state.roll_secret = secret
+    if secret is not None:
+        freezer = RollFreezer(
+            runtime.db,
+            secret,
+            voting_age=settings.voting_age,
+            threads=settings.roll_threads,
+            poll_seconds=settings.roll_poll_seconds,
+        )
+        runtime.workers.add(Worker("roll-freezer", freezer.run))
 
 
 def access_resolver(runtime: Runtime) -> AccessResolver:
@@ -60,7 +79,7 @@ def access_resolver(runtime: Runtime) -> AccessResolver:
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
     settings = settings_of(runtime)
-    return servicer.register(runtime, server, census_for(settings), settings.voting_age)
+    return servicer.register(runtime, server, roll_secret_for(settings))
 
 
 SPEC = ServiceSpec(
@@ -70,7 +89,7 @@ SPEC = ServiceSpec(
     "(only keyed hashes of national id numbers), and who may act where: role assignments, "
     "resolved for every service, and the enrolment of residents' accounts.",
     settings_factory=Settings,
-    routers=[router, register_bulk.router, access.router, enrolment.router, census.router, audit.router],
+    routers=[router, register_bulk.router, access.router, enrolment.router, census.router, audit.router, rolls.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=access_resolver,

@@ -33,3 +33,7 @@ class Settings(ServiceSettings):
     roll_secret: SecretStr = SecretStr("")
     # Minimum age to vote, on the voting day.
     voting_age: int = 15
+    # Threads computing entry keys (libsodium releases the GIL): one per core.
+    roll_threads: int = 2
+    # How often the roll freezer looks for rolls to prepare or freeze.
+    roll_poll_seconds: float = 1.0

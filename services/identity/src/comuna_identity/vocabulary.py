@@ -37,6 +37,20 @@ class IneligibilityReason(StrEnum):
     OTHER_COMMUNE = "other_commune"
 
 
+class RollStatus(StrEnum):
+    # Recorded; entry keys are being computed ahead of the cut-off (or right now, at it).
+    PREPARING = "preparing"
+    # Entries, counts and digest written; never changes again.
+    FROZEN = "frozen"
+
+
+class RollTerritoryKind(StrEnum):
+    """What a row of `voter_roll_counts` counts."""
+
+    COMMUNE = "commune"
+    COUNCIL = "council"
+
+
 class ResidentStatus(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"

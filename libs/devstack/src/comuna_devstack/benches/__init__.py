@@ -1,1 +1,2 @@
-"""Benchmarks `make bench` runs: each module has `run(admin_url) -> dict` and starts nothing itself."""
+"""Benchmarks `make bench` runs: each module has `run(...) -> dict` (register, census, audit: given an
+admin URL, they start nothing; roll: starts its own PostgreSQL and an identity process)."""

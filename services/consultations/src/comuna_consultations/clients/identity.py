@@ -1,12 +1,13 @@
-"""The identity service as this service needs it: the list of communes and voter eligibility.
+"""The identity service as this service needs it: the list of communes and the voter roll.
 
 One place owns the gRPC details (service token, deadline, error mapping), so the domain sees
 plain data and the platform's errors:
 
 * UNAVAILABLE / DEADLINE_EXCEEDED (and a missing service token) -> `Unavailable` (503, retry);
-* NOT_FOUND -> `NotFound`; INVALID_ARGUMENT -> `InvalidInput`, keeping identity's error code;
+* NOT_FOUND -> `NotFound`; INVALID_ARGUMENT -> `InvalidInput`; ALREADY_EXISTS -> `Conflict`;
+  FAILED_PRECONDITION -> `FailedPrecondition`, each keeping identity's error code;
 * anything else means the two services disagree (bad credentials, a bug) -> `Unavailable`,
-  never a 500 and never "eligible".
+  never a 500.
 
 In-flight calls are bounded by a semaphore: on the voting-day peak, requests beyond the bound
 wait (within the same deadline) instead of piling onto identity and making every call slow.
@@ -18,18 +19,17 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
 from typing import Any, Protocol
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
-from comuna_consultations.domain.identity import CommuneRef, Eligibility
-from comuna_consultations.vocabulary import IneligibilityReason
+from comuna_consultations.domain.identity import CommuneRef, PackedEntries, RollInfo
 from comuna_platform.auth.errors import TokenSourceError
-from comuna_platform.errors import InvalidInput, NotFound, Unavailable
+from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, Unavailable
 from comuna_platform.rpc import error_code_of
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,8 @@ PAGE_SIZE = 1000
 # A safety stop for paging: 1,000 pages of 1,000 is far beyond the ~5,400 communes that exist.
 MAX_PAGES = 1000
 
-REASONS = {
-    pb.INELIGIBILITY_REASON_NOT_REGISTERED: IneligibilityReason.NOT_REGISTERED,
-    pb.INELIGIBILITY_REASON_UNDER_AGE: IneligibilityReason.UNDER_AGE,
-    pb.INELIGIBILITY_REASON_OTHER_COMMUNE: IneligibilityReason.OTHER_COMMUNE,
-}
+# RollSummary.status of a frozen roll (identity's RollStatus).
+FROZEN = "frozen"
 
 
 class Invalidatable(Protocol):
@@ -80,23 +77,56 @@ class IdentityClient:
             token = response.next_page_token
         raise Unavailable("identity kept paging communes without end", code="identity_paging_runaway")
 
-    async def check_eligibility(
-        self, *, consultation_id: uuid.UUID, commune_id: uuid.UUID, national_id: str, as_of: datetime
-    ) -> Eligibility:
-        stamp = Timestamp()
-        stamp.FromDatetime(as_of)
-        request = pb.CheckEligibilityRequest(
+    async def freeze_roll(
+        self, *, consultation_id: uuid.UUID, cutoff: date, voting_day: date, commune_ids: Sequence[uuid.UUID]
+    ) -> RollInfo:
+        request = pb.FreezeRollRequest(
             consultation_id=str(consultation_id),
-            commune_id=str(commune_id),
-            national_id=national_id,
-            as_of=stamp,
+            cutoff=cutoff.isoformat(),
+            voting_day=voting_day.isoformat(),
+            commune_ids=[str(c) for c in commune_ids],
         )
-        response = await self._call("CheckEligibility", self._stub.CheckEligibility, request)
-        if response.eligible:
-            if not response.voter_ref:
-                raise Unavailable("identity answered eligible without a voter reference", code="identity_bad_answer")
-            return Eligibility(True, None, response.voter_ref)
-        return Eligibility(False, REASONS.get(response.reason, IneligibilityReason.OTHER), "")
+        summary = await self._call("FreezeRoll", self._stub.FreezeRoll, request)
+        return RollInfo(
+            frozen=summary.status == FROZEN,
+            cutoff=date.fromisoformat(summary.cutoff),
+            voting_day=date.fromisoformat(summary.voting_day),
+            entry_count=summary.entry_count,
+            digest=bytes.fromhex(summary.digest),
+            voter_key=b"",
+            login_key=b"",
+        )
+
+    async def get_roll(self, consultation_id: uuid.UUID) -> RollInfo:
+        response = await self._call(
+            "GetRoll", self._stub.GetRoll, pb.GetRollRequest(consultation_id=str(consultation_id))
+        )
+        summary = response.summary
+        return RollInfo(
+            frozen=summary.status == FROZEN,
+            cutoff=date.fromisoformat(summary.cutoff),
+            voting_day=date.fromisoformat(summary.voting_day),
+            entry_count=summary.entry_count,
+            digest=bytes.fromhex(summary.digest),
+            voter_key=response.voter_key,
+            login_key=response.login_key,
+        )
+
+    async def stream_roll(
+        self, consultation_id: uuid.UUID, *, after_seq: int, chunk_size: int
+    ) -> AsyncIterator[PackedEntries]:
+        """The roll's entries after `after_seq`. No overall deadline (5 million entries take a
+        while); a stalled stream is cut by `stall_seconds` between two chunks."""
+        request = pb.StreamRollRequest(consultation_id=str(consultation_id), after_seq=after_seq, chunk_size=chunk_size)
+        try:
+            call = self._stub.StreamRoll(request)
+            async for chunk in call:
+                yield PackedEntries(chunk.first_seq, chunk.entries, chunk.entry_count)
+        except grpc.aio.AioRpcError as exc:
+            raise self._mapped("StreamRoll", exc) from exc
+        except TokenSourceError as exc:
+            log.error("no service token for identity: %s", exc)
+            raise Unavailable("could not obtain a service token", code="service_token_unavailable") from exc
 
     async def _call(self, name: str, method: Any, request: Any) -> Any:
         deadline = time.monotonic() + self._timeout
@@ -125,6 +155,10 @@ class IdentityClient:
             return NotFound(detail or "not found in identity", code=reason or "not_found")
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return InvalidInput(detail or "identity refused the input", code=reason or "invalid_input")
+        if code == grpc.StatusCode.ALREADY_EXISTS:
+            return Conflict(detail or "identity refused a conflicting request", code=reason or "conflict")
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            return FailedPrecondition(detail or "identity is not ready for this", code=reason or "failed_precondition")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return Unavailable(f"identity did not answer {name} in time", code="identity_unavailable")
         if code == grpc.StatusCode.UNAUTHENTICATED and self._tokens is not None:

@@ -1,17 +1,17 @@
-"""What consultations needs from identity, as the domain sees it: plain data and two questions.
+"""What consultations needs from identity, as the domain sees it: plain data and its questions.
 
 `clients/identity.py` answers them over gRPC; the domain only knows these types, so it stays
-free of gRPC and protobuf.
+free of gRPC and protobuf. No question is asked per ballot: the voter roll is frozen by
+identity and streamed here once (`RollSource`), and ballots are matched against it locally.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from typing import Protocol
-
-from comuna_consultations.vocabulary import IneligibilityReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,19 +21,39 @@ class CommuneRef:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Eligibility:
-    eligible: bool
-    # Why not, when not eligible; None otherwise.
-    reason: IneligibilityReason | None
-    voter_ref: str
-
-
 class CommuneDirectory(Protocol):
     async def list_all_communes(self) -> list[CommuneRef]: ...
 
 
-class EligibilityCheck(Protocol):
-    async def check_eligibility(
-        self, *, consultation_id: uuid.UUID, commune_id: uuid.UUID, national_id: str, as_of: datetime
-    ) -> Eligibility: ...
+@dataclass(frozen=True, slots=True)
+class RollInfo:
+    """Identity's roll of a consultation: `frozen` once entries, count and digest are final."""
+
+    frozen: bool
+    cutoff: date
+    voting_day: date
+    entry_count: int
+    digest: bytes
+    voter_key: bytes
+    login_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PackedEntries:
+    """Entries `first_seq`.. in seq order, 96 bytes each (`comuna_platform.voter_roll`)."""
+
+    first_seq: int
+    packed: bytes
+    entry_count: int
+
+
+class RollSource(Protocol):
+    async def freeze_roll(
+        self, *, consultation_id: uuid.UUID, cutoff: date, voting_day: date, commune_ids: Sequence[uuid.UUID]
+    ) -> RollInfo: ...
+
+    async def get_roll(self, consultation_id: uuid.UUID) -> RollInfo: ...
+
+    def stream_roll(
+        self, consultation_id: uuid.UUID, *, after_seq: int, chunk_size: int
+    ) -> AsyncIterator[PackedEntries]: ...

@@ -21,6 +21,7 @@ from comuna_consultations.domain.consultations import (
 )
 from comuna_consultations.domain.identity import CommuneDirectory
 from comuna_consultations.domain.lifecycle import require_status
+from comuna_consultations.domain.roll import require_verified_roll
 from comuna_consultations.lifecycle import storage
 from comuna_consultations.lifecycle.events import CandidateRecorded, ConsultationClosed, ConsultationOpened
 from comuna_consultations.storage import repository
@@ -158,6 +159,8 @@ async def start_voting(
     uow: UnitOfWork, caller: Caller, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
 ) -> Consultation:
     consultation = await lock_for_transition(uow, caller, consultation_id, ConsultationStatus.VOTING, watcher)
+    # Ballots are matched against this consultation's own copy of the roll, never identity.
+    await require_verified_roll(uow, consultation_id)
     consultation.status = ConsultationStatus.VOTING
     consultation.voting_started_at = now
     await uow.session.flush()

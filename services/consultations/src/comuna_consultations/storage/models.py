@@ -2,7 +2,7 @@
 
 Ballot secrecy is a property of the schema, not of the code that happens to write it:
 
-* `participations` records THAT a voter took part (a per-consultation pseudonym from identity),
+* `participations` records THAT a voter took part (their per-consultation roll entry key),
   and its primary key is the one-person-one-vote guarantee.
 * `ballots` records WHAT was chosen, with no column that points back to a voter: no voter
   reference, no timestamp (a time would let anyone re-link a ballot to a participation written
@@ -15,16 +15,18 @@ writing transaction id) is equal on both; see `voting/usecases.py` for what that
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -32,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus
+from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, RollLoadStatus
 from comuna_platform.vocabulary import one_of
 
 
@@ -117,8 +119,8 @@ class Participation(Base):
     consultation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("consultations.id", name="fk_participations_consultation"), primary_key=True
     )
-    # Identity's per-consultation pseudonym (HMAC of consultation and resident under the
-    # census key); meaningless without that key and unlinkable across consultations.
+    # The voter's roll entry key in hex (`roll_entries.voter_key`): per consultation, so
+    # unlinkable across consultations without identity's roll secret.
     voter_ref: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
@@ -164,3 +166,50 @@ class Result(Base):
     commune_id: Mapped[uuid.UUID] = mapped_column()
     votes: Mapped[int] = mapped_column(BigInteger)
     rank: Mapped[int] = mapped_column(Integer)
+
+
+class RollLoad(Base):
+    """The voter roll this consultation asked identity to freeze, and how far it was loaded.
+
+    `voter_key` (t_c) is what turns a document into its entry key (`multiply(t_c, P(doc))`);
+    with it and the roll anyone can test a guessed document number against this consultation's
+    roll, so it stays in this database and the processes of this service.
+    """
+
+    __tablename__ = "roll_loads"
+    __table_args__ = (
+        CheckConstraint(one_of("status", RollLoadStatus), name="ck_roll_loads_status"),
+        CheckConstraint("loaded_seq >= 0", name="ck_roll_loads_seq"),
+    )
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultations.id", name="fk_roll_loads_consultation"), primary_key=True
+    )
+    cutoff: Mapped[date] = mapped_column(Date)
+    voting_day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    # Identity's published size and digest, once it froze the roll.
+    expected_count: Mapped[int | None] = mapped_column(BigInteger)
+    expected_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    voter_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    login_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # The last seq stored in `roll_entries`, written with each chunk: a restart resumes after it.
+    loaded_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    error: Mapped[str | None] = mapped_column(String(500))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RollEntry(Base):
+    """One voter of the roll as identity froze it: who may vote where, by entry key only."""
+
+    __tablename__ = "roll_entries"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # multiply(t_c, document_point(doc)): the key a table computes from the document shown.
+    voter_key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    # HMAC(L_c, Keycloak subject) for a resident with a linked account, else NULL.
+    login_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    council_id: Mapped[uuid.UUID] = mapped_column()

@@ -17,6 +17,8 @@ from comuna_consultations.storage.models import (
     ConsultationCommune,
     Participation,
     Result,
+    RollEntry,
+    RollLoad,
 )
 
 # Core tables for the statements that need no ORM objects (inserts, counts, the ballot path).
@@ -26,6 +28,8 @@ candidates = cast(Table, Candidate.__table__)
 participations = cast(Table, Participation.__table__)
 ballots = cast(Table, Ballot.__table__)
 results = cast(Table, Result.__table__)
+roll_loads = cast(Table, RollLoad.__table__)
+roll_entries = cast(Table, RollEntry.__table__)
 
 
 async def consultation_by_id(
@@ -69,3 +73,10 @@ async def communes_of(
 async def count_ballots(session: AsyncSession, consultation_id: uuid.UUID) -> int:
     query = select(func.count()).select_from(ballots).where(ballots.c.consultation_id == consultation_id)
     return int((await session.execute(query)).scalar_one())
+
+
+async def roll_load(session: AsyncSession, consultation_id: uuid.UUID, *, lock: bool = False) -> RollLoad | None:
+    query = select(RollLoad).where(RollLoad.consultation_id == consultation_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from comuna_consultations.transport import IdentityDep
 from comuna_consultations.voting import usecases
 from comuna_consultations.voting.schemas import BallotIn, BallotOut, ReceiptOut
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
@@ -42,7 +41,6 @@ async def cast_ballot(
     *,
     caller: BallotSubmitter,
     runtime: RuntimeDep,
-    identity: IdentityDep,
     snapshots: SnapshotsDep,
     lineages: TerritoryLineagesDep,
 ) -> BallotOut:
@@ -50,9 +48,7 @@ async def cast_ballot(
     request = usecases.BallotRequest(
         consultation_id, body.commune_id, body.candidate_id, body.national_id, body.channel
     )
-    cast = await usecases.cast_ballot(
-        runtime.db, snapshots, identity, caller, request, lineages=lineages, now=datetime.now(UTC)
-    )
+    cast = await usecases.cast_ballot(runtime.db, snapshots, caller, request, lineages=lineages, now=datetime.now(UTC))
     return BallotOut(ballot_id=cast.ballot_id, receipt=cast.receipt)
 
 

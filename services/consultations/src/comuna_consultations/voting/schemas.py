@@ -13,7 +13,11 @@ from comuna_consultations.vocabulary import BallotChannel
 class BallotIn(Strict):
     commune_id: uuid.UUID
     candidate_id: uuid.UUID
-    national_id: str = Field(min_length=1, max_length=20, description="Sent to identity only; never stored here.")
+    national_id: str = Field(
+        min_length=1,
+        max_length=20,
+        description="The voter's document (e.g. V-12.345.678); matched against the roll, never stored.",
+    )
     channel: BallotChannel
 
 

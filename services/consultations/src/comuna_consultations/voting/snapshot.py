@@ -32,6 +32,9 @@ class VotingSnapshot:
     status: str
     commune_codes: Mapping[uuid.UUID, str]
     candidate_communes: Mapping[uuid.UUID, uuid.UUID]
+    # t_c of the verified roll (None before it is verified): a document's entry key is
+    # multiply(voter_key, document_point(document)).
+    voter_key: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +90,17 @@ class VotingSnapshotCache:
             if status is None:
                 return None
             if previous is not None and previous.snapshot.status != ConsultationStatus.ASSEMBLY:
-                # Communes never change after opening and candidates never change after
+                # Communes never change after opening, candidates and the roll never change after
                 # assembly: on voting day a refresh is one single-row query, not ~40,000 rows.
                 codes, candidate_communes = previous.snapshot.commune_codes, previous.snapshot.candidate_communes
+                voter_key = previous.snapshot.voter_key
             else:
                 codes = await storage.commune_codes(session, consultation_id)
                 candidate_communes = await storage.candidate_communes(session, consultation_id)
-        snapshot = VotingSnapshot(consultation_id, status, codes, candidate_communes)
+                # Read after the status: voting starts only once the roll is verified, so a
+                # "voting" status read first guarantees the key read next is the final one.
+                voter_key = await storage.verified_voter_key(session, consultation_id)
+        snapshot = VotingSnapshot(consultation_id, status, codes, candidate_communes, voter_key)
         self._entries[consultation_id] = _Entry(snapshot, started)
         if len(self._entries) > self._max_entries:
             oldest = min(self._entries, key=lambda key: self._entries[key].loaded_at)

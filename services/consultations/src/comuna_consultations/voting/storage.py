@@ -9,8 +9,16 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from comuna_consultations.storage.repository import ballots, candidates, communes, consultations, participations
-from comuna_consultations.vocabulary import ConsultationStatus
+from comuna_consultations.storage.repository import (
+    ballots,
+    candidates,
+    communes,
+    consultations,
+    participations,
+    roll_entries,
+    roll_loads,
+)
+from comuna_consultations.vocabulary import ConsultationStatus, RollLoadStatus
 
 
 async def commune_codes(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
@@ -24,11 +32,30 @@ async def candidate_communes(session: AsyncSession, consultation_id: uuid.UUID) 
     return {row.id: row.commune_id for row in await session.execute(query)}
 
 
+async def verified_voter_key(session: AsyncSession, consultation_id: uuid.UUID) -> bytes | None:
+    query = select(roll_loads.c.voter_key).where(
+        roll_loads.c.consultation_id == consultation_id, roll_loads.c.status == RollLoadStatus.VERIFIED.value
+    )
+    key = (await session.execute(query)).scalar_one_or_none()
+    return bytes(key) if key is not None else None
+
+
+async def on_roll(
+    conn: AsyncSession | AsyncConnection, consultation_id: uuid.UUID, voter_key: bytes, commune_id: uuid.UUID
+) -> bool:
+    query = select(roll_entries.c.seq).where(
+        roll_entries.c.consultation_id == consultation_id,
+        roll_entries.c.voter_key == voter_key,
+        roll_entries.c.commune_id == commune_id,
+    )
+    return (await conn.execute(query)).first() is not None
+
+
 async def cast_ballot(
     session: AsyncSession | AsyncConnection,
     *,
     consultation_id: uuid.UUID,
-    voter_ref: str,
+    voter_key: bytes,
     ballot_id: uuid.UUID,
     commune_id: uuid.UUID,
     candidate_id: uuid.UUID,
@@ -36,8 +63,10 @@ async def cast_ballot(
 ) -> bool:
     """Insert the participation and the ballot in ONE statement; True if both were written.
 
-    Nothing is written (False) when the voter already took part or the consultation is not in
-    `voting` any more. The participation is inserted only if the consultation row, locked
+    Nothing is written (False) when the voter is not on this commune's roll, already took part,
+    or the consultation is not in `voting` any more. The participation's key is the voter's
+    roll entry key (hex), found in the same statement by the roll's primary key. The
+    participation is inserted only if the consultation row, locked
     FOR KEY SHARE, still says `voting`: a `:close` holds FOR UPDATE on that row, which conflicts,
     so a ballot either commits before the close (and is counted) or sees `closed` (PostgreSQL
     re-checks the condition on the row version the close committed). The ballot is inserted
@@ -47,7 +76,8 @@ async def cast_ballot(
         _CAST_BALLOT,
         {
             "consultation_id": consultation_id,
-            "voter_ref": voter_ref,
+            "voter_key": voter_key,
+            "voter_ref": voter_key.hex(),
             "ballot_id": ballot_id,
             "commune_id": commune_id,
             "candidate_id": candidate_id,
@@ -65,11 +95,17 @@ def _cast_ballot_statement() -> Any:
         .from_select(
             ["consultation_id", "voter_ref"],
             select(consultations.c.id, bindparam("voter_ref", type_=participations.c.voter_ref.type))
+            .join(
+                roll_entries,
+                (roll_entries.c.consultation_id == consultations.c.id)
+                & (roll_entries.c.voter_key == bindparam("voter_key", type_=roll_entries.c.voter_key.type))
+                & (roll_entries.c.commune_id == bindparam("commune_id", type_=roll_entries.c.commune_id.type)),
+            )
             .where(
                 consultations.c.id == bindparam("consultation_id", type_=consultations.c.id.type),
                 consultations.c.status == ConsultationStatus.VOTING.value,
             )
-            .with_for_update(read=True, key_share=True),
+            .with_for_update(of=consultations, read=True, key_share=True),
         )
         .on_conflict_do_nothing(index_elements=["consultation_id", "voter_ref"])
         .returning(participations.c.consultation_id)

@@ -8,16 +8,15 @@ import grpc
 
 from comuna.identity.v1 import identity_pb2 as pb
 from comuna.identity.v1 import identity_pb2_grpc
-from comuna_identity.domain import access, registry
+from comuna_identity.domain import access
 from comuna_identity.domain import register as territory_register
-from comuna_identity.domain.census import Census
-from comuna_identity.messages import REASON_TO_PROTO, role_assignment, territory_ref, timestamp
-from comuna_identity.vocabulary import IneligibilityReason
+from comuna_identity.domain.roll_keys import RollSecret
+from comuna_identity.grpc.rolls import RollRpcs
+from comuna_identity.messages import role_assignment, territory_ref, timestamp
 from comuna_platform.errors import InvalidInput
 from comuna_platform.grpc_uow import with_unit_of_work
 from comuna_platform.ids import parse_id
 from comuna_platform.paging import decode_page_token, encode_page_token, page_size_of
-from comuna_platform.rate_limit import ELIGIBILITY, grpc_quota
 from comuna_platform.rpc import require_service_caller
 from comuna_platform.runtime import Runtime
 from comuna_platform.uow import UnitOfWork
@@ -35,12 +34,10 @@ def day_of(as_of: str) -> date:
         raise InvalidInput("as_of must be a date, YYYY-MM-DD", code="date_invalid", field="as_of") from None
 
 
-class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, runtime: Runtime, census: Census, voting_age: int) -> None:
+class IdentityServicer(RollRpcs, identity_pb2_grpc.IdentityServiceServicer):
+    def __init__(self, runtime: Runtime, roll_secret: RollSecret | None) -> None:
         self.db = runtime.db
-        self._runtime = runtime
-        self._census = census
-        self._voting_age = voting_age
+        self._roll_secret = roll_secret
 
     @with_unit_of_work
     async def GetTerritory(self, request: pb.GetTerritoryRequest, uow: UnitOfWork) -> pb.GetTerritoryResponse:
@@ -74,27 +71,6 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     @with_unit_of_work
-    async def CheckEligibility(
-        self, request: pb.CheckEligibilityRequest, uow: UnitOfWork
-    ) -> pb.CheckEligibilityResponse:
-        quota = grpc_quota(self._runtime.rate_limiter, ELIGIBILITY, require_service_caller())
-        day = (request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else datetime.now(UTC)).date()
-        result = await registry.check_eligibility(
-            uow,
-            self._census,
-            consultation_id=request.consultation_id,
-            commune_id=parse_id(request.commune_id, "commune_id"),
-            national_id=request.national_id,
-            voting_day=day,
-            voting_age=self._voting_age,
-        )
-        if result.reason == IneligibilityReason.NOT_REGISTERED:
-            quota.failed(result.reason)
-        return pb.CheckEligibilityResponse(
-            eligible=result.eligible, reason=REASON_TO_PROTO[result.reason], voter_ref=result.voter_ref
-        )
-
-    @with_unit_of_work
     async def ResolvePrincipal(
         self, request: pb.ResolvePrincipalRequest, uow: UnitOfWork
     ) -> pb.ResolvePrincipalResponse:
@@ -108,8 +84,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
 
-def register(runtime: Runtime, server: grpc.aio.Server, census: Census, voting_age: int) -> list[str]:
+def register(runtime: Runtime, server: grpc.aio.Server, roll_secret: RollSecret | None) -> list[str]:
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        IdentityServicer(runtime, census, voting_age), server
+        IdentityServicer(runtime, roll_secret), server
     )
     return [pb.DESCRIPTOR.services_by_name["IdentityService"].full_name]

@@ -7,11 +7,13 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     CheckConstraint,
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    Uuid,
     column,
     func,
     text,
@@ -26,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_identity.vocabulary import ResidentStatus, TerritoryKind, TerritoryStatus
+from comuna_identity.vocabulary import ResidentStatus, RollStatus, RollTerritoryKind, TerritoryKind, TerritoryStatus
 from comuna_platform.auth.roles import Role
 from comuna_platform.vocabulary import one_of
 
@@ -276,3 +279,82 @@ class AuditLogEntry(Base):
     # The previous entry's entry_hash (32 zero bytes for seq 1), and this entry's own hash.
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+# --- voter rolls (ROLL) -------------------------------------------------------------------
+
+
+class VoterRoll(Base):
+    """The roll of one consultation: its terms, and once frozen its size and digest (docs/voter-roll.md)."""
+
+    __tablename__ = "voter_rolls"
+    __table_args__ = (
+        CheckConstraint(one_of("status", RollStatus), name="ck_voter_rolls_status"),
+        CheckConstraint("cutoff <= voting_day", name="ck_voter_rolls_dates"),
+        CheckConstraint(
+            f"(status = '{RollStatus.FROZEN}') = (frozen_at IS NOT NULL AND digest IS NOT NULL"
+            " AND entry_count IS NOT NULL)",
+            name="ck_voter_rolls_frozen",
+        ),
+    )
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    cutoff: Mapped[date] = mapped_column(Date)
+    voting_day: Mapped[date] = mapped_column(Date)
+    # The participating communes, sorted: part of the terms a second FreezeRoll must repeat.
+    commune_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid))
+    status: Mapped[str] = mapped_column(String(16))
+    entry_count: Mapped[int | None] = mapped_column(BigInteger)
+    digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    frozen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Seconds spent computing entry keys ahead, and in the freeze itself (for the operators).
+    prepare_seconds: Mapped[float | None] = mapped_column(Float)
+    freeze_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class VoterRollKey(Base):
+    """`s_c·B` of a resident for a consultation, computed ahead of the cut-off (point
+    multiplication is the slow part of a freeze); the freeze computes only what is missing."""
+
+    __tablename__ = "voter_roll_keys"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("voter_rolls.consultation_id", ondelete="CASCADE"), primary_key=True
+    )
+    resident_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    voter_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class VoterRollEntry(Base):
+    """One voter of a frozen roll. No resident id: the entry is what consultations receives."""
+
+    __tablename__ = "voter_roll_entries"
+    __table_args__ = (UniqueConstraint("consultation_id", "voter_key", name="uq_voter_roll_entries_key"),)
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("voter_rolls.consultation_id", ondelete="CASCADE"), primary_key=True
+    )
+    # 1.. in voter_key order, so seq order is digest order.
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    voter_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # HMAC(L_c, Keycloak subject) for a resident with a linked account at the freeze.
+    login_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    council_id: Mapped[uuid.UUID] = mapped_column()
+
+
+class VoterRollCount(Base):
+    """Voters per commune and per council of a frozen roll (public)."""
+
+    __tablename__ = "voter_roll_counts"
+    __table_args__ = (CheckConstraint(one_of("kind", RollTerritoryKind), name="ck_voter_roll_counts_kind"),)
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("voter_rolls.consultation_id", ondelete="CASCADE"), primary_key=True
+    )
+    territory_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # The commune of a council row; the commune itself for a commune row.
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    voters: Mapped[int] = mapped_column(BigInteger)

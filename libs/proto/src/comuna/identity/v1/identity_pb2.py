@@ -28,7 +28,7 @@ from comuna.identity.v1 import access_pb2 as comuna_dot_identity_dot_v1_dot_acce
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!comuna/identity/v1/identity.proto\x12\x12\x63omuna.identity.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a comuna/common/v1/territory.proto\x1a\x1f\x63omuna/identity/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x17ResolvePrincipalRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\"\xaa\x01\n\x18ResolvePrincipalResponse\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x37\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\".comuna.identity.v1.RoleAssignment\x12\x13\n\x0bresident_id\x18\x03 \x01(\t\x12/\n\x0bresolved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x13GetTerritoryRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\r\n\x05\x61s_of\x18\x03 \x01(\t\"|\n\x14GetTerritoryResponse\x12\x31\n\tterritory\x18\x01 \x01(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x31\n\tancestors\x18\x02 \x03(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\"_\n\x13ListCommunesRequest\x12\x12\n\nunder_code\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\r\n\x05\x61s_of\x18\x04 \x01(\t\"a\n\x14ListCommunesResponse\x12\x30\n\x08\x63ommunes\x18\x01 \x03(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x86\x01\n\x17\x43heckEligibilityRequest\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x12\n\ncommune_id\x18\x02 \x01(\t\x12\x13\n\x0bnational_id\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"x\n\x18\x43heckEligibilityResponse\x12\x10\n\x08\x65ligible\x18\x01 \x01(\x08\x12\x37\n\x06reason\x18\x02 \x01(\x0e\x32\'.comuna.identity.v1.IneligibilityReason\x12\x11\n\tvoter_ref\x18\x03 \x01(\t*\xb0\x01\n\x13IneligibilityReason\x12$\n INELIGIBILITY_REASON_UNSPECIFIED\x10\x00\x12\'\n#INELIGIBILITY_REASON_NOT_REGISTERED\x10\x01\x12\"\n\x1eINELIGIBILITY_REASON_UNDER_AGE\x10\x02\x12&\n\"INELIGIBILITY_REASON_OTHER_COMMUNE\x10\x03\x32\xa7\x04\n\x0fIdentityService\x12\x80\x01\n\x0cGetTerritory\x12\'.comuna.identity.v1.GetTerritoryRequest\x1a(.comuna.identity.v1.GetTerritoryResponse\"\x1d\x92\xb5\x18\rconsultations\x92\xb5\x18\x08projects\x12t\n\x0cListCommunes\x12\'.comuna.identity.v1.ListCommunesRequest\x1a(.comuna.identity.v1.ListCommunesResponse\"\x11\x92\xb5\x18\rconsultations\x12\x80\x01\n\x10\x43heckEligibility\x12+.comuna.identity.v1.CheckEligibilityRequest\x1a,.comuna.identity.v1.CheckEligibilityResponse\"\x11\x92\xb5\x18\rconsultations\x12\x97\x01\n\x10ResolvePrincipal\x12+.comuna.identity.v1.ResolvePrincipalRequest\x1a,.comuna.identity.v1.ResolvePrincipalResponse\"(\x92\xb5\x18\rconsultations\x92\xb5\x18\x07\x66unding\x92\xb5\x18\x08projectsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!comuna/identity/v1/identity.proto\x12\x12\x63omuna.identity.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a comuna/common/v1/territory.proto\x1a\x1f\x63omuna/identity/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x17ResolvePrincipalRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\"\xaa\x01\n\x18ResolvePrincipalResponse\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x37\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\".comuna.identity.v1.RoleAssignment\x12\x13\n\x0bresident_id\x18\x03 \x01(\t\x12/\n\x0bresolved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x13GetTerritoryRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\r\n\x05\x61s_of\x18\x03 \x01(\t\"|\n\x14GetTerritoryResponse\x12\x31\n\tterritory\x18\x01 \x01(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x31\n\tancestors\x18\x02 \x03(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\"_\n\x13ListCommunesRequest\x12\x12\n\nunder_code\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\r\n\x05\x61s_of\x18\x04 \x01(\t\"a\n\x14ListCommunesResponse\x12\x30\n\x08\x63ommunes\x18\x01 \x03(\x0b\x32\x1e.comuna.common.v1.TerritoryRef\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"e\n\x11\x46reezeRollRequest\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63utoff\x18\x02 \x01(\t\x12\x12\n\nvoting_day\x18\x03 \x01(\t\x12\x13\n\x0b\x63ommune_ids\x18\x04 \x03(\t\"\xc5\x01\n\x0bRollSummary\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63utoff\x18\x02 \x01(\t\x12\x12\n\nvoting_day\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_count\x18\x04 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\x12-\n\tfrozen_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcommune_count\x18\x07 \x01(\x05\x12\x0e\n\x06status\x18\x08 \x01(\t\")\n\x0eGetRollRequest\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\"1\n\tRollCount\x12\x14\n\x0cterritory_id\x18\x01 \x01(\t\x12\x0e\n\x06voters\x18\x02 \x01(\x03\"\xd7\x01\n\x0fGetRollResponse\x12\x30\n\x07summary\x18\x01 \x01(\x0b\x32\x1f.comuna.identity.v1.RollSummary\x12\x35\n\x0e\x63ommune_counts\x18\x02 \x03(\x0b\x32\x1d.comuna.identity.v1.RollCount\x12\x35\n\x0e\x63ouncil_counts\x18\x03 \x03(\x0b\x32\x1d.comuna.identity.v1.RollCount\x12\x11\n\tvoter_key\x18\x04 \x01(\x0c\x12\x11\n\tlogin_key\x18\x05 \x01(\x0c\"S\n\x11StreamRollRequest\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x12\n\nchunk_size\x18\x03 \x01(\x05\"D\n\tRollChunk\x12\x11\n\tfirst_seq\x18\x01 \x01(\x03\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x0c\x12\x13\n\x0b\x65ntry_count\x18\x03 \x01(\x03\x32\xdd\x05\n\x0fIdentityService\x12\x80\x01\n\x0cGetTerritory\x12\'.comuna.identity.v1.GetTerritoryRequest\x1a(.comuna.identity.v1.GetTerritoryResponse\"\x1d\x92\xb5\x18\rconsultations\x92\xb5\x18\x08projects\x12t\n\x0cListCommunes\x12\'.comuna.identity.v1.ListCommunesRequest\x1a(.comuna.identity.v1.ListCommunesResponse\"\x11\x92\xb5\x18\rconsultations\x12g\n\nFreezeRoll\x12%.comuna.identity.v1.FreezeRollRequest\x1a\x1f.comuna.identity.v1.RollSummary\"\x11\x92\xb5\x18\rconsultations\x12\x65\n\x07GetRoll\x12\".comuna.identity.v1.GetRollRequest\x1a#.comuna.identity.v1.GetRollResponse\"\x11\x92\xb5\x18\rconsultations\x12g\n\nStreamRoll\x12%.comuna.identity.v1.StreamRollRequest\x1a\x1d.comuna.identity.v1.RollChunk\"\x11\x92\xb5\x18\rconsultations0\x01\x12\x97\x01\n\x10ResolvePrincipal\x12+.comuna.identity.v1.ResolvePrincipalRequest\x1a,.comuna.identity.v1.ResolvePrincipalResponse\"(\x92\xb5\x18\rconsultations\x92\xb5\x18\x07\x66unding\x92\xb5\x18\x08projectsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,12 +39,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDENTITYSERVICE'].methods_by_name['GetTerritory']._serialized_options = b'\222\265\030\rconsultations\222\265\030\010projects'
   _globals['_IDENTITYSERVICE'].methods_by_name['ListCommunes']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['ListCommunes']._serialized_options = b'\222\265\030\rconsultations'
-  _globals['_IDENTITYSERVICE'].methods_by_name['CheckEligibility']._loaded_options = None
-  _globals['_IDENTITYSERVICE'].methods_by_name['CheckEligibility']._serialized_options = b'\222\265\030\rconsultations'
+  _globals['_IDENTITYSERVICE'].methods_by_name['FreezeRoll']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['FreezeRoll']._serialized_options = b'\222\265\030\rconsultations'
+  _globals['_IDENTITYSERVICE'].methods_by_name['GetRoll']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['GetRoll']._serialized_options = b'\222\265\030\rconsultations'
+  _globals['_IDENTITYSERVICE'].methods_by_name['StreamRoll']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['StreamRoll']._serialized_options = b'\222\265\030\rconsultations'
   _globals['_IDENTITYSERVICE'].methods_by_name['ResolvePrincipal']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['ResolvePrincipal']._serialized_options = b'\222\265\030\rconsultations\222\265\030\007funding\222\265\030\010projects'
-  _globals['_INELIGIBILITYREASON']._serialized_start=1052
-  _globals['_INELIGIBILITYREASON']._serialized_end=1228
   _globals['_RESOLVEPRINCIPALREQUEST']._serialized_start=189
   _globals['_RESOLVEPRINCIPALREQUEST']._serialized_end=231
   _globals['_RESOLVEPRINCIPALRESPONSE']._serialized_start=234
@@ -57,10 +59,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCOMMUNESREQUEST']._serialized_end=691
   _globals['_LISTCOMMUNESRESPONSE']._serialized_start=693
   _globals['_LISTCOMMUNESRESPONSE']._serialized_end=790
-  _globals['_CHECKELIGIBILITYREQUEST']._serialized_start=793
-  _globals['_CHECKELIGIBILITYREQUEST']._serialized_end=927
-  _globals['_CHECKELIGIBILITYRESPONSE']._serialized_start=929
-  _globals['_CHECKELIGIBILITYRESPONSE']._serialized_end=1049
-  _globals['_IDENTITYSERVICE']._serialized_start=1231
-  _globals['_IDENTITYSERVICE']._serialized_end=1782
+  _globals['_FREEZEROLLREQUEST']._serialized_start=792
+  _globals['_FREEZEROLLREQUEST']._serialized_end=893
+  _globals['_ROLLSUMMARY']._serialized_start=896
+  _globals['_ROLLSUMMARY']._serialized_end=1093
+  _globals['_GETROLLREQUEST']._serialized_start=1095
+  _globals['_GETROLLREQUEST']._serialized_end=1136
+  _globals['_ROLLCOUNT']._serialized_start=1138
+  _globals['_ROLLCOUNT']._serialized_end=1187
+  _globals['_GETROLLRESPONSE']._serialized_start=1190
+  _globals['_GETROLLRESPONSE']._serialized_end=1405
+  _globals['_STREAMROLLREQUEST']._serialized_start=1407
+  _globals['_STREAMROLLREQUEST']._serialized_end=1490
+  _globals['_ROLLCHUNK']._serialized_start=1492
+  _globals['_ROLLCHUNK']._serialized_end=1560
+  _globals['_IDENTITYSERVICE']._serialized_start=1563
+  _globals['_IDENTITYSERVICE']._serialized_end=2296
 # @@protoc_insertion_point(module_scope)

@@ -46,10 +46,20 @@ class IdentityServiceStub:
                 request_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ListCommunesRequest.SerializeToString,
                 response_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ListCommunesResponse.FromString,
                 _registered_method=True)
-        self.CheckEligibility = channel.unary_unary(
-                '/comuna.identity.v1.IdentityService/CheckEligibility',
-                request_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityRequest.SerializeToString,
-                response_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityResponse.FromString,
+        self.FreezeRoll = channel.unary_unary(
+                '/comuna.identity.v1.IdentityService/FreezeRoll',
+                request_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.FreezeRollRequest.SerializeToString,
+                response_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.RollSummary.FromString,
+                _registered_method=True)
+        self.GetRoll = channel.unary_unary(
+                '/comuna.identity.v1.IdentityService/GetRoll',
+                request_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.GetRollRequest.SerializeToString,
+                response_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.GetRollResponse.FromString,
+                _registered_method=True)
+        self.StreamRoll = channel.unary_stream(
+                '/comuna.identity.v1.IdentityService/StreamRoll',
+                request_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.StreamRollRequest.SerializeToString,
+                response_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.RollChunk.FromString,
                 _registered_method=True)
         self.ResolvePrincipal = channel.unary_unary(
                 '/comuna.identity.v1.IdentityService/ResolvePrincipal',
@@ -77,8 +87,25 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CheckEligibility(self, request, context):
-        """Is the holder of this national id number eligible to vote in this commune on this day?
+    def FreezeRoll(self, request, context):
+        """Freeze the voter roll of a consultation at its cut-off date (idempotent: the same
+        consultation and cut-off again answer the roll already frozen; another cut-off is
+        ALREADY_EXISTS `roll_cutoff_conflict`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRoll(self, request, context):
+        """A frozen roll's summary, digest, counts and the keys consultations matches voters with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamRoll(self, request, context):
+        """The roll's entries in seq order, in chunks; resumable after any seq, and the same chunks
+        every time for the same (after_seq, chunk_size).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,10 +133,20 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ListCommunesRequest.FromString,
                     response_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.ListCommunesResponse.SerializeToString,
             ),
-            'CheckEligibility': grpc.unary_unary_rpc_method_handler(
-                    servicer.CheckEligibility,
-                    request_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityRequest.FromString,
-                    response_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityResponse.SerializeToString,
+            'FreezeRoll': grpc.unary_unary_rpc_method_handler(
+                    servicer.FreezeRoll,
+                    request_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.FreezeRollRequest.FromString,
+                    response_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.RollSummary.SerializeToString,
+            ),
+            'GetRoll': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoll,
+                    request_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.GetRollRequest.FromString,
+                    response_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.GetRollResponse.SerializeToString,
+            ),
+            'StreamRoll': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamRoll,
+                    request_deserializer=comuna_dot_identity_dot_v1_dot_identity__pb2.StreamRollRequest.FromString,
+                    response_serializer=comuna_dot_identity_dot_v1_dot_identity__pb2.RollChunk.SerializeToString,
             ),
             'ResolvePrincipal': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolvePrincipal,
@@ -184,7 +221,7 @@ class IdentityService:
             _registered_method=True)
 
     @staticmethod
-    def CheckEligibility(request,
+    def FreezeRoll(request,
             target,
             options=(),
             channel_credentials=None,
@@ -197,9 +234,63 @@ class IdentityService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/comuna.identity.v1.IdentityService/CheckEligibility',
-            comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityRequest.SerializeToString,
-            comuna_dot_identity_dot_v1_dot_identity__pb2.CheckEligibilityResponse.FromString,
+            '/comuna.identity.v1.IdentityService/FreezeRoll',
+            comuna_dot_identity_dot_v1_dot_identity__pb2.FreezeRollRequest.SerializeToString,
+            comuna_dot_identity_dot_v1_dot_identity__pb2.RollSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comuna.identity.v1.IdentityService/GetRoll',
+            comuna_dot_identity_dot_v1_dot_identity__pb2.GetRollRequest.SerializeToString,
+            comuna_dot_identity_dot_v1_dot_identity__pb2.GetRollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamRoll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/comuna.identity.v1.IdentityService/StreamRoll',
+            comuna_dot_identity_dot_v1_dot_identity__pb2.StreamRollRequest.SerializeToString,
+            comuna_dot_identity_dot_v1_dot_identity__pb2.RollChunk.FromString,
             options,
             channel_credentials,
             insecure,
