@@ -31,12 +31,6 @@ class TerritoryStatus(StrEnum):
 COMMUNE_KINDS = frozenset({TerritoryKind.COMMUNE, TerritoryKind.COMMUNAL_CIRCUIT})
 
 
-class IneligibilityReason(StrEnum):
-    NOT_REGISTERED = "not_registered"
-    UNDER_AGE = "under_age"
-    OTHER_COMMUNE = "other_commune"
-
-
 class RollStatus(StrEnum):
     # Recorded; entry keys are being computed ahead of the cut-off (or right now, at it).
     PREPARING = "preparing"

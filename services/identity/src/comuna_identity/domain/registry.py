@@ -1,4 +1,4 @@
-"""Use cases of the census: register residents, check eligibility. REST and gRPC both call
+"""Use cases of the census: register residents. REST and gRPC both call
 these, inside the unit of work they were given. The territory register is `domain.register`."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from comuna_identity.domain import audit
-from comuna_identity.domain.census import Census, age_on
+from comuna_identity.domain.census import Census
 from comuna_identity.domain.events import ResidentRegistered
 from comuna_identity.domain.territories import lineage_of
 from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
 from comuna_identity.storage.models import Resident, ResidentResidence
 from comuna_identity.storage.territory_history import TerritoryAt
-from comuna_identity.vocabulary import COMMUNE_KINDS, IneligibilityReason, ResidentStatus, TerritoryKind
+from comuna_identity.vocabulary import ResidentStatus, TerritoryKind
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.roles import Role
 from comuna_platform.documents import normalise_document
@@ -132,38 +132,3 @@ async def register_residents(
     await audit.append(session, entries)
     await uow.stage_all(staged)
     return [row["id"] for row in rows]
-
-
-@dataclass(frozen=True)
-class Eligibility:
-    eligible: bool
-    reason: IneligibilityReason | None
-    voter_ref: str = ""
-
-
-async def check_eligibility(
-    uow: UnitOfWork,
-    census: Census,
-    *,
-    consultation_id: str,
-    commune_id: uuid.UUID,
-    national_id: str,
-    voting_day: date,
-    voting_age: int,
-) -> Eligibility:
-    if not consultation_id:
-        raise InvalidInput("consultation_id is required", code="invalid_id", field="consultation_id")
-    commune = await repository.territory_by_id(uow.session, commune_id)
-    if commune is None or commune.kind not in COMMUNE_KINDS:
-        raise NotFound(f"commune {commune_id} does not exist", code="commune_not_found")
-    resident = await census.find(uow.session, national_id)
-    # Inactive and deceased records count as not registered: the census does not hold them as voters.
-    if resident is None or resident.status != ResidentStatus.ACTIVE:
-        return Eligibility(False, IneligibilityReason.NOT_REGISTERED)
-    residence = await census_storage.residence_on(uow.session, resident.id, voting_day)
-    council = None if residence is None else await repository.territory_by_id(uow.session, residence.council_id)
-    if council is None or council.parent_id != commune_id:
-        return Eligibility(False, IneligibilityReason.OTHER_COMMUNE)
-    if age_on(resident.birth_date, voting_day) < voting_age:
-        return Eligibility(False, IneligibilityReason.UNDER_AGE)
-    return Eligibility(True, None, census.voter_ref(consultation_id, str(resident.id)))
