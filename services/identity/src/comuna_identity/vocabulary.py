@@ -1,4 +1,4 @@
-"""Identity's vocabulary: the kinds of territory and why a voter may be ineligible.
+"""Identity's vocabulary: the kinds and statuses of territories, residents and voter rolls.
 
 The lowest layer of the service: storage builds its CHECK constraints from these enums, the
 domain decides with them, the REST schemas type their fields with them.
