@@ -14,7 +14,7 @@ help:
 	@echo "make run      start PostgreSQL, NATS and the four services (embedded, .devstack/)"
 	@echo "make demo     drive one whole consultation cycle against 'make run'"
 	@echo "make test     lint and run every test (unit, integration, end-to-end)"
-	@echo "make bench    cast 100,000 ballots through REST against 'make run' and report figures"
+	@echo "make bench    every benchmark (register, census, audit log, voter roll, ballots against 'make run'); one JSON object"
 	@echo "make proto    regenerate Python code from proto/"
 
 $(UV):
@@ -45,7 +45,7 @@ demo: install
 	$(VENV)/bin/comuna-dev --state-dir $(STATE_DIR) demo
 
 bench: install
-	$(VENV)/bin/comuna-dev --state-dir $(STATE_DIR) bench --ballots 100000 --concurrency 64
+	$(VENV)/bin/comuna-dev --state-dir $(STATE_DIR) bench all
 
 # comuna-dev clean also stops a killed run's leftovers and removes PostgreSQL data it relocated.
 clean:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -158,7 +160,44 @@ def cmd_bench_register(args: argparse.Namespace) -> int:
     return 0 if report["meets_target"] else 1
 
 
+# What `comuna-dev bench all` (`make bench`) runs, in order, at the sizes the issues set.
+BENCH_ALL: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("register", ()),
+    ("census", ("--residents", "1000000")),
+    ("audit", ("--entries", "1000000")),
+    ("roll", ("--voters", "5000000")),
+    ("ballots", ("--ballots", "100000", "--concurrency", "64")),
+)
+
+
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    """Every benchmark, one process each (their progress on stderr), their figures gathered in
+    one JSON object; a benchmark that fails is reported as such and the others still run."""
+    program = Path(sys.argv[0]).resolve()
+    results: dict[str, Any] = {}
+    for name, options in BENCH_ALL:
+        _notice(f"bench {name}: started")
+        started = time.monotonic()
+        done = subprocess.run(
+            [str(program), "--state-dir", str(args.state_dir), "bench", name, *options],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        try:
+            results[name] = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            results[name] = {"ok": False, "exit_status": done.returncode, "output": done.stdout[-500:]}
+        if done.returncode != 0 and isinstance(results[name], dict):
+            results[name].setdefault("exit_status", done.returncode)
+        _notice(f"bench {name}: exit {done.returncode} after {time.monotonic() - started:.0f} s")
+    print(json.dumps(results, indent=2))
+    return 0 if all(isinstance(r, dict) and "exit_status" not in r for r in results.values()) else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "all":
+        return cmd_bench_all(args)
     if args.what == "roll":
         return cmd_bench_roll(args)
     if args.what == "register":
@@ -257,13 +296,16 @@ def main() -> None:
     )
     bench = commands.add_parser(
         "bench",
-        help="ballots: cast ballots through the REST API against `make run` (default); "
+        help="all: every benchmark below, one JSON object (`make bench`); "
+        "ballots: cast ballots through the REST API against `make run` (default); "
         "register: import the synthetic national register into a throw-away database; "
         "census: import residents through the CLI into a throw-away database; "
         "audit: append and verify identity's audit log; "
         "roll: freeze a voter roll and stream it to consultations",
     )
-    bench.add_argument("what", nargs="?", choices=["ballots", "register", "census", "audit", "roll"], default="ballots")
+    bench.add_argument(
+        "what", nargs="?", choices=["all", "ballots", "register", "census", "audit", "roll"], default="ballots"
+    )
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
     bench.add_argument(
