@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from comuna_devstack.nats import EmbeddedNats
@@ -28,6 +25,7 @@ from tests.identity.test_census_import import cli, csv_of
 from tests.identity.test_registry_api import seed
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
+from tests.support.tracing import captured_spans
 
 pytestmark = pytest.mark.asyncio
 
@@ -77,14 +75,8 @@ class Collect(logging.Handler):
 
 @pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.clear()
+    with captured_spans() as exporter:
+        yield exporter
 
 
 @pytest.fixture(scope="module")

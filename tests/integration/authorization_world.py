@@ -85,6 +85,10 @@ class Consultation:
     candidates: dict[str, list[str]] = field(default_factory=dict)
 
 
+# Voters on the roll per commune: the builder's ballots and every ballot case of the matrix.
+VOTERS_PER_COMMUNE = 40
+
+
 @dataclass
 class World:
     services: dict[str, RunningService]
@@ -99,6 +103,9 @@ class World:
     receipt: str
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _people: dict[Role, str] = field(default_factory=dict)
+    # Residents registered before the consultations' rolls were frozen, per commune: ballots
+    # need a voter on the roll, and each votes once.
+    _voters: dict[str, list[str]] = field(default_factory=dict)
     _people_elsewhere: str = ""
 
     # -- people --------------------------------------------------------------------------------
@@ -135,6 +142,12 @@ class World:
         )
         assert response.status_code == 201, response.text
         return national_id
+
+    async def voter(self, commune: str) -> str:
+        """The national id of a resident of `commune` on the world's frozen rolls, not used before."""
+        pool = self._voters.get(commune)
+        assert pool, f"no unused voter of {commune} left on the roll: raise VOTERS_PER_COMMUNE"
+        return pool.pop()
 
     async def enrolment_code(self, commune: str) -> tuple[str, str]:
         national_id = await self.resident(commune)
@@ -206,6 +219,20 @@ async def _poll(what: str, probe: Callable[[], Awaitable[Any]]) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+async def _freeze_roll(consultations: RunningService, consultation_id: str, headers: dict[str, str]) -> None:
+    """Freeze the roll (cut-off today) and wait until consultations has loaded and verified it."""
+    base = f"/v1/consultations/{consultation_id}"
+    response = await consultations.client.post(f"{base}/roll:freeze", json={}, headers=headers)
+    assert response.status_code == 202, f"roll:freeze: {response.status_code} {response.text}"
+
+    async def verified() -> bool:
+        state = (await consultations.client.get(f"{base}/roll")).json()
+        assert state["status"] != "refused", state
+        return bool(state["status"] == "verified")
+
+    await _poll("the roll loaded and verified", verified)
 
 
 async def _call(service: RunningService, method: str, path: str, headers: dict[str, str], **kwargs: Any) -> Any:
@@ -314,7 +341,11 @@ async def _build(world: World) -> None:
         identity, world._people_elsewhere, Role.TABLE_OFFICER, INSIDE, consultation_id=elsewhere, table_code=TABLE
     )
 
+    # Voting needs a verified roll: everyone who will vote is registered before it freezes.
+    for commune in (INSIDE, OUTSIDE):
+        world._voters[commune] = [await world.resident(commune) for _ in range(VOTERS_PER_COMMUNE)]
     for consultation in (certified, voting):
+        await _freeze_roll(consultations, consultation.id, world.builder())
         await _call(consultations, "POST", f"{base}/{consultation.id}:start-voting", world.builder())
     officer_headers = world.issuer.headers(subject=officer)
     for commune in (INSIDE, OUTSIDE):
@@ -327,7 +358,7 @@ async def _build(world: World) -> None:
                 json={
                     "commune_id": certified.communes[commune],
                     "candidate_id": certified.candidates[commune][choice],
-                    "national_id": await world.resident(commune),
+                    "national_id": await world.voter(commune),
                     "channel": "table",
                 },
             )

@@ -206,7 +206,7 @@ async def _ballot(world: World, place: Place) -> Request:
     body = {
         "commune_id": voting.communes[place],
         "candidate_id": voting.candidates[place][0],
-        "national_id": await world.resident(place),
+        "national_id": await world.voter(place),
         "channel": "table",
     }
     return Request(path={"consultation_id": voting.id}, json=body)

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -37,6 +35,7 @@ from comuna_platform.auth.roles import Role
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
+from tests.support.tracing import captured_spans
 
 pytestmark = pytest.mark.asyncio
 
@@ -55,12 +54,8 @@ def migrations(package: object) -> Path:
 
 @pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    yield exporter
-    exporter.clear()
+    with captured_spans() as exporter:
+        yield exporter
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -107,3 +107,13 @@ def test_the_format_comes_from_what_was_declared_then_the_media_type_then_the_ex
     for kwargs in ({"content_type": "application/xml"}, {"path": "register.xlsx"}, {"declared": "xml"}):
         with pytest.raises(UnsupportedFormat):
             format_of(**kwargs)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "data", [b'["x\\udfffy"]', b'[{"code": "x\\udfffy", "name": "n"}]', b'{"code": "\\ud800", "name": "n"}']
+)
+async def test_a_lone_surrogate_is_refused_as_bad_input_not_an_error(data: bytes) -> None:
+    with pytest.raises(BulkInputError) as caught:
+        await _rows(data, BulkFormat.JSON)
+    assert caught.value.errors[0].code in ("json_invalid", "item_invalid")

@@ -234,8 +234,20 @@ def _json_fields(line: int, item: Any, allowed: Sequence[str]) -> dict[str, str]
             raise _fatal(line, "column_unknown", f"unknown field {str(key)[:40]!r}; expected {', '.join(allowed)}")
         if isinstance(value, dict | list):
             raise _fatal(line, "item_invalid", "field values must be strings or numbers", str(key))
-        fields[key] = "" if value is None else str(value).strip()
+        text = "" if value is None else str(value).strip()
+        if not _is_text(text):
+            raise _fatal(line, "item_invalid", "field values must be valid text", str(key))
+        fields[key] = text
     return fields
+
+
+def _is_text(value: str) -> bool:
+    """False for strings no database or file can hold: lone surrogates (`"\udfff"` in JSON)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _AsyncChunks:
@@ -296,7 +308,8 @@ async def read_rows(
             async for item in ijson.items(source, "item", use_float=True):
                 number += 1
                 yield _required_present(number, _json_fields(number, item, columns), required)
-        except ijson.JSONError:
+        except (ijson.JSONError, UnicodeError):
+            # UnicodeError: bytes that are not UTF-8, or an escaped lone surrogate (`"\udfff"`).
             raise _fatal(number + 1, "json_invalid", "the file is not valid JSON") from None
         return
     # JSON Lines: one object per line.
