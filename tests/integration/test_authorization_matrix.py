@@ -177,6 +177,10 @@ async def _redeem(world: World, place: Place) -> Request:
 
 
 # -- consultations ----------------------------------------------------------------------------
+async def _my_roll(world: World, place: Place) -> Request:
+    return Request(params={"consultation_id": world.consultations["voting"].id})
+
+
 def _consultation(name: str) -> Build:
     return ids(lambda world, place: {"consultation_id": world.consultations[name].id})
 
@@ -292,6 +296,9 @@ FACTORIES: dict[str, Factory] = {
         _revoke, admits=GRANTERS, hides=NOT_FOUND
     ),
     "identity:me_v1_me_get": Factory(fixed()),
+    "identity:get_roll_v1_rolls__consultation_id__get": Factory(_consultation("voting")),
+    # Any signed-in person asks about their own place on a roll (no assignment needed).
+    "identity:my_roll_v1_me_roll_get": Factory(_my_roll, scoped=False),
     "identity:link_resident_v1_residents_link_post": Factory(_link),
     "identity:issue_enrolment_code_v1_residents_enrolment_code_post": Factory(_enrolment_code),
     "identity:redeem_enrolment_code_v1_enrolment_redeem_post": Factory(_redeem),
@@ -303,6 +310,8 @@ FACTORIES: dict[str, Factory] = {
     "consultations:get_consultation_v1_consultations__consultation_id__get": Factory(_consultation("certified")),
     "consultations:list_communes_v1_consultations__consultation_id__communes_get": Factory(_consultation("certified")),
     "consultations:start_voting_v1_consultations__consultation_id__start_voting_post": Factory(_consultation("moving")),
+    "consultations:freeze_roll_v1_consultations__consultation_id__roll_freeze_post": Factory(_consultation("assembly")),
+    "consultations:get_roll_v1_consultations__consultation_id__roll_get": Factory(_consultation("voting")),
     "consultations:close_voting_v1_consultations__consultation_id__close_post": Factory(_consultation("moving")),
     "consultations:certify_v1_consultations__consultation_id__certify_post": Factory(_consultation("moving")),
     "consultations:record_candidate_v1_consultations__consultation_id__communes__commune_id__candidates_post": (
@@ -575,16 +584,25 @@ def _grpc_headers(world: World, caller: str) -> list[tuple[str, str]]:
 async def test_grpc_method(
     world: World, service: str, grpc_service: ServiceDescriptor, method: MethodDescriptor, caller: str
 ) -> None:
-    assert not (method.client_streaming or method.server_streaming), f"{method.full_name}: streaming not driven here"
+    assert not method.client_streaming, f"{method.full_name}: client streaming is not driven here"
     full = f"/{grpc_service.full_name}/{method.name}"
     request_type = message_factory.GetMessageClass(method.input_type)
     response_type = message_factory.GetMessageClass(method.output_type)
+    metadata = _grpc_headers(world, caller)
     async with grpc.aio.insecure_channel(world.grpc_targets[service]) as channel:
-        call: grpc.aio.UnaryUnaryMultiCallable[Message, Message] = channel.unary_unary(
-            full, request_serializer=Message.SerializeToString, response_deserializer=response_type.FromString
-        )
         try:
-            await call(request_type(), metadata=_grpc_headers(world, caller), timeout=20)
+            if method.server_streaming:
+                # The whole stream is read: a refusal may come with the first message or instead of it.
+                stream: grpc.aio.UnaryStreamMultiCallable[Message, Message] = channel.unary_stream(
+                    full, request_serializer=Message.SerializeToString, response_deserializer=response_type.FromString
+                )
+                async for _ in stream(request_type(), metadata=metadata, timeout=20):
+                    pass
+            else:
+                call: grpc.aio.UnaryUnaryMultiCallable[Message, Message] = channel.unary_unary(
+                    full, request_serializer=Message.SerializeToString, response_deserializer=response_type.FromString
+                )
+                await call(request_type(), metadata=metadata, timeout=20)
             status = grpc.StatusCode.OK
         except grpc.aio.AioRpcError as error:
             status = error.code()

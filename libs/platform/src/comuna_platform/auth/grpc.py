@@ -11,7 +11,7 @@ a principal can never leak from one call into another.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -148,14 +148,19 @@ def _aborting_handler(handler: Any, code: Any, details: str, trailers: tuple[tup
     async def abort(_request: object, context: Any) -> None:
         await context.abort(code, details, trailing_metadata=trailers)
 
+    async def abort_stream(_request: object, context: Any) -> AsyncIterator[Any]:
+        # An async generator, as a streaming handler is: whoever wraps it iterates it.
+        await context.abort(code, details, trailing_metadata=trailers)
+        yield  # never reached
+
     request_streaming = bool(handler is not None and handler.request_streaming)
     response_streaming = bool(handler is not None and handler.response_streaming)
     if request_streaming and response_streaming:
-        return grpc.stream_stream_rpc_method_handler(abort)
+        return grpc.stream_stream_rpc_method_handler(abort_stream)
     if request_streaming:
         return grpc.stream_unary_rpc_method_handler(abort)
     if response_streaming:
-        return grpc.unary_stream_rpc_method_handler(abort)
+        return grpc.unary_stream_rpc_method_handler(abort_stream)
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
