@@ -3,6 +3,8 @@ moves with history, all-or-nothing with every bad line listed, the caller's reac
 
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -71,6 +73,7 @@ async def test_import_upserts_moves_and_says_when_nothing_changed(identity: Runn
         "moved": 0,
         "updated": 0,
         "unchanged": 0,
+        "roll_bases_computed": 40,
         "summary": "",
     }
     again = await post_csv(identity, issuer, csv_of(rows))
@@ -266,10 +269,39 @@ async def test_cli_imports_a_file_through_the_process_pool(
     big.write_bytes(csv_of(people(45_000_000, 6000, CC1) + people(45_006_000, 1500, CC2)))
     done = cli(identity, "import", "residents", str(big), "--json")
     assert done.returncode == 0, done.stderr
-    assert '"created": 7500' in done.stdout
+    assert json.loads(done.stdout) | {"summary": "", "seconds": {}, "peak_rss_mb": {}} == {
+        "rows": 7500,
+        "changes": 7500,
+        "created": 7500,
+        "moved": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "roll_bases_computed": 7500,
+        "summary": "",
+        "seconds": {},
+        "peak_rss_mb": {},
+    }
     assert await census_counts(identity) == (before[0] + 7500, before[1] + 7500)
     again = cli(identity, "import", "residents", str(big))
     assert again.returncode == 0 and "0 changes" in again.stdout
+
+    # A re-import computes no point for the people the census holds; one without a roll base
+    # (as the records from before roll bases existed) gets it back, as an update.
+    async with identity.runtime.db.transaction() as session:
+        # One of this file's people: the last import that created anyone.
+        await session.execute(
+            text(
+                "UPDATE residents SET roll_base = NULL"
+                " WHERE id = (SELECT id FROM residents ORDER BY registered_at DESC LIMIT 1)"
+            )
+        )
+    refilled = json.loads(cli(identity, "import", "residents", str(big), "--json").stdout)
+    assert (refilled["changes"], refilled["updated"], refilled["roll_bases_computed"]) == (1, 1, 1)
+    async with identity.runtime.db.transaction() as session:
+        missing_bases = (
+            await session.execute(text("SELECT count(*) FROM residents WHERE roll_base IS NULL"))
+        ).scalar_one()
+    assert missing_bases == 0
 
     bad = tmp_path / "bad.csv"
     bad.write_bytes(csv_of([*people(45_100_000, 2, CC1), ("V", "45100000", "1980-01-01", CC1, "2020-01-01", "")]))

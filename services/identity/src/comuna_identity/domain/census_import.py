@@ -1,15 +1,17 @@
 """Bulk import of the census: millions of rows, all or nothing, memory flat in the file's size.
 
 The file streams through in chunks: worker processes check and hash each chunk (key ring
-layers and the roll base point, `census_prepare`), the main process COPYs the results into a
-staging table of the transaction, then the checks that need the whole file or the database
-(the same person twice, unknown councils, a move that would rewrite past residence) and the
-merge are set-based SQL (`storage/census_import`). Any bad line and nothing is written; every
-bad line is listed (up to `MAX_LISTED_ERRORS`), by line number, never with its document.
+layers, `census_prepare`), the main process asks the census which of its people it already
+holds with a roll base, the workers compute the roll base point of the others only, and the
+main process COPYs the results into a staging table of the transaction; then the checks that
+need the whole file or the database (the same person twice, unknown councils, a move that would
+rewrite past residence) and the merge are set-based SQL (`storage/census_import`). Any bad
+line and nothing is written; every bad line is listed (up to `MAX_LISTED_ERRORS`), by line
+number, never with its document.
 
 Upsert by document: a known person in another council moves from `valid_from` (the open
-residence closes that day, history kept); a known person whose birth date, roll base or status
-differ is updated; the same file twice changes nothing and says so. One audit entry per created
+residence closes that day, history kept); a known person whose birth date or status differ is
+updated; the same file twice changes nothing and says so. One audit entry per created
 or changed record, in the same transaction.
 """
 
@@ -30,10 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_identity.domain import audit
 from comuna_identity.domain.census import Census
-from comuna_identity.domain.census_prepare import Prepared, init_worker, prepare, prepare_in_worker
+from comuna_identity.domain.census_prepare import (
+    Prepared,
+    RollBases,
+    init_worker,
+    prepare,
+    prepare_in_worker,
+    roll_bases,
+    roll_bases_in_worker,
+)
 from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import census_import as staging
 from comuna_platform.bulk import MAX_LISTED_ERRORS, BulkRow, RowErrors
+from comuna_platform.documents import Document
 
 CHUNK_ROWS = 5000
 # Below this many rows an import is hashed in the calling process (a pool costs ~0.3 s to start).
@@ -49,6 +60,8 @@ class ImportReport:
     created: int = 0
     moved: int = 0
     updated: int = 0
+    # Roll base points computed: one per person new to the census, none for the people it holds.
+    roll_bases: int = 0
     # Wall seconds per phase; parse/points are CPU seconds summed over the workers.
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -76,6 +89,7 @@ class ImportReport:
             "moved": self.moved,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "roll_bases_computed": self.roll_bases,
             "summary": self.summary(),
         }
 
@@ -123,6 +137,13 @@ class Preparer:
         )
         return asyncio.wrap_future(pool_future)
 
+    def submit_roll_bases(self, documents: list[Document], *, pooled: bool) -> asyncio.Future[RollBases]:
+        if not pooled or not documents:
+            future: asyncio.Future[RollBases] = asyncio.get_running_loop().create_future()
+            future.set_result(roll_bases(self._census, documents))
+            return future
+        return asyncio.wrap_future(self._ensure_pool().submit(roll_bases_in_worker, documents))
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
@@ -153,7 +174,7 @@ async def import_residents(
     """Import `rows` (line number, fields) in the session's transaction; raises `import_invalid`."""
     report = ImportReport()
     seconds = report.seconds
-    for phase in ("parse", "points", "copy", "validate", "merge", "audit"):
+    for phase in ("parse", "lookup", "points", "copy", "validate", "merge", "audit"):
         seconds[phase] = 0.0
     started = time.perf_counter()
     generations = await census.generations(session, writing=True)
@@ -163,31 +184,51 @@ async def import_residents(
     await staging.create_staging(session)
 
     errors = RowErrors()
-    in_flight: deque[asyncio.Future[Prepared]] = deque()
+    # Two stages in flight, so that the pool always has work: chunks being hashed, then chunks
+    # whose new people's roll bases are being computed.
+    hashing: deque[asyncio.Future[Prepared]] = deque()
+    pointing: deque[tuple[Prepared, list[int], asyncio.Future[RollBases]]] = deque()
     pooled = False
     first = True
 
-    async def drain_one() -> None:
-        prepared = await in_flight.popleft()
+    async def hashed_one() -> None:
+        prepared = await hashing.popleft()
         seconds["parse"] += prepared.parse_seconds
-        seconds["points"] += prepared.point_seconds
         errors.extend(prepared.errors)
+        lookup_started = time.perf_counter()
+        held = await staging.with_roll_base(session, generations.newest, [row[2] for row in prepared.rows])
+        seconds["lookup"] += time.perf_counter() - lookup_started
+        needed = [i for i, row in enumerate(prepared.rows) if row[2] not in held]
+        documents = [prepared.documents[i] for i in needed]
+        prepared.documents = []
+        report.roll_bases += len(documents)
+        pointing.append((prepared, needed, preparer.submit_roll_bases(documents, pooled=pooled)))
+
+    async def staged_one() -> None:
+        prepared, needed, future = pointing.popleft()
+        computed = await future
+        seconds["points"] += computed.seconds
         copy_started = time.perf_counter()
         # Good rows are staged even once errors are found: the whole-file checks list theirs too.
-        await staging.copy_rows(session, prepared.rows)
+        await staging.copy_rows(session, prepared.with_roll_bases(needed, computed.bases))
         await staging.copy_older(session, prepared.older)
         seconds["copy"] += time.perf_counter() - copy_started
 
+    depth = preparer.workers * 2
     async for chunk in _chunks(rows, CHUNK_ROWS):
         if first:
             # A first chunk that is also the last one stays in this process.
             pooled = len(chunk) >= CHUNK_ROWS and len(chunk) >= INLINE_ROWS
             first = False
-        in_flight.append(preparer.submit(chunk, generations.ids, keep_older, today, pooled=pooled))
-        while len(in_flight) > (preparer.workers * 2 if pooled else 0):
-            await drain_one()
-    while in_flight:
-        await drain_one()
+        hashing.append(preparer.submit(chunk, generations.ids, keep_older, today, pooled=pooled))
+        while len(hashing) > (depth if pooled else 0):
+            await hashed_one()
+        while len(pointing) > (depth if pooled else 0):
+            await staged_one()
+    while hashing:
+        await hashed_one()
+    while pointing:
+        await staged_one()
 
     validate_started = time.perf_counter()
     # Only as many as can still be listed are fetched; the rest are counted.

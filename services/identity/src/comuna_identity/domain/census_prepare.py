@@ -1,9 +1,12 @@
 """One chunk of a census import, checked and hashed: what the worker processes compute.
 
-Pure and CPU-bound (the roll base point, ~140 µs a resident, is most of an import's CPU), so
-`census_import` runs it over chunks in a process pool, one worker per core. A worker holds the
-key ring and the roll secret from its initialiser, never from the rows it receives. Nothing it
-returns holds a document number: errors name the line and the field only.
+Pure and CPU-bound, so `census_import` runs it over chunks in a process pool, one worker per
+core, in two steps: `prepare` checks and hashes a chunk (~20 µs a row), then `roll_bases`
+computes the roll base point (~120 µs a row, most of an import's CPU) only for the rows whose
+person the census does not already hold with a roll base: a re-import or a file of moves costs
+no points. A worker holds the key ring and the roll secret from its initialiser, never from the
+rows it receives. Errors name the line and the field only, never the document; the documents a
+step returns for the next one stay in the importer's memory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from comuna_identity.domain.census import Census
 from comuna_identity.domain.census_keys import KeyRing
 from comuna_identity.vocabulary import ResidentStatus
 from comuna_platform.bulk import BulkRow, RowError
-from comuna_platform.documents import normalise_document
+from comuna_platform.documents import Document, normalise_document
 from comuna_platform.errors import InvalidInput
 
 COLUMNS = ("document_type", "document_number", "birth_date", "council_code", "valid_from", "status")
@@ -28,7 +31,8 @@ _STATUSES = frozenset(s.value for s in ResidentStatus)
 EARLIEST_BIRTH = date(1900, 1, 1)
 
 # (line, key_id, hash, roll_base, birth_date, council_code, valid_from, status): a staging row.
-StagedRow = tuple[int, int, bytes, bytes, date, str, date, str | None]
+# roll_base None: the census already holds this person's (it never changes for a document).
+StagedRow = tuple[int, int, bytes, bytes | None, date, str, date, str | None]
 # (line, key_id, hash): the record's hash under an older generation still in use.
 OlderLayer = tuple[int, int, bytes]
 
@@ -36,11 +40,27 @@ OlderLayer = tuple[int, int, bytes]
 @dataclass
 class Prepared:
     rows: list[StagedRow] = field(default_factory=list)
+    # The normalised document of each staged row, same order, for `roll_bases`.
+    documents: list[Document] = field(default_factory=list)
     older: list[OlderLayer] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     # CPU seconds in this chunk: parsing, normalising and HMAC; roll base point multiplication.
     parse_seconds: float = 0.0
     point_seconds: float = 0.0
+
+    def with_roll_bases(self, needed: Sequence[int], bases: Sequence[bytes]) -> list[StagedRow]:
+        """The staged rows, with `bases[i]` as the roll base of row `needed[i]`."""
+        rows = list(self.rows)
+        for index, base in zip(needed, bases, strict=True):
+            line, key_id, digest, _, birth, council_code, since, status = rows[index]
+            rows[index] = (line, key_id, digest, base, birth, council_code, since, status)
+        return rows
+
+
+@dataclass(frozen=True)
+class RollBases:
+    bases: list[bytes]
+    seconds: float
 
 
 # The worker process's census (one per process, set by the pool's initialiser).
@@ -54,6 +74,16 @@ def init_worker(keys: dict[int, bytes], current: int, roll_secret: bytes) -> Non
 
 def prepare_in_worker(rows: Sequence[BulkRow], generations: Sequence[int], keep_older: bool, today: date) -> Prepared:
     return prepare(_worker["census"], rows, generations, keep_older, today)
+
+
+def roll_bases_in_worker(documents: Sequence[Document]) -> RollBases:
+    return roll_bases(_worker["census"], documents)
+
+
+def roll_bases(census: Census, documents: Sequence[Document]) -> RollBases:
+    started = time.process_time()
+    bases = [census.roll_base(document) for document in documents]
+    return RollBases(bases, time.process_time() - started)
 
 
 def _date(text: str) -> date | None:
@@ -70,11 +100,11 @@ def prepare(
     keep_older: bool,
     today: date,
 ) -> Prepared:
-    """Check and hash `rows`. `keep_older`: also return the hashes under the older generations
-    (only useful while some records are still under them, i.e. during a rotation)."""
+    """Check and hash `rows` (roll bases left None). `keep_older`: also return the hashes under
+    the older generations (only useful while some records are still under them, i.e. during a
+    rotation)."""
     out = Prepared()
     parse_started = time.process_time()
-    point_seconds = 0.0
     for row in rows:
         line, fields = row.line, row.fields
         doc_type, number, birth_text, council_code, from_text = (fields.get(name, "") for name in REQUIRED_COLUMNS)
@@ -108,13 +138,10 @@ def prepare(
         if len(out.errors) > errors_before or document is None or birth is None or since is None:
             continue
         layers = census.ring.layers(document, generations)
-        point_started = time.process_time()
-        roll_base = census.roll_base(document)
-        point_seconds += time.process_time() - point_started
         key_id, digest = layers[-1]
-        out.rows.append((line, key_id, digest, roll_base, birth, council_code, since, status))
+        out.rows.append((line, key_id, digest, None, birth, council_code, since, status))
+        out.documents.append(document)
         if keep_older:
             out.older.extend((line, older_id, older_hash) for older_id, older_hash in layers[:-1])
-    out.point_seconds = point_seconds
-    out.parse_seconds = time.process_time() - parse_started - point_seconds
+    out.parse_seconds = time.process_time() - parse_started
     return out

@@ -24,7 +24,7 @@ async def create_staging(session: AsyncSession) -> None:
     await session.execute(
         text(
             f"CREATE TEMP TABLE {STAGING} (line integer NOT NULL, key_id smallint NOT NULL, hash bytea NOT NULL,"
-            " roll_base bytea NOT NULL, birth_date date NOT NULL, council_code text NOT NULL,"
+            " roll_base bytea, birth_date date NOT NULL, council_code text NOT NULL,"
             " valid_from date NOT NULL, status text) ON COMMIT DROP"
         )
     )
@@ -45,6 +45,19 @@ async def _driver(session: AsyncSession) -> Any:
 async def copy_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
     if rows:
         await (await _driver(session)).copy_records_to_table(STAGING, records=rows, columns=STAGING_COLUMNS)
+
+
+async def with_roll_base(session: AsyncSession, key_id: int, hashes: Sequence[bytes]) -> set[bytes]:
+    """Which of `hashes` (under `key_id`) the census holds already, with a roll base."""
+    if not hashes:
+        return set()
+    found = await (await _driver(session)).fetch(
+        "SELECT document_hash FROM residents WHERE document_key_id = $1 AND document_hash = ANY($2::bytea[])"
+        " AND roll_base IS NOT NULL",
+        key_id,
+        list(hashes),
+    )
+    return {bytes(row[0]) for row in found}
 
 
 async def copy_older(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -100,7 +113,9 @@ async def resolve(session: AsyncSession, *, with_older: bool) -> None:
             "  ot.code AS old_council_code,"
             "  m.resident_id IS NULL AS is_new,"
             "  m.resident_id IS NOT NULL AND rr.council_id IS DISTINCT FROM t.id AS moves,"
-            "  m.resident_id IS NOT NULL AND (r.birth_date <> s.birth_date OR r.roll_base IS DISTINCT FROM s.roll_base"
+            "  m.resident_id IS NOT NULL AND (r.birth_date <> s.birth_date"
+            # A staged roll base is None when the census holds this person's already (`with_roll_base`).
+            "   OR (s.roll_base IS NOT NULL AND r.roll_base IS DISTINCT FROM s.roll_base)"
             "   OR (s.status IS NOT NULL AND s.status <> r.status)) AS updates"
             f" FROM {STAGING} s"
             # The council as it stands on the day the residence starts: a council, and not dissolved.
@@ -183,7 +198,7 @@ async def merge(session: AsyncSession) -> None:
     )
     await session.execute(
         text(
-            "UPDATE residents r SET birth_date = c.birth_date, roll_base = c.roll_base,"
+            "UPDATE residents r SET birth_date = c.birth_date, roll_base = coalesce(c.roll_base, r.roll_base),"
             " status = coalesce(c.status, r.status),"
             " status_since = CASE WHEN c.status IS NOT NULL AND c.status <> r.status THEN c.valid_from"
             "  ELSE r.status_since END"
