@@ -4,7 +4,6 @@ moves with history, all-or-nothing with every bad line listed, the caller's reac
 from __future__ import annotations
 
 import json
-
 import os
 import subprocess
 import sys
