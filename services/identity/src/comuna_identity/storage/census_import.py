@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from comuna_identity.storage.bulk_memory import use_bulk_memory
+
 STAGING = "census_import"
 OLDER = "census_import_older"
 RESOLVED = "census_import_resolved"
@@ -21,6 +23,7 @@ STAGING_COLUMNS = ("line", "key_id", "hash", "roll_base", "birth_date", "council
 
 
 async def create_staging(session: AsyncSession) -> None:
+    await use_bulk_memory(session)
     await session.execute(
         text(
             f"CREATE TEMP TABLE {STAGING} (line integer NOT NULL, key_id smallint NOT NULL, hash bytea NOT NULL,"

@@ -21,6 +21,7 @@ from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from comuna_identity.storage.bulk_memory import use_bulk_memory
 from comuna_identity.storage.models import VoterRoll, VoterRollCount, VoterRollEntry
 from comuna_identity.vocabulary import RollStatus, RollTerritoryKind
 from comuna_platform.voter_roll import ENTRY_BYTES_SQL
@@ -86,9 +87,10 @@ async def bulk_plans(conn: AsyncConnection | AsyncSession) -> None:
     nested loops. Estimates through the date ranges are far off (and `voter_roll_keys` grows
     during a prepare faster than its statistics), and one nested loop over 5 million residents
     against the keys is quadratic. A cursor is planned for its first rows unless told it will be
-    read to the end."""
+    read to the end. And sorts and hashes in memory (`bulk_memory`)."""
     await conn.execute(text("SET LOCAL enable_nestloop = off"))
     await conn.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+    await use_bulk_memory(conn)
 
 
 async def analyze_keys(conn: AsyncConnection) -> None:
