@@ -1,26 +1,20 @@
-"""Rate limits on identity's document lookups (REST) and eligibility checks (gRPC), per caller,
-with the service's real wiring and a fake clock put in its place (no sleeps): the (N+1)th call
-is 429 with Retry-After / RESOURCE_EXHAUSTED, other callers are unaffected, the bucket refills;
+"""Rate limits on identity's lookups of a person by document (REST), per caller, with the
+service's real wiring and a fake clock put in its place (no sleeps): the (N+1)th call is 429
+with Retry-After, other callers are unaffected, the bucket refills;
 repeated failures are logged with the caller and a count, never the document."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 import pytest_asyncio
-from google.rpc import error_details_pb2, status_pb2
 
-from comuna.identity.v1 import identity_pb2_grpc
-from comuna_identity.service import SPEC
 from comuna_platform.auth.roles import Role
-from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, ELIGIBILITY, Rate, RateLimiter
+from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, Rate, RateLimiter
 from tests.identity.authority import grant, person
 from tests.identity.test_registry_api import registrar, seed
-from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
 
@@ -44,7 +38,7 @@ class Clock:
 def clock(identity: RunningService) -> Clock:
     """A fresh limiter on a fake clock, in the service's place for REST and gRPC alike."""
     fake = Clock()
-    limiter = RateLimiter({DOCUMENT_LOOKUPS: Rate(30, BURST), ELIGIBILITY: Rate(60, BURST)}, clock=fake)
+    limiter = RateLimiter({DOCUMENT_LOOKUPS: Rate(30, BURST)}, clock=fake)
     identity.runtime.rate_limiter = limiter
     identity.app.state.rate_limiter = limiter
     return fake
@@ -121,16 +115,6 @@ async def test_repeated_failures_are_logged_with_caller_and_count_never_the_docu
         assert "66100200" not in text and "66.100.200" not in text
 
 
-@pytest_asyncio.fixture(scope="module")
-async def stub(identity: RunningService) -> AsyncIterator[identity_pb2_grpc.IdentityServiceStub]:
-    async with grpc_server(SPEC, identity) as target, grpc.aio.insecure_channel(target) as channel:
-        yield identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
-
-
-def service_token(issuer: TestIssuer, client_id: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {issuer.token(roles=['service'], client_id=client_id)}")]
-
-
 async def test_can_i_vote_is_limited_per_person(identity: RunningService, issuer: TestIssuer, clock: Clock) -> None:
     headers = issuer.headers(subject="roll-curious", roles=[])
     params = {"consultation_id": str(uuid.uuid4())}
@@ -142,12 +126,3 @@ async def test_can_i_vote_is_limited_per_person(identity: RunningService, issuer
     assert refused.headers["Retry-After"] == "2"  # 30 per minute: a token every 2 s
     clock.now += 2.0
     assert (await identity.client.get("/v1/me/roll", params=params, headers=headers)).status_code == 404
-
-
-def retry_after(error: grpc.aio.AioRpcError) -> str:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            info = error_details_pb2.ErrorInfo()
-            assert status_pb2.Status.FromString(value).details[0].Unpack(info)
-            return str(info.metadata["retry_after"])
-    raise AssertionError("no ErrorInfo in the status")
