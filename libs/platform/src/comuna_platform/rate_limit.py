@@ -40,7 +40,7 @@ from comuna_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# Lookups of a person by document: enrolment, linking an account, "can I vote?".
+# Lookups of a person by document: enrolment, linking an account, registration, "can I vote?".
 DOCUMENT_LOOKUPS = "document_lookups"
 
 Clock = Callable[[], float]
