@@ -545,22 +545,19 @@ def test_rate_limits_reach_every_service_and_merge_key_by_key(
         assert {key: env[prefix + key]["value"] for key in RATE_LIMIT_VARIABLES} == {
             "DOCUMENT_LOOKUPS_PER_MINUTE": "30",
             "DOCUMENT_LOOKUPS_BURST": "10",
-            "ELIGIBILITY_PER_MINUTE": "300000",
-            "ELIGIBILITY_BURST": "5000",
             "MAX_CALLERS": "100000",
         }
+        assert not [key for key in env if key.startswith(prefix + "ELIGIBILITY")]  # CheckEligibility's limit is gone
     tighter = render(chart, {"services": {"identity": {"rateLimits": {"documentLookups": {"burst": 4}}}}})
     env = env_of(pod_spec(deployment(tighter, "identity"))["containers"][0])
     assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_BURST"]["value"] == "4"
     assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_PER_MINUTE"]["value"] == "30"
-    assert env["COMUNA_IDENTITY_RATE_LIMIT_ELIGIBILITY_BURST"]["value"] == "5000"
+    assert env["COMUNA_IDENTITY_RATE_LIMIT_MAX_CALLERS"]["value"] == "100000"
 
 
 RATE_LIMIT_VARIABLES = (
     "DOCUMENT_LOOKUPS_PER_MINUTE",
     "DOCUMENT_LOOKUPS_BURST",
-    "ELIGIBILITY_PER_MINUTE",
-    "ELIGIBILITY_BURST",
     "MAX_CALLERS",
 )
 
@@ -783,7 +780,9 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
         {"defaults": {"replicas": "two"}},
         {"defaults": {"consumers": {"maxDeliveries": 0}}},
         {"defaults": {"rateLimits": {"documentLookups": {"burst": 0}}}},
-        {"services": {"identity": {"rateLimits": {"eligibility": {"perMinute": 0}}}}},
+        {"services": {"identity": {"rateLimits": {"documentLookups": {"perMinute": 0}}}}},
+        # The limit of the removed CheckEligibility RPC is gone: a leftover value is a typo now.
+        {"services": {"identity": {"rateLimits": {"eligibility": {"perMinute": 300000}}}}},
         {"services": {"identity": {"rateLimits": {"lookups": {"burst": 3}}}}},
         {"services": {"funding": {"consumers": {"stallSeconds": "soon"}}}},
         {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},

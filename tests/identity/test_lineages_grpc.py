@@ -117,7 +117,7 @@ async def test_identity_unreachable_is_503_never_allowed() -> None:
     with pytest.raises(Unavailable) as info:
         await lineages.of("VE")
     assert (info.value.status, info.value.code) == (503, "identity_unavailable")
-    await lineages.close()
+    await lineages.channel.close()
 
 
 async def _until(condition: object, deadline: float = 10.0) -> None:

@@ -1,26 +1,22 @@
-"""Rate limits on identity's document lookups (REST) and eligibility checks (gRPC), per caller,
-with the service's real wiring and a fake clock put in its place (no sleeps): the (N+1)th call
-is 429 with Retry-After / RESOURCE_EXHAUSTED, other callers are unaffected, the bucket refills;
+"""Rate limits on identity's lookups of a person by document (REST), per caller, with the
+service's real wiring and a fake clock put in its place (no sleeps): the (N+1)th call is 429
+with Retry-After, other callers are unaffected, the bucket refills;
 repeated failures are logged with the caller and a count, never the document."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 import pytest_asyncio
-from google.rpc import error_details_pb2, status_pb2
+from httpx import Response
 
-from comuna.identity.v1 import identity_pb2_grpc
-from comuna_identity.service import SPEC
+from comuna_identity.storage.models import Resident
 from comuna_platform.auth.roles import Role
-from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, ELIGIBILITY, Rate, RateLimiter
+from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, Rate, RateLimiter
 from tests.identity.authority import grant, person
-from tests.identity.test_registry_api import registrar, seed
-from tests.support.grpc_server import grpc_server
+from tests.identity.test_registry_api import count, registrar, seed
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
 
@@ -28,6 +24,7 @@ pytestmark = pytest.mark.asyncio
 
 BURST = 3
 C1_REGISTRAR = "subject-limits-c1-registrar"
+C2_REGISTRAR = "subject-limits-c2-registrar"
 COUNCIL = "VE.01.01.C1.CC1"
 DOC = "V-66.100.200"
 
@@ -44,7 +41,7 @@ class Clock:
 def clock(identity: RunningService) -> Clock:
     """A fresh limiter on a fake clock, in the service's place for REST and gRPC alike."""
     fake = Clock()
-    limiter = RateLimiter({DOCUMENT_LOOKUPS: Rate(30, BURST), ELIGIBILITY: Rate(60, BURST)}, clock=fake)
+    limiter = RateLimiter({DOCUMENT_LOOKUPS: Rate(30, BURST)}, clock=fake)
     identity.runtime.rate_limiter = limiter
     identity.app.state.rate_limiter = limiter
     return fake
@@ -54,6 +51,7 @@ def clock(identity: RunningService) -> Clock:
 async def census(identity: RunningService, issuer: TestIssuer) -> None:
     await seed(identity, issuer)
     await grant(identity, C1_REGISTRAR, Role.REGISTRAR, "VE.01.01.C1")
+    await grant(identity, C2_REGISTRAR, Role.REGISTRAR, "VE.01.01.C2")
     body = {"national_id": DOC, "birth_date": "1980-01-01", "council_code": COUNCIL}
     response = await identity.client.post("/v1/residents", json=body, headers=registrar(issuer))
     assert response.status_code == 201, response.text
@@ -121,16 +119,6 @@ async def test_repeated_failures_are_logged_with_caller_and_count_never_the_docu
         assert "66100200" not in text and "66.100.200" not in text
 
 
-@pytest_asyncio.fixture(scope="module")
-async def stub(identity: RunningService) -> AsyncIterator[identity_pb2_grpc.IdentityServiceStub]:
-    async with grpc_server(SPEC, identity) as target, grpc.aio.insecure_channel(target) as channel:
-        yield identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
-
-
-def service_token(issuer: TestIssuer, client_id: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {issuer.token(roles=['service'], client_id=client_id)}")]
-
-
 async def test_can_i_vote_is_limited_per_person(identity: RunningService, issuer: TestIssuer, clock: Clock) -> None:
     headers = issuer.headers(subject="roll-curious", roles=[])
     params = {"consultation_id": str(uuid.uuid4())}
@@ -144,10 +132,82 @@ async def test_can_i_vote_is_limited_per_person(identity: RunningService, issuer
     assert (await identity.client.get("/v1/me/roll", params=params, headers=headers)).status_code == 404
 
 
-def retry_after(error: grpc.aio.AioRpcError) -> str:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            info = error_details_pb2.ErrorInfo()
-            assert status_pb2.Status.FromString(value).details[0].Unpack(info)
-            return str(info.metadata["retry_after"])
-    raise AssertionError("no ErrorInfo in the status")
+async def register(identity: RunningService, issuer: TestIssuer, subject: str, council: str = COUNCIL) -> Response:
+    body = {"national_id": DOC, "birth_date": "1980-01-01", "council_code": council}
+    return await identity.client.post("/v1/residents", json=body, headers=person(issuer, subject))
+
+
+async def test_registering_is_a_lookup_limited_per_registrar(
+    identity: RunningService, issuer: TestIssuer, clock: Clock
+) -> None:
+    # DOC lives in C1, which this registrar covers: it may learn that, a bounded number of times.
+    answers = [await register(identity, issuer, C1_REGISTRAR) for _ in range(BURST)]
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(409, "resident_exists")] * BURST
+    refused = await register(identity, issuer, C1_REGISTRAR)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["retry-after"] == "2"  # 30 per minute: a token every 2 s
+    assert (refused.json()["code"], refused.json()["retry_after"]) == ("rate_limited", 2)
+    assert "66100200" not in refused.text
+    # A batch is one more lookup by the same caller under the same limit, whatever its size.
+    batch = {"residents": [{"national_id": "V-66.555.001", "birth_date": "1980-01-01", "council_code": COUNCIL}]}
+    limited = await identity.client.post("/v1/residents:batch", json=batch, headers=person(issuer, C1_REGISTRAR))
+    assert limited.status_code == 429
+    # Another registrar is not held up; the bucket refills.
+    assert (await register(identity, issuer, C2_REGISTRAR, "VE.01.01.C2.CC1")).status_code == 403
+    clock.now += 2.0
+    assert (await register(identity, issuer, C1_REGISTRAR)).status_code == 409
+    assert (await register(identity, issuer, C1_REGISTRAR)).status_code == 429
+
+
+async def test_repeated_registrations_of_a_registered_person_are_logged_without_the_document(
+    identity: RunningService, issuer: TestIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for _ in range(BURST):
+        assert (await register(identity, issuer, C1_REGISTRAR)).status_code == 409
+    assert (await register(identity, issuer, C1_REGISTRAR)).status_code == 429
+    repeated = [r for r in caplog.records if r.name == "comuna_platform.rate_limit" and r.levelno == logging.WARNING]
+    assert [(r.__dict__["failures"], r.__dict__["reason"]) for r in repeated] == [(3, "resident_exists")]
+    assert repeated[0].__dict__["caller"] == f"subject:{C1_REGISTRAR}"
+    assert any(r.name == "comuna_platform.rate_limit" and r.levelno == logging.INFO for r in caplog.records)
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "66100200" not in text and "66.100.200" not in text
+
+
+async def test_a_registered_person_out_of_scope_is_refused_as_out_of_scope(
+    identity: RunningService, issuer: TestIssuer, clock: Clock
+) -> None:
+    """DOC lives in C1. A registrar of C2 registering DOC in C2's council (which it covers) must not
+    learn that DOC is in the census, let alone where: the refusal is any scope refusal's."""
+    before = await count(identity, Resident)
+    hidden = await register(identity, issuer, C2_REGISTRAR, "VE.01.01.C2.CC1")
+    # The reference: a registrar (of C1) asking for the same council, outside its scope.
+    genuine = await identity.client.post(
+        "/v1/residents",
+        json={"national_id": "V-66.555.002", "birth_date": "1980-01-01", "council_code": "VE.01.01.C2.CC1"},
+        headers=person(issuer, C1_REGISTRAR),
+    )
+    assert (hidden.status_code, genuine.status_code) == (403, 403)
+    assert hidden.headers["content-type"] == genuine.headers["content-type"]
+    shape = {key: value for key, value in hidden.json().items() if key not in {"instance", "trace_id"}}
+    reference = {key: value for key, value in genuine.json().items() if key not in {"instance", "trace_id"}}
+    assert shape == reference  # same type, title, code and detail (the council of the request)
+    assert shape["code"] == "forbidden_territory"
+    assert "VE.01.01.C1" not in hidden.text and "resident_exists" not in hidden.text and "66100200" not in hidden.text
+    # In a batch among new people too, and nothing is written.
+    batch = {
+        "residents": [
+            {"national_id": "V-66.555.003", "birth_date": "1980-01-01", "council_code": "VE.01.01.C2.CC1"},
+            {"national_id": DOC, "birth_date": "1980-01-01", "council_code": "VE.01.01.C2.CC1"},
+        ]
+    }
+    refused = await identity.client.post("/v1/residents:batch", json=batch, headers=person(issuer, C2_REGISTRAR))
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_territory")
+    assert await count(identity, Resident) == before
+    # Each probe is a failed lookup of this caller, counted like any other.
+    failures = identity.runtime.rate_limiter.failures
+    assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C2_REGISTRAR}") == 2
+    # A registrar covering DOC's council still hears that it is registered.
+    assert (await register(identity, issuer, C1_REGISTRAR)).json()["code"] == "resident_exists"

@@ -253,7 +253,13 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
             settings_cls = importlib.import_module(f"comuna_{name}.settings").Settings
             url = fresh_database(pg, f"matrix_{name}_{suffix}", Path(str(package.__file__)).parent / "migrations")
             extra: dict[str, Any] = (
-                {"census_hash_key": "matrix-census-key-0123456789abcdef", "roll_secret": "r" * 32}
+                # The builder registers and looks up residents for every case: far beyond a person's
+                # rate of lookups by document (tests/identity/test_rate_limits.py tests the limit).
+                {
+                    "census_hash_key": "matrix-census-key-0123456789abcdef",
+                    "roll_secret": "r" * 32,
+                    "rate_limit_document_lookups_burst": 10_000,
+                }
                 if name == "identity"
                 else {}
             )

@@ -131,6 +131,9 @@ async def running_identity(
         issuer=issuer,
         census_hash_key="x" * 32,
         roll_secret="y" * 32,
+        # The tests' one registrar registers residents far more often than a person would
+        # (registering is a lookup by document); tests/identity/test_rate_limits.py tests the limit.
+        rate_limit_document_lookups_burst=10_000,
     ) as service:
         ids = await seed_territories(service, list(territories))
         async with grpc_server(IDENTITY, service) as target:

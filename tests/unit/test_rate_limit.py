@@ -8,7 +8,10 @@ import pytest
 
 from comuna_platform.auth.principal import Principal
 from comuna_platform.errors import RateLimited
-from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, ELIGIBILITY, Rate, RateLimiter, caller_key
+from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, Rate, RateLimiter, caller_key
+
+# A second limit, to show that limits are counted apart (identity has only document lookups today).
+OTHER = "other"
 
 
 class Clock:
@@ -20,7 +23,7 @@ class Clock:
 
 
 def limiter(clock: Clock, *, per_minute: float = 30, burst: int = 10, **options: int) -> RateLimiter:
-    rates = {DOCUMENT_LOOKUPS: Rate(per_minute, burst), ELIGIBILITY: Rate(600, 1)}
+    rates = {DOCUMENT_LOOKUPS: Rate(per_minute, burst), OTHER: Rate(600, 1)}
     return RateLimiter(rates, clock=clock, **options)
 
 
@@ -43,7 +46,7 @@ def test_another_caller_and_another_limit_are_unaffected() -> None:
         limits.check(DOCUMENT_LOOKUPS, "subject:a")
     assert limits.take(DOCUMENT_LOOKUPS, "subject:a") > 0
     assert limits.take(DOCUMENT_LOOKUPS, "subject:b") == 0
-    assert limits.take(ELIGIBILITY, "subject:a") == 0
+    assert limits.take(OTHER, "subject:a") == 0
 
 
 def test_the_bucket_refills_at_the_rate_and_never_beyond_the_burst() -> None:

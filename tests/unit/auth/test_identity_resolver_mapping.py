@@ -88,7 +88,7 @@ async def test_an_assignment_event_drops_only_its_subject() -> None:
     granted = events_pb2.RoleAssignmentGranted(subject="bob")
     await resolver.on_message(Msg("identity.role_assignment.granted", granted.SerializeToString()))  # type: ignore[arg-type]
     assert len(resolver.cache) == 0
-    await resolver.close()
+    await resolver.channel.close()
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ async def test_an_unreadable_or_unknown_event_drops_everyone(subject: str, data:
     resolver = await resolver_with_entries()
     await resolver.on_message(Msg(subject, data))  # type: ignore[arg-type]
     assert len(resolver.cache) == 0
-    await resolver.close()
+    await resolver.channel.close()
 
 
 @pytest.mark.asyncio
@@ -108,7 +108,7 @@ async def test_a_reconnect_drops_everyone() -> None:
     resolver = await resolver_with_entries()
     resolver.on_reconnect()
     assert len(resolver.cache) == 0
-    await resolver.close()
+    await resolver.channel.close()
 
 
 @pytest.mark.asyncio
@@ -118,7 +118,7 @@ async def test_identity_unreachable_is_503_never_allowed() -> None:
     with pytest.raises(Unavailable) as info:
         await resolver.resolve(principal)
     assert (info.value.status, info.value.code) == (503, "identity_unavailable")
-    await resolver.close()
+    await resolver.channel.close()
 
 
 def test_national_acts_need_the_role_at_a_country_root() -> None:

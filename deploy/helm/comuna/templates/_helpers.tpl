@@ -310,10 +310,6 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
   value: {{ .documentLookups.perMinute | toString | quote }}
 - name: {{ $p }}RATE_LIMIT_DOCUMENT_LOOKUPS_BURST
   value: {{ .documentLookups.burst | int | quote }}
-- name: {{ $p }}RATE_LIMIT_ELIGIBILITY_PER_MINUTE
-  value: {{ .eligibility.perMinute | toString | quote }}
-- name: {{ $p }}RATE_LIMIT_ELIGIBILITY_BURST
-  value: {{ .eligibility.burst | int | quote }}
 - name: {{ $p }}RATE_LIMIT_MAX_CALLERS
   value: {{ .maxCallers | int | quote }}
 {{- end }}

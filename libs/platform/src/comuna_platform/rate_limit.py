@@ -1,7 +1,7 @@
 """Rate limits per caller and per named limit: token buckets, a FastAPI dependency, a gRPC helper.
 
 A caller is who the token says: a person by subject, a service by its client id. Each named
-limit (`DOCUMENT_LOOKUPS`, `ELIGIBILITY`) has a rate per minute and a burst (the bucket's size);
+limit (today only `DOCUMENT_LOOKUPS`) has a rate per minute and a burst (the bucket's size);
 a call takes one token, and a caller with an empty bucket is refused with 429 problem+json
 `rate_limited` and `Retry-After` (whole seconds until a token is back) on REST, or
 RESOURCE_EXHAUSTED with the same code and `retry_after` in the ErrorInfo on gRPC.
@@ -40,10 +40,8 @@ from comuna_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# Lookups of a person by document: enrolment, linking an account, "can I vote?".
+# Lookups of a person by document: enrolment, linking an account, registration, "can I vote?".
 DOCUMENT_LOOKUPS = "document_lookups"
-# Eligibility checks by another service (consultations, per ballot, while CheckEligibility exists).
-ELIGIBILITY = "eligibility"
 
 Clock = Callable[[], float]
 
@@ -58,7 +56,6 @@ def rates_from(settings: ServiceSettings) -> dict[str, Rate]:
     s = settings
     return {
         DOCUMENT_LOOKUPS: Rate(s.rate_limit_document_lookups_per_minute, s.rate_limit_document_lookups_burst),
-        ELIGIBILITY: Rate(s.rate_limit_eligibility_per_minute, s.rate_limit_eligibility_burst),
     }
 
 

@@ -33,7 +33,7 @@ from comuna_platform.events.streams import connect_service, ensure_stream
 from comuna_platform.http import ReadinessCheck, create_app
 from comuna_platform.http.edges import EdgePolicy
 from comuna_platform.http.server import metrics_server, rest_server
-from comuna_platform.peers import identity_channel, service_tokens
+from comuna_platform.peers import IdentityPeer
 from comuna_platform.rate_limit import RateLimiter
 from comuna_platform.rpc import create_grpc_server
 from comuna_platform.settings import ServiceSettings
@@ -64,10 +64,22 @@ class Runtime:
 
     # Rate limits per caller (`comuna_platform.rate_limit`), shared by REST and gRPC.
     rate_limiter: RateLimiter = field(init=False)
+    # The one client of identity of this process (`identity()`), built on first use.
+    _identity: IdentityPeer | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.workers = Supervisor(self.stop)
         self.rate_limiter = RateLimiter.from_settings(self.settings)
+
+    def identity(self) -> IdentityPeer:
+        """The service's token source and channel to identity, shared by every client of
+        identity in the process: built on the first call (identity itself never calls it),
+        closed once when the runtime stops, after everything else it closes."""
+        if self._identity is None:
+            self._identity = IdentityPeer.from_settings(self.settings)
+            # Closers run last-added first: the channel goes after everything that uses it.
+            self.closers.insert(0, self._identity.close)
+        return self._identity
 
     async def nats_ready(self) -> bool:
         return self.nats.is_connected
@@ -107,15 +119,14 @@ class ServiceSpec:
 
 
 def identity_access_resolver(runtime: Runtime) -> AccessResolver:
-    """`ServiceSpec.access_resolver` of every service but identity: ask identity over gRPC with
-    the service's own token, cache briefly, drop entries on `identity.role_assignment.*`."""
-    settings = runtime.settings
-    tokens = service_tokens(settings)
+    """`ServiceSpec.access_resolver` of every service but identity: ask identity over the
+    runtime's shared channel, cache briefly, drop entries on `identity.role_assignment.*`."""
+    identity = runtime.identity()
     resolver = GrpcAccessResolver(
-        identity_channel(settings, tokens),
-        tokens=tokens,
-        timeout=settings.identity_timeout_seconds,
-        cache_seconds=settings.access_cache_seconds,
+        identity.channel,
+        tokens=identity.tokens,
+        timeout=identity.timeout,
+        cache_seconds=runtime.settings.access_cache_seconds,
     )
 
     async def watch(stop: asyncio.Event) -> None:
@@ -123,21 +134,19 @@ def identity_access_resolver(runtime: Runtime) -> AccessResolver:
 
     runtime.workers.add(Worker("access-invalidations", watch))
     runtime.reconnect_listeners.append(resolver.on_reconnect)
-    runtime.closers.append(resolver.close)
     return resolver
 
 
 def identity_territory_lineages(runtime: Runtime) -> TerritoryLineages:
     """`ServiceSpec.territory_lineages` of services that check scope on territories: ask
-    identity's GetTerritory (ancestors as of the day), cache briefly, forget all on
-    `identity.territory.*`."""
-    settings = runtime.settings
-    tokens = service_tokens(settings)
+    identity's GetTerritory (ancestors as of the day) over the runtime's shared channel, cache
+    briefly, forget all on `identity.territory.*`."""
+    identity = runtime.identity()
     lineages = GrpcTerritoryLineages(
-        identity_channel(settings, tokens),
-        tokens=tokens,
-        timeout=settings.identity_timeout_seconds,
-        cache_seconds=settings.access_cache_seconds,
+        identity.channel,
+        tokens=identity.tokens,
+        timeout=identity.timeout,
+        cache_seconds=runtime.settings.access_cache_seconds,
     )
 
     async def watch(stop: asyncio.Event) -> None:
@@ -145,7 +154,6 @@ def identity_territory_lineages(runtime: Runtime) -> TerritoryLineages:
 
     runtime.workers.add(Worker("territory-invalidations", watch))
     runtime.reconnect_listeners.append(lineages.on_reconnect)
-    runtime.closers.append(lineages.close)
     return lineages
 
 

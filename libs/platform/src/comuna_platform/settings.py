@@ -70,12 +70,9 @@ class ServiceSettings(BaseSettings):
 
     # Rate limits per caller (a person's subject, a service's client id), per replica: a token
     # bucket refilled at `..._PER_MINUTE` holding at most `..._BURST` (`comuna_platform.rate_limit`).
-    # Lookups of a person by document (enrolment, account linking, "can I vote?").
+    # Lookups of a person by document (enrolment, account linking, registration, "can I vote?").
     rate_limit_document_lookups_per_minute: float = Field(default=30.0, gt=0)
     rate_limit_document_lookups_burst: int = Field(default=10, ge=1)
-    # Eligibility checks by services (consultations asks once per ballot while CheckEligibility exists).
-    rate_limit_eligibility_per_minute: float = Field(default=300_000.0, gt=0)
-    rate_limit_eligibility_burst: int = Field(default=5_000, ge=1)
     # Buckets kept per limit; the least recently seen callers beyond it start again full.
     rate_limit_max_callers: int = Field(default=100_000, ge=1)
 

@@ -20,7 +20,6 @@ from comuna_consultations.roll.loader import RollLoader
 from comuna_consultations.settings import Settings
 from comuna_consultations.voting import api as voting_api
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
-from comuna_platform.peers import identity_channel, service_tokens
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
 
@@ -30,14 +29,14 @@ def settings_of(runtime: Runtime) -> Settings:
 
 
 def on_startup(runtime: Runtime, app: FastAPI) -> None:
-    """Open the identity channel (one per process, shared by all requests), the ballot cache and
-    the roll loader."""
+    """The identity client (on the runtime's one channel to identity, which the runtime closes),
+    the ballot cache and the roll loader."""
     settings = settings_of(runtime)
-    tokens = service_tokens(settings)
+    identity = runtime.identity()
     app.state.identity = IdentityClient(
-        identity_channel(settings, tokens),
-        tokens=tokens,
-        timeout=settings.identity_timeout_seconds,
+        identity.channel,
+        tokens=identity.tokens,
+        timeout=identity.timeout,
         max_in_flight=settings.identity_max_in_flight,
     )
     app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)
@@ -45,10 +44,6 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
     )
     runtime.workers.add(Worker("roll-loader", loader.run))
-
-
-async def on_shutdown(runtime: Runtime, app: FastAPI) -> None:
-    await app.state.identity.close()
 
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:
@@ -64,7 +59,6 @@ SPEC = ServiceSpec(
     routers=[lifecycle_api.router, roll_api.router, voting_api.router, results_api.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
-    on_shutdown=on_shutdown,
     access_resolver=identity_access_resolver,
     territory_lineages=identity_territory_lineages,
 )

@@ -250,7 +250,7 @@ async def _load(port: int, database_url: str, consultation_id: uuid.UUID, chunk_
             raise RuntimeError(f"the roll was not verified: {status}, {loaded} of {info.entry_count}")
         return {"entries": loaded, "stream": stream_seconds, "verify": verify_seconds, **_rss_mb()}
     finally:
-        await client.close()
+        await channel.close()  # the client never closes a channel it was given
         await db.dispose()
 
 

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -29,6 +28,7 @@ from comuna_platform.events.registry import subject_of
 from .access import Assignment, Resolution
 from .access_cache import DEFAULT_MAX_ENTRIES, AccessCache
 from .errors import TokenSourceError
+from .identity_errors import Invalidatable, identity_unavailable
 from .principal import Principal
 from .roles import Role
 
@@ -41,10 +41,6 @@ _EVENTS: dict[str, type[events_pb2.RoleAssignmentGranted] | type[events_pb2.Role
 # `identity.role_assignment.>`: every assignment event (`<service>.<aggregate>.<what>`), from the contracts.
 (_AGGREGATE,) = {subject.rsplit(".", 1)[0] for subject in _EVENTS}
 INVALIDATION_SUBJECTS = f"{_AGGREGATE}.>"
-
-
-class Invalidatable(Protocol):
-    def invalidate(self) -> None: ...
 
 
 def assignment_of(message: RoleAssignment) -> Assignment | None:
@@ -72,6 +68,9 @@ def resolution_of(response: identity_pb2.ResolvePrincipalResponse, subject: str)
 
 
 class GrpcAccessResolver:
+    """Where callers may act, from identity, through `channel` (which its owner closes: a
+    runtime shares one channel to identity among all its clients of identity)."""
+
     def __init__(
         self,
         channel: grpc.aio.Channel,
@@ -83,7 +82,8 @@ class GrpcAccessResolver:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._channel = channel
+        # Not closed here: whoever built the channel closes it (a runtime shares one per process).
+        self.channel = channel
         self._stub = identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         self._tokens = tokens
         self._timeout = timeout
@@ -94,32 +94,22 @@ class GrpcAccessResolver:
     async def resolve(self, principal: Principal) -> Resolution:
         return await self.cache.get(principal.subject)
 
-    async def close(self) -> None:
-        await self._channel.close()
-
     async def _fetch(self, subject: str) -> Resolution:
         request = identity_pb2.ResolvePrincipalRequest(subject=subject)
         try:
             response = await self._stub.ResolvePrincipal(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise self._mapped(exc) from exc
-        except TokenSourceError as exc:
-            log.error("no service token for identity: %s", exc)
-            raise Unavailable("could not obtain a service token", code="service_token_unavailable") from exc
+        except (grpc.aio.AioRpcError, TokenSourceError) as exc:
+            raise identity_unavailable(
+                exc,
+                method="ResolvePrincipal",
+                unable="identity could not say where the caller may act",
+                tokens=self._tokens,
+            ) from exc
         if response.subject and response.subject != subject:
             # Another person's assignments must never be used for this one.
             log.error("identity resolved a different subject than asked")
             raise Unavailable("identity answered for another subject", code="identity_bad_answer")
         return resolution_of(response, subject)
-
-    def _mapped(self, exc: grpc.aio.AioRpcError) -> Unavailable:
-        code = exc.code()
-        if code == grpc.StatusCode.UNAUTHENTICATED and self._tokens is not None:
-            # Perhaps the cached service token was revoked or keys rotated: fetch anew next time.
-            self._tokens.invalidate()
-        if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            log.error("identity ResolvePrincipal failed: %s %s", code, exc.details())
-        return Unavailable("identity could not say where the caller may act", code="identity_unavailable")
 
     # Invalidation -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from comuna_platform.errors import NotFound, Unavailable
 
 from .access import Lineage
 from .errors import TokenSourceError
+from .identity_errors import Invalidatable, identity_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +51,21 @@ def today() -> date:
 
 
 class GrpcTerritoryLineages:
-    """`TerritoryLineages` through identity's `GetTerritory`, cached per (code, day)."""
+    """`TerritoryLineages` through identity's `GetTerritory`, cached per (code, day), over
+    `channel` (which its owner closes: a runtime shares one channel to identity)."""
 
     def __init__(
         self,
         channel: grpc.aio.Channel,
         *,
-        tokens: _Invalidatable | None = None,
+        tokens: Invalidatable | None = None,
         timeout: float = 5.0,
         cache_seconds: float = 30.0,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._channel = channel
+        # Not closed here: whoever built the channel closes it (a runtime shares one per process).
+        self.channel = channel
         self._stub = identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         self._tokens = tokens
         self._timeout = timeout
@@ -96,24 +99,19 @@ class GrpcTerritoryLineages:
         self._generation += 1
         self._entries.clear()
 
-    async def close(self) -> None:
-        await self._channel.close()
-
     async def _fetch(self, code: str, day: date) -> Lineage:
         request = identity_pb2.GetTerritoryRequest(code=code, as_of=day.isoformat())
         try:
             response = await self._stub.GetTerritory(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
+        except (grpc.aio.AioRpcError, TokenSourceError) as exc:
+            if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise territory_not_found(code) from exc
-            if exc.code() == grpc.StatusCode.UNAUTHENTICATED and self._tokens is not None:
-                self._tokens.invalidate()
-            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                log.error("identity GetTerritory failed: %s %s", exc.code(), exc.details())
-            raise Unavailable("identity could not say where the territory sits", code="identity_unavailable") from exc
-        except TokenSourceError as exc:
-            log.error("no service token for identity: %s", exc)
-            raise Unavailable("could not obtain a service token", code="service_token_unavailable") from exc
+            raise identity_unavailable(
+                exc,
+                method="GetTerritory",
+                unable="identity could not say where the territory sits",
+                tokens=self._tokens,
+            ) from exc
         if response.territory.code != code:
             log.error("identity answered GetTerritory for another territory")
             raise Unavailable("identity answered for another territory", code="identity_bad_answer")
@@ -142,7 +140,3 @@ class GrpcTerritoryLineages:
                 await subscription.unsubscribe()
             except Exception as exc:  # the connection may be closing already
                 log.debug("unsubscribe failed: %s", exc)
-
-
-class _Invalidatable(Protocol):
-    def invalidate(self) -> None: ...

@@ -55,14 +55,12 @@ class IdentityClient:
         timeout: float = 5.0,
         max_in_flight: int = 500,
     ) -> None:
-        self._channel = channel
+        # Not closed here: whoever built the channel closes it (a runtime shares one per process).
+        self.channel = channel
         self._stub = identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         self._tokens = tokens
         self._timeout = timeout
         self._slots = asyncio.Semaphore(max_in_flight)
-
-    async def close(self) -> None:
-        await self._channel.close()
 
     async def list_all_communes(self) -> list[CommuneRef]:
         """Every commune and communal circuit in the country, in code order."""

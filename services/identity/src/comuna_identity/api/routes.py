@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, status
 
@@ -27,9 +27,10 @@ from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_identity.vocabulary import TerritoryKind, TerritoryStatus
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
-from comuna_platform.errors import NotFound
+from comuna_platform.errors import Conflict, NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
+from comuna_platform.rate_limit import DocumentLookupQuota, Quota
 from comuna_platform.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["identity"])
@@ -143,16 +144,29 @@ async def get_territory(
     )
 
 
+# Registering tells whether a document is in the census (201 or a refusal): a lookup by
+# document, under the same per-caller limit as enrolment and linking.
+REGISTRATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {
+        "description": "`forbidden_territory`: the council is outside the caller's scope, or someone in the "
+        "request is already registered in a council outside it (not said which)"
+    },
+    409: {"description": "`resident_exists`: already registered, in a council the caller covers"},
+    429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+}
+
+
 @router.post(
     "/residents",
     status_code=status.HTTP_201_CREATED,
     response_model=ResidentOut,
     summary="Register a resident in the census",
+    responses=REGISTRATION_RESPONSES,
 )
 async def register_resident(
-    body: ResidentIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
+    body: ResidentIn, caller: CensusKeeper, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> ResidentOut:
-    ids = await _register(uow, caller, census_of(request), [body])
+    ids = await _register(uow, caller, quota, census_of(request), [body])
     return ResidentOut(id=ids[0])
 
 
@@ -161,16 +175,28 @@ async def register_resident(
     status_code=status.HTTP_201_CREATED,
     response_model=ResidentBatchOut,
     summary="Register up to 1,000 residents at once, all or nothing",
+    responses=REGISTRATION_RESPONSES,
 )
 async def register_residents(
-    body: ResidentBatchIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request
+    body: ResidentBatchIn, caller: CensusKeeper, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> ResidentBatchOut:
-    return ResidentBatchOut(ids=await _register(uow, caller, census_of(request), body.residents))
+    # One token per call, like a single registration: a refused batch answers one question too.
+    return ResidentBatchOut(ids=await _register(uow, caller, quota, census_of(request), body.residents))
 
 
-async def _register(uow: UnitOfWork, caller: Caller, census: Census, residents: list[ResidentIn]) -> list[uuid.UUID]:
+async def _register(
+    uow: UnitOfWork, caller: Caller, quota: Quota, census: Census, residents: list[ResidentIn]
+) -> list[uuid.UUID]:
     new = [
         registry.NewResident(r.national_id, r.birth_date, r.council_code, r.document_type, r.valid_from)
         for r in residents
     ]
-    return await registry.register_residents(uow, caller, census, new, today=datetime.now(UTC).date())
+    try:
+        return await registry.register_residents(uow, caller, census, new, today=datetime.now(UTC).date())
+    except registry.ResidentOutOfScope:
+        quota.failed("resident_out_of_scope")
+        raise
+    except Conflict as exc:
+        if exc.code == "resident_exists":
+            quota.failed(exc.code)
+        raise

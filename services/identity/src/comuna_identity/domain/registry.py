@@ -1,5 +1,11 @@
 """Use cases of the census: register residents. REST and gRPC both call
-these, inside the unit of work they were given. The territory register is `domain.register`."""
+these, inside the unit of work they were given. The territory register is `domain.register`.
+
+Registering someone already in the census is refused, and the refusal must not tell a registrar
+more than their scope allows: "already registered" (409 `resident_exists`) only when the person
+lives in a council the registrar covers; otherwise the scope refusal any out-of-scope request
+gets (403 `forbidden_territory`, naming the council of the request, never the person's own).
+The transport puts these routes under the document-lookup rate limit, which bounds probing."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_identity.domain import audit
 from comuna_identity.domain.census import Census
@@ -22,6 +29,7 @@ from comuna_identity.storage.models import Resident, ResidentResidence
 from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_identity.vocabulary import ResidentStatus, TerritoryKind
 from comuna_platform.auth.access import Caller
+from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.roles import Role
 from comuna_platform.documents import normalise_document
 from comuna_platform.errors import Conflict, InvalidInput, NotFound
@@ -32,6 +40,15 @@ from comuna_platform.uow import Staged, UnitOfWork
 CENSUS_KEEPERS = (Role.REGISTRAR,)
 # The actor of the trusted seed (`keycloak sync`) in the audit log.
 BOOTSTRAP = "bootstrap"
+
+
+class ResidentOutOfScope(PermissionDeniedError):
+    """A person in the request is already in the census, in a council the caller does not
+    cover. Rendered exactly as any scope refusal of the request; its own class only so the
+    transport can count the failed lookup."""
+
+    def __init__(self, council_code: str) -> None:
+        super().__init__("forbidden_territory", f"not allowed to act in territory {council_code}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,8 @@ async def register_residents(
     entries: list[audit.AuditEntry] = []
     staged: list[Staged] = []
     every_layer: list[tuple[int, bytes]] = []
+    # Every hash layer of the request -> the council code its entry asked for.
+    requested_in: dict[tuple[int, bytes], str] = {}
     for new in residents:
         council = councils.get(new.council_code)
         if council is None:
@@ -91,6 +110,7 @@ async def register_residents(
         document = normalise_document(new.national_id, new.document_type)
         layers = census.layers(document, generations)
         every_layer.extend(layers)
+        requested_in.update(dict.fromkeys(layers, council.code))
         key_id, digest = layers[-1]
         resident_id = new_id()
         assert council.parent_id is not None
@@ -122,13 +142,30 @@ async def register_residents(
         )
     if len({row["document_hash"] for row in rows}) != len(rows):
         raise Conflict("the same document appears twice in the request", code="resident_duplicate")
-    if await census_storage.any_resident_with_layers(session, every_layer):
-        raise Conflict("a resident with this document is already registered", code="resident_exists")
+    await _refuse_registered(session, caller, requested_in, today)
     try:
-        await session.execute(insert(Resident), rows)
-        await session.execute(insert(ResidentResidence), residences)
+        async with session.begin_nested():
+            await session.execute(insert(Resident), rows)
+            await session.execute(insert(ResidentResidence), residences)
     except IntegrityError as exc:  # a concurrent registration of the same person won the race
+        # Its row is committed (READ COMMITTED sees it), so the answer is scoped as above.
+        await _refuse_registered(session, caller, requested_in, today)
         raise Conflict("a resident with this document is already registered", code="resident_exists") from exc
     await audit.append(session, entries)
     await uow.stage_all(staged)
     return [row["id"] for row in rows]
+
+
+async def _refuse_registered(
+    session: AsyncSession, caller: Caller, requested_in: dict[tuple[int, bytes], str], today: date
+) -> None:
+    """Refuse when someone of the request is in the census already: 409 when the caller covers
+    where every such person lives (today, else their latest council), else `ResidentOutOfScope`."""
+    found = await census_storage.residents_with_layers(session, list(requested_in))
+    if not found:
+        return
+    for resident_id, key_id, digest in found:
+        council = await census_storage.council_of_resident(session, resident_id, today)
+        if council is None or not caller.allows(CENSUS_KEEPERS, await lineage_of(session, council, today)):
+            raise ResidentOutOfScope(requested_in[(key_id, digest)])
+    raise Conflict("a resident with this document is already registered", code="resident_exists")

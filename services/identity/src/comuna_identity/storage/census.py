@@ -42,9 +42,14 @@ async def resident_by_layers(session: AsyncSession, layers: Sequence[tuple[int, 
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def any_resident_with_layers(session: AsyncSession, layers: Sequence[tuple[int, bytes]]) -> bool:
-    query = select(Resident.id).where(tuple_(Resident.document_key_id, Resident.document_hash).in_(list(layers)))
-    return (await session.execute(query.limit(1))).first() is not None
+async def residents_with_layers(
+    session: AsyncSession, layers: Sequence[tuple[int, bytes]]
+) -> list[tuple[uuid.UUID, int, bytes]]:
+    """(id, key id, hash) of every resident whose hash is one of `layers`."""
+    query = select(Resident.id, Resident.document_key_id, Resident.document_hash).where(
+        tuple_(Resident.document_key_id, Resident.document_hash).in_(list(layers))
+    )
+    return [(row.id, row.document_key_id, row.document_hash) for row in await session.execute(query)]
 
 
 async def residence_on(session: AsyncSession, resident_id: uuid.UUID, day: date) -> ResidentResidence | None:
