@@ -387,3 +387,78 @@ async def test_a_resident_off_the_roll_is_told_so(roll: Roll, identity: RunningS
     )
     assert mine.status_code == 200
     assert mine.json()["on_roll"] is False and mine.json()["polling_place"] is None
+
+
+async def test_the_database_refuses_keys_or_entries_of_a_roll_that_does_not_exist(
+    roll: Roll, identity: RunningService
+) -> None:
+    """Checked once per statement (migration 0008), for COPY-sized writes as for single rows."""
+    missing = uuid.uuid4()
+    statements = [
+        (
+            "INSERT INTO voter_roll_keys (consultation_id, resident_id, voter_key)"
+            " SELECT CAST(:c AS uuid), gen_random_uuid(), gen_random_bytes_32 FROM ("
+            "  SELECT decode(lpad(to_hex(i), 64, '0'), 'hex') AS gen_random_bytes_32 FROM generate_series(1, 3) i) k"
+        ),
+        (
+            "INSERT INTO voter_roll_entries (consultation_id, seq, voter_key, commune_id, council_id)"
+            " VALUES (CAST(:c AS uuid), 1, decode(repeat('ab', 32), 'hex'), gen_random_uuid(), gen_random_uuid())"
+        ),
+    ]
+    for statement in statements:
+        with pytest.raises(Exception, match="for a voter roll that does not exist"):
+            async with identity.runtime.db.transaction() as session:
+                await session.execute(text(statement), {"c": missing})
+    # Moving the real roll's entries onto a missing roll is refused too.
+    with pytest.raises(Exception, match="for a voter roll that does not exist"):
+        async with identity.runtime.db.transaction() as session:
+            await session.execute(
+                text("UPDATE voter_roll_entries SET consultation_id = :m WHERE consultation_id = :c"),
+                {"m": missing, "c": roll.consultation_id},
+            )
+    async with identity.runtime.db.transaction() as session:
+        kept = (
+            await session.execute(
+                text("SELECT count(*) FROM voter_roll_entries WHERE consultation_id = :c"), {"c": roll.consultation_id}
+            )
+        ).scalar_one()
+    assert kept == len(EXPECTED)
+
+
+async def test_deleting_a_roll_deletes_its_keys_and_entries(roll: Roll, identity: RunningService) -> None:
+    copy = uuid.uuid4()
+    async with identity.runtime.db.transaction() as session:
+        # A copy of the frozen roll under another id, with its entries.
+        await session.execute(
+            text(
+                "INSERT INTO voter_rolls SELECT"
+                " (jsonb_populate_record(r, jsonb_build_object('consultation_id', CAST(:n AS text)))).*"
+                " FROM voter_rolls r WHERE consultation_id = :c"
+            ),
+            {"n": str(copy), "c": roll.consultation_id},
+        )
+        for table in ("voter_roll_entries", "voter_roll_keys"):
+            await session.execute(
+                text(
+                    f"INSERT INTO {table} SELECT"
+                    " (jsonb_populate_record(e, jsonb_build_object('consultation_id', CAST(:n AS text)))).*"
+                    f" FROM {table} e WHERE consultation_id = :c"
+                ),
+                {"n": str(copy), "c": roll.consultation_id},
+            )
+    async with identity.runtime.db.transaction() as session:
+        await session.execute(text("DELETE FROM voter_rolls WHERE consultation_id = :n"), {"n": copy})
+    async with identity.runtime.db.transaction() as session:
+        left = [
+            (
+                await session.execute(text(f"SELECT count(*) FROM {t} WHERE consultation_id = :n"), {"n": copy})
+            ).scalar_one()
+            for t in ("voter_roll_entries", "voter_roll_keys")
+        ]
+        kept = (
+            await session.execute(
+                text("SELECT count(*) FROM voter_roll_entries WHERE consultation_id = :c"), {"c": roll.consultation_id}
+            )
+        ).scalar_one()
+    assert left == [0, 0]
+    assert kept == len(EXPECTED)

@@ -23,9 +23,12 @@ from comuna_consultations.storage import repository
 from comuna_consultations.vocabulary import RollLoadStatus
 from comuna_platform.db import Database
 from comuna_platform.errors import Unavailable
+from comuna_platform.read_ahead import read_ahead
 from comuna_platform.voter_roll import ENTRY_BYTES, RollDigest, stored_digest
 
 log = logging.getLogger(__name__)
+
+READ_AHEAD_CHUNKS = 2
 
 
 class RollLoadError(Unavailable):
@@ -105,7 +108,10 @@ class RollLoader:
         # order): verifying it then needs only a count. A resumed one is verified from the table.
         streamed = RollDigest(consultation_id) if loaded == 0 else None
         self._streamed.pop(consultation_id, None)
-        async for chunk in self._source.stream_roll(consultation_id, after_seq=loaded, chunk_size=self._chunk_size):
+        stream = self._source.stream_roll(consultation_id, after_seq=loaded, chunk_size=self._chunk_size)
+        # Identity reads the next chunks while this one is COPYed (a crash still resumes after
+        # the last committed chunk: what was read ahead is simply read again).
+        async for chunk in read_ahead(stream, READ_AHEAD_CHUNKS):
             if chunk.first_seq != loaded + 1 or not chunk.packed or len(chunk.packed) % ENTRY_BYTES:
                 raise RollLoadError("identity's roll stream skipped or tore entries", code="roll_stream_broken")
             async with self._db.transaction() as session:

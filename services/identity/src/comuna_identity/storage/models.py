@@ -319,9 +319,8 @@ class VoterRollKey(Base):
 
     __tablename__ = "voter_roll_keys"
 
-    consultation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("voter_rolls.consultation_id", ondelete="CASCADE"), primary_key=True
-    )
+    # Of an existing roll: checked once per statement by a trigger, not per row (migration 0008).
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     resident_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     voter_key: Mapped[bytes] = mapped_column(LargeBinary(32))
 
@@ -332,9 +331,8 @@ class VoterRollEntry(Base):
     __tablename__ = "voter_roll_entries"
     __table_args__ = (UniqueConstraint("consultation_id", "voter_key", name="uq_voter_roll_entries_key"),)
 
-    consultation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("voter_rolls.consultation_id", ondelete="CASCADE"), primary_key=True
-    )
+    # Of an existing roll: checked once per statement by a trigger, not per row (migration 0008).
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     # 1.. in voter_key order, so seq order is digest order.
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     voter_key: Mapped[bytes] = mapped_column(LargeBinary(32))
