@@ -228,13 +228,19 @@ async def test_one_resident_moves_over_rest(identity: RunningService, issuer: Te
     )
     assert unknown.status_code == 404 and "44999999" not in unknown.text
     await grant(identity, C1_ONLY, Role.REGISTRAR, "VE.01.01.C1")
-    # Out of reach: the resident lives in C2's council now.
+    # Out of reach: the resident lives in C2's council now. The refusal names the council of the
+    # request, never the one the resident lives in, and nothing moves.
+    residences = await census_counts(identity)
     stolen = await identity.client.post(
         "/v1/residents:move",
         json={**body, "council_code": CC1, "valid_from": "2025-06-01"},
         headers=person(issuer, C1_ONLY),
     )
-    assert stolen.status_code == 403
+    assert (stolen.status_code, stolen.json()["code"]) == (403, "forbidden_territory")
+    assert stolen.json()["detail"] == f"not allowed to act in territory {CC1}"
+    assert CC2 not in stolen.text and "VE.01.01.C2" not in stolen.text and "Consejo Dos" not in stolen.text
+    assert await census_counts(identity) == residences
+    assert (await identity.client.post("/v1/residents:move", json=body, headers=headers)).json()["moved"] is False
 
 
 def cli_env(service: RunningService) -> dict[str, str]:

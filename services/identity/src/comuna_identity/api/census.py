@@ -17,7 +17,9 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
 from comuna_platform.bulk import format_of, read_rows
+from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.rate_limit import DocumentLookupQuota
 
 router = APIRouter(prefix="/v1", tags=["census"])
 
@@ -69,18 +71,39 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
     "/residents:move",
     response_model=ResidentMoveOut,
     summary="Move a resident to another council from a date (history kept)",
+    description="A lookup by document: one token of the caller's `document_lookups` limit. The caller covers "
+    "both the council of the request and the one the resident lives in.",
+    responses={
+        403: {
+            "description": "`forbidden_territory`: the council of the request is outside the caller's scope, or "
+            "the resident lives in a council outside it (the refusal names the council of the request, not "
+            "the resident's)"
+        },
+        404: {"description": "`council_not_found`, or `resident_not_found`: the document is not in the census"},
+        429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+    },
 )
-async def move(body: ResidentMoveIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request) -> ResidentMoveOut:
-    moved = await move_resident(
-        uow,
-        caller,
-        census_of(request),
-        national_id=body.national_id,
-        document_type=body.document_type,
-        council_code=body.council_code,
-        valid_from=body.valid_from,
-        today=datetime.now(UTC).date(),
-    )
+async def move(
+    body: ResidentMoveIn, caller: CensusKeeper, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
+) -> ResidentMoveOut:
+    try:
+        moved = await move_resident(
+            uow,
+            caller,
+            census_of(request),
+            national_id=body.national_id,
+            document_type=body.document_type,
+            council_code=body.council_code,
+            valid_from=body.valid_from,
+            today=datetime.now(UTC).date(),
+        )
+    except registry.ResidentOutOfScope:
+        quota.failed("resident_out_of_scope")
+        raise
+    except NotFound as exc:
+        if exc.code == "resident_not_found":
+            quota.failed(exc.code)
+        raise
     return ResidentMoveOut(id=moved.resident_id, moved=moved.moved)
 
 
