@@ -279,3 +279,30 @@ async def test_moving_someone_out_of_scope_does_not_say_where_they_live(
     for record in caplog.records:
         text = record.getMessage() + repr(record.__dict__)
         assert "66100200" not in text and "66.100.200" not in text and "VE.01.01.C1" not in text
+
+
+async def test_looking_up_someone_out_of_scope_to_enrol_is_a_failed_lookup(
+    identity: RunningService, issuer: TestIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DOC lives in C1's council: a registrar of C2 linking or issuing a code for DOC is refused as
+    if DOC were not in the census, and each try counts as a failed lookup (logged as out of scope,
+    without the document)."""
+    caplog.set_level(logging.INFO)
+    link = {"national_id": DOC, "subject": str(uuid.uuid4())}
+    answers = [
+        await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C2_REGISTRAR)),
+        await identity.client.post(
+            "/v1/residents:enrolment-code", json={"national_id": DOC}, headers=person(issuer, C2_REGISTRAR)
+        ),
+        await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C2_REGISTRAR)),
+    ]
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(404, "resident_not_found")] * BURST
+    failures = identity.runtime.rate_limiter.failures
+    assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C2_REGISTRAR}") == BURST
+    repeated = [r for r in caplog.records if r.name == "comuna_platform.rate_limit" and r.levelno == logging.WARNING]
+    assert [(r.__dict__["failures"], r.__dict__["reason"]) for r in repeated] == [(3, "resident_out_of_scope")]
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "66100200" not in text and "66.100.200" not in text and "VE.01.01.C1" not in text
+    limited = await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C2_REGISTRAR))
+    assert limited.status_code == 429
