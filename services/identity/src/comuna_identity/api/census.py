@@ -39,7 +39,8 @@ def preparer_of(request: Request) -> Preparer:
     "valid_from[,status]`, or `application/json` (an array of such objects, or JSON Lines). A known person "
     "in another council moves from `valid_from`. Any bad line: 422 "
     "`import_invalid` listing every bad line by number, nothing written. The caller must cover every council "
-    "of the file.",
+    "of the file (403 `forbidden_territory` naming one it does not), and every council the file moves people "
+    "out of (one 403 `forbidden_territory` for the whole file, naming neither the line nor the council).",
     openapi_extra={
         "requestBody": {
             "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}}},
@@ -55,6 +56,10 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
     async def authorise(council_codes: list[str]) -> None:
         await territories.require_over_all(uow.session, caller, registry.CENSUS_KEEPERS, council_codes, today)
 
+    async def authorise_moves_from(council_codes: list[str]) -> None:
+        if not await territories.covers_all(uow.session, caller, registry.CENSUS_KEEPERS, council_codes, today):
+            raise registry.MovesOutOfScope()
+
     report = await import_residents(
         uow.session,
         census_of(request),
@@ -63,6 +68,7 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
         actor=caller.subject,
         today=datetime.now(UTC).date(),
         authorise=authorise,
+        authorise_moves_from=authorise_moves_from,
     )
     return report.as_json()
 
