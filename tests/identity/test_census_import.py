@@ -209,6 +209,65 @@ async def test_the_importer_covers_every_council_of_the_file(identity: RunningSe
     assert wrong_type.status_code == 415 and wrong_type.json()["code"] == "unsupported_media_type"
 
 
+async def council_of(service: RunningService, national_id: str) -> str:
+    """The code of the council `national_id` lives in now (by its hash, as identity finds it)."""
+    async with service.runtime.db.transaction() as session:
+        resident = await service.app.state.census.find(session, national_id)
+        assert resident is not None
+        query = text(
+            "SELECT t.code FROM resident_residences rr JOIN territories t ON t.id = rr.council_id"
+            " WHERE rr.resident_id = :id AND rr.valid_until IS NULL"
+        )
+        return str((await session.execute(query, {"id": resident.id})).scalar_one())
+
+
+async def test_an_import_does_not_move_people_out_of_councils_the_importer_does_not_cover(
+    identity: RunningService, issuer: TestIssuer
+) -> None:
+    """Someone living in C2's council, in a file of C1's council from a registrar of C1 only: the
+    whole file is refused with one 403 that says neither which line nor where that person lives,
+    before any line is listed, and nothing is written (not even the new people of the file)."""
+    await seed(identity, issuer, since=REGISTER_SINCE)
+    await grant(identity, C1_ONLY, Role.REGISTRAR, "VE.01.01.C1")
+    elsewhere = people(48_500_000, 1, CC2)
+    assert (await post_csv(identity, issuer, csv_of(elsewhere))).status_code == 200
+    before = await census_counts(identity), await scalar(identity, text("SELECT count(*) FROM audit_log"))
+    new_here = people(48_500_001, 2, CC1)
+    files = {
+        "moved in": [*new_here, ("V", "48500000", "1980-05-01", CC1, "2024-01-01", "")],
+        # Before the person's residence began: listing this line as 422 would say when they moved.
+        "moved in before": [*new_here, ("V", "48500000", "1980-05-01", CC1, "2019-01-01", "")],
+        # Another status changes nothing of this: still a move out of C2.
+        "moved in dead": [("V", "48.500.000", "1980-05-01", CC1, "2024-01-01", "deceased"), *new_here],
+    }
+    for name, rows in files.items():
+        refused = await post_csv(identity, issuer, csv_of(rows), who=C1_ONLY)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_territory"), (name, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["detail"] == (
+            "the file moves residents out of councils outside the caller's scope (not said which)"
+        )
+        for revealing in (CC2, "VE.01.01.C2", "Consejo Dos", "Circuito Dos", "48500000", "line", "errors"):
+            assert revealing not in refused.text, (name, revealing)
+        assert (await census_counts(identity), await scalar(identity, text("SELECT count(*) FROM audit_log"))) == (
+            before
+        )
+    assert await council_of(identity, "V48500000") == CC2
+    # Without that person the file goes in, and the counts say nothing of anyone out of scope.
+    done = await post_csv(identity, issuer, csv_of(new_here), who=C1_ONLY)
+    assert (done.status_code, done.json()["created"], done.json()["moved"]) == (200, 2, 0), done.text
+    # Out of a council the importer covers, a move is no business of the scope check.
+    await grant(identity, "subject-registrar-c1-c2", Role.REGISTRAR, "VE.01.01.C1")
+    await grant(identity, "subject-registrar-c1-c2", Role.REGISTRAR, "VE.01.01.C2")
+    back = [
+        ("V", "48500001", "1980-05-01", CC2, "2024-01-01", ""),
+        ("V", "48500000", "1980-05-01", CC1, "2024-01-01", ""),
+    ]
+    both = await post_csv(identity, issuer, csv_of(back), who="subject-registrar-c1-c2")
+    assert (both.status_code, both.json()["moved"]) == (200, 2), both.text
+    assert (await council_of(identity, "V48500000"), await council_of(identity, "V48500001")) == (CC1, CC2)
+
+
 async def test_one_resident_moves_over_rest(identity: RunningService, issuer: TestIssuer) -> None:
     await seed(identity, issuer, since=REGISTER_SINCE)
     assert (await post_csv(identity, issuer, csv_of(people(44_000_000, 1, CC1)))).status_code == 200
@@ -228,13 +287,19 @@ async def test_one_resident_moves_over_rest(identity: RunningService, issuer: Te
     )
     assert unknown.status_code == 404 and "44999999" not in unknown.text
     await grant(identity, C1_ONLY, Role.REGISTRAR, "VE.01.01.C1")
-    # Out of reach: the resident lives in C2's council now.
+    # Out of reach: the resident lives in C2's council now. The refusal names the council of the
+    # request, never the one the resident lives in, and nothing moves.
+    residences = await census_counts(identity)
     stolen = await identity.client.post(
         "/v1/residents:move",
         json={**body, "council_code": CC1, "valid_from": "2025-06-01"},
         headers=person(issuer, C1_ONLY),
     )
-    assert stolen.status_code == 403
+    assert (stolen.status_code, stolen.json()["code"]) == (403, "forbidden_territory")
+    assert stolen.json()["detail"] == f"not allowed to act in territory {CC1}"
+    assert CC2 not in stolen.text and "VE.01.01.C2" not in stolen.text and "Consejo Dos" not in stolen.text
+    assert await census_counts(identity) == residences
+    assert (await identity.client.post("/v1/residents:move", json=body, headers=headers)).json()["moved"] is False
 
 
 def cli_env(service: RunningService) -> dict[str, str]:

@@ -110,7 +110,8 @@ async def test_a_registrar_links_in_person(identity: RunningService, issuer: Tes
     cases = [
         (C1_REGISTRAR, {**link, "subject": "someone-else"}, 409, "resident_already_linked"),
         (C1_REGISTRAR, {"national_id": DOCS["other"], "subject": subject}, 409, "subject_already_linked"),
-        (C2_REGISTRAR, {"national_id": DOCS["other"], "subject": "x"}, 403, "forbidden_territory"),
+        # Lives outside this registrar's scope: as if not in the census (see the test below).
+        (C2_REGISTRAR, {"national_id": DOCS["other"], "subject": "x"}, 404, "resident_not_found"),
         (SPOKESPERSON, {"national_id": DOCS["other"], "subject": "x"}, 403, "forbidden_role"),
         (C1_REGISTRAR, {"national_id": DOCS["other"], "subject": C1_REGISTRAR}, 403, "own_assignment"),
         (C1_REGISTRAR, {"national_id": "V99999999", "subject": "x"}, 404, "resident_not_found"),
@@ -203,6 +204,48 @@ async def test_failed_attempts_burn_the_code(identity: RunningService, issuer: T
     assert row.attempts == MAX_ATTEMPTS and row.burnt_at is not None and row.redeemed_at is None
 
 
+def problem(response: httpx.Response) -> dict[str, Any]:
+    """The answer without what differs between any two requests."""
+    return {key: value for key, value in response.json().items() if key not in {"instance", "trace_id"}}
+
+
+async def written(identity: RunningService) -> tuple[int, ...]:
+    async with identity.runtime.db.transaction() as session:
+        tables = ("enrolment_codes", "resident_accounts", "role_assignments", "audit_log")
+        return tuple(
+            [int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()) for table in tables]
+        )
+
+
+@pytest.mark.parametrize("path", ["/v1/residents:link", "/v1/residents:enrolment-code"])
+async def test_a_resident_outside_the_registrars_scope_is_not_found(
+    identity: RunningService, issuer: TestIssuer, path: str
+) -> None:
+    """DOCS["other"] lives in C1's council. A registrar of C2 asking for them learns neither where
+    they live nor that they are registered: the answer is the one for a document not in the census."""
+    before = await written(identity)
+    subject = str(uuid.uuid4())
+
+    def body(doc: str) -> dict[str, str]:
+        return {"national_id": doc, "subject": subject} if path.endswith(":link") else {"national_id": doc}
+
+    hidden = await identity.client.post(path, json=body(DOCS["other"]), headers=person(issuer, C2_REGISTRAR))
+    unknown = await identity.client.post(path, json=body("V81999999"), headers=person(issuer, C2_REGISTRAR))
+    assert (hidden.status_code, unknown.status_code) == (404, 404)
+    assert hidden.headers["content-type"] == unknown.headers["content-type"] == "application/problem+json"
+    assert problem(hidden) == problem(unknown)
+    assert problem(hidden)["code"] == "resident_not_found"
+    for revealing in (COUNCIL, "VE.01.01.C1", "Consejo Uno", "Comuna Uno", digits(DOCS["other"])):
+        assert revealing not in hidden.text
+    # Nothing written: no code, no account, no assignment, no audit entry.
+    assert await written(identity) == before
+    assert (await me(identity, issuer, subject))["resident_id"] is None
+    # The registrar covering C1 still finds them (here: the refusal that needs them found).
+    own = {"national_id": DOCS["other"], "subject": C1_REGISTRAR}
+    mine = await identity.client.post("/v1/residents:link", json=own, headers=person(issuer, C1_REGISTRAR))
+    assert (mine.status_code, mine.json()["code"]) == (403, "own_assignment")
+
+
 async def test_enrolment_needs_authority(identity: RunningService, issuer: TestIssuer) -> None:
     anonymous = await identity.client.post("/v1/enrolment:redeem", json={"code": "X", "national_id": "V1"})
     assert anonymous.status_code == 401
@@ -215,7 +258,7 @@ async def test_enrolment_needs_authority(identity: RunningService, issuer: TestI
     outside = await identity.client.post(
         "/v1/residents:enrolment-code", json={"national_id": DOCS["other"]}, headers=person(issuer, C2_REGISTRAR)
     )
-    assert (outside.status_code, outside.json()["code"]) == (403, "forbidden_territory")
+    assert (outside.status_code, outside.json()["code"]) == (404, "resident_not_found")
     nobody = await identity.client.post(
         "/v1/residents:enrolment-code", json={"national_id": DOCS["other"]}, headers=person(issuer, "subject-nobody")
     )

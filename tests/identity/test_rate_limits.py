@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from httpx import Response
 
-from comuna_identity.storage.models import Resident
+from comuna_identity.storage.models import Resident, ResidentResidence
 from comuna_platform.auth.roles import Role
 from comuna_platform.rate_limit import DOCUMENT_LOOKUPS, Rate, RateLimiter
 from tests.identity.authority import grant, person
@@ -211,3 +211,98 @@ async def test_a_registered_person_out_of_scope_is_refused_as_out_of_scope(
     assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C2_REGISTRAR}") == 2
     # A registrar covering DOC's council still hears that it is registered.
     assert (await register(identity, issuer, C1_REGISTRAR)).json()["code"] == "resident_exists"
+
+
+async def move(
+    identity: RunningService, issuer: TestIssuer, subject: str, council: str = COUNCIL, doc: str = DOC
+) -> Response:
+    body = {"national_id": doc, "council_code": council, "valid_from": "2025-01-01"}
+    return await identity.client.post("/v1/residents:move", json=body, headers=person(issuer, subject))
+
+
+async def test_moving_is_a_lookup_limited_per_registrar(
+    identity: RunningService, issuer: TestIssuer, clock: Clock
+) -> None:
+    # DOC lives in COUNCIL already: each move there changes nothing, and takes a token all the same.
+    answers = [await move(identity, issuer, C1_REGISTRAR) for _ in range(BURST)]
+    assert [(r.status_code, r.json()["moved"]) for r in answers] == [(200, False)] * BURST
+    refused = await move(identity, issuer, C1_REGISTRAR)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["retry-after"] == "2"  # 30 per minute: a token every 2 s
+    assert (refused.json()["code"], refused.json()["retry_after"]) == ("rate_limited", 2)
+    assert "66100200" not in refused.text
+    # The same caller's other lookups by document share the bucket.
+    register_refused = await register(identity, issuer, C1_REGISTRAR)
+    assert register_refused.status_code == 429
+    # Another registrar is not held up; the bucket refills.
+    assert (await move(identity, issuer, C2_REGISTRAR, "VE.01.01.C2.CC1")).status_code == 403
+    clock.now += 2.0
+    assert (await move(identity, issuer, C1_REGISTRAR)).status_code == 200
+    assert (await move(identity, issuer, C1_REGISTRAR)).status_code == 429
+
+
+def without_instance(response: Response) -> dict[str, object]:
+    return {key: value for key, value in response.json().items() if key not in {"instance", "trace_id"}}
+
+
+async def test_moving_someone_out_of_scope_does_not_say_where_they_live(
+    identity: RunningService, issuer: TestIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DOC lives in C1's council. A registrar of C2 moving DOC into C2's council (which it covers)
+    is refused, and the refusal names C2's council, exactly as any scope refusal of that request."""
+    caplog.set_level(logging.INFO)
+    before = await count(identity, ResidentResidence)
+    hidden = await move(identity, issuer, C2_REGISTRAR, "VE.01.01.C2.CC1")
+    # The reference: a registrar (of C1) asking for the same council, outside its own scope.
+    genuine = await move(identity, issuer, C1_REGISTRAR, "VE.01.01.C2.CC1", doc="V-66.555.010")
+    assert (hidden.status_code, genuine.status_code) == (403, 403)
+    assert hidden.headers["content-type"] == genuine.headers["content-type"] == "application/problem+json"
+    assert without_instance(hidden) == without_instance(genuine)
+    assert hidden.json()["code"] == "forbidden_territory"
+    assert "VE.01.01.C2.CC1" in hidden.json()["detail"]
+    for revealing in ("VE.01.01.C1", "Consejo Uno", "Comuna Uno", "66100200", "66.100.200"):
+        assert revealing not in hidden.text
+    # Nothing written: DOC still lives in COUNCIL, from when it was registered.
+    assert await count(identity, ResidentResidence) == before
+    assert (await move(identity, issuer, C1_REGISTRAR)).json()["moved"] is False
+    # Each refusal of a person is a failed lookup of this caller: out of scope, or not in the census.
+    unknown = await move(identity, issuer, C2_REGISTRAR, "VE.01.01.C2.CC1", doc="V-66.555.011")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "resident_not_found")
+    assert (await move(identity, issuer, C2_REGISTRAR, "VE.01.01.C2.CC1")).status_code == 403
+    failures = identity.runtime.rate_limiter.failures
+    assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C2_REGISTRAR}") == 3
+    # A refusal of the request's own council is no lookup of a person: not counted.
+    assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C1_REGISTRAR}") == 0
+    repeated = [r for r in caplog.records if r.name == "comuna_platform.rate_limit" and r.levelno == logging.WARNING]
+    assert [(r.__dict__["failures"], r.__dict__["reason"]) for r in repeated] == [(3, "resident_out_of_scope")]
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "66100200" not in text and "66.100.200" not in text and "VE.01.01.C1" not in text
+
+
+async def test_looking_up_someone_out_of_scope_to_enrol_is_a_failed_lookup(
+    identity: RunningService, issuer: TestIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DOC lives in C1's council: a registrar of C2 linking or issuing a code for DOC is refused as
+    if DOC were not in the census, and each try counts as a failed lookup (logged as out of scope,
+    without the document)."""
+    caplog.set_level(logging.INFO)
+    link = {"national_id": DOC, "subject": str(uuid.uuid4())}
+    answers = [
+        await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C2_REGISTRAR)),
+        await identity.client.post(
+            "/v1/residents:enrolment-code", json={"national_id": DOC}, headers=person(issuer, C2_REGISTRAR)
+        ),
+        await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C2_REGISTRAR)),
+    ]
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(404, "resident_not_found")] * BURST
+    failures = identity.runtime.rate_limiter.failures
+    assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C2_REGISTRAR}") == BURST
+    repeated = [r for r in caplog.records if r.name == "comuna_platform.rate_limit" and r.levelno == logging.WARNING]
+    assert [(r.__dict__["failures"], r.__dict__["reason"]) for r in repeated] == [(3, "resident_out_of_scope")]
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "66100200" not in text and "66.100.200" not in text and "VE.01.01.C1" not in text
+    limited = await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C2_REGISTRAR))
+    assert limited.status_code == 429

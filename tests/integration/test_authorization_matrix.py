@@ -240,6 +240,7 @@ ANYONE = frozenset(Role)
 READERS = frozenset(rules.GRANTS) | rules.SEE_EVERYTHING
 # Identity answers 404 for an assignment the caller may not see (`access._visible`).
 NOT_FOUND = (404, "assignment_not_found")
+RESIDENT_NOT_FOUND = (404, "resident_not_found")
 # Parked messages decide in `comuna_platform.events.parked_api` (`require_national`).
 PARKED_READERS = frozenset({Role.OPERATOR, Role.AUDITOR})
 PARKED_OPERATORS = frozenset({Role.OPERATOR})
@@ -299,8 +300,12 @@ FACTORIES: dict[str, Factory] = {
     "identity:get_roll_v1_rolls__consultation_id__get": Factory(_consultation("voting")),
     # Any signed-in person asks about their own place on a roll (no assignment needed).
     "identity:my_roll_v1_me_roll_get": Factory(_my_roll, scoped=False),
-    "identity:link_resident_v1_residents_link_post": Factory(_link),
-    "identity:issue_enrolment_code_v1_residents_enrolment_code_post": Factory(_enrolment_code),
+    # A resident outside the registrar's scope is not found, as an unknown document is
+    # (`enrolment.ResidentOutOfReach`): where they live, or that they are registered, is not disclosed.
+    "identity:link_resident_v1_residents_link_post": Factory(_link, hides=RESIDENT_NOT_FOUND),
+    "identity:issue_enrolment_code_v1_residents_enrolment_code_post": Factory(
+        _enrolment_code, hides=RESIDENT_NOT_FOUND
+    ),
     "identity:redeem_enrolment_code_v1_enrolment_redeem_post": Factory(_redeem),
     "identity:list_audit_entries_v1_audit_get": Factory(fixed(), admits=AUDIT_READERS, scoped=False),
     "identity:audit_head_v1_audit_head_get": Factory(fixed()),

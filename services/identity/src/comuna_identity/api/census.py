@@ -17,7 +17,9 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
 from comuna_platform.bulk import format_of, read_rows
+from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.rate_limit import DocumentLookupQuota
 
 router = APIRouter(prefix="/v1", tags=["census"])
 
@@ -37,7 +39,8 @@ def preparer_of(request: Request) -> Preparer:
     "valid_from[,status]`, or `application/json` (an array of such objects, or JSON Lines). A known person "
     "in another council moves from `valid_from`. Any bad line: 422 "
     "`import_invalid` listing every bad line by number, nothing written. The caller must cover every council "
-    "of the file.",
+    "of the file (403 `forbidden_territory` naming one it does not), and every council the file moves people "
+    "out of (one 403 `forbidden_territory` for the whole file, naming neither the line nor the council).",
     openapi_extra={
         "requestBody": {
             "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}}},
@@ -53,6 +56,10 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
     async def authorise(council_codes: list[str]) -> None:
         await territories.require_over_all(uow.session, caller, registry.CENSUS_KEEPERS, council_codes, today)
 
+    async def authorise_moves_from(council_codes: list[str]) -> None:
+        if not await territories.covers_all(uow.session, caller, registry.CENSUS_KEEPERS, council_codes, today):
+            raise registry.MovesOutOfScope()
+
     report = await import_residents(
         uow.session,
         census_of(request),
@@ -61,6 +68,7 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
         actor=caller.subject,
         today=datetime.now(UTC).date(),
         authorise=authorise,
+        authorise_moves_from=authorise_moves_from,
     )
     return report.as_json()
 
@@ -69,18 +77,39 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
     "/residents:move",
     response_model=ResidentMoveOut,
     summary="Move a resident to another council from a date (history kept)",
+    description="A lookup by document: one token of the caller's `document_lookups` limit. The caller covers "
+    "both the council of the request and the one the resident lives in.",
+    responses={
+        403: {
+            "description": "`forbidden_territory`: the council of the request is outside the caller's scope, or "
+            "the resident lives in a council outside it (the refusal names the council of the request, not "
+            "the resident's)"
+        },
+        404: {"description": "`council_not_found`, or `resident_not_found`: the document is not in the census"},
+        429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+    },
 )
-async def move(body: ResidentMoveIn, caller: CensusKeeper, uow: UnitOfWorkDep, request: Request) -> ResidentMoveOut:
-    moved = await move_resident(
-        uow,
-        caller,
-        census_of(request),
-        national_id=body.national_id,
-        document_type=body.document_type,
-        council_code=body.council_code,
-        valid_from=body.valid_from,
-        today=datetime.now(UTC).date(),
-    )
+async def move(
+    body: ResidentMoveIn, caller: CensusKeeper, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
+) -> ResidentMoveOut:
+    try:
+        moved = await move_resident(
+            uow,
+            caller,
+            census_of(request),
+            national_id=body.national_id,
+            document_type=body.document_type,
+            council_code=body.council_code,
+            valid_from=body.valid_from,
+            today=datetime.now(UTC).date(),
+        )
+    except registry.ResidentOutOfScope:
+        quota.failed("resident_out_of_scope")
+        raise
+    except NotFound as exc:
+        if exc.code == "resident_not_found":
+            quota.failed(exc.code)
+        raise
     return ResidentMoveOut(id=moved.resident_id, moved=moved.moved)
 
 

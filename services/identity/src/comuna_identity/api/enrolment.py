@@ -19,7 +19,7 @@ from comuna_platform.auth.roles import SERVICE_ROLE
 from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.http.problems import problem_response
-from comuna_platform.rate_limit import DocumentLookupQuota
+from comuna_platform.rate_limit import DocumentLookupQuota, Quota
 
 router = APIRouter(prefix="/v1", tags=["enrolment"])
 
@@ -27,6 +27,20 @@ Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"}
 }
+# Linking and issuing a code: a resident outside the registrar's scope is "not found", as an
+# unknown document is (`enrolment.ResidentOutOfReach`): the request names no territory to refuse.
+LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "`resident_not_found`: no resident with this document in a council the caller covers "
+        "(not in the census, or living elsewhere: not said which)"
+    },
+    **RATE_LIMITED,
+}
+
+
+def lookup_failed(quota: Quota, exc: NotFound) -> None:
+    """Count a refused lookup, with why in the operators' log (never in the answer)."""
+    quota.failed("resident_out_of_scope" if isinstance(exc, enrolment.ResidentOutOfReach) else exc.code)
 
 
 @router.post(
@@ -34,7 +48,7 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_201_CREATED,
     response_model=LinkedOut,
     summary="Link a resident's account in person (a registrar covering the resident's council)",
-    responses=RATE_LIMITED,
+    responses=LOOKUP_RESPONSES,
 )
 async def link_resident(
     body: LinkIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
@@ -44,7 +58,7 @@ async def link_resident(
             uow, caller, census_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
         )
     except NotFound as exc:
-        quota.failed(exc.code)
+        lookup_failed(quota, exc)
         raise
     return LinkedOut(resident_id=linked.resident_id, subject=linked.subject)
 
@@ -54,7 +68,7 @@ async def link_resident(
     status_code=status.HTTP_201_CREATED,
     response_model=EnrolmentCodeOut,
     summary="Issue a one-time enrolment code (shown once; a new one replaces the live one)",
-    responses=RATE_LIMITED,
+    responses=LOOKUP_RESPONSES,
 )
 async def issue_enrolment_code(
     body: NationalIdIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
@@ -64,7 +78,7 @@ async def issue_enrolment_code(
             uow, caller, census_of(request), national_id=body.national_id, now=datetime.now(UTC)
         )
     except NotFound as exc:
-        quota.failed(exc.code)
+        lookup_failed(quota, exc)
         raise
     return EnrolmentCodeOut(resident_id=issued.resident_id, code=issued.code, expires_at=issued.expires_at)
 

@@ -170,8 +170,13 @@ async def import_residents(
     actor: str,
     today: date,
     authorise: Callable[[list[str]], Awaitable[None]] | None = None,
+    authorise_moves_from: Callable[[list[str]], Awaitable[None]] | None = None,
 ) -> ImportReport:
-    """Import `rows` (line number, fields) in the session's transaction; raises `import_invalid`."""
+    """Import `rows` (line number, fields) in the session's transaction; raises `import_invalid`.
+
+    A caller with a scope passes both checks: `authorise` gets the councils of the file,
+    `authorise_moves_from` the councils the file moves known people out of (it must refuse
+    without naming them: that would say where someone lives). The command line passes neither."""
     report = ImportReport()
     seconds = report.seconds
     for phase in ("parse", "lookup", "points", "copy", "validate", "merge", "audit"):
@@ -237,6 +242,10 @@ async def import_residents(
         errors.add(line, "duplicate_resident", f"the same person as line {first_line}", "document_number")
     errors.count += duplicates.count - len(duplicates.lines)
     await staging.resolve(session, with_older=keep_older)
+    if authorise_moves_from is not None:
+        # Before any line is listed: a refused move of someone out of scope would tell when they
+        # moved to where they live, and the counts that they are in the census at all.
+        await authorise_moves_from(await staging.moved_from_council_codes(session))
     refused, refused_total = await staging.refused(session, MAX_LISTED_ERRORS)
     for line, code in refused:
         if code == "council_not_found":

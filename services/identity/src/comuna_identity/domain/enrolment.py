@@ -5,6 +5,11 @@ code that the resident redeems with their document number. Identity keeps only t
 SHA-256 and the keyed hash of the document; no document number is written, answered, logged or
 announced. Linking grants the `resident` assignment at the resident's council (its granted
 event tells the services at once).
+
+Linking and issuing a code look a person up by document, and their requests name no territory:
+a registrar who does not cover the council the person lives in gets exactly the answer a
+document not in the census gets (404 `resident_not_found`, `ResidentOutOfReach`), so that they
+learn neither where the person lives nor that they are registered at all.
 """
 
 from __future__ import annotations
@@ -53,6 +58,18 @@ class IssuedCode:
     # The only time the code exists outside the resident's hands.
     code: str
     expires_at: datetime
+
+
+# The one answer for "not in the census" and "not in a council the caller covers".
+NOT_IN_REACH = "no resident with this document is registered in a council the caller covers"
+
+
+class ResidentOutOfReach(NotFound):
+    """The resident lives in a council the caller does not cover. Rendered exactly as a document
+    not in the census; its own class only so that the transport can log why the lookup failed."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_IN_REACH, code="resident_not_found")
 
 
 def new_code() -> str:
@@ -187,11 +204,12 @@ async def _resident_in_reach(
     caller.require_role(*ENROLLERS)
     resident = await census.find(uow.session, national_id)
     if resident is None:
-        raise NotFound("no resident with this document is registered", code="resident_not_found")
+        raise NotFound(NOT_IN_REACH, code="resident_not_found")
     council = await census_storage.council_of_resident(uow.session, resident.id, now.date())
     if council is None:  # the council has no version in force today (not yet, or no longer)
-        raise NotFound("no resident with this document is registered", code="resident_not_found")
-    caller.require(ENROLLERS, await lineage_of(uow.session, council, now.date()))
+        raise NotFound(NOT_IN_REACH, code="resident_not_found")
+    if not caller.allows(ENROLLERS, await lineage_of(uow.session, council, now.date())):
+        raise ResidentOutOfReach()
     return resident, council
 
 

@@ -51,6 +51,15 @@ class ResidentOutOfScope(PermissionDeniedError):
         super().__init__("forbidden_territory", f"not allowed to act in territory {council_code}")
 
 
+class MovesOutOfScope(PermissionDeniedError):
+    """A census import moves someone out of a council the caller does not cover. One refusal for
+    the whole file, naming neither the line nor the council: either would say where someone lives."""
+
+    def __init__(self) -> None:
+        detail = "the file moves residents out of councils outside the caller's scope (not said which)"
+        super().__init__("forbidden_territory", detail)
+
+
 @dataclass(frozen=True)
 class NewResident:
     national_id: str

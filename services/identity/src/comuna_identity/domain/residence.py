@@ -1,4 +1,10 @@
-"""A change of residence of one resident, effective from a date; the history is kept."""
+"""A change of residence of one resident, effective from a date; the history is kept.
+
+Moving someone is a lookup by document (the answer says whether they are in the census), so the
+transport puts it under the document-lookup rate limit. The caller covers both councils, and a
+refusal never says where the person lives: a resident living outside the caller's scope gets
+the scope refusal of the request (403 `forbidden_territory` naming the council of the request,
+`registry.ResidentOutOfScope`), never one naming their own council."""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from datetime import date
 
 from comuna_identity.domain import audit
 from comuna_identity.domain.census import Census
-from comuna_identity.domain.registry import CENSUS_KEEPERS, resident_audit_state
+from comuna_identity.domain.registry import CENSUS_KEEPERS, ResidentOutOfScope, resident_audit_state
 from comuna_identity.domain.territories import lineage_of
 from comuna_identity.storage import census as census_storage
 from comuna_identity.storage import repository
@@ -40,7 +46,8 @@ async def move_resident(
     today: date,
 ) -> Moved:
     """Move the resident to `council_code` from `valid_from`. The caller covers both councils:
-    a registrar cannot take residents away from a council outside their reach."""
+    a registrar cannot take residents away from a council outside their reach (and does not learn
+    which council that is: `ResidentOutOfScope` names `council_code`)."""
     session = uow.session
     document = normalise_document(national_id, document_type)
     generations = await census.generations(session, writing=True)
@@ -53,8 +60,8 @@ async def move_resident(
         raise NotFound("no resident with this document is registered", code="resident_not_found")
     current = await census_storage.latest_residence(session, resident.id, for_update=True)
     old_council = None if current is None else await repository.territory_by_id(session, current.council_id)
-    if old_council is not None:
-        caller.require(CENSUS_KEEPERS, await lineage_of(session, old_council, today))
+    if old_council is not None and not caller.allows(CENSUS_KEEPERS, await lineage_of(session, old_council, today)):
+        raise ResidentOutOfScope(council.code)
     if current is not None and current.council_id == council.id and current.valid_until is None:
         return Moved(resident.id, False)
     if valid_from > today or valid_from < resident.birth_date:

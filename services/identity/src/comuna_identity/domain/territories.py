@@ -107,6 +107,20 @@ async def require_over_all(
         caller.require(roles, await lineage_of(session, unit, day))
 
 
+async def covers_all(
+    session: AsyncSession, caller: Caller, roles: Sequence[Role], codes: Iterable[str], day: date
+) -> bool:
+    """Whether `caller` holds one of `roles` over every territory of `codes` on `day` (a unit with
+    no version in force then is covered only nationally). Says nothing of which one is not."""
+    if caller.holds_nationally(*roles):
+        return True
+    for code in codes:
+        unit = await territory_history.by_code(session, code, day)
+        if unit is None or not caller.allows(roles, await lineage_of(session, unit, day)):
+            return False
+    return True
+
+
 def council_communes(day: date) -> Select[*tuple[Any, ...]]:
     """A selectable of (council_id, commune_id) for every council in force on `day`."""
     return territory_history.council_communes(day)

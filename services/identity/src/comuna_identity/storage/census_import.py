@@ -158,6 +158,12 @@ async def council_codes(session: AsyncSession) -> list[str]:
     return list((await session.execute(text(f"SELECT DISTINCT council_code FROM {STAGING}"))).scalars())
 
 
+async def moved_from_council_codes(session: AsyncSession) -> list[str]:
+    """The councils the resolved file moves known people out of (their open residence's)."""
+    query = f"SELECT DISTINCT old_council_code FROM {RESOLVED} WHERE moves AND old_council_code IS NOT NULL"
+    return list((await session.execute(text(query))).scalars())
+
+
 @dataclass(frozen=True)
 class Counts:
     rows: int
