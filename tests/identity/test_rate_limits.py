@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
@@ -306,3 +307,69 @@ async def test_looking_up_someone_out_of_scope_to_enrol_is_a_failed_lookup(
         assert "66100200" not in text and "66.100.200" not in text and "VE.01.01.C1" not in text
     limited = await identity.client.post("/v1/residents:link", json=link, headers=person(issuer, C2_REGISTRAR))
     assert limited.status_code == 429
+
+
+def import_file(council: str = COUNCIL, doc: str = "66100200") -> bytes:
+    """A census file of DOC in `council` from today (the register's first day here)."""
+    today = datetime.now(UTC).date().isoformat()
+    header = "document_type,document_number,birth_date,council_code,valid_from"
+    return f"{header}\nV,{doc},1980-01-01,{council},{today}\n".encode()
+
+
+async def import_census(identity: RunningService, issuer: TestIssuer, subject: str, body: bytes) -> Response:
+    headers = {**person(issuer, subject), "content-type": "text/csv"}
+    return await identity.client.post("/v1/residents:import", content=body, headers=headers)
+
+
+async def test_importing_is_a_lookup_limited_per_registrar(
+    identity: RunningService, issuer: TestIssuer, clock: Clock
+) -> None:
+    # DOC lives in COUNCIL already: each import of it there changes nothing, and takes a token all the same.
+    answers = [await import_census(identity, issuer, C1_REGISTRAR, import_file()) for _ in range(BURST)]
+    assert [(r.status_code, r.json()["rows"], r.json()["changes"]) for r in answers] == [(200, 1, 0)] * BURST
+    refused = await import_census(identity, issuer, C1_REGISTRAR, import_file())
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["retry-after"] == "2"  # 30 per minute: a token every 2 s
+    assert (refused.json()["code"], refused.json()["retry_after"]) == ("rate_limited", 2)
+    assert "66100200" not in refused.text
+    # Refused before the body is read: a file that is no census file at all gets the same 429, not a 422.
+    assert (await import_census(identity, issuer, C1_REGISTRAR, b"not,a,census\n")).status_code == 429
+    # The same caller's other lookups by document share the bucket.
+    assert (await move(identity, issuer, C1_REGISTRAR)).status_code == 429
+    # Another registrar is not held up; the bucket refills.
+    other = await import_census(identity, issuer, C2_REGISTRAR, import_file("VE.01.01.C2.CC1"))
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden_territory")
+    clock.now += 2.0
+    assert (await import_census(identity, issuer, C1_REGISTRAR, import_file())).status_code == 200
+    assert (await import_census(identity, issuer, C1_REGISTRAR, import_file())).status_code == 429
+
+
+async def test_an_import_moving_someone_out_of_scope_is_a_failed_lookup_logged_without_the_document(
+    identity: RunningService, issuer: TestIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DOC lives in C1's council: a registrar of C2 importing a file that moves DOC into C2's council
+    (which it covers) is refused with the one 403 of such files, and each try is a failed lookup."""
+    caplog.set_level(logging.INFO)
+    before = await count(identity, Resident), await count(identity, ResidentResidence)
+    answers = [
+        await import_census(identity, issuer, C2_REGISTRAR, import_file("VE.01.01.C2.CC1")) for _ in range(BURST)
+    ]
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(403, "forbidden_territory")] * BURST
+    for revealing in ("VE.01.01.C1", "Consejo Uno", "66100200", "66.100.200"):
+        assert revealing not in answers[0].text
+    assert (await count(identity, Resident), await count(identity, ResidentResidence)) == before
+    failures = identity.runtime.rate_limiter.failures
+    assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C2_REGISTRAR}") == BURST
+    # A file naming a council outside the caller's scope says nothing of anyone: refused, not counted.
+    own = await import_census(identity, issuer, C1_REGISTRAR, import_file("VE.01.01.C2.CC1", "66555021"))
+    assert (own.status_code, own.json()["code"]) == (403, "forbidden_territory")
+    assert failures.count(DOCUMENT_LOOKUPS, f"subject:{C1_REGISTRAR}") == 0
+    repeated = [r for r in caplog.records if r.name == "comuna_platform.rate_limit" and r.levelno == logging.WARNING]
+    assert [(r.__dict__["failures"], r.__dict__["reason"]) for r in repeated] == [(3, "resident_out_of_scope")]
+    assert repeated[0].__dict__["caller"] == f"subject:{C2_REGISTRAR}"
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "66100200" not in text and "66.100.200" not in text and "VE.01.01.C1" not in text
+    # The bucket ran dry on those tries like on any other lookup.
+    assert (await import_census(identity, issuer, C2_REGISTRAR, import_file("VE.01.01.C2.CC1"))).status_code == 429

@@ -40,7 +40,15 @@ def preparer_of(request: Request) -> Preparer:
     "in another council moves from `valid_from`. Any bad line: 422 "
     "`import_invalid` listing every bad line by number, nothing written. The caller must cover every council "
     "of the file (403 `forbidden_territory` naming one it does not), and every council the file moves people "
-    "out of (one 403 `forbidden_territory` for the whole file, naming neither the line nor the council).",
+    "out of (one 403 `forbidden_territory` for the whole file, naming neither the line nor the council). "
+    "A lookup by document: one token of the caller's `document_lookups` limit per call, whatever the file's size.",
+    responses={
+        403: {
+            "description": "`forbidden_territory`: a council of the file is outside the caller's scope (named), or "
+            "the file moves someone out of a council outside it (named neither)"
+        },
+        429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+    },
     openapi_extra={
         "requestBody": {
             "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}}},
@@ -48,7 +56,11 @@ def preparer_of(request: Request) -> Preparer:
         }
     },
 )
-async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Request) -> dict[str, Any]:
+async def import_census(
+    caller: CensusKeeper, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
+) -> dict[str, Any]:
+    # The token is taken by the dependency, before a byte of the body is read: a refused file (a
+    # move out of scope) tells whether someone is in the census, like a refused registration.
     body_format = format_of(content_type=request.headers.get("content-type", ""))
 
     today = datetime.now(UTC).date()
@@ -60,16 +72,22 @@ async def import_census(caller: CensusKeeper, uow: UnitOfWorkDep, request: Reque
         if not await territories.covers_all(uow.session, caller, registry.CENSUS_KEEPERS, council_codes, today):
             raise registry.MovesOutOfScope()
 
-    report = await import_residents(
-        uow.session,
-        census_of(request),
-        preparer_of(request),
-        read_rows(request.stream(), body_format, columns=COLUMNS, required=REQUIRED_COLUMNS),
-        actor=caller.subject,
-        today=datetime.now(UTC).date(),
-        authorise=authorise,
-        authorise_moves_from=authorise_moves_from,
-    )
+    try:
+        report = await import_residents(
+            uow.session,
+            census_of(request),
+            preparer_of(request),
+            read_rows(request.stream(), body_format, columns=COLUMNS, required=REQUIRED_COLUMNS),
+            actor=caller.subject,
+            today=datetime.now(UTC).date(),
+            authorise=authorise,
+            authorise_moves_from=authorise_moves_from,
+        )
+    except registry.MovesOutOfScope:
+        # A failed lookup of a person, as for a registration or a move (the file's own councils
+        # out of scope are not: they say nothing of anyone).
+        quota.failed("resident_out_of_scope")
+        raise
     return report.as_json()
 
 
