@@ -12,7 +12,8 @@ caller needs no shared state to do so, and a shared one would put a database wri
 lookup. The least recently used buckets are forgotten beyond `max_callers` per limit (a
 forgotten caller starts again with a full bucket).
 
-Repeated failures (a wrong enrolment code or document, a document not in the census) are
+Repeated failures (a wrong enrolment code or document, a document not in the census, a person
+outside the caller's scope) are
 counted per caller and logged with the caller and the count, never the document
 (`Quota.failed`).
 
@@ -40,7 +41,9 @@ from comuna_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# Lookups of a person by document: enrolment, linking an account, registration, "can I vote?".
+# Lookups of a person by document, one token per call: enrolment (POST /v1/enrolment:redeem,
+# /v1/residents:link, /v1/residents:enrolment-code), "can I vote?" (GET /v1/me/roll), registration
+# (POST /v1/residents, /v1/residents:batch), a move (/v1/residents:move), a census import (/v1/residents:import).
 DOCUMENT_LOOKUPS = "document_lookups"
 
 Clock = Callable[[], float]

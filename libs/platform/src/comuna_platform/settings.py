@@ -70,7 +70,9 @@ class ServiceSettings(BaseSettings):
 
     # Rate limits per caller (a person's subject, a service's client id), per replica: a token
     # bucket refilled at `..._PER_MINUTE` holding at most `..._BURST` (`comuna_platform.rate_limit`).
-    # Lookups of a person by document (enrolment, account linking, registration, "can I vote?").
+    # Lookups of a person by document, one token per call: enrolment (`POST /v1/enrolment:redeem`,
+    # `:link`, `:enrolment-code`), "can I vote?" (`GET /v1/me/roll`), registration (`POST /v1/residents`,
+    # `:batch`), a move (`:move`) and a census import (`:import`); identity's REST, the CLI is not limited.
     rate_limit_document_lookups_per_minute: float = Field(default=30.0, gt=0)
     rate_limit_document_lookups_burst: int = Field(default=10, ge=1)
     # Buckets kept per limit; the least recently seen callers beyond it start again full.
