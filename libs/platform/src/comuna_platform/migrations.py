@@ -62,10 +62,14 @@ def migrate(migrations_dir: Path, settings: ServiceSettings) -> None:
     upgrade(migrations_dir, url, runtime_role=runtime_role_of(settings))
 
 
-def runtime_grants(role: str, tables: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
+def runtime_grants(
+    role: str, tables: Iterable[tuple[str, Sequence[str]]], *, analysable: Iterable[str] = ()
+) -> list[str]:
     """The statements that give `role` exactly the runtime privileges (idempotent).
 
     `tables` lists tables whose privileges differ from the default, with what they allow.
+    `analysable` lists tables the service ANALYZEs itself right after writing millions of rows
+    (PostgreSQL 17's MAINTAIN; without it ANALYZE only warns and skips, and plans stay blind).
     """
     q = _quote(role)
     statements = [
@@ -84,6 +88,7 @@ def runtime_grants(role: str, tables: Iterable[tuple[str, Sequence[str]]]) -> li
         statements.append(f"REVOKE ALL ON {_quote(table)} FROM {q}")
         if privileges:
             statements.append(f"GRANT {', '.join(privileges)} ON {_quote(table)} TO {q}")
+    statements += [f"GRANT MAINTAIN ON {_quote(table)} TO {q}" for table in analysable]
     return statements
 
 
@@ -101,6 +106,15 @@ def restricted_tables(metadata: Iterable[MetaData]) -> list[tuple[str, Sequence[
     ]
 
 
+def analysable_tables(metadata: Iterable[MetaData]) -> list[str]:
+    """Tables that declare `info={"runtime_analyze": True}`: the service ANALYZEs them itself."""
+    return [table.name for meta in metadata for table in meta.sorted_tables if table.info.get("runtime_analyze")]
+
+
+# The first PostgreSQL with the MAINTAIN privilege (ANALYZE by a role that does not own the table).
+MAINTAIN_SINCE = (17,)
+
+
 def run_env(metadata: MetaData) -> None:
     """Body of every service's Alembic env.py (online mode, async engine)."""
     target = [metadata, events_metadata]
@@ -114,7 +128,9 @@ def run_env(metadata: MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
             if runtime_role:
-                for statement in runtime_grants(runtime_role, restricted_tables(target)):
+                version = connection.dialect.server_version_info or (0,)
+                analysable = analysable_tables(target) if tuple(version[:1]) >= MAINTAIN_SINCE else []
+                for statement in runtime_grants(runtime_role, restricted_tables(target), analysable=analysable):
                     connection.execute(text(statement))
 
     async def run() -> None:

@@ -318,6 +318,8 @@ class VoterRollKey(Base):
     multiplication is the slow part of a freeze); the freeze computes only what is missing."""
 
     __tablename__ = "voter_roll_keys"
+    # A prepare writes millions of keys, then ANALYZEs them for the freeze's joins.
+    __table_args__ = ({"info": {"runtime_analyze": True}},)
 
     # Of an existing roll: checked once per statement by a trigger, not per row (migration 0008).
     consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -329,7 +331,12 @@ class VoterRollEntry(Base):
     """One voter of a frozen roll. No resident id: the entry is what consultations receives."""
 
     __tablename__ = "voter_roll_entries"
-    __table_args__ = (UniqueConstraint("consultation_id", "voter_key", name="uq_voter_roll_entries_key"),)
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "voter_key", name="uq_voter_roll_entries_key"),
+        # The freeze ANALYZEs the entries it wrote: without statistics the digest's and every
+        # stream chunk's query scanned and sorted the whole roll (160 ms a chunk instead of 19).
+        {"info": {"runtime_analyze": True}},
+    )
 
     # Of an existing roll: checked once per statement by a trigger, not per row (migration 0008).
     consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
