@@ -44,9 +44,8 @@ class Prepared:
     documents: list[Document] = field(default_factory=list)
     older: list[OlderLayer] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
-    # CPU seconds in this chunk: parsing, normalising and HMAC; roll base point multiplication.
+    # CPU seconds in this chunk: parsing, normalising and HMAC (the points are `RollBases.seconds`).
     parse_seconds: float = 0.0
-    point_seconds: float = 0.0
 
     def with_roll_bases(self, needed: Sequence[int], bases: Sequence[bytes]) -> list[StagedRow]:
         """The staged rows, with `bases[i]` as the roll base of row `needed[i]`."""

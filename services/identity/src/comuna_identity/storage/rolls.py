@@ -192,7 +192,6 @@ async def write_entries(
             "login_keys": [key for _, key in logins],
         },
     )
-    await session.execute(text("ANALYZE voter_roll_entries"))
     # Statistics for the rows just written, before the counts, the digest and every stream chunk
     # read them (see VoterRollEntry).
     await session.execute(text("ANALYZE voter_roll_entries"))
