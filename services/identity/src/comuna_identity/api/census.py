@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 
+from comuna_identity.api.lookups import RATE_LIMITED, counted_lookup
 from comuna_identity.api.routes import census_of
 from comuna_identity.api.schemas import ResidentMoveIn, ResidentMoveOut
 from comuna_identity.domain import census_rotation, registry, territories
@@ -17,7 +18,6 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
 from comuna_platform.bulk import format_of, read_rows
-from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.rate_limit import DocumentLookupQuota
 
@@ -47,7 +47,7 @@ def preparer_of(request: Request) -> Preparer:
             "description": "`forbidden_territory`: a council of the file is outside the caller's scope (named), or "
             "the file moves someone out of a council outside it (named neither)"
         },
-        429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+        **RATE_LIMITED,
     },
     openapi_extra={
         "requestBody": {
@@ -72,7 +72,9 @@ async def import_census(
         if not await territories.covers_all(uow.session, caller, registry.CENSUS_KEEPERS, council_codes, today):
             raise registry.MovesOutOfScope()
 
-    try:
+    # A refused move out of scope is a failed lookup of a person, as for a registration or a move
+    # (the file's own councils out of scope are not: they say nothing of anyone).
+    with counted_lookup(quota):
         report = await import_residents(
             uow.session,
             census_of(request),
@@ -83,11 +85,6 @@ async def import_census(
             authorise=authorise,
             authorise_moves_from=authorise_moves_from,
         )
-    except registry.MovesOutOfScope:
-        # A failed lookup of a person, as for a registration or a move (the file's own councils
-        # out of scope are not: they say nothing of anyone).
-        quota.failed("resident_out_of_scope")
-        raise
     return report.as_json()
 
 
@@ -104,13 +101,13 @@ async def import_census(
             "the resident's)"
         },
         404: {"description": "`council_not_found`, or `resident_not_found`: the document is not in the census"},
-        429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+        **RATE_LIMITED,
     },
 )
 async def move(
     body: ResidentMoveIn, caller: CensusKeeper, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> ResidentMoveOut:
-    try:
+    with counted_lookup(quota, "resident_not_found"):
         moved = await move_resident(
             uow,
             caller,
@@ -121,13 +118,6 @@ async def move(
             valid_from=body.valid_from,
             today=datetime.now(UTC).date(),
         )
-    except registry.ResidentOutOfScope:
-        quota.failed("resident_out_of_scope")
-        raise
-    except NotFound as exc:
-        if exc.code == "resident_not_found":
-            quota.failed(exc.code)
-        raise
     return ResidentMoveOut(id=moved.resident_id, moved=moved.moved)
 
 

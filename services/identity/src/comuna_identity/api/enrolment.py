@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
+from comuna_identity.api.lookups import RATE_LIMITED, counted_lookup
 from comuna_identity.api.routes import census_of
 from comuna_identity.api.schemas import EnrolmentCodeOut, LinkedOut, LinkIn, NationalIdIn, RedeemIn
 from comuna_identity.domain import enrolment
@@ -16,17 +17,13 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.fastapi import CurrentPrincipal, require_assignment
 from comuna_platform.auth.roles import SERVICE_ROLE
-from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.http.problems import problem_response
-from comuna_platform.rate_limit import DocumentLookupQuota, Quota
+from comuna_platform.rate_limit import DocumentLookupQuota
 
 router = APIRouter(prefix="/v1", tags=["enrolment"])
 
 Enroller = Annotated[Caller, require_assignment(*enrolment.ENROLLERS)]
-RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"}
-}
 # Linking and issuing a code: a resident outside the registrar's scope is "not found", as an
 # unknown document is (`enrolment.ResidentOutOfReach`): the request names no territory to refuse.
 LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -36,11 +33,6 @@ LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     **RATE_LIMITED,
 }
-
-
-def lookup_failed(quota: Quota, exc: NotFound) -> None:
-    """Count a refused lookup, with why in the operators' log (never in the answer)."""
-    quota.failed("resident_out_of_scope" if isinstance(exc, enrolment.ResidentOutOfReach) else exc.code)
 
 
 @router.post(
@@ -53,13 +45,10 @@ def lookup_failed(quota: Quota, exc: NotFound) -> None:
 async def link_resident(
     body: LinkIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> LinkedOut:
-    try:
+    with counted_lookup(quota, "resident_not_found"):
         linked = await enrolment.link_in_person(
             uow, caller, census_of(request), national_id=body.national_id, subject=body.subject, now=datetime.now(UTC)
         )
-    except NotFound as exc:
-        lookup_failed(quota, exc)
-        raise
     return LinkedOut(resident_id=linked.resident_id, subject=linked.subject)
 
 
@@ -73,13 +62,10 @@ async def link_resident(
 async def issue_enrolment_code(
     body: NationalIdIn, caller: Enroller, quota: DocumentLookupQuota, uow: UnitOfWorkDep, request: Request
 ) -> EnrolmentCodeOut:
-    try:
+    with counted_lookup(quota, "resident_not_found"):
         issued = await enrolment.issue_code(
             uow, caller, census_of(request), national_id=body.national_id, now=datetime.now(UTC)
         )
-    except NotFound as exc:
-        lookup_failed(quota, exc)
-        raise
     return EnrolmentCodeOut(resident_id=issued.resident_id, code=issued.code, expires_at=issued.expires_at)
 
 

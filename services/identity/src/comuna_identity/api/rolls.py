@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from comuna_identity.api.lookups import RATE_LIMITED
 from comuna_identity.api.roll_schemas import (
     CommuneCountOut,
     CouncilCountOut,
@@ -70,7 +71,7 @@ async def get_roll(consultation_id: uuid.UUID, uow: UnitOfWorkDep) -> RollOut:
     "/me/roll",
     response_model=MyRollOut,
     summary="Can I vote? The signed-in resident's own roll status, commune and polling place",
-    responses={429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"}},
+    responses=RATE_LIMITED,
 )
 async def my_roll(
     consultation_id: Annotated[uuid.UUID, Query()],

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, status
 
+from comuna_identity.api.lookups import RATE_LIMITED, counted_lookup
 from comuna_identity.api.schemas import (
     ResidentBatchIn,
     ResidentBatchOut,
@@ -27,7 +28,7 @@ from comuna_identity.storage.territory_history import TerritoryAt
 from comuna_identity.vocabulary import TerritoryKind, TerritoryStatus
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
-from comuna_platform.errors import Conflict, NotFound
+from comuna_platform.errors import NotFound
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
 from comuna_platform.rate_limit import DocumentLookupQuota, Quota
@@ -152,7 +153,7 @@ REGISTRATION_RESPONSES: dict[int | str, dict[str, Any]] = {
         "request is already registered in a council outside it (not said which)"
     },
     409: {"description": "`resident_exists`: already registered, in a council the caller covers"},
-    429: {"description": "too many lookups by this caller: `rate_limited`, with `Retry-After`"},
+    **RATE_LIMITED,
 }
 
 
@@ -191,12 +192,5 @@ async def _register(
         registry.NewResident(r.national_id, r.birth_date, r.council_code, r.document_type, r.valid_from)
         for r in residents
     ]
-    try:
+    with counted_lookup(quota, "resident_exists"):
         return await registry.register_residents(uow, caller, census, new, today=datetime.now(UTC).date())
-    except registry.ResidentOutOfScope:
-        quota.failed("resident_out_of_scope")
-        raise
-    except Conflict as exc:
-        if exc.code == "resident_exists":
-            quota.failed(exc.code)
-        raise
