@@ -197,9 +197,17 @@ async def test_ballots_table_cannot_link_a_ballot_to_a_voter(stack: Stack) -> No
                 )
             )
         ).scalar_one()
-    assert {name for name, _ in columns} == {"id", "consultation_id", "commune_id", "candidate_id", "channel"}
+    # The table is where it was cast (the table's subtotal), not who cast it.
+    assert {name for name, _ in columns} == {
+        "id",
+        "consultation_id",
+        "commune_id",
+        "candidate_id",
+        "channel",
+        "table_id",
+    }
     assert not any("time" in dtype or "date" in dtype for _, dtype in columns)
-    assert set(constraints) == {"candidates"}
+    assert set(constraints) == {"candidates", "voting_tables"}
     assert id_default is None  # no sequence: ids are random, not in casting order
 
 

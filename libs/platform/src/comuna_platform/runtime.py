@@ -23,6 +23,7 @@ from comuna_platform.auth.access import AccessResolver
 from comuna_platform.auth.identity_resolver import GrpcAccessResolver
 from comuna_platform.auth.lineages import GrpcTerritoryLineages, TerritoryLineages
 from comuna_platform.auth.verifier import TokenVerifier
+from comuna_platform.clock import Clock, SystemClock
 from comuna_platform.db import Database
 from comuna_platform.events import EventConsumer, EventHandler, OutboxRelay
 from comuna_platform.events.consumer import ConsumerPolicy
@@ -62,6 +63,8 @@ class Runtime:
     # Awaited when the service stops, before the connections close (e.g. gRPC client channels).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    # The server clock every use case reads (`comuna_platform.clock`); tests give a ManualClock.
+    clock: Clock = field(default_factory=SystemClock)
     # Rate limits per caller (`comuna_platform.rate_limit`), shared by REST and gRPC.
     rate_limiter: RateLimiter = field(init=False)
     # The one client of identity of this process (`identity()`), built on first use.

@@ -16,8 +16,29 @@ class ConsultationStatus(StrEnum):
 
 
 class BallotChannel(StrEnum):
-    TABLE = "table"  # cast by a polling officer at a table
-    ONLINE = "online"  # submitted by a gateway that authenticated the voter (a service)
+    """How a stored ballot row was cast. Paper tables store no ballot rows: their votes are the
+    confirmed tally sheet's counts."""
+
+    TABLE = "table"  # recorded by an officer at an electronic table
+    ONLINE = "online"  # cast by the resident, signed in with Keycloak and linked to the census
+    OFFLINE = "offline"  # recorded on an offline table's device and synced later
+
+
+class ParticipationChannel(StrEnum):
+    """Where a person took part (checked in): one participation per person per consultation."""
+
+    TABLE = "table"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    PAPER = "paper"  # checked in at a paper table; the vote is in the table's tally sheet
+
+
+class TableKind(StrEnum):
+    """A voting table's way of recording votes."""
+
+    ELECTRONIC = "electronic"  # the officer records each ballot through the API
+    PAPER = "paper"  # check-ins through the API, votes by a confirmed tally sheet at close
+    OFFLINE = "offline"  # a `comuna-table` device without connectivity that syncs later
 
 
 class RollLoadStatus(StrEnum):

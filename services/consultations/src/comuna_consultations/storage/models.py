@@ -34,7 +34,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, RollLoadStatus
+from comuna_consultations.vocabulary import (
+    BallotChannel,
+    ConsultationStatus,
+    ParticipationChannel,
+    RollLoadStatus,
+    TableKind,
+)
 from comuna_platform.vocabulary import one_of
 
 
@@ -111,10 +117,82 @@ class Candidate(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class VotingCentre(Base):
+    """A place where people vote in one consultation (a school, a communal house)."""
+
+    __tablename__ = "voting_centres"
+    __table_args__ = (UniqueConstraint("consultation_id", "code", name="uq_voting_centres_code"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultations.id", name="fk_voting_centres_consultation")
+    )
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class VotingCentreCommune(Base):
+    """A commune a centre serves (a centre may serve several)."""
+
+    __tablename__ = "voting_centre_communes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id"],
+            ["consultation_communes.consultation_id", "consultation_communes.commune_id"],
+            name="fk_voting_centre_communes_commune",
+        ),
+    )
+
+    centre_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("voting_centres.id", name="fk_voting_centre_communes_centre", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    commune_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+
+
+class VotingTable(Base):
+    """A table of a centre, serving one of the centre's communes. Its `code` is what a table
+    officer's role assignment names (`table_code`), unique within the consultation."""
+
+    __tablename__ = "voting_tables"
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "code", name="uq_voting_tables_code"),
+        # Targets of the participations' and ballots' foreign keys: a row's table serves its commune.
+        UniqueConstraint("consultation_id", "commune_id", "id", name="uq_voting_tables_commune_id"),
+        ForeignKeyConstraint(
+            ["centre_id", "commune_id"],
+            ["voting_centre_communes.centre_id", "voting_centre_communes.commune_id"],
+            name="fk_voting_tables_centre_commune",
+        ),
+        CheckConstraint(one_of("kind", TableKind), name="ck_voting_tables_kind"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    centre_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+
+
 class Participation(Base):
-    """That a voter took part; the primary key makes a second vote impossible."""
+    """That a voter took part, and where; the primary key makes a second participation
+    impossible, whatever the channel."""
 
     __tablename__ = "participations"
+    __table_args__ = (
+        CheckConstraint(one_of("channel", ParticipationChannel), name="ck_participations_channel"),
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "table_id"],
+            ["voting_tables.consultation_id", "voting_tables.commune_id", "voting_tables.id"],
+            name="fk_participations_table",
+        ),
+        # NOT NULL for every row written since migration 0004 (a NOT VALID check there: rows
+        # from before it may lack a commune when their roll entry is gone).
+        CheckConstraint("commune_id IS NOT NULL", name="ck_participations_commune"),
+    )
 
     consultation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("consultations.id", name="fk_participations_consultation"), primary_key=True
@@ -122,6 +200,39 @@ class Participation(Base):
     # The voter's roll entry key in hex (`roll_entries.voter_key`): per consultation, so
     # unlinkable across consultations without identity's roll secret.
     voter_ref: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # The commune of the voter's roll entry (turnout per commune is a count of these).
+    commune_id: Mapped[uuid.UUID | None] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(8))
+    table_id: Mapped[uuid.UUID | None] = mapped_column()
+
+
+class ParticipationConflict(Base):
+    """A second participation of one person, refused by the primary key of `participations` (or,
+    from an offline table, recorded on its device before the sync found the first one).
+
+    Never silently dropped: results report conflicts per commune, and `ballot_counted` says
+    whether a ballot of the second attempt is nevertheless in the count (an offline table's
+    ballots cannot be told apart from each other, so they all stay in its count)."""
+
+    __tablename__ = "participation_conflicts"
+    __table_args__ = (
+        CheckConstraint(one_of("channel", ParticipationChannel), name="ck_participation_conflicts_channel"),
+        Index("ix_participation_conflicts_commune", "consultation_id", "commune_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultations.id", name="fk_participation_conflicts_consultation")
+    )
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    voter_ref: Mapped[str] = mapped_column(String(128))
+    # The refused (second) attempt's channel and table.
+    channel: Mapped[str] = mapped_column(String(8))
+    table_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("voting_tables.id", name="fk_participation_conflicts_table")
+    )
+    ballot_counted: Mapped[bool] = mapped_column(server_default="false")
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Ballot(Base):
@@ -134,6 +245,11 @@ class Ballot(Base):
             ["candidates.consultation_id", "candidates.commune_id", "candidates.id"],
             name="fk_ballots_candidate",
         ),
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "table_id"],
+            ["voting_tables.consultation_id", "voting_tables.commune_id", "voting_tables.id"],
+            name="fk_ballots_table",
+        ),
         CheckConstraint(one_of("channel", BallotChannel), name="ck_ballots_channel"),
         # Counting at certification is an index-only scan of this index.
         Index("ix_ballots_tally", "consultation_id", "commune_id", "candidate_id"),
@@ -142,8 +258,10 @@ class Ballot(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     consultation_id: Mapped[uuid.UUID] = mapped_column()
     commune_id: Mapped[uuid.UUID] = mapped_column()
-    candidate_id: Mapped[uuid.UUID] = mapped_column()
+    # NULL: a blank ballot (no candidate chosen). Null (spoiled) votes exist only on paper.
+    candidate_id: Mapped[uuid.UUID | None] = mapped_column()
     channel: Mapped[str] = mapped_column(String(8))
+    table_id: Mapped[uuid.UUID | None] = mapped_column()
 
 
 class Result(Base):

@@ -93,8 +93,13 @@ def _cast_ballot_statement() -> Any:
     participation = (
         pg_insert(participations)
         .from_select(
-            ["consultation_id", "voter_ref"],
-            select(consultations.c.id, bindparam("voter_ref", type_=participations.c.voter_ref.type))
+            ["consultation_id", "voter_ref", "commune_id", "channel"],
+            select(
+                consultations.c.id,
+                bindparam("voter_ref", type_=participations.c.voter_ref.type),
+                roll_entries.c.commune_id,
+                bindparam("channel", type_=participations.c.channel.type),
+            )
             .join(
                 roll_entries,
                 (roll_entries.c.consultation_id == consultations.c.id)
