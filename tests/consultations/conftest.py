@@ -11,6 +11,7 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest_asyncio
@@ -21,6 +22,7 @@ from comuna_consultations.settings import Settings as ConsultationsSettings
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.auth.roles import Role
+from comuna_platform.clock import ManualClock
 from tests.consultations.helpers import COMMUNES, OPERATOR, REGISTRAR, Stack, spokesperson_subject
 from tests.support.identity import running_identity
 from tests.support.issuer import TestIssuer
@@ -62,4 +64,7 @@ async def open_stack(
             identity_grpc_target=identity.grpc_target,
             **consultations_settings,
         ) as consultations:
-            yield Stack(identity.service, consultations, commune_ids, itertools.count(10_000_000), identity)
+            # The clock the service reads (`Runtime.clock`), starting at the real time: tests move it.
+            clock = ManualClock(datetime.now(UTC))
+            consultations.runtime.clock = clock
+            yield Stack(identity.service, consultations, commune_ids, itertools.count(10_000_000), identity, clock)

@@ -7,13 +7,14 @@ import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 
 from comuna_platform.auth.roles import Role
+from comuna_platform.clock import ManualClock
 from tests.support.identity import Identity, person, subject_of
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
@@ -37,6 +38,8 @@ class Stack:
     commune_ids: dict[str, uuid.UUID]
     national_ids: itertools.count[int]
     authority: Identity
+    # The consultations service's clock (`Runtime.clock`): it moves only when a test moves it.
+    clock: ManualClock
 
     def new_voter_id(self) -> str:
         return f"V{next(self.national_ids)}"
@@ -56,13 +59,20 @@ async def register_residents(stack: Stack, issuer: TestIssuer, council_code: str
 
 
 # Voting a month ahead: the roll's cut-off (today) must not be after the voting day, and the
-# test's territories exist from today on.
+# test's territories exist from today on. The stack's clock starts at the real time, so a new
+# consultation is in its assemblies; `start_voting` / `close_voting` amend the dates and move
+# the clock a few seconds.
 _VOTING_DAY = date.today() + timedelta(days=30)
 SCHEDULE = {
     "assemblies_open_at": f"{date.today() - timedelta(days=1)}T08:00:00-04:00",
+    "candidates_close_at": f"{_VOTING_DAY - timedelta(days=3)}T18:00:00-04:00",
+    "roll_cutoff_at": f"{_VOTING_DAY - timedelta(days=2)}T00:00:00-04:00",
     "voting_opens_at": f"{_VOTING_DAY}T06:00:00-04:00",
     "voting_closes_at": f"{_VOTING_DAY}T18:00:00-04:00",
+    "certification_opens_at": f"{_VOTING_DAY}T20:00:00-04:00",
 }
+# The fields a candidate needs besides title and priority (a small water project).
+CANDIDATE_COST = {"category": "water", "estimated_cost": 250_000}
 
 
 def next_code() -> str:
@@ -97,11 +107,11 @@ class Consultation:
     candidates: dict[str, list[str]] = field(default_factory=dict)
 
 
-async def open_consultation(stack: Stack, issuer: TestIssuer) -> Consultation:
+async def open_consultation(stack: Stack, issuer: TestIssuer, **overrides: Any) -> Consultation:
+    """A consultation in its assemblies (overrides: any field of the body, e.g. a date or rule)."""
     code = next_code()
-    response = await stack.consultations.client.post(
-        "/v1/consultations", json={"code": code, "title": f"Consulta {code}", **SCHEDULE}, headers=operator(issuer)
-    )
+    body = {"code": code, "title": f"Consulta {code}", **SCHEDULE, **overrides}
+    response = await stack.consultations.client.post("/v1/consultations", json=body, headers=operator(issuer))
     assert response.status_code == 201, response.text
     return Consultation(response.json()["id"], code)
 
@@ -113,10 +123,19 @@ async def add_candidate(
     commune: str,
     priority: int,
     headers: dict[str, str] | None = None,
+    **fields: Any,
 ) -> httpx.Response:
+    """fields: override the body (category, estimated_cost, currency, ...)."""
+    body = {
+        "title": f"Proyecto {commune} #{priority}",
+        "description": "Agua potable",
+        "assembly_priority": priority,
+        **CANDIDATE_COST,
+        **fields,
+    }
     response = await stack.consultations.client.post(
         f"/v1/consultations/{consultation.id}/communes/{stack.commune_ids[commune]}/candidates",
-        json={"title": f"Proyecto {commune} #{priority}", "description": "Agua potable", "assembly_priority": priority},
+        json=body,
         headers=headers or spokesperson(issuer, commune),
     )
     if response.status_code == 201:
@@ -158,11 +177,50 @@ async def freeze_roll(stack: Stack, issuer: TestIssuer, consultation: Consultati
         await asyncio.sleep(0.05)
 
 
+async def amend(
+    stack: Stack, issuer: TestIssuer, consultation_id: str, reason: str = "test", **dates: datetime
+) -> httpx.Response:
+    body: dict[str, Any] = {"reason": reason, **{name: when.isoformat() for name, when in dates.items()}}
+    return await stack.consultations.client.post(
+        f"/v1/consultations/{consultation_id}:amend-schedule", json=body, headers=operator(issuer)
+    )
+
+
+async def open_voting(stack: Stack, issuer: TestIssuer, consultation: Consultation) -> None:
+    """Bring voting day forward to a second from now (an amendment), then move the clock into it."""
+    now = stack.clock.now()
+    response = await amend(
+        stack,
+        issuer,
+        consultation.id,
+        "voting brought forward by the test",
+        candidates_close_at=now + timedelta(seconds=1),
+        roll_cutoff_at=now + timedelta(seconds=1),
+        voting_opens_at=now + timedelta(seconds=2),
+    )
+    assert response.status_code == 200, response.text
+    stack.clock.advance(timedelta(seconds=3))
+
+
 async def start_voting(stack: Stack, issuer: TestIssuer, consultation: Consultation) -> None:
     """The roll frozen (with everyone registered so far), loaded and verified; then voting."""
     await freeze_roll(stack, issuer, consultation)
-    response = await transition(stack, issuer, consultation.id, "start-voting")
+    await open_voting(stack, issuer, consultation)
+
+
+async def close_voting(stack: Stack, issuer: TestIssuer, consultation: Consultation) -> None:
+    """Close voting a second from now and open certification with it, then move the clock past both."""
+    now = stack.clock.now()
+    response = await amend(
+        stack,
+        issuer,
+        consultation.id,
+        "voting closed early by the test",
+        voting_closes_at=now + timedelta(seconds=1),
+        certification_opens_at=now + timedelta(seconds=1),
+    )
     assert response.status_code == 200, response.text
+    stack.clock.advance(timedelta(seconds=2))
 
 
 async def vote(

@@ -39,7 +39,11 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         timeout=identity.timeout,
         max_in_flight=settings.identity_max_in_flight,
     )
-    app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)
+    app.state.voting_snapshots = VotingSnapshotCache(
+        runtime.db,
+        ttl=settings.voting_snapshot_ttl_seconds,
+        server_now=lambda: runtime.clock.now(),  # noqa: PLW0108 (tests swap the clock)
+    )
     loader = RollLoader(
         runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
     )

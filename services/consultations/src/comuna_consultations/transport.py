@@ -8,15 +8,18 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.domain.consultations import StatusWatcher
+from comuna_consultations.domain.phases import Phase
+from comuna_consultations.domain.schedules import schedule_from
 from comuna_consultations.storage.models import Consultation
 from comuna_consultations.vocabulary import ConsultationStatus
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
+from comuna_platform.clock import Clock
 
 # The role is checked here; where it is held, against the consultation's own data, in the use case.
 Operator = Annotated[Caller, require_assignment(Role.OPERATOR)]
@@ -32,30 +35,46 @@ class ConsultationOut(BaseModel):
     id: uuid.UUID
     code: str
     title: str
-    status: ConsultationStatus
+    status: ConsultationStatus = Field(description="open | certified: what the clock cannot know.")
+    phase: Phase = Field(description="Where the published schedule stands on the server clock now.")
     assemblies_open_at: datetime
+    candidates_close_at: datetime
+    roll_cutoff_at: datetime
     voting_opens_at: datetime
     voting_closes_at: datetime
+    certification_opens_at: datetime
+    max_candidates: int
+    funds_per_commune: int = Field(description="Funds announced per commune for the cycle, in minor units.")
+    funds_currency: str
     commune_count: int
-    voting_started_at: datetime | None
-    closed_at: datetime | None
     certified_at: datetime | None
 
 
-def consultation_out(c: Consultation) -> ConsultationOut:
+def consultation_out(c: Consultation, now: datetime) -> ConsultationOut:
     return ConsultationOut(
         id=c.id,
         code=c.code,
         title=c.title,
         status=ConsultationStatus(c.status),
+        phase=schedule_from(c).phase_at(now),
         assemblies_open_at=c.assemblies_open_at,
+        candidates_close_at=c.candidates_close_at,
+        roll_cutoff_at=c.roll_cutoff_at,
         voting_opens_at=c.voting_opens_at,
         voting_closes_at=c.voting_closes_at,
+        certification_opens_at=c.certification_opens_at,
+        max_candidates=c.max_candidates,
+        funds_per_commune=c.funds_per_commune,
+        funds_currency=c.funds_currency,
         commune_count=c.commune_count,
-        voting_started_at=c.voting_started_at,
-        closed_at=c.closed_at,
         certified_at=c.certified_at,
     )
+
+
+async def clock_of(request: Request) -> Clock:
+    # The runtime's clock, read per request: tests swap in a ManualClock.
+    clock: Clock = request.app.state.runtime.clock
+    return clock
 
 
 async def identity_of(request: Request) -> IdentityClient:
@@ -70,4 +89,5 @@ async def status_watcher_of(request: Request) -> StatusWatcher:
 
 
 IdentityDep = Annotated[IdentityClient, Depends(identity_of)]
+ClockDep = Annotated[Clock, Depends(clock_of)]
 WatcherDep = Annotated[StatusWatcher, Depends(status_watcher_of)]

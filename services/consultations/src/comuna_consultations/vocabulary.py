@@ -7,12 +7,37 @@ from enum import StrEnum
 
 
 class ConsultationStatus(StrEnum):
-    """assembly -> voting -> closed -> certified (see `domain.lifecycle`)."""
+    """What the clock cannot know about a consultation (see `domain.lifecycle`).
 
-    ASSEMBLY = "assembly"
-    VOTING = "voting"
-    CLOSED = "closed"
+    Since migration 0005 the phase (assemblies, registration closed, voting, tally,
+    certification) follows the published dates on the server clock (`domain.phases`,
+    `phase` in every consultation read); the stored status only says whether the results
+    were certified: open -> certified."""
+
+    OPEN = "open"
     CERTIFIED = "certified"
+
+
+class HoldKind(StrEnum):
+    """An operator's hold on one commune of a consultation, recorded before its voting opens."""
+
+    EXCLUDED = "excluded"  # the commune does not vote in this consultation
+    POSTPONED = "postponed"  # the commune votes in its own, later window
+
+
+class ProposalCategory(StrEnum):
+    """What a proposal (and the candidate made from it) is about."""
+
+    WATER = "water"
+    ELECTRICITY = "electricity"
+    HEALTH = "health"
+    EDUCATION = "education"
+    ROADS = "roads"
+    HOUSING = "housing"
+    FOOD_PRODUCTION = "food_production"
+    SPORTS = "sports"
+    CULTURE = "culture"
+    OTHER = "other"
 
 
 class BallotChannel(StrEnum):

@@ -1,8 +1,10 @@
-"""The life of a consultation: assembly -> voting -> closed -> certified, one step at a time.
+"""What the stored status of a consultation means: open -> certified.
 
-Steps are explicit operator actions (the published dates are a schedule, not a trigger), so a
-voting day can be held open longer or started late without editing data. No step can be skipped
-or undone: results are certified only from a closed vote, and a certified consultation is final.
+Everything else about where a consultation stands (assemblies, registration closed, voting,
+tally, certification) follows its published dates on the server clock (`domain.phases`): no
+operator step starts or closes voting any more; an operator moves the dates instead, with a
+recorded reason (`:amend-schedule`). The status keeps what the clock cannot know: whether the
+results were certified. A certified consultation is final.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from comuna_platform.errors import FailedPrecondition
 
 # target -> the only status it may be reached from
 PREVIOUS: dict[Status, Status] = {
-    Status.VOTING: Status.ASSEMBLY,
-    Status.CLOSED: Status.VOTING,
-    Status.CERTIFIED: Status.CLOSED,
+    Status.CERTIFIED: Status.OPEN,
 }
 
 

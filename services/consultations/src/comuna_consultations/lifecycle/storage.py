@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_consultations.storage.models import Candidate, Consultation
+from comuna_consultations.storage.models import Candidate, Consultation, ConsultationCommune, ScheduleAmendment
 from comuna_consultations.storage.repository import candidates, communes, consultations
 
 
@@ -61,5 +61,41 @@ async def candidates_of_commune(
         select(Candidate)
         .where(Candidate.consultation_id == consultation_id, Candidate.commune_id == commune_id)
         .order_by(Candidate.assembly_priority)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+amendments = cast(Table, ScheduleAmendment.__table__)
+
+
+async def lock_commune(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID
+) -> ConsultationCommune | None:
+    query = (
+        select(ConsultationCommune)
+        .where(ConsultationCommune.consultation_id == consultation_id, ConsultationCommune.commune_id == commune_id)
+        .with_for_update()
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def candidate_count(session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID) -> int:
+    query = (
+        select(func.count())
+        .select_from(candidates)
+        .where(candidates.c.consultation_id == consultation_id, candidates.c.commune_id == commune_id)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def insert_amendment(session: AsyncSession, row: dict[str, Any]) -> None:
+    await session.execute(insert(amendments).values(**row))
+
+
+async def amendments_of(session: AsyncSession, consultation_id: uuid.UUID) -> Sequence[ScheduleAmendment]:
+    query = (
+        select(ScheduleAmendment)
+        .where(ScheduleAmendment.consultation_id == consultation_id)
+        .order_by(ScheduleAmendment.amended_at, ScheduleAmendment.id)
     )
     return (await session.execute(query)).scalars().all()

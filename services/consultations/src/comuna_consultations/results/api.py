@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
 from comuna_consultations.results import usecases
 from comuna_consultations.results.outcomes import CommuneOutcome
 from comuna_consultations.results.schemas import CandidateResultOut, CommuneResultOut, ResultsOut
-from comuna_consultations.transport import ConsultationOut, Operator, WatcherDep, consultation_out
+from comuna_consultations.transport import ClockDep, ConsultationOut, Operator, WatcherDep, consultation_out
 from comuna_platform.http.deps import UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["consultations"])
@@ -39,13 +38,14 @@ def _commune_result(c: CommuneOutcome) -> CommuneResultOut:
 @router.post(
     "/consultations/{consultation_id}:certify",
     response_model=ConsultationOut,
-    summary="closed -> certified (operator, national scope): count, rank and publish the results",
+    summary="open -> certified once certification opens (operator, national scope): count, rank, publish",
 )
 async def certify(
-    consultation_id: uuid.UUID, caller: Operator, uow: UnitOfWorkDep, watcher: WatcherDep
+    consultation_id: uuid.UUID, caller: Operator, uow: UnitOfWorkDep, watcher: WatcherDep, clock: ClockDep
 ) -> ConsultationOut:
-    consultation, _ = await usecases.certify(uow, caller, consultation_id, now=datetime.now(UTC), watcher=watcher)
-    return consultation_out(consultation)
+    now = clock.now()
+    consultation, _ = await usecases.certify(uow, caller, consultation_id, now=now, watcher=watcher)
+    return consultation_out(consultation, now)
 
 
 @router.get(

@@ -15,6 +15,8 @@ from comuna_consultations.domain.consultations import (
     lock_for_transition,
 )
 from comuna_consultations.domain.lifecycle import require_status
+from comuna_consultations.domain.phases import require_phase
+from comuna_consultations.domain.schedules import schedule_from
 from comuna_consultations.results import storage
 from comuna_consultations.results.events import CommuneResultCertified, ConsultationCertified
 from comuna_consultations.results.outcomes import (
@@ -38,6 +40,9 @@ async def certify(
     """Count, rank, store the results and announce them, all in the one unit of work."""
     session = uow.session
     consultation = await lock_for_transition(uow, caller, consultation_id, ConsultationStatus.CERTIFIED, watcher)
+    # Only once certification opens on the clock (after voting closed): see domain/phases.py.
+    schedule = schedule_from(consultation)
+    require_phase(schedule, now, schedule.certifiable(now), "certification", "certification_not_open")
     communes = await repository.communes_of(session, consultation_id)
     candidates = await storage.all_candidates(session, consultation_id)
     votes = await storage.votes_per_candidate(session, consultation_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, status
 from comuna_consultations.roll import usecases
 from comuna_consultations.roll.schemas import RollFreezeIn, RollLoadOut
 from comuna_consultations.storage.models import RollLoad
-from comuna_consultations.transport import IdentityDep, Operator
+from comuna_consultations.transport import ClockDep, IdentityDep, Operator
 from comuna_consultations.vocabulary import RollLoadStatus
 from comuna_platform.http.deps import UnitOfWorkDep
 
@@ -38,10 +38,17 @@ def _out(load: RollLoad) -> RollLoadOut:
     summary="Ask identity to freeze the voter roll at a cut-off (operator); loaded and verified in the background",
 )
 async def freeze_roll(
-    consultation_id: uuid.UUID, body: RollFreezeIn, caller: Operator, uow: UnitOfWorkDep, identity: IdentityDep
+    consultation_id: uuid.UUID,
+    body: RollFreezeIn,
+    *,
+    caller: Operator,
+    uow: UnitOfWorkDep,
+    identity: IdentityDep,
+    clock: ClockDep,
 ) -> RollLoadOut:
     cutoff = body.cutoff or datetime.now(UTC).date()
-    return _out(await usecases.request_roll(uow, identity, caller, consultation_id, cutoff=cutoff))
+    load = await usecases.request_roll(uow, identity, caller, consultation_id, cutoff=cutoff, now=clock.now())
+    return _out(load)
 
 
 @router.get(

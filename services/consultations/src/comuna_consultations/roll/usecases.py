@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 from comuna_consultations.domain.consultations import existing
 from comuna_consultations.domain.identity import RollSource
 from comuna_consultations.domain.lifecycle import require_status
+from comuna_consultations.domain.phases import require_phase
+from comuna_consultations.domain.schedules import schedule_from
 from comuna_consultations.roll import storage
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import RollLoad
@@ -19,9 +21,10 @@ from comuna_platform.uow import UnitOfWork
 
 
 async def request_roll(
-    uow: UnitOfWork, source: RollSource, caller: Caller, consultation_id: uuid.UUID, *, cutoff: date
+    uow: UnitOfWork, source: RollSource, caller: Caller, consultation_id: uuid.UUID, *, cutoff: date, now: datetime
 ) -> RollLoad:
-    """Ask identity to freeze the roll at `cutoff` (idempotent); the loader does the rest."""
+    """Ask identity to freeze the roll at `cutoff` (idempotent); the loader does the rest.
+    Only before voting opens on the clock (`roll_request_closed`)."""
     caller.require_national(Role.OPERATOR)
     consultation = await existing(uow, consultation_id)
     session = uow.session
@@ -33,7 +36,9 @@ async def request_roll(
                 code="roll_cutoff_conflict",
             )
         return current
-    require_status(consultation.status, ConsultationStatus.ASSEMBLY)
+    require_status(consultation.status, ConsultationStatus.OPEN)
+    schedule = schedule_from(consultation)
+    require_phase(schedule, now, schedule.accepts_roll_request(now), "requesting the roll", "roll_request_closed")
     voting_day = consultation.voting_opens_at.astimezone(UTC).date()
     if cutoff > voting_day:
         raise InvalidInput("the cut-off must not be after the voting day", code="roll_dates_invalid", field="cutoff")

@@ -30,14 +30,18 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from comuna_consultations.vocabulary import (
     BallotChannel,
     ConsultationStatus,
+    HoldKind,
     ParticipationChannel,
+    ProposalCategory,
     RollLoadStatus,
     TableKind,
 )
@@ -48,26 +52,42 @@ class Base(DeclarativeBase):
     pass
 
 
+SCHEDULE_ORDER = (
+    "assemblies_open_at < candidates_close_at AND candidates_close_at <= roll_cutoff_at"
+    " AND roll_cutoff_at < voting_opens_at AND voting_opens_at < voting_closes_at"
+    " AND voting_closes_at <= certification_opens_at"
+)
+
+
 class Consultation(Base):
     __tablename__ = "consultations"
     __table_args__ = (
         CheckConstraint(one_of("status", ConsultationStatus), name="ck_consultations_status"),
         CheckConstraint("code ~ '^[0-9]{4}-Q[1-4]$'", name="ck_consultations_code"),
-        CheckConstraint(
-            "assemblies_open_at < voting_opens_at AND voting_opens_at < voting_closes_at",
-            name="ck_consultations_schedule",
-        ),
+        # `domain.phases.Schedule.is_ordered`, kept by the database too (opening and amendments).
+        CheckConstraint(SCHEDULE_ORDER, name="ck_consultations_schedule"),
+        CheckConstraint("max_candidates >= 1", name="ck_consultations_max_candidates"),
+        CheckConstraint("funds_per_commune > 0", name="ck_consultations_funds"),
+        CheckConstraint("funds_currency ~ '^[A-Z]{3}$'", name="ck_consultations_currency"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
-    # The published schedule. Transitions are explicit operator actions, so these are stored
-    # and shown, not enforced: a voting day may be extended or moved by the operator.
+    # The published schedule (`domain.phases.Schedule`): the phases follow it on the server
+    # clock; an operator moves it only by a recorded amendment (`schedule_amendments`).
     assemblies_open_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    candidates_close_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    roll_cutoff_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     voting_opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     voting_closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    certification_opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The declared rules of prioritisation: at most this many candidates per commune, each
+    # costing at most the funds announced for the cycle per commune (minor units).
+    max_candidates: Mapped[int] = mapped_column(Integer, server_default="10")
+    funds_per_commune: Mapped[int] = mapped_column(BigInteger, server_default="1000000")
+    funds_currency: Mapped[str] = mapped_column(String(3), server_default="USD")
     commune_count: Mapped[int] = mapped_column(Integer)
     voting_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -106,6 +126,11 @@ class Candidate(Base):
         # Target of the ballots' foreign key: a ballot's candidate must belong to its commune.
         UniqueConstraint("consultation_id", "commune_id", "id", name="uq_candidates_commune_id"),
         CheckConstraint("assembly_priority >= 1", name="ck_candidates_priority"),
+        # NOT VALID in migration 0005: candidates recorded before it have no category or cost.
+        CheckConstraint("category IS NOT NULL AND estimated_cost IS NOT NULL", name="ck_candidates_costed"),
+        CheckConstraint(one_of("category", ProposalCategory), name="ck_candidates_category"),
+        CheckConstraint("estimated_cost > 0", name="ck_candidates_cost"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_candidates_currency"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -114,7 +139,148 @@ class Candidate(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     assembly_priority: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str | None] = mapped_column(String(32))
+    # Integer minor units (cents) of `currency`.
+    estimated_cost: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    # Set when the candidate came from the commune's prioritisation of its proposals.
+    proposal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("proposals.id", name="fk_candidates_proposal"))
+    proposing_council_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The registration time (the results' tie-break: earlier registration first).
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- PHASES (issue 8): schedule amendments, commune holds, assemblies, proposals, prioritisation ---
+
+
+class ScheduleAmendment(Base):
+    """An operator's recorded change of the published schedule: what moved, who, when, why."""
+
+    __tablename__ = "schedule_amendments"
+    __table_args__ = (Index("ix_schedule_amendments_consultation", "consultation_id", "amended_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultations.id", name="fk_schedule_amendments_consultation")
+    )
+    # {"voting_opens_at": ["<before>", "<after>"], ...}: only the dates that moved.
+    changes: Mapped[dict[str, list[str]]] = mapped_column(JSONB)
+    reason: Mapped[str] = mapped_column(Text)
+    amended_by: Mapped[str] = mapped_column(String(255))
+    amended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommuneHold(Base):
+    """A commune excluded from the vote or postponed to its own window, by a national operator
+    before its voting opened. At most one per commune and consultation."""
+
+    __tablename__ = "commune_holds"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id"],
+            ["consultation_communes.consultation_id", "consultation_communes.commune_id"],
+            name="fk_commune_holds_commune",
+        ),
+        CheckConstraint(one_of("kind", HoldKind), name="ck_commune_holds_kind"),
+        CheckConstraint(
+            "(kind = 'postponed') = (voting_opens_at IS NOT NULL AND voting_closes_at IS NOT NULL)"
+            " AND (voting_opens_at IS NULL OR voting_opens_at < voting_closes_at)",
+            name="ck_commune_holds_window",
+        ),
+        CheckConstraint("length(reason) > 0", name="ck_commune_holds_reason"),
+    )
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    commune_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    voting_opens_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    voting_closes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    held_by: Mapped[str] = mapped_column(String(255))
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AssemblySession(Base):
+    """A session of a commune's assembly (or of one of its councils feeding it)."""
+
+    __tablename__ = "assembly_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id"],
+            ["consultation_communes.consultation_id", "consultation_communes.commune_id"],
+            name="fk_assembly_sessions_commune",
+        ),
+        CheckConstraint("attendance >= 0", name="ck_assembly_sessions_attendance"),
+        CheckConstraint("minutes_sha256 ~ '^[0-9a-f]{64}$'", name="ck_assembly_sessions_sha256"),
+        Index("ix_assembly_sessions_commune", "consultation_id", "commune_id", "held_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    # NULL: the commune's own assembly; else the council (identity's territory id) that met.
+    council_id: Mapped[uuid.UUID | None] = mapped_column()
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    place: Mapped[str] = mapped_column(String(200))
+    attendance: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[str] = mapped_column(Text)
+    # SHA-256 (lowercase hex) of the signed minutes' document kept outside the service.
+    minutes_sha256: Mapped[str | None] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Proposal(Base):
+    """A proposal debated in an assembly session: what a commune might ask to fund."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id"],
+            ["consultation_communes.consultation_id", "consultation_communes.commune_id"],
+            name="fk_proposals_commune",
+        ),
+        CheckConstraint(one_of("category", ProposalCategory), name="ck_proposals_category"),
+        CheckConstraint("estimated_cost > 0", name="ck_proposals_cost"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_proposals_currency"),
+        Index("ix_proposals_commune", "consultation_id", "commune_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("assembly_sessions.id", name="fk_proposals_session", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    problem: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    estimated_cost: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    proposing_council_id: Mapped[uuid.UUID] = mapped_column()
+
+
+class Prioritisation(Base):
+    """Who recorded a commune's ordered candidate list from its proposals, and when (the list
+    itself is the commune's candidates, each pointing at its proposal)."""
+
+    __tablename__ = "prioritisations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id"],
+            ["consultation_communes.consultation_id", "consultation_communes.commune_id"],
+            name="fk_prioritisations_commune",
+        ),
+    )
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    commune_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    proposal_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid))
+    recorded_by: Mapped[str] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- end PHASES ---
 
 
 class VotingCentre(Base):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
@@ -48,7 +47,9 @@ async def cast_ballot(
     request = usecases.BallotRequest(
         consultation_id, body.commune_id, body.candidate_id, body.national_id, body.channel
     )
-    cast = await usecases.cast_ballot(runtime.db, snapshots, caller, request, lineages=lineages, now=datetime.now(UTC))
+    cast = await usecases.cast_ballot(
+        runtime.db, snapshots, caller, request, lineages=lineages, now=runtime.clock.now()
+    )
     return BallotOut(ballot_id=cast.ballot_id, receipt=cast.receipt)
 
 

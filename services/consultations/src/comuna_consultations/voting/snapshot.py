@@ -1,15 +1,16 @@
 """A short-lived, per-process copy of what the ballot path checks before touching the database.
 
-On voting day every ballot needs the consultation's status, the commune's territory code (for
-the officer's scope) and which commune each candidate belongs to. Reading them for every ballot
-would triple the queries of the hot path; they barely change (candidates are frozen once voting
-starts, the status changes three times in a consultation's life), so each process keeps them
-for `ttl` seconds.
+On voting day every ballot needs the consultation's status and schedule, the communes' holds,
+the commune's territory code (for the officer's scope) and which commune each candidate belongs
+to. Reading them for every ballot would triple the queries of the hot path; they barely change
+(candidates are final once registration closes on the clock), so each process keeps them for
+`ttl` seconds.
 
-Staleness is safe by construction: the ballot transaction re-checks the status on the locked
-consultation row, so a stale "voting" can only lead to a refusal from the database, never to a
-ballot after the close. A stale non-"voting" status is re-read before refusing (`fresh=True`),
-so a just-started vote is not refused for up to `ttl` seconds.
+Staleness is safe by construction: the ballot statement re-checks the instant it was accepted
+at against the dates and holds on the locked consultation row, so a stale window can only lead
+to a refusal from the database, never to a ballot outside the window. A refusal by the cached
+window is re-read before it is final (`fresh=True`), so an amendment made a moment ago in
+another process is not missed for up to `ttl` seconds.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from comuna_consultations.domain.phases import Schedule, VotingWindow
+from comuna_consultations.domain.schedules import schedule_of, voting_windows
 from comuna_consultations.storage import repository
-from comuna_consultations.vocabulary import ConsultationStatus
 from comuna_consultations.voting import storage
 from comuna_platform.db import Database
 
@@ -30,6 +33,12 @@ from comuna_platform.db import Database
 class VotingSnapshot:
     consultation_id: uuid.UUID
     status: str
+    schedule: Schedule
+    # Communes whose window is not the national one (`domain.schedules.voting_windows`).
+    windows: Mapping[uuid.UUID, VotingWindow | None]
+    # Whether registration had closed on the server clock when this was loaded: the
+    # candidates below are then final, and a refresh need not read them again.
+    candidates_final: bool
     commune_codes: Mapping[uuid.UUID, str]
     candidate_communes: Mapping[uuid.UUID, uuid.UUID]
     # t_c of the verified roll (None before it is verified): a document's entry key is
@@ -51,7 +60,9 @@ class VotingSnapshotCache:
         ttl: float = 1.0,
         max_entries: int = 64,
         clock: Callable[[], float] = time.monotonic,
+        server_now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._server_now = server_now
         self._db = db
         self._ttl = ttl
         self._max_entries = max_entries
@@ -84,23 +95,27 @@ class VotingSnapshotCache:
         # The one read of this service outside a request's unit of work: a cache shared by every
         # request of the process, loaded once for many of them.
         async with self._db.transaction() as session:
-            # Status first: once it reads "voting", the candidates read next are final, because
-            # recording a candidate requires "assembly" under a lock that start-voting waits for.
+            # Schedule first: once registration closed on the clock, the candidates read next are
+            # final (recording one checks the clock under a lock, and past dates never move).
             status = await repository.consultation_status(session, consultation_id)
-            if status is None:
+            schedule = await schedule_of(session, consultation_id)
+            if status is None or schedule is None:
                 return None
-            if previous is not None and previous.snapshot.status != ConsultationStatus.ASSEMBLY:
+            candidates_final = self._server_now() >= schedule.candidates_close_at
+            windows = await voting_windows(session, consultation_id)
+            if previous is not None and previous.snapshot.candidates_final and previous.snapshot.voter_key is not None:
                 # Communes never change after opening, candidates and the roll never change after
                 # assembly: on voting day a refresh is one single-row query, not ~40,000 rows.
                 codes, candidate_communes = previous.snapshot.commune_codes, previous.snapshot.candidate_communes
-                voter_key = previous.snapshot.voter_key
+                voter_key: bytes | None = previous.snapshot.voter_key
             else:
                 codes = await storage.commune_codes(session, consultation_id)
                 candidate_communes = await storage.candidate_communes(session, consultation_id)
-                # Read after the status: voting starts only once the roll is verified, so a
-                # "voting" status read first guarantees the key read next is the final one.
+                # A verified roll's key never changes once set.
                 voter_key = await storage.verified_voter_key(session, consultation_id)
-        snapshot = VotingSnapshot(consultation_id, status, codes, candidate_communes, voter_key)
+        snapshot = VotingSnapshot(
+            consultation_id, status, schedule, windows, candidates_final, codes, candidate_communes, voter_key
+        )
         self._entries[consultation_id] = _Entry(snapshot, started)
         if len(self._entries) > self._max_entries:
             oldest = min(self._entries, key=lambda key: self._entries[key].loaded_at)

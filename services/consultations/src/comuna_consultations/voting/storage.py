@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import and_, bindparam, exists, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from comuna_consultations.domain.schedules import commune_holds
 from comuna_consultations.storage.repository import (
     ballots,
     candidates,
@@ -18,7 +20,7 @@ from comuna_consultations.storage.repository import (
     roll_entries,
     roll_loads,
 )
-from comuna_consultations.vocabulary import ConsultationStatus, RollLoadStatus
+from comuna_consultations.vocabulary import ConsultationStatus, HoldKind, RollLoadStatus
 
 
 async def commune_codes(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
@@ -60,16 +62,18 @@ async def cast_ballot(
     commune_id: uuid.UUID,
     candidate_id: uuid.UUID,
     channel: str,
+    accepted_at: datetime,
 ) -> bool:
     """Insert the participation and the ballot in ONE statement; True if both were written.
 
     Nothing is written (False) when the voter is not on this commune's roll, already took part,
-    or the consultation is not in `voting` any more. The participation's key is the voter's
+    or `accepted_at` is outside the commune's voting window. The participation's key is the voter's
     roll entry key (hex), found in the same statement by the roll's primary key. The
-    participation is inserted only if the consultation row, locked
-    FOR KEY SHARE, still says `voting`: a `:close` holds FOR UPDATE on that row, which conflicts,
-    so a ballot either commits before the close (and is counted) or sees `closed` (PostgreSQL
-    re-checks the condition on the row version the close committed). The ballot is inserted
+    participation is inserted only if the consultation row, locked FOR KEY SHARE, is not
+    certified and its dates (or the commune's hold: excluded never, postponed its own window)
+    contain `accepted_at`: an amendment, a hold and certification hold FOR UPDATE on that row,
+    which conflicts, so a ballot either commits before them or is re-checked against the row
+    version they committed (see `domain/phases.py`). The ballot is inserted
     from the participation's RETURNING, so it exists exactly when the participation is new.
     """
     written = await session.execute(
@@ -82,6 +86,7 @@ async def cast_ballot(
             "commune_id": commune_id,
             "candidate_id": candidate_id,
             "channel": channel,
+            "accepted_at": accepted_at,
         },
     )
     return written.first() is not None
@@ -108,7 +113,8 @@ def _cast_ballot_statement() -> Any:
             )
             .where(
                 consultations.c.id == bindparam("consultation_id", type_=consultations.c.id.type),
-                consultations.c.status == ConsultationStatus.VOTING.value,
+                consultations.c.status == ConsultationStatus.OPEN.value,
+                _inside_window(),
             )
             .with_for_update(of=consultations, read=True, key_share=True),
         )
@@ -129,6 +135,23 @@ def _cast_ballot_statement() -> Any:
             ),
         )
         .returning(ballots.c.id)
+    )
+
+
+def _inside_window() -> Any:
+    """`:accepted_at` is inside the commune's window: the national one unless it is held."""
+    at = bindparam("accepted_at", type_=consultations.c.voting_opens_at.type)
+    h = commune_holds.c
+    held = (h.consultation_id == consultations.c.id) & (
+        h.commune_id == bindparam("commune_id", type_=roll_entries.c.commune_id.type)
+    )
+    return or_(
+        and_(
+            ~exists().where(held),
+            consultations.c.voting_opens_at <= at,
+            at < consultations.c.voting_closes_at,
+        ),
+        exists().where(held, h.kind == HoldKind.POSTPONED.value, h.voting_opens_at <= at, at < h.voting_closes_at),
     )
 
 

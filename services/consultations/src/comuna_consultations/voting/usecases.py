@@ -37,11 +37,14 @@ Ballot secrecy, and its limits (documented on purpose):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from comuna_consultations.domain.consultations import commune_not_found, not_found
 from comuna_consultations.domain.lifecycle import require_status
+from comuna_consultations.domain.phases import Schedule, VotingWindow
+from comuna_consultations.domain.schedules import schedule_of, voting_windows
 from comuna_consultations.storage import repository
 from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus
 from comuna_consultations.voting import storage
@@ -52,7 +55,7 @@ from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.auth.roles import Role
 from comuna_platform.db import Database
 from comuna_platform.documents import normalise_document
-from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from comuna_platform.errors import Conflict, FailedPrecondition, Forbidden, InvalidInput, NotFound
 from comuna_platform.ids import new_id
 from comuna_platform.uow import UnitOfWork
 from comuna_platform.voter_keys import document_point, multiply
@@ -93,7 +96,7 @@ async def cast_ballot(
     now: datetime,
 ) -> CastBallot:
     _require_channel_role(caller, request.channel)
-    snapshot = await _voting_snapshot(snapshots, request.consultation_id)
+    snapshot = await _voting_snapshot(snapshots, request.consultation_id, request.commune_id, now)
     code = snapshot.commune_codes.get(request.commune_id)
     if code is None:
         raise commune_not_found(request.commune_id)
@@ -122,15 +125,19 @@ async def cast_ballot(
             commune_id=request.commune_id,
             candidate_id=request.candidate_id,
             channel=request.channel,
+            accepted_at=now,
         )
         if not written:
-            # Nothing was written; say why. The status is read after our statement, so a
-            # concurrent close may report "not in voting" for what was also a second vote:
+            # Nothing was written; say why. The dates are read after our statement, so a
+            # concurrent amendment may report "not in voting" for what was also a second vote:
             # either way the ballot was refused.
             status = await repository.consultation_status(conn, request.consultation_id)
-            if status is None:
+            schedule = await schedule_of(conn, request.consultation_id)
+            if status is None or schedule is None:
                 raise not_found(request.consultation_id)
-            require_status(status, ConsultationStatus.VOTING)
+            _require_window(
+                status, schedule, await voting_windows(conn, request.consultation_id), request.commune_id, now
+            )
             if not await storage.on_roll(conn, request.consultation_id, voter_key, request.commune_id):
                 raise not_on_roll()
             raise Conflict("this voter has already voted in this consultation", code="already_voted")
@@ -147,15 +154,48 @@ def _require_channel_role(caller: Caller, channel: BallotChannel) -> None:
     caller.require_role(Role.TABLE_OFFICER)
 
 
-async def _voting_snapshot(snapshots: VotingSnapshotCache, consultation_id: uuid.UUID) -> VotingSnapshot:
+def _accepts(
+    status: str,
+    schedule: Schedule,
+    windows: Mapping[uuid.UUID, VotingWindow | None],
+    commune_id: uuid.UUID,
+    now: datetime,
+) -> bool:
+    window = schedule.window_of(windows, commune_id)
+    return status == ConsultationStatus.OPEN and window is not None and window.accepts_ballots(now)
+
+
+def _require_window(
+    status: str,
+    schedule: Schedule,
+    windows: Mapping[uuid.UUID, VotingWindow | None],
+    commune_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """409 unless the commune takes ballots at `now`: `consultation_not_in_open` once certified,
+    `commune_excluded`, or `consultation_not_in_voting` (naming the phase)."""
+    if _accepts(status, schedule, windows, commune_id, now):
+        return
+    require_status(status, ConsultationStatus.OPEN)
+    if schedule.window_of(windows, commune_id) is None:
+        raise FailedPrecondition("this commune was excluded from the vote", code="commune_excluded")
+    raise FailedPrecondition(
+        f"the commune is not voting now (phase {schedule.phase_at(now)})",
+        code="consultation_not_in_voting",
+        phase=str(schedule.phase_at(now)),
+    )
+
+
+async def _voting_snapshot(
+    snapshots: VotingSnapshotCache, consultation_id: uuid.UUID, commune_id: uuid.UUID, now: datetime
+) -> VotingSnapshot:
     snapshot = await snapshots.get(consultation_id)
-    if snapshot is not None and snapshot.status == ConsultationStatus.ASSEMBLY:
-        # Maybe voting started a moment ago in another process: look again before refusing.
-        # (A closed consultation never reopens, so that refusal needs no second look.)
+    if snapshot is not None and not _accepts(snapshot.status, snapshot.schedule, snapshot.windows, commune_id, now):
+        # Maybe the schedule was amended a moment ago in another process: look again before refusing.
         snapshot = await snapshots.get(consultation_id, fresh=True)
     if snapshot is None:
         raise not_found(consultation_id)
-    require_status(snapshot.status, ConsultationStatus.VOTING)
+    _require_window(snapshot.status, snapshot.schedule, snapshot.windows, commune_id, now)
     return snapshot
 
 

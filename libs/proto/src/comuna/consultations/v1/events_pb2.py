@@ -26,7 +26,7 @@ from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$comuna/consultations/v1/events.proto\x12\x17\x63omuna.consultations.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n\x12\x43onsultationOpened\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x33\n\x0fvoting_opens_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10voting_closes_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcommune_count\x18\x05 \x01(\x05:%\x8a\xb5\x18!consultations.consultation.opened\"\xa6\x01\n\x11\x43\x61ndidateRecorded\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05:$\x8a\xb5\x18 consultations.candidate.recorded\"e\n\x12\x43onsultationClosed\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x02 \x01(\x03:%\x8a\xb5\x18!consultations.consultation.closed\"n\n\x0f\x43\x61ndidateResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05votes\x18\x03 \x01(\x03\x12\x0c\n\x04rank\x18\x04 \x01(\x05\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05\"\xbb\x01\n\rCommuneResult\x12\x12\n\ncommune_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommune_code\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommune_name\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x1b\n\x13winner_candidate_id\x18\x05 \x01(\t\x12<\n\ncandidates\x18\x06 \x03(\x0b\x32(.comuna.consultations.v1.CandidateResult\"\xe2\x01\n\x16\x43ommuneResultCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x19\n\x11\x63onsultation_code\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.comuna.consultations.v1.CommuneResult:*\x8a\xb5\x18&consultations.commune_result.certified\"\xf0\x01\n\x15\x43onsultationCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x15\n\rcommune_count\x18\x06 \x01(\x05\x12\x1c\n\x14\x63ommunes_with_winner\x18\x07 \x01(\x05:(\x8a\xb5\x18$consultations.consultation.certifiedJ\x04\x08\x05\x10\x06R\x08\x63ommunesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$comuna/consultations/v1/events.proto\x12\x17\x63omuna.consultations.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x04\n\x12\x43onsultationOpened\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x33\n\x0fvoting_opens_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10voting_closes_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcommune_count\x18\x05 \x01(\x05\x12\x36\n\x12\x61ssemblies_open_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x63\x61ndidates_close_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eroll_cutoff_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x16\x63\x65rtification_opens_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emax_candidates\x18\n \x01(\x05\x12\x19\n\x11\x66unds_per_commune\x18\x0b \x01(\x03\x12\x16\n\x0e\x66unds_currency\x18\x0c \x01(\t:%\x8a\xb5\x18!consultations.consultation.opened\"\x95\x02\n\x11\x43\x61ndidateRecorded\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\x16\n\x0e\x65stimated_cost\x18\x07 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x13\n\x0bproposal_id\x18\t \x01(\t\x12\x1c\n\x14proposing_council_id\x18\n \x01(\t:$\x8a\xb5\x18 consultations.candidate.recorded\"e\n\x12\x43onsultationClosed\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x02 \x01(\x03:%\x8a\xb5\x18!consultations.consultation.closed\"n\n\x0f\x43\x61ndidateResult\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05votes\x18\x03 \x01(\x03\x12\x0c\n\x04rank\x18\x04 \x01(\x05\x12\x19\n\x11\x61ssembly_priority\x18\x05 \x01(\x05\"\xbb\x01\n\rCommuneResult\x12\x12\n\ncommune_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommune_code\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommune_name\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x1b\n\x13winner_candidate_id\x18\x05 \x01(\t\x12<\n\ncandidates\x18\x06 \x03(\x0b\x32(.comuna.consultations.v1.CandidateResult\"\xe2\x01\n\x16\x43ommuneResultCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x19\n\x11\x63onsultation_code\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.comuna.consultations.v1.CommuneResult:*\x8a\xb5\x18&consultations.commune_result.certified\"\xf0\x01\n\x15\x43onsultationCertified\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x65rtified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x62\x61llots\x18\x04 \x01(\x03\x12\x15\n\rcommune_count\x18\x06 \x01(\x05\x12\x1c\n\x14\x63ommunes_with_winner\x18\x07 \x01(\x05:(\x8a\xb5\x18$consultations.consultation.certifiedJ\x04\x08\x05\x10\x06R\x08\x63ommunes\"\xe5\x03\n\x0fScheduleAmended\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61mendment_id\x18\x02 \x01(\t\x12\x36\n\x12\x61ssemblies_open_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x63\x61ndidates_close_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eroll_cutoff_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fvoting_opens_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10voting_closes_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x16\x63\x65rtification_opens_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hanged\x18\t \x03(\t\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x12\n\namended_by\x18\x0b \x01(\t:\"\x8a\xb5\x18\x1e\x63onsultations.schedule.amended\"\xf4\x01\n\x0b\x43ommuneHeld\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x12\n\ncommune_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x33\n\x0fvoting_opens_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10voting_closes_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07held_by\x18\x07 \x01(\t:\x1e\x8a\xb5\x18\x1a\x63onsultations.commune.held\"\x82\x02\n\x17\x41ssemblySessionRecorded\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x12\n\ncommune_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\ncouncil_id\x18\x04 \x01(\t\x12+\n\x07held_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nattendance\x18\x06 \x01(\x05\x12\x16\n\x0eminutes_sha256\x18\x07 \x01(\t\x12\x14\n\x0cproposal_ids\x18\x08 \x03(\t:#\x8a\xb5\x18\x1f\x63onsultations.assembly.recorded\"\xaa\x01\n\x12\x43ommunePrioritised\x12\x17\n\x0f\x63onsultation_id\x18\x01 \x01(\t\x12\x12\n\ncommune_id\x18\x02 \x01(\t\x12\x14\n\x0cproposal_ids\x18\x03 \x03(\t\x12\x15\n\rcandidate_ids\x18\x04 \x03(\t\x12\x13\n\x0brecorded_by\x18\x05 \x01(\t:%\x8a\xb5\x18!consultations.commune.prioritisedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,18 +43,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMUNERESULTCERTIFIED']._serialized_options = b'\212\265\030&consultations.commune_result.certified'
   _globals['_CONSULTATIONCERTIFIED']._loaded_options = None
   _globals['_CONSULTATIONCERTIFIED']._serialized_options = b'\212\265\030$consultations.consultation.certified'
+  _globals['_SCHEDULEAMENDED']._loaded_options = None
+  _globals['_SCHEDULEAMENDED']._serialized_options = b'\212\265\030\036consultations.schedule.amended'
+  _globals['_COMMUNEHELD']._loaded_options = None
+  _globals['_COMMUNEHELD']._serialized_options = b'\212\265\030\032consultations.commune.held'
+  _globals['_ASSEMBLYSESSIONRECORDED']._loaded_options = None
+  _globals['_ASSEMBLYSESSIONRECORDED']._serialized_options = b'\212\265\030\037consultations.assembly.recorded'
+  _globals['_COMMUNEPRIORITISED']._loaded_options = None
+  _globals['_COMMUNEPRIORITISED']._serialized_options = b'\212\265\030!consultations.commune.prioritised'
   _globals['_CONSULTATIONOPENED']._serialized_start=131
-  _globals['_CONSULTATIONOPENED']._serialized_end=359
-  _globals['_CANDIDATERECORDED']._serialized_start=362
-  _globals['_CANDIDATERECORDED']._serialized_end=528
-  _globals['_CONSULTATIONCLOSED']._serialized_start=530
-  _globals['_CONSULTATIONCLOSED']._serialized_end=631
-  _globals['_CANDIDATERESULT']._serialized_start=633
-  _globals['_CANDIDATERESULT']._serialized_end=743
-  _globals['_COMMUNERESULT']._serialized_start=746
-  _globals['_COMMUNERESULT']._serialized_end=933
-  _globals['_COMMUNERESULTCERTIFIED']._serialized_start=936
-  _globals['_COMMUNERESULTCERTIFIED']._serialized_end=1162
-  _globals['_CONSULTATIONCERTIFIED']._serialized_start=1165
-  _globals['_CONSULTATIONCERTIFIED']._serialized_end=1405
+  _globals['_CONSULTATIONOPENED']._serialized_end=659
+  _globals['_CANDIDATERECORDED']._serialized_start=662
+  _globals['_CANDIDATERECORDED']._serialized_end=939
+  _globals['_CONSULTATIONCLOSED']._serialized_start=941
+  _globals['_CONSULTATIONCLOSED']._serialized_end=1042
+  _globals['_CANDIDATERESULT']._serialized_start=1044
+  _globals['_CANDIDATERESULT']._serialized_end=1154
+  _globals['_COMMUNERESULT']._serialized_start=1157
+  _globals['_COMMUNERESULT']._serialized_end=1344
+  _globals['_COMMUNERESULTCERTIFIED']._serialized_start=1347
+  _globals['_COMMUNERESULTCERTIFIED']._serialized_end=1573
+  _globals['_CONSULTATIONCERTIFIED']._serialized_start=1576
+  _globals['_CONSULTATIONCERTIFIED']._serialized_end=1816
+  _globals['_SCHEDULEAMENDED']._serialized_start=1819
+  _globals['_SCHEDULEAMENDED']._serialized_end=2304
+  _globals['_COMMUNEHELD']._serialized_start=2307
+  _globals['_COMMUNEHELD']._serialized_end=2551
+  _globals['_ASSEMBLYSESSIONRECORDED']._serialized_start=2554
+  _globals['_ASSEMBLYSESSIONRECORDED']._serialized_end=2812
+  _globals['_COMMUNEPRIORITISED']._serialized_start=2815
+  _globals['_COMMUNEPRIORITISED']._serialized_end=2985
 # @@protoc_insertion_point(module_scope)

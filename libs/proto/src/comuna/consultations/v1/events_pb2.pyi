@@ -11,32 +11,56 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConsultationOpened(_message.Message):
-    __slots__ = ("consultation_id", "code", "voting_opens_at", "voting_closes_at", "commune_count")
+    __slots__ = ("consultation_id", "code", "voting_opens_at", "voting_closes_at", "commune_count", "assemblies_open_at", "candidates_close_at", "roll_cutoff_at", "certification_opens_at", "max_candidates", "funds_per_commune", "funds_currency")
     CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     VOTING_OPENS_AT_FIELD_NUMBER: _ClassVar[int]
     VOTING_CLOSES_AT_FIELD_NUMBER: _ClassVar[int]
     COMMUNE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ASSEMBLIES_OPEN_AT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_CLOSE_AT_FIELD_NUMBER: _ClassVar[int]
+    ROLL_CUTOFF_AT_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATION_OPENS_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    FUNDS_PER_COMMUNE_FIELD_NUMBER: _ClassVar[int]
+    FUNDS_CURRENCY_FIELD_NUMBER: _ClassVar[int]
     consultation_id: str
     code: str
     voting_opens_at: _timestamp_pb2.Timestamp
     voting_closes_at: _timestamp_pb2.Timestamp
     commune_count: int
-    def __init__(self, consultation_id: _Optional[str] = ..., code: _Optional[str] = ..., voting_opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voting_closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., commune_count: _Optional[int] = ...) -> None: ...
+    assemblies_open_at: _timestamp_pb2.Timestamp
+    candidates_close_at: _timestamp_pb2.Timestamp
+    roll_cutoff_at: _timestamp_pb2.Timestamp
+    certification_opens_at: _timestamp_pb2.Timestamp
+    max_candidates: int
+    funds_per_commune: int
+    funds_currency: str
+    def __init__(self, consultation_id: _Optional[str] = ..., code: _Optional[str] = ..., voting_opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voting_closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., commune_count: _Optional[int] = ..., assemblies_open_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., candidates_close_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roll_cutoff_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., certification_opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_candidates: _Optional[int] = ..., funds_per_commune: _Optional[int] = ..., funds_currency: _Optional[str] = ...) -> None: ...
 
 class CandidateRecorded(_message.Message):
-    __slots__ = ("consultation_id", "candidate_id", "commune_id", "title", "assembly_priority")
+    __slots__ = ("consultation_id", "candidate_id", "commune_id", "title", "assembly_priority", "category", "estimated_cost", "currency", "proposal_id", "proposing_council_id")
     CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ASSEMBLY_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSING_COUNCIL_ID_FIELD_NUMBER: _ClassVar[int]
     consultation_id: str
     candidate_id: str
     commune_id: str
     title: str
     assembly_priority: int
-    def __init__(self, consultation_id: _Optional[str] = ..., candidate_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., title: _Optional[str] = ..., assembly_priority: _Optional[int] = ...) -> None: ...
+    category: str
+    estimated_cost: int
+    currency: str
+    proposal_id: str
+    proposing_council_id: str
+    def __init__(self, consultation_id: _Optional[str] = ..., candidate_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., title: _Optional[str] = ..., assembly_priority: _Optional[int] = ..., category: _Optional[str] = ..., estimated_cost: _Optional[int] = ..., currency: _Optional[str] = ..., proposal_id: _Optional[str] = ..., proposing_council_id: _Optional[str] = ...) -> None: ...
 
 class ConsultationClosed(_message.Message):
     __slots__ = ("consultation_id", "ballots")
@@ -103,3 +127,81 @@ class ConsultationCertified(_message.Message):
     commune_count: int
     communes_with_winner: int
     def __init__(self, consultation_id: _Optional[str] = ..., code: _Optional[str] = ..., certified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ballots: _Optional[int] = ..., commune_count: _Optional[int] = ..., communes_with_winner: _Optional[int] = ...) -> None: ...
+
+class ScheduleAmended(_message.Message):
+    __slots__ = ("consultation_id", "amendment_id", "assemblies_open_at", "candidates_close_at", "roll_cutoff_at", "voting_opens_at", "voting_closes_at", "certification_opens_at", "changed", "reason", "amended_by")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    AMENDMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSEMBLIES_OPEN_AT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_CLOSE_AT_FIELD_NUMBER: _ClassVar[int]
+    ROLL_CUTOFF_AT_FIELD_NUMBER: _ClassVar[int]
+    VOTING_OPENS_AT_FIELD_NUMBER: _ClassVar[int]
+    VOTING_CLOSES_AT_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATION_OPENS_AT_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AMENDED_BY_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    amendment_id: str
+    assemblies_open_at: _timestamp_pb2.Timestamp
+    candidates_close_at: _timestamp_pb2.Timestamp
+    roll_cutoff_at: _timestamp_pb2.Timestamp
+    voting_opens_at: _timestamp_pb2.Timestamp
+    voting_closes_at: _timestamp_pb2.Timestamp
+    certification_opens_at: _timestamp_pb2.Timestamp
+    changed: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    amended_by: str
+    def __init__(self, consultation_id: _Optional[str] = ..., amendment_id: _Optional[str] = ..., assemblies_open_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., candidates_close_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., roll_cutoff_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voting_opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voting_closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., certification_opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., amended_by: _Optional[str] = ...) -> None: ...
+
+class CommuneHeld(_message.Message):
+    __slots__ = ("consultation_id", "commune_id", "kind", "voting_opens_at", "voting_closes_at", "reason", "held_by")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VOTING_OPENS_AT_FIELD_NUMBER: _ClassVar[int]
+    VOTING_CLOSES_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HELD_BY_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    commune_id: str
+    kind: str
+    voting_opens_at: _timestamp_pb2.Timestamp
+    voting_closes_at: _timestamp_pb2.Timestamp
+    reason: str
+    held_by: str
+    def __init__(self, consultation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., kind: _Optional[str] = ..., voting_opens_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., voting_closes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., held_by: _Optional[str] = ...) -> None: ...
+
+class AssemblySessionRecorded(_message.Message):
+    __slots__ = ("consultation_id", "commune_id", "session_id", "council_id", "held_at", "attendance", "minutes_sha256", "proposal_ids")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNCIL_ID_FIELD_NUMBER: _ClassVar[int]
+    HELD_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTENDANCE_FIELD_NUMBER: _ClassVar[int]
+    MINUTES_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_IDS_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    commune_id: str
+    session_id: str
+    council_id: str
+    held_at: _timestamp_pb2.Timestamp
+    attendance: int
+    minutes_sha256: str
+    proposal_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, consultation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., session_id: _Optional[str] = ..., council_id: _Optional[str] = ..., held_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attendance: _Optional[int] = ..., minutes_sha256: _Optional[str] = ..., proposal_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CommunePrioritised(_message.Message):
+    __slots__ = ("consultation_id", "commune_id", "proposal_ids", "candidate_ids", "recorded_by")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_IDS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_IDS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    commune_id: str
+    proposal_ids: _containers.RepeatedScalarFieldContainer[str]
+    candidate_ids: _containers.RepeatedScalarFieldContainer[str]
+    recorded_by: str
+    def __init__(self, consultation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., proposal_ids: _Optional[_Iterable[str]] = ..., candidate_ids: _Optional[_Iterable[str]] = ..., recorded_by: _Optional[str] = ...) -> None: ...
