@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,12 +21,13 @@ from comuna_platform.paging import encode_page_token
 from tests.consultations.conftest import CONSULTATIONS_MIGRATIONS
 from tests.consultations.helpers import (
     ADULT,
+    CANDIDATE_COST,
     OPERATOR,
     SCHEDULE,
     Consultation,
     Stack,
     add_candidate,
-    freeze_roll,
+    close_voting,
     next_code,
     officer,
     open_consultation,
@@ -177,31 +179,28 @@ async def test_candidates_are_recorded_by_the_communes_spokesperson(stack: Stack
     await start_voting(stack, issuer, consultation)
     late = await add_candidate(stack, issuer, consultation, C1, 3)
     assert late.status_code == 409
-    assert late.json()["code"] == "consultation_not_in_assembly"
+    assert late.json()["code"] == "registration_closed"
 
 
 async def test_lifecycle_order_is_enforced(stack: Stack, issuer: TestIssuer) -> None:
     consultation = await open_consultation(stack, issuer)
-    for step in ("close", "certify"):
-        response = await transition(stack, issuer, consultation.id, step)
-        assert response.status_code == 409, step
-    # No roll, no voting: the ballots would have nothing to be matched against.
-    missing = await transition(stack, issuer, consultation.id, "start-voting")
-    assert (missing.status_code, missing.json()["code"]) == (409, "roll_missing")
+    certify = await transition(stack, issuer, consultation.id, "certify")
+    assert (certify.status_code, certify.json()["code"]) == (409, "certification_not_open")
     await start_voting(stack, issuer, consultation)
-    assert (await transition(stack, issuer, consultation.id, "start-voting")).json()[
-        "code"
-    ] == "consultation_already_voting"
     assert (await transition(stack, issuer, consultation.id, "certify")).status_code == 409
     denied = await stack.consultations.client.post(
-        f"/v1/consultations/{consultation.id}:close", headers=spokesperson(issuer, C1)
+        f"/v1/consultations/{consultation.id}:amend-schedule",
+        json={"reason": "x", "voting_closes_at": (stack.clock.now() + timedelta(hours=1)).isoformat()},
+        headers=spokesperson(issuer, C1),
     )
     assert denied.status_code == 403
-    assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
-    assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 409
+    await close_voting(stack, issuer, consultation)
     certified = await transition(stack, issuer, consultation.id, "certify")
     assert certified.status_code == 200
     assert certified.json()["certified_at"] is not None
+    assert (certified.json()["status"], certified.json()["phase"]) == ("certified", "certification")
+    again = await transition(stack, issuer, consultation.id, "certify")
+    assert again.json()["code"] == "consultation_already_certified"
 
 
 async def test_ballot_before_voting_is_409(stack: Stack, issuer: TestIssuer) -> None:
@@ -211,7 +210,7 @@ async def test_ballot_before_voting_is_409(stack: Stack, issuer: TestIssuer) -> 
     early = await vote(stack, issuer, consultation, C1, consultation.candidates[C1][0], voter)
     assert early.status_code == 409
     assert early.json()["code"] == "consultation_not_in_voting"
-    # Right after start-voting the ballot is accepted (no stale cached "assembly").
+    # Right after voting opens the ballot is accepted (no stale cached schedule).
     await start_voting(stack, issuer, consultation)
     assert (await vote(stack, issuer, consultation, C1, consultation.candidates[C1][0], voter)).status_code == 201
 
@@ -260,10 +259,14 @@ async def test_unknown_consultation_is_404(stack: Stack, issuer: TestIssuer) -> 
         await client.get(f"/v1/consultations/{unknown}/communes/{commune}/candidates"),
         await client.post(
             f"/v1/consultations/{unknown}/communes/{commune}/candidates",
-            json={"title": "x", "assembly_priority": 1},
+            json={"title": "x", "assembly_priority": 1, **CANDIDATE_COST},
             headers=operator(issuer),
         ),
-        await client.post(f"/v1/consultations/{unknown}:start-voting", headers=operator(issuer)),
+        await client.post(
+            f"/v1/consultations/{unknown}:amend-schedule",
+            json={"reason": "x", "voting_closes_at": "2099-01-01T00:00:00Z"},
+            headers=operator(issuer),
+        ),
         await client.post(f"/v1/consultations/{unknown}:certify", headers=operator(issuer)),
         await client.post(
             f"/v1/consultations/{unknown}/ballots",
@@ -287,7 +290,7 @@ async def test_unknown_commune_is_404(stack: Stack, issuer: TestIssuer) -> None:
     consultation = await open_consultation(stack, issuer)
     url = f"/v1/consultations/{consultation.id}/communes/{uuid.uuid4()}/candidates"
     response = await stack.consultations.client.post(
-        url, json={"title": "x", "assembly_priority": 1}, headers=operator(issuer)
+        url, json={"title": "x", "assembly_priority": 1, **CANDIDATE_COST}, headers=operator(issuer)
     )
     assert response.status_code == 404
     assert response.json()["code"] == "commune_not_found"
@@ -328,10 +331,8 @@ async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, i
     assert sorted(r.status_code for r in recorded) == [201] + [409] * 7
     assert await rows(stack, "candidates", consultation.id) == 1
 
-    await freeze_roll(stack, issuer, consultation)
-    started = await asyncio.gather(*(transition(stack, issuer, consultation.id, "start-voting") for _ in range(4)))
-    assert sorted(r.status_code for r in started) == [200, 409, 409, 409]
-    assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
+    await start_voting(stack, issuer, consultation)
+    await close_voting(stack, issuer, consultation)
     certified = await asyncio.gather(*(transition(stack, issuer, consultation.id, "certify") for _ in range(4)))
     assert sorted(r.status_code for r in certified) == [200, 409, 409, 409]
     assert await rows(stack, "results", consultation.id) == 1
@@ -349,7 +350,8 @@ async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, i
         [
             "consultations.consultation.opened",
             "consultations.candidate.recorded",
-            "consultations.consultation.closed",
+            "consultations.schedule.amended",
+            "consultations.schedule.amended",
             "consultations.consultation.certified",
         ]
     )

@@ -53,7 +53,11 @@ async def test_token_claims_gain_nothing(stack: Stack, issuer: TestIssuer) -> No
     )
     elsewhere = await add_candidate(stack, issuer, consultation, C2, 1, headers=bogus)
     assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "forbidden_territory")
-    opened = await stack.consultations.client.post(f"/v1/consultations/{consultation.id}:start-voting", headers=bogus)
+    opened = await stack.consultations.client.post(
+        f"/v1/consultations/{consultation.id}:amend-schedule",
+        json={"reason": "claims", "voting_closes_at": "2099-01-01T00:00:00Z"},
+        headers=bogus,
+    )
     assert (opened.status_code, opened.json()["code"]) == (403, "forbidden_role")
     # The claim removed, nothing changes for the assignment itself.
     assert (await add_candidate(stack, issuer, consultation, C1, 1, headers=bogus)).status_code == 201

@@ -12,11 +12,11 @@ from tests.consultations.helpers import (
     ADULT,
     CHILD,
     Stack,
+    close_voting,
     officer,
     operator,
     register_residents,
     rows,
-    transition,
     vote,
     voting_consultation,
 )
@@ -116,7 +116,7 @@ async def test_ballots_only_while_voting(stack: Stack, issuer: TestIssuer) -> No
     (voter,) = await register_residents(stack, issuer, f"{C1}.CC1", ADULT, 1)
     consultation = await voting_consultation(stack, issuer, {C1: 1})
     candidate = consultation.candidates[C1][0]
-    assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
+    await close_voting(stack, issuer, consultation)
     late = await vote(stack, issuer, consultation, C1, candidate, voter)
     assert late.status_code == 409
     assert late.json()["code"] == "consultation_not_in_voting"

@@ -91,6 +91,8 @@ async def _seed(stack: Stack) -> Seeded:
                     "title": (f"{priority} " + "Proyecto de agua potable y saneamiento " * 6)[:200],
                     "description": "",
                     "assembly_priority": priority,
+                    "category": "water",
+                    "estimated_cost": 100_000,
                 }
             )
             if i < VOTING_COMMUNES:
@@ -112,13 +114,14 @@ async def _seed(stack: Stack) -> Seeded:
                 id=consultation_id,
                 code=code,
                 title="Consulta nacional",
-                status="closed",
+                status="open",
                 assemblies_open_at=now - timedelta(days=60),
+                candidates_close_at=now - timedelta(days=10),
+                roll_cutoff_at=now - timedelta(days=10),
                 voting_opens_at=now - timedelta(days=2),
                 voting_closes_at=now - timedelta(days=1),
+                certification_opens_at=now - timedelta(days=1),
                 commune_count=COMMUNES,
-                voting_started_at=now,
-                closed_at=now,
             )
         )
         await insert_communes(session, commune_rows)

@@ -29,9 +29,10 @@ from tests.consultations.helpers import (
     Stack,
     add_candidate,
     open_consultation,
+    open_voting,
     operator,
+    rows,
     spokesperson,
-    transition,
     vote,
 )
 from tests.support.issuer import TestIssuer
@@ -143,7 +144,9 @@ async def test_a_load_cut_midway_resumes_after_the_last_stored_chunk_and_verifie
     assert (await add_candidate(quiet, issuer, consultation, C1, 1)).status_code == 201
     requested = await freeze(quiet, issuer, consultation)
     assert requested["status"] == "requested" and requested["cutoff"] == date.today().isoformat()
-    not_yet = await transition(quiet, issuer, consultation.id, "start-voting")
+    # Voting day comes on the clock, but no ballot is taken before the roll is verified.
+    await open_voting(quiet, issuer, consultation)
+    not_yet = await vote(quiet, issuer, consultation, C1, consultation.candidates[C1][0], voters[0])
     assert (not_yet.status_code, not_yet.json()["code"]) == (409, "roll_not_verified")
 
     await until_frozen_by_identity(quiet, consultation.id)
@@ -170,7 +173,6 @@ async def test_a_load_cut_midway_resumes_after_the_last_stored_chunk_and_verifie
     # Loading again changes nothing.
     assert await loader(quiet).load(uuid.UUID(consultation.id)) == RollLoadStatus.VERIFIED
 
-    assert (await transition(quiet, issuer, consultation.id, "start-voting")).status_code == 200
     candidate = consultation.candidates[C1][0]
     assert (await vote(quiet, issuer, consultation, C1, candidate, voters[0])).status_code == 201
     # The same person, written another way, is the same entry: one vote.
@@ -179,8 +181,9 @@ async def test_a_load_cut_midway_resumes_after_the_last_stored_chunk_and_verifie
 
 
 async def test_a_tampered_roll_is_refused_and_voting_cannot_start(quiet: Stack, issuer: TestIssuer) -> None:
-    await seed_voters(quiet, f"{C1}.CC1", 3)
+    voters = await seed_voters(quiet, f"{C1}.CC1", 3)
     consultation = await open_consultation(quiet, issuer)
+    assert (await add_candidate(quiet, issuer, consultation, C1, 1)).status_code == 201
     communes = (
         await quiet.consultations.client.get(f"/v1/consultations/{consultation.id}/communes", params={"limit": 1000})
     ).json()
@@ -205,8 +208,10 @@ async def test_a_tampered_roll_is_refused_and_voting_cannot_start(quiet: Stack, 
     assert await loader(quiet, chunk_size=1000).load(uuid.UUID(consultation.id)) == RollLoadStatus.REFUSED
     state = await roll_state(quiet, consultation)
     assert state["status"] == "refused" and "digest" in str(state["error"])
-    refused = await transition(quiet, issuer, consultation.id, "start-voting")
+    await open_voting(quiet, issuer, consultation)
+    refused = await vote(quiet, issuer, consultation, C1, consultation.candidates[C1][0], voters[0])
     assert (refused.status_code, refused.json()["code"]) == (409, "roll_not_verified")
+    assert await rows(quiet, "participations", consultation.id) == 0
     # A refused roll stays refused: the loader does not pick it up again.
     assert await loader(quiet).load(uuid.UUID(consultation.id)) == RollLoadStatus.REFUSED
 

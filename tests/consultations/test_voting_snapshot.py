@@ -6,11 +6,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 
+from comuna_consultations.domain.phases import Schedule, VotingWindow
 from comuna_consultations.storage import repository
+from comuna_consultations.voting import snapshot as snapshot_module
 from comuna_consultations.voting import storage
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.db import Database
@@ -20,6 +23,16 @@ pytestmark = pytest.mark.asyncio
 CONSULTATION = uuid.uuid4()
 COMMUNE = uuid.uuid4()
 CANDIDATE = uuid.uuid4()
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+# Registration closes at T0, voting on T0 + 2 days.
+SCHEDULE = Schedule(
+    T0 - timedelta(days=10),
+    T0,
+    T0,
+    T0 + timedelta(days=2),
+    T0 + timedelta(days=2, hours=12),
+    T0 + timedelta(days=3),
+)
 
 
 class FakeDb:
@@ -37,7 +50,13 @@ class Clock:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    state: dict[str, Any] = {"status": "assembly", "status_reads": 0, "full_reads": 0}
+    state: dict[str, Any] = {
+        "status": "open",
+        "verified": False,
+        "now": T0 - timedelta(days=1),
+        "status_reads": 0,
+        "full_reads": 0,
+    }
 
     async def status(session: object, consultation_id: uuid.UUID) -> str | None:
         state["status_reads"] += 1
@@ -55,19 +74,32 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(storage, "commune_codes", codes)
 
     async def voter_key(session: object, consultation_id: uuid.UUID) -> bytes | None:
-        return b"k" * 32 if state["status"] != "assembly" else None
+        return b"k" * 32 if state["verified"] else None
+
+    async def schedule(session: object, consultation_id: uuid.UUID) -> Schedule | None:
+        return SCHEDULE if consultation_id == CONSULTATION else None
+
+    async def windows(session: object, consultation_id: uuid.UUID) -> dict[uuid.UUID, VotingWindow | None]:
+        return {}
 
     monkeypatch.setattr(storage, "candidate_communes", candidates)
     monkeypatch.setattr(storage, "verified_voter_key", voter_key)
+    monkeypatch.setattr(snapshot_module, "schedule_of", schedule)
+    monkeypatch.setattr(snapshot_module, "voting_windows", windows)
     return state
+
+
+def cache_of(calls: dict[str, Any], clock: Clock) -> VotingSnapshotCache:
+    return VotingSnapshotCache(cast(Database, FakeDb()), ttl=1.0, clock=clock, server_now=lambda: calls["now"])
 
 
 async def test_many_waiters_share_one_load_and_ttl_is_honoured(calls: dict[str, Any]) -> None:
     clock = Clock()
-    cache = VotingSnapshotCache(cast(Database, FakeDb()), ttl=1.0, clock=clock)
+    cache = cache_of(calls, clock)
     snapshots = await asyncio.gather(*(cache.get(CONSULTATION) for _ in range(200)))
     assert calls["status_reads"] == 1
-    assert {s.status for s in snapshots if s} == {"assembly"}
+    assert {s.status for s in snapshots if s} == {"open"}
+    assert {s.candidates_final for s in snapshots if s} == {False}
     clock.now = 0.5
     await cache.get(CONSULTATION)
     assert calls["status_reads"] == 1
@@ -76,16 +108,28 @@ async def test_many_waiters_share_one_load_and_ttl_is_honoured(calls: dict[str, 
     assert calls["status_reads"] == 2
 
 
+async def test_registration_open_rereads_the_candidates(calls: dict[str, Any]) -> None:
+    clock = Clock()
+    cache = cache_of(calls, clock)
+    calls["verified"] = True
+    await cache.get(CONSULTATION)
+    clock.now = 2.0
+    await cache.get(CONSULTATION)
+    # Registration still open on the server clock: candidates may still change.
+    assert calls["full_reads"] == 2
+
+
 async def test_refresh_while_voting_reads_only_the_status(calls: dict[str, Any]) -> None:
     clock = Clock()
-    cache = VotingSnapshotCache(cast(Database, FakeDb()), ttl=1.0, clock=clock)
-    calls["status"] = "voting"
+    cache = cache_of(calls, clock)
+    calls["verified"] = True
+    calls["now"] = T0 + timedelta(days=2, hours=1)
     first = await cache.get(CONSULTATION)
-    assert first is not None and calls["full_reads"] == 1
-    calls["status"] = "closed"
+    assert first is not None and calls["full_reads"] == 1 and first.candidates_final
+    calls["status"] = "certified"
     clock.now = 2.0
     second = await cache.get(CONSULTATION)
-    assert second is not None and second.status == "closed"
+    assert second is not None and second.status == "certified"
     assert second.candidate_communes == {CANDIDATE: COMMUNE}
     assert calls["full_reads"] == 1
     fresh = await cache.get(CONSULTATION, fresh=True)

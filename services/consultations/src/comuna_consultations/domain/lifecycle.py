@@ -34,4 +34,9 @@ def check_transition(current: str, target: Status) -> None:
         raise FailedPrecondition(
             f"the consultation is already {target}", code=f"consultation_already_{target}", current_status=current
         )
-    require_status(current, PREVIOUS[target])
+    previous = PREVIOUS.get(target)
+    if previous is None:  # the first status is set on opening, never reached by a step
+        raise FailedPrecondition(
+            f"no step leads to {target}", code=f"consultation_not_{target}", current_status=current
+        )
+    require_status(current, previous)

@@ -110,8 +110,8 @@ async def cast_ballot(
     if candidate_commune != request.commune_id:
         raise InvalidInput("the candidate belongs to another commune", code="candidate_not_in_commune")
 
-    if snapshot.voter_key is None:  # voting never starts without a verified roll; defensive
-        raise not_on_roll()
+    if snapshot.voter_key is None:  # voting day came, but the roll was not (yet) loaded and verified
+        raise FailedPrecondition("the voter roll is not loaded and verified", code="roll_not_verified")
     voter_key = multiply(snapshot.voter_key, document_point(normalise_document(request.national_id)))
 
     ballot_id = new_id()
