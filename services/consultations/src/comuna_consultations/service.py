@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 # lifecycle/voting/results messages are imported for their effect: they register how each
 # slice's domain events become event messages.
+from comuna_consultations.assemblies import api as assemblies_api
+from comuna_consultations.assemblies import messages as assemblies_messages  # noqa: F401
 from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.lifecycle import api as lifecycle_api
 from comuna_consultations.lifecycle import messages as lifecycle_messages  # noqa: F401
@@ -60,7 +62,7 @@ SPEC = ServiceSpec(
     description="Popular consultations: communes' assembly candidates, secret one-person-one-vote ballots, "
     "and certified results ranked by a published rule.",
     settings_factory=Settings,
-    routers=[lifecycle_api.router, roll_api.router, voting_api.router, results_api.router],
+    routers=[lifecycle_api.router, assemblies_api.router, roll_api.router, voting_api.router, results_api.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=identity_access_resolver,

@@ -10,7 +10,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_consultations.storage.models import Candidate, Consultation, ConsultationCommune, ScheduleAmendment
+from comuna_consultations.storage.models import Candidate, Consultation, ScheduleAmendment
 from comuna_consultations.storage.repository import candidates, communes, consultations
 
 
@@ -66,17 +66,6 @@ async def candidates_of_commune(
 
 
 amendments = cast(Table, ScheduleAmendment.__table__)
-
-
-async def lock_commune(
-    session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID
-) -> ConsultationCommune | None:
-    query = (
-        select(ConsultationCommune)
-        .where(ConsultationCommune.consultation_id == consultation_id, ConsultationCommune.commune_id == commune_id)
-        .with_for_update()
-    )
-    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def candidate_count(session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID) -> int:

@@ -16,14 +16,14 @@ from datetime import datetime
 from comuna_consultations.domain import schedules as phases_storage
 from comuna_consultations.domain.consultations import (
     StatusWatcher,
-    commune_not_found,
     existing,
     existing_commune,
     not_found,
 )
 from comuna_consultations.domain.identity import CommuneDirectory
 from comuna_consultations.domain.lifecycle import require_status
-from comuna_consultations.domain.phases import Schedule, VotingWindow, require_registration_open
+from comuna_consultations.domain.phases import Schedule, VotingWindow
+from comuna_consultations.domain.registration import lock_for_registration
 from comuna_consultations.domain.schedules import schedule_from
 from comuna_consultations.lifecycle import storage
 from comuna_consultations.lifecycle.events import CandidateRecorded, CommuneHeld, ConsultationOpened, ScheduleAmended
@@ -146,36 +146,6 @@ def check_within_rules(consultation: Consultation, new: NewCandidate) -> None:
         )
 
 
-async def registration_target(
-    uow: UnitOfWork,
-    caller: Caller,
-    consultation_id: uuid.UUID,
-    commune_id: uuid.UUID,
-    *,
-    now: datetime,
-    lineages: TerritoryLineages,
-) -> Consultation:
-    """The consultation, locked FOR SHARE, once the caller may change this commune's candidates
-    now: spokesperson of the commune (or operator), registration open on the clock.
-
-    FOR SHARE: an amendment of the schedule (FOR UPDATE) waits for this transaction, so the
-    dates checked here hold until it commits; the commune's row is locked FOR UPDATE so that
-    one commune's candidate writes run one at a time (the maximum is a count)."""
-    session = uow.session
-    consultation = await repository.consultation_by_id(session, consultation_id, lock="share")
-    if consultation is None:
-        raise not_found(consultation_id)
-    commune = await storage.lock_commune(session, consultation_id, commune_id)
-    if commune is None:
-        raise commune_not_found(commune_id)
-    # The commune's code as snapshotted when the consultation opened, not anything the caller
-    # sent; where it sits today comes from identity's register.
-    caller.require([Role.SPOKESPERSON, Role.OPERATOR], await lineages.of(commune.code))
-    require_status(consultation.status, ConsultationStatus.OPEN)
-    require_registration_open(schedule_from(consultation), now)
-    return consultation
-
-
 async def record_candidate(
     uow: UnitOfWork,
     caller: Caller,
@@ -187,7 +157,7 @@ async def record_candidate(
     lineages: TerritoryLineages,
 ) -> uuid.UUID:
     """Record one of a commune's assembly candidates; only while registration is open."""
-    consultation = await registration_target(uow, caller, consultation_id, commune_id, now=now, lineages=lineages)
+    consultation = await lock_for_registration(uow, caller, consultation_id, commune_id, now=now, lineages=lineages)
     check_within_rules(consultation, new)
     if await storage.candidate_count(uow.session, consultation_id, commune_id) >= consultation.max_candidates:
         raise InvalidInput(
