@@ -1,7 +1,7 @@
 """Rate limits per caller and per named limit: token buckets, a FastAPI dependency, a gRPC helper.
 
 A caller is who the token says: a person by subject, a service by its client id. Each named
-limit (today only `DOCUMENT_LOOKUPS`) has a rate per minute and a burst (the bucket's size);
+limit (`DOCUMENT_LOOKUPS`, `TABLE_CHECK_INS`) has a rate per minute and a burst (the bucket's size);
 a call takes one token, and a caller with an empty bucket is refused with 429 problem+json
 `rate_limited` and `Retry-After` (whole seconds until a token is back) on REST, or
 RESOURCE_EXHAUSTED with the same code and `retry_after` in the ErrorInfo on gRPC.
@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 # /v1/residents:link, /v1/residents:enrolment-code), "can I vote?" (GET /v1/me/roll), registration
 # (POST /v1/residents, /v1/residents:batch), a move (/v1/residents:move), a census import (/v1/residents:import).
 DOCUMENT_LOOKUPS = "document_lookups"
+# Check-ins at a voting table by document, one token per call, counted per officer
+# (consultations: POST .../tables/{code}:check-in and .../tables/{code}/check-ins): an officer
+# checks in one person every few seconds at most, never hundreds a second.
+TABLE_CHECK_INS = "table_check_ins"
 
 Clock = Callable[[], float]
 
@@ -59,6 +63,7 @@ def rates_from(settings: ServiceSettings) -> dict[str, Rate]:
     s = settings
     return {
         DOCUMENT_LOOKUPS: Rate(s.rate_limit_document_lookups_per_minute, s.rate_limit_document_lookups_burst),
+        TABLE_CHECK_INS: Rate(s.rate_limit_table_check_ins_per_minute, s.rate_limit_table_check_ins_burst),
     }
 
 
@@ -213,6 +218,9 @@ def rate_limit(name: str) -> Any:
 
 DocumentLookupQuota = Annotated[Quota, rate_limit(DOCUMENT_LOOKUPS)]
 """Annotated shortcut: `async def endpoint(quota: DocumentLookupQuota)`."""
+
+TableCheckInQuota = Annotated[Quota, rate_limit(TABLE_CHECK_INS)]
+"""Annotated shortcut: `async def endpoint(quota: TableCheckInQuota)` (per officer)."""
 
 
 def grpc_quota(limiter: RateLimiter, name: str, principal: Principal) -> Quota:

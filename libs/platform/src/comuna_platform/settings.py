@@ -75,6 +75,10 @@ class ServiceSettings(BaseSettings):
     # `:batch`), a move (`:move`) and a census import (`:import`); identity's REST, the CLI is not limited.
     rate_limit_document_lookups_per_minute: float = Field(default=30.0, gt=0)
     rate_limit_document_lookups_burst: int = Field(default=10, ge=1)
+    # Check-ins at a voting table by document (consultations' `:check-in` and paper `check-ins`),
+    # per officer: a busy table checks in one person every ~10 s; a burst covers a queue at opening.
+    rate_limit_table_check_ins_per_minute: float = Field(default=12.0, gt=0)
+    rate_limit_table_check_ins_burst: int = Field(default=20, ge=1)
     # Buckets kept per limit; the least recently seen callers beyond it start again full.
     rate_limit_max_callers: int = Field(default=100_000, ge=1)
 

@@ -7,7 +7,7 @@ from typing import cast
 import grpc
 from fastapi import FastAPI
 
-# lifecycle/voting/results messages are imported for their effect: they register how each
+# lifecycle/voting/results/tables messages are imported for their effect: they register how each
 # slice's domain events become event messages.
 from comuna_consultations.assemblies import api as assemblies_api
 from comuna_consultations.assemblies import messages as assemblies_messages  # noqa: F401
@@ -20,6 +20,8 @@ from comuna_consultations.results import messages as results_messages  # noqa: F
 from comuna_consultations.roll import api as roll_api
 from comuna_consultations.roll.loader import RollLoader
 from comuna_consultations.settings import Settings
+from comuna_consultations.tables import api as tables_api
+from comuna_consultations.tables import messages as tables_messages  # noqa: F401
 from comuna_consultations.voting import api as voting_api
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
@@ -62,7 +64,14 @@ SPEC = ServiceSpec(
     description="Popular consultations: communes' assembly candidates, secret one-person-one-vote ballots, "
     "and certified results ranked by a published rule.",
     settings_factory=Settings,
-    routers=[lifecycle_api.router, assemblies_api.router, roll_api.router, voting_api.router, results_api.router],
+    routers=[
+        lifecycle_api.router,
+        assemblies_api.router,
+        roll_api.router,
+        voting_api.router,
+        results_api.router,
+        tables_api.router,
+    ],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=identity_access_resolver,

@@ -70,3 +70,15 @@ async def holds_of(session: AsyncSession, consultation_id: uuid.UUID) -> Sequenc
 
 async def hold_of(session: AsyncSession, consultation_id: uuid.UUID, commune_id: uuid.UUID) -> CommuneHold | None:
     return await session.get(CommuneHold, (consultation_id, commune_id))
+
+
+async def commune_window(
+    session: AsyncSession, consultation: Consultation, commune_id: uuid.UUID
+) -> VotingWindow | None:
+    """When this commune votes: its hold's window (None if excluded), else the national one."""
+    hold = await hold_of(session, consultation.id, commune_id)
+    if hold is None:
+        return schedule_from(consultation).voting
+    if hold.kind == HoldKind.POSTPONED and hold.voting_opens_at is not None and hold.voting_closes_at is not None:
+        return VotingWindow(hold.voting_opens_at, hold.voting_closes_at)
+    return None

@@ -32,6 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -497,3 +498,80 @@ class RollEntry(Base):
     login_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     commune_id: Mapped[uuid.UUID] = mapped_column()
     council_id: Mapped[uuid.UUID] = mapped_column()
+
+
+# --- TABLES (issue 8): paper tables' tally sheets -------------------------------------------
+
+
+# A paper table's recorded check-ins are counted when its sheet comes in (partial: no cost on
+# the other channels' participations).
+Index(
+    "ix_participations_paper_table",
+    Participation.table_id,
+    postgresql_where=text("channel = 'paper'"),
+)
+
+
+class TallySheet(Base):
+    """A paper table's count at close, as its officer submitted it; final once a SECOND officer
+    of the same table confirmed it. An unconfirmed sheet is replaced by a corrected one (a new
+    id, so a confirmation names exactly the sheet its officer read)."""
+
+    __tablename__ = "tally_sheets"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "table_id"],
+            ["voting_tables.consultation_id", "voting_tables.commune_id", "voting_tables.id"],
+            name="fk_tally_sheets_table",
+        ),
+        # One sheet per table: a correction replaces the unconfirmed one, a confirmed one is final.
+        UniqueConstraint("table_id", name="uq_tally_sheets_table"),
+        UniqueConstraint("consultation_id", "commune_id", "id", name="uq_tally_sheets_commune_id"),
+        CheckConstraint("blank >= 0 AND null_votes >= 0 AND checked_in >= 0", name="ck_tally_sheets_counts"),
+        CheckConstraint("confirmed_by IS NULL OR confirmed_by <> submitted_by", name="ck_tally_sheets_two_officers"),
+        CheckConstraint("(confirmed_by IS NULL) = (confirmed_at IS NULL)", name="ck_tally_sheets_confirmation"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    table_id: Mapped[uuid.UUID] = mapped_column()
+    blank: Mapped[int] = mapped_column(BigInteger)
+    # Spoiled ballots ("nulos"); `null` itself is an SQL keyword.
+    null_votes: Mapped[int] = mapped_column(BigInteger)
+    checked_in: Mapped[int] = mapped_column(BigInteger)
+    # SHA-256 of the scan or photo of the paper sheet (the file itself is kept outside).
+    scan_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # Keycloak subjects of the two officers (officers act in public; they are not voters here).
+    submitted_by: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    confirmed_by: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TallySheetVote(Base):
+    """Votes for one candidate of the table's commune on one tally sheet (every candidate of the
+    commune has a row, 0 when the sheet gave none)."""
+
+    __tablename__ = "tally_sheet_votes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "sheet_id"],
+            ["tally_sheets.consultation_id", "tally_sheets.commune_id", "tally_sheets.id"],
+            name="fk_tally_sheet_votes_sheet",
+            ondelete="CASCADE",
+        ),
+        # The candidate belongs to the sheet's commune, by the schema.
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "candidate_id"],
+            ["candidates.consultation_id", "candidates.commune_id", "candidates.id"],
+            name="fk_tally_sheet_votes_candidate",
+        ),
+        CheckConstraint("votes >= 0", name="ck_tally_sheet_votes_votes"),
+    )
+
+    sheet_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    candidate_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    votes: Mapped[int] = mapped_column(BigInteger)

@@ -205,3 +205,37 @@ class CommunePrioritised(_message.Message):
     candidate_ids: _containers.RepeatedScalarFieldContainer[str]
     recorded_by: str
     def __init__(self, consultation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., proposal_ids: _Optional[_Iterable[str]] = ..., candidate_ids: _Optional[_Iterable[str]] = ..., recorded_by: _Optional[str] = ...) -> None: ...
+
+class TallySheetVotes(_message.Message):
+    __slots__ = ("candidate_id", "votes")
+    CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    candidate_id: str
+    votes: int
+    def __init__(self, candidate_id: _Optional[str] = ..., votes: _Optional[int] = ...) -> None: ...
+
+class TallySheetConfirmed(_message.Message):
+    __slots__ = ("consultation_id", "commune_id", "table_id", "table_code", "sheet_id", "votes", "blank", "null_votes", "checked_in", "scan_sha256", "confirmed_at")
+    CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_CODE_FIELD_NUMBER: _ClassVar[int]
+    SHEET_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    BLANK_FIELD_NUMBER: _ClassVar[int]
+    NULL_VOTES_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_IN_FIELD_NUMBER: _ClassVar[int]
+    SCAN_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_AT_FIELD_NUMBER: _ClassVar[int]
+    consultation_id: str
+    commune_id: str
+    table_id: str
+    table_code: str
+    sheet_id: str
+    votes: _containers.RepeatedCompositeFieldContainer[TallySheetVotes]
+    blank: int
+    null_votes: int
+    checked_in: int
+    scan_sha256: str
+    confirmed_at: _timestamp_pb2.Timestamp
+    def __init__(self, consultation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., table_id: _Optional[str] = ..., table_code: _Optional[str] = ..., sheet_id: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[TallySheetVotes, _Mapping]]] = ..., blank: _Optional[int] = ..., null_votes: _Optional[int] = ..., checked_in: _Optional[int] = ..., scan_sha256: _Optional[str] = ..., confirmed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
