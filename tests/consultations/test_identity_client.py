@@ -27,18 +27,27 @@ async def test_calls_beyond_the_bound_wait_then_give_up_as_unavailable() -> None
         peak = 0
 
         async def slow(request: Any, timeout: float) -> str:  # noqa: ASYNC109 - a gRPC stub signature
+            # Holds its slot until released, whatever its own deadline: the third call's wait for
+            # a slot is then the only timer that can end, however loaded the machine is.
             nonlocal in_flight, peak
             in_flight += 1
             peak = max(peak, in_flight)
             try:
-                await asyncio.wait_for(release.wait(), timeout)
+                await release.wait()
                 return "ok"
-            except TimeoutError:
-                return "late"
             finally:
                 in_flight -= 1
 
-        results = await asyncio.gather(*(client._call("X", slow, None) for _ in range(3)), return_exceptions=True)
+        async def third() -> str:
+            try:
+                result: str = await client._call("X", slow, None)
+                return result
+            finally:
+                release.set()
+
+        results = await asyncio.gather(
+            client._call("X", slow, None), client._call("X", slow, None), third(), return_exceptions=True
+        )
         assert peak == 2
         busy = [r for r in results if isinstance(r, Unavailable)]
         assert len(busy) == 1 and busy[0].code == "identity_busy"
