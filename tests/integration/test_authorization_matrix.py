@@ -28,7 +28,7 @@ import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -191,8 +191,11 @@ async def _open(world: World, place: Place) -> Request:
         "code": f"{year}-Q1",
         "title": f"Matriz {year}",
         "assemblies_open_at": f"{year}-01-01T00:00:00Z",
+        "candidates_close_at": f"{year}-01-15T00:00:00Z",
+        "roll_cutoff_at": f"{year}-01-20T00:00:00Z",
         "voting_opens_at": f"{year}-02-01T00:00:00Z",
         "voting_closes_at": f"{year}-02-02T00:00:00Z",
+        "certification_opens_at": f"{year}-02-03T00:00:00Z",
     }
     return Request(json=body)
 
@@ -201,7 +204,59 @@ async def _candidate(world: World, place: Place) -> Request:
     assembly = world.consultations["assembly"]
     return Request(
         path={"consultation_id": assembly.id, "commune_id": assembly.communes[place]},
-        json={"title": "Cancha deportiva", "description": "Matriz", "assembly_priority": world.fresh()},
+        json={
+            "title": "Cancha deportiva",
+            "description": "Matriz",
+            "assembly_priority": world.fresh(),
+            "category": "sports",
+            "estimated_cost": 100_000,
+        },
+    )
+
+
+async def _amend(world: World, place: Place) -> Request:
+    moving = world.consultations["moving"]
+    later = world.clock.now() + timedelta(days=40 + world.fresh())
+    return Request(
+        path={"consultation_id": moving.id}, json={"reason": "matrix", "voting_closes_at": later.isoformat()}
+    )
+
+
+async def _hold(world: World, place: Place) -> Request:
+    moving = world.consultations["moving"]
+    return Request(
+        path={"consultation_id": moving.id, "commune_id": moving.communes[place]},
+        json={"kind": "excluded", "reason": "matrix"},
+    )
+
+
+async def _assembly_session(world: World, place: Place) -> Request:
+    assembly = world.consultations["assembly"]
+    return Request(
+        path={"consultation_id": assembly.id, "commune_id": assembly.communes[place]},
+        json={
+            "held_at": (world.clock.now() - timedelta(hours=1)).isoformat(),
+            "place": "Casa comunal",
+            "attendance": 30,
+            "minutes": "Matriz",
+            "proposals": [
+                {
+                    "title": "Cancha",
+                    "problem": "Matriz",
+                    "category": "sports",
+                    "estimated_cost": 100_000,
+                    "proposing_council_id": str(uuid.uuid4()),
+                }
+            ],
+        },
+    )
+
+
+async def _prioritise(world: World, place: Place) -> Request:
+    assembly = world.consultations["assembly"]
+    return Request(
+        path={"consultation_id": assembly.id, "commune_id": assembly.communes[place]},
+        json={"proposal_ids": [str(uuid.uuid4())]},  # unknown: 404 for who may, 403 for who may not
     )
 
 
@@ -314,10 +369,29 @@ FACTORIES: dict[str, Factory] = {
     "consultations:list_consultations_v1_consultations_get": Factory(fixed()),
     "consultations:get_consultation_v1_consultations__consultation_id__get": Factory(_consultation("certified")),
     "consultations:list_communes_v1_consultations__consultation_id__communes_get": Factory(_consultation("certified")),
-    "consultations:start_voting_v1_consultations__consultation_id__start_voting_post": Factory(_consultation("moving")),
+    "consultations:amend_schedule_v1_consultations__consultation_id__amend_schedule_post": Factory(_amend),
+    "consultations:list_amendments_v1_consultations__consultation_id__schedule_amendments_get": Factory(
+        _consultation("moving")
+    ),
+    "consultations:hold_commune_v1_consultations__consultation_id__communes__commune_id__hold_post": Factory(_hold),
+    "consultations:list_holds_v1_consultations__consultation_id__holds_get": Factory(_consultation("moving")),
+    "consultations:record_session_v1_consultations__consultation_id__communes__commune_id__assemblies_post": (
+        Factory(_assembly_session)
+    ),
+    "consultations:list_sessions_v1_consultations__consultation_id__communes__commune_id__assemblies_get": (
+        Factory(ids(_certified_commune))
+    ),
+    "consultations:list_proposals_v1_consultations__consultation_id__communes__commune_id__proposals_get": (
+        Factory(ids(_certified_commune))
+    ),
+    "consultations:prioritise_v1_consultations__consultation_id__communes__commune_id__prioritisation_put": (
+        Factory(_prioritise)
+    ),
+    "consultations:get_prioritisation_v1_consultations__consultation_id__communes__commune_id__prioritisation_get": (
+        Factory(ids(_certified_commune))
+    ),
     "consultations:freeze_roll_v1_consultations__consultation_id__roll_freeze_post": Factory(_consultation("assembly")),
     "consultations:get_roll_v1_consultations__consultation_id__roll_get": Factory(_consultation("voting")),
-    "consultations:close_voting_v1_consultations__consultation_id__close_post": Factory(_consultation("moving")),
     "consultations:certify_v1_consultations__consultation_id__certify_post": Factory(_consultation("moving")),
     "consultations:record_candidate_v1_consultations__consultation_id__communes__commune_id__candidates_post": (
         Factory(_candidate)

@@ -23,6 +23,7 @@ CANDIDATES = [
     "Dotación de la escuela",
     "Alumbrado público",
 ]
+CATEGORIES = dict(zip(CANDIDATES, ["health", "water", "roads", "education", "electricity"], strict=True))
 
 
 def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict[str, Any]:
@@ -37,9 +38,14 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
                 json={
                     "code": code,
                     "title": f"{title} {code}",
-                    "assemblies_open_at": now.isoformat(),
+                    # The published calendar of a cycle; the demo brings voting day forward
+                    # with `:amend-schedule` (open_voting) instead of waiting two weeks.
+                    "assemblies_open_at": (now - timedelta(minutes=1)).isoformat(),
+                    "candidates_close_at": (now + timedelta(days=10)).isoformat(),
+                    "roll_cutoff_at": (now + timedelta(days=12)).isoformat(),
                     "voting_opens_at": (now + timedelta(days=14)).isoformat(),
                     "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat(),
+                    "certification_opens_at": (now + timedelta(days=15)).isoformat(),
                 },
             )
             if response.status_code == 201:
@@ -47,6 +53,50 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
             if response.status_code != 409:
                 raise StepFailed(f"opening consultation {code}: {response.status_code} {response.text[:300]}")
         year += 1
+
+
+# Far enough ahead that the amendment reaches the server before the dates it sets have passed.
+_LEAD = timedelta(seconds=2)
+
+
+def _amend(client: PlatformClient, consultation_id: str, reason: str, **dates: datetime) -> None:
+    body: dict[str, Any] = {"reason": reason, **{name: when.isoformat() for name, when in dates.items()}}
+    client.call(
+        "POST", "consultations", f"/v1/consultations/{consultation_id}:amend-schedule", as_user="operator", json=body
+    )
+
+
+def _until_phase(client: PlatformClient, consultation_id: str, phase: str) -> None:
+    path = f"/v1/consultations/{consultation_id}"
+    client.wait_for(f"phase {phase}", lambda: client.call("GET", "consultations", path)["phase"] == phase, timeout=30)
+
+
+def open_voting(client: PlatformClient, consultation_id: str) -> None:
+    """Close registration and open voting a moment from now (a recorded amendment), then wait
+    until the server's clock is inside the voting window."""
+    now = datetime.now(UTC)
+    _amend(
+        client,
+        consultation_id,
+        "demo: voting day brought forward",
+        candidates_close_at=now + _LEAD,
+        roll_cutoff_at=now + _LEAD,
+        voting_opens_at=now + 2 * _LEAD,
+    )
+    _until_phase(client, consultation_id, "voting")
+
+
+def close_voting(client: PlatformClient, consultation_id: str) -> None:
+    """Close voting and open certification a moment from now, then wait for certification."""
+    now = datetime.now(UTC)
+    _amend(
+        client,
+        consultation_id,
+        "demo: voting closed early",
+        voting_closes_at=now + _LEAD,
+        certification_opens_at=now + _LEAD,
+    )
+    _until_phase(client, consultation_id, "certification")
 
 
 def grant_tables(client: PlatformClient, consultation_id: str, officer: str, communes: list[dict[str, Any]]) -> None:
@@ -127,13 +177,15 @@ def run_demo(
                     "title": title,
                     "description": f"Priorizado por la asamblea de {commune['name']}",
                     "assembly_priority": priority,
+                    "category": CATEGORIES[title],
+                    "estimated_cost": rng.randrange(100_000, 1_000_000, 5_000),
                 },
             )["id"]
             for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
         ]
     grant_tables(client, cid, officer, communes)
     roll = freeze_roll(client, cid)
-    client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
+    open_voting(client, cid)
     if before_ballots is not None:
         before_ballots()
 
@@ -160,7 +212,7 @@ def run_demo(
 
     if after_ballots is not None:
         after_ballots()
-    client.call("POST", "consultations", f"{base}:close", as_user="operator")
+    close_voting(client, cid)
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
 
