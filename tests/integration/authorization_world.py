@@ -65,6 +65,8 @@ HOME: dict[Role, str] = {
     Role.RESIDENT: COUNCIL[INSIDE],
 }
 TABLE = "T-C1"
+# The voting tables of `voting` (electronic), one per commune: TABLE's officer acts at the first.
+TABLES = {INSIDE: TABLE, OUTSIDE: "T-C9"}
 BIRTH_DATE = "1980-05-17"
 DEADLINE_SECONDS = 90.0
 # The builder's staff: never a matrix caller (their subjects differ from every person's).
@@ -328,6 +330,19 @@ async def _build(world: World) -> None:
         "assembly": await _open(world, "2091-Q3", 0),
         "moving": await _open(world, "2091-Q4", 0),
     }
+    # The voting tables of `voting`, laid out before its voting starts.
+    layout = [
+        {
+            "centre_code": "CV-M",
+            "centre_name": "Escuela Matriz",
+            "address": "",
+            "commune_code": commune,
+            "table_code": code,
+            "table_kind": "electronic",
+        }
+        for commune, code in TABLES.items()
+    ]
+    await _call(consultations, "POST", f"{base}/{voting.id}/voting-centres:import", world.builder(), json=layout)
     # Table officers of the builder's own (one per commune of `certified`), then the matrix's people.
     officer = str(uuid.uuid5(uuid.NAMESPACE_URL, f"comuna-matrix:builder-officer:{certified.id}"))
     for commune in (INSIDE, OUTSIDE):

@@ -54,6 +54,7 @@ from tests.integration.authorization_world import (
     INSIDE,
     OUTSIDE,
     SERVICES,
+    TABLES,
     World,
     has_outside,
     running_world,
@@ -216,6 +217,57 @@ async def _ballot(world: World, place: Place) -> Request:
     return Request(path={"consultation_id": voting.id}, json=body)
 
 
+def _layout_row(world: World, place: Place) -> dict[str, str]:
+    n = world.fresh()
+    return {
+        "centre_code": f"CM{n}",
+        "centre_name": f"Escuela {n}",
+        "address": "",
+        "commune_code": place,
+        "table_code": f"TM{n}",
+        "table_kind": "paper",
+    }
+
+
+async def _import_layout(world: World, place: Place) -> Request:
+    # Into `assembly`: centres and tables are laid out before voting opens.
+    return Request(path={"consultation_id": world.consultations["assembly"].id}, json=[_layout_row(world, place)])
+
+
+async def _add_table(world: World, place: Place) -> Request:
+    return Request(path={"consultation_id": world.consultations["assembly"].id}, json=_layout_row(world, place))
+
+
+async def _add_centre(world: World, place: Place) -> Request:
+    n = world.fresh()
+    body = {"code": f"CC{n}", "name": f"Liceo {n}", "commune_codes": [place]}
+    return Request(path={"consultation_id": world.consultations["assembly"].id}, json=body)
+
+
+def _at_table(body: Callable[[World], Any] | None = None) -> Build:
+    """At `voting`'s table of the place (its officer acts at INSIDE's; the other is outside)."""
+
+    async def build(world: World, place: Place) -> Request:
+        path = {"consultation_id": world.consultations["voting"].id, "table_code": TABLES[place]}
+        return Request(path=path, json=body(world) if body is not None else None)
+
+    return build
+
+
+def _document(world: World) -> dict[str, str]:
+    return {"national_id": world.national_id()}
+
+
+def _tally_sheet(world: World) -> dict[str, Any]:
+    return {"votes": [], "blank": 0, "null": 0, "checked_in": 0, "scan_sha256": "0" * 64}
+
+
+# An officer of another table (of this or another consultation) is refused so, not as forbidden_territory.
+NOT_OFFICER_OF_TABLE = (403, "not_officer_of_table")
+# `tables.lookup.require_table_officer` decides: an officer of THIS table.
+AT_TABLE = frozenset({Role.TABLE_OFFICER})
+
+
 def _certified_commune(world: World, place: Place) -> dict[str, str]:
     certified = world.consultations["certified"]
     return {"consultation_id": certified.id, "commune_id": certified.communes[INSIDE]}
@@ -333,6 +385,32 @@ FACTORIES: dict[str, Factory] = {
         ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "receipt": world.receipt})
     ),
     "consultations:results_v1_consultations__consultation_id__results_get": Factory(_consultation("certified")),
+    "consultations:import_centres_v1_consultations__consultation_id__voting_centres_import_post": Factory(
+        _import_layout
+    ),
+    "consultations:add_centre_v1_consultations__consultation_id__voting_centres_post": Factory(_add_centre),
+    "consultations:add_table_v1_consultations__consultation_id__tables_post": Factory(_add_table),
+    "consultations:list_centres_v1_consultations__consultation_id__voting_centres_get": Factory(
+        _consultation("voting")
+    ),
+    "consultations:list_tables_v1_consultations__consultation_id__tables_get": Factory(_consultation("voting")),
+    "consultations:get_table_v1_consultations__consultation_id__tables__table_code__get": Factory(_at_table()),
+    "consultations:check_in_v1_consultations__consultation_id__tables__table_code__check_in_post": Factory(
+        _at_table(_document), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE
+    ),
+    "consultations:record_check_in_v1_consultations__consultation_id__tables__table_code__check_ins_post": Factory(
+        _at_table(_document), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE
+    ),
+    "consultations:submit_tally_sheet_v1_consultations__consultation_id__tables__table_code__tally_sheet_post": (
+        Factory(_at_table(_tally_sheet), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE)
+    ),
+    "consultations:confirm_tally_sheet_v1_consultations__consultation_id__tables__table_code__"
+    "tally_sheet_confirm_post": (
+        Factory(_at_table(lambda world: {"sheet_id": str(uuid.uuid4())}), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE)
+    ),
+    "consultations:get_tally_sheet_v1_consultations__consultation_id__tables__table_code__tally_sheet_get": Factory(
+        _at_table()
+    ),
     "consultations:commune_results_v1_consultations__consultation_id__communes__commune_id__results_get": Factory(
         ids(_certified_commune)
     ),

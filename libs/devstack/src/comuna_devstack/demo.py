@@ -49,24 +49,66 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
         year += 1
 
 
-def grant_tables(client: PlatformClient, consultation_id: str, officer: str, communes: list[dict[str, Any]]) -> None:
-    """The operator makes `officer` the officer of one table per commune of this consultation."""
+# Each commune's voting centre has an electronic table and a paper one (see `lay_out_tables`).
+TABLE_KINDS = ("electronic", "paper")
+
+
+def table_code(commune_code: str, kind: str = "electronic") -> str:
+    """The demo's table of `kind` in a commune: `T-C001` (electronic), `P-C001` (paper)."""
+    return f"{'P' if kind == 'paper' else 'T'}-{commune_code.rsplit('.', 1)[-1]}"
+
+
+def lay_out_tables(client: PlatformClient, consultation_id: str, communes: list[dict[str, Any]]) -> None:
+    """The operator imports one voting centre per commune with an electronic and a paper table
+    (idempotent: importing the same rows again changes nothing). Before voting opens only."""
+    rows = [
+        {
+            "centre_code": f"CV-{commune['code'].rsplit('.', 1)[-1]}",
+            "centre_name": f"Centro de votación {commune.get('name', commune['code'])}",
+            "address": "",
+            "commune_code": commune["code"],
+            "table_code": table_code(commune["code"], kind),
+            "table_kind": kind,
+        }
+        for commune in communes
+        for kind in TABLE_KINDS
+    ]
+    client.call(
+        "POST",
+        "consultations",
+        f"/v1/consultations/{consultation_id}/voting-centres:import",
+        as_user="operator",
+        json=rows,
+    )
+
+
+def grant_tables(
+    client: PlatformClient,
+    consultation_id: str,
+    officer: str,
+    communes: list[dict[str, Any]],
+    kinds: tuple[str, ...] = ("electronic",),
+) -> None:
+    """The operator lays out the communes' tables (if not yet) and makes `officer` the officer of
+    the table of each kind in each commune of this consultation."""
+    lay_out_tables(client, consultation_id, communes)
     subject = client.subject(officer)
     for commune in communes:
-        client.call(
-            "POST",
-            "identity",
-            "/v1/role-assignments",
-            as_user="operator",
-            expect=(201, 409),
-            json={
-                "subject": subject,
-                "role": "table_officer",
-                "territory_code": commune["code"],
-                "consultation_id": consultation_id,
-                "table_code": f"T-{commune['code'].rsplit('.', 1)[-1]}",
-            },
-        )
+        for kind in kinds:
+            client.call(
+                "POST",
+                "identity",
+                "/v1/role-assignments",
+                as_user="operator",
+                expect=(201, 409),
+                json={
+                    "subject": subject,
+                    "role": "table_officer",
+                    "territory_code": commune["code"],
+                    "consultation_id": consultation_id,
+                    "table_code": table_code(commune["code"], kind),
+                },
+            )
 
 
 def freeze_roll(client: PlatformClient, consultation_id: str, timeout: float = 600.0) -> dict[str, Any]:
@@ -131,7 +173,10 @@ def run_demo(
             )["id"]
             for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
         ]
-    grant_tables(client, cid, officer, communes)
+    # officer-1 serves each commune's electronic and paper tables, officer-2 the paper ones (a
+    # paper table's tally sheet needs a second officer of the same table to confirm it).
+    grant_tables(client, cid, officer, communes, kinds=TABLE_KINDS)
+    grant_tables(client, cid, TABLE_OFFICERS[1], communes, kinds=("paper",))
     roll = freeze_roll(client, cid)
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
     if before_ballots is not None:
