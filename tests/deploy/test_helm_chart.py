@@ -545,6 +545,8 @@ def test_rate_limits_reach_every_service_and_merge_key_by_key(
         assert {key: env[prefix + key]["value"] for key in RATE_LIMIT_VARIABLES} == {
             "DOCUMENT_LOOKUPS_PER_MINUTE": "30",
             "DOCUMENT_LOOKUPS_BURST": "10",
+            "TABLE_CHECK_INS_PER_MINUTE": "12",
+            "TABLE_CHECK_INS_BURST": "20",
             "MAX_CALLERS": "100000",
         }
         assert not [key for key in env if key.startswith(prefix + "ELIGIBILITY")]  # CheckEligibility's limit is gone
@@ -553,11 +555,17 @@ def test_rate_limits_reach_every_service_and_merge_key_by_key(
     assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_BURST"]["value"] == "4"
     assert env["COMUNA_IDENTITY_RATE_LIMIT_DOCUMENT_LOOKUPS_PER_MINUTE"]["value"] == "30"
     assert env["COMUNA_IDENTITY_RATE_LIMIT_MAX_CALLERS"]["value"] == "100000"
+    officers = render(chart, {"services": {"consultations": {"rateLimits": {"tableCheckIns": {"perMinute": 6}}}}})
+    env = env_of(pod_spec(deployment(officers, "consultations"))["containers"][0])
+    assert env["COMUNA_CONSULTATIONS_RATE_LIMIT_TABLE_CHECK_INS_PER_MINUTE"]["value"] == "6"
+    assert env["COMUNA_CONSULTATIONS_RATE_LIMIT_TABLE_CHECK_INS_BURST"]["value"] == "20"
 
 
 RATE_LIMIT_VARIABLES = (
     "DOCUMENT_LOOKUPS_PER_MINUTE",
     "DOCUMENT_LOOKUPS_BURST",
+    "TABLE_CHECK_INS_PER_MINUTE",
+    "TABLE_CHECK_INS_BURST",
     "MAX_CALLERS",
 )
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from comuna_devstack.client import PlatformClient, StepFailed, items
-from comuna_devstack.demo import freeze_roll, grant_tables, open_consultation
+from comuna_devstack.demo import close_voting, freeze_roll, grant_tables, open_consultation, open_voting
 from comuna_devstack.seed import TABLE_OFFICERS
 
 COUNTRY, STATE, MUNICIPALITY = "VE", "VE.01", "VE.01.01"
@@ -118,13 +118,15 @@ class Cycle:
                         "title": f"Proyecto {k} de {commune.code}",
                         "description": "Priorizado",
                         "assembly_priority": k,
+                        "category": "water",
+                        "estimated_cost": 100_000 * k,
                     },
                 )["id"]
                 for k in range(1, CANDIDATES_PER_COMMUNE + 1)
             ]
         grant_tables(self.client, self.consultation_id, OFFICER, [{"code": c.code} for c in self.communes])
         freeze_roll(self.client, self.consultation_id)
-        self.client.call("POST", "consultations", f"{self.base}:start-voting", as_user="operator")
+        open_voting(self.client, self.consultation_id)
 
     # -- the vote ----------------------------------------------------------------------------------
     def ballots(self) -> list[dict[str, str]]:
@@ -170,7 +172,7 @@ class Cycle:
         return response.status_code
 
     def close(self) -> None:
-        self.client.call("POST", "consultations", f"{self.base}:close", as_user="operator")
+        close_voting(self.client, self.consultation_id)
 
     # -- certification -------------------------------------------------------------------------------
     def certify_request(self) -> httpx.Response | None:

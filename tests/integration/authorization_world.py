@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_identity.domain import access
 from comuna_platform.auth.roles import NATIONAL_ROLES, Role
+from comuna_platform.clock import ManualClock
 from tests.support.grpc_server import grpc_server
 from tests.support.identity import seed_territories, subject_of
 from tests.support.issuer import TestIssuer
@@ -65,6 +67,8 @@ HOME: dict[Role, str] = {
     Role.RESIDENT: COUNCIL[INSIDE],
 }
 TABLE = "T-C1"
+# The voting tables of `voting` (electronic), one per commune: TABLE's officer acts at the first.
+TABLES = {INSIDE: TABLE, OUTSIDE: "T-C9"}
 BIRTH_DATE = "1980-05-17"
 DEADLINE_SECONDS = 90.0
 # The builder's staff: never a matrix caller (their subjects differ from every person's).
@@ -107,6 +111,8 @@ class World:
     # need a voter on the roll, and each votes once.
     _voters: dict[str, list[str]] = field(default_factory=dict)
     _people_elsewhere: str = ""
+    # The consultations service's clock (`Runtime.clock`): the builder moves it through the phases.
+    clock: ManualClock = field(default_factory=lambda: ManualClock(datetime.now(UTC)))
 
     # -- people --------------------------------------------------------------------------------
     def subject(self, role: Role) -> str:
@@ -276,6 +282,7 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
                 await _grant(services[name], BUILDER_OPERATOR, Role.OPERATOR, "VE")
                 await _grant(services[name], BUILDER_REGISTRAR, Role.REGISTRAR, "VE")
         world = World(services, targets, issuer, {}, {}, {}, {}, receipt="")
+        services["consultations"].runtime.clock = world.clock
         await _build(world)
         yield world
 
@@ -287,12 +294,18 @@ async def _grant(identity: RunningService, subject: str, role: Role, code: str, 
 
 async def _open(world: World, code: str, communes_with_candidates: int) -> Consultation:
     consultations = world.services["consultations"]
+    now = world.clock.now()
+    # In its assemblies on the consultations service's clock; `_build` amends the dates and
+    # moves the clock.
     body = {
         "code": code,
         "title": f"Matrix {code}",
-        "assemblies_open_at": "2030-01-01T00:00:00Z",
-        "voting_opens_at": "2030-02-01T00:00:00Z",
-        "voting_closes_at": "2030-02-02T00:00:00Z",
+        "assemblies_open_at": (now - timedelta(days=1)).isoformat(),
+        "candidates_close_at": (now + timedelta(days=20)).isoformat(),
+        "roll_cutoff_at": (now + timedelta(days=25)).isoformat(),
+        "voting_opens_at": (now + timedelta(days=30)).isoformat(),
+        "voting_closes_at": (now + timedelta(days=31)).isoformat(),
+        "certification_opens_at": (now + timedelta(days=32)).isoformat(),
     }
     opened = await _call(consultations, "POST", "/v1/consultations", world.builder(), json=body)
     found = Consultation(id=str(opened["id"]))
@@ -308,13 +321,29 @@ async def _open(world: World, code: str, communes_with_candidates: int) -> Consu
                         "POST",
                         f"/v1/consultations/{found.id}/communes/{commune_id}/candidates",
                         world.builder(),
-                        json={"title": f"Proyecto {priority}", "description": "Matriz", "assembly_priority": priority},
+                        json={
+                            "title": f"Proyecto {priority}",
+                            "description": "Matriz",
+                            "assembly_priority": priority,
+                            "category": "water",
+                            "estimated_cost": 100_000,
+                        },
                     )
                 )["id"]
             )
             for priority in (1, 2)
         ]
     return found
+
+
+async def _amend(world: World, consultation_id: str, **seconds_from_now: int) -> None:
+    now = world.clock.now()
+    body: dict[str, Any] = {
+        "reason": "matrix",
+        **{name: (now + timedelta(seconds=s)).isoformat() for name, s in seconds_from_now.items()},
+    }
+    path = f"/v1/consultations/{consultation_id}:amend-schedule"
+    await _call(world.services["consultations"], "POST", path, world.builder(), json=body)
 
 
 async def _build(world: World) -> None:
@@ -328,6 +357,19 @@ async def _build(world: World) -> None:
         "assembly": await _open(world, "2091-Q3", 0),
         "moving": await _open(world, "2091-Q4", 0),
     }
+    # The voting tables of `voting`, laid out before its voting starts.
+    layout = [
+        {
+            "centre_code": "CV-M",
+            "centre_name": "Escuela Matriz",
+            "address": "",
+            "commune_code": commune,
+            "table_code": code,
+            "table_kind": "electronic",
+        }
+        for commune, code in TABLES.items()
+    ]
+    await _call(consultations, "POST", f"{base}/{voting.id}/voting-centres:import", world.builder(), json=layout)
     # Table officers of the builder's own (one per commune of `certified`), then the matrix's people.
     officer = str(uuid.uuid5(uuid.NAMESPACE_URL, f"comuna-matrix:builder-officer:{certified.id}"))
     for commune in (INSIDE, OUTSIDE):
@@ -352,7 +394,9 @@ async def _build(world: World) -> None:
         world._voters[commune] = [await world.resident(commune) for _ in range(VOTERS_PER_COMMUNE)]
     for consultation in (certified, voting):
         await _freeze_roll(consultations, consultation.id, world.builder())
-        await _call(consultations, "POST", f"{base}/{consultation.id}:start-voting", world.builder())
+    await _amend(world, voting.id, candidates_close_at=1, roll_cutoff_at=1, voting_opens_at=2)
+    await _amend(world, certified.id, candidates_close_at=1, roll_cutoff_at=1, voting_opens_at=2)
+    world.clock.advance(timedelta(seconds=3))
     officer_headers = world.issuer.headers(subject=officer)
     for commune in (INSIDE, OUTSIDE):
         for choice in (0, 0, 1):
@@ -369,7 +413,10 @@ async def _build(world: World) -> None:
                 },
             )
             world.receipt = str(ballot["receipt"])
-    await _call(consultations, "POST", f"{base}/{certified.id}:close", world.builder())
+    # Only `certified` closes; `voting` stays open for the matrix's ballots (closing in a year).
+    await _amend(world, voting.id, voting_closes_at=365 * 86400, certification_opens_at=366 * 86400)
+    await _amend(world, certified.id, voting_closes_at=1, certification_opens_at=1)
+    world.clock.advance(timedelta(seconds=2))
     await _call(consultations, "POST", f"{base}/{certified.id}:certify", world.builder())
 
     async def allocations() -> list[Any] | None:

@@ -28,7 +28,7 @@ import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -54,6 +54,7 @@ from tests.integration.authorization_world import (
     INSIDE,
     OUTSIDE,
     SERVICES,
+    TABLES,
     World,
     has_outside,
     running_world,
@@ -191,8 +192,11 @@ async def _open(world: World, place: Place) -> Request:
         "code": f"{year}-Q1",
         "title": f"Matriz {year}",
         "assemblies_open_at": f"{year}-01-01T00:00:00Z",
+        "candidates_close_at": f"{year}-01-15T00:00:00Z",
+        "roll_cutoff_at": f"{year}-01-20T00:00:00Z",
         "voting_opens_at": f"{year}-02-01T00:00:00Z",
         "voting_closes_at": f"{year}-02-02T00:00:00Z",
+        "certification_opens_at": f"{year}-02-03T00:00:00Z",
     }
     return Request(json=body)
 
@@ -201,7 +205,59 @@ async def _candidate(world: World, place: Place) -> Request:
     assembly = world.consultations["assembly"]
     return Request(
         path={"consultation_id": assembly.id, "commune_id": assembly.communes[place]},
-        json={"title": "Cancha deportiva", "description": "Matriz", "assembly_priority": world.fresh()},
+        json={
+            "title": "Cancha deportiva",
+            "description": "Matriz",
+            "assembly_priority": world.fresh(),
+            "category": "sports",
+            "estimated_cost": 100_000,
+        },
+    )
+
+
+async def _amend(world: World, place: Place) -> Request:
+    moving = world.consultations["moving"]
+    later = world.clock.now() + timedelta(days=40 + world.fresh())
+    return Request(
+        path={"consultation_id": moving.id}, json={"reason": "matrix", "voting_closes_at": later.isoformat()}
+    )
+
+
+async def _hold(world: World, place: Place) -> Request:
+    moving = world.consultations["moving"]
+    return Request(
+        path={"consultation_id": moving.id, "commune_id": moving.communes[place]},
+        json={"kind": "excluded", "reason": "matrix"},
+    )
+
+
+async def _assembly_session(world: World, place: Place) -> Request:
+    assembly = world.consultations["assembly"]
+    return Request(
+        path={"consultation_id": assembly.id, "commune_id": assembly.communes[place]},
+        json={
+            "held_at": (world.clock.now() - timedelta(hours=1)).isoformat(),
+            "place": "Casa comunal",
+            "attendance": 30,
+            "minutes": "Matriz",
+            "proposals": [
+                {
+                    "title": "Cancha",
+                    "problem": "Matriz",
+                    "category": "sports",
+                    "estimated_cost": 100_000,
+                    "proposing_council_id": str(uuid.uuid4()),
+                }
+            ],
+        },
+    )
+
+
+async def _prioritise(world: World, place: Place) -> Request:
+    assembly = world.consultations["assembly"]
+    return Request(
+        path={"consultation_id": assembly.id, "commune_id": assembly.communes[place]},
+        json={"proposal_ids": [str(uuid.uuid4())]},  # unknown: 404 for who may, 403 for who may not
     )
 
 
@@ -214,6 +270,57 @@ async def _ballot(world: World, place: Place) -> Request:
         "channel": "table",
     }
     return Request(path={"consultation_id": voting.id}, json=body)
+
+
+def _layout_row(world: World, place: Place) -> dict[str, str]:
+    n = world.fresh()
+    return {
+        "centre_code": f"CM{n}",
+        "centre_name": f"Escuela {n}",
+        "address": "",
+        "commune_code": place,
+        "table_code": f"TM{n}",
+        "table_kind": "paper",
+    }
+
+
+async def _import_layout(world: World, place: Place) -> Request:
+    # Into `assembly`: centres and tables are laid out before voting opens.
+    return Request(path={"consultation_id": world.consultations["assembly"].id}, json=[_layout_row(world, place)])
+
+
+async def _add_table(world: World, place: Place) -> Request:
+    return Request(path={"consultation_id": world.consultations["assembly"].id}, json=_layout_row(world, place))
+
+
+async def _add_centre(world: World, place: Place) -> Request:
+    n = world.fresh()
+    body = {"code": f"CC{n}", "name": f"Liceo {n}", "commune_codes": [place]}
+    return Request(path={"consultation_id": world.consultations["assembly"].id}, json=body)
+
+
+def _at_table(body: Callable[[World], Any] | None = None) -> Build:
+    """At `voting`'s table of the place (its officer acts at INSIDE's; the other is outside)."""
+
+    async def build(world: World, place: Place) -> Request:
+        path = {"consultation_id": world.consultations["voting"].id, "table_code": TABLES[place]}
+        return Request(path=path, json=body(world) if body is not None else None)
+
+    return build
+
+
+def _document(world: World) -> dict[str, str]:
+    return {"national_id": world.national_id()}
+
+
+def _tally_sheet(world: World) -> dict[str, Any]:
+    return {"votes": [], "blank": 0, "null": 0, "checked_in": 0, "scan_sha256": "0" * 64}
+
+
+# An officer of another table (of this or another consultation) is refused so, not as forbidden_territory.
+NOT_OFFICER_OF_TABLE = (403, "not_officer_of_table")
+# `tables.lookup.require_table_officer` decides: an officer of THIS table.
+AT_TABLE = frozenset({Role.TABLE_OFFICER})
 
 
 def _certified_commune(world: World, place: Place) -> dict[str, str]:
@@ -314,10 +421,29 @@ FACTORIES: dict[str, Factory] = {
     "consultations:list_consultations_v1_consultations_get": Factory(fixed()),
     "consultations:get_consultation_v1_consultations__consultation_id__get": Factory(_consultation("certified")),
     "consultations:list_communes_v1_consultations__consultation_id__communes_get": Factory(_consultation("certified")),
-    "consultations:start_voting_v1_consultations__consultation_id__start_voting_post": Factory(_consultation("moving")),
+    "consultations:amend_schedule_v1_consultations__consultation_id__amend_schedule_post": Factory(_amend),
+    "consultations:list_amendments_v1_consultations__consultation_id__schedule_amendments_get": Factory(
+        _consultation("moving")
+    ),
+    "consultations:hold_commune_v1_consultations__consultation_id__communes__commune_id__hold_post": Factory(_hold),
+    "consultations:list_holds_v1_consultations__consultation_id__holds_get": Factory(_consultation("moving")),
+    "consultations:record_session_v1_consultations__consultation_id__communes__commune_id__assemblies_post": (
+        Factory(_assembly_session)
+    ),
+    "consultations:list_sessions_v1_consultations__consultation_id__communes__commune_id__assemblies_get": (
+        Factory(ids(_certified_commune))
+    ),
+    "consultations:list_proposals_v1_consultations__consultation_id__communes__commune_id__proposals_get": (
+        Factory(ids(_certified_commune))
+    ),
+    "consultations:prioritise_v1_consultations__consultation_id__communes__commune_id__prioritisation_put": (
+        Factory(_prioritise)
+    ),
+    "consultations:get_prioritisation_v1_consultations__consultation_id__communes__commune_id__prioritisation_get": (
+        Factory(ids(_certified_commune))
+    ),
     "consultations:freeze_roll_v1_consultations__consultation_id__roll_freeze_post": Factory(_consultation("assembly")),
     "consultations:get_roll_v1_consultations__consultation_id__roll_get": Factory(_consultation("voting")),
-    "consultations:close_voting_v1_consultations__consultation_id__close_post": Factory(_consultation("moving")),
     "consultations:certify_v1_consultations__consultation_id__certify_post": Factory(_consultation("moving")),
     "consultations:record_candidate_v1_consultations__consultation_id__communes__commune_id__candidates_post": (
         Factory(_candidate)
@@ -333,6 +459,32 @@ FACTORIES: dict[str, Factory] = {
         ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "receipt": world.receipt})
     ),
     "consultations:results_v1_consultations__consultation_id__results_get": Factory(_consultation("certified")),
+    "consultations:import_centres_v1_consultations__consultation_id__voting_centres_import_post": Factory(
+        _import_layout
+    ),
+    "consultations:add_centre_v1_consultations__consultation_id__voting_centres_post": Factory(_add_centre),
+    "consultations:add_table_v1_consultations__consultation_id__tables_post": Factory(_add_table),
+    "consultations:list_centres_v1_consultations__consultation_id__voting_centres_get": Factory(
+        _consultation("voting")
+    ),
+    "consultations:list_tables_v1_consultations__consultation_id__tables_get": Factory(_consultation("voting")),
+    "consultations:get_table_v1_consultations__consultation_id__tables__table_code__get": Factory(_at_table()),
+    "consultations:check_in_v1_consultations__consultation_id__tables__table_code__check_in_post": Factory(
+        _at_table(_document), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE
+    ),
+    "consultations:record_check_in_v1_consultations__consultation_id__tables__table_code__check_ins_post": Factory(
+        _at_table(_document), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE
+    ),
+    "consultations:submit_tally_sheet_v1_consultations__consultation_id__tables__table_code__tally_sheet_post": (
+        Factory(_at_table(_tally_sheet), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE)
+    ),
+    "consultations:confirm_tally_sheet_v1_consultations__consultation_id__tables__table_code__"
+    "tally_sheet_confirm_post": (
+        Factory(_at_table(lambda world: {"sheet_id": str(uuid.uuid4())}), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE)
+    ),
+    "consultations:get_tally_sheet_v1_consultations__consultation_id__tables__table_code__tally_sheet_get": Factory(
+        _at_table()
+    ),
     "consultations:commune_results_v1_consultations__consultation_id__communes__commune_id__results_get": Factory(
         ids(_certified_commune)
     ),

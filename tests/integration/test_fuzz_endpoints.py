@@ -87,8 +87,11 @@ async def platform(
                 "code": "2030-Q1",
                 "title": "Fuzzed",
                 "assemblies_open_at": "2030-01-01T00:00:00Z",
+                "candidates_close_at": "2030-01-15T00:00:00Z",
+                "roll_cutoff_at": "2030-01-20T00:00:00Z",
                 "voting_opens_at": "2030-02-01T00:00:00Z",
                 "voting_closes_at": "2030-02-02T00:00:00Z",
+                "certification_opens_at": "2030-02-03T00:00:00Z",
             },
             headers=issuer.headers(subject=platform_people.OPERATOR, roles=[]),
         )

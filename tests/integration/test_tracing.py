@@ -10,8 +10,9 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -32,6 +33,7 @@ from comuna_identity.domain import access
 from comuna_identity.service import SPEC as IDENTITY
 from comuna_identity.settings import Settings as IdentitySettings
 from comuna_platform.auth.roles import Role
+from comuna_platform.clock import ManualClock
 from tests.support.grpc_server import grpc_server
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService, fresh_database, running_service
@@ -43,9 +45,16 @@ pytestmark = pytest.mark.asyncio
 _VOTING_DAY = date.today() + timedelta(days=30)
 SCHEDULE = {
     "assemblies_open_at": f"{date.today() - timedelta(days=1)}T08:00:00-04:00",
+    "candidates_close_at": f"{_VOTING_DAY - timedelta(days=3)}T18:00:00-04:00",
+    "roll_cutoff_at": f"{_VOTING_DAY - timedelta(days=2)}T00:00:00-04:00",
     "voting_opens_at": f"{_VOTING_DAY}T06:00:00-04:00",
     "voting_closes_at": f"{_VOTING_DAY}T18:00:00-04:00",
+    "certification_opens_at": f"{_VOTING_DAY}T20:00:00-04:00",
 }
+
+
+def _dates(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in body.items()}
 
 
 def migrations(package: object) -> Path:
@@ -144,6 +153,9 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     )
     assert response.status_code == 201, response.text
 
+    # The phases follow the service's clock: the test moves it past each amended date.
+    clock = ManualClock(datetime.now(UTC))
+    consultations.runtime.clock = clock
     consultation = await consultations.client.post(
         "/v1/consultations", headers=operator, json={"code": "2031-Q1", "title": "Trazas", **SCHEDULE}
     )
@@ -152,7 +164,13 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     candidate = await consultations.client.post(
         f"{base}/communes/{commune_id}/candidates",
         headers=operator,
-        json={"title": "Agua potable", "description": "x", "assembly_priority": 1},
+        json={
+            "title": "Agua potable",
+            "description": "x",
+            "assembly_priority": 1,
+            "category": "water",
+            "estimated_cost": 100_000,
+        },
     )
     assert candidate.status_code == 201, candidate.text
     # Freezing the roll is where consultations calls identity inside a request (ballots do not).
@@ -166,7 +184,11 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     while (await consultations.client.get(f"{base}/roll")).json()["status"] != "verified":
         assert time.monotonic() < deadline, "the roll was not loaded within 60 s"
         await asyncio.sleep(0.05)
-    assert (await consultations.client.post(f"{base}:start-voting", headers=operator)).status_code == 200
+    soon = clock.now() + timedelta(seconds=1)
+    opening = {"reason": "trace", "candidates_close_at": soon, "roll_cutoff_at": soon, "voting_opens_at": soon}
+    opened = await consultations.client.post(f"{base}:amend-schedule", headers=operator, json=_dates(opening))
+    assert opened.status_code == 200, opened.text
+    clock.advance(timedelta(seconds=2))
 
     async with identity.runtime.db.unit_of_work() as uow:
         await access.ensure_assignment(
@@ -190,7 +212,11 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     )
     assert ballot.status_code == 201, ballot.text
 
-    assert (await consultations.client.post(f"{base}:close", headers=operator)).status_code == 200
+    soon = clock.now() + timedelta(seconds=1)
+    closing = {"reason": "trace", "voting_closes_at": soon, "certification_opens_at": soon}
+    closed = await consultations.client.post(f"{base}:amend-schedule", headers=operator, json=_dates(closing))
+    assert closed.status_code == 200, closed.text
+    clock.advance(timedelta(seconds=2))
     spans.clear()
     assert (await consultations.client.post(f"{base}:certify", headers=operator)).status_code == 200
     certify = server_span(spans, "POST", ":certify")

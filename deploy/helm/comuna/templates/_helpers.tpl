@@ -310,6 +310,10 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
   value: {{ .documentLookups.perMinute | toString | quote }}
 - name: {{ $p }}RATE_LIMIT_DOCUMENT_LOOKUPS_BURST
   value: {{ .documentLookups.burst | int | quote }}
+- name: {{ $p }}RATE_LIMIT_TABLE_CHECK_INS_PER_MINUTE
+  value: {{ .tableCheckIns.perMinute | toString | quote }}
+- name: {{ $p }}RATE_LIMIT_TABLE_CHECK_INS_BURST
+  value: {{ .tableCheckIns.burst | int | quote }}
 - name: {{ $p }}RATE_LIMIT_MAX_CALLERS
   value: {{ .maxCallers | int | quote }}
 {{- end }}

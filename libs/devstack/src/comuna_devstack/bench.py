@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from comuna_devstack.client import PlatformClient, items
-from comuna_devstack.demo import freeze_roll, grant_tables, open_consultation
+from comuna_devstack.demo import close_voting, freeze_roll, grant_tables, open_consultation, open_voting
 from comuna_devstack.seed import TABLE_OFFICERS
 
 STATE = "VE.90"
@@ -166,7 +166,13 @@ def run_bench(
                 f"{base}/communes/{commune_id}/candidates",
                 as_user="operator",
                 expect=201,
-                json={"title": f"Proyecto {p}", "description": "bench", "assembly_priority": p},
+                json={
+                    "title": f"Proyecto {p}",
+                    "description": "bench",
+                    "assembly_priority": p,
+                    "category": "water",
+                    "estimated_cost": 100_000 * p,
+                },
             )["id"]
             for p in (1, 2, 3)
         ]
@@ -174,7 +180,7 @@ def run_bench(
     # Ballots are matched against the roll consultations loaded: freeze it first (every
     # resident seeded above is on it).
     freeze_roll(client, consultation["id"])
-    client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
+    open_voting(client, consultation["id"])
 
     bodies = []
     for i in range(ballots):
@@ -203,7 +209,7 @@ def run_bench(
         )
     )
 
-    client.call("POST", "consultations", f"{base}:close", as_user="operator")
+    close_voting(client, consultation["id"])
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
     certified = sum(c["votes"] for commune in results["communes"] for c in commune["candidates"])

@@ -23,6 +23,7 @@ CANDIDATES = [
     "Dotación de la escuela",
     "Alumbrado público",
 ]
+CATEGORIES = dict(zip(CANDIDATES, ["health", "water", "roads", "education", "electricity"], strict=True))
 
 
 def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict[str, Any]:
@@ -37,9 +38,14 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
                 json={
                     "code": code,
                     "title": f"{title} {code}",
-                    "assemblies_open_at": now.isoformat(),
+                    # The published calendar of a cycle; the demo brings voting day forward
+                    # with `:amend-schedule` (open_voting) instead of waiting two weeks.
+                    "assemblies_open_at": (now - timedelta(minutes=1)).isoformat(),
+                    "candidates_close_at": (now + timedelta(days=10)).isoformat(),
+                    "roll_cutoff_at": (now + timedelta(days=12)).isoformat(),
                     "voting_opens_at": (now + timedelta(days=14)).isoformat(),
                     "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat(),
+                    "certification_opens_at": (now + timedelta(days=15)).isoformat(),
                 },
             )
             if response.status_code == 201:
@@ -49,24 +55,110 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
         year += 1
 
 
-def grant_tables(client: PlatformClient, consultation_id: str, officer: str, communes: list[dict[str, Any]]) -> None:
-    """The operator makes `officer` the officer of one table per commune of this consultation."""
+# Far enough ahead that the amendment reaches the server before the dates it sets have passed.
+_LEAD = timedelta(seconds=2)
+
+
+def _amend(client: PlatformClient, consultation_id: str, reason: str, **dates: datetime) -> None:
+    body: dict[str, Any] = {"reason": reason, **{name: when.isoformat() for name, when in dates.items()}}
+    client.call(
+        "POST", "consultations", f"/v1/consultations/{consultation_id}:amend-schedule", as_user="operator", json=body
+    )
+
+
+def _until_phase(client: PlatformClient, consultation_id: str, phase: str) -> None:
+    path = f"/v1/consultations/{consultation_id}"
+    client.wait_for(f"phase {phase}", lambda: client.call("GET", "consultations", path)["phase"] == phase, timeout=30)
+
+
+def open_voting(client: PlatformClient, consultation_id: str) -> None:
+    """Close registration and open voting a moment from now (a recorded amendment), then wait
+    until the server's clock is inside the voting window."""
+    now = datetime.now(UTC)
+    _amend(
+        client,
+        consultation_id,
+        "demo: voting day brought forward",
+        candidates_close_at=now + _LEAD,
+        roll_cutoff_at=now + _LEAD,
+        voting_opens_at=now + 2 * _LEAD,
+    )
+    _until_phase(client, consultation_id, "voting")
+
+
+def close_voting(client: PlatformClient, consultation_id: str) -> None:
+    """Close voting and open certification a moment from now, then wait for certification."""
+    now = datetime.now(UTC)
+    _amend(
+        client,
+        consultation_id,
+        "demo: voting closed early",
+        voting_closes_at=now + _LEAD,
+        certification_opens_at=now + _LEAD,
+    )
+    _until_phase(client, consultation_id, "certification")
+
+
+# Each commune's voting centre has an electronic table and a paper one (see `lay_out_tables`).
+TABLE_KINDS = ("electronic", "paper")
+
+
+def table_code(commune_code: str, kind: str = "electronic") -> str:
+    """The demo's table of `kind` in a commune: `T-C001` (electronic), `P-C001` (paper)."""
+    return f"{'P' if kind == 'paper' else 'T'}-{commune_code.rsplit('.', 1)[-1]}"
+
+
+def lay_out_tables(client: PlatformClient, consultation_id: str, communes: list[dict[str, Any]]) -> None:
+    """The operator imports one voting centre per commune with an electronic and a paper table
+    (idempotent: importing the same rows again changes nothing). Before voting opens only."""
+    rows = [
+        {
+            "centre_code": f"CV-{commune['code'].rsplit('.', 1)[-1]}",
+            "centre_name": f"Centro de votación {commune.get('name', commune['code'])}",
+            "address": "",
+            "commune_code": commune["code"],
+            "table_code": table_code(commune["code"], kind),
+            "table_kind": kind,
+        }
+        for commune in communes
+        for kind in TABLE_KINDS
+    ]
+    client.call(
+        "POST",
+        "consultations",
+        f"/v1/consultations/{consultation_id}/voting-centres:import",
+        as_user="operator",
+        json=rows,
+    )
+
+
+def grant_tables(
+    client: PlatformClient,
+    consultation_id: str,
+    officer: str,
+    communes: list[dict[str, Any]],
+    kinds: tuple[str, ...] = ("electronic",),
+) -> None:
+    """The operator lays out the communes' tables (if not yet) and makes `officer` the officer of
+    the table of each kind in each commune of this consultation."""
+    lay_out_tables(client, consultation_id, communes)
     subject = client.subject(officer)
     for commune in communes:
-        client.call(
-            "POST",
-            "identity",
-            "/v1/role-assignments",
-            as_user="operator",
-            expect=(201, 409),
-            json={
-                "subject": subject,
-                "role": "table_officer",
-                "territory_code": commune["code"],
-                "consultation_id": consultation_id,
-                "table_code": f"T-{commune['code'].rsplit('.', 1)[-1]}",
-            },
-        )
+        for kind in kinds:
+            client.call(
+                "POST",
+                "identity",
+                "/v1/role-assignments",
+                as_user="operator",
+                expect=(201, 409),
+                json={
+                    "subject": subject,
+                    "role": "table_officer",
+                    "territory_code": commune["code"],
+                    "consultation_id": consultation_id,
+                    "table_code": table_code(commune["code"], kind),
+                },
+            )
 
 
 def freeze_roll(client: PlatformClient, consultation_id: str, timeout: float = 600.0) -> dict[str, Any]:
@@ -127,13 +219,18 @@ def run_demo(
                     "title": title,
                     "description": f"Priorizado por la asamblea de {commune['name']}",
                     "assembly_priority": priority,
+                    "category": CATEGORIES[title],
+                    "estimated_cost": rng.randrange(100_000, 1_000_000, 5_000),
                 },
             )["id"]
             for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
         ]
-    grant_tables(client, cid, officer, communes)
+    # officer-1 serves each commune's electronic and paper tables, officer-2 the paper ones (a
+    # paper table's tally sheet needs a second officer of the same table to confirm it).
+    grant_tables(client, cid, officer, communes, kinds=TABLE_KINDS)
+    grant_tables(client, cid, TABLE_OFFICERS[1], communes, kinds=("paper",))
     roll = freeze_roll(client, cid)
-    client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
+    open_voting(client, cid)
     if before_ballots is not None:
         before_ballots()
 
@@ -160,7 +257,7 @@ def run_demo(
 
     if after_ballots is not None:
         after_ballots()
-    client.call("POST", "consultations", f"{base}:close", as_user="operator")
+    close_voting(client, cid)
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
 

@@ -71,7 +71,8 @@ def staff_username(role: str, commune: str | None = None) -> str:
     return role if commune is None else f"{role}-{commune.lower()}"
 
 
-# Table officers get their table assignments when the demo opens its consultation.
+# Table officers get their tables when the demo opens its consultation (`demo.grant_tables`):
+# officer-1 each commune's electronic `T-<commune>` and paper `P-<commune>`, officer-2 the paper ones.
 TABLE_OFFICERS = ("officer-1", "officer-2")
 
 

@@ -210,9 +210,11 @@ async def _load(port: int, database_url: str, consultation_id: uuid.UUID, chunk_
 
             await session.execute(
                 text(
-                    "INSERT INTO consultations (id, code, title, status, assemblies_open_at, voting_opens_at,"
-                    " voting_closes_at, commune_count) VALUES (:id, '2099-Q1', 'Bench', 'assembly', now(),"
-                    " now() + interval '30 days', now() + interval '31 days', 1)"
+                    "INSERT INTO consultations (id, code, title, status, assemblies_open_at, candidates_close_at,"
+                    " roll_cutoff_at, voting_opens_at, voting_closes_at, certification_opens_at, commune_count)"
+                    " VALUES (:id, '2099-Q1', 'Bench', 'open', now(), now() + interval '20 days',"
+                    " now() + interval '25 days', now() + interval '30 days', now() + interval '31 days',"
+                    " now() + interval '32 days', 1)"
                 ),
                 {"id": consultation_id},
             )
