@@ -7,13 +7,14 @@ import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 
 from comuna_platform.auth.roles import Role
+from comuna_platform.clock import ManualClock
 from tests.support.identity import Identity, person, subject_of
 from tests.support.issuer import TestIssuer
 from tests.support.service import RunningService
@@ -58,6 +59,8 @@ async def register_residents(stack: Stack, issuer: TestIssuer, council_code: str
 # Voting a month ahead: the roll's cut-off (today) must not be after the voting day, and the
 # test's territories exist from today on.
 _VOTING_DAY = date.today() + timedelta(days=30)
+# Noon of the voting day (-04:00): inside every test consultation's voting window.
+DURING_VOTING = datetime(_VOTING_DAY.year, _VOTING_DAY.month, _VOTING_DAY.day, 16, tzinfo=UTC)
 SCHEDULE = {
     "assemblies_open_at": f"{date.today() - timedelta(days=1)}T08:00:00-04:00",
     "voting_opens_at": f"{_VOTING_DAY}T06:00:00-04:00",
@@ -84,9 +87,49 @@ def spokesperson(issuer: TestIssuer, commune: str) -> dict[str, str]:
     return person(issuer, spokesperson_subject(commune))
 
 
-async def officer(stack: Stack, consultation_id: str, commune: str, table: str = "T1") -> dict[str, str]:
-    """A table officer of `table` in `commune` for this consultation (granted now)."""
-    return await stack.authority.headers(Role.TABLE_OFFICER, commune, consultation_id=consultation_id, table_code=table)
+def table_code(commune: str) -> str:
+    """The code of the electronic table `start_voting` opens for each commune."""
+    return f"T1-{commune}"
+
+
+async def officer(stack: Stack, consultation_id: str, commune: str, table: str | None = None) -> dict[str, str]:
+    """A table officer of `table` (default: the commune's electronic table) in `commune` for
+    this consultation (granted now)."""
+    return await stack.authority.headers(
+        Role.TABLE_OFFICER, commune, consultation_id=consultation_id, table_code=table or table_code(commune)
+    )
+
+
+async def open_tables(stack: Stack, consultation_id: str, kind: str = "electronic", suffix: str = "T1") -> None:
+    """One voting centre serving every commune and one table of `kind` per commune, written
+    directly (the tables API is another slice's; the ballot path only reads `voting_tables`)."""
+    cid = uuid.UUID(consultation_id)
+    async with stack.consultations.runtime.db.transaction() as session:
+        centre = uuid.uuid4()
+        await session.execute(
+            text("INSERT INTO voting_centres (id, consultation_id, code, name) VALUES (:id, :c, :code, 'Escuela')"),
+            {"id": centre, "c": cid, "code": f"CENTRE-{suffix}"},
+        )
+        for commune in COMMUNES:
+            commune_id = stack.commune_ids[commune]
+            await session.execute(
+                text("INSERT INTO voting_centre_communes VALUES (:centre, :commune, :c)"),
+                {"centre": centre, "commune": commune_id, "c": cid},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO voting_tables (id, consultation_id, centre_id, commune_id, code, kind)"
+                    " VALUES (:id, :c, :centre, :commune, :code, :kind)"
+                ),
+                {
+                    "id": uuid.uuid4(),
+                    "c": cid,
+                    "centre": centre,
+                    "commune": commune_id,
+                    "code": table_code(commune).replace("T1", suffix),
+                    "kind": kind,
+                },
+            )
 
 
 @dataclass
@@ -163,6 +206,17 @@ async def start_voting(stack: Stack, issuer: TestIssuer, consultation: Consultat
     await freeze_roll(stack, issuer, consultation)
     response = await transition(stack, issuer, consultation.id, "start-voting")
     assert response.status_code == 200, response.text
+    await open_tables(stack, consultation.id)
+
+
+def voting_clock(stack: Stack) -> ManualClock:
+    """The consultations service's clock, a ManualClock (set to the voting day's noon the first
+    time): ballots are accepted only inside the voting window on the server clock."""
+    clock = stack.consultations.runtime.clock
+    if not isinstance(clock, ManualClock):
+        clock = ManualClock(DURING_VOTING)
+        stack.consultations.runtime.clock = clock
+    return clock
 
 
 async def vote(
@@ -170,24 +224,48 @@ async def vote(
     issuer: TestIssuer,
     consultation: Consultation,
     commune: str,
-    candidate_id: str,
+    candidate_id: str | None,
     national_id: str,
     *,
-    channel: str = "table",
     headers: dict[str, str] | None = None,
     commune_id: str | None = None,
+    table: str | None = None,
 ) -> httpx.Response:
+    """A ballot recorded at the commune's electronic table (or `table`) by its officer."""
     body: dict[str, Any] = {
         "commune_id": commune_id or str(stack.commune_ids[commune]),
         "candidate_id": candidate_id,
         "national_id": national_id,
-        "channel": channel,
+        "table_code": table or table_code(commune),
+        "channel": "table",
     }
+    voting_clock(stack)
     return await stack.consultations.client.post(
         f"/v1/consultations/{consultation.id}/ballots",
         json=body,
         headers=headers or await officer(stack, consultation.id, commune),
     )
+
+
+async def vote_online(
+    stack: Stack, consultation: Consultation, commune: str, candidate_id: str | None, headers: dict[str, str]
+) -> httpx.Response:
+    """A ballot cast online by whoever `headers` sign in (a linked resident may)."""
+    body = {"commune_id": str(stack.commune_ids[commune]), "candidate_id": candidate_id, "channel": "online"}
+    voting_clock(stack)
+    return await stack.consultations.client.post(
+        f"/v1/consultations/{consultation.id}/ballots", json=body, headers=headers
+    )
+
+
+async def link_resident(stack: Stack, issuer: TestIssuer, national_id: str) -> str:
+    """Link a new Keycloak subject to the resident (as the national registrar); returns the subject."""
+    subject = str(uuid.uuid4())
+    response = await stack.identity.client.post(
+        "/v1/residents:link", json={"national_id": national_id, "subject": subject}, headers=person(issuer, REGISTRAR)
+    )
+    assert response.status_code == 201, response.text
+    return subject
 
 
 async def rows(stack: Stack, table: str, consultation_id: str) -> int:

@@ -6,11 +6,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
 
-from comuna_consultations.storage import repository
 from comuna_consultations.voting import storage
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.db import Database
@@ -20,6 +20,8 @@ pytestmark = pytest.mark.asyncio
 CONSULTATION = uuid.uuid4()
 COMMUNE = uuid.uuid4()
 CANDIDATE = uuid.uuid4()
+OPENS = datetime(2026, 6, 1, 10, tzinfo=UTC)
+CLOSES = datetime(2026, 6, 1, 22, tzinfo=UTC)
 
 
 class FakeDb:
@@ -39,10 +41,12 @@ class Clock:
 def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     state: dict[str, Any] = {"status": "assembly", "status_reads": 0, "full_reads": 0}
 
-    async def status(session: object, consultation_id: uuid.UUID) -> str | None:
+    async def status(session: object, consultation_id: uuid.UUID) -> storage.VotingState | None:
         state["status_reads"] += 1
         await asyncio.sleep(0.01)  # let concurrent callers pile up
-        return str(state["status"]) if consultation_id == CONSULTATION else None
+        if consultation_id != CONSULTATION:
+            return None
+        return storage.VotingState(str(state["status"]), OPENS, CLOSES)
 
     async def codes(session: object, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
         state["full_reads"] += 1
@@ -51,14 +55,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     async def candidates(session: object, consultation_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
         return {CANDIDATE: COMMUNE}
 
-    monkeypatch.setattr(repository, "consultation_status", status)
+    monkeypatch.setattr(storage, "voting_state", status)
     monkeypatch.setattr(storage, "commune_codes", codes)
 
-    async def voter_key(session: object, consultation_id: uuid.UUID) -> bytes | None:
-        return b"k" * 32 if state["status"] != "assembly" else None
+    async def roll_keys(session: object, consultation_id: uuid.UUID) -> storage.RollKeys | None:
+        return storage.RollKeys(b"k" * 32, b"l" * 32) if state["status"] != "assembly" else None
 
     monkeypatch.setattr(storage, "candidate_communes", candidates)
-    monkeypatch.setattr(storage, "verified_voter_key", voter_key)
+    monkeypatch.setattr(storage, "verified_roll_keys", roll_keys)
     return state
 
 
@@ -87,6 +91,9 @@ async def test_refresh_while_voting_reads_only_the_status(calls: dict[str, Any])
     second = await cache.get(CONSULTATION)
     assert second is not None and second.status == "closed"
     assert second.candidate_communes == {CANDIDATE: COMMUNE}
+    # Every refresh re-reads the window with the status.
+    assert second.window_of(COMMUNE) is not None and second.window_of(COMMUNE) == first.window
+    assert second.window.accepts_ballots(OPENS) and not second.window.accepts_ballots(CLOSES)
     assert calls["full_reads"] == 1
     fresh = await cache.get(CONSULTATION, fresh=True)
     assert fresh is not None and calls["status_reads"] == 3

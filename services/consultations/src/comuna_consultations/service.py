@@ -19,7 +19,10 @@ from comuna_consultations.roll import api as roll_api
 from comuna_consultations.roll.loader import RollLoader
 from comuna_consultations.settings import Settings
 from comuna_consultations.voting import api as voting_api
+from comuna_consultations.voting.group_commit import BallotWriter, BatchPolicy
+from comuna_consultations.voting.pseudonyms import Pseudonyms
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
+from comuna_consultations.voting.usecases import Voting
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
 
@@ -40,10 +43,32 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         max_in_flight=settings.identity_max_in_flight,
     )
     app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)
+    app.state.voting = Voting(
+        runtime.db,
+        app.state.voting_snapshots,
+        BallotWriter(runtime.db, batch_policy(settings)),
+        pseudonyms_of(settings),
+    )
     loader = RollLoader(
         runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
     )
     runtime.workers.add(Worker("roll-loader", loader.run))
+
+
+def batch_policy(settings: Settings) -> BatchPolicy:
+    return BatchPolicy(
+        max_size=settings.ballot_batch_max,
+        min_size=settings.ballot_batch_min,
+        linger=settings.ballot_batch_linger_seconds,
+        max_hold=settings.ballot_batch_max_hold_seconds,
+        writers=settings.ballot_batch_writers,
+    )
+
+
+def pseudonyms_of(settings: Settings) -> Pseudonyms | None:
+    """None without a configured secret: ballots then answer 503 `voter_ref_secret_missing`."""
+    secret = settings.voter_ref_secret.get_secret_value().encode()
+    return Pseudonyms(secret) if secret else None
 
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:

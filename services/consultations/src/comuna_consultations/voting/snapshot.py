@@ -1,14 +1,17 @@
 """A short-lived, per-process copy of what the ballot path checks before touching the database.
 
-On voting day every ballot needs the consultation's status, the commune's territory code (for
-the officer's scope) and which commune each candidate belongs to. Reading them for every ballot
+On voting day every ballot needs the consultation's status and voting window, the commune's
+territory code (for the officer's scope), which commune each candidate belongs to and the
+roll's keys (t_c for documents, L_c for signed-in residents). Reading them for every ballot
 would triple the queries of the hot path; they barely change (candidates are frozen once voting
 starts, the status changes three times in a consultation's life), so each process keeps them
 for `ttl` seconds.
 
-Staleness is safe by construction: the ballot transaction re-checks the status on the locked
+Staleness is safe by construction: the ballot batch re-checks the status on the locked
 consultation row, so a stale "voting" can only lead to a refusal from the database, never to a
-ballot after the close. A stale non-"voting" status is re-read before refusing (`fresh=True`),
+ballot after a `:close`. The window (dates) is re-read with the status on every refresh, and
+each ballot compares its own instant with it (`window_of(commune).accepts_ballots(now)`).
+A stale non-"voting" status is re-read before refusing (`fresh=True`),
 so a just-started vote is not refused for up to `ttl` seconds.
 """
 
@@ -18,9 +21,9 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from comuna_consultations.storage import repository
+from comuna_consultations.domain.phases import VotingWindow
 from comuna_consultations.vocabulary import ConsultationStatus
 from comuna_consultations.voting import storage
 from comuna_platform.db import Database
@@ -32,9 +35,17 @@ class VotingSnapshot:
     status: str
     commune_codes: Mapping[uuid.UUID, str]
     candidate_communes: Mapping[uuid.UUID, uuid.UUID]
-    # t_c of the verified roll (None before it is verified): a document's entry key is
-    # multiply(voter_key, document_point(document)).
-    voter_key: bytes | None
+    # t_c and L_c of the verified roll (None before it is verified): a document's entry key is
+    # multiply(t_c, document_point(document)), a signed-in resident's login key HMAC(L_c, subject).
+    roll_keys: storage.RollKeys | None
+    # The national voting window and the communes whose window differs (postponed: their own;
+    # excluded: None). PHASES' `lifecycle.phases_storage.voting_windows` fills `commune_windows`
+    # once it lands; until then every commune votes in the consultation's published window.
+    window: VotingWindow
+    commune_windows: Mapping[uuid.UUID, VotingWindow | None] = field(default_factory=dict)
+
+    def window_of(self, commune_id: uuid.UUID) -> VotingWindow | None:
+        return self.commune_windows.get(commune_id, self.window) if self.commune_windows else self.window
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +97,23 @@ class VotingSnapshotCache:
         async with self._db.transaction() as session:
             # Status first: once it reads "voting", the candidates read next are final, because
             # recording a candidate requires "assembly" under a lock that start-voting waits for.
-            status = await repository.consultation_status(session, consultation_id)
-            if status is None:
+            state = await storage.voting_state(session, consultation_id)
+            if state is None:
                 return None
+            status = state.status
             if previous is not None and previous.snapshot.status != ConsultationStatus.ASSEMBLY:
                 # Communes never change after opening, candidates and the roll never change after
                 # assembly: on voting day a refresh is one single-row query, not ~40,000 rows.
                 codes, candidate_communes = previous.snapshot.commune_codes, previous.snapshot.candidate_communes
-                voter_key = previous.snapshot.voter_key
+                roll_keys = previous.snapshot.roll_keys
             else:
                 codes = await storage.commune_codes(session, consultation_id)
                 candidate_communes = await storage.candidate_communes(session, consultation_id)
                 # Read after the status: voting starts only once the roll is verified, so a
                 # "voting" status read first guarantees the key read next is the final one.
-                voter_key = await storage.verified_voter_key(session, consultation_id)
-        snapshot = VotingSnapshot(consultation_id, status, codes, candidate_communes, voter_key)
+                roll_keys = await storage.verified_roll_keys(session, consultation_id)
+        window = VotingWindow(state.voting_opens_at, state.voting_closes_at)
+        snapshot = VotingSnapshot(consultation_id, status, codes, candidate_communes, roll_keys, window)
         self._entries[consultation_id] = _Entry(snapshot, started)
         if len(self._entries) > self._max_entries:
             oldest = min(self._entries, key=lambda key: self._entries[key].loaded_at)
