@@ -209,13 +209,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_audit(args)
     if args.what == "ballot-commit":
         return cmd_bench_ballot_commit(args)
-    from comuna_devstack.bench import run_bench
+    from comuna_devstack.benches.ballots import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
+    admin_url = args.admin_url or (
+        f"{config.postgres_url.rstrip('/')}/postgres"
+        if config.postgres_url
+        else f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{config.pg_port}/postgres"
+    )
     try:
         passwords = Stack.read_staff_passwords(config.state_dir)
         report = run_bench(
-            _urls(config), config.token_url, passwords, ballots=args.ballots, concurrency=args.concurrency
+            _urls(config),
+            config.token_url,
+            passwords,
+            ballots=args.ballots,
+            concurrency=args.concurrency,
+            admin_url=admin_url,
         )
     except (StepFailed, DevStackError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
@@ -332,7 +342,8 @@ def main() -> None:
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
     bench.add_argument(
-        "--admin-url", help="census, audit: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)"
+        "--admin-url",
+        help="census, audit, ballots: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)",
     )
     bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
