@@ -136,6 +136,11 @@ async def write_batch(conn: AsyncConnection, batch: Sequence[BallotToWrite]) -> 
     return answers
 
 
+def _retrieve(answer: asyncio.Future[Written]) -> None:
+    if not answer.cancelled():
+        answer.exception()
+
+
 class BallotWriter:
     """The per-process group commit (see the module docstring)."""
 
@@ -154,6 +159,8 @@ class BallotWriter:
         """Queue the ballot and wait until its batch committed (or failed: 503 `ballot_not_stored`)."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(ballot, loop.time(), loop.create_future())
+        # Retrieved here too: a request that went away must not leave "exception never retrieved".
+        waiting.answer.add_done_callback(_retrieve)
         self._waiting.append(waiting)
         self._kick()
         # A request cancelled now (client gone) leaves its ballot in the queue: it is written,
