@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 
@@ -29,6 +30,8 @@ from tests.support.issuer import TestIssuer
 from tests.support.service import fresh_database, running_service
 
 CONSULTATIONS_MIGRATIONS = Path(comuna_consultations.__file__).parent / "migrations"
+# The consultations-only secret of the participations' voter references (test value).
+VOTER_REF_SECRET = "test-voter-ref-secret-" + "x" * 32
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -47,6 +50,7 @@ async def open_stack(
     suffix: str,
     **consultations_settings: object,
 ) -> AsyncIterator[Stack]:
+    settings: dict[str, Any] = {"voter_ref_secret": VOTER_REF_SECRET, **consultations_settings}
     consultations_url = fresh_database(embedded_postgres, f"consultations_{suffix}", CONSULTATIONS_MIGRATIONS)
     async with running_identity(embedded_postgres, embedded_nats, issuer, f"c_{suffix}") as identity:
         # The people most tests act as; table officers are granted per consultation (helpers.officer).
@@ -62,7 +66,7 @@ async def open_stack(
             nats_url=embedded_nats.url,
             issuer=issuer,
             identity_grpc_target=identity.grpc_target,
-            **consultations_settings,
+            **settings,
         ) as consultations:
             # The clock the service reads (`Runtime.clock`), starting at the real time: tests move it.
             clock = ManualClock(datetime.now(UTC))

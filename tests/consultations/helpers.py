@@ -94,9 +94,49 @@ def spokesperson(issuer: TestIssuer, commune: str) -> dict[str, str]:
     return person(issuer, spokesperson_subject(commune))
 
 
-async def officer(stack: Stack, consultation_id: str, commune: str, table: str = "T1") -> dict[str, str]:
-    """A table officer of `table` in `commune` for this consultation (granted now)."""
-    return await stack.authority.headers(Role.TABLE_OFFICER, commune, consultation_id=consultation_id, table_code=table)
+def table_code(commune: str) -> str:
+    """The code of the electronic table `start_voting` opens for each commune."""
+    return f"T1-{commune}"
+
+
+async def officer(stack: Stack, consultation_id: str, commune: str, table: str | None = None) -> dict[str, str]:
+    """A table officer of `table` (default: the commune's electronic table) in `commune` for
+    this consultation (granted now)."""
+    return await stack.authority.headers(
+        Role.TABLE_OFFICER, commune, consultation_id=consultation_id, table_code=table or table_code(commune)
+    )
+
+
+async def open_tables(stack: Stack, consultation_id: str, kind: str = "electronic", suffix: str = "T1") -> None:
+    """One voting centre serving every commune and one table of `kind` per commune, written
+    directly (the tables API is another slice's; the ballot path only reads `voting_tables`)."""
+    cid = uuid.UUID(consultation_id)
+    async with stack.consultations.runtime.db.transaction() as session:
+        centre = uuid.uuid4()
+        await session.execute(
+            text("INSERT INTO voting_centres (id, consultation_id, code, name) VALUES (:id, :c, :code, 'Escuela')"),
+            {"id": centre, "c": cid, "code": f"CENTRE-{suffix}"},
+        )
+        for commune in COMMUNES:
+            commune_id = stack.commune_ids[commune]
+            await session.execute(
+                text("INSERT INTO voting_centre_communes VALUES (:centre, :commune, :c)"),
+                {"centre": centre, "commune": commune_id, "c": cid},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO voting_tables (id, consultation_id, centre_id, commune_id, code, kind)"
+                    " VALUES (:id, :c, :centre, :commune, :code, :kind)"
+                ),
+                {
+                    "id": uuid.uuid4(),
+                    "c": cid,
+                    "centre": centre,
+                    "commune": commune_id,
+                    "code": table_code(commune).replace("T1", suffix),
+                    "kind": kind,
+                },
+            )
 
 
 @dataclass
@@ -206,6 +246,7 @@ async def start_voting(stack: Stack, issuer: TestIssuer, consultation: Consultat
     """The roll frozen (with everyone registered so far), loaded and verified; then voting."""
     await freeze_roll(stack, issuer, consultation)
     await open_voting(stack, issuer, consultation)
+    await open_tables(stack, consultation.id)
 
 
 async def close_voting(stack: Stack, issuer: TestIssuer, consultation: Consultation) -> None:
@@ -223,29 +264,59 @@ async def close_voting(stack: Stack, issuer: TestIssuer, consultation: Consultat
     stack.clock.advance(timedelta(seconds=2))
 
 
+def voting_clock(stack: Stack) -> ManualClock:
+    """The consultations service's clock (the stack's ManualClock): after `start_voting` it is
+    inside the voting window."""
+    return stack.clock
+
+
 async def vote(
     stack: Stack,
     issuer: TestIssuer,
     consultation: Consultation,
     commune: str,
-    candidate_id: str,
+    candidate_id: str | None,
     national_id: str,
     *,
-    channel: str = "table",
     headers: dict[str, str] | None = None,
     commune_id: str | None = None,
+    table: str | None = None,
 ) -> httpx.Response:
+    """A ballot recorded at the commune's electronic table (or `table`) by its officer."""
     body: dict[str, Any] = {
         "commune_id": commune_id or str(stack.commune_ids[commune]),
         "candidate_id": candidate_id,
         "national_id": national_id,
-        "channel": channel,
+        "table_code": table or table_code(commune),
+        "channel": "table",
     }
+    voting_clock(stack)
     return await stack.consultations.client.post(
         f"/v1/consultations/{consultation.id}/ballots",
         json=body,
         headers=headers or await officer(stack, consultation.id, commune),
     )
+
+
+async def vote_online(
+    stack: Stack, consultation: Consultation, commune: str, candidate_id: str | None, headers: dict[str, str]
+) -> httpx.Response:
+    """A ballot cast online by whoever `headers` sign in (a linked resident may)."""
+    body = {"commune_id": str(stack.commune_ids[commune]), "candidate_id": candidate_id, "channel": "online"}
+    voting_clock(stack)
+    return await stack.consultations.client.post(
+        f"/v1/consultations/{consultation.id}/ballots", json=body, headers=headers
+    )
+
+
+async def link_resident(stack: Stack, issuer: TestIssuer, national_id: str) -> str:
+    """Link a new Keycloak subject to the resident (as the national registrar); returns the subject."""
+    subject = str(uuid.uuid4())
+    response = await stack.identity.client.post(
+        "/v1/residents:link", json={"national_id": national_id, "subject": subject}, headers=person(issuer, REGISTRAR)
+    )
+    assert response.status_code == 201, response.text
+    return subject
 
 
 async def rows(stack: Stack, table: str, consultation_id: str) -> int:

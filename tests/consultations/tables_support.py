@@ -44,10 +44,9 @@ def csv_body(lines: list[str]) -> bytes:
 
 
 def clock_of(stack: Stack) -> ManualClock:
-    """The consultations service's server clock, as a ManualClock starting now."""
-    clock = ManualClock(datetime.now(UTC))
-    stack.consultations.runtime.clock = clock
-    return clock
+    """The consultations service's server clock (the stack's ManualClock), set to now."""
+    stack.clock.set(datetime.now(UTC))
+    return stack.clock
 
 
 async def import_layout(

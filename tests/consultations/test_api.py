@@ -36,6 +36,7 @@ from tests.consultations.helpers import (
     rows,
     spokesperson,
     start_voting,
+    table_code,
     transition,
     vote,
     voting_consultation,
@@ -221,6 +222,7 @@ async def test_malformed_ballots_are_422(stack: Stack, issuer: TestIssuer) -> No
         "commune_id": str(stack.commune_ids[C1]),
         "candidate_id": consultation.candidates[C1][0],
         "national_id": "V1",
+        "table_code": table_code(C1),
         "channel": "table",
     }
     for change in (
@@ -275,6 +277,7 @@ async def test_unknown_consultation_is_404(stack: Stack, issuer: TestIssuer) -> 
                 "commune_id": str(commune),
                 "candidate_id": str(uuid.uuid4()),
                 "national_id": "V1",
+                "table_code": table_code(C1),
                 "channel": "table",
             },
         ),

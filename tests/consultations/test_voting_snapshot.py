@@ -73,8 +73,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(repository, "consultation_status", status)
     monkeypatch.setattr(storage, "commune_codes", codes)
 
-    async def voter_key(session: object, consultation_id: uuid.UUID) -> bytes | None:
-        return b"k" * 32 if state["verified"] else None
+    async def roll_keys(session: object, consultation_id: uuid.UUID) -> storage.RollKeys | None:
+        return storage.RollKeys(b"k" * 32, None) if state["verified"] else None
 
     async def schedule(session: object, consultation_id: uuid.UUID) -> Schedule | None:
         return SCHEDULE if consultation_id == CONSULTATION else None
@@ -83,7 +83,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return {}
 
     monkeypatch.setattr(storage, "candidate_communes", candidates)
-    monkeypatch.setattr(storage, "verified_voter_key", voter_key)
+    monkeypatch.setattr(storage, "verified_roll_keys", roll_keys)
     monkeypatch.setattr(snapshot_module, "schedule_of", schedule)
     monkeypatch.setattr(snapshot_module, "voting_windows", windows)
     return state

@@ -89,6 +89,16 @@ def full_values() -> dict[str, Any]:
                     }
                     for name in ("consultations", "funding", "projects")
                 },
+                "consultations": {
+                    "databaseUrl": f"postgresql+asyncpg://consultations:{_test_secret()}@pg:5432/comuna_consultations",
+                    "migrationDatabaseUrl": (
+                        f"postgresql+asyncpg://consultations_owner:{_test_secret()}@pg:5432/comuna_consultations"
+                    ),
+                    "natsPassword": _test_secret(),
+                    "serviceClientId": "comuna-consultations",
+                    "serviceClientSecret": _test_secret(),
+                    "voterRefSecret": _test_secret(),
+                },
                 "keycloak": {"adminPassword": _test_secret()},
             }
         },
@@ -497,6 +507,22 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
     }
     consultations_env = env_of(pod_spec(deployment(full_objects, "consultations"))["containers"][0])
     assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
+    # The ballot group commit's settings and the voter reference secret (consultations only).
+    assert consultations_env["COMUNA_CONSULTATIONS_VOTER_REF_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets",
+        "key": "consultations-voter-ref-secret",
+        "optional": False,
+    }
+    batching = {k: v["value"] for k, v in consultations_env.items() if k.startswith("COMUNA_CONSULTATIONS_BALLOT_")}
+    assert batching == {
+        "COMUNA_CONSULTATIONS_BALLOT_BATCH_MAX": "500",
+        "COMUNA_CONSULTATIONS_BALLOT_BATCH_MIN": "2",
+        "COMUNA_CONSULTATIONS_BALLOT_BATCH_LINGER_SECONDS": "0.002",
+        "COMUNA_CONSULTATIONS_BALLOT_BATCH_MAX_HOLD_SECONDS": "1",
+        "COMUNA_CONSULTATIONS_BALLOT_BATCH_WRITERS": "2",
+    }
+    funding_env = env_of(pod_spec(deployment(full_objects, "funding"))["containers"][0])
+    assert not [k for k in funding_env if "BALLOT" in k or "VOTER_REF" in k]
 
 
 def grpc_targets(objects: list[dict[str, Any]], service: str) -> dict[str, str]:

@@ -324,6 +324,18 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 {{- range $cfg.secretEnv }}
 {{ include "comuna.secretEnv" (dict "root" $root "env" (printf "%s%s" $p .name) "key" .key "optional" (default false .optional)) }}
 {{- end }}
+{{- with $cfg.ballots }}
+- name: {{ $p }}BALLOT_BATCH_MAX
+  value: {{ .batchMax | int | quote }}
+- name: {{ $p }}BALLOT_BATCH_MIN
+  value: {{ .batchMin | int | quote }}
+- name: {{ $p }}BALLOT_BATCH_LINGER_SECONDS
+  value: {{ .lingerSeconds | toString | quote }}
+- name: {{ $p }}BALLOT_BATCH_MAX_HOLD_SECONDS
+  value: {{ .maxHoldSeconds | toString | quote }}
+- name: {{ $p }}BALLOT_BATCH_WRITERS
+  value: {{ .writers | int | quote }}
+{{- end }}
 - name: {{ $p }}LOG_LEVEL
   value: {{ $cfg.logLevel | quote }}
 {{- with $cfg.consumers }}

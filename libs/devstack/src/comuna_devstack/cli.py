@@ -167,6 +167,7 @@ BENCH_ALL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("audit", ("--entries", "1000000")),
     ("roll", ("--voters", "5000000")),
     ("ballots", ("--ballots", "100000", "--concurrency", "64")),
+    ("ballot-commit", ("--ballots", "100000", "--concurrency", "512")),
 )
 
 
@@ -206,19 +207,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_census(args)
     if args.what == "audit":
         return cmd_bench_audit(args)
-    from comuna_devstack.bench import run_bench
+    if args.what == "ballot-commit":
+        return cmd_bench_ballot_commit(args)
+    from comuna_devstack.benches.ballots import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
+    admin_url = args.admin_url or (
+        f"{config.postgres_url.rstrip('/')}/postgres"
+        if config.postgres_url
+        else f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{config.pg_port}/postgres"
+    )
     try:
         passwords = Stack.read_staff_passwords(config.state_dir)
         report = run_bench(
-            _urls(config), config.token_url, passwords, ballots=args.ballots, concurrency=args.concurrency
+            _urls(config),
+            config.token_url,
+            passwords,
+            ballots=args.ballots,
+            concurrency=args.concurrency,
+            admin_url=admin_url,
         )
     except (StepFailed, DevStackError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
         return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
+
+
+def cmd_bench_ballot_commit(args: argparse.Namespace) -> int:
+    """The ballot group commit on a durable PostgreSQL of its own (no `make run` needed)."""
+    from comuna_devstack.benches import ballot_commit
+
+    if args.ballots < 100 or args.concurrency < 1 or args.rate <= 0:
+        print("comuna-dev bench ballot-commit: --ballots >= 100, --concurrency >= 1, --rate > 0", file=sys.stderr)
+        return 2
+    try:
+        report = ballot_commit.run(args.ballots, concurrency=args.concurrency, rate=args.rate)
+    except (DevStackError, RuntimeError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    print(json.dumps({"ok": True, **report}, indent=2))
+    return 0
 
 
 def cmd_bench_roll(args: argparse.Namespace) -> int:
@@ -301,18 +330,24 @@ def main() -> None:
         "register: import the synthetic national register into a throw-away database; "
         "census: import residents through the CLI into a throw-away database; "
         "audit: append and verify identity's audit log; "
-        "roll: freeze a voter roll and stream it to consultations",
+        "roll: freeze a voter roll and stream it to consultations; "
+        "ballot-commit: the ballot group commit against a durable PostgreSQL of its own, next to a raw COPY",
     )
     bench.add_argument(
-        "what", nargs="?", choices=["all", "ballots", "register", "census", "audit", "roll"], default="ballots"
+        "what",
+        nargs="?",
+        choices=["all", "ballots", "ballot-commit", "register", "census", "audit", "roll"],
+        default="ballots",
     )
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
     bench.add_argument(
-        "--admin-url", help="census, audit: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)"
+        "--admin-url",
+        help="census, audit, ballots: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)",
     )
     bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--rate", type=float, default=1000.0, help="ballot-commit: open-loop ballots/s for the p99")
     bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
     generate = commands.add_parser("generate", help="write synthetic data sets")
     generate.add_argument("dataset", choices=["register"], help="register: the national territory register")

@@ -182,6 +182,8 @@ class DevSecrets:
     nats_passwords: dict[str, str] = field(default_factory=dict)
     # PostgreSQL roles: `comuna_<service>_owner` (migrations) and `comuna_<service>_app` (runtime).
     database_passwords: dict[str, str] = field(default_factory=dict)
+    # consultations' key of the participations' voter pseudonyms (voting/pseudonyms.py).
+    voter_ref_secret: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
@@ -195,9 +197,10 @@ class DevSecrets:
                 f"comuna_{svc}_{kind}": secrets.token_urlsafe(24) for svc in SERVICES for kind in ("owner", "app")
             },
         }
-        changed = "census_hash_key" not in data or "roll_secret" not in data
+        changed = any(key not in data for key in ("census_hash_key", "roll_secret", "voter_ref_secret"))
         data.setdefault("census_hash_key", secrets.token_urlsafe(32))
         data.setdefault("roll_secret", secrets.token_urlsafe(48))
+        data.setdefault("voter_ref_secret", secrets.token_urlsafe(48))
         for section, generated in wanted.items():
             current = data.setdefault(section, {})
             for key, value in generated.items():
@@ -216,6 +219,7 @@ class DevSecrets:
             data["client_secrets"],
             data["nats_passwords"],
             data["database_passwords"],
+            data["voter_ref_secret"],
         )
 
     def database_roles(self, service: str) -> DatabaseRoles:
@@ -417,6 +421,8 @@ class Stack:
             env["CENSUS_HASH_KEY"] = self.secrets.census_hash_key
             env["ROLL_SECRET"] = self.secrets.roll_secret
             env.update(self._keycloak_admin_env())
+        if service == "consultations":
+            env["VOTER_REF_SECRET"] = self.secrets.voter_ref_secret
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)
         return merged

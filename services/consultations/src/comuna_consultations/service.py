@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from comuna_consultations.assemblies import api as assemblies_api
 from comuna_consultations.assemblies import messages as assemblies_messages  # noqa: F401
 from comuna_consultations.clients.identity import IdentityClient
+from comuna_consultations.domain.pseudonyms import Pseudonyms
 from comuna_consultations.lifecycle import api as lifecycle_api
 from comuna_consultations.lifecycle import messages as lifecycle_messages  # noqa: F401
 from comuna_consultations.results import api as results_api
@@ -23,7 +24,9 @@ from comuna_consultations.settings import Settings
 from comuna_consultations.tables import api as tables_api
 from comuna_consultations.tables import messages as tables_messages  # noqa: F401
 from comuna_consultations.voting import api as voting_api
+from comuna_consultations.voting.group_commit import BallotWriter, BatchPolicy
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
+from comuna_consultations.voting.usecases import Voting
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
 
@@ -48,10 +51,33 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         ttl=settings.voting_snapshot_ttl_seconds,
         server_now=lambda: runtime.clock.now(),  # noqa: PLW0108 (tests swap the clock)
     )
+    app.state.pseudonyms = pseudonyms_of(settings)
+    app.state.voting = Voting(
+        runtime.db,
+        app.state.voting_snapshots,
+        BallotWriter(runtime.db, batch_policy(settings)),
+        app.state.pseudonyms,
+    )
     loader = RollLoader(
         runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
     )
     runtime.workers.add(Worker("roll-loader", loader.run))
+
+
+def batch_policy(settings: Settings) -> BatchPolicy:
+    return BatchPolicy(
+        max_size=settings.ballot_batch_max,
+        min_size=settings.ballot_batch_min,
+        linger=settings.ballot_batch_linger_seconds,
+        max_hold=settings.ballot_batch_max_hold_seconds,
+        writers=settings.ballot_batch_writers,
+    )
+
+
+def pseudonyms_of(settings: Settings) -> Pseudonyms | None:
+    """None without a configured secret: ballots then answer 503 `voter_ref_secret_missing`."""
+    secret = settings.voter_ref_secret.get_secret_value().encode()
+    return Pseudonyms(secret) if secret else None
 
 
 def grpc_register(runtime: Runtime, server: grpc.aio.Server) -> list[str]:

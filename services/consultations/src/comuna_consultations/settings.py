@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from comuna_platform.settings import ServiceSettings
@@ -26,3 +27,15 @@ class Settings(ServiceSettings):
     # How often the roll loader looks for rolls to pull from identity, and entries per chunk.
     roll_poll_seconds: float = 1.0
     roll_chunk_size: int = 20_000
+    # The ballot group commit (voting/group_commit.py): a batch leaves at `ballot_batch_max`
+    # ballots, or once `ballot_batch_min` wait and the oldest waited `ballot_batch_linger_seconds`;
+    # a lone ballot waits up to `ballot_batch_max_hold_seconds` for company (secrecy), and at most
+    # `ballot_batch_writers` batches are in flight at once.
+    ballot_batch_max: int = 500
+    ballot_batch_min: int = 2
+    ballot_batch_linger_seconds: float = 0.002
+    ballot_batch_max_hold_seconds: float = 1.0
+    ballot_batch_writers: int = 2
+    # The secret of the participations' voter references (voting/pseudonyms.py): at least 32
+    # bytes, kept out of the database and out of identity. Without it ballots answer 503.
+    voter_ref_secret: SecretStr = SecretStr("")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.domain.consultations import StatusWatcher
 from comuna_consultations.domain.phases import Phase
+from comuna_consultations.domain.pseudonyms import Pseudonyms
 from comuna_consultations.domain.schedules import schedule_from
 from comuna_consultations.storage.models import Consultation
 from comuna_consultations.vocabulary import ConsultationStatus
@@ -20,6 +21,7 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
 from comuna_platform.clock import Clock
+from comuna_platform.errors import Unavailable
 
 # The role is checked here; where it is held, against the consultation's own data, in the use case.
 Operator = Annotated[Caller, require_assignment(Role.OPERATOR)]
@@ -91,3 +93,16 @@ async def status_watcher_of(request: Request) -> StatusWatcher:
 IdentityDep = Annotated[IdentityClient, Depends(identity_of)]
 ClockDep = Annotated[Clock, Depends(clock_of)]
 WatcherDep = Annotated[StatusWatcher, Depends(status_watcher_of)]
+
+
+def pseudonyms_of(request: Request) -> Pseudonyms:
+    """The service's voter pseudonyms (`domain.pseudonyms`); 503 without a configured secret."""
+    pseudonyms: Pseudonyms | None = request.app.state.pseudonyms
+    if pseudonyms is None:
+        raise Unavailable(
+            "participations cannot be recorded: no voter reference secret", code="voter_ref_secret_missing"
+        )
+    return pseudonyms
+
+
+PseudonymsDep = Annotated[Pseudonyms, Depends(pseudonyms_of)]

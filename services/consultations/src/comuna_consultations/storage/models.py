@@ -8,8 +8,9 @@ Ballot secrecy is a property of the schema, not of the code that happens to writ
   reference, no timestamp (a time would let anyone re-link a ballot to a participation written
   in the same instant), and a random (uuid4, not time-ordered uuid7) id.
 
-The two rows are written in one transaction, so PostgreSQL's hidden `xmin` column (the
-writing transaction id) is equal on both; see `voting/usecases.py` for what that means.
+The two rows are written by a group commit (voting/group_commit.py): one transaction per batch
+of ballots from many voters, the ballots shuffled within it, so `xmin` and heap order link a
+ballot only to its batch, never to one participation.
 """
 
 from __future__ import annotations
@@ -359,13 +360,15 @@ class Participation(Base):
         # NOT NULL for every row written since migration 0004 (a NOT VALID check there: rows
         # from before it may lack a commune when their roll entry is gone).
         CheckConstraint("commune_id IS NOT NULL", name="ck_participations_commune"),
+        # BALLOTS (0007): online has no table, every other channel names its table.
+        CheckConstraint("(channel = 'online') = (table_id IS NULL)", name="ck_participations_table"),
     )
 
     consultation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("consultations.id", name="fk_participations_consultation"), primary_key=True
     )
-    # The voter's roll entry key in hex (`roll_entries.voter_key`): per consultation, so
-    # unlinkable across consultations without identity's roll secret.
+    # The voter's pseudonym: HMAC(consultations' secret, roll entry key) in hex (voting/pseudonyms.py),
+    # which neither identity nor a reader of this database can compute from a document.
     voter_ref: Mapped[str] = mapped_column(String(128), primary_key=True)
     # The commune of the voter's roll entry (turnout per commune is a count of these).
     commune_id: Mapped[uuid.UUID | None] = mapped_column()
@@ -418,6 +421,8 @@ class Ballot(Base):
             name="fk_ballots_table",
         ),
         CheckConstraint(one_of("channel", BallotChannel), name="ck_ballots_channel"),
+        # BALLOTS (0007): online has no table, a table or offline ballot names its table.
+        CheckConstraint("(channel = 'online') = (table_id IS NULL)", name="ck_ballots_table"),
         # Counting at certification is an index-only scan of this index.
         Index("ix_ballots_tally", "consultation_id", "commune_id", "candidate_id"),
     )
@@ -489,6 +494,10 @@ class RollEntry(Base):
     """One voter of the roll as identity froze it: who may vote where, by entry key only."""
 
     __tablename__ = "roll_entries"
+    __table_args__ = (
+        # BALLOTS (0007): the online channel finds a signed-in resident's entry by login key.
+        Index("ix_roll_entries_login", "consultation_id", "login_key", postgresql_where="login_key IS NOT NULL"),
+    )
 
     consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     # multiply(t_c, document_point(doc)): the key a table computes from the document shown.

@@ -26,7 +26,7 @@ from comuna_consultations.tables.schemas import (
     TallySheetIn,
     TallySheetOut,
 )
-from comuna_consultations.transport import PageToken
+from comuna_consultations.transport import PageToken, PseudonymsDep
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep, require_assignment
 from comuna_platform.bulk import format_of, read_rows
@@ -255,9 +255,17 @@ async def check_in(
     uow: UnitOfWorkDep,
     runtime: RuntimeDep,
     lineages: TerritoryLineagesDep,
+    pseudonyms: PseudonymsDep,
 ) -> CheckInOut:
     may_vote = await usecases.check_in(
-        uow, caller, consultation_id, table_code, body.national_id, lineages=lineages, now=runtime.clock.now()
+        uow,
+        caller,
+        consultation_id,
+        table_code,
+        body.national_id,
+        lineages=lineages,
+        now=runtime.clock.now(),
+        pseudonyms=pseudonyms,
     )
     if not may_vote:
         # Logged (at repetition) with the officer and the count, never the document.
@@ -289,10 +297,18 @@ async def record_check_in(
     uow: UnitOfWorkDep,
     runtime: RuntimeDep,
     lineages: TerritoryLineagesDep,
+    pseudonyms: PseudonymsDep,
 ) -> PaperCheckInOut | Response:
     try:
         new = await usecases.record_paper_check_in(
-            uow, caller, consultation_id, table_code, body.national_id, lineages=lineages, now=runtime.clock.now()
+            uow,
+            caller,
+            consultation_id,
+            table_code,
+            body.national_id,
+            lineages=lineages,
+            now=runtime.clock.now(),
+            pseudonyms=pseudonyms,
         )
     except ProblemError as exc:
         if exc.code == "voter_not_on_roll":

@@ -228,7 +228,9 @@ async def on_commune_roll(
     return (await session.execute(query)).first() is not None
 
 
-async def may_vote(session: Executor, consultation_id: uuid.UUID, voter_key: bytes, commune_id: uuid.UUID) -> bool:
+async def may_vote(
+    session: Executor, consultation_id: uuid.UUID, voter_key: bytes, voter_ref: str, commune_id: uuid.UUID
+) -> bool:
     """On this commune's roll and no participation yet, in one statement (one answer, no reason)."""
     on_roll = exists().where(
         roll_entries.c.consultation_id == consultation_id,
@@ -236,7 +238,7 @@ async def may_vote(session: Executor, consultation_id: uuid.UUID, voter_key: byt
         roll_entries.c.commune_id == commune_id,
     )
     took_part = exists().where(
-        participations.c.consultation_id == consultation_id, participations.c.voter_ref == voter_key.hex()
+        participations.c.consultation_id == consultation_id, participations.c.voter_ref == voter_ref
     )
     return bool((await session.execute(select(and_(on_roll, ~took_part)))).scalar_one())
 

@@ -24,13 +24,14 @@ from typing import Generic, TypeVar
 
 from comuna_consultations.domain.consultations import existing, not_found
 from comuna_consultations.domain.phases import VotingWindow
+from comuna_consultations.domain.pseudonyms import Pseudonyms
 from comuna_consultations.domain.schedules import commune_window
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation, TallySheet
+from comuna_consultations.storage.participations import ParticipationRow, take_part
 from comuna_consultations.tables import storage
 from comuna_consultations.tables.events import TallySheetConfirmed
 from comuna_consultations.tables.lookup import VotingTable, existing_table, require_table_officer
-from comuna_consultations.tables.participations import ParticipationRow, take_part
 from comuna_consultations.vocabulary import ConsultationStatus, ParticipationChannel, TableKind
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
@@ -436,12 +437,14 @@ async def check_in(
     *,
     lineages: TerritoryLineages,
     now: datetime,
+    pseudonyms: Pseudonyms,
 ) -> bool:
     """Electronic table: may this person vote here now? Only yes or no (see the module docstring)."""
     at = await _at_table(uow, caller, consultation_id, table_code, TableKind.ELECTRONIC, lineages=lineages)
     _require_voting(at.window, now)
     key = await _entry_key(uow, consultation_id, document)
-    return await storage.may_vote(uow.session, consultation_id, key, at.table.commune_id)
+    voter_ref = pseudonyms.voter_ref(consultation_id, key)
+    return await storage.may_vote(uow.session, consultation_id, key, voter_ref, at.table.commune_id)
 
 
 async def record_paper_check_in(
@@ -453,6 +456,7 @@ async def record_paper_check_in(
     *,
     lineages: TerritoryLineages,
     now: datetime,
+    pseudonyms: Pseudonyms,
 ) -> bool:
     """Paper table: record that this person took part here. False: they already took part
     (through any channel); the refused attempt is written as a conflict, and the caller must
@@ -462,7 +466,8 @@ async def record_paper_check_in(
     key = await _entry_key(uow, consultation_id, document)
     if not await storage.on_commune_roll(uow.session, consultation_id, key, at.table.commune_id):
         raise not_on_table_roll()
-    row = ParticipationRow(consultation_id, key.hex(), at.table.commune_id, ParticipationChannel.PAPER, at.table.id)
+    voter_ref = pseudonyms.voter_ref(consultation_id, key)
+    row = ParticipationRow(consultation_id, voter_ref, at.table.commune_id, ParticipationChannel.PAPER, at.table.id)
     (new,) = await take_part(await uow.session.connection(), [row])
     return new
 

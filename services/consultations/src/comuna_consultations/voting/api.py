@@ -9,47 +9,46 @@ from fastapi import APIRouter, Depends, Request, status
 
 from comuna_consultations.voting import usecases
 from comuna_consultations.voting.schemas import BallotIn, BallotOut, ReceiptOut
-from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["consultations"])
 
-# Who may submit depends on the channel (a table officer of the commune, or a service) and
-# where, on the consultation's communes: the use case checks both.
-BallotSubmitter = CurrentCaller
+# Who may cast depends on the channel (the signed-in resident online, the table's officer at a
+# table) and where: the use case checks both.
+BallotCaster = CurrentCaller
 
 
-async def snapshots_of(request: Request) -> VotingSnapshotCache:
-    cache: VotingSnapshotCache = request.app.state.voting_snapshots
-    return cache
+async def voting_of(request: Request) -> usecases.Voting:
+    voting: usecases.Voting = request.app.state.voting
+    return voting
 
 
-SnapshotsDep = Annotated[VotingSnapshotCache, Depends(snapshots_of)]
+VotingDep = Annotated[usecases.Voting, Depends(voting_of)]
 
 
 @router.post(
     "/consultations/{consultation_id}/ballots",
     status_code=status.HTTP_201_CREATED,
     response_model=BallotOut,
-    summary="Cast a ballot (polling officer of the commune for `table`, service for `online`)",
+    summary="Cast a ballot: `online` by the signed-in resident, `table` by the officer of an electronic table",
+    description="The 201 is sent once the ballot is durably committed (group commit: ballots of concurrent "
+    "requests share one transaction). 503 `ballot_not_stored`: nothing was written, send it again.",
 )
 async def cast_ballot(
     consultation_id: uuid.UUID,
     body: BallotIn,
     *,
-    caller: BallotSubmitter,
+    caller: BallotCaster,
     runtime: RuntimeDep,
-    snapshots: SnapshotsDep,
+    voting: VotingDep,
     lineages: TerritoryLineagesDep,
 ) -> BallotOut:
-    # The documented exception to the unit of work: one autocommit statement (see usecases).
+    # The documented exception to the unit of work: the ballot goes to the group commit.
     request = usecases.BallotRequest(
-        consultation_id, body.commune_id, body.candidate_id, body.national_id, body.channel
+        consultation_id, body.commune_id, body.candidate_id, body.channel, body.national_id, body.table_code
     )
-    cast = await usecases.cast_ballot(
-        runtime.db, snapshots, caller, request, lineages=lineages, now=runtime.clock.now()
-    )
+    cast = await usecases.cast_ballot(voting, caller, request, lineages=lineages, now=runtime.clock.now())
     return BallotOut(ballot_id=cast.ballot_id, receipt=cast.receipt)
 
 

@@ -11,19 +11,31 @@ from comuna_consultations.vocabulary import BallotChannel
 
 
 class BallotIn(Strict):
-    commune_id: uuid.UUID
-    candidate_id: uuid.UUID
-    national_id: str = Field(
+    commune_id: uuid.UUID = Field(description="The commune whose ballot paper this is: the voter's commune.")
+    # Required, null allowed: a blank ballot is an explicit `"candidate_id": null`, never a
+    # forgotten field.
+    candidate_id: uuid.UUID | None = Field(description="A candidate of the commune, or null for a blank ballot.")
+    channel: BallotChannel = Field(
+        description="`online`: the signed-in resident votes (no document, no table). `table`: the officer of an "
+        "electronic table records the ballot of the person checked in by document."
+    )
+    national_id: str | None = Field(
+        default=None,
         min_length=1,
         max_length=20,
-        description="The voter's document (e.g. V-12.345.678); matched against the roll, never stored.",
+        description="table only: the voter's document (e.g. V-12.345.678); matched against the roll, never stored.",
     )
-    channel: BallotChannel
+    table_code: str | None = Field(
+        default=None, min_length=1, max_length=64, description="table only: the code of the officer's table."
+    )
 
 
 class BallotOut(BaseModel):
     ballot_id: uuid.UUID
-    receipt: str = Field(description="The ballot id: proves the ballot was stored, does not reveal the choice.")
+    receipt: str = Field(
+        description="A random value (the ballot's random id): proves the ballot was stored, reveals neither the "
+        "choice nor the voter."
+    )
 
 
 class ReceiptOut(BaseModel):

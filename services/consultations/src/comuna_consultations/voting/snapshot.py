@@ -41,9 +41,13 @@ class VotingSnapshot:
     candidates_final: bool
     commune_codes: Mapping[uuid.UUID, str]
     candidate_communes: Mapping[uuid.UUID, uuid.UUID]
-    # t_c of the verified roll (None before it is verified): a document's entry key is
-    # multiply(voter_key, document_point(document)).
-    voter_key: bytes | None
+    # t_c and L_c of the verified roll (None before it is verified): a document's entry key is
+    # multiply(t_c, document_point(document)), a signed-in resident's login key HMAC(L_c, subject).
+    roll_keys: storage.RollKeys | None
+
+    def window_of(self, commune_id: uuid.UUID) -> VotingWindow | None:
+        """When this commune votes: its own window if held (None if excluded), else the national one."""
+        return self.windows.get(commune_id, self.schedule.voting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +107,18 @@ class VotingSnapshotCache:
                 return None
             candidates_final = self._server_now() >= schedule.candidates_close_at
             windows = await voting_windows(session, consultation_id)
-            if previous is not None and previous.snapshot.candidates_final and previous.snapshot.voter_key is not None:
+            if previous is not None and previous.snapshot.candidates_final and previous.snapshot.roll_keys is not None:
                 # Communes never change after opening, candidates and the roll never change after
                 # assembly: on voting day a refresh is one single-row query, not ~40,000 rows.
                 codes, candidate_communes = previous.snapshot.commune_codes, previous.snapshot.candidate_communes
-                voter_key: bytes | None = previous.snapshot.voter_key
+                roll_keys: storage.RollKeys | None = previous.snapshot.roll_keys
             else:
                 codes = await storage.commune_codes(session, consultation_id)
                 candidate_communes = await storage.candidate_communes(session, consultation_id)
                 # A verified roll's key never changes once set.
-                voter_key = await storage.verified_voter_key(session, consultation_id)
+                roll_keys = await storage.verified_roll_keys(session, consultation_id)
         snapshot = VotingSnapshot(
-            consultation_id, status, schedule, windows, candidates_final, codes, candidate_communes, voter_key
+            consultation_id, status, schedule, windows, candidates_final, codes, candidate_communes, roll_keys
         )
         self._entries[consultation_id] = _Entry(snapshot, started)
         if len(self._entries) > self._max_entries:

@@ -1,53 +1,41 @@
 """Casting a ballot: the hot path of voting day.
 
-Per ballot: checks against an in-memory snapshot (no query), the document normalised and
-turned into its roll entry key here (`multiply(t_c, document_point(doc))`, ~150 µs of CPU, no
-call to identity), then ONE transaction with ONE statement that finds the entry in this
-consultation's own copy of the roll and inserts the participation and the ballot together (see
-`voting.storage.cast_ballot`), sent in autocommit mode since a single statement is its own
-transaction. This is the one use case
-that receives the database rather than a unit of work: it stages no event and needs no
-after-commit hook, and BEGIN/COMMIT around one statement would cost two round trips per
-ballot on the hottest path of voting day (see docs/architecture.md).
+Per ballot: checks against an in-memory snapshot (no query), the voter's roll entry found in
+this consultation's own copy of the roll (one indexed read), then the ballot joins the
+process's group commit (`voting.group_commit`) and the 201 is sent once its batch committed.
 
-One person, one vote is enforced by PostgreSQL, not by a read-then-write in this code: the
-participation's primary key (consultation_id, voter_ref = the entry key) admits one row per voter, and the
-ballot is written only if that row was new. Concurrent double submissions therefore produce
-exactly one ballot, whichever process or replica they reach.
+Who casts, on which channel:
+* online: the signed-in resident themself (a person's token, linked to their census record);
+  their entry is the one whose login key is `HMAC(L_c, subject)`. No service token and no
+  document: nobody votes online on someone else's behalf. The resident may learn that they
+  already voted (409 `already_voted`) or are not on the roll (403 `voter_not_on_roll`).
+* table: an officer of THIS electronic table of this consultation records the ballot of the
+  person whose document they checked; the entry must be on the roll of the table's commune.
+  Every refusal about the person (not on the roll, another commune, under age, moved, already
+  voted) is the same 403 `voter_may_not_vote`: the officer learns "may vote or not", never why.
+* The window: a ballot is accepted while the commune's `VotingWindow.accepts_ballots(now)`,
+  `now` the runtime clock's instant when the request is handled (the instant compared: a
+  ballot accepted before the close commits even if its batch commits a moment later), and the
+  consultation is in `voting` (a batch re-checks that on the locked row).
 
-Ballot secrecy, and its limits (documented on purpose):
-* The ballot row has no voter reference and no timestamp; its id is a random uuid4 (a uuid7
-  or a sequence would order ballots in time and so re-link them to the voting queue).
-* The receipt is the ballot id. It proves to the voter that a ballot was stored (see the public
-  receipt check) without revealing the choice to anyone who only sees the receipt, so it cannot
-  be used to prove a vote to a buyer or a boss. Someone who can read the `ballots` table AND
-  obtains a voter's receipt can see that voter's choice; the receipt is shown to the officer's
-  device, which is why database access must stay with a separate operator role.
-* Participation and ballot are written by one transaction, so PostgreSQL's system column
-  `xmin` (and, less reliably, physical row order) is equal on both rows. A database superuser
-  could join them on it and learn which pseudonym chose what; turning the pseudonym into a
-  person additionally needs identity's census key. Writing them in two transactions would
-  break the all-or-nothing guarantee, so we keep one and rely on separation of duties between
-  the consultations database operators and the identity key holders.
-* The voter is refused as `voter_not_on_roll` without saying why (not registered, too young,
-  another commune, moved after the cut-off): the table learns nothing more about the person. A rewrite of the ballots
-  (new xmin and row order) at close is a possible future hardening.
+One person, one vote is enforced by PostgreSQL (the participation's primary key), whichever
+channel, process or replica the attempts reach; a refused second attempt leaves a conflict row.
+Secrecy: see `voting.group_commit` (batches, shuffled ballots), `domain.pseudonyms` and
+docs/architecture.md "Ballot secrecy".
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from comuna_consultations.domain.consultations import commune_not_found, not_found
-from comuna_consultations.domain.lifecycle import require_status
-from comuna_consultations.domain.phases import Schedule, VotingWindow
-from comuna_consultations.domain.schedules import schedule_of, voting_windows
-from comuna_consultations.storage import repository
-from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus
+from comuna_consultations.domain.pseudonyms import Pseudonyms, login_entry
+from comuna_consultations.storage.participations import ParticipationRow
+from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, TableKind
 from comuna_consultations.voting import storage
+from comuna_consultations.voting.group_commit import BallotToWrite, BallotWriter, Outcome
 from comuna_consultations.voting.snapshot import VotingSnapshot, VotingSnapshotCache
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
@@ -55,24 +43,21 @@ from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.auth.roles import Role
 from comuna_platform.db import Database
 from comuna_platform.documents import normalise_document
-from comuna_platform.errors import Conflict, FailedPrecondition, Forbidden, InvalidInput, NotFound
-from comuna_platform.ids import new_id
+from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from comuna_platform.uow import UnitOfWork
 from comuna_platform.voter_keys import document_point, multiply
-
-# Who may submit a ballot on each channel: an officer of a table of THIS consultation in the
-# ballot's commune; online ballots come through a gateway that authenticated the voter, which
-# calls with a service token.
 
 
 @dataclass(frozen=True, slots=True)
 class BallotRequest:
     consultation_id: uuid.UUID
     commune_id: uuid.UUID
-    candidate_id: uuid.UUID
-    # The document as shown (any spelling `comuna_platform.documents` accepts); never stored.
-    national_id: str
+    candidate_id: uuid.UUID | None  # None: blank
     channel: BallotChannel
+    # table only: the document as shown (any spelling `comuna_platform.documents` accepts;
+    # never stored) and the officer's table.
+    national_id: str | None = None
+    table_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,122 +66,149 @@ class CastBallot:
     receipt: str
 
 
+@dataclass(frozen=True, slots=True)
+class Voting:
+    """What the ballot path works with, one per process."""
+
+    db: Database
+    snapshots: VotingSnapshotCache
+    writer: BallotWriter
+    pseudonyms: Pseudonyms | None  # None without a configured secret: 503
+
+
+def may_not_vote() -> Forbidden:
+    # The table's one answer about a person, whatever the reason (see the module docstring).
+    return Forbidden("this person may not vote at this table", code="voter_may_not_vote")
+
+
 def not_on_roll() -> Forbidden:
-    # One answer for every reason (not registered, too young, another commune, moved): see above.
-    return Forbidden("the voter is not on the roll of this commune", code="voter_not_on_roll")
+    return Forbidden("you are not on the roll of this commune in this consultation", code="voter_not_on_roll")
+
+
+def not_in_voting() -> Conflict:
+    return Conflict("the consultation is not accepting ballots", code="consultation_not_in_voting")
 
 
 async def cast_ballot(
-    db: Database,
-    snapshots: VotingSnapshotCache,
-    caller: Caller,
-    request: BallotRequest,
-    *,
-    lineages: TerritoryLineages,
-    now: datetime,
+    voting: Voting, caller: Caller, request: BallotRequest, *, lineages: TerritoryLineages, now: datetime
 ) -> CastBallot:
-    _require_channel_role(caller, request.channel)
-    snapshot = await _voting_snapshot(snapshots, request.consultation_id, request.commune_id, now)
+    _require_channel(caller, request)
+    snapshot = await _voting_snapshot(voting.snapshots, request.consultation_id, request.commune_id, now)
     code = snapshot.commune_codes.get(request.commune_id)
     if code is None:
         raise commune_not_found(request.commune_id)
+    table = None
     if request.channel == BallotChannel.TABLE:
-        # The commune as snapshotted by this consultation, never a territory the caller sent.
-        where = await lineages.of(code)
-        caller.require([Role.TABLE_OFFICER], where, consultation_id=str(request.consultation_id))
-    candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
-    if candidate_commune is None:
-        raise NotFound(f"candidate {request.candidate_id} does not exist", code="candidate_not_found")
-    if candidate_commune != request.commune_id:
-        raise InvalidInput("the candidate belongs to another commune", code="candidate_not_in_commune")
+        table = await _officers_table(voting.db, caller, request, lineages=lineages, commune_code=code)
+    if not _accepts(snapshot, request.commune_id, now):
+        raise not_in_voting()
+    if request.candidate_id is not None:
+        candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
+        if candidate_commune is None:
+            raise NotFound(f"candidate {request.candidate_id} does not exist", code="candidate_not_found")
+        if candidate_commune != request.commune_id:
+            raise InvalidInput("the candidate belongs to another commune", code="candidate_not_in_commune")
+    if voting.pseudonyms is None:
+        raise Unavailable("ballots cannot be recorded: no voter reference secret", code="voter_ref_secret_missing")
+    if snapshot.roll_keys is None:  # voting never starts without a verified roll; defensive
+        raise may_not_vote() if table is not None else not_on_roll()
 
-    if snapshot.voter_key is None:  # voting day came, but the roll was not (yet) loaded and verified
-        raise FailedPrecondition("the voter roll is not loaded and verified", code="roll_not_verified")
-    voter_key = multiply(snapshot.voter_key, document_point(normalise_document(request.national_id)))
+    if table is not None:
+        assert request.national_id is not None  # _require_channel
+        entry_key = multiply(snapshot.roll_keys.voter_key, document_point(normalise_document(request.national_id)))
+        async with voting.db.autocommit() as conn:
+            commune = await storage.entry_commune(conn, request.consultation_id, entry_key)
+        if commune != table.commune_id:
+            raise may_not_vote()
+    else:
+        if snapshot.roll_keys.login_key is None:
+            raise not_on_roll()
+        login = login_entry(snapshot.roll_keys.login_key, caller.subject)
+        async with voting.db.autocommit() as conn:
+            found = await storage.entry_by_login(conn, request.consultation_id, login)
+        if found is None or found[1] != request.commune_id:
+            raise not_on_roll()
+        entry_key = found[0]
 
-    ballot_id = new_id()
-    # The ballot is one statement, atomic on its own: run it in autocommit (one round trip).
-    async with db.autocommit() as conn:
-        written = await storage.cast_ballot(
-            conn,
-            consultation_id=request.consultation_id,
-            voter_key=voter_key,
-            ballot_id=ballot_id,
-            commune_id=request.commune_id,
-            candidate_id=request.candidate_id,
-            channel=request.channel,
-            accepted_at=now,
-        )
-        if not written:
-            # Nothing was written; say why. The dates are read after our statement, so a
-            # concurrent amendment may report "not in voting" for what was also a second vote:
-            # either way the ballot was refused.
-            status = await repository.consultation_status(conn, request.consultation_id)
-            schedule = await schedule_of(conn, request.consultation_id)
-            if status is None or schedule is None:
-                raise not_found(request.consultation_id)
-            _require_window(
-                status, schedule, await voting_windows(conn, request.consultation_id), request.commune_id, now
-            )
-            if not await storage.on_roll(conn, request.consultation_id, voter_key, request.commune_id):
-                raise not_on_roll()
-            raise Conflict("this voter has already voted in this consultation", code="already_voted")
-    return CastBallot(ballot_id=ballot_id, receipt=str(ballot_id))
-
-
-def _require_channel_role(caller: Caller, channel: BallotChannel) -> None:
-    if channel == BallotChannel.ONLINE:
-        if not caller.is_service:
-            raise PermissionDeniedError("forbidden_role", "online ballots are submitted by a service")
-        return
-    if caller.is_service:
-        raise PermissionDeniedError("forbidden_role", "table ballots are submitted by a table officer")
-    caller.require_role(Role.TABLE_OFFICER)
-
-
-def _accepts(
-    status: str,
-    schedule: Schedule,
-    windows: Mapping[uuid.UUID, VotingWindow | None],
-    commune_id: uuid.UUID,
-    now: datetime,
-) -> bool:
-    window = schedule.window_of(windows, commune_id)
-    return status == ConsultationStatus.OPEN and window is not None and window.accepts_ballots(now)
-
-
-def _require_window(
-    status: str,
-    schedule: Schedule,
-    windows: Mapping[uuid.UUID, VotingWindow | None],
-    commune_id: uuid.UUID,
-    now: datetime,
-) -> None:
-    """409 unless the commune takes ballots at `now`: `consultation_not_in_open` once certified,
-    `commune_excluded`, or `consultation_not_in_voting` (naming the phase)."""
-    if _accepts(status, schedule, windows, commune_id, now):
-        return
-    require_status(status, ConsultationStatus.OPEN)
-    if schedule.window_of(windows, commune_id) is None:
-        raise FailedPrecondition("this commune was excluded from the vote", code="commune_excluded")
-    raise FailedPrecondition(
-        f"the commune is not voting now (phase {schedule.phase_at(now)})",
-        code="consultation_not_in_voting",
-        phase=str(schedule.phase_at(now)),
+    participation = ParticipationRow(
+        consultation_id=request.consultation_id,
+        voter_ref=voting.pseudonyms.voter_ref(request.consultation_id, entry_key),
+        commune_id=request.commune_id,
+        channel=request.channel.value,
+        table_id=table.id if table is not None else None,
     )
+    written = await voting.writer.write(BallotToWrite(participation, request.candidate_id, accepted_at=now))
+    if written.outcome is Outcome.CAST:
+        assert written.ballot_id is not None
+        return CastBallot(ballot_id=written.ballot_id, receipt=str(written.ballot_id))
+    if written.outcome is Outcome.NOT_IN_VOTING:
+        raise not_in_voting()
+    if table is not None:
+        raise may_not_vote()
+    raise Conflict("you have already voted in this consultation", code="already_voted")
+
+
+def _require_channel(caller: Caller, request: BallotRequest) -> None:
+    """Who may cast on the channel, and what the body of each channel carries."""
+    if request.channel == BallotChannel.ONLINE:
+        if caller.is_service or caller.resident_id is None:
+            raise PermissionDeniedError("forbidden_role", "online ballots are cast by the signed-in resident")
+        if request.national_id is not None or request.table_code is not None:
+            raise InvalidInput("an online ballot carries no document and no table", code="online_ballot_fields")
+        return
+    if request.channel != BallotChannel.TABLE:
+        raise InvalidInput("offline ballots come through the offline table's sync", code="channel_not_accepted")
+    if caller.is_service:
+        raise PermissionDeniedError("forbidden_role", "table ballots are recorded by a table officer")
+    caller.require_role(Role.TABLE_OFFICER)
+    if request.national_id is None or request.table_code is None:
+        raise InvalidInput("a table ballot needs the document and the table code", code="table_ballot_fields")
+
+
+async def _officers_table(
+    db: Database, caller: Caller, request: BallotRequest, *, lineages: TerritoryLineages, commune_code: str
+) -> storage.TableRef:
+    """The caller's electronic table serving the ballot's commune; 403 `forbidden_table` otherwise.
+
+    The minimal equivalent of TABLES' `table_by_code` + `require_table_officer` until they land:
+    an assignment `table_officer` of this consultation naming this table's code, covering the
+    table's commune.
+    """
+    assert request.table_code is not None
+    async with db.autocommit() as conn:
+        table = await storage.table_by_code(conn, request.consultation_id, request.table_code)
+    where = await lineages.of(commune_code)
+    consultation = str(request.consultation_id)
+    officer_here = table is not None and any(
+        a.role is Role.TABLE_OFFICER
+        and a.consultation_id == consultation
+        and a.table_code == table.code
+        and a.covers(where)
+        for a in caller.assignments
+    )
+    if table is None or not officer_here or table.commune_id != request.commune_id:
+        raise PermissionDeniedError("forbidden_table", "not an officer of this table for this commune")
+    if table.kind != TableKind.ELECTRONIC:
+        raise Conflict("ballots are recorded only at electronic tables", code="table_not_electronic")
+    return table
 
 
 async def _voting_snapshot(
     snapshots: VotingSnapshotCache, consultation_id: uuid.UUID, commune_id: uuid.UUID, now: datetime
 ) -> VotingSnapshot:
     snapshot = await snapshots.get(consultation_id)
-    if snapshot is not None and not _accepts(snapshot.status, snapshot.schedule, snapshot.windows, commune_id, now):
-        # Maybe the schedule was amended a moment ago in another process: look again before refusing.
+    if snapshot is not None and not _accepts(snapshot, commune_id, now):
+        # Maybe the schedule or a hold was amended a moment ago in another process: look again
+        # before refusing (a stale acceptance is re-checked by the batch on the locked row).
         snapshot = await snapshots.get(consultation_id, fresh=True)
     if snapshot is None:
         raise not_found(consultation_id)
-    _require_window(snapshot.status, snapshot.schedule, snapshot.windows, commune_id, now)
     return snapshot
+
+
+def _accepts(snapshot: VotingSnapshot, commune_id: uuid.UUID, now: datetime) -> bool:
+    window = snapshot.window_of(commune_id)
+    return snapshot.status == ConsultationStatus.OPEN and window is not None and window.accepts_ballots(now)
 
 
 async def check_receipt(uow: UnitOfWork, consultation_id: uuid.UUID, receipt: uuid.UUID) -> None:

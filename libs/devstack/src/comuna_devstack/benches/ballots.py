@@ -1,8 +1,14 @@
 """Ballot throughput through the public REST API, next to a bare endpoint on the same stack.
 
 Not a test: it reports figures. It seeds its own territory (communes with one council each and
-enough residents for every ballot), opens a consultation, casts the ballots with many
-concurrent clients, certifies, and checks that the certified counts equal the ballots accepted.
+enough residents for every ballot), opens a consultation with one electronic table per commune,
+casts the ballots with many concurrent clients at the tables (each 201 after its group commit),
+certifies, and checks that the certified counts equal the ballots accepted.
+
+The online channel is not driven here: it needs one signed-in, linked Keycloak account per
+ballot. `comuna-dev bench ballot-commit` measures the group commit of both channels' rows.
+The tables are written straight into consultations' database (`_open_tables`) until the tables
+API of issue 8 is on main.
 """
 
 from __future__ import annotations
@@ -10,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from comuna_devstack.client import PlatformClient, items
 from comuna_devstack.demo import close_voting, freeze_roll, grant_tables, open_consultation, open_voting
@@ -142,8 +150,48 @@ async def _send(http: aiohttp.ClientSession, method: str, url: str, body: dict[s
     return "transport error"
 
 
+def _table_code(commune_code: str) -> str:
+    """The table code `demo.grant_tables` gives the officer for a commune."""
+    return f"T-{commune_code.rsplit('.', 1)[-1]}"
+
+
+async def _open_tables(admin_url: str, consultation_id: str, communes: list[dict[str, Any]]) -> None:
+    """One centre serving every bench commune, one electronic table per commune."""
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/comuna_consultations"
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            centre = uuid.uuid4()
+            cid = uuid.UUID(consultation_id)
+            await conn.execute(
+                "INSERT INTO voting_centres (id, consultation_id, code, name) VALUES ($1, $2, 'BENCH', 'Bench')",
+                centre,
+                cid,
+            )
+            for commune in communes:
+                commune_id = uuid.UUID(commune["id"])
+                await conn.execute("INSERT INTO voting_centre_communes VALUES ($1, $2, $3)", centre, commune_id, cid)
+                await conn.execute(
+                    "INSERT INTO voting_tables (id, consultation_id, centre_id, commune_id, code, kind)"
+                    " VALUES ($1, $2, $3, $4, $5, 'electronic')",
+                    uuid.uuid4(),
+                    cid,
+                    centre,
+                    commune_id,
+                    _table_code(commune["code"]),
+                )
+    finally:
+        await conn.close()
+
+
 def run_bench(
-    urls: dict[str, str], token_url: str, passwords: dict[str, str], *, ballots: int, concurrency: int
+    urls: dict[str, str],
+    token_url: str,
+    passwords: dict[str, str],
+    *,
+    ballots: int,
+    concurrency: int,
+    admin_url: str,
 ) -> dict[str, Any]:
     client = PlatformClient(urls, token_url=token_url, timeout=120.0)
     officer = TABLE_OFFICERS[-1]
@@ -153,7 +201,8 @@ def run_bench(
     communes = _seed(client, ballots)
     seed_seconds = time.perf_counter() - seed_started
 
-    consultation = open_consultation(client, "Benchmark", datetime.now(UTC))
+    # Ballots are accepted only inside the voting window on the server clock: open it an hour ago.
+    consultation = open_consultation(client, "Benchmark", datetime.now(UTC) - timedelta(days=14, hours=1))
     code = consultation["code"]
     base = f"/v1/consultations/{consultation['id']}"
     bench_communes = {c["code"]: c["id"] for c in communes}
@@ -177,6 +226,7 @@ def run_bench(
             for p in (1, 2, 3)
         ]
     grant_tables(client, consultation["id"], officer, communes)
+    asyncio.run(_open_tables(admin_url, consultation["id"], communes))
     # Ballots are matched against the roll consultations loaded: freeze it first (every
     # resident seeded above is on it).
     freeze_roll(client, consultation["id"])
@@ -190,6 +240,7 @@ def run_bench(
                 "commune_id": bench_communes[commune_code],
                 "candidate_id": candidates[commune_code][i % 3 if i % 7 else 0],
                 "national_id": _national_id(i),
+                "table_code": _table_code(commune_code),
                 "channel": "table",
             }
         )

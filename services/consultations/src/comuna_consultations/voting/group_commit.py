@@ -1,0 +1,237 @@
+"""Group commit of ballots: one transaction per batch of ballots from concurrent requests.
+
+Each accepted ballot waits in this process's queue; a batch is written in ONE transaction:
+lock the consultations FOR KEY SHARE (a `:close` waits for the batch; a batch after a close
+refuses its ballots), `take_part` (participations, conflict rows for refused ones), then the
+ballots of the new participations only, in a shuffled order, commit, and only then each
+request gets its answer. A failure writes nothing of the batch (one transaction) and every
+request of it gets 503 `ballot_not_stored`: a retry is safe, the participation key counts it once.
+
+When a batch is written (`BatchPolicy`):
+* at once when `max_size` ballots wait;
+* when at least `min_size` wait and the oldest has waited `linger` seconds (the usual case);
+* a ballot alone (below `min_size`) waits for company up to `max_hold` seconds: one lone
+  ballot per transaction would share its `xmin` with its participation only. After `max_hold`
+  (a quiet moment: fewer than `min_size` ballots in `max_hold` seconds in this process) it is
+  written as it is rather than failing the voter; docs/operations.md says what that reveals.
+  No filler is ever written: counts are never touched.
+While `writers` batches are in flight the queue fills and the next batch leaves as soon as one
+of them commits (a natural pipeline under load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import String
+
+from comuna_consultations.domain.phases import VotingWindow
+from comuna_consultations.storage.participations import ParticipationRow, take_part
+from comuna_consultations.vocabulary import ConsultationStatus, HoldKind
+from comuna_platform.db import Database
+from comuna_platform.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_random = secrets.SystemRandom()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    max_size: int = 500
+    min_size: int = 2
+    linger: float = 0.002
+    max_hold: float = 1.0
+    writers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_size < self.min_size or self.min_size < 1 or self.writers < 1:
+            raise ValueError("ballot batches need 1 <= min_size <= max_size and at least one writer")
+
+
+@dataclass(frozen=True, slots=True)
+class BallotToWrite:
+    participation: ParticipationRow
+    candidate_id: uuid.UUID | None  # None: blank
+    # The server clock's instant when the ballot was accepted: the batch checks it against the
+    # commune's window as the locked consultation row has it (see `domain/phases.py`).
+    accepted_at: datetime
+
+
+class Outcome(StrEnum):
+    CAST = "cast"
+    ALREADY_VOTED = "already_voted"
+    NOT_IN_VOTING = "not_in_voting"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    outcome: Outcome
+    ballot_id: uuid.UUID | None = None
+
+
+def not_stored() -> Unavailable:
+    return Unavailable("the ballot was not stored; send it again", code="ballot_not_stored")
+
+
+@dataclass(slots=True)
+class _Waiting:
+    ballot: BallotToWrite
+    queued_at: float
+    answer: asyncio.Future[Written] = field(repr=False)
+
+
+# FOR KEY SHARE conflicts with the FOR UPDATE that an amendment, a hold and a certification
+# take on the consultation row: a batch commits before them or reads the dates they committed.
+_OPEN = text(
+    "SELECT id, voting_opens_at, voting_closes_at FROM consultations"
+    " WHERE id = ANY(:ids) AND status = :open ORDER BY id FOR KEY SHARE"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+_HOLDS = text(
+    "SELECT consultation_id, commune_id, kind, voting_opens_at, voting_closes_at FROM commune_holds"
+    " WHERE consultation_id = ANY(:ids)"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+
+_BALLOTS = text(
+    "INSERT INTO ballots (id, consultation_id, commune_id, candidate_id, channel, table_id)"
+    " SELECT * FROM unnest(:ids, :consultation_ids, :commune_ids, :candidate_ids, :channels, :table_ids)"
+).bindparams(
+    bindparam("ids", type_=ARRAY(Uuid())),
+    bindparam("consultation_ids", type_=ARRAY(Uuid())),
+    bindparam("commune_ids", type_=ARRAY(Uuid())),
+    bindparam("candidate_ids", type_=ARRAY(Uuid())),
+    bindparam("channels", type_=ARRAY(String())),
+    bindparam("table_ids", type_=ARRAY(Uuid())),
+)
+
+
+async def write_batch(conn: AsyncConnection, batch: Sequence[BallotToWrite]) -> list[Written]:
+    """Write one batch inside the caller's transaction; the answer of each ballot, in order."""
+    consultation_ids = sorted({b.participation.consultation_id for b in batch})
+    found = await conn.execute(_OPEN, {"ids": consultation_ids, "open": ConsultationStatus.OPEN.value})
+    national = {row.id: VotingWindow(row.voting_opens_at, row.voting_closes_at) for row in found}
+    held: dict[tuple[uuid.UUID, uuid.UUID], VotingWindow | None] = {
+        (row.consultation_id, row.commune_id): (
+            VotingWindow(row.voting_opens_at, row.voting_closes_at) if row.kind == HoldKind.POSTPONED else None
+        )
+        for row in await conn.execute(_HOLDS, {"ids": list(national)})
+    }
+
+    def accepts(ballot: BallotToWrite) -> bool:
+        p = ballot.participation
+        if p.consultation_id not in national:
+            return False
+        window = held.get((p.consultation_id, p.commune_id), national[p.consultation_id])
+        return window is not None and window.accepts_ballots(ballot.accepted_at)
+
+    live = [index for index, b in enumerate(batch) if accepts(b)]
+    taken = await take_part(conn, [batch[index].participation for index in live])
+    answers = [Written(Outcome.NOT_IN_VOTING)] * len(batch)
+    new: list[tuple[uuid.UUID, BallotToWrite]] = []
+    for index, is_new in zip(live, taken, strict=True):
+        if is_new:
+            ballot_id = uuid.uuid4()
+            new.append((ballot_id, batch[index]))
+            answers[index] = Written(Outcome.CAST, ballot_id)
+        else:
+            answers[index] = Written(Outcome.ALREADY_VOTED)
+    # The heap order of the ballots must say nothing about the order of the participations.
+    _random.shuffle(new)
+    if new:
+        await conn.execute(
+            _BALLOTS,
+            {
+                "ids": [ballot_id for ballot_id, _ in new],
+                "consultation_ids": [b.participation.consultation_id for _, b in new],
+                "commune_ids": [b.participation.commune_id for _, b in new],
+                "candidate_ids": [b.candidate_id for _, b in new],
+                "channels": [b.participation.channel for _, b in new],
+                "table_ids": [b.participation.table_id for _, b in new],
+            },
+        )
+    return answers
+
+
+def _retrieve(answer: asyncio.Future[Written]) -> None:
+    if not answer.cancelled():
+        answer.exception()
+
+
+class BallotWriter:
+    """The per-process group commit (see the module docstring)."""
+
+    def __init__(self, db: Database, policy: BatchPolicy | None = None) -> None:
+        self._db = db
+        self._policy = policy or BatchPolicy()
+        self._waiting: list[_Waiting] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def policy(self) -> BatchPolicy:
+        return self._policy
+
+    async def write(self, ballot: BallotToWrite) -> Written:
+        """Queue the ballot and wait until its batch committed (or failed: 503 `ballot_not_stored`)."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(ballot, loop.time(), loop.create_future())
+        # Retrieved here too: a request that went away must not leave "exception never retrieved".
+        waiting.answer.add_done_callback(_retrieve)
+        self._waiting.append(waiting)
+        self._kick()
+        # A request cancelled now (client gone) leaves its ballot in the queue: it is written,
+        # and a retry learns it was (already voted), as if the answer had been lost on the way.
+        return await asyncio.shield(waiting.answer)
+
+    def _kick(self) -> None:
+        """Start every batch that is due; otherwise arm the timer for the next one."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        policy = self._policy
+        loop = asyncio.get_running_loop()
+        while self._waiting and len(self._in_flight) < policy.writers:
+            waited = loop.time() - self._waiting[0].queued_at
+            count = len(self._waiting)
+            due = (
+                count >= policy.max_size
+                or (count >= policy.min_size and waited >= policy.linger)
+                or waited >= policy.max_hold
+            )
+            if not due:
+                wait = (policy.linger if count >= policy.min_size else policy.max_hold) - waited
+                self._timer = loop.call_later(max(wait, 0.0), self._kick)
+                return
+            batch, self._waiting = self._waiting[: policy.max_size], self._waiting[policy.max_size :]
+            task = asyncio.ensure_future(self._write(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._kick()
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            async with self._db.engine.begin() as conn:
+                answers = await write_batch(conn, [w.ballot for w in batch])
+        except Exception as error:  # every request of the batch must get an answer
+            # No count and nothing about the voters: the kind of failure only.
+            log.warning("a ballot batch was not stored (%s)", type(error).__name__)
+            for waiting in batch:
+                if not waiting.answer.done():
+                    waiting.answer.set_exception(not_stored())
+            return
+        for waiting, answer in zip(batch, answers, strict=True):
+            if not waiting.answer.done():
+                waiting.answer.set_result(answer)

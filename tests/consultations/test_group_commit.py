@@ -1,0 +1,156 @@
+"""The ballot group commit against PostgreSQL: take_part's conflicts, batch formation, one
+transaction per batch (shared xmin), the minimum batch for a lone ballot."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from comuna_consultations.storage.participations import ParticipationRow, take_part
+from comuna_consultations.voting.group_commit import BallotToWrite, BallotWriter, BatchPolicy, Outcome, Written
+from tests.consultations.helpers import Consultation, Stack, voting_consultation
+from tests.support.issuer import TestIssuer
+
+pytestmark = pytest.mark.asyncio
+
+C1 = "VE.01.01.C1"
+
+
+def participation(stack: Stack, consultation: Consultation, **changes: Any) -> ParticipationRow:
+    row = ParticipationRow(uuid.UUID(consultation.id), uuid.uuid4().hex * 2, stack.commune_ids[C1], "online")
+    return dataclasses.replace(row, **changes)
+
+
+async def table_of(stack: Stack, consultation: Consultation) -> uuid.UUID:
+    async with stack.consultations.runtime.db.transaction() as session:
+        found = await session.execute(
+            text("SELECT id FROM voting_tables WHERE consultation_id = :c AND commune_id = :m"),
+            {"c": uuid.UUID(consultation.id), "m": stack.commune_ids[C1]},
+        )
+        return uuid.UUID(str(found.scalar_one()))
+
+
+async def test_take_part_admits_one_participation_per_person_and_keeps_every_refusal(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    table = await table_of(stack, consultation)
+    earlier = participation(stack, consultation)
+    twice = participation(stack, consultation)
+    db = stack.consultations.runtime.db
+    async with db.engine.begin() as conn:
+        assert await take_part(conn, [earlier]) == [True]
+    rows = [
+        twice,
+        participation(stack, consultation, voter_ref=twice.voter_ref, channel="paper", table_id=table),
+        participation(
+            stack, consultation, voter_ref=earlier.voter_ref, channel="offline", table_id=table, ballot_counted=True
+        ),
+        participation(stack, consultation),
+    ]
+    async with db.engine.begin() as conn:
+        assert await take_part(conn, rows) == [True, False, False, True]
+        assert await take_part(conn, []) == []
+    async with db.transaction() as session:
+        conflicts = (
+            await session.execute(
+                text(
+                    "SELECT voter_ref, channel, table_id, ballot_counted FROM participation_conflicts"
+                    " WHERE consultation_id = :c ORDER BY channel"
+                ),
+                {"c": uuid.UUID(consultation.id)},
+            )
+        ).all()
+        taken = await session.execute(
+            text("SELECT count(*) FROM participations WHERE consultation_id = :c"), {"c": uuid.UUID(consultation.id)}
+        )
+    assert conflicts == [
+        (earlier.voter_ref, "offline", table, True),
+        (twice.voter_ref, "paper", table, False),
+    ]
+    assert taken.scalar_one() == 3
+
+
+async def batch_xmins(stack: Stack, consultation: Consultation) -> tuple[list[int], list[int]]:
+    """Ballots per writing transaction, and participations per writing transaction."""
+    async with stack.consultations.runtime.db.transaction() as session:
+        counts = []
+        for table in ("ballots", "participations"):
+            found = await session.execute(
+                text(f"SELECT count(*) FROM {table} WHERE consultation_id = :c GROUP BY xmin::text ORDER BY 1"),
+                {"c": uuid.UUID(consultation.id)},
+            )
+            counts.append([int(n) for n in found.scalars()])
+    return counts[0], counts[1]
+
+
+async def settle() -> None:
+    """Let the queued writes reach the writer (no time passes on any timer that matters here)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_batch_is_one_transaction_and_leaves_when_full(stack: Stack, issuer: TestIssuer) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    candidate = uuid.UUID(consultation.candidates[C1][0])
+    # Linger and hold far longer than the test: only a full batch can leave.
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(max_size=5, min_size=5, linger=600, max_hold=600))
+    first = [
+        asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), candidate)))
+        for _ in range(4)
+    ]
+    await settle()
+    assert not any(task.done() for task in first)
+    last = asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), None)))
+    written: list[Written] = await asyncio.wait_for(asyncio.gather(*first, last), timeout=30)
+    assert {w.outcome for w in written} == {Outcome.CAST}
+    assert len({w.ballot_id for w in written}) == 5
+    assert await batch_xmins(stack, consultation) == ([5], [5])
+
+
+async def test_a_lone_ballot_waits_for_company(stack: Stack, issuer: TestIssuer) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    candidate = uuid.UUID(consultation.candidates[C1][0])
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(min_size=2, linger=0, max_hold=600))
+    alone = asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), candidate)))
+    await settle()
+    assert not alone.done()
+    company = asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), candidate)))
+    await asyncio.wait_for(asyncio.gather(alone, company), timeout=30)
+    assert await batch_xmins(stack, consultation) == ([2], [2])
+
+
+async def test_after_the_max_hold_a_lone_ballot_is_written_rather_than_refused(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(min_size=2, linger=0, max_hold=0.01))
+    written = await asyncio.wait_for(writer.write(BallotToWrite(participation(stack, consultation), None)), 30)
+    assert written.outcome is Outcome.CAST
+    assert await batch_xmins(stack, consultation) == ([1], [1])
+
+
+async def test_a_batch_answers_each_ballot_and_writes_ballots_only_for_new_participations(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    closed = await voting_consultation(stack, issuer, {C1: 1})
+    async with stack.consultations.runtime.db.transaction() as session:
+        await session.execute(text("UPDATE consultations SET status = 'closed' WHERE id = :c"), {"c": closed.id})
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(max_size=4, min_size=4, linger=600, max_hold=600))
+    voter = participation(stack, consultation)
+    ballots = [
+        BallotToWrite(voter, None),
+        BallotToWrite(participation(stack, consultation, voter_ref=voter.voter_ref), None),
+        BallotToWrite(participation(stack, closed), None),
+        BallotToWrite(participation(stack, consultation), None),
+    ]
+    written = await asyncio.wait_for(asyncio.gather(*(writer.write(b) for b in ballots)), timeout=30)
+    assert [w.outcome for w in written] == [Outcome.CAST, Outcome.ALREADY_VOTED, Outcome.NOT_IN_VOTING, Outcome.CAST]
+    assert await batch_xmins(stack, consultation) == ([2], [2])
+    assert await batch_xmins(stack, closed) == ([], [])
