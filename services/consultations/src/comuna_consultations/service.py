@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.lifecycle import api as lifecycle_api
 from comuna_consultations.lifecycle import messages as lifecycle_messages  # noqa: F401
+from comuna_consultations.offline import api as offline_api
+from comuna_consultations.offline.signing import SnapshotKeys
 from comuna_consultations.results import api as results_api
 from comuna_consultations.results import grpc as results_grpc
 from comuna_consultations.results import messages as results_messages  # noqa: F401
@@ -40,6 +42,11 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         max_in_flight=settings.identity_max_in_flight,
     )
     app.state.voting_snapshots = VotingSnapshotCache(runtime.db, ttl=settings.voting_snapshot_ttl_seconds)
+    # Offline tables' snapshot key (None: offline tables refused with 503); a malformed key stops startup.
+    signing_key = settings.snapshot_signing_key
+    app.state.snapshot_keys = (
+        None if signing_key is None else SnapshotKeys.from_seed_b64(signing_key.get_secret_value())
+    )
     loader = RollLoader(
         runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
     )
@@ -56,7 +63,7 @@ SPEC = ServiceSpec(
     description="Popular consultations: communes' assembly candidates, secret one-person-one-vote ballots, "
     "and certified results ranked by a published rule.",
     settings_factory=Settings,
-    routers=[lifecycle_api.router, roll_api.router, voting_api.router, results_api.router],
+    routers=[lifecycle_api.router, roll_api.router, voting_api.router, results_api.router, offline_api.router],
     grpc_register=grpc_register,
     on_startup=on_startup,
     access_resolver=identity_access_resolver,

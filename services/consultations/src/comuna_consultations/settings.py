@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from comuna_platform.settings import ServiceSettings
@@ -26,3 +27,8 @@ class Settings(ServiceSettings):
     # How often the roll loader looks for rolls to pull from identity, and entries per chunk.
     roll_poll_seconds: float = 1.0
     roll_chunk_size: int = 20_000
+    # Ed25519 seed (32 bytes, base64) that signs offline tables' snapshots; each table's roll
+    # blinding and sync key derive from it too (see `offline/signing.py`), so rotating it
+    # invalidates snapshots already on devices: rotate between consultations. Unset: offline
+    # tables are refused (503 `offline_tables_unconfigured`).
+    snapshot_signing_key: SecretStr | None = None
