@@ -111,7 +111,7 @@ class Device:
             now=now,
         )
         out, err = self.capsys.readouterr()
-        return code, (json.loads(out) if code == 0 else {}), err
+        return code, (json.loads(out) if code == 0 and out.startswith("{") else {}), err
 
     async def download(self, consultation: Consultation, table: str, token: str, *extra: str) -> tuple[int, str]:
         code, _, err = await self.run(
