@@ -87,7 +87,17 @@ def full_values() -> dict[str, Any]:
                         "serviceClientId": f"comuna-{name}",
                         "serviceClientSecret": _test_secret(),
                     }
-                    for name in ("consultations", "funding", "projects")
+                    for name in ("funding", "projects")
+                },
+                "consultations": {
+                    "databaseUrl": f"postgresql+asyncpg://consultations:{_test_secret()}@pg:5432/comuna_consultations",
+                    "migrationDatabaseUrl": (
+                        f"postgresql+asyncpg://consultations_owner:{_test_secret()}@pg:5432/comuna_consultations"
+                    ),
+                    "natsPassword": _test_secret(),
+                    "serviceClientId": "comuna-consultations",
+                    "serviceClientSecret": _test_secret(),
+                    "snapshotSigningKey": base64.b64encode(secrets.token_bytes(32)).decode(),
                 },
                 "keycloak": {"adminPassword": _test_secret()},
             }
@@ -496,6 +506,12 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
         "optional": True,
     }
     consultations_env = env_of(pod_spec(deployment(full_objects, "consultations"))["containers"][0])
+    # Offline tables' snapshot signing key: from the Secret, optional (offline tables off without it).
+    assert consultations_env["COMUNA_CONSULTATIONS_SNAPSHOT_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets",
+        "key": "consultations-snapshot-signing-key",
+        "optional": True,
+    }
     assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
 
 
