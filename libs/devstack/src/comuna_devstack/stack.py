@@ -14,6 +14,7 @@ needs is checked: one held by another program is reported with the setting that 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -182,6 +183,8 @@ class DevSecrets:
     nats_passwords: dict[str, str] = field(default_factory=dict)
     # PostgreSQL roles: `comuna_<service>_owner` (migrations) and `comuna_<service>_app` (runtime).
     database_passwords: dict[str, str] = field(default_factory=dict)
+    # Consultations' Ed25519 seed (base64, 32 bytes) that signs offline tables' snapshots.
+    snapshot_signing_key: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
@@ -195,9 +198,10 @@ class DevSecrets:
                 f"comuna_{svc}_{kind}": secrets.token_urlsafe(24) for svc in SERVICES for kind in ("owner", "app")
             },
         }
-        changed = "census_hash_key" not in data or "roll_secret" not in data
+        changed = any(name not in data for name in ("census_hash_key", "roll_secret", "snapshot_signing_key"))
         data.setdefault("census_hash_key", secrets.token_urlsafe(32))
         data.setdefault("roll_secret", secrets.token_urlsafe(48))
+        data.setdefault("snapshot_signing_key", base64.b64encode(secrets.token_bytes(32)).decode())
         for section, generated in wanted.items():
             current = data.setdefault(section, {})
             for key, value in generated.items():
@@ -216,6 +220,7 @@ class DevSecrets:
             data["client_secrets"],
             data["nats_passwords"],
             data["database_passwords"],
+            data["snapshot_signing_key"],
         )
 
     def database_roles(self, service: str) -> DatabaseRoles:
@@ -417,6 +422,8 @@ class Stack:
             env["CENSUS_HASH_KEY"] = self.secrets.census_hash_key
             env["ROLL_SECRET"] = self.secrets.roll_secret
             env.update(self._keycloak_admin_env())
+        if service == "consultations":
+            env["SNAPSHOT_SIGNING_KEY"] = self.secrets.snapshot_signing_key
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)
         return merged
