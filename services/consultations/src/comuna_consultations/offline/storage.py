@@ -92,24 +92,23 @@ async def table_totals(session: AsyncSession, consultation_id: uuid.UUID, table_
 
 @dataclass(frozen=True, slots=True)
 class ParticipationRow:
-    """One person taking part (BALLOTS' `voting.participations.ParticipationRow` shape)."""
+    """One person taking part (BALLOTS' `voting.participations.ParticipationRow`, same fields)."""
 
     consultation_id: uuid.UUID
     voter_ref: str
     commune_id: uuid.UUID
     channel: str
-    table_id: uuid.UUID | None
+    table_id: uuid.UUID | None = None
+    # Recorded on the conflict row if refused: whether a ballot of this attempt stays counted.
+    ballot_counted: bool = False
 
 
-async def take_part(
-    conn: AsyncConnection, rows: Sequence[ParticipationRow], *, ballot_counted: bool = True
-) -> list[bool]:
+async def take_part(conn: AsyncConnection, rows: Sequence[ParticipationRow]) -> list[bool]:
     """Insert the participations, ON CONFLICT DO NOTHING; a refused row becomes a
     `participation_conflicts` row. True = a new participation.
 
-    Local stand-in with the signature of BALLOTS' `voting.participations.take_part` (to be
-    replaced by it at merge). `ballot_counted`: an offline table's ballots cannot be told apart
-    from one another, so the refused person's ballot stays in its table's count.
+    LOCAL STAND-IN with the signature of BALLOTS' `voting.participations.take_part`: at merge
+    the offline sync calls BALLOTS' version and this function goes.
     """
     if not rows:
         return []
@@ -143,7 +142,7 @@ async def take_part(
                     "voter_ref": r.voter_ref,
                     "channel": r.channel,
                     "table_id": r.table_id,
-                    "ballot_counted": ballot_counted,
+                    "ballot_counted": r.ballot_counted,
                 }
                 for r in refused
             ],

@@ -30,6 +30,7 @@ import hashlib
 import json
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -194,6 +195,10 @@ class Batch:
         }
 
 
+def entry_key_ref(consultation_id: uuid.UUID, entry_key: bytes) -> str:
+    return entry_key.hex()
+
+
 def _refuse(detail: str, code: str) -> InvalidInput:
     return InvalidInput(detail, code=code)
 
@@ -207,7 +212,11 @@ async def sync_batch(
     *,
     batch: Batch,
     lineages: TerritoryLineages,
+    voter_ref: Callable[[uuid.UUID, bytes], str] | None = None,
 ) -> dict[str, Any]:
+    """`voter_ref`: the participation's pseudonym of an entry key (BALLOTS' `voting.pseudonyms`
+    at merge; until then the entry key in hex, as the ballot path writes it on main)."""
+    voter_ref = voter_ref or entry_key_ref
     if keys is None:
         raise unconfigured()
     # The table row locked: this table's syncs run one at a time, each seeing the previous totals.
@@ -247,15 +256,20 @@ async def sync_batch(
         raise _refuse("the table's votes exceed its check-ins", "votes_exceed_checkins")
 
     conn = await uow.session.connection()
+    # ballot_counted: the device's ballots cannot be told apart, so a refused person's stays counted.
     await storage.take_part(
         conn,
         [
             storage.ParticipationRow(
-                consultation_id, key.hex(), table.commune_id, ParticipationChannel.OFFLINE.value, table.id
+                consultation_id,
+                voter_ref(consultation_id, key),
+                table.commune_id,
+                ParticipationChannel.OFFLINE.value,
+                table.id,
+                ballot_counted=True,
             )
             for key in entry_keys
         ],
-        ballot_counted=True,
     )
     rows = [storage.BallotRow(new_id(), b.candidate_id) for b in batch.ballots for _ in range(b.count)]
     random.SystemRandom().shuffle(rows)
