@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
@@ -164,8 +165,12 @@ async def _download(args: argparse.Namespace, key_file: Path, client: httpx.Asyn
         f"/v1/consultations/{consultation_id}/tables/{args.table}/snapshot",
         headers={"Authorization": f"Bearer {token}"},
     )
-    body = response.json()
-    payload, signature = offline_tables.unb64(body["payload"]), offline_tables.unb64(body["signature"])
+    try:
+        body = response.json()
+        payload, signature = offline_tables.unb64(body["payload"]), offline_tables.unb64(body["signature"])
+        sync_key = offline_tables.unb64(body["sync_key"])
+    except (ValueError, KeyError, TypeError):
+        raise Refused("the server's answer is not a table snapshot") from None
     _progress(f"verifying the signature ({len(payload)} bytes)...")
     snapshot = verified_snapshot(payload, signature, public_key)
     if snapshot.consultation_id != consultation_id or snapshot.table_code != args.table:
@@ -179,7 +184,7 @@ async def _download(args: argparse.Namespace, key_file: Path, client: httpx.Asyn
         snapshot=snapshot,
         signature=signature,
         public_key=public_key,
-        sync_key=offline_tables.unb64(body["sync_key"]),
+        sync_key=sync_key,
         server=str(client.base_url).rstrip("/"),
         mode=args.mode,
     )
@@ -295,6 +300,9 @@ async def run(
     except Unreachable as failure:
         print(f"comuna-table: {failure}", file=sys.stderr)
         return 1
+    except (OSError, sqlite3.Error) as error:  # e.g. --db in a directory that does not exist
+        print(f"comuna-table: cannot use the table's files: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(result, sort_keys=True))
     return 0
 
