@@ -92,6 +92,8 @@ async def _offline_table(
     *,
     lock: bool = False,
 ) -> tuple[Consultation, VotingTable, str]:
+    # The role before any lookup: who holds none learns nothing about which tables exist.
+    caller.require_role(Role.TABLE_OFFICER)
     consultation = await repository.consultation_by_id(uow.session, consultation_id)
     if consultation is None:
         raise not_found(consultation_id)
@@ -124,9 +126,9 @@ async def table_snapshot(
     lineages: TerritoryLineages,
     now: datetime,
 ) -> SignedSnapshot:
+    consultation, table, commune_code = await _offline_table(uow, caller, lineages, consultation_id, table_code)
     if keys is None:
         raise unconfigured()
-    consultation, table, commune_code = await _offline_table(uow, caller, lineages, consultation_id, table_code)
     commune = await repository.commune(uow.session, consultation_id, table.commune_id)
     assert commune is not None
     load = await repository.roll_load(uow.session, consultation_id)
@@ -217,10 +219,10 @@ async def sync_batch(
     """`voter_ref`: the participation's pseudonym of an entry key (BALLOTS' `voting.pseudonyms`
     at merge; until then the entry key in hex, as the ballot path writes it on main)."""
     voter_ref = voter_ref or entry_key_ref
-    if keys is None:
-        raise unconfigured()
     # The table row locked: this table's syncs run one at a time, each seeing the previous totals.
     _, table, _ = await _offline_table(uow, caller, lineages, consultation_id, table_code, lock=True)
+    if keys is None:
+        raise unconfigured()
     document = batch.document(consultation_id, table_code)
     digest = hashlib.sha256(offline_tables.canonical(document)).digest()
 
