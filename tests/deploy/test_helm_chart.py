@@ -87,7 +87,7 @@ def full_values() -> dict[str, Any]:
                         "serviceClientId": f"comuna-{name}",
                         "serviceClientSecret": _test_secret(),
                     }
-                    for name in ("consultations", "funding", "projects")
+                    for name in ("funding", "projects")
                 },
                 "consultations": {
                     "databaseUrl": f"postgresql+asyncpg://consultations:{_test_secret()}@pg:5432/comuna_consultations",
@@ -97,6 +97,7 @@ def full_values() -> dict[str, Any]:
                     "natsPassword": _test_secret(),
                     "serviceClientId": "comuna-consultations",
                     "serviceClientSecret": _test_secret(),
+                    "snapshotSigningKey": base64.b64encode(secrets.token_bytes(32)).decode(),
                     "voterRefSecret": _test_secret(),
                 },
                 "keycloak": {"adminPassword": _test_secret()},
@@ -506,6 +507,12 @@ def test_environment_follows_the_conventions(full_objects: list[dict[str, Any]])
         "optional": True,
     }
     consultations_env = env_of(pod_spec(deployment(full_objects, "consultations"))["containers"][0])
+    # Offline tables' snapshot signing key: from the Secret, optional (offline tables off without it).
+    assert consultations_env["COMUNA_CONSULTATIONS_SNAPSHOT_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-secrets",
+        "key": "consultations-snapshot-signing-key",
+        "optional": True,
+    }
     assert consultations_env["COMUNA_CONSULTATIONS_OUTBOX_POLL_SECONDS"]["value"] == "0.2"
     # The ballot group commit's settings and the voter reference secret (consultations only).
     assert consultations_env["COMUNA_CONSULTATIONS_VOTER_REF_SECRET"]["valueFrom"]["secretKeyRef"] == {

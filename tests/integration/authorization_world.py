@@ -271,6 +271,9 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
             )
             if name != "identity":
                 extra["identity_grpc_target"] = targets["identity"]
+            if name == "consultations":
+                # Offline tables' snapshots are signed (any 32-byte seed will do here).
+                extra["snapshot_signing_key"] = "bWF0cml4LXNuYXBzaG90LXNpZ25pbmcta2V5LTMyYiE="
             # Each service asks identity with its own client-credentials token.
             extra["service_client_secret"] = issuer.client_secrets[f"svc-{name}"]
             services[name] = await stack.enter_async_context(

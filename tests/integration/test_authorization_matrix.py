@@ -54,6 +54,7 @@ from tests.integration.authorization_world import (
     INSIDE,
     OUTSIDE,
     SERVICES,
+    TABLE,
     TABLES,
     World,
     has_outside,
@@ -375,6 +376,23 @@ def _everywhere() -> dict[str, Factory]:
     return found
 
 
+def _offline_table(world: World, place: Place) -> dict[str, str]:
+    # TABLE is the matrix officer's table at INSIDE; OUTSIDE's table is another commune's.
+    return {"consultation_id": world.consultations["voting"].id, "table_code": TABLE if place == INSIDE else "T-C9"}
+
+
+async def _offline_sync(world: World, place: Place) -> Request:
+    body = {
+        "batch_id": str(uuid.uuid4()),
+        "snapshot_digest": "0" * 64,
+        "checkins": [],
+        "ballots": [],
+        "null_votes": 0,
+        "mac": "AAAA",
+    }
+    return Request(path=_offline_table(world, place), json=body)
+
+
 FACTORIES: dict[str, Factory] = {
     **_everywhere(),
     # identity
@@ -457,6 +475,15 @@ FACTORIES: dict[str, Factory] = {
     ),
     "consultations:check_receipt_v1_consultations__consultation_id__receipts__receipt__get": Factory(
         ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "receipt": world.receipt})
+    ),
+    # Offline tables: the use case decides (an officer of THAT table of this consultation); a table
+    # the caller may not act at is not found when it does not exist.
+    "consultations:snapshot_public_keys_v1_snapshot_keys_get": Factory(fixed()),
+    "consultations:table_snapshot_v1_consultations__consultation_id__tables__table_code__snapshot_get": Factory(
+        ids(_offline_table), admits=frozenset({Role.TABLE_OFFICER}), hides=(404, "table_not_found")
+    ),
+    "consultations:sync_table_v1_consultations__consultation_id__tables__table_code__sync_post": Factory(
+        _offline_sync, admits=frozenset({Role.TABLE_OFFICER}), hides=(404, "table_not_found")
     ),
     "consultations:results_v1_consultations__consultation_id__results_get": Factory(_consultation("certified")),
     "consultations:import_centres_v1_consultations__consultation_id__voting_centres_import_post": Factory(

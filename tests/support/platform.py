@@ -80,6 +80,9 @@ async def running_platform(
                 extra["roll_secret"] = "edge-roll-secret-0123456789abcdef0123"
             if name != "identity":
                 extra["identity_grpc_target"] = identity_target
+            if name == "consultations":
+                # Offline tables' snapshots are signed (any 32-byte seed will do here).
+                extra["snapshot_signing_key"] = "ZWRnZS1zbmFwc2hvdC1zaWduaW5nLWtleS0zMmJ5dGU="
             services[name] = await stack.enter_async_context(
                 running_service(
                     spec, settings_cls, database_url=url, nats_url=nats.url, issuer=issuer, workers=workers, **extra

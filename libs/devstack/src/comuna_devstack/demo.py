@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from comuna_devstack.client import PlatformClient, StepFailed, items
+from comuna_devstack.demo_offline import OFFLINE_VOTERS, OfflineTable
 from comuna_devstack.seed import COMMUNES, MUNICIPALITY, TABLE_OFFICERS, demo_residents, seed_residents, staff_username
 
 CANDIDATES = [
@@ -229,6 +230,12 @@ def run_demo(
     # paper table's tally sheet needs a second officer of the same table to confirm it).
     grant_tables(client, cid, officer, communes, kinds=TABLE_KINDS)
     grant_tables(client, cid, TABLE_OFFICERS[1], communes, kinds=("paper",))
+    # One offline table (the first commune's) votes without the network and syncs after the close.
+    offline = OfflineTable(client, consultation, communes[0]["code"], officer)
+    offline.lay_out()
+    offline_voters = [
+        r for r in demo_residents() if r.commune_code == offline.commune_code and r.birth_date.year < 2000
+    ][-OFFLINE_VOTERS:]
     roll = freeze_roll(client, cid)
     open_voting(client, cid)
     if before_ballots is not None:
@@ -237,7 +244,10 @@ def run_demo(
     commune_ids = {c["code"]: c["id"] for c in communes}
     accepted = refused_double = refused_ineligible = 0
     cast: Counter[str] = Counter()
+    voted_here: list[Any] = []
     for resident in demo_residents():
+        if resident in offline_voters:
+            continue
         choice = rng.choice(candidates[resident.commune_code])
         body = {
             "commune_id": commune_ids[resident.commune_code],
@@ -249,15 +259,20 @@ def run_demo(
         if status == 201:
             accepted += 1
             cast[choice] += 1
+            voted_here.append(resident)
             # Every fifth voter tries again: the platform must refuse the second ballot.
             if accepted % 5 == 0 and _vote(client, base, body, officer) == 409:
                 refused_double += 1
         elif status == 403:
             refused_ineligible += 1
+    # The offline table's voters, and one who already voted at the electronic table (a conflict).
+    double = next(r for r in voted_here if r.commune_code == offline.commune_code)
+    cast += offline.vote(offline_voters, double, candidates[offline.commune_code], rng)
 
     if after_ballots is not None:
         after_ballots()
     close_voting(client, cid)
+    offline_summary = offline.sync_late()
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
 
@@ -313,6 +328,7 @@ def run_demo(
             "ineligible_refused": refused_ineligible,
             "roll": {"entries": roll["expected_count"], "digest": roll["digest"]},
         },
+        "offline_table": offline_summary,
         "communes": len(communes),
         "winners": [
             {

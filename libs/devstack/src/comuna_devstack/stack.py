@@ -14,6 +14,7 @@ needs is checked: one held by another program is reported with the setting that 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -184,6 +185,8 @@ class DevSecrets:
     database_passwords: dict[str, str] = field(default_factory=dict)
     # consultations' key of the participations' voter pseudonyms (voting/pseudonyms.py).
     voter_ref_secret: str = ""
+    # Consultations' Ed25519 seed (base64, 32 bytes) that signs offline tables' snapshots.
+    snapshot_signing_key: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
@@ -201,6 +204,10 @@ class DevSecrets:
         data.setdefault("census_hash_key", secrets.token_urlsafe(32))
         data.setdefault("roll_secret", secrets.token_urlsafe(48))
         data.setdefault("voter_ref_secret", secrets.token_urlsafe(48))
+        changed = any(name not in data for name in ("census_hash_key", "roll_secret", "snapshot_signing_key"))
+        data.setdefault("census_hash_key", secrets.token_urlsafe(32))
+        data.setdefault("roll_secret", secrets.token_urlsafe(48))
+        data.setdefault("snapshot_signing_key", base64.b64encode(secrets.token_bytes(32)).decode())
         for section, generated in wanted.items():
             current = data.setdefault(section, {})
             for key, value in generated.items():
@@ -220,6 +227,7 @@ class DevSecrets:
             data["nats_passwords"],
             data["database_passwords"],
             data["voter_ref_secret"],
+            data["snapshot_signing_key"],
         )
 
     def database_roles(self, service: str) -> DatabaseRoles:
@@ -423,6 +431,7 @@ class Stack:
             env.update(self._keycloak_admin_env())
         if service == "consultations":
             env["VOTER_REF_SECRET"] = self.secrets.voter_ref_secret
+            env["SNAPSHOT_SIGNING_KEY"] = self.secrets.snapshot_signing_key
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)
         return merged

@@ -15,6 +15,8 @@ from comuna_consultations.clients.identity import IdentityClient
 from comuna_consultations.domain.pseudonyms import Pseudonyms
 from comuna_consultations.lifecycle import api as lifecycle_api
 from comuna_consultations.lifecycle import messages as lifecycle_messages  # noqa: F401
+from comuna_consultations.offline import api as offline_api
+from comuna_consultations.offline.signing import SnapshotKeys
 from comuna_consultations.results import api as results_api
 from comuna_consultations.results import grpc as results_grpc
 from comuna_consultations.results import messages as results_messages  # noqa: F401
@@ -58,6 +60,11 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         BallotWriter(runtime.db, batch_policy(settings)),
         app.state.pseudonyms,
     )
+    # Offline tables' snapshot key (None: offline tables refused with 503); a malformed key stops startup.
+    signing_key = settings.snapshot_signing_key
+    app.state.snapshot_keys = (
+        None if signing_key is None else SnapshotKeys.from_seed_b64(signing_key.get_secret_value())
+    )
     loader = RollLoader(
         runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
     )
@@ -97,6 +104,7 @@ SPEC = ServiceSpec(
         voting_api.router,
         results_api.router,
         tables_api.router,
+        offline_api.router,
     ],
     grpc_register=grpc_register,
     on_startup=on_startup,

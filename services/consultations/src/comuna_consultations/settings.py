@@ -39,3 +39,8 @@ class Settings(ServiceSettings):
     # The secret of the participations' voter references (voting/pseudonyms.py): at least 32
     # bytes, kept out of the database and out of identity. Without it ballots answer 503.
     voter_ref_secret: SecretStr = SecretStr("")
+    # Ed25519 seed (32 bytes, base64) that signs offline tables' snapshots; each table's roll
+    # blinding and sync key derive from it too (see `offline/signing.py`), so rotating it
+    # invalidates snapshots already on devices: rotate between consultations. Unset: offline
+    # tables are refused (503 `offline_tables_unconfigured`).
+    snapshot_signing_key: SecretStr | None = None

@@ -436,6 +436,39 @@ class Ballot(Base):
     table_id: Mapped[uuid.UUID | None] = mapped_column()
 
 
+class OfflineSync(Base):
+    """One batch an offline table's device synced (owner: the offline slice).
+
+    `batch_id` is chosen by the device: a batch sent again (the answer was lost) is found here
+    and answered with the stored `response`, writing nothing new. The counts are the batch's
+    own sizes, kept so that a later batch can be checked (ballots never above check-ins); they
+    are never shown by any API before the commune's voting closes."""
+
+    __tablename__ = "offline_syncs"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consultation_id", "commune_id", "table_id"],
+            ["voting_tables.consultation_id", "voting_tables.commune_id", "voting_tables.id"],
+            name="fk_offline_syncs_table",
+        ),
+        CheckConstraint("checkins >= 0 AND ballots >= 0 AND null_votes >= 0", name="ck_offline_syncs_counts"),
+        Index("ix_offline_syncs_table", "consultation_id", "table_id"),
+    )
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    table_id: Mapped[uuid.UUID] = mapped_column()
+    # SHA-256 of the batch as MACed: the same id with other content is refused, not replayed.
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    checkins: Mapped[int] = mapped_column(Integer)
+    ballots: Mapped[int] = mapped_column(Integer)
+    # Spoiled votes of a paper-mode device's tally (ballot rows exist only for candidates and blanks).
+    null_votes: Mapped[int] = mapped_column(Integer, server_default="0")
+    response: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Result(Base):
     """Certified count and rank of each candidate, written once when the consultation is certified."""
 
