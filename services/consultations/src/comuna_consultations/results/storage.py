@@ -156,15 +156,17 @@ async def stored_certifications(
         CommuneCertification.consultation_id == consultation_id, _in(CommuneCertification.commune_id, commune_ids)
     )
     if latest_only:
-        newest = (
-            select(func.max(certifications.c.version))
+        later = certifications.alias("later")
+        # No later version of the same commune.
+        query = query.where(
+            ~select(later.c.version)
             .where(
-                certifications.c.consultation_id == CommuneCertification.consultation_id,
-                certifications.c.commune_id == CommuneCertification.commune_id,
+                later.c.consultation_id == CommuneCertification.consultation_id,
+                later.c.commune_id == CommuneCertification.commune_id,
+                later.c.version > CommuneCertification.version,
             )
-            .scalar_subquery()
+            .exists()
         )
-        query = query.where(CommuneCertification.version == newest)
     rows = (await session.execute(query.order_by(CommuneCertification.version))).scalars().all()
     if not rows:
         return []
