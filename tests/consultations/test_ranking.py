@@ -69,7 +69,7 @@ def _beats(a: Tally, b: Tally, rules: tuple[TieRule, ...], seed: bytes) -> bool:
     for rule in rules:
         fa, fb = _field(rule, a, seed), _field(rule, b, seed)
         if fa != fb:
-            return fa < fb  # type: ignore[operator]
+            return fa < fb
     return str(a.candidate_id) < str(b.candidate_id)
 
 
