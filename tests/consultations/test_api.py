@@ -17,6 +17,7 @@ from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.auth.roles import Role
 from comuna_platform.events import outbox_table
 from comuna_platform.paging import encode_page_token
+from tests.consultations.clock import AFTER_CLOSE, clock_at
 from tests.consultations.conftest import CONSULTATIONS_MIGRATIONS
 from tests.consultations.helpers import (
     ADULT,
@@ -199,7 +200,8 @@ async def test_lifecycle_order_is_enforced(stack: Stack, issuer: TestIssuer) -> 
     assert denied.status_code == 403
     assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
     assert (await transition(stack, issuer, consultation.id, "start-voting")).status_code == 409
-    certified = await transition(stack, issuer, consultation.id, "certify")
+    with clock_at(stack, AFTER_CLOSE):
+        certified = await transition(stack, issuer, consultation.id, "certify")
     assert certified.status_code == 200
     assert certified.json()["certified_at"] is not None
 
@@ -332,7 +334,8 @@ async def test_concurrent_duplicates_are_decided_by_the_database(stack: Stack, i
     started = await asyncio.gather(*(transition(stack, issuer, consultation.id, "start-voting") for _ in range(4)))
     assert sorted(r.status_code for r in started) == [200, 409, 409, 409]
     assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
-    certified = await asyncio.gather(*(transition(stack, issuer, consultation.id, "certify") for _ in range(4)))
+    with clock_at(stack, AFTER_CLOSE):
+        certified = await asyncio.gather(*(transition(stack, issuer, consultation.id, "certify") for _ in range(4)))
     assert sorted(r.status_code for r in certified) == [200, 409, 409, 409]
     assert await rows(stack, "results", consultation.id) == 1
     async with stack.consultations.runtime.db.transaction() as session:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import nats
@@ -29,10 +27,9 @@ from comuna_consultations.storage.models import (
 )
 from comuna_devstack.nats import EmbeddedNats
 from comuna_platform.auth.roles import Role
-from comuna_platform.clock import ManualClock
+from tests.consultations.clock import AFTER_CLOSE, CLOSES_AT, OPENS_AT, clock_at
 from tests.consultations.helpers import (
     ADULT,
-    SCHEDULE,
     Consultation,
     Stack,
     add_candidate,
@@ -48,21 +45,6 @@ from tests.support.issuer import TestIssuer
 pytestmark = pytest.mark.asyncio
 
 C1, C2, C3 = "VE.01.01.C1", "VE.01.01.C2", "VE.01.02.C3"
-CLOSES_AT = datetime.fromisoformat(SCHEDULE["voting_closes_at"])
-OPENS_AT = datetime.fromisoformat(SCHEDULE["voting_opens_at"])
-AFTER_CLOSE = CLOSES_AT + timedelta(hours=1)
-
-
-@contextmanager
-def clock_at(stack: Stack, instant: datetime) -> Iterator[ManualClock]:
-    """The consultations service's server clock set to `instant` (restored afterwards)."""
-    runtime = stack.consultations.runtime
-    previous, clock = runtime.clock, ManualClock(instant)
-    runtime.clock = clock
-    try:
-        yield clock
-    finally:
-        runtime.clock = previous
 
 
 def base(consultation: Consultation) -> str:

@@ -16,6 +16,7 @@ from comuna_consultations.results.schemas import (
     CandidateResultOut,
     CertificationOut,
     CertificationRunOut,
+    CertifiedCommuneOut,
     CommuneResultOut,
     ConflictDecisionOut,
     ReasonIn,
@@ -105,7 +106,16 @@ async def certify_all(
     run = await usecases.certify_all(uow, caller, consultation_id, now=now, watcher=watcher)
     return CertificationRunOut(
         **consultation_out(run.consultation).model_dump(),
-        certified_communes=[commune_out(c) for c in run.certified],
+        certified_communes=[
+            CertifiedCommuneOut(
+                commune_id=c.commune_id,
+                commune_code=c.code,
+                version=c.certification.version if c.certification else 1,
+                ballots=c.ballots,
+                winner_candidate_id=c.winner_candidate_id,
+            )
+            for c in run.certified
+        ],
         blocked_communes=[
             BlockedCommuneOut(
                 commune_id=b.commune_id, commune_code=b.code, code=b.problem.code, detail=b.problem.detail

@@ -73,8 +73,18 @@ class BlockedCommuneOut(BaseModel):
     detail: str
 
 
+class CertifiedCommuneOut(BaseModel):
+    """A commune certified by a run (its full result: GET .../communes/{id}/results)."""
+
+    commune_id: uuid.UUID
+    commune_code: str
+    version: int
+    ballots: int
+    winner_candidate_id: uuid.UUID | None
+
+
 class CertificationRunOut(ConsultationOut):
-    certified_communes: list[CommuneResultOut]
+    certified_communes: list[CertifiedCommuneOut]
     blocked_communes: list[BlockedCommuneOut]
 
 
