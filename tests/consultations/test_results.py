@@ -317,6 +317,8 @@ async def test_tie_break_is_published_and_final_once_voting_opened(stack: Stack,
     shown = (await client.get(f"{base(consultation)}/tie-break")).json()
     assert shown["rules"] == ["lower_cost", "earlier_registration", "draw"]
     assert len(bytes.fromhex(shown["draw_seed"])) == 32
+    detail = (await client.get(base(consultation))).json()
+    assert (detail["tie_break"], detail["draw_seed"]) == (shown["rules"], shown["draw_seed"])
     other = await open_consultation(stack, issuer)
     assert (await client.get(f"{base(other)}/tie-break")).json()["draw_seed"] != shown["draw_seed"]
 

@@ -40,6 +40,9 @@ class ConsultationOut(BaseModel):
     voting_started_at: datetime | None
     closed_at: datetime | None
     certified_at: datetime | None
+    # RESULTS: the declared tie-break and the hex seed of its draw, published from opening (docs/results.md).
+    tie_break: list[str]
+    draw_seed: str
 
 
 def consultation_out(c: Consultation) -> ConsultationOut:
@@ -55,6 +58,8 @@ def consultation_out(c: Consultation) -> ConsultationOut:
         voting_started_at=c.voting_started_at,
         closed_at=c.closed_at,
         certified_at=c.certified_at,
+        tie_break=list(c.tie_break),
+        draw_seed=bytes(c.draw_seed).hex(),
     )
 
 
