@@ -19,6 +19,7 @@ from comuna_platform.rpc import error_code_of
 from tests.consultations.helpers import (
     ADULT,
     SCHEDULE,
+    Consultation,
     Stack,
     close_voting,
     open_consultation,
@@ -62,7 +63,7 @@ async def test_full_consultation_certifies_counts_and_ranks(
     (f,) = consultation.candidates[C3]
     client = stack.consultations.client
 
-    # C1: b gets 2, a and c get 1 each -> b, then a before c by priority.
+    # C1: b gets 2, a and c get 1 each -> b, then a before c (registered earlier: the default tie-break).
     for voter, choice in zip(c1_voters, [b, b, a, c], strict=True):
         response = await vote(stack, issuer, consultation, C1, choice, voter)
         assert response.status_code == 201, response.text
@@ -70,16 +71,28 @@ async def test_full_consultation_certifies_counts_and_ranks(
         assert body["receipt"] == body["ballot_id"]
         receipt = await client.get(f"/v1/consultations/{consultation.id}/receipts/{body['receipt']}")
         assert receipt.json() == {"receipt": body["receipt"], "recorded": True}
-    # C2: one each -> tie broken by the assembly's priority: d (priority 1) wins.
+    # C2: one each -> no cost declared, so the earlier registration wins: d.
     for voter, choice in zip(c2_voters, [e, d], strict=True):
         assert (await vote(stack, issuer, consultation, C2, choice, voter)).status_code == 201
     # C3: candidates but no ballots -> no winner.
 
     early = await client.get(f"/v1/consultations/{consultation.id}/results")
     assert early.status_code == 409
-    assert early.json()["code"] == "consultation_not_in_certified"
+    assert early.json()["code"] == "voting_not_closed"
 
     await close_voting(stack, issuer, consultation)
+    await _certify_and_read(stack, issuer, embedded_nats, consultation, (a, b, c, d, e, f))
+
+
+async def _certify_and_read(
+    stack: Stack,
+    issuer: TestIssuer,
+    embedded_nats: EmbeddedNats,
+    consultation: Consultation,
+    candidates: tuple[str, str, str, str, str, str],
+) -> None:
+    a, b, c, d, e, f = candidates
+    client = stack.consultations.client
 
     nc = await nats.connect(embedded_nats.url)
     try:
@@ -253,7 +266,7 @@ async def test_grpc_results_before_certification_and_bad_ids(stack: Stack, issue
                 pb.ListCertifiedResultsRequest(consultation_id=consultation.id), metadata=service
             )
         assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert error_code_of(early.value) == "consultation_not_in_certified"
+        assert error_code_of(early.value) == "voting_not_closed"
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await stub.ListCertifiedResults(pb.ListCertifiedResultsRequest(consultation_id="nope"), metadata=service)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

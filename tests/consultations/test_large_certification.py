@@ -281,6 +281,7 @@ async def test_a_page_is_cut_short_rather_than_grow_past_its_byte_budget(stack: 
                 certified.consultation_id,
                 after_code=after,
                 page_size=MAX_PAGE_SIZE,
+                now=datetime.now(UTC),
                 max_bytes=100_000,
             )
             assert 0 < sum(r.ByteSize() for r in page.results) <= 100_000

@@ -27,7 +27,7 @@ from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_funding.domain import allocations, ids, ledger
 from comuna_funding.service import SPEC
 from comuna_funding.settings import Settings
-from comuna_funding.storage.models import Allocation, Disbursement
+from comuna_funding.storage.models import Allocation, Disbursement, ResultSupersession
 from comuna_platform.db import Database
 from comuna_platform.events.streams import ensure_stream
 from comuna_platform.events.tables import inbox_table, parked_table
@@ -224,6 +224,52 @@ async def test_a_commune_already_funded_is_not_funded_again_in_a_corrected_certi
     assert len(rows) == 3
     assert {r["id"] for r in first} <= {r["id"] for r in rows}
     assert len(await eventually(lambda: _at_least(allocation_events(js, consultation_id), 3), "events")) == 3
+
+
+async def test_a_recount_of_a_funded_commune_is_recorded_and_moves_no_money(
+    funding: RunningService, js: JetStreamContext
+) -> None:
+    """Version 2 of a funded commune (another winner) is recorded for review, once; version 2 of a
+    commune not funded yet (version 1 had no winner) funds the recount's winner."""
+    consultation_id = str(uuid.uuid4())
+    funded, unfunded = winners(2)
+    [allocation] = await certify(js, funding, consultation_id, [funded])
+    other = str(uuid.uuid4())
+
+    def recount(w: Winner, winner_candidate_id: str) -> consultation_events.CommuneResultCertified:
+        result = consultation_events.CommuneResult(
+            commune_id=w.commune_id,
+            commune_code=w.commune_code,
+            ballots=12,
+            winner_candidate_id=winner_candidate_id,
+            candidates=[consultation_events.CandidateResult(candidate_id=winner_candidate_id, title="Otro", rank=1)],
+            version=2,
+            supersedes_version=1,
+            recount_reason="acta de la mesa 3 recibida tarde",
+        )
+        return consultation_events.CommuneResultCertified(consultation_id=consultation_id, result=result)
+
+    for _ in range(2):  # a replay under a new event id records nothing more
+        await publish(js, CERTIFIED, recount(funded, other))
+    await publish(js, CERTIFIED, recount(unfunded, unfunded.candidate_id))
+    rows = await eventually(lambda: _complete(funding, consultation_id, 2), "the recount's winner to be funded")
+    await drained(js, "CONSULTATIONS", ALLOCATIONS_DURABLE)
+
+    assert {(r["commune_id"], r["candidate_id"]) for r in rows} == {
+        (funded.commune_id, funded.candidate_id),
+        (unfunded.commune_id, unfunded.candidate_id),
+    }
+    async with funding.runtime.db.transaction() as session:
+        recorded = (await session.execute(select(ResultSupersession))).scalars().all()
+    mine = [r for r in recorded if str(r.consultation_id) == consultation_id]
+    assert [
+        (str(r.allocation_id), r.version, r.supersedes, str(r.funded_candidate_id), str(r.new_winner_candidate_id))
+        for r in mine
+    ] == [(allocation["id"], 2, 1, funded.candidate_id, other)]
+    assert mine[0].winner_changed and mine[0].reason == "acta de la mesa 3 recibida tarde"
+    earmark = await get_json(funding, f"/v1/accounts/{allocation['account_id']}")
+    assert earmark["credits_posted_minor"] == GRANT
+    await assert_balanced(funding)
 
 
 async def allocation_count(service: RunningService, consultation_id: str) -> int:

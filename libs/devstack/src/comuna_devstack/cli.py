@@ -168,6 +168,7 @@ BENCH_ALL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("roll", ("--voters", "5000000")),
     ("ballots", ("--ballots", "100000", "--concurrency", "64")),
     ("ballot-commit", ("--ballots", "100000", "--concurrency", "512")),
+    ("certify", ("--ballots", "6500000")),
 )
 
 
@@ -209,6 +210,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_audit(args)
     if args.what == "ballot-commit":
         return cmd_bench_ballot_commit(args)
+    if args.what == "certify":
+        return cmd_bench_certify(args)
     from comuna_devstack.benches.ballots import run_bench
 
     config = StackConfig.from_environment(args.state_dir.resolve())
@@ -264,6 +267,25 @@ def cmd_bench_roll(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"ok": True, **report}, indent=2))
     return 0
+
+
+def cmd_bench_certify(args: argparse.Namespace) -> int:
+    """Certify `--ballots` across 5,336 communes on a PostgreSQL of its own, next to a raw GROUP BY,
+    and the RSS of a serving consultations process with the roll loaded (no `make run` needed)."""
+    from comuna_devstack.benches import certify
+
+    if args.ballots < 1 or args.communes < 1 or args.roll < 0:
+        print(
+            "comuna-dev bench certify: --ballots and --communes must be at least 1, --roll at least 0", file=sys.stderr
+        )
+        return 2
+    try:
+        report = certify.run(args.ballots, communes=args.communes, roll=args.roll)
+    except (DevStackError, RuntimeError, OSError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    print(json.dumps({"ok": True, **report}, indent=2))
+    return 0 if report["meets_target"] else 1
 
 
 def cmd_bench_census(args: argparse.Namespace) -> int:
@@ -331,12 +353,13 @@ def main() -> None:
         "census: import residents through the CLI into a throw-away database; "
         "audit: append and verify identity's audit log; "
         "roll: freeze a voter roll and stream it to consultations; "
-        "ballot-commit: the ballot group commit against a durable PostgreSQL of its own, next to a raw COPY",
+        "ballot-commit: the ballot group commit against a durable PostgreSQL of its own, next to a raw COPY; "
+        "certify: certify every commune of a national consultation, next to a raw GROUP BY",
     )
     bench.add_argument(
         "what",
         nargs="?",
-        choices=["all", "ballots", "ballot-commit", "register", "census", "audit", "roll"],
+        choices=["all", "ballots", "ballot-commit", "register", "census", "audit", "roll", "certify"],
         default="ballots",
     )
     bench.add_argument("--ballots", type=int, default=100_000)
@@ -348,6 +371,8 @@ def main() -> None:
     bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
     bench.add_argument("--rate", type=float, default=1000.0, help="ballot-commit: open-loop ballots/s for the p99")
+    bench.add_argument("--communes", type=int, default=5_336, help="certify: communes of the consultation")
+    bench.add_argument("--roll", type=int, default=8_000_000, help="certify: roll entries (turnout ~81%%)")
     bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
     generate = commands.add_parser("generate", help="write synthetic data sets")
     generate.add_argument("dataset", choices=["register"], help="register: the national territory register")

@@ -50,6 +50,9 @@ class ConsultationOut(BaseModel):
     funds_currency: str
     commune_count: int
     certified_at: datetime | None
+    # RESULTS: the declared tie-break and the hex seed of its draw, published from opening (docs/results.md).
+    tie_break: list[str]
+    draw_seed: str
 
 
 def consultation_out(c: Consultation, now: datetime) -> ConsultationOut:
@@ -70,6 +73,8 @@ def consultation_out(c: Consultation, now: datetime) -> ConsultationOut:
         funds_currency=c.funds_currency,
         commune_count=c.commune_count,
         certified_at=c.certified_at,
+        tie_break=list(c.tie_break),
+        draw_seed=bytes(c.draw_seed).hex(),
     )
 
 

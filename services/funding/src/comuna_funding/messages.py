@@ -11,7 +11,7 @@ from comuna.consultations.v1 import events_pb2 as consultation_events
 from comuna.funding.v1 import events_pb2 as funding_events
 from comuna.funding.v1 import funding_pb2 as pb
 from comuna.projects.v1 import events_pb2 as project_events
-from comuna_funding.domain.allocations import MAX_TEXT, Winner
+from comuna_funding.domain.allocations import MAX_TEXT, Supersession, Winner
 from comuna_funding.domain.disbursements import Tranche
 from comuna_funding.domain.events import AllocationCreated, TrancheDisbursed, TrancheRejected
 from comuna_funding.domain.queries import AllocationView
@@ -57,6 +57,30 @@ def winner_of(event: consultation_events.CommuneResultCertified) -> tuple[uuid.U
         commune_code=result.commune_code[:MAX_TEXT],
         candidate_id=candidate_id,
         title=title[:MAX_TEXT],
+    )
+
+
+def supersession_of(event: consultation_events.CommuneResultCertified) -> Supersession | None:
+    """What a recount's event says (a version above 1, superseding the one before), or None for a
+    first certification or malformed ids (logged)."""
+    result = event.result
+    if result.version <= 1:
+        return None
+    consultation_id = try_parse_id(event.consultation_id)
+    commune_id = try_parse_id(result.commune_id)
+    if consultation_id is None or commune_id is None:
+        log.error(
+            "dropping superseding commune result with malformed ids",
+            extra={"consultation_id": event.consultation_id, "commune_id": result.commune_id},
+        )
+        return None
+    return Supersession(
+        consultation_id=consultation_id,
+        commune_id=commune_id,
+        version=result.version,
+        supersedes=result.supersedes_version or result.version - 1,
+        new_winner_candidate_id=try_parse_id(result.winner_candidate_id) if result.winner_candidate_id else None,
+        reason=result.recount_reason[:MAX_TEXT],
     )
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-from comuna_consultations.results.outcomes import CertifiedResults, CommuneOutcome, Summary
+from comuna_consultations.results.outcomes import CommuneOutcome, Summary
 
 
 @dataclass(frozen=True)
 class CommuneResultCertified:
-    results: CertifiedResults
+    """A commune's certified version: version 1, or a recount's n+1 superseding n."""
+
+    consultation_id: uuid.UUID
+    consultation_code: str
     commune: CommuneOutcome
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import grpc
 
@@ -37,27 +38,29 @@ async def certified_page(
     *,
     after_code: str,
     page_size: int,
+    now: datetime,
     max_bytes: int = MAX_PAGE_BYTES,
 ) -> CertifiedPage:
-    """The summary and the communes after `after_code` (in code order), at most `page_size`
-    of them and at most `max_bytes` of them serialized (but always at least one)."""
-    found = await usecases.certified_page(uow, consultation_id, after_code=after_code, page_size=page_size)
-    more = found.more
+    """The summary and the certified communes after `after_code` (in code order), among at most
+    `page_size` communes and at most `max_bytes` of them serialized (but at least one when any)."""
+    found = await usecases.certified_page(uow, consultation_id, after_code=after_code, page_size=page_size, now=now)
     page: list[events_pb2.CommuneResult] = []
     size = 0
     for outcome in found.communes:
         message = commune_proto(outcome)
         size += message.ByteSize()
         if page and size > max_bytes:
-            more = True
-            break
+            # Cut short: the next page starts after the last commune sent.
+            return CertifiedPage(summary_proto(found.summary), page, page[-1].commune_code)
         page.append(message)
-    return CertifiedPage(summary_proto(found.summary), page, page[-1].commune_code if more and page else None)
+    return CertifiedPage(summary_proto(found.summary), page, found.next_after_code)
 
 
 class ConsultationsServicer(consultations_pb2_grpc.ConsultationsServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.db = runtime.db
+        # Read on each call: tests swap the runtime's clock.
+        self.runtime = runtime
 
     @with_unit_of_work
     async def ListCertifiedResults(
@@ -68,7 +71,13 @@ class ConsultationsServicer(consultations_pb2_grpc.ConsultationsServiceServicer)
         consultation_id = parse_id(request.consultation_id, "consultation_id")
         page_size = page_size_of(request.page_size, default=usecases.DEFAULT_PAGE_SIZE, maximum=usecases.MAX_PAGE_SIZE)
         after = decode_page_token(request.page_token, [str])
-        page = await certified_page(uow, consultation_id, after_code=after[0] if after else "", page_size=page_size)
+        page = await certified_page(
+            uow,
+            consultation_id,
+            after_code=after[0] if after else "",
+            page_size=page_size,
+            now=self.runtime.clock.now(),
+        )
         return pb.ListCertifiedResultsResponse(
             summary=page.summary,
             results=page.results,

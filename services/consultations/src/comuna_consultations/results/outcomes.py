@@ -1,5 +1,5 @@
-"""The shapes of certified results, computed once from the ballots and read back the same way
-everywhere (events, gRPC pages, REST bodies), so they cannot drift.
+"""The shapes of results as shown and announced, built once (from a fresh count or from a stored
+certification) and read the same way everywhere (events, gRPC pages, REST bodies).
 
 A nationwide result is several megabytes, more than NATS (1 MB) or gRPC (4 MB) carry by default
 in one message, so it never travels whole: the events carry one commune each plus a small
@@ -9,14 +9,23 @@ summary, and gRPC serves it a page of communes at a time.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from comuna_consultations.domain.ranking import RankedCandidate, Tally, rank_candidates, winner_of
-from comuna_consultations.results.storage import CandidateRow, ResultRow
+from comuna_consultations.domain.ranking import RankedCandidate
+from comuna_consultations.results.counting import CommuneResult, Subtotal
+from comuna_consultations.results.storage import StoredCertification
 from comuna_consultations.storage.models import ConsultationCommune
+
+
+@dataclass(frozen=True, slots=True)
+class Certification:
+    version: int
+    supersedes: int | None
+    reason: str | None
+    certified_at: datetime
+    certified_by: str
+    tie_break: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,82 +33,54 @@ class CommuneOutcome:
     commune_id: uuid.UUID
     code: str
     name: str
-    ballots: int
-    winner_candidate_id: uuid.UUID | None
-    candidates: list[RankedCandidate]
+    result: CommuneResult
+    # None: counted now, not certified (shown only after the commune's voting closed).
+    certification: Certification | None
+
+    @property
+    def ballots(self) -> int:
+        return self.result.ballots
+
+    @property
+    def winner_candidate_id(self) -> uuid.UUID | None:
+        return self.result.winner_candidate_id
+
+    @property
+    def candidates(self) -> list[RankedCandidate]:
+        return self.result.ranked
 
 
-@dataclass(frozen=True, slots=True)
-class CertifiedResults:
-    consultation_id: uuid.UUID
-    code: str
-    certified_at: datetime
-    ballots: int
-    communes: list[CommuneOutcome]
-
-
-def outcomes(
-    communes: Iterable[ConsultationCommune],
-    candidates: Iterable[CandidateRow],
-    votes: Mapping[uuid.UUID, int],
-) -> list[CommuneOutcome]:
-    """Rank every commune's candidates; communes with no candidates are listed too (empty)."""
-    by_commune: dict[uuid.UUID, list[Tally]] = defaultdict(list)
-    for c in candidates:
-        by_commune[c.commune_id].append(Tally(c.id, c.title, c.assembly_priority, votes.get(c.id, 0)))
-    result = []
-    for commune in sorted(communes, key=lambda c: c.code):
-        ranked = rank_candidates(by_commune.get(commune.commune_id, ()))
-        result.append(
-            CommuneOutcome(
-                commune.commune_id,
-                commune.code,
-                commune.name,
-                sum(c.votes for c in ranked),
-                winner_of(ranked),
-                ranked,
-            )
-        )
-    return result
-
-
-def from_stored(communes: Iterable[ConsultationCommune], rows: Sequence[ResultRow]) -> list[CommuneOutcome]:
-    """Outcomes as certified (stored ranks, never re-ranked on read)."""
-    by_commune: dict[uuid.UUID, list[RankedCandidate]] = defaultdict(list)
-    for r in rows:
-        by_commune[r.commune_id].append(RankedCandidate(r.candidate_id, r.title, r.assembly_priority, r.votes, r.rank))
-    result = []
-    for commune in sorted(communes, key=lambda c: c.code):
-        ranked = sorted(by_commune.get(commune.commune_id, ()), key=lambda c: c.rank)
-        result.append(
-            CommuneOutcome(
-                commune.commune_id,
-                commune.code,
-                commune.name,
-                sum(c.votes for c in ranked),
-                winner_of(ranked),
-                ranked,
-            )
-        )
-    return result
+def from_stored(commune: ConsultationCommune, stored: StoredCertification) -> CommuneOutcome:
+    """A certified version as it was certified (stored ranks, never re-ranked on read)."""
+    row = stored.row
+    ranked = [RankedCandidate(cid, title, priority, votes, rank) for cid, title, priority, votes, rank in stored.ranked]
+    top = ranked[0].votes if ranked else 0
+    second = ranked[1].votes if len(ranked) > 1 else 0
+    result = CommuneResult(
+        commune_id=row.commune_id,
+        ranked=ranked,
+        winner_candidate_id=row.winner_candidate_id,
+        margin=top - second,
+        blank=row.blank,
+        null=row.null_votes,
+        participations=row.participations,
+        roll_size=row.roll_size,
+        conflicts=row.conflicts,
+        subtotals=[Subtotal.from_json(s) for s in row.subtotals],
+    )
+    certification = Certification(
+        row.version, row.supersedes, row.reason, row.certified_at, row.certified_by, list(row.tie_break)
+    )
+    return CommuneOutcome(commune.commune_id, commune.code, commune.name, result, certification)
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
+    """A consultation's certification: emitted once every voting commune is certified."""
+
     consultation_id: uuid.UUID
     code: str
     certified_at: datetime
     ballots: int
     commune_count: int
     communes_with_winner: int
-
-
-def summary_of(results: CertifiedResults) -> Summary:
-    return Summary(
-        results.consultation_id,
-        results.code,
-        results.certified_at,
-        results.ballots,
-        len(results.communes),
-        sum(1 for c in results.communes if c.winner_candidate_id is not None),
-    )

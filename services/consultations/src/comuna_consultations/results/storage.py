@@ -1,64 +1,180 @@
-"""Queries of the results slice: what certification counts, and the certified rows it stores."""
+"""Queries of the results slice: what a certification counts (one grouped statement per source,
+for one commune or all), and the certified versions it stores."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, Table, func, insert, literal, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_consultations.storage.repository import ballots, candidates, results
+from comuna_consultations.results.counting import BallotGroup, CandidateInfo, ParticipationGroup
+from comuna_consultations.storage.models import CommuneCertification, ConflictDecision, ParticipationConflict
+from comuna_consultations.storage.repository import ballots, candidates, participations, results, roll_entries
+
+certifications = cast(Table, CommuneCertification.__table__)
+decisions = cast(Table, ConflictDecision.__table__)
+conflicts = cast(Table, ParticipationConflict.__table__)
 
 
-@dataclass(frozen=True, slots=True)
-class CandidateRow:
-    id: uuid.UUID
-    commune_id: uuid.UUID
-    title: str
-    assembly_priority: int
+def _in(column: Any, commune_ids: Sequence[uuid.UUID] | None) -> ColumnElement[bool]:
+    return column.in_(commune_ids) if commune_ids is not None else literal(True)
 
 
-async def all_candidates(session: AsyncSession, consultation_id: uuid.UUID) -> list[CandidateRow]:
-    query = select(candidates.c.id, candidates.c.commune_id, candidates.c.title, candidates.c.assembly_priority).where(
-        candidates.c.consultation_id == consultation_id
-    )
-    return [CandidateRow(r.id, r.commune_id, r.title, r.assembly_priority) for r in await session.execute(query)]
+def _cost_column() -> Any:
+    # PHASES adds `candidates.estimated_cost` (migration 0005); until then every cost is unknown.
+    column = candidates.c.get("estimated_cost")
+    return column if column is not None else null()
 
 
-async def votes_per_candidate(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, int]:
+async def candidates_of(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> list[CandidateInfo]:
+    query = select(
+        candidates.c.id,
+        candidates.c.commune_id,
+        candidates.c.title,
+        candidates.c.assembly_priority,
+        _cost_column(),
+        candidates.c.created_at,
+    ).where(candidates.c.consultation_id == consultation_id, _in(candidates.c.commune_id, commune_ids))
+    return [CandidateInfo(*row) for row in await session.execute(query)]
+
+
+async def ballot_groups(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> list[BallotGroup]:
+    b = ballots.c
     query = (
-        select(ballots.c.candidate_id, func.count())
-        .where(ballots.c.consultation_id == consultation_id)
-        .group_by(ballots.c.candidate_id)
+        select(b.commune_id, b.channel, b.table_id, b.candidate_id, func.count())
+        .where(b.consultation_id == consultation_id, _in(b.commune_id, commune_ids))
+        .group_by(b.commune_id, b.channel, b.table_id, b.candidate_id)
+    )
+    return [BallotGroup(r[0], r[1], r[2], r[3], int(r[4])) for r in await session.execute(query)]
+
+
+async def participation_groups(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> list[ParticipationGroup]:
+    p = participations.c
+    query = (
+        select(p.commune_id, p.channel, p.table_id, func.count())
+        .where(p.consultation_id == consultation_id, _in(p.commune_id, commune_ids))
+        .group_by(p.commune_id, p.channel, p.table_id)
+    )
+    return [ParticipationGroup(r[0], r[1], r[2], int(r[3])) for r in await session.execute(query)]
+
+
+async def roll_sizes(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, int]:
+    r = roll_entries.c
+    query = (
+        select(r.commune_id, func.count())
+        .where(r.consultation_id == consultation_id, _in(r.commune_id, commune_ids))
+        .group_by(r.commune_id)
     )
     return {row[0]: int(row[1]) for row in await session.execute(query)}
 
 
-async def insert_results(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(results), rows)
+async def conflict_counts(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, int]:
+    c = conflicts.c
+    query = (
+        select(c.commune_id, func.count())
+        .where(c.consultation_id == consultation_id, _in(c.commune_id, commune_ids))
+        .group_by(c.commune_id)
+    )
+    return {row[0]: int(row[1]) for row in await session.execute(query)}
+
+
+# --- auditors' decisions ---------------------------------------------------------------------
+
+
+async def decided_conflicts(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, int]:
+    """Per commune, the most conflicts any recorded decision covered."""
+    d = decisions.c
+    query = (
+        select(d.commune_id, func.max(d.conflicts))
+        .where(d.consultation_id == consultation_id, _in(d.commune_id, commune_ids))
+        .group_by(d.commune_id)
+    )
+    return {row[0]: int(row[1]) for row in await session.execute(query)}
+
+
+async def insert_decision(session: AsyncSession, row: dict[str, Any]) -> None:
+    await session.execute(insert(decisions), [row])
+
+
+# --- certified versions ----------------------------------------------------------------------
+
+
+async def latest_versions(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, int]:
+    c = certifications.c
+    query = (
+        select(c.commune_id, func.max(c.version))
+        .where(c.consultation_id == consultation_id, _in(c.commune_id, commune_ids))
+        .group_by(c.commune_id)
+    )
+    return {row[0]: int(row[1]) for row in await session.execute(query)}
+
+
+async def insert_certifications(
+    session: AsyncSession, certification_rows: list[dict[str, Any]], result_rows: list[dict[str, Any]]
+) -> None:
+    if certification_rows:
+        await session.execute(insert(certifications), certification_rows)
+    if result_rows:
+        await session.execute(insert(results), result_rows)
 
 
 @dataclass(frozen=True, slots=True)
-class ResultRow:
-    commune_id: uuid.UUID
-    candidate_id: uuid.UUID
-    title: str
-    assembly_priority: int
-    votes: int
-    rank: int
+class StoredCertification:
+    row: CommuneCertification
+    # (candidate id, title, assembly priority, votes, rank), in rank order.
+    ranked: list[tuple[uuid.UUID, str, int, int, int]]
 
 
-async def stored_results(
-    session: AsyncSession, consultation_id: uuid.UUID, *, commune_ids: Sequence[uuid.UUID] | None = None
-) -> list[ResultRow]:
-    """The certified rows of every commune, or only of `commune_ids`."""
-    query = (
+async def stored_certifications(
+    session: AsyncSession,
+    consultation_id: uuid.UUID,
+    *,
+    commune_ids: Sequence[uuid.UUID] | None = None,
+    latest_only: bool = True,
+) -> list[StoredCertification]:
+    """Certified versions (the latest of each commune, or all of them) with their ranked rows."""
+    query = select(CommuneCertification).where(
+        CommuneCertification.consultation_id == consultation_id, _in(CommuneCertification.commune_id, commune_ids)
+    )
+    if latest_only:
+        later = certifications.alias("later")
+        # No later version of the same commune.
+        query = query.where(
+            ~select(later.c.version)
+            .where(
+                later.c.consultation_id == CommuneCertification.consultation_id,
+                later.c.commune_id == CommuneCertification.commune_id,
+                later.c.version > CommuneCertification.version,
+            )
+            .exists()
+        )
+    rows = (await session.execute(query.order_by(CommuneCertification.version))).scalars().all()
+    if not rows:
+        return []
+    wanted = {r.commune_id for r in rows}
+    ranked_query = (
         select(
             results.c.commune_id,
+            results.c.version,
             results.c.candidate_id,
             candidates.c.title,
             candidates.c.assembly_priority,
@@ -66,26 +182,48 @@ async def stored_results(
             results.c.rank,
         )
         .join(candidates, candidates.c.id == results.c.candidate_id)
-        .where(results.c.consultation_id == consultation_id)
-        .order_by(results.c.commune_id, results.c.rank)
+        .where(results.c.consultation_id == consultation_id, _in(results.c.commune_id, list(wanted)))
+        .order_by(results.c.rank)
     )
-    if commune_ids is not None:
-        query = query.where(results.c.commune_id.in_(commune_ids))
-    return [ResultRow(*row) for row in await session.execute(query)]
+    by_version: dict[tuple[uuid.UUID, int], list[tuple[uuid.UUID, str, int, int, int]]] = {}
+    for r in await session.execute(ranked_query):
+        by_version.setdefault((r[0], r[1]), []).append((r[2], r[3], r[4], int(r[5]), r[6]))
+    return [StoredCertification(r, by_version.get((r.commune_id, r.version), [])) for r in rows]
+
+
+async def uncertified_count(session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID]) -> int:
+    """How many of `commune_ids` have no certification yet."""
+    if not commune_ids:
+        return 0
+    query = select(func.count(func.distinct(certifications.c.commune_id))).where(
+        certifications.c.consultation_id == consultation_id, certifications.c.commune_id.in_(commune_ids)
+    )
+    return len(set(commune_ids)) - int((await session.execute(query)).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)
 class CertifiedTotals:
     ballots: int
+    communes_certified: int
     communes_with_winner: int
+    last_certified_at: datetime | None
 
 
 async def certified_totals(session: AsyncSession, consultation_id: uuid.UUID) -> CertifiedTotals:
-    """Ballots counted and communes with a winner, from the certified rows (a commune has a
-    winner exactly when one of its candidates got a vote)."""
+    """Over the latest version of each certified commune."""
+    c = certifications.c
+    newest = (
+        select(c.commune_id, func.max(c.version).label("version"))
+        .where(c.consultation_id == consultation_id)
+        .group_by(c.commune_id)
+        .subquery()
+    )
     query = select(
-        func.coalesce(func.sum(results.c.votes), 0),
-        func.count(func.distinct(results.c.commune_id)).filter(results.c.votes > 0),
-    ).where(results.c.consultation_id == consultation_id)
+        func.coalesce(func.sum(c.ballots), 0),
+        func.count(),
+        func.count(c.winner_candidate_id),
+        func.max(c.certified_at),
+    ).join(newest, (newest.c.commune_id == c.commune_id) & (newest.c.version == c.version))
+    query = query.where(c.consultation_id == consultation_id)
     row = (await session.execute(query)).one()
-    return CertifiedTotals(int(row[0]), int(row[1]))
+    return CertifiedTotals(int(row[0]), int(row[1]), int(row[2]), row[3])

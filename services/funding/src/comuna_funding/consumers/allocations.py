@@ -1,7 +1,10 @@
 """Consumer of `consultations.commune_result.certified`: earmark the grant for the commune's winner.
 
-Consultations emits one event per commune (the whole country in one message would be too big
-for NATS), so each event allocates at most one grant, in its own short transaction.
+Consultations emits one event per commune and certified version (the whole country in one
+message would be too big for NATS), so each event allocates at most one grant, in its own short
+transaction. A recount's event (version n+1) of a commune already funded is recorded in
+`result_supersessions` and logged for review, moving no money (issue 10 reverses and
+re-allocates); of a commune not funded yet, it funds the recount's winner.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 from comuna.consultations.v1 import events_pb2 as consultation_events
 from comuna_funding.domain import allocations
 from comuna_funding.domain.allocations import GrantPolicy
-from comuna_funding.messages import winner_of
+from comuna_funding.messages import supersession_of, winner_of
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent
 from comuna_platform.runtime import Runtime
 from comuna_platform.uow import UnitOfWork
@@ -25,6 +28,20 @@ DURABLE = "funding-commune-results"
 
 def commune_result_handler(policy: GrantPolicy) -> EventHandler[consultation_events.CommuneResultCertified]:
     async def apply(uow: UnitOfWork, event: ReceivedEvent[consultation_events.CommuneResultCertified]) -> None:
+        superseding = supersession_of(event.message)
+        if superseding is not None:
+            changed = await allocations.record_supersession(uow, superseding, policy)
+            if changed is not None:
+                log.warning(
+                    "funded commune result superseded by a recount"
+                    + (": the winner changed" if changed else " (same winner)"),
+                    extra={
+                        "consultation_id": str(superseding.consultation_id),
+                        "commune_id": str(superseding.commune_id),
+                        "version": superseding.version,
+                    },
+                )
+                return
         found = winner_of(event.message)
         if found is None:
             return

@@ -58,6 +58,44 @@ def earmark_spec(allocation_id: uuid.UUID, currency: str) -> AccountSpec:
     )
 
 
+@dataclass(frozen=True)
+class Supersession:
+    """A recount's certified result (version n+1 superseding n) of one commune."""
+
+    consultation_id: uuid.UUID
+    commune_id: uuid.UUID
+    version: int
+    supersedes: int
+    new_winner_candidate_id: uuid.UUID | None
+    reason: str
+
+
+async def record_supersession(uow: UnitOfWork, s: Supersession, policy: GrantPolicy) -> bool | None:
+    """A recount of a commune this source already funded is recorded for review (issue 10 reverses
+    and re-allocates; no money moves here). Returns whether the winner changed, or None when the
+    commune was not funded by this source (the caller then funds the recount's winner, if any)."""
+    allocation_id = ids.allocation_id_for(s.consultation_id, s.commune_id, policy.funding_source)
+    allocation = await repository.allocation_by_id(uow.session, allocation_id)
+    if allocation is None:
+        return None
+    changed = s.new_winner_candidate_id != allocation.candidate_id
+    await repository.insert_supersession_if_absent(
+        uow.session,
+        {
+            "allocation_id": allocation_id,
+            "version": s.version,
+            "supersedes": s.supersedes,
+            "consultation_id": s.consultation_id,
+            "commune_id": s.commune_id,
+            "funded_candidate_id": allocation.candidate_id,
+            "new_winner_candidate_id": s.new_winner_candidate_id,
+            "winner_changed": changed,
+            "reason": s.reason,
+        },
+    )
+    return changed
+
+
 async def allocate_grants(
     uow: UnitOfWork, consultation_id: uuid.UUID, winners: Sequence[Winner], policy: GrantPolicy
 ) -> list[uuid.UUID]:

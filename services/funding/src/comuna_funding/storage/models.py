@@ -178,3 +178,25 @@ class Disbursement(Base):
     status: Mapped[str] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ResultSupersession(Base):
+    """A recount superseded the certified result an allocation was made for (issue 8): recorded
+    for review, never acted on here (issue 10 reverses and re-allocates). One row per
+    allocation and superseding version; a replayed event finds its row already there."""
+
+    __tablename__ = "result_supersessions"
+
+    allocation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("allocations.id", name="fk_result_supersessions_allocation"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    supersedes: Mapped[int] = mapped_column(BigInteger)
+    consultation_id: Mapped[uuid.UUID] = mapped_column()
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    funded_candidate_id: Mapped[uuid.UUID] = mapped_column()
+    # None: after the recount the commune chose nobody.
+    new_winner_candidate_id: Mapped[uuid.UUID | None] = mapped_column()
+    winner_changed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_funding.storage.ledger_store import chunked
-from comuna_funding.storage.models import Account, Allocation, Disbursement
+from comuna_funding.storage.models import Account, Allocation, Disbursement, ResultSupersession
 
 
 async def insert_allocations_if_absent(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
@@ -83,3 +83,7 @@ async def existing_allocation_ids(session: AsyncSession, allocation_ids: Sequenc
         result = await session.execute(select(Allocation.id).where(Allocation.id.in_(part)))
         found.update(result.scalars().all())
     return found
+
+
+async def insert_supersession_if_absent(session: AsyncSession, row: dict[str, Any]) -> None:
+    await session.execute(pg_insert(ResultSupersession).on_conflict_do_nothing(), [row])

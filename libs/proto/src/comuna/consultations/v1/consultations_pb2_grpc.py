@@ -46,7 +46,8 @@ class ConsultationsServiceServicer:
 
     def ListCertifiedResults(self, request, context):
         """The certified results of a consultation, a page of communes at a time, in commune code
-        order (FAILED_PRECONDITION before certification, NOT_FOUND for an unknown consultation,
+        order, each commune at its latest certified version; communes not yet certified are left
+        out (FAILED_PRECONDITION before voting closed, NOT_FOUND for an unknown consultation,
         INVALID_ARGUMENT for a malformed id, page size or page token). Callers need the `service` role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

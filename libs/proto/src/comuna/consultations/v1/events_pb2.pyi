@@ -84,21 +84,64 @@ class CandidateResult(_message.Message):
     assembly_priority: int
     def __init__(self, candidate_id: _Optional[str] = ..., title: _Optional[str] = ..., votes: _Optional[int] = ..., rank: _Optional[int] = ..., assembly_priority: _Optional[int] = ...) -> None: ...
 
+class ResultSubtotal(_message.Message):
+    __slots__ = ("channel", "table_id", "votes", "blank", "null_votes", "participations")
+    class VotesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    BLANK_FIELD_NUMBER: _ClassVar[int]
+    NULL_VOTES_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPATIONS_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    table_id: str
+    votes: _containers.ScalarMap[str, int]
+    blank: int
+    null_votes: int
+    participations: int
+    def __init__(self, channel: _Optional[str] = ..., table_id: _Optional[str] = ..., votes: _Optional[_Mapping[str, int]] = ..., blank: _Optional[int] = ..., null_votes: _Optional[int] = ..., participations: _Optional[int] = ...) -> None: ...
+
 class CommuneResult(_message.Message):
-    __slots__ = ("commune_id", "commune_code", "commune_name", "ballots", "winner_candidate_id", "candidates")
+    __slots__ = ("commune_id", "commune_code", "commune_name", "ballots", "winner_candidate_id", "candidates", "blank", "null_votes", "participations", "roll_size", "conflicts", "subtotals", "version", "supersedes_version", "recount_reason", "tie_break")
     COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNE_CODE_FIELD_NUMBER: _ClassVar[int]
     COMMUNE_NAME_FIELD_NUMBER: _ClassVar[int]
     BALLOTS_FIELD_NUMBER: _ClassVar[int]
     WINNER_CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    BLANK_FIELD_NUMBER: _ClassVar[int]
+    NULL_VOTES_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPATIONS_FIELD_NUMBER: _ClassVar[int]
+    ROLL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    SUBTOTALS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECOUNT_REASON_FIELD_NUMBER: _ClassVar[int]
+    TIE_BREAK_FIELD_NUMBER: _ClassVar[int]
     commune_id: str
     commune_code: str
     commune_name: str
     ballots: int
     winner_candidate_id: str
     candidates: _containers.RepeatedCompositeFieldContainer[CandidateResult]
-    def __init__(self, commune_id: _Optional[str] = ..., commune_code: _Optional[str] = ..., commune_name: _Optional[str] = ..., ballots: _Optional[int] = ..., winner_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidateResult, _Mapping]]] = ...) -> None: ...
+    blank: int
+    null_votes: int
+    participations: int
+    roll_size: int
+    conflicts: int
+    subtotals: _containers.RepeatedCompositeFieldContainer[ResultSubtotal]
+    version: int
+    supersedes_version: int
+    recount_reason: str
+    tie_break: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, commune_id: _Optional[str] = ..., commune_code: _Optional[str] = ..., commune_name: _Optional[str] = ..., ballots: _Optional[int] = ..., winner_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidateResult, _Mapping]]] = ..., blank: _Optional[int] = ..., null_votes: _Optional[int] = ..., participations: _Optional[int] = ..., roll_size: _Optional[int] = ..., conflicts: _Optional[int] = ..., subtotals: _Optional[_Iterable[_Union[ResultSubtotal, _Mapping]]] = ..., version: _Optional[int] = ..., supersedes_version: _Optional[int] = ..., recount_reason: _Optional[str] = ..., tie_break: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommuneResultCertified(_message.Message):
     __slots__ = ("consultation_id", "consultation_code", "certified_at", "result")
