@@ -97,11 +97,12 @@ async def cast_ballot(
     code = snapshot.commune_codes.get(request.commune_id)
     if code is None:
         raise commune_not_found(request.commune_id)
+    # The phase is public: refused first, before anything about tables or people is looked up.
+    if not _accepts(snapshot, request.commune_id, now):
+        raise not_in_voting()
     table = None
     if request.channel == BallotChannel.TABLE:
         table = await _officers_table(voting.db, caller, request, lineages=lineages, commune_code=code)
-    if not _accepts(snapshot, request.commune_id, now):
-        raise not_in_voting()
     if request.candidate_id is not None:
         candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
         if candidate_commune is None:
