@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from comuna.consultations.v1 import events_pb2
-from tests.consultations.helpers import Stack, vote
+from tests.consultations.helpers import Stack, transition, vote
 from tests.consultations.tables_support import C1, C2, Laid, close_voting, count, laid_out_consultation, officer_of
 from tests.support.issuer import TestIssuer
 
@@ -204,3 +204,16 @@ async def _confirmed_events(stack: Stack, laid: Laid) -> int:
 async def _confirmed_event(stack: Stack, laid: Laid) -> events_pb2.TallySheetConfirmed:
     (payload,) = await _confirmed_rows(stack, laid)
     return events_pb2.TallySheetConfirmed.FromString(payload)
+
+
+async def test_an_operators_close_ends_check_ins_and_lets_the_sheet_in(stack: Stack, issuer: TestIssuer) -> None:
+    laid = await laid_out_consultation(stack, issuer)
+    p1 = await officer_of(stack, laid.id, C1, "P1")
+    assert (await _check_in(stack, laid, "P1", laid.voters.c1[0], p1)).status_code == 201
+    # Still inside the window on the clock, but the operator closed voting: no more check-ins.
+    assert (await transition(stack, issuer, laid.id, "close")).status_code == 200
+    late = await _check_in(stack, laid, "P1", laid.voters.c1[1], p1)
+    assert (late.status_code, late.json()["code"]) == (409, "voting_not_open")
+    assert await count(stack, "participations", laid.id) == 1
+    sheet = await _submit(stack, laid, "P1", p1, **_sheet(laid, 1, 0, checked_in=1))
+    assert sheet.status_code == 201, sheet.text

@@ -61,13 +61,25 @@ def _require_before_voting(consultation: Consultation, now: datetime) -> None:
         raise FailedPrecondition("centres and tables are laid out only before voting opens", code="voting_already_open")
 
 
-def _require_voting(window: VotingWindow | None, now: datetime) -> None:
-    if window is None or not window.accepts_ballots(now):
+def _voting(consultation: Consultation, window: VotingWindow | None, now: datetime) -> bool:
+    """The commune votes now: inside its window on the server clock, and not certified."""
+    return window is not None and window.accepts_ballots(now) and consultation.status == ConsultationStatus.OPEN
+
+
+def _voting_closed(consultation: Consultation, window: VotingWindow | None, now: datetime) -> bool:
+    """The commune's voting is over: its window has passed (or the consultation is certified)."""
+    if consultation.status == ConsultationStatus.CERTIFIED:
+        return True
+    return window is not None and window.closed(now)
+
+
+def _require_voting(consultation: Consultation, window: VotingWindow | None, now: datetime) -> None:
+    if not _voting(consultation, window, now):
         raise FailedPrecondition("this table's commune is not voting now", code="voting_not_open")
 
 
-def _require_voting_closed(window: VotingWindow | None, now: datetime) -> None:
-    if window is None or not window.closed(now):
+def _require_voting_closed(consultation: Consultation, window: VotingWindow | None, now: datetime) -> None:
+    if not _voting_closed(consultation, window, now):
         raise FailedPrecondition("this table's commune has not closed its voting yet", code="voting_not_closed")
 
 
@@ -441,7 +453,7 @@ async def check_in(
 ) -> bool:
     """Electronic table: may this person vote here now? Only yes or no (see the module docstring)."""
     at = await _at_table(uow, caller, consultation_id, table_code, TableKind.ELECTRONIC, lineages=lineages)
-    _require_voting(at.window, now)
+    _require_voting(at.consultation, at.window, now)
     key = await _entry_key(uow, consultation_id, document)
     voter_ref = pseudonyms.voter_ref(consultation_id, key)
     return await storage.may_vote(uow.session, consultation_id, key, voter_ref, at.table.commune_id)
@@ -462,7 +474,7 @@ async def record_paper_check_in(
     (through any channel); the refused attempt is written as a conflict, and the caller must
     commit it (it is never dropped). Not on this table's roll: 403, nothing written."""
     at = await _at_table(uow, caller, consultation_id, table_code, TableKind.PAPER, lineages=lineages)
-    _require_voting(at.window, now)
+    _require_voting(at.consultation, at.window, now)
     key = await _entry_key(uow, consultation_id, document)
     if not await storage.on_commune_roll(uow.session, consultation_id, key, at.table.commune_id):
         raise not_on_table_roll()
@@ -532,7 +544,7 @@ async def submit_tally_sheet(
     """A paper table's count at close; replaces an unconfirmed sheet, never a confirmed one.
     Every refusal happens before the first write."""
     at = await _at_table(uow, caller, consultation_id, table_code, TableKind.PAPER, lineages=lineages)
-    _require_voting_closed(at.window, now)
+    _require_voting_closed(at.consultation, at.window, now)
     session = uow.session
     table = at.table
     await storage.lock_table(session, table.id)
@@ -623,7 +635,7 @@ async def confirm_tally_sheet(
     """A second officer of the same table confirms the sheet they read (named by its id, so a
     correction submitted meanwhile is not confirmed unseen). Final from then on."""
     at = await _at_table(uow, caller, consultation_id, table_code, TableKind.PAPER, lineages=lineages)
-    _require_voting_closed(at.window, now)
+    _require_voting_closed(at.consultation, at.window, now)
     session = uow.session
     table = at.table
     await storage.lock_table(session, table.id)
@@ -665,6 +677,6 @@ async def get_tally_sheet(uow: UnitOfWork, consultation_id: uuid.UUID, table_cod
     table = await existing_table(uow.session, consultation_id, table_code)
     sheet = await storage.sheet_of_table(uow.session, table.id)
     window = await commune_window(uow.session, consultation, table.commune_id)
-    if sheet is None or window is None or not window.closed(now):
+    if sheet is None or not _voting_closed(consultation, window, now):
         raise NotFound("this table has no tally sheet", code="tally_sheet_not_found")
     return _sheet_view(sheet, table, await storage.sheet_votes_of(uow.session, sheet.id))
