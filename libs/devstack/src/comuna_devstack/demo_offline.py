@@ -58,8 +58,9 @@ class OfflineTable:
             as_user="operator",
             json=[
                 {
-                    "centre_code": f"CV-{local}",
-                    "centre_name": f"Centro de votación {local}",
+                    # A centre of its own (a rural school without connectivity), beside the commune's CV-<commune>.
+                    "centre_code": f"CO-{local}",
+                    "centre_name": f"Escuela rural {local} (sin conexión)",
                     "address": "",
                     "commune_code": self.commune_code,
                     "table_code": self.code,
