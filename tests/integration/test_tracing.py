@@ -185,10 +185,15 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
         assert time.monotonic() < deadline, "the roll was not loaded within 60 s"
         await asyncio.sleep(0.05)
     soon = clock.now() + timedelta(seconds=1)
-    opening = {"reason": "trace", "candidates_close_at": soon, "roll_cutoff_at": soon, "voting_opens_at": soon}
+    opening = {
+        "reason": "trace",
+        "candidates_close_at": soon,
+        "roll_cutoff_at": soon,
+        "voting_opens_at": soon + timedelta(seconds=1),
+    }
     opened = await consultations.client.post(f"{base}:amend-schedule", headers=operator, json=_dates(opening))
     assert opened.status_code == 200, opened.text
-    clock.advance(timedelta(seconds=2))
+    clock.advance(timedelta(seconds=3))
 
     async with identity.runtime.db.unit_of_work() as uow:
         await access.ensure_assignment(
