@@ -101,12 +101,16 @@ async def test_a_batch_is_one_transaction_and_leaves_when_full(stack: Stack, iss
     # Linger and hold far longer than the test: only a full batch can leave.
     writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(max_size=5, min_size=5, linger=600, max_hold=600))
     first = [
-        asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), candidate)))
+        asyncio.ensure_future(
+            writer.write(BallotToWrite(participation(stack, consultation), candidate, accepted_at=stack.clock.now()))
+        )
         for _ in range(4)
     ]
     await settle()
     assert not any(task.done() for task in first)
-    last = asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), None)))
+    last = asyncio.ensure_future(
+        writer.write(BallotToWrite(participation(stack, consultation), None, accepted_at=stack.clock.now()))
+    )
     written: list[Written] = await asyncio.wait_for(asyncio.gather(*first, last), timeout=30)
     assert {w.outcome for w in written} == {Outcome.CAST}
     assert len({w.ballot_id for w in written}) == 5
@@ -117,10 +121,14 @@ async def test_a_lone_ballot_waits_for_company(stack: Stack, issuer: TestIssuer)
     consultation = await voting_consultation(stack, issuer, {C1: 1})
     candidate = uuid.UUID(consultation.candidates[C1][0])
     writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(min_size=2, linger=0, max_hold=600))
-    alone = asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), candidate)))
+    alone = asyncio.ensure_future(
+        writer.write(BallotToWrite(participation(stack, consultation), candidate, accepted_at=stack.clock.now()))
+    )
     await settle()
     assert not alone.done()
-    company = asyncio.ensure_future(writer.write(BallotToWrite(participation(stack, consultation), candidate)))
+    company = asyncio.ensure_future(
+        writer.write(BallotToWrite(participation(stack, consultation), candidate, accepted_at=stack.clock.now()))
+    )
     await asyncio.wait_for(asyncio.gather(alone, company), timeout=30)
     assert await batch_xmins(stack, consultation) == ([2], [2])
 
@@ -130,7 +138,9 @@ async def test_after_the_max_hold_a_lone_ballot_is_written_rather_than_refused(
 ) -> None:
     consultation = await voting_consultation(stack, issuer, {C1: 1})
     writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(min_size=2, linger=0, max_hold=0.01))
-    written = await asyncio.wait_for(writer.write(BallotToWrite(participation(stack, consultation), None)), 30)
+    written = await asyncio.wait_for(
+        writer.write(BallotToWrite(participation(stack, consultation), None, accepted_at=stack.clock.now())), 30
+    )
     assert written.outcome is Outcome.CAST
     assert await batch_xmins(stack, consultation) == ([1], [1])
 
@@ -141,14 +151,16 @@ async def test_a_batch_answers_each_ballot_and_writes_ballots_only_for_new_parti
     consultation = await voting_consultation(stack, issuer, {C1: 1})
     closed = await voting_consultation(stack, issuer, {C1: 1})
     async with stack.consultations.runtime.db.transaction() as session:
-        await session.execute(text("UPDATE consultations SET status = 'closed' WHERE id = :c"), {"c": closed.id})
+        await session.execute(text("UPDATE consultations SET status = 'certified' WHERE id = :c"), {"c": closed.id})
     writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(max_size=4, min_size=4, linger=600, max_hold=600))
     voter = participation(stack, consultation)
     ballots = [
-        BallotToWrite(voter, None),
-        BallotToWrite(participation(stack, consultation, voter_ref=voter.voter_ref), None),
-        BallotToWrite(participation(stack, closed), None),
-        BallotToWrite(participation(stack, consultation), None),
+        BallotToWrite(voter, None, accepted_at=stack.clock.now()),
+        BallotToWrite(
+            participation(stack, consultation, voter_ref=voter.voter_ref), None, accepted_at=stack.clock.now()
+        ),
+        BallotToWrite(participation(stack, closed), None, accepted_at=stack.clock.now()),
+        BallotToWrite(participation(stack, consultation), None, accepted_at=stack.clock.now()),
     ]
     written = await asyncio.wait_for(asyncio.gather(*(writer.write(b) for b in ballots)), timeout=30)
     assert [w.outcome for w in written] == [Outcome.CAST, Outcome.ALREADY_VOTED, Outcome.NOT_IN_VOTING, Outcome.CAST]

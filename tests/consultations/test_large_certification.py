@@ -102,7 +102,7 @@ async def _seed(stack: Stack) -> Seeded:
                         "consultation_id": consultation_id,
                         "commune_id": commune_id,
                         "candidate_id": candidate_id,
-                        "channel": "table",
+                        "channel": "online",
                     }
                     for _ in range(priority)
                 ]

@@ -33,18 +33,24 @@ from tests.consultations.helpers import (
     SCHEDULE,
     Consultation,
     Stack,
+    close_voting,
+    link_resident,
     officer,
     register_residents,
     rows,
     transition,
     vote,
+    vote_online,
     voting_consultation,
 )
+from tests.support.identity import person
 from tests.support.issuer import TestIssuer
 
 pytestmark = pytest.mark.asyncio
 
 C1, C2 = "VE.01.01.C1", "VE.01.01.C2"
+# Headers of the resident of each `voting` consultation who may vote online.
+ONLINE: dict[str, dict[str, str]] = {}
 SIGNING_SEED = bytes(range(32))
 DURING = datetime.fromisoformat(SCHEDULE["voting_opens_at"]) + timedelta(hours=1)
 AFTER = datetime.fromisoformat(SCHEDULE["voting_closes_at"]) + timedelta(hours=1)
@@ -133,7 +139,10 @@ class Device:
 async def voting(stack: Stack, issuer: TestIssuer) -> AsyncIterator[tuple[Consultation, list[str]]]:
     """A consultation in voting with eight C1 residents and an offline table OFF1 in C1."""
     voters = await register_residents(stack, issuer, f"{C1}.CC1", ADULT, 8)
+    # voters[0] has a Keycloak account linked before the roll is frozen: they may vote online.
+    subject = await link_resident(stack, issuer, voters[0])
     consultation = await voting_consultation(stack, issuer, {C1: 2, C2: 1})
+    ONLINE[consultation.id] = person(issuer, subject)
     await add_table(stack, consultation, C1, "OFF1")
     yield consultation, voters
 
@@ -207,9 +216,7 @@ async def test_a_double_vote_offline_and_online_or_at_another_table_counts_once_
     table = device(tmp_path, stack, capsys)
     assert (await table.download(consultation, "OFF1", token))[0] == 0
     # voters[0] votes online, voters[1] at an electronic table; both then turn up at the offline table.
-    online = await vote(
-        stack, issuer, consultation, C1, first, voters[0], channel="online", headers=issuer.headers(roles=["service"])
-    )
+    online = await vote_online(stack, consultation, C1, first, ONLINE[consultation.id])
     assert online.status_code == 201, online.text
     assert (await vote(stack, issuer, consultation, C1, second, voters[1])).status_code == 201
     await vote_offline(table, consultation, voters[:5], [first, second, None, first, second])
@@ -589,7 +596,7 @@ async def test_a_late_sync_after_the_close_counts_and_none_after_certification(
     tally = ("tally", "--candidate", f"{first}=2", "--candidate", f"{second}=1", "--null", "1")
     assert (await paper.run(*tally, now=AFTER))[0] == 0
 
-    assert (await transition(stack, issuer, consultation.id, "close")).status_code == 200
+    await close_voting(stack, issuer, consultation)
     assert (await table.run("sync", "--token", token, now=AFTER))[0] == 0
     code, result, err = await paper.run("sync", "--token", paper_token, now=AFTER)
     assert code == 0, err

@@ -25,6 +25,7 @@ from tests.consultations.helpers import (
     freeze_roll,
     next_code,
     open_consultation,
+    open_tables,
     operator,
     register_residents,
     rows,
@@ -124,6 +125,7 @@ async def test_every_phase_boundary_just_before_and_at(stack: Stack, issuer: Tes
     # The roll is requested only before voting opens.
     clock.set(dates["voting_opens_at"] - TICK)
     await freeze_roll(stack, issuer, consultation)
+    await open_tables(stack, consultation.id)
     candidate = consultation.candidates[C1][0]
     early = await vote(stack, issuer, consultation, C1, candidate, voter)
     assert (early.status_code, early.json()["code"]) == (409, "consultation_not_in_voting")
@@ -229,6 +231,7 @@ async def test_holds_exclude_or_postpone_a_commune_and_ballots_follow_them(stack
     for commune in (C1, C2):
         assert (await add_candidate(stack, issuer, consultation, commune, 1)).status_code == 201
     await freeze_roll(stack, issuer, consultation)
+    await open_tables(stack, consultation.id)
     client = stack.consultations.client
     base = f"/v1/consultations/{consultation.id}/communes"
     c1, c2, c3 = (stack.commune_ids[c] for c in (C1, C2, C3))

@@ -43,7 +43,7 @@ from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.auth.roles import Role
 from comuna_platform.db import Database
 from comuna_platform.documents import normalise_document
-from comuna_platform.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from comuna_platform.errors import Conflict, FailedPrecondition, Forbidden, InvalidInput, NotFound, Unavailable
 from comuna_platform.uow import UnitOfWork
 from comuna_platform.voter_keys import document_point, multiply
 
@@ -99,7 +99,11 @@ async def cast_ballot(
         raise commune_not_found(request.commune_id)
     # The phase is public: refused first, before anything about tables or people is looked up.
     if not _accepts(snapshot, request.commune_id, now):
+        if snapshot.status == ConsultationStatus.OPEN and snapshot.window_of(request.commune_id) is None:
+            raise FailedPrecondition("this commune does not vote in this consultation", code="commune_excluded")
         raise not_in_voting()
+    if snapshot.roll_keys is None:  # a public fact about the consultation, not about a person
+        raise FailedPrecondition("this consultation's voter roll is not verified", code="roll_not_verified")
     table = None
     if request.channel == BallotChannel.TABLE:
         table = await _officers_table(voting.db, caller, request, lineages=lineages, commune_code=code)
@@ -111,8 +115,6 @@ async def cast_ballot(
             raise InvalidInput("the candidate belongs to another commune", code="candidate_not_in_commune")
     if voting.pseudonyms is None:
         raise Unavailable("ballots cannot be recorded: no voter reference secret", code="voter_ref_secret_missing")
-    if snapshot.roll_keys is None:  # voting never starts without a verified roll; defensive
-        raise may_not_vote() if table is not None else not_on_roll()
 
     if table is not None:
         assert request.national_id is not None  # _require_channel
