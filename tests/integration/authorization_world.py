@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_identity.domain import access
 from comuna_platform.auth.roles import NATIONAL_ROLES, Role
+from comuna_platform.clock import ManualClock
 from tests.support.grpc_server import grpc_server
 from tests.support.identity import seed_territories, subject_of
 from tests.support.issuer import TestIssuer
@@ -370,7 +372,13 @@ async def _build(world: World) -> None:
             )
             world.receipt = str(ballot["receipt"])
     await _call(consultations, "POST", f"{base}/{certified.id}:close", world.builder())
-    await _call(consultations, "POST", f"{base}/{certified.id}:certify", world.builder())
+    # Certification waits for the close of voting on the server clock (results/windows.py).
+    runtime = consultations.runtime
+    previous, runtime.clock = runtime.clock, ManualClock(datetime(2030, 2, 3, tzinfo=UTC))
+    try:
+        await _call(consultations, "POST", f"{base}/{certified.id}:certify", world.builder())
+    finally:
+        runtime.clock = previous
 
     async def allocations() -> list[Any] | None:
         page = await _call(
