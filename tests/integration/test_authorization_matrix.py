@@ -329,6 +329,14 @@ def _certified_commune(world: World, place: Place) -> dict[str, str]:
     return {"consultation_id": certified.id, "commune_id": certified.communes[INSIDE]}
 
 
+async def _with_reason(world: World, place: Place) -> Request:
+    return Request(path=_certified_commune(world, place), json={"reason": "Matriz"})
+
+
+async def _tie_break(world: World, place: Place) -> Request:
+    return Request(path={"consultation_id": world.consultations["assembly"].id}, json={"rules": ["lower_cost", "draw"]})
+
+
 # -- projects ---------------------------------------------------------------------------------
 async def _verify(world: World, place: Place) -> Request:
     """The project's next pending milestone, so that each admitted caller inside verifies one."""
@@ -511,6 +519,23 @@ FACTORIES: dict[str, Factory] = {
     ),
     "consultations:get_tally_sheet_v1_consultations__consultation_id__tables__table_code__tally_sheet_get": Factory(
         _at_table()
+    ),
+    # Results and certification acts are national (`require_national`); before the close they are 409.
+    "consultations:certify_commune_v1_consultations__consultation_id__communes__commune_id__certify_post": Factory(
+        ids(_certified_commune), scoped=False
+    ),
+    "consultations:recount_v1_consultations__consultation_id__communes__commune_id__recount_post": Factory(
+        _with_reason, scoped=False
+    ),
+    "consultations:conflict_decision_v1_consultations__consultation_id__communes__commune_id__conflict_decision_post": (
+        Factory(_with_reason, scoped=False)
+    ),
+    "consultations:certifications_v1_consultations__consultation_id__communes__commune_id__certifications_get": (
+        Factory(ids(_certified_commune))
+    ),
+    "consultations:tie_break_v1_consultations__consultation_id__tie_break_get": Factory(_consultation("certified")),
+    "consultations:declare_tie_break_v1_consultations__consultation_id__tie_break_put": Factory(
+        _tie_break, scoped=False
     ),
     "consultations:commune_results_v1_consultations__consultation_id__communes__commune_id__results_get": Factory(
         ids(_certified_commune)

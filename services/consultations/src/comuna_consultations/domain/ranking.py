@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -101,7 +102,12 @@ def rank_candidates(
     tallies: Iterable[Tally], rules: Sequence[TieRule] = DEFAULT_TIE_BREAK, seed: bytes = b""
 ) -> list[RankedCandidate]:
     """The candidates of one commune in rank order, ranks 1..n."""
-    ordered = sorted(tallies, key=lambda t: rank_key(t, rules, seed))
+    # By votes first; the tie-break keys (an HMAC each for the draw) only where votes tie.
+    by_votes = sorted(tallies, key=lambda t: -t.votes)
+    ordered: list[Tally] = []
+    for _, group in itertools.groupby(by_votes, key=lambda t: t.votes):
+        tied = list(group)
+        ordered += sorted(tied, key=lambda t: rank_key(t, rules, seed)) if len(tied) > 1 else tied
     return [
         RankedCandidate(t.candidate_id, t.title, t.assembly_priority, t.votes, rank, t.estimated_cost)
         for rank, t in enumerate(ordered, start=1)

@@ -100,7 +100,7 @@ def commune_out(c: CommuneOutcome) -> CommuneResultOut:
     summary="Certify every commune whose voting closed and whose gate passes (operator, national scope); "
     "the others are listed as blocked, with the reason",
 )
-async def certify_all(
+async def certify(
     consultation_id: uuid.UUID, caller: Operator, uow: UnitOfWorkDep, watcher: WatcherDep, now: Now
 ) -> CertificationRunOut:
     run = await usecases.certify_all(uow, caller, consultation_id, now=now, watcher=watcher)

@@ -432,8 +432,9 @@ class Ballot(Base):
         CheckConstraint(one_of("channel", BallotChannel), name="ck_ballots_channel"),
         # BALLOTS (0007): online has no table, a table or offline ballot names its table.
         CheckConstraint("(channel = 'online') = (table_id IS NULL)", name="ck_ballots_table"),
-        # Counting at certification is an index-only scan of this index.
-        Index("ix_ballots_tally", "consultation_id", "commune_id", "candidate_id"),
+        # Counting at certification (per commune, channel, table and choice) is an index-only
+        # scan of this index (RESULTS, migration 0009 widened it from commune and candidate).
+        Index("ix_ballots_tally", "consultation_id", "commune_id", "channel", "table_id", "candidate_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
