@@ -49,8 +49,8 @@ from tests.support.issuer import TestIssuer
 pytestmark = pytest.mark.asyncio
 
 C1, C2 = "VE.01.01.C1", "VE.01.01.C2"
-# Headers of the resident of each `voting` consultation who may vote online.
-ONLINE: dict[str, dict[str, str]] = {}
+# Per `voting` consultation, the headers of the residents (by index in its voters) who may vote online.
+ONLINE: dict[str, dict[int, dict[str, str]]] = {}
 SIGNING_SEED = bytes(range(32))
 DURING = datetime.fromisoformat(SCHEDULE["voting_opens_at"]) + timedelta(hours=1)
 AFTER = datetime.fromisoformat(SCHEDULE["voting_closes_at"]) + timedelta(hours=1)
@@ -139,10 +139,10 @@ class Device:
 async def voting(stack: Stack, issuer: TestIssuer) -> AsyncIterator[tuple[Consultation, list[str]]]:
     """A consultation in voting with eight C1 residents and an offline table OFF1 in C1."""
     voters = await register_residents(stack, issuer, f"{C1}.CC1", ADULT, 8)
-    # voters[0] has a Keycloak account linked before the roll is frozen: they may vote online.
-    subject = await link_resident(stack, issuer, voters[0])
+    # voters[0] and voters[2] have Keycloak accounts linked before the roll is frozen: they may vote online.
+    linked = {index: await link_resident(stack, issuer, voters[index]) for index in (0, 2)}
     consultation = await voting_consultation(stack, issuer, {C1: 2, C2: 1})
-    ONLINE[consultation.id] = person(issuer, subject)
+    ONLINE[consultation.id] = {index: person(issuer, subject) for index, subject in linked.items()}
     await add_table(stack, consultation, C1, "OFF1")
     yield consultation, voters
 
@@ -216,7 +216,7 @@ async def test_a_double_vote_offline_and_online_or_at_another_table_counts_once_
     table = device(tmp_path, stack, capsys)
     assert (await table.download(consultation, "OFF1", token))[0] == 0
     # voters[0] votes online, voters[1] at an electronic table; both then turn up at the offline table.
-    online = await vote_online(stack, consultation, C1, first, ONLINE[consultation.id])
+    online = await vote_online(stack, consultation, C1, first, ONLINE[consultation.id][0])
     assert online.status_code == 201, online.text
     assert (await vote(stack, issuer, consultation, C1, second, voters[1])).status_code == 201
     await vote_offline(table, consultation, voters[:5], [first, second, None, first, second])
@@ -256,9 +256,7 @@ async def test_a_double_vote_offline_and_online_or_at_another_table_counts_once_
         == 1
     )
     # And the other way round: who voted offline cannot vote online afterwards.
-    again = await vote(
-        stack, issuer, consultation, C1, first, voters[2], channel="online", headers=issuer.headers(roles=["service"])
-    )
+    again = await vote_online(stack, consultation, C1, first, ONLINE[consultation.id][2])
     assert again.status_code == 409
 
 

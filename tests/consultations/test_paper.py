@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from comuna.consultations.v1 import events_pb2
-from tests.consultations.helpers import Stack, transition, vote
+from tests.consultations import helpers
+from tests.consultations.helpers import Stack, vote
 from tests.consultations.tables_support import C1, C2, Laid, close_voting, count, laid_out_consultation, officer_of
 from tests.support.issuer import TestIssuer
 
@@ -210,8 +211,8 @@ async def test_an_operators_close_ends_check_ins_and_lets_the_sheet_in(stack: St
     laid = await laid_out_consultation(stack, issuer)
     p1 = await officer_of(stack, laid.id, C1, "P1")
     assert (await _check_in(stack, laid, "P1", laid.voters.c1[0], p1)).status_code == 201
-    # Still inside the window on the clock, but the operator closed voting: no more check-ins.
-    assert (await transition(stack, issuer, laid.id, "close")).status_code == 200
+    # The operator brings the close forward (a recorded amendment) and the clock passes it: no more check-ins.
+    await helpers.close_voting(stack, issuer, laid.consultation)
     late = await _check_in(stack, laid, "P1", laid.voters.c1[1], p1)
     assert (late.status_code, late.json()["code"]) == (409, "voting_not_open")
     assert await count(stack, "participations", laid.id) == 1

@@ -16,6 +16,7 @@ from typing import Any
 
 from comuna_consultations.domain.consultations import StatusWatcher, existing, existing_commune, not_found
 from comuna_consultations.domain.ranking import TieRule, tie_break_of
+from comuna_consultations.domain.schedules import schedule_from
 from comuna_consultations.results import paper, storage
 from comuna_consultations.results.counting import CommuneResult, count_communes, result_of
 from comuna_consultations.results.events import CommuneResultCertified, ConsultationCertified
@@ -323,6 +324,7 @@ async def certify_all(
             f"certification opens at {max(windows.certification_opens_at, windows.national.closes_at).isoformat()}",
             code="certification_not_open",
             opens_at=max(windows.certification_opens_at, windows.national.closes_at).isoformat(),
+            phase=str(schedule_from(consultation).phase_at(now)),
         )
     session = uow.session
     communes = await repository.communes_of(session, consultation_id)

@@ -200,9 +200,10 @@ async def _voting_snapshot(
     snapshots: VotingSnapshotCache, consultation_id: uuid.UUID, commune_id: uuid.UUID, now: datetime
 ) -> VotingSnapshot:
     snapshot = await snapshots.get(consultation_id)
-    if snapshot is not None and not _accepts(snapshot, commune_id, now):
-        # Maybe the schedule or a hold was amended a moment ago in another process: look again
-        # before refusing (a stale acceptance is re-checked by the batch on the locked row).
+    if snapshot is not None and (not _accepts(snapshot, commune_id, now) or snapshot.roll_keys is None):
+        # Maybe the schedule or a hold was amended, or the roll verified, a moment ago in another
+        # process: look again before refusing (a stale acceptance is re-checked by the batch on the
+        # locked row).
         snapshot = await snapshots.get(consultation_id, fresh=True)
     if snapshot is None:
         raise not_found(consultation_id)
