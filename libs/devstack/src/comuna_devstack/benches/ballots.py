@@ -14,7 +14,9 @@ API of issue 8 is on main.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import sys
 import time
 import uuid
 from collections import Counter
@@ -38,7 +40,7 @@ def _national_id(i: int) -> str:
     return f"V{50_000_000 + i}"
 
 
-def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
+def _seed(client: PlatformClient, ballots: int, registrar_password: str) -> list[dict[str, Any]]:
     # The country root exists (the dev seed put it in the register); the rest is the registrar's.
     for code, name, kind, parent in [
         (STATE, "Bench", "state", "VE"),
@@ -76,6 +78,8 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             },
         )
     for start in range(0, ballots, BATCH):
+        # A batch takes seconds on a busy machine: a fresh token for each (they live minutes).
+        client.login("registrar", registrar_password)
         residents = [
             {
                 "national_id": _national_id(i),
@@ -198,7 +202,7 @@ def run_bench(
     for user in ("operator", "registrar", officer):
         client.login(user, passwords[user])
     seed_started = time.perf_counter()
-    communes = _seed(client, ballots)
+    communes = _seed(client, ballots, passwords["registrar"])
     seed_seconds = time.perf_counter() - seed_started
 
     # Ballots are accepted only inside the voting window on the server clock: open it an hour ago.
@@ -223,7 +227,9 @@ def run_bench(
     asyncio.run(_open_tables(admin_url, consultation["id"], communes))
     # Ballots are matched against the roll consultations loaded: freeze it first (every
     # resident seeded above is on it).
+    client.login("operator", passwords["operator"])
     freeze_roll(client, consultation["id"])
+    client.login("operator", passwords["operator"])
     client.call("POST", "consultations", f"{base}:start-voting", as_user="operator")
 
     bodies = []
@@ -238,6 +244,7 @@ def run_bench(
                 "channel": "table",
             }
         )
+    client.login(officer, passwords[officer])
     officer_headers = client.auth(officer)
     bare = asyncio.run(
         _load(
@@ -254,6 +261,10 @@ def run_bench(
         )
     )
 
+    # Figures first (stderr), so a failure after the load does not lose them.
+    print(json.dumps({"bare_endpoint": bare, "ballot_endpoint": cast}), file=sys.stderr)
+    # A long run outlives the operator's token: sign in again for the close and certification.
+    client.login("operator", passwords["operator"])
     client.call("POST", "consultations", f"{base}:close", as_user="operator")
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
