@@ -205,6 +205,8 @@ def run_bench(
     communes = _seed(client, ballots, passwords["registrar"])
     seed_seconds = time.perf_counter() - seed_started
 
+    for user in ("operator", officer):
+        client.login(user, passwords[user])
     # Ballots are accepted only inside the voting window on the server clock: open it an hour ago.
     consultation = open_consultation(client, "Benchmark", datetime.now(UTC) - timedelta(days=14, hours=1))
     code = consultation["code"]
@@ -223,6 +225,7 @@ def run_bench(
             )["id"]
             for p in (1, 2, 3)
         ]
+    client.login("operator", passwords["operator"])
     grant_tables(client, consultation["id"], officer, communes)
     asyncio.run(_open_tables(admin_url, consultation["id"], communes))
     # Ballots are matched against the roll consultations loaded: freeze it first (every
