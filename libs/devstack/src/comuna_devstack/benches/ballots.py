@@ -207,8 +207,10 @@ def run_bench(
 
     for user in ("operator", officer):
         client.login(user, passwords[user])
-    # Ballots are accepted only inside the voting window on the server clock: open it an hour ago.
-    consultation = open_consultation(client, "Benchmark", datetime.now(UTC) - timedelta(days=14, hours=1))
+    # Ballots are accepted only inside the voting window on the server clock, and the roll's
+    # cut-off (today) may not be after the voting day: voting opens a minute from now, today.
+    opens_at = datetime.now(UTC) + timedelta(minutes=1)
+    consultation = open_consultation(client, "Benchmark", opens_at - timedelta(days=14))
     code = consultation["code"]
     base = f"/v1/consultations/{consultation['id']}"
     bench_communes = {c["code"]: c["id"] for c in communes}
@@ -249,6 +251,7 @@ def run_bench(
         )
     client.login(officer, passwords[officer])
     officer_headers = client.auth(officer)
+    time.sleep(max(0.0, (opens_at - datetime.now(UTC)).total_seconds() + 1))
     bare = asyncio.run(
         _load(
             f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET", headers={}, concurrency=concurrency
