@@ -29,6 +29,7 @@ from tests.consultations.helpers import (
     Stack,
     add_candidate,
     open_consultation,
+    open_tables,
     open_voting,
     operator,
     rows,
@@ -173,11 +174,12 @@ async def test_a_load_cut_midway_resumes_after_the_last_stored_chunk_and_verifie
     # Loading again changes nothing.
     assert await loader(quiet).load(uuid.UUID(consultation.id)) == RollLoadStatus.VERIFIED
 
+    await open_tables(quiet, consultation.id)
     candidate = consultation.candidates[C1][0]
     assert (await vote(quiet, issuer, consultation, C1, candidate, voters[0])).status_code == 201
-    # The same person, written another way, is the same entry: one vote.
+    # The same person, written another way, is the same entry: one vote (the table's one refusal).
     again = await vote(quiet, issuer, consultation, C1, candidate, "v-" + voters[0][1:])
-    assert (again.status_code, again.json()["code"]) == (409, "already_voted")
+    assert (again.status_code, again.json()["code"]) == (403, "voter_may_not_vote")
 
 
 async def test_a_tampered_roll_is_refused_and_voting_cannot_start(quiet: Stack, issuer: TestIssuer) -> None:

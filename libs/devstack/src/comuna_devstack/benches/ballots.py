@@ -14,7 +14,9 @@ API of issue 8 is on main.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import sys
 import time
 import uuid
 from collections import Counter
@@ -38,7 +40,7 @@ def _national_id(i: int) -> str:
     return f"V{50_000_000 + i}"
 
 
-def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
+def _seed(client: PlatformClient, ballots: int, registrar_password: str) -> list[dict[str, Any]]:
     # The country root exists (the dev seed put it in the register); the rest is the registrar's.
     for code, name, kind, parent in [
         (STATE, "Bench", "state", "VE"),
@@ -76,6 +78,8 @@ def _seed(client: PlatformClient, ballots: int) -> list[dict[str, Any]]:
             },
         )
     for start in range(0, ballots, BATCH):
+        # A batch takes seconds on a busy machine: a fresh token for each (they live minutes).
+        client.login("registrar", registrar_password)
         residents = [
             {
                 "national_id": _national_id(i),
@@ -198,11 +202,15 @@ def run_bench(
     for user in ("operator", "registrar", officer):
         client.login(user, passwords[user])
     seed_started = time.perf_counter()
-    communes = _seed(client, ballots)
+    communes = _seed(client, ballots, passwords["registrar"])
     seed_seconds = time.perf_counter() - seed_started
 
-    # Ballots are accepted only inside the voting window on the server clock: open it an hour ago.
-    consultation = open_consultation(client, "Benchmark", datetime.now(UTC) - timedelta(days=14, hours=1))
+    for user in ("operator", officer):
+        client.login(user, passwords[user])
+    # Ballots are accepted only inside the voting window on the server clock, and the roll's
+    # cut-off (today) may not be after the voting day: voting opens a minute from now, today.
+    opens_at = datetime.now(UTC) + timedelta(minutes=1)
+    consultation = open_consultation(client, "Benchmark", opens_at - timedelta(days=14))
     code = consultation["code"]
     base = f"/v1/consultations/{consultation['id']}"
     bench_communes = {c["code"]: c["id"] for c in communes}
@@ -225,11 +233,14 @@ def run_bench(
             )["id"]
             for p in (1, 2, 3)
         ]
+    client.login("operator", passwords["operator"])
     grant_tables(client, consultation["id"], officer, communes)
     asyncio.run(_open_tables(admin_url, consultation["id"], communes))
     # Ballots are matched against the roll consultations loaded: freeze it first (every
     # resident seeded above is on it).
+    client.login("operator", passwords["operator"])
     freeze_roll(client, consultation["id"])
+    client.login("operator", passwords["operator"])
     open_voting(client, consultation["id"])
 
     bodies = []
@@ -244,7 +255,9 @@ def run_bench(
                 "channel": "table",
             }
         )
+    client.login(officer, passwords[officer])
     officer_headers = client.auth(officer)
+    time.sleep(max(0.0, (opens_at - datetime.now(UTC)).total_seconds() + 1))
     bare = asyncio.run(
         _load(
             f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET", headers={}, concurrency=concurrency
@@ -260,6 +273,10 @@ def run_bench(
         )
     )
 
+    # Figures first (stderr), so a failure after the load does not lose them.
+    print(json.dumps({"bare_endpoint": bare, "ballot_endpoint": cast}), file=sys.stderr)
+    # A long run outlives the operator's token: sign in again for the close and certification.
+    client.login("operator", passwords["operator"])
     close_voting(client, consultation["id"])
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
