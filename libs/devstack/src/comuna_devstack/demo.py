@@ -7,6 +7,7 @@ unexpected answer.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -192,7 +193,7 @@ def run_demo(
     """The whole cycle, each step by the staff member identity lets do it, with Keycloak tokens.
     `before_ballots` / `after_ballots` run around the ballots (the e2e test counts identity's
     gRPC calls there)."""
-    staff = ["operator", "registrar", *TABLE_OFFICERS]
+    staff = ["operator", "registrar", "auditor", *TABLE_OFFICERS]
     for local, _, _ in COMMUNES:
         staff += [staff_username("spokesperson", local), staff_username("overseer", local)]
     for user in staff:
@@ -245,23 +246,31 @@ def run_demo(
     accepted = refused_double = refused_ineligible = 0
     cast: Counter[str] = Counter()
     voted_here: list[Any] = []
-    for resident in demo_residents():
+    paper = PaperTables(client, base, {c["code"]: c["id"] for c in communes}, candidates)
+    for index, resident in enumerate(demo_residents()):
         if resident in offline_voters:
             continue
         choice = rng.choice(candidates[resident.commune_code])
+        if index % 4 == 3:
+            # Every fourth resident votes on paper: checked in by the officer, counted at close.
+            if paper.check_in(officer, resident.commune_code, resident.national_id, choice):
+                cast[choice] += 1
+            continue
         body = {
             "commune_id": commune_ids[resident.commune_code],
             "candidate_id": choice,
             "national_id": resident.national_id,
             "channel": "table",
+            "table_code": table_code(resident.commune_code),
         }
         status = _vote(client, base, body, officer)
         if status == 201:
             accepted += 1
             cast[choice] += 1
             voted_here.append(resident)
-            # Every fifth voter tries again: the platform must refuse the second ballot.
-            if accepted % 5 == 0 and _vote(client, base, body, officer) == 409:
+            # Every fifth voter tries again: the platform must refuse the second ballot (a table
+            # says only "may not vote", whatever the reason).
+            if accepted % 5 == 0 and _vote(client, base, body, officer) == 403:
                 refused_double += 1
         elif status == 403:
             refused_ineligible += 1
@@ -273,7 +282,8 @@ def run_demo(
         after_ballots()
     close_voting(client, cid)
     offline_summary = offline.sync_late()
-    client.call("POST", "consultations", f"{base}:certify", as_user="operator")
+    paper_summary = paper.submit_and_confirm(officer, TABLE_OFFICERS[1])
+    certify(client, base)
     results = client.call("GET", "consultations", f"{base}/results")
 
     winners = [c for c in results["communes"] if c.get("winner_candidate_id")]
@@ -329,6 +339,7 @@ def run_demo(
             "roll": {"entries": roll["expected_count"], "digest": roll["digest"]},
         },
         "offline_table": offline_summary,
+        "paper_tables": paper_summary,
         "communes": len(communes),
         "winners": [
             {
@@ -365,6 +376,62 @@ def run_demo(
     }
     _check(summary, winners)
     return summary
+
+
+def certify(client: PlatformClient, base: str) -> None:
+    """Certify every commune; a commune whose conflicts could change its winner gets the
+    auditor's recorded decision first, then is certified on its own."""
+    run = client.call("POST", "consultations", f"{base}:certify", as_user="operator")
+    for blocked in run["blocked_communes"]:
+        if blocked["code"] != "conflict_decision_required":
+            raise StepFailed(f"commune {blocked['commune_code']} cannot be certified: {blocked['detail']}")
+        commune = f"{base}/communes/{blocked['commune_id']}"
+        reason = "demo: the offline table's double check-in was reviewed; the result stands"
+        client.call("POST", "consultations", f"{commune}/conflict-decision", as_user="auditor", json={"reason": reason})
+        client.call("POST", "consultations", f"{commune}:certify", as_user="operator")
+
+
+class PaperTables:
+    """Each commune's paper table: check-ins during voting, then the tally sheet at close,
+    submitted by one officer and confirmed by a second officer of the same table."""
+
+    def __init__(
+        self, client: PlatformClient, base: str, commune_ids: dict[str, str], candidates: dict[str, list[str]]
+    ) -> None:
+        self.client, self.base, self.commune_ids, self.candidates = client, base, commune_ids, candidates
+        self.votes: dict[str, Counter[str]] = {code: Counter() for code in commune_ids}
+
+    def check_in(self, officer: str, commune_code: str, national_id: str, choice: str) -> bool:
+        """True if checked in (the person then marks `choice` on a paper ballot)."""
+        path = f"{self.base}/tables/{table_code(commune_code, 'paper')}/check-ins"
+        response = self.client.http.post(
+            f"{self.client.urls['consultations']}{path}",
+            json={"national_id": national_id},
+            headers=self.client.auth(officer),
+        )
+        if response.status_code not in (201, 403, 409):
+            raise StepFailed(f"paper check-in: unexpected {response.status_code} {response.text[:300]}")
+        if response.status_code == 201:
+            self.votes[commune_code][choice] += 1
+        return response.status_code == 201
+
+    def submit_and_confirm(self, officer: str, second: str) -> list[dict[str, Any]]:
+        sheets = []
+        for code, votes in self.votes.items():
+            path = f"{self.base}/tables/{table_code(code, 'paper')}/tally-sheet"
+            checked_in = sum(votes.values())
+            scan = hashlib.sha256(f"acta de escrutinio {code}".encode()).hexdigest()
+            body = {
+                "votes": [{"candidate_id": c, "votes": votes[c]} for c in self.candidates[code]],
+                "blank": 0,
+                "null": 0,
+                "checked_in": checked_in,
+                "scan_sha256": scan,
+            }
+            sheet = self.client.call("POST", "consultations", path, as_user=officer, json=body, expect=201)
+            self.client.call("POST", "consultations", f"{path}:confirm", as_user=second, json={"sheet_id": sheet["id"]})
+            sheets.append({"table": table_code(code, "paper"), "checked_in": checked_in})
+        return sheets
 
 
 def _vote(client: PlatformClient, base: str, body: dict[str, Any], officer: str) -> int:
