@@ -387,7 +387,14 @@ def certify(client: PlatformClient, base: str) -> None:
             raise StepFailed(f"commune {blocked['commune_code']} cannot be certified: {blocked['detail']}")
         commune = f"{base}/communes/{blocked['commune_id']}"
         reason = "demo: the offline table's double check-in was reviewed; the result stands"
-        client.call("POST", "consultations", f"{commune}/conflict-decision", as_user="auditor", json={"reason": reason})
+        client.call(
+            "POST",
+            "consultations",
+            f"{commune}/conflict-decision",
+            as_user="auditor",
+            json={"reason": reason},
+            expect=201,
+        )
         client.call("POST", "consultations", f"{commune}:certify", as_user="operator")
 
 
