@@ -395,7 +395,7 @@ def certify(client: PlatformClient, base: str) -> None:
             json={"reason": reason},
             expect=201,
         )
-        client.call("POST", "consultations", f"{commune}:certify", as_user="operator")
+        client.call("POST", "consultations", f"{commune}:certify", as_user="operator", expect=201)
 
 
 class PaperTables:
