@@ -92,7 +92,7 @@ def client(stack: Stack) -> Iterator[PlatformClient]:
         {s: stack.config.http_url(s) for s in SERVICES}, token_url=stack.config.token_url, timeout=15.0
     )
     passwords = stack.staff_passwords()
-    for user in ("operator", "registrar", OFFICER):
+    for user in ("operator", "registrar", "auditor", OFFICER):
         client.login(user, passwords[user])
     yield client
     client.close()

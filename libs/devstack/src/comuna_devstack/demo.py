@@ -110,7 +110,12 @@ def table_code(commune_code: str, kind: str = "electronic") -> str:
     return f"{'P' if kind == 'paper' else 'T'}-{commune_code.rsplit('.', 1)[-1]}"
 
 
-def lay_out_tables(client: PlatformClient, consultation_id: str, communes: list[dict[str, Any]]) -> None:
+def lay_out_tables(
+    client: PlatformClient,
+    consultation_id: str,
+    communes: list[dict[str, Any]],
+    kinds: tuple[str, ...] = TABLE_KINDS,
+) -> None:
     """The operator imports one voting centre per commune with an electronic and a paper table
     (idempotent: importing the same rows again changes nothing). Before voting opens only."""
     rows = [
@@ -123,7 +128,7 @@ def lay_out_tables(client: PlatformClient, consultation_id: str, communes: list[
             "table_kind": kind,
         }
         for commune in communes
-        for kind in TABLE_KINDS
+        for kind in kinds
     ]
     client.call(
         "POST",
@@ -143,7 +148,7 @@ def grant_tables(
 ) -> None:
     """The operator lays out the communes' tables (if not yet) and makes `officer` the officer of
     the table of each kind in each commune of this consultation."""
-    lay_out_tables(client, consultation_id, communes)
+    lay_out_tables(client, consultation_id, communes, kinds)
     subject = client.subject(officer)
     for commune in communes:
         for kind in kinds:
