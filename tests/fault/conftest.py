@@ -70,7 +70,13 @@ def stack(proxy: NatsProxy, embedded_keycloak: EmbeddedKeycloak) -> Iterator[Sta
         grpc_ports={s: free_port() for s in SERVICES},
         fast=True,
         log_level="WARNING",
-        extra_env={f"COMUNA_{s.upper()}_NATS_URL": proxy.url for s in CONSUMING_SERVICES},
+        extra_env={
+            **{f"COMUNA_{s.upper()}_NATS_URL": proxy.url for s in CONSUMING_SERVICES},
+            # The cycle casts its ballots one at a time: each is alone in its batch, and the
+            # default hold for company (1 s, secrecy) would stretch voting past the access caches
+            # that keep ballots going while identity is down (the scenarios time outages by them).
+            "COMUNA_CONSULTATIONS_BALLOT_BATCH_MAX_HOLD_SECONDS": "0.02",
+        },
         demo_territory=False,
         **shared_keycloak(embedded_keycloak, "fault"),
     )
