@@ -274,6 +274,7 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
             if name == "consultations":
                 # Offline tables' snapshots are signed (any 32-byte seed will do here).
                 extra["snapshot_signing_key"] = "bWF0cml4LXNuYXBzaG90LXNpZ25pbmcta2V5LTMyYiE="
+                extra["voter_ref_secret"] = "matrix-voter-ref-secret-" + "m" * 32
             # Each service asks identity with its own client-credentials token.
             extra["service_client_secret"] = issuer.client_secrets[f"svc-{name}"]
             services[name] = await stack.enter_async_context(

@@ -99,6 +99,7 @@ async def services(
             nats_url=nats_url,
             issuer=issuer,
             identity_grpc_target=identity_target,
+            voter_ref_secret="tracing-voter-ref-secret-" + "t" * 32,
         ) as consultations,
         running_service(
             FUNDING, FundingSettings, database_url=urls["funding"], nats_url=nats_url, issuer=issuer

@@ -83,6 +83,7 @@ async def running_platform(
             if name == "consultations":
                 # Offline tables' snapshots are signed (any 32-byte seed will do here).
                 extra["snapshot_signing_key"] = "ZWRnZS1zbmFwc2hvdC1zaWduaW5nLWtleS0zMmJ5dGU="
+                extra["voter_ref_secret"] = "edge-voter-ref-secret-" + "e" * 32
             services[name] = await stack.enter_async_context(
                 running_service(
                     spec, settings_cls, database_url=url, nats_url=nats.url, issuer=issuer, workers=workers, **extra
