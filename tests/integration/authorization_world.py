@@ -374,11 +374,22 @@ async def _build(world: World) -> None:
         for commune, code in TABLES.items()
     ]
     await _call(consultations, "POST", f"{base}/{voting.id}/voting-centres:import", world.builder(), json=layout)
+    # The builder's own tables in `certified`, one per commune, where it casts that consultation's ballots.
+    builder_tables = {INSIDE: "T-B1", OUTSIDE: "T-B2"}
+    builder_layout = [row | {"table_code": builder_tables[row["commune_code"]]} for row in layout]
+    await _call(
+        consultations, "POST", f"{base}/{certified.id}/voting-centres:import", world.builder(), json=builder_layout
+    )
     # Table officers of the builder's own (one per commune of `certified`), then the matrix's people.
     officer = str(uuid.uuid5(uuid.NAMESPACE_URL, f"comuna-matrix:builder-officer:{certified.id}"))
     for commune in (INSIDE, OUTSIDE):
         await _grant(
-            identity, officer, Role.TABLE_OFFICER, commune, consultation_id=uuid.UUID(certified.id), table_code="T-B"
+            identity,
+            officer,
+            Role.TABLE_OFFICER,
+            commune,
+            consultation_id=uuid.UUID(certified.id),
+            table_code=builder_tables[commune],
         )
     for role, code in HOME.items():
         terms: dict[str, Any] = {}
@@ -414,6 +425,7 @@ async def _build(world: World) -> None:
                     "candidate_id": certified.candidates[commune][choice],
                     "national_id": await world.voter(commune),
                     "channel": "table",
+                    "table_code": builder_tables[commune],
                 },
             )
             world.receipt = str(ballot["receipt"])

@@ -185,6 +185,18 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
     while (await consultations.client.get(f"{base}/roll")).json()["status"] != "verified":
         assert time.monotonic() < deadline, "the roll was not loaded within 60 s"
         await asyncio.sleep(0.05)
+    layout = [
+        {
+            "centre_code": "CV-1",
+            "centre_name": "Escuela",
+            "address": "",
+            "commune_code": "VE.07.01.C1",
+            "table_code": "T1",
+            "table_kind": "electronic",
+        }
+    ]
+    laid = await consultations.client.post(f"{base}/voting-centres:import", headers=operator, json=layout)
+    assert laid.status_code == 200, laid.text
     soon = clock.now() + timedelta(seconds=1)
     opening = {
         "reason": "trace",
@@ -214,6 +226,7 @@ async def test_a_trace_crosses_rest_grpc_and_nats(
             "candidate_id": candidate.json()["id"],
             "national_id": "V31000001",
             "channel": "table",
+            "table_code": "T1",
         },
     )
     assert ballot.status_code == 201, ballot.text
