@@ -269,6 +269,7 @@ async def _ballot(world: World, place: Place) -> Request:
         "candidate_id": voting.candidates[place][0],
         "national_id": await world.voter(place),
         "channel": "table",
+        "table_code": TABLES[place],
     }
     return Request(path={"consultation_id": voting.id}, json=body)
 
@@ -478,8 +479,9 @@ FACTORIES: dict[str, Factory] = {
         Factory(ids(_certified_commune))
     ),
     # The use case decides by channel (`voting.usecases.cast_ballot`): table ballots by a table officer.
+    # Outside its own table an officer is told only that it is not an officer of that table.
     "consultations:cast_ballot_v1_consultations__consultation_id__ballots_post": Factory(
-        _ballot, admits=frozenset({Role.TABLE_OFFICER})
+        _ballot, admits=frozenset({Role.TABLE_OFFICER}), hides=(403, "forbidden_table")
     ),
     "consultations:check_receipt_v1_consultations__consultation_id__receipts__receipt__get": Factory(
         ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "receipt": world.receipt})
