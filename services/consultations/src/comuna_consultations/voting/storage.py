@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -17,20 +16,12 @@ from comuna_consultations.storage.repository import (
     ballots,
     candidates,
     communes,
-    consultations,
     roll_entries,
     roll_loads,
 )
 from comuna_consultations.vocabulary import RollLoadStatus
 
 Connection = AsyncSession | AsyncConnection
-
-
-@dataclass(frozen=True, slots=True)
-class VotingState:
-    status: str
-    voting_opens_at: datetime
-    voting_closes_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +36,6 @@ class TableRef:
     code: str
     commune_id: uuid.UUID
     kind: str
-
-
-async def voting_state(session: Connection, consultation_id: uuid.UUID) -> VotingState | None:
-    query = select(consultations.c.status, consultations.c.voting_opens_at, consultations.c.voting_closes_at).where(
-        consultations.c.id == consultation_id
-    )
-    row = (await session.execute(query)).first()
-    return VotingState(row.status, row.voting_opens_at, row.voting_closes_at) if row is not None else None
 
 
 async def commune_codes(session: AsyncSession, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
