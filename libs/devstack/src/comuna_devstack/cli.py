@@ -228,6 +228,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             passwords,
             ballots=args.ballots,
             concurrency=args.concurrency,
+            rate=args.rate,
             admin_url=admin_url,
         )
     except (StepFailed, DevStackError) as exc:
@@ -370,7 +371,9 @@ def main() -> None:
     )
     bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
-    bench.add_argument("--rate", type=float, default=1000.0, help="ballot-commit: open-loop ballots/s for the p99")
+    bench.add_argument(
+        "--rate", type=float, default=1000.0, help="ballots, ballot-commit: open-loop ballots/s for the p99"
+    )
     bench.add_argument("--communes", type=int, default=5_336, help="certify: communes of the consultation")
     bench.add_argument("--roll", type=int, default=8_000_000, help="certify: roll entries (turnout ~81%%)")
     bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")

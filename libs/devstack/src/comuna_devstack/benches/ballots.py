@@ -1,39 +1,45 @@
-"""Ballot throughput through the public REST API, next to a bare endpoint on the same stack.
+"""Ballot throughput through the public REST API, next to a bare endpoint on the same stack
+and a raw batched COPY into the same PostgreSQL (`comuna-dev bench ballots`, against `make run`).
 
 Not a test: it reports figures. It seeds its own territory (communes with one council each and
-enough residents for every ballot), opens a consultation with one electronic table per commune,
-casts the ballots with many concurrent clients at the tables (each 201 after its group commit),
-certifies, and checks that the certified counts equal the ballots accepted.
+enough residents for every ballot), opens a consultation with one electronic table per commune
+(through the tables API), freezes the roll, opens voting, and then, in one run:
 
-The online channel is not driven here: it needs one signed-in, linked Keycloak account per
-ballot. `comuna-dev bench ballot-commit` measures the group commit of both channels' rows.
-The tables are written straight into consultations' database (`_open_tables`) until the tables
-API of issue 8 is on main.
+1. a bare endpoint (`/healthz`) of the consultations service, closed loop;
+2. table ballots, closed loop at `concurrency` connections: ballots/s (each 201 sent after its
+   group commit);
+3. table ballots, open loop at `rate` ballots/s: latency p50/p99 (the issue's "p99 under
+   100 ms at 1,000 ballots/s");
+4. a raw batched COPY of as many ballot rows into a scratch database of the same PostgreSQL;
+
+then closes voting, certifies, and checks that the certified counts equal the 201s. Load comes
+from vegeta (`benches.loadgen`), not from Python, so the client does not eat the server's CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
 import uuid
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import asyncpg
 
+from comuna_devstack.benches.loadgen import Request, attack
 from comuna_devstack.client import PlatformClient, items
-from comuna_devstack.demo import close_voting, freeze_roll, grant_tables, open_consultation, open_voting
+from comuna_devstack.demo import close_voting, freeze_roll, grant_tables, open_consultation, open_voting, table_code
 from comuna_devstack.seed import TABLE_OFFICERS
 
 STATE = "VE.90"
 MUNICIPALITY = "VE.90.01"
 COMMUNES = 50
 BATCH = 1000
+COPY_BATCH = 500
 
 
 def _national_id(i: int) -> str:
@@ -99,93 +105,43 @@ def _seed(client: PlatformClient, ballots: int, registrar_password: str) -> list
     return items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 1000}))
 
 
-async def _load(
-    url: str, requests: list[dict[str, Any]] | int, *, method: str, headers: dict[str, str], concurrency: int
-) -> dict[str, Any]:
-    """Send the requests from `concurrency` workers; returns rate, latency percentiles, statuses.
-
-    aiohttp rather than httpx: on two shared cores httpx's client overhead (~600 requests/s)
-    would be measured instead of the server (aiohttp keeps up with wrk here).
-    """
-    bodies: list[Any] = list(requests) if isinstance(requests, list) else [None] * requests
-    latencies: list[float] = []
-    statuses: Counter[str] = Counter()
-    queue = iter(bodies)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as http:
-
-        async def worker() -> None:
-            for body in queue:
-                started = time.perf_counter()
-                statuses[await _send(http, method, url, body)] += 1
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(latencies, n=100)
-    return {
-        "requests": len(bodies),
-        "seconds": round(elapsed, 2),
-        "per_second": round(len(bodies) / elapsed),
-        "p50_ms": round(cuts[49] * 1000, 2),
-        "p99_ms": round(cuts[98] * 1000, 2),
-        "statuses": dict(sorted(statuses.items())),
-    }
-
-
-async def _send(http: aiohttp.ClientSession, method: str, url: str, body: dict[str, Any] | None) -> str:
-    """Send once; after a dropped connection, send again as a real client would.
-
-    A ballot whose first attempt was stored but whose answer was lost comes back 409
-    `already_voted`: it is reported as "201 (confirmed on retry)", so accepted ballots are
-    counted exactly.
-    """
-    for attempt in range(3):
-        try:
-            async with http.request(method, url, json=body) as response:
-                payload = await response.read()
-        except aiohttp.ClientConnectionError:
-            continue
-        if attempt and response.status == 409 and b'"already_voted"' in payload:
-            return "201 (confirmed on retry)"
-        return str(response.status)
-    return "transport error"
-
-
-def _table_code(commune_code: str) -> str:
-    """The table code `demo.grant_tables` gives the officer for a commune."""
-    return f"T-{commune_code.rsplit('.', 1)[-1]}"
-
-
-async def _open_tables(admin_url: str, consultation_id: str, communes: list[dict[str, Any]]) -> None:
-    """One centre serving every bench commune, one electronic table per commune."""
-    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/comuna_consultations"
-    conn = await asyncpg.connect(dsn)
+async def _raw_copy(admin_url: str, rows: int) -> dict[str, Any]:
+    """COPY `rows` ballot-shaped rows in transactions of COPY_BATCH into a scratch database."""
+    server = admin_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
+    admin = await asyncpg.connect(f"{server}/postgres")
+    name = f"bench_raw_copy_{os.getpid()}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        async with conn.transaction():
-            centre = uuid.uuid4()
-            cid = uuid.UUID(consultation_id)
+        conn = await asyncpg.connect(f"{server}/{name}")
+        try:
             await conn.execute(
-                "INSERT INTO voting_centres (id, consultation_id, code, name) VALUES ($1, $2, 'BENCH', 'Bench')",
-                centre,
-                cid,
+                "CREATE TABLE ballots (id uuid PRIMARY KEY, consultation_id uuid NOT NULL, commune_id uuid NOT NULL,"
+                " candidate_id uuid, channel text NOT NULL, table_id uuid)"
             )
-            for commune in communes:
-                commune_id = uuid.UUID(commune["id"])
-                await conn.execute("INSERT INTO voting_centre_communes VALUES ($1, $2, $3)", centre, commune_id, cid)
-                await conn.execute(
-                    "INSERT INTO voting_tables (id, consultation_id, centre_id, commune_id, code, kind)"
-                    " VALUES ($1, $2, $3, $4, $5, 'electronic')",
-                    uuid.uuid4(),
-                    cid,
-                    centre,
-                    commune_id,
-                    _table_code(commune["code"]),
-                )
+            consultation, communes = uuid.uuid4(), [uuid.uuid4() for _ in range(COMMUNES)]
+            records = [
+                (uuid.uuid4(), consultation, communes[i % COMMUNES], uuid.uuid4(), "table", communes[i % COMMUNES])
+                for i in range(rows)
+            ]
+            started = time.perf_counter()
+            for first in range(0, rows, COPY_BATCH):
+                async with conn.transaction():
+                    await conn.copy_records_to_table("ballots", records=records[first : first + COPY_BATCH])
+            elapsed = time.perf_counter() - started
+        finally:
+            await conn.close()
     finally:
-        await conn.close()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+    return {"rows": rows, "batch": COPY_BATCH, "seconds": round(elapsed, 2), "per_second": round(rows / elapsed)}
+
+
+def _ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    return round(a["per_second"] / b["per_second"], 3) if a.get("per_second") and b.get("per_second") else None
+
+
+def _accepted(*runs: dict[str, Any]) -> int:
+    return sum(run["statuses"].get("201", 0) for run in runs)
 
 
 def run_bench(
@@ -195,6 +151,7 @@ def run_bench(
     *,
     ballots: int,
     concurrency: int,
+    rate: float,
     admin_url: str,
 ) -> dict[str, Any]:
     client = PlatformClient(urls, token_url=token_url, timeout=120.0)
@@ -207,11 +164,7 @@ def run_bench(
 
     for user in ("operator", officer):
         client.login(user, passwords[user])
-    # Ballots are accepted only inside the voting window on the server clock, and the roll's
-    # cut-off (today) may not be after the voting day: voting opens a minute from now, today.
-    opens_at = datetime.now(UTC) + timedelta(minutes=1)
-    consultation = open_consultation(client, "Benchmark", opens_at - timedelta(days=14))
-    code = consultation["code"]
+    consultation = open_consultation(client, "Benchmark", datetime.now(UTC))
     base = f"/v1/consultations/{consultation['id']}"
     bench_communes = {c["code"]: c["id"] for c in communes}
     candidates: dict[str, list[str]] = {}
@@ -235,66 +188,63 @@ def run_bench(
         ]
     client.login("operator", passwords["operator"])
     grant_tables(client, consultation["id"], officer, communes)
-    asyncio.run(_open_tables(admin_url, consultation["id"], communes))
-    # Ballots are matched against the roll consultations loaded: freeze it first (every
-    # resident seeded above is on it).
+    # Every resident seeded above is on the roll consultations loads and verifies.
     client.login("operator", passwords["operator"])
     freeze_roll(client, consultation["id"])
     client.login("operator", passwords["operator"])
     open_voting(client, consultation["id"])
 
-    bodies = []
+    client.login(officer, passwords[officer])
+    headers = {**client.auth(officer), "Content-Type": "application/json"}
+    url = f"{urls['consultations']}{base}/ballots"
+    ballot_requests = []
     for i in range(ballots):
         commune_code = f"{MUNICIPALITY}.B{i % COMMUNES:03d}"
-        bodies.append(
-            {
-                "commune_id": bench_communes[commune_code],
-                "candidate_id": candidates[commune_code][i % 3 if i % 7 else 0],
-                "national_id": _national_id(i),
-                "table_code": _table_code(commune_code),
-                "channel": "table",
-            }
-        )
-    client.login(officer, passwords[officer])
-    officer_headers = client.auth(officer)
-    time.sleep(max(0.0, (opens_at - datetime.now(UTC)).total_seconds() + 1))
-    bare = asyncio.run(
-        _load(
-            f"{urls['consultations']}/healthz", min(ballots, 20_000), method="GET", headers={}, concurrency=concurrency
-        )
-    )
-    cast = asyncio.run(
-        _load(
-            f"{urls['consultations']}{base}/ballots",
-            bodies,
-            method="POST",
-            headers=officer_headers,
-            concurrency=concurrency,
-        )
-    )
-
+        body = {
+            "commune_id": bench_communes[commune_code],
+            "candidate_id": candidates[commune_code][i % 3 if i % 7 else 0],
+            "national_id": _national_id(i),
+            "table_code": table_code(commune_code),
+            "channel": "table",
+        }
+        ballot_requests.append(Request("POST", url, headers, json.dumps(body).encode()))
+    # The open loop runs 10 s at `rate` (or on a fifth of the ballots if fewer); the rest closed loop.
+    open_n = min(int(rate * 10), ballots // 5)
+    bare = attack([Request("GET", f"{urls['consultations']}/healthz", {})] * min(ballots, 50_000), workers=concurrency)
+    cast = attack(ballot_requests[open_n:], workers=concurrency)
+    open_loop = attack(ballot_requests[:open_n], workers=concurrency, rate=rate)
+    raw_copy = asyncio.run(_raw_copy(admin_url, len(ballot_requests) - open_n))
+    figures = {
+        "bare_endpoint": bare,
+        "ballot_endpoint": cast,
+        "ballot_endpoint_open_loop": {"offered_per_second": rate, **open_loop},
+        "raw_copy": raw_copy,
+        "ballots_to_bare": _ratio(cast, bare),
+        "ballots_to_raw_copy": _ratio(cast, raw_copy),
+    }
     # Figures first (stderr), so a failure after the load does not lose them.
-    print(json.dumps({"bare_endpoint": bare, "ballot_endpoint": cast}), file=sys.stderr)
+    print(json.dumps(figures), file=sys.stderr)
     # A long run outlives the operator's token: sign in again for the close and certification.
     client.login("operator", passwords["operator"])
     close_voting(client, consultation["id"])
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
     certified = sum(c["votes"] for commune in results["communes"] for c in commune["candidates"])
-    accepted = cast["statuses"].get("201", 0) + cast["statuses"].get("201 (confirmed on retry)", 0)
+    accepted = _accepted(cast, open_loop)
     revocation = measure_revocation(client, urls, person=TABLE_OFFICERS[0], passwords=passwords)
     client.close()
     return {
-        "consultation": code,
+        "consultation": consultation["code"],
         "ballots": ballots,
         "concurrency": concurrency,
         "seed_seconds": round(seed_seconds, 1),
-        "bare_endpoint": bare,
-        "ballot_endpoint": cast,
+        **figures,
         "accepted": accepted,
         "certified_votes": certified,
         "counts_match": certified == accepted,
         "revocation": revocation,
+        "cpu_count": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
