@@ -163,8 +163,8 @@ async def test_every_refused_sheet_writes_nothing(stack: Stack, issuer: TestIssu
         ("P1", p1, _sheet(laid, 0, 0, checked_in=1), 422, "checked_in_mismatch"),
         ("P1", p1, other_commune, 422, "candidate_not_in_commune"),
         ("P1", p1, unknown, 404, "candidate_not_found"),
-        ("P1", await officer_of(stack, laid.id, C1, "E1"), good, 403, "not_officer_of_table"),
-        ("P1", await officer_of(stack, laid.id, C2, "P2"), good, 403, "not_officer_of_table"),
+        ("P1", await officer_of(stack, laid.id, C1, "E1"), good, 403, "forbidden_table"),
+        ("P1", await officer_of(stack, laid.id, C2, "P2"), good, 403, "forbidden_table"),
         ("E1", await officer_of(stack, laid.id, C1, "E1"), good, 409, "wrong_table_kind"),
         ("O1", await officer_of(stack, laid.id, C1, "O1"), good, 409, "wrong_table_kind"),
         ("P1", p1, {**good, "blank": -1}, 422, "validation_error"),
@@ -179,7 +179,7 @@ async def test_every_refused_sheet_writes_nothing(stack: Stack, issuer: TestIssu
     assert fine.status_code == 201, fine.text
     # The confirmation by an officer of another table, or of nothing at all, is refused too.
     other = await _confirm(stack, laid, "P1", fine.json()["id"], await officer_of(stack, laid.id, C2, "P2"))
-    assert (other.status_code, other.json()["code"]) == (403, "not_officer_of_table")
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden_table")
     assert await _written(stack, laid) == (1, 2, 0)
     assert await _confirmed_events(stack, laid) == 0
 

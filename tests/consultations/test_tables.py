@@ -258,11 +258,11 @@ async def test_an_officer_acts_only_at_their_own_table(stack: Stack, issuer: Tes
     document = laid.voters.c1[0]
     p1 = await officer_of(stack, laid.id, C1, "P1")  # same commune, another table
     status, problem = await _check_in(stack, laid, "E1", document, p1)
-    assert (status, problem["code"]) == (403, "not_officer_of_table")
+    assert (status, problem["code"]) == (403, "forbidden_table")
     other = await laid_out_consultation(stack, issuer)
     e1_elsewhere = await officer_of(stack, other.id, C1, "E1")  # the same code, another consultation
     status, problem = await _check_in(stack, laid, "E1", document, e1_elsewhere)
-    assert (status, problem["code"]) == (403, "not_officer_of_table")
+    assert (status, problem["code"]) == (403, "forbidden_table")
     status, problem = await _check_in(stack, laid, "E1", document, spokesperson(issuer, C1))
     assert (status, problem["code"]) == (403, "forbidden_role")
     status, problem = await _check_in(stack, laid, "NOPE", document, p1)

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.asyncio
 CONSULTATION = uuid.uuid4()
 COMMUNE = uuid.uuid4()
 CANDIDATE = uuid.uuid4()
+TABLE = uuid.uuid4()
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 # Registration closes at T0, voting on T0 + 2 days.
 SCHEDULE = Schedule(
@@ -82,7 +83,11 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     async def windows(session: object, consultation_id: uuid.UUID) -> dict[uuid.UUID, VotingWindow | None]:
         return {}
 
+    async def tables(session: object, consultation_id: uuid.UUID) -> dict[str, storage.TableRef]:
+        return {"T-1": storage.TableRef(TABLE, "T-1", COMMUNE, "electronic")}
+
     monkeypatch.setattr(storage, "candidate_communes", candidates)
+    monkeypatch.setattr(storage, "tables", tables)
     monkeypatch.setattr(storage, "verified_roll_keys", roll_keys)
     monkeypatch.setattr(snapshot_module, "schedule_of", schedule)
     monkeypatch.setattr(snapshot_module, "voting_windows", windows)
@@ -99,7 +104,7 @@ async def test_many_waiters_share_one_load_and_ttl_is_honoured(calls: dict[str, 
     snapshots = await asyncio.gather(*(cache.get(CONSULTATION) for _ in range(200)))
     assert calls["status_reads"] == 1
     assert {s.status for s in snapshots if s} == {"open"}
-    assert {s.candidates_final for s in snapshots if s} == {False}
+    assert {s.layout_final for s in snapshots if s} == {False}
     clock.now = 0.5
     await cache.get(CONSULTATION)
     assert calls["status_reads"] == 1
@@ -108,14 +113,14 @@ async def test_many_waiters_share_one_load_and_ttl_is_honoured(calls: dict[str, 
     assert calls["status_reads"] == 2
 
 
-async def test_registration_open_rereads_the_candidates(calls: dict[str, Any]) -> None:
+async def test_before_voting_opens_a_refresh_rereads_candidates_and_tables(calls: dict[str, Any]) -> None:
     clock = Clock()
     cache = cache_of(calls, clock)
     calls["verified"] = True
     await cache.get(CONSULTATION)
     clock.now = 2.0
     await cache.get(CONSULTATION)
-    # Registration still open on the server clock: candidates may still change.
+    # Voting not open on the server clock: candidates and tables may still change.
     assert calls["full_reads"] == 2
 
 
@@ -125,12 +130,13 @@ async def test_refresh_while_voting_reads_only_the_status(calls: dict[str, Any])
     calls["verified"] = True
     calls["now"] = T0 + timedelta(days=2, hours=1)
     first = await cache.get(CONSULTATION)
-    assert first is not None and calls["full_reads"] == 1 and first.candidates_final
+    assert first is not None and calls["full_reads"] == 1 and first.layout_final
     calls["status"] = "certified"
     clock.now = 2.0
     second = await cache.get(CONSULTATION)
     assert second is not None and second.status == "certified"
     assert second.candidate_communes == {CANDIDATE: COMMUNE}
+    assert second.tables["T-1"].id == TABLE
     assert calls["full_reads"] == 1
     fresh = await cache.get(CONSULTATION, fresh=True)
     assert fresh is not None and calls["status_reads"] == 3

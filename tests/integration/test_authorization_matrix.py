@@ -320,7 +320,7 @@ def _tally_sheet(world: World) -> dict[str, Any]:
 
 
 # An officer of another table (of this or another consultation) is refused so, not as forbidden_territory.
-NOT_OFFICER_OF_TABLE = (403, "not_officer_of_table")
+FORBIDDEN_TABLE = (403, "forbidden_table")
 # `tables.lookup.require_table_officer` decides: an officer of THIS table.
 AT_TABLE = frozenset({Role.TABLE_OFFICER})
 
@@ -507,17 +507,17 @@ FACTORIES: dict[str, Factory] = {
     "consultations:list_tables_v1_consultations__consultation_id__tables_get": Factory(_consultation("voting")),
     "consultations:get_table_v1_consultations__consultation_id__tables__table_code__get": Factory(_at_table()),
     "consultations:check_in_v1_consultations__consultation_id__tables__table_code__check_in_post": Factory(
-        _at_table(_document), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE
+        _at_table(_document), admits=AT_TABLE, hides=FORBIDDEN_TABLE
     ),
     "consultations:record_check_in_v1_consultations__consultation_id__tables__table_code__check_ins_post": Factory(
-        _at_table(_document), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE
+        _at_table(_document), admits=AT_TABLE, hides=FORBIDDEN_TABLE
     ),
     "consultations:submit_tally_sheet_v1_consultations__consultation_id__tables__table_code__tally_sheet_post": (
-        Factory(_at_table(_tally_sheet), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE)
+        Factory(_at_table(_tally_sheet), admits=AT_TABLE, hides=FORBIDDEN_TABLE)
     ),
     "consultations:confirm_tally_sheet_v1_consultations__consultation_id__tables__table_code__"
     "tally_sheet_confirm_post": (
-        Factory(_at_table(lambda world: {"sheet_id": str(uuid.uuid4())}), admits=AT_TABLE, hides=NOT_OFFICER_OF_TABLE)
+        Factory(_at_table(lambda world: {"sheet_id": str(uuid.uuid4())}), admits=AT_TABLE, hides=FORBIDDEN_TABLE)
     ),
     "consultations:get_tally_sheet_v1_consultations__consultation_id__tables__table_code__tally_sheet_get": Factory(
         _at_table()

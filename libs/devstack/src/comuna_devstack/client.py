@@ -65,6 +65,14 @@ class PlatformClient:
     ) -> Any:
         headers = self.auth(as_user) if as_user else {}
         response = self.http.request(method, f"{self.urls[service]}{path}", json=json, params=params, headers=headers)
+        for _ in range(_RATE_LIMITED_RETRIES):
+            if response.status_code != 429 or 429 in ((expect,) if isinstance(expect, int) else expect):
+                break
+            # Rate-limited (bulk seeding by one registrar): wait as told, as a well-behaved client.
+            time.sleep(float(response.headers.get("retry-after", "1")))
+            response = self.http.request(
+                method, f"{self.urls[service]}{path}", json=json, params=params, headers=headers
+            )
         if response.status_code == 401 and as_user in self._passwords and "token_expired" in response.text:
             # The user's token ran out during a long run: sign in again, once, and repeat the call.
             self.login(as_user, self._passwords[as_user])
@@ -88,6 +96,10 @@ class PlatformClient:
             if time.monotonic() > deadline:
                 raise StepFailed(f"timed out waiting for {what}")
             time.sleep(0.2)
+
+
+# Enough for a bulk seed at a rate limit of 30 a minute to go on for many minutes.
+_RATE_LIMITED_RETRIES = 1000
 
 
 def items(body: Any) -> list[Any]:

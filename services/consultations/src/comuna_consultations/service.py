@@ -27,6 +27,7 @@ from comuna_consultations.tables import api as tables_api
 from comuna_consultations.tables import messages as tables_messages  # noqa: F401
 from comuna_consultations.voting import api as voting_api
 from comuna_consultations.voting.group_commit import BallotWriter, BatchPolicy
+from comuna_consultations.voting.roll_lookups import RollLookups
 from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_consultations.voting.usecases import Voting
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
@@ -55,8 +56,8 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
     )
     app.state.pseudonyms = pseudonyms_of(settings)
     app.state.voting = Voting(
-        runtime.db,
         app.state.voting_snapshots,
+        RollLookups(runtime.db),
         BallotWriter(runtime.db, batch_policy(settings)),
         app.state.pseudonyms,
     )

@@ -100,7 +100,7 @@ ClockDep = Annotated[Clock, Depends(clock_of)]
 WatcherDep = Annotated[StatusWatcher, Depends(status_watcher_of)]
 
 
-def pseudonyms_of(request: Request) -> Pseudonyms:
+async def pseudonyms_of(request: Request) -> Pseudonyms:
     """The service's voter pseudonyms (`domain.pseudonyms`); 503 without a configured secret."""
     pseudonyms: Pseudonyms | None = request.app.state.pseudonyms
     if pseudonyms is None:

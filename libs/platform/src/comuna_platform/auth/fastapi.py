@@ -50,8 +50,10 @@ CurrentCaller = Annotated[Caller, Depends(current_caller)]
 """Annotated shortcut: `async def endpoint(caller: CurrentCaller)`; territory checks in the handler."""
 
 
-def territory_lineages(request: Request) -> TerritoryLineages:
-    """The service's `TerritoryLineages` (`ServiceSpec.territory_lineages`)."""
+async def territory_lineages(request: Request) -> TerritoryLineages:
+    """The service's `TerritoryLineages` (`ServiceSpec.territory_lineages`). Async, as every
+    dependency here: FastAPI runs a plain `def` dependency in a worker thread, a thread hop
+    per request for a getattr."""
     lineages: TerritoryLineages | None = getattr(request.app.state, "territory_lineages", None)
     if lineages is None:
         raise RuntimeError("app.state.territory_lineages is not configured")

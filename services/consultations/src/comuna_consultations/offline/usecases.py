@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from comuna_consultations.domain import tables
 from comuna_consultations.domain.consultations import not_found
 from comuna_consultations.domain.pseudonyms import Pseudonyms
 from comuna_consultations.domain.schedules import commune_window
@@ -45,9 +46,7 @@ from comuna_consultations.storage.participations import ParticipationRow, take_p
 from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, ParticipationChannel, TableKind
 from comuna_platform import offline_tables
 from comuna_platform.auth.access import Caller
-from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.lineages import TerritoryLineages
-from comuna_platform.auth.roles import Role
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, Unavailable
 from comuna_platform.ids import new_id
 from comuna_platform.uow import UnitOfWork
@@ -66,22 +65,6 @@ class SignedSnapshot:
     sync_key: bytes
 
 
-def require_table_officer(caller: Caller, table: VotingTable, lineage: Any) -> None:
-    """403 unless the caller is an officer of THIS table of this consultation (local equivalent
-    of TABLES' `tables.lookup.require_table_officer`, until it lands)."""
-    consultation_id = str(table.consultation_id)
-    caller.require([Role.TABLE_OFFICER], lineage, consultation_id=consultation_id)
-    for assignment in caller.assignments:
-        if (
-            assignment.role is Role.TABLE_OFFICER
-            and assignment.consultation_id == consultation_id
-            and assignment.table_code == table.code
-            and assignment.covers(lineage)
-        ):
-            return
-    raise PermissionDeniedError("forbidden_table", f"not an officer of table {table.code}")
-
-
 async def _offline_table(
     uow: UnitOfWork,
     caller: Caller,
@@ -92,7 +75,7 @@ async def _offline_table(
     lock: bool = False,
 ) -> tuple[Consultation, VotingTable, str]:
     # The role before any lookup: who holds none learns nothing about which tables exist.
-    caller.require_role(Role.TABLE_OFFICER)
+    tables.require_any_table(caller)
     consultation = await repository.consultation_by_id(uow.session, consultation_id)
     if consultation is None:
         raise not_found(consultation_id)
@@ -102,7 +85,7 @@ async def _offline_table(
     commune = await repository.commune(uow.session, consultation_id, table.commune_id)
     if commune is None:  # the foreign keys make this impossible; defensive
         raise NotFound(f"table {table_code} does not exist in this consultation", code="table_not_found")
-    require_table_officer(caller, table, await lineages.of(commune.code))
+    tables.require_officer_of(caller, consultation_id, table.code, await lineages.of(commune.code))
     if table.kind != TableKind.OFFLINE:
         raise FailedPrecondition(f"table {table_code} is not an offline table", code="table_not_offline")
     if consultation.status != ConsultationStatus.OPEN:

@@ -1,9 +1,7 @@
 """A voting table by its code, and who may act at it: the contract the ballot path (BALLOTS) and
 the offline tables' sync (OFFLINE) call.
 
-An officer acts at ONE table: identity's `table_officer` assignment names the consultation and
-the table's code, and is held at the table's commune (or above it). Holding the role for another
-table, even of the same commune, is `not_officer_of_table`.
+Who is an officer of a table is the rule in `domain.tables`, shared with the ballot path.
 """
 
 from __future__ import annotations
@@ -11,12 +9,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from comuna_consultations.domain import tables
 from comuna_consultations.tables import storage
 from comuna_consultations.vocabulary import TableKind
 from comuna_platform.auth.access import Caller
-from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.lineages import TerritoryLineages
-from comuna_platform.auth.roles import Role
 from comuna_platform.errors import NotFound
 
 
@@ -64,25 +61,11 @@ async def existing_table(session: storage.Executor, consultation_id: uuid.UUID, 
     return table
 
 
-def is_officer_of(caller: Caller, table: VotingTable, lineage_codes: tuple[str, ...]) -> bool:
-    consultation_id = str(table.consultation_id)
-    return any(
-        a.role is Role.TABLE_OFFICER
-        and a.consultation_id == consultation_id
-        and a.table_code == table.code
-        and a.territory_code in lineage_codes
-        for a in caller.assignments
-    )
-
-
 async def require_table_officer(caller: Caller, table: VotingTable, lineages: TerritoryLineages) -> None:
-    """403 unless the caller is an officer of THIS table of this consultation, over its commune:
-    `forbidden_role` for someone who is no table officer at all, `not_officer_of_table` for an
-    officer of another table (or another consultation)."""
-    if caller.is_service:
-        raise PermissionDeniedError("forbidden_role", "a table is served by its officers, not by a service")
-    caller.require_role(Role.TABLE_OFFICER)
+    """403 unless the caller is an officer of THIS table of this consultation, over its commune
+    (`domain.tables`): `forbidden_role` for someone who is no table officer at all,
+    `forbidden_table` for an officer of another table (or another consultation)."""
+    tables.require_any_table(caller)
     # The commune as this consultation snapshotted it; where it sits today comes from identity.
     lineage = await lineages.of(table.commune_code)
-    if not is_officer_of(caller, table, lineage.codes):
-        raise PermissionDeniedError("not_officer_of_table", f"not an officer of table {table.code}")
+    tables.require_officer_of(caller, table.consultation_id, table.code, lineage)

@@ -36,11 +36,13 @@ class VotingSnapshot:
     schedule: Schedule
     # Communes whose window is not the national one (`domain.schedules.voting_windows`).
     windows: Mapping[uuid.UUID, VotingWindow | None]
-    # Whether registration had closed on the server clock when this was loaded: the
-    # candidates below are then final, and a refresh need not read them again.
-    candidates_final: bool
+    # Whether voting had opened on the server clock when this was loaded: the candidates
+    # (registration closed before) and the tables (laid out only before voting opens) below are
+    # then final, and a refresh need not read them again.
+    layout_final: bool
     commune_codes: Mapping[uuid.UUID, str]
     candidate_communes: Mapping[uuid.UUID, uuid.UUID]
+    tables: Mapping[str, storage.TableRef]  # by code
     # t_c and L_c of the verified roll (None before it is verified): a document's entry key is
     # multiply(t_c, document_point(document)), a signed-in resident's login key HMAC(L_c, subject).
     roll_keys: storage.RollKeys | None
@@ -105,20 +107,22 @@ class VotingSnapshotCache:
             schedule = await schedule_of(session, consultation_id)
             if status is None or schedule is None:
                 return None
-            candidates_final = self._server_now() >= schedule.candidates_close_at
+            layout_final = self._server_now() >= schedule.voting.opens_at
             windows = await voting_windows(session, consultation_id)
-            if previous is not None and previous.snapshot.candidates_final and previous.snapshot.roll_keys is not None:
-                # Communes never change after opening, candidates and the roll never change after
-                # assembly: on voting day a refresh is one single-row query, not ~40,000 rows.
+            if previous is not None and previous.snapshot.layout_final and previous.snapshot.roll_keys is not None:
+                # Communes never change after opening, candidates, tables and the roll never change
+                # once voting opened: on voting day a refresh is a few small queries, not ~60,000 rows.
                 codes, candidate_communes = previous.snapshot.commune_codes, previous.snapshot.candidate_communes
+                tables = previous.snapshot.tables
                 roll_keys: storage.RollKeys | None = previous.snapshot.roll_keys
             else:
                 codes = await storage.commune_codes(session, consultation_id)
                 candidate_communes = await storage.candidate_communes(session, consultation_id)
+                tables = await storage.tables(session, consultation_id)
                 # A verified roll's key never changes once set.
                 roll_keys = await storage.verified_roll_keys(session, consultation_id)
         snapshot = VotingSnapshot(
-            consultation_id, status, schedule, windows, candidates_final, codes, candidate_communes, roll_keys
+            consultation_id, status, schedule, windows, layout_final, codes, candidate_communes, tables, roll_keys
         )
         self._entries[consultation_id] = _Entry(snapshot, started)
         if len(self._entries) > self._max_entries:

@@ -1,4 +1,4 @@
-"""Queries of the voting slice: the snapshot's reads, the voter's roll entry, tables, receipts.
+"""Queries of the voting slice: the snapshot's reads, voters' roll entries (in batches), receipts.
 
 The writes of the ballot path are in `voting.group_commit` and `storage.participations`.
 """
@@ -6,9 +6,12 @@ The writes of the ballot path are in `voting.group_commit` and `storage.particip
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, LargeBinary, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from comuna_consultations.storage.models import VotingTable
@@ -59,32 +62,40 @@ async def verified_roll_keys(session: AsyncSession, consultation_id: uuid.UUID) 
     return RollKeys(bytes(row.voter_key), bytes(row.login_key) if row.login_key is not None else None)
 
 
-async def entry_commune(conn: Connection, consultation_id: uuid.UUID, voter_key: bytes) -> uuid.UUID | None:
-    """The commune of the roll entry with this key (the roll's primary key), None if not on the roll."""
-    query = select(roll_entries.c.commune_id).where(
-        roll_entries.c.consultation_id == consultation_id, roll_entries.c.voter_key == voter_key
-    )
-    return (await conn.execute(query)).scalar_one_or_none()
+_BYTEA_ARRAY: Any = ARRAY(LargeBinary())
 
 
-async def entry_by_login(
-    conn: Connection, consultation_id: uuid.UUID, login_key: bytes
-) -> tuple[bytes, uuid.UUID] | None:
-    """(entry key, commune) of the entry of a signed-in resident (ix_roll_entries_login)."""
+def _keys(keys: Sequence[bytes]) -> BindParameter[list[bytes]]:
+    # One array parameter (`= ANY($2)`): one prepared statement whatever the batch's size.
+    return bindparam("keys", list(keys), type_=_BYTEA_ARRAY)
+
+
+async def entry_communes(
+    conn: Connection, consultation_id: uuid.UUID, entry_keys: Sequence[bytes]
+) -> dict[bytes, uuid.UUID]:
+    """entry key -> commune of those keys on the roll (the roll's primary key); absent: not on it."""
     query = select(roll_entries.c.voter_key, roll_entries.c.commune_id).where(
-        roll_entries.c.consultation_id == consultation_id, roll_entries.c.login_key == login_key
+        roll_entries.c.consultation_id == consultation_id, roll_entries.c.voter_key == any_(_keys(entry_keys))
     )
-    row = (await conn.execute(query)).first()
-    return (bytes(row.voter_key), row.commune_id) if row is not None else None
+    return {bytes(row.voter_key): row.commune_id for row in await conn.execute(query)}
 
 
-async def table_by_code(conn: Connection, consultation_id: uuid.UUID, code: str) -> TableRef | None:
-    """The minimal equivalent of TABLES' `tables.lookup.table_by_code`, until it lands."""
+async def entries_by_login(
+    conn: Connection, consultation_id: uuid.UUID, login_keys: Sequence[bytes]
+) -> dict[bytes, tuple[bytes, uuid.UUID]]:
+    """login key -> (entry key, commune) of signed-in residents on the roll (ix_roll_entries_login)."""
+    query = select(roll_entries.c.login_key, roll_entries.c.voter_key, roll_entries.c.commune_id).where(
+        roll_entries.c.consultation_id == consultation_id, roll_entries.c.login_key == any_(_keys(login_keys))
+    )
+    return {bytes(row.login_key): (bytes(row.voter_key), row.commune_id) for row in await conn.execute(query)}
+
+
+async def tables(session: AsyncSession, consultation_id: uuid.UUID) -> dict[str, TableRef]:
+    """The consultation's tables by code, for the ballot path's in-memory check."""
     query = select(VotingTable.id, VotingTable.code, VotingTable.commune_id, VotingTable.kind).where(
-        VotingTable.consultation_id == consultation_id, VotingTable.code == code
+        VotingTable.consultation_id == consultation_id
     )
-    row = (await conn.execute(query)).first()
-    return TableRef(row.id, row.code, row.commune_id, row.kind) if row is not None else None
+    return {row.code: TableRef(row.id, row.code, row.commune_id, row.kind) for row in await session.execute(query)}
 
 
 async def ballot_exists(session: AsyncSession, consultation_id: uuid.UUID, ballot_id: uuid.UUID) -> bool:

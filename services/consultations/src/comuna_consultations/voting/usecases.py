@@ -1,7 +1,8 @@
 """Casting a ballot: the hot path of voting day.
 
-Per ballot: checks against an in-memory snapshot (no query), the voter's roll entry found in
-this consultation's own copy of the roll (one indexed read), then the ballot joins the
+Per ballot: checks against an in-memory snapshot (no query: status, windows, candidates,
+tables), the voter's roll entry found in this consultation's own copy of the roll (one indexed
+read shared by the ballots in flight, `voting.roll_lookups`), then the ballot joins the
 process's group commit (`voting.group_commit`) and the 201 is sent once its batch committed.
 
 Who casts, on which channel:
@@ -30,18 +31,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from comuna_consultations.domain import tables
 from comuna_consultations.domain.consultations import commune_not_found, not_found
 from comuna_consultations.domain.pseudonyms import Pseudonyms, login_entry
 from comuna_consultations.storage.participations import ParticipationRow
 from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, TableKind
 from comuna_consultations.voting import storage
 from comuna_consultations.voting.group_commit import BallotToWrite, BallotWriter, Outcome
+from comuna_consultations.voting.roll_lookups import RollLookups
 from comuna_consultations.voting.snapshot import VotingSnapshot, VotingSnapshotCache
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.lineages import TerritoryLineages
-from comuna_platform.auth.roles import Role
-from comuna_platform.db import Database
 from comuna_platform.documents import normalise_document
 from comuna_platform.errors import Conflict, FailedPrecondition, Forbidden, InvalidInput, NotFound, Unavailable
 from comuna_platform.uow import UnitOfWork
@@ -70,8 +71,8 @@ class CastBallot:
 class Voting:
     """What the ballot path works with, one per process."""
 
-    db: Database
     snapshots: VotingSnapshotCache
+    roll: RollLookups
     writer: BallotWriter
     pseudonyms: Pseudonyms | None  # None without a configured secret: 503
 
@@ -106,7 +107,7 @@ async def cast_ballot(
         raise FailedPrecondition("this consultation's voter roll is not verified", code="roll_not_verified")
     table = None
     if request.channel == BallotChannel.TABLE:
-        table = await _officers_table(voting.db, caller, request, lineages=lineages, commune_code=code)
+        table = await _officers_table(snapshot, caller, request, lineages=lineages, commune_code=code)
     if request.candidate_id is not None:
         candidate_commune = snapshot.candidate_communes.get(request.candidate_id)
         if candidate_commune is None:
@@ -119,16 +120,13 @@ async def cast_ballot(
     if table is not None:
         assert request.national_id is not None  # _require_channel
         entry_key = multiply(snapshot.roll_keys.voter_key, document_point(normalise_document(request.national_id)))
-        async with voting.db.autocommit() as conn:
-            commune = await storage.entry_commune(conn, request.consultation_id, entry_key)
-        if commune != table.commune_id:
+        if await voting.roll.commune_of(request.consultation_id, entry_key) != table.commune_id:
             raise may_not_vote()
     else:
         if snapshot.roll_keys.login_key is None:
             raise not_on_roll()
         login = login_entry(snapshot.roll_keys.login_key, caller.subject)
-        async with voting.db.autocommit() as conn:
-            found = await storage.entry_by_login(conn, request.consultation_id, login)
+        found = await voting.roll.entry_of_login(request.consultation_id, login)
         if found is None or found[1] != request.commune_id:
             raise not_on_roll()
         entry_key = found[0]
@@ -161,36 +159,30 @@ def _require_channel(caller: Caller, request: BallotRequest) -> None:
         return
     if request.channel != BallotChannel.TABLE:
         raise InvalidInput("offline ballots come through the offline table's sync", code="channel_not_accepted")
-    if caller.is_service:
-        raise PermissionDeniedError("forbidden_role", "table ballots are recorded by a table officer")
-    caller.require_role(Role.TABLE_OFFICER)
+    tables.require_any_table(caller)
     if request.national_id is None or request.table_code is None:
         raise InvalidInput("a table ballot needs the document and the table code", code="table_ballot_fields")
 
 
 async def _officers_table(
-    db: Database, caller: Caller, request: BallotRequest, *, lineages: TerritoryLineages, commune_code: str
+    snapshot: VotingSnapshot,
+    caller: Caller,
+    request: BallotRequest,
+    *,
+    lineages: TerritoryLineages,
+    commune_code: str,
 ) -> storage.TableRef:
-    """The caller's electronic table serving the ballot's commune; 403 `forbidden_table` otherwise.
-
-    The minimal equivalent of TABLES' `table_by_code` + `require_table_officer` until they land:
-    an assignment `table_officer` of this consultation naming this table's code, covering the
-    table's commune.
-    """
+    """The caller's electronic table serving the ballot's commune; 403 `forbidden_table` otherwise
+    (an unknown code too: an officer learns nothing about other tables)."""
     assert request.table_code is not None
-    async with db.autocommit() as conn:
-        table = await storage.table_by_code(conn, request.consultation_id, request.table_code)
-    where = await lineages.of(commune_code)
-    consultation = str(request.consultation_id)
-    officer_here = table is not None and any(
-        a.role is Role.TABLE_OFFICER
-        and a.consultation_id == consultation
-        and a.table_code == table.code
-        and a.covers(where)
-        for a in caller.assignments
-    )
-    if table is None or not officer_here or table.commune_id != request.commune_id:
-        raise PermissionDeniedError("forbidden_table", "not an officer of this table for this commune")
+    table = snapshot.tables.get(request.table_code)
+    lineage = await lineages.of(commune_code)
+    if (
+        table is None
+        or table.commune_id != request.commune_id
+        or not tables.is_officer_of(caller, request.consultation_id, table.code, lineage)
+    ):
+        raise tables.forbidden_table(request.table_code)
     if table.kind != TableKind.ELECTRONIC:
         raise Conflict("ballots are recorded only at electronic tables", code="table_not_electronic")
     return table
