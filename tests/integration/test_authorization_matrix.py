@@ -321,7 +321,7 @@ def _tally_sheet(world: World) -> dict[str, Any]:
 
 # An officer of another table (of this or another consultation) is refused so, not as forbidden_territory.
 FORBIDDEN_TABLE = (403, "forbidden_table")
-# `tables.lookup.require_table_officer` decides: an officer of THIS table.
+# `domain.tables` decides, for every table endpoint and the ballot: an officer of THIS table.
 AT_TABLE = frozenset({Role.TABLE_OFFICER})
 
 
@@ -481,19 +481,19 @@ FACTORIES: dict[str, Factory] = {
     # The use case decides by channel (`voting.usecases.cast_ballot`): table ballots by a table officer.
     # Outside its own table an officer is told only that it is not an officer of that table.
     "consultations:cast_ballot_v1_consultations__consultation_id__ballots_post": Factory(
-        _ballot, admits=frozenset({Role.TABLE_OFFICER}), hides=(403, "forbidden_table")
+        _ballot, admits=AT_TABLE, hides=FORBIDDEN_TABLE
     ),
     "consultations:check_receipt_v1_consultations__consultation_id__receipts__receipt__get": Factory(
         ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "receipt": world.receipt})
     ),
-    # Offline tables: the use case decides (an officer of THAT table of this consultation); a table
-    # the caller may not act at is not found when it does not exist.
+    # Offline tables: the use case decides (an officer of THAT table of this consultation,
+    # `domain.tables`), as for every table.
     "consultations:snapshot_public_keys_v1_snapshot_keys_get": Factory(fixed()),
     "consultations:table_snapshot_v1_consultations__consultation_id__tables__table_code__snapshot_get": Factory(
-        ids(_offline_table), admits=frozenset({Role.TABLE_OFFICER}), hides=(404, "table_not_found")
+        ids(_offline_table), admits=AT_TABLE, hides=FORBIDDEN_TABLE
     ),
     "consultations:sync_table_v1_consultations__consultation_id__tables__table_code__sync_post": Factory(
-        _offline_sync, admits=frozenset({Role.TABLE_OFFICER}), hides=(404, "table_not_found")
+        _offline_sync, admits=AT_TABLE, hides=FORBIDDEN_TABLE
     ),
     "consultations:results_v1_consultations__consultation_id__results_get": Factory(_consultation("certified")),
     "consultations:import_centres_v1_consultations__consultation_id__voting_centres_import_post": Factory(

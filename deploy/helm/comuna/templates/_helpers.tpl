@@ -270,6 +270,9 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
   value: "0.0.0.0"
 - name: {{ $p }}GRPC_PORT
   value: {{ $cfg.grpcPort | int | quote }}
+{{- /* One process per pod: its ports are its own (a clash fails at start, never shares). */}}
+- name: {{ $p }}REUSE_PORT
+  value: "false"
 - name: {{ $p }}METRICS_HOST
   value: "0.0.0.0"
 - name: {{ $p }}METRICS_PORT

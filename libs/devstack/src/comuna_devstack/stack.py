@@ -77,6 +77,25 @@ def grpc_port_env(service: str) -> str:
     return f"COMUNA_DEV_{service.upper()}_GRPC_PORT"
 
 
+def processes_env(service: str) -> str:
+    return f"COMUNA_DEV_{service.upper()}_PROCESSES"
+
+
+# Process n >= 2 of a service serves its metrics on the service's metrics port + 100 * (n - 1):
+# 9202 for the second consultations process (REST and gRPC ports are shared, SO_REUSEPORT).
+METRICS_PORT_STEP = 100
+MAX_PROCESSES = 8
+
+
+def _processes_from(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PROCESSES:
+        raise DevStackError(f"{name} must be a number of processes from 1 to {MAX_PROCESSES}, not {raw!r}")
+    return int(raw)
+
+
 def _port_from(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -96,6 +115,10 @@ class StackConfig:
     http_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
+    # Processes per service on this host (COMUNA_DEV_<SERVICE>_PROCESSES, default 1): replicas,
+    # as Kubernetes runs them, sharing the service's REST and gRPC ports; one Python process
+    # uses one core, so a second one lets a service use the second core.
+    processes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SERVICES, 1))
     # Existing servers to use instead of the embedded ones, e.g.
     # postgresql+asyncpg://postgres@db:5432 (one database per service is created there).
     postgres_url: str | None = None
@@ -124,6 +147,7 @@ class StackConfig:
             keycloak_management_port=_port_from(env, KEYCLOAK_MANAGEMENT_PORT_ENV, DEFAULT_KEYCLOAK_MANAGEMENT_PORT),
             http_ports={s: _port_from(env, http_port_env(s), DEFAULT_HTTP_PORTS[s]) for s in SERVICES},
             grpc_ports={s: _port_from(env, grpc_port_env(s), DEFAULT_GRPC_PORTS[s]) for s in SERVICES},
+            processes={s: _processes_from(env, processes_env(s)) for s in SERVICES},
             postgres_url=env.get("COMUNA_DEV_POSTGRES_URL") or None,
             nats_url=env.get("COMUNA_DEV_NATS_URL") or None,
             external_keycloak_url=env.get(KEYCLOAK_URL_ENV, "").rstrip("/") or None,
@@ -145,6 +169,8 @@ class StackConfig:
         for service in SERVICES:
             wanted.append((self.http_ports[service], http_port_env(service)))
             wanted.append((self.grpc_ports[service], grpc_port_env(service)))
+            for n in range(2, self.processes[service] + 1):
+                wanted.append((self.process_metrics_port(service, n), processes_env(service)))
         ports: dict[int, str] = {}
         for port, setting in wanted:
             if port in ports:
@@ -154,6 +180,10 @@ class StackConfig:
 
     def http_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.http_ports[service]}"
+
+    def process_metrics_port(self, service: str, n: int) -> int:
+        """The metrics port of process `n` (1-based) of a service."""
+        return self.metrics_ports[service] + METRICS_PORT_STEP * (n - 1)
 
     def metrics_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.metrics_ports[service]}/metrics"
@@ -492,12 +522,17 @@ class Stack:
     def _spawn(self, service: str) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
-        self.processes.start(
-            service,
-            [console_script(f"comuna-{service}"), "serve"],
-            env=self.service_env(service),
-            log_file=logs / f"{service}.log",
-        )
+        count = self.config.processes[service]
+        for n in range(1, count + 1):
+            env = self.service_env(service)
+            name = service if n == 1 else f"{service}-{n}"
+            if count > 1:
+                prefix = f"COMUNA_{service.upper()}_"
+                env[prefix + "REUSE_PORT"] = "true"
+                env[prefix + "METRICS_PORT"] = str(self.config.process_metrics_port(service, n))
+            self.processes.start(
+                name, [console_script(f"comuna-{service}"), "serve"], env=env, log_file=logs / f"{name}.log"
+            )
 
     # -- fault injection (tests): crash a service, start it again ------------------------------
     def kill_service(self, service: str) -> None:

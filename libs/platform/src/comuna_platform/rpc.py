@@ -197,10 +197,12 @@ def create_grpc_server(
     port: int,
     verifier: TokenVerifier,
     register: Callable[[grpc.aio.Server], Sequence[str]],
+    reuse_port: bool = False,
 ) -> GrpcServer:
     """A server with our interceptors, the standard health service and reflection.
 
-    `register` adds the service's servicers and returns their full service names.
+    `register` adds the service's servicers and returns their full service names. The port is
+    exclusive (a second server on it fails to start) unless `reuse_port` (settings.reuse_port).
     """
     server = grpc.aio.server(
         interceptors=[
@@ -208,7 +210,7 @@ def create_grpc_server(
             AuthInterceptor(verifier),
             ErrorInterceptor(),
         ],
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", int(reuse_port))],
     )
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()

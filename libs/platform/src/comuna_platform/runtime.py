@@ -33,7 +33,7 @@ from comuna_platform.events.registry import event_source
 from comuna_platform.events.streams import connect_service, ensure_stream
 from comuna_platform.http import ReadinessCheck, create_app
 from comuna_platform.http.edges import EdgePolicy
-from comuna_platform.http.server import metrics_server, rest_server
+from comuna_platform.http.server import metrics_server, rest_server, rest_sockets
 from comuna_platform.peers import IdentityPeer
 from comuna_platform.rate_limit import RateLimiter
 from comuna_platform.rpc import create_grpc_server
@@ -266,6 +266,7 @@ async def serve(spec: ServiceSpec) -> None:
             port=settings.grpc_port,
             verifier=runtime.verifier,
             register=lambda server: spec.grpc_register(runtime, server),
+            reuse_port=settings.reuse_port,
         )
         await grpc_server.server.start()
         await grpc_server.set_serving(True)
@@ -275,7 +276,7 @@ async def serve(spec: ServiceSpec) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runtime.stop.set)
         workers = start_workers(spec, runtime)
-        http_task = asyncio.create_task(http.serve(), name="http")
+        http_task = asyncio.create_task(http.serve(sockets=rest_sockets(settings)), name="http")
         metrics_task = asyncio.create_task(metrics.serve(), name="metrics")
         log.info(
             "service started",

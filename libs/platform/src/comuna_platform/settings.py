@@ -33,6 +33,11 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50050
+    # Bind the REST and gRPC ports with SO_REUSEPORT, so several processes of this service on
+    # one host share them (the kernel spreads connections): how the dev stack runs a service
+    # on more than one core (`COMUNA_DEV_<SERVICE>_PROCESSES`). Off, a second process on the
+    # same port fails to start, which is what catches a port clash. Pods never need it.
+    reuse_port: bool = False
     oidc_issuer: str = "http://127.0.0.1:8080/realms/comuna"
     oidc_audience: str = "comuna"
     oidc_jwks_url: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -133,3 +134,17 @@ def metrics_server(settings: ServiceSettings) -> uvicorn.Server:
             timeout_graceful_shutdown=1,
         )
     )
+
+
+def rest_sockets(settings: ServiceSettings) -> list[socket.socket] | None:
+    """With `reuse_port`, the REST listening socket bound with SO_REUSEPORT (uvicorn binds its
+    own, exclusive, otherwise: None)."""
+    if not settings.reuse_port:
+        return None
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.http_host, settings.http_port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return [sock]
