@@ -133,6 +133,19 @@ async def test_no_join_on_the_stored_rows_links_a_ballot_to_a_voter(batched: Sta
     best_guess = sum(Counter(ballot_batches[xmin]).most_common(1)[0][1] for xmin in people_batches)
     assert best_guess < VOTERS / 2
 
+    # An electronic table's participation names no table (its ballot does): at a table with one
+    # voter in a batch, xmin + table would otherwise pair the two rows whatever the batch size.
+    tabled = await stored(
+        batched,
+        consultation,
+        "SELECT count(*) FROM participations WHERE consultation_id = :c AND table_id IS NOT NULL",
+    )
+    assert tabled == [("0",)]
+    tables = await stored(
+        batched, consultation, "SELECT count(DISTINCT table_id) FROM ballots WHERE consultation_id = :c"
+    )
+    assert tables == [("1",)]  # the per-table subtotals still have it
+
     # Commit timestamps are not kept (they would date each batch, not each ballot, anyway).
     setting = await stored(batched, consultation, "SELECT current_setting('track_commit_timestamp')")
     assert setting == [("off",)]

@@ -113,6 +113,7 @@ class CommuneCounts:
 
 
 PAPER = "paper"
+ELECTRONIC_TABLE = "table"
 
 
 def count_communes(
@@ -125,6 +126,10 @@ def count_communes(
     counts: dict[uuid.UUID, CommuneCounts] = defaultdict(CommuneCounts)
     for b in ballots:
         c, sub = counts[b.commune_id], counts[b.commune_id].subtotal(b.channel, b.table_id)
+        if b.channel == ELECTRONIC_TABLE:
+            # An electronic table's participations name no table (secrecy, migration 0010):
+            # each has exactly one ballot row, which names it.
+            sub.participations += b.count
         if b.candidate_id is None:
             c.blank += b.count
             sub.blank += b.count
@@ -142,7 +147,8 @@ def count_communes(
         sub.null += s.null
     for p in participations:
         counts[p.commune_id].participations += p.count
-        counts[p.commune_id].subtotal(p.channel, p.table_id).participations += p.count
+        if p.channel != ELECTRONIC_TABLE:
+            counts[p.commune_id].subtotal(p.channel, p.table_id).participations += p.count
     for commune_id, n in roll.items():
         counts[commune_id].roll_size = n
     for commune_id, n in conflicts.items():

@@ -369,8 +369,9 @@ class Participation(Base):
         # NOT NULL for every row written since migration 0004 (a NOT VALID check there: rows
         # from before it may lack a commune when their roll entry is gone).
         CheckConstraint("commune_id IS NOT NULL", name="ck_participations_commune"),
-        # BALLOTS (0007): online has no table, every other channel names its table.
-        CheckConstraint("(channel = 'online') = (table_id IS NULL)", name="ck_participations_table"),
+        # Online and electronic-table participations name no table (0010: the electronic
+        # table's ballot names it, and the two rows must not share it); paper and offline do.
+        CheckConstraint("(channel IN ('online', 'table')) = (table_id IS NULL)", name="ck_participations_table"),
     )
 
     consultation_id: Mapped[uuid.UUID] = mapped_column(

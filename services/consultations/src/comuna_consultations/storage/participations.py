@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import Boolean, String
 
+from comuna_consultations.vocabulary import ParticipationChannel
+
 
 @dataclass(frozen=True, slots=True)
 class ParticipationRow:
@@ -62,6 +64,13 @@ _CONFLICTS = text(
 )
 
 
+def _stored_table(row: ParticipationRow) -> uuid.UUID | None:
+    """The table a participation row names: none at an electronic table, whose ballot row names
+    it (the same table on both rows would pair the only voter of a table in a batch with their
+    ballot); a conflict row keeps it (a refused attempt has no ballot)."""
+    return None if row.channel == ParticipationChannel.TABLE.value else row.table_id
+
+
 async def take_part(conn: AsyncConnection | AsyncSession, rows: Sequence[ParticipationRow]) -> list[bool]:
     """Insert the participations that are new; a conflict row for each refused one.
 
@@ -85,7 +94,7 @@ async def take_part(conn: AsyncConnection | AsyncSession, rows: Sequence[Partici
                 "voter_refs": [row.voter_ref for row in chosen],
                 "commune_ids": [row.commune_id for row in chosen],
                 "channels": [row.channel for row in chosen],
-                "table_ids": [row.table_id for row in chosen],
+                "table_ids": [_stored_table(row) for row in chosen],
             },
         )
         inserted = {(consultation_id, voter_ref) for consultation_id, voter_ref in result.all()}
