@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -143,6 +144,68 @@ async def test_after_the_max_hold_a_lone_ballot_is_written_rather_than_refused(
     )
     assert written.outcome is Outcome.CAST
     assert await batch_xmins(stack, consultation) == ([1], [1])
+
+
+async def stored_ballots(stack: Stack, consultation: Consultation) -> dict[str, str]:
+    async with stack.consultations.runtime.db.transaction() as session:
+        found = await session.execute(
+            text("SELECT id::text, coalesce(candidate_id::text, 'blank') FROM ballots WHERE consultation_id = :c"),
+            {"c": uuid.UUID(consultation.id)},
+        )
+        return {row[0]: row[1] for row in found}
+
+
+async def test_a_lone_ballot_is_carried_into_the_next_batch_with_its_receipt_and_choice(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 2})
+    first, second = (uuid.UUID(c) for c in consultation.candidates[C1])
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(min_size=2, linger=0, max_hold=0.01))
+    alone = await asyncio.wait_for(
+        writer.write(BallotToWrite(participation(stack, consultation), first, accepted_at=stack.clock.now())), 30
+    )
+    assert await batch_xmins(stack, consultation) == ([1], [1])  # lone for now
+    later = await asyncio.wait_for(
+        writer.write(BallotToWrite(participation(stack, consultation), second, accepted_at=stack.clock.now())), 30
+    )
+    # Both ballot rows now carry the second transaction's xmin: the first participation's own
+    # transaction holds no ballot, and the second holds two ballots for its one participation.
+    assert await batch_xmins(stack, consultation) == ([2], [1, 1])
+    assert await stored_ballots(stack, consultation) == {
+        str(alone.ballot_id): str(first),
+        str(later.ballot_id): str(second),
+    }
+    # Two ballots in that transaction: nothing left to carry; the next lone one is alone again.
+    third = await asyncio.wait_for(
+        writer.write(BallotToWrite(participation(stack, consultation), None, accepted_at=stack.clock.now())), 30
+    )
+    assert await batch_xmins(stack, consultation) == ([1, 2], [1, 1, 1])
+    assert len(await stored_ballots(stack, consultation)) == 3 and third.outcome is Outcome.CAST
+
+
+async def test_a_carried_ballot_of_a_commune_that_stopped_voting_stays_as_it_is(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    candidate = uuid.UUID(consultation.candidates[C1][0])
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(min_size=2, linger=0, max_hold=0.01))
+    alone = await asyncio.wait_for(
+        writer.write(BallotToWrite(participation(stack, consultation), candidate, accepted_at=stack.clock.now())), 30
+    )
+    before = await batch_xmins(stack, consultation)
+    # A ballot accepted after the close (voting day is 30 days ahead) is refused, and the carry
+    # of a commune that no longer votes is not rewritten.
+    late = await asyncio.wait_for(
+        writer.write(
+            BallotToWrite(
+                participation(stack, consultation), candidate, accepted_at=stack.clock.now() + timedelta(days=60)
+            )
+        ),
+        30,
+    )
+    assert late.outcome is Outcome.NOT_IN_VOTING
+    assert await batch_xmins(stack, consultation) == before == ([1], [1])
+    assert await stored_ballots(stack, consultation) == {str(alone.ballot_id): str(candidate)}
 
 
 async def test_a_batch_answers_each_ballot_and_writes_ballots_only_for_new_participations(

@@ -13,8 +13,11 @@ When a batch is written (`BatchPolicy`):
 * a ballot alone (below `min_size`) waits for company up to `max_hold` seconds: one lone
   ballot per transaction would share its `xmin` with its participation only. After `max_hold`
   (a quiet moment: fewer than `min_size` ballots in `max_hold` seconds in this process) it is
-  written as it is rather than failing the voter; docs/operations.md says what that reveals.
-  No filler is ever written: counts are never touched.
+  written as it is rather than failing the voter, and *carried*: the next batch of this
+  process deletes it and inserts it again, same id (the receipt) and same choice, shuffled
+  among its own ballots, so the stored row's `xmin` and place are that batch's, where it is
+  one of several. No filler is ever written and counts never change. What a carry cannot hide
+  (the WAL of the lone transaction, a crash before the next batch) is in docs/architecture.md.
 While `writers` batches are in flight the queue fills and the next batch leaves as soon as one
 of them commits (a natural pipeline under load).
 """
@@ -115,9 +118,34 @@ _BALLOTS = text(
 )
 
 
-async def write_batch(conn: AsyncConnection, batch: Sequence[BallotToWrite]) -> list[Written]:
-    """Write one batch inside the caller's transaction; the answer of each ballot, in order."""
-    consultation_ids = sorted({b.participation.consultation_id for b in batch})
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A ballot written in a transaction with fewer than `min_size` ballots, to be rewritten by
+    the next batch (see the module docstring)."""
+
+    ballot_id: uuid.UUID
+    consultation_id: uuid.UUID
+    commune_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWritten:
+    answers: list[Written]  # one per ballot of the batch, in order
+    rows: list[Carried]  # every ballot row this transaction wrote: new ones and carried ones
+
+
+_CARRY = text(
+    "DELETE FROM ballots WHERE id = ANY(:ids)"
+    " RETURNING id, consultation_id, commune_id, candidate_id, channel, table_id"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
+
+
+async def write_batch(
+    conn: AsyncConnection, batch: Sequence[BallotToWrite], carry: Sequence[Carried] = ()
+) -> BatchWritten:
+    """Write one batch inside the caller's transaction, rewriting the `carry` ballots whose
+    commune still votes among its own; the answer of each ballot, in order."""
+    consultation_ids = sorted({b.participation.consultation_id for b in batch} | {c.consultation_id for c in carry})
     found = await conn.execute(_OPEN, {"ids": consultation_ids, "open": ConsultationStatus.OPEN.value})
     national = {row.id: VotingWindow(row.voting_opens_at, row.voting_closes_at) for row in found}
     held: dict[tuple[uuid.UUID, uuid.UUID], VotingWindow | None] = {
@@ -129,37 +157,56 @@ async def write_batch(conn: AsyncConnection, batch: Sequence[BallotToWrite]) -> 
 
     def accepts(ballot: BallotToWrite) -> bool:
         p = ballot.participation
-        if p.consultation_id not in national:
-            return False
-        window = held.get((p.consultation_id, p.commune_id), national[p.consultation_id])
-        return window is not None and window.accepts_ballots(ballot.accepted_at)
+        return _window_accepts(national, held, p.consultation_id, p.commune_id, ballot.accepted_at)
 
     live = [index for index, b in enumerate(batch) if accepts(b)]
     taken = await take_part(conn, [batch[index].participation for index in live])
     answers = [Written(Outcome.NOT_IN_VOTING)] * len(batch)
-    new: list[tuple[uuid.UUID, BallotToWrite]] = []
+    rows: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID | None, str, uuid.UUID | None]] = []
     for index, is_new in zip(live, taken, strict=True):
         if is_new:
-            ballot_id = uuid.uuid4()
-            new.append((ballot_id, batch[index]))
+            ballot_id, p = uuid.uuid4(), batch[index].participation
+            rows.append((ballot_id, p.consultation_id, p.commune_id, batch[index].candidate_id, p.channel, p.table_id))
             answers[index] = Written(Outcome.CAST, ballot_id)
         else:
             answers[index] = Written(Outcome.ALREADY_VOTED)
-    # The heap order of the ballots must say nothing about the order of the participations.
-    _random.shuffle(new)
-    if new:
+    if carry and batch:
+        # Only while the carried ballot's commune still votes (at this batch's latest instant):
+        # a ballot of a closed commune may be counted or certified already, and stays as it is.
+        now = max(b.accepted_at for b in batch)
+        still = [c.ballot_id for c in carry if _window_accepts(national, held, c.consultation_id, c.commune_id, now)]
+        if still:
+            rows.extend(tuple(row) for row in await conn.execute(_CARRY, {"ids": still}))
+    # The heap order of the ballots must say nothing about the order of the participations, nor
+    # about which of them were carried.
+    _random.shuffle(rows)
+    if rows:
+        columns = list(zip(*rows, strict=True))
         await conn.execute(
             _BALLOTS,
             {
-                "ids": [ballot_id for ballot_id, _ in new],
-                "consultation_ids": [b.participation.consultation_id for _, b in new],
-                "commune_ids": [b.participation.commune_id for _, b in new],
-                "candidate_ids": [b.candidate_id for _, b in new],
-                "channels": [b.participation.channel for _, b in new],
-                "table_ids": [b.participation.table_id for _, b in new],
+                "ids": list(columns[0]),
+                "consultation_ids": list(columns[1]),
+                "commune_ids": list(columns[2]),
+                "candidate_ids": list(columns[3]),
+                "channels": list(columns[4]),
+                "table_ids": list(columns[5]),
             },
         )
-    return answers
+    return BatchWritten(answers, [Carried(row[0], row[1], row[2]) for row in rows])
+
+
+def _window_accepts(
+    national: dict[uuid.UUID, VotingWindow],
+    held: dict[tuple[uuid.UUID, uuid.UUID], VotingWindow | None],
+    consultation_id: uuid.UUID,
+    commune_id: uuid.UUID,
+    at: datetime,
+) -> bool:
+    if consultation_id not in national:
+        return False
+    window = held.get((consultation_id, commune_id), national[consultation_id])
+    return window is not None and window.accepts_ballots(at)
 
 
 def _retrieve(answer: asyncio.Future[Written]) -> None:
@@ -176,6 +223,8 @@ class BallotWriter:
         self._waiting: list[_Waiting] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        # The ballots of this process's last transaction if it wrote fewer than `min_size`.
+        self._carry: list[Carried] = []
 
     @property
     def policy(self) -> BatchPolicy:
@@ -222,16 +271,20 @@ class BallotWriter:
         self._kick()
 
     async def _write(self, batch: list[_Waiting]) -> None:
+        carry, self._carry = self._carry, []
         try:
             async with self._db.engine.begin() as conn:
-                answers = await write_batch(conn, [w.ballot for w in batch])
+                written = await write_batch(conn, [w.ballot for w in batch], carry)
         except Exception as error:  # every request of the batch must get an answer
             # No count and nothing about the voters: the kind of failure only.
             log.warning("a ballot batch was not stored (%s)", type(error).__name__)
             for waiting in batch:
                 if not waiting.answer.done():
                     waiting.answer.set_exception(not_stored())
+            self._carry = carry + self._carry  # nothing was rewritten: carry them on
             return
-        for waiting, answer in zip(batch, answers, strict=True):
+        if len(written.rows) < self._policy.min_size:
+            self._carry.extend(written.rows)
+        for waiting, answer in zip(batch, written.answers, strict=True):
             if not waiting.answer.done():
                 waiting.answer.set_result(answer)
