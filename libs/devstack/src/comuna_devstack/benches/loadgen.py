@@ -79,8 +79,10 @@ def attack(requests: Iterable[Request], *, workers: int, rate: float | None = No
     scratch = owned_temp_dir(cache_root() / "scratch", "loadgen")
     try:
         targets = scratch / "targets.jsonl"
+        sent = 0
         with targets.open("w") as out:
             for request in requests:
+                sent += 1
                 line: dict[str, Any] = {
                     "method": request.method,
                     "url": request.url,
@@ -107,26 +109,29 @@ def attack(requests: Iterable[Request], *, workers: int, rate: float | None = No
         report = json.loads(_run([str(binary), "report", "-type=json", str(results)]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return summarise(report)
+    return summarise(report, sent)
 
 
-def summarise(report: Mapping[str, Any]) -> dict[str, Any]:
-    """vegeta's JSON report, without the end-of-targets marker, in milliseconds."""
-    statuses = {code: count for code, count in report.get("status_codes", {}).items()}
-    errors = [error for error in report.get("errors") or [] if error != _END_OF_TARGETS]
-    requests = int(report["requests"])
-    if _END_OF_TARGETS in (report.get("errors") or []):
-        requests -= 1
-        statuses["0"] = statuses.get("0", 1) - 1
-        if statuses["0"] == 0:
+def summarise(report: Mapping[str, Any], sent: int) -> dict[str, Any]:
+    """vegeta's JSON report of `sent` requests, in milliseconds.
+
+    Each worker that finds the lazily read target file at its end records one failed request
+    ("no targets to attack", status 0): those are not requests, and are taken out.
+    """
+    statuses = dict(report.get("status_codes", {}))
+    phantom = int(report["requests"]) - sent
+    if phantom > 0:
+        statuses["0"] = statuses.get("0", phantom) - phantom
+        if statuses["0"] <= 0:
             del statuses["0"]
+    errors = [error for error in report.get("errors") or [] if error != _END_OF_TARGETS]
     # From the first request sent to the last answer received.
     seconds = (report["duration"] + report["wait"]) / 1e9
     latencies = report["latencies"]
     return {
-        "requests": requests,
+        "requests": sent,
         "seconds": round(seconds, 2),
-        "per_second": round(requests / seconds) if seconds else None,
+        "per_second": round(sent / seconds) if seconds else None,
         "p50_ms": round(latencies["50th"] / 1e6, 2),
         "p99_ms": round(latencies["99th"] / 1e6, 2),
         "max_ms": round(latencies["max"] / 1e6, 2),
