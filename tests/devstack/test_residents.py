@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from comuna_devstack.benches.online_voters import registrars_needed, resident_username
 from comuna_devstack.client import StepFailed
 from comuna_devstack.demo import online_voters
 from comuna_devstack.demo_offline import OFFLINE_VOTERS
@@ -116,3 +117,13 @@ def test_the_demo_votes_online_with_about_ten_adults_of_every_commune_not_voting
     for index, resident in chosen:
         assert residents[index] == resident
         assert index % 4 != 3 and resident not in offline and resident.birth_date.year < 2000
+
+
+def test_the_bench_makes_enough_registrars_for_its_rate_limit() -> None:
+    # 30 links a minute and a burst of 10 each: 70 links per registrar in two minutes.
+    assert registrars_needed(5_000, 120, per_minute=30, burst=10) == 72
+    assert registrars_needed(200, 120, per_minute=30, burst=10) == 3
+    assert registrars_needed(1, 120, per_minute=30, burst=10) == 1
+    # A bench resident's username is theirs whatever the list's order, and not their document.
+    assert resident_username("V50000001") == resident_username("V50000001") != resident_username("V50000002")
+    assert "50000001" not in resident_username("V50000001")
