@@ -24,6 +24,7 @@ from comuna_devstack.client import PlatformClient, items
 from comuna_devstack.demo import run_demo
 from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.ports import free_port
+from comuna_devstack.residents import RealmAdmin
 from comuna_devstack.stack import SERVICES, Stack, StackConfig
 from tests.support.stacks import shared_keycloak
 
@@ -84,6 +85,7 @@ def summary(stack: Stack, client: PlatformClient, ballot_phase_calls: dict[str, 
     return run_demo(
         client,
         stack.staff_passwords(),
+        keycloak=RealmAdmin.for_stack(stack.config),
         before_ballots=lambda: ballot_phase_calls.setdefault("before", identity_grpc_calls(stack)),
         after_ballots=lambda: ballot_phase_calls.setdefault("after", identity_grpc_calls(stack)),
     )
@@ -128,6 +130,17 @@ def test_the_whole_cycle(summary: dict[str, Any]) -> None:
     assert summary["consultation"]["roll"]["entries"] > 0 and len(summary["consultation"]["roll"]["digest"]) == 64
 
 
+def test_residents_vote_online_once_whatever_the_channel(summary: dict[str, Any]) -> None:
+    online = summary["consultation"]["online"]
+    # Each signed up (an account of their own, linked by the registrar before the freeze: a new realm)...
+    assert online["voters"] >= 2 and online["linked_now"] == online["voters"] and online["already_linked"] == 0
+    # ...and cast one online ballot with their own token, its receipt recorded; counted in the result.
+    assert online["ballots_accepted"] == online["receipts_recorded"] == online["voters"]
+    # A second online ballot: 409 already_voted; a table after voting online: refused.
+    assert online["double_votes_refused"] == 1
+    assert online["refused_at_table_after_online"] == 1
+
+
 def test_ballots_are_matched_against_the_streamed_roll_without_asking_identity(
     summary: dict[str, Any], ballot_phase_calls: dict[str, dict[str, float]]
 ) -> None:
@@ -135,13 +148,14 @@ def test_ballots_are_matched_against_the_streamed_roll_without_asking_identity(
     # The roll came from identity over the stream before voting started...
     assert before.get("/comuna.identity.v1.IdentityService/StreamRoll", 0) >= 1
     # ...and while every ballot was cast, identity was asked nothing about voters: at most
-    # where the officer may act (ResolvePrincipal, cached per person) and where a table's commune
-    # sits (GetTerritory, cached 30 s per commune), never per ballot.
+    # who the officer and each resident voting online are (ResolvePrincipal, cached per person)
+    # and where a table's commune sits (GetTerritory, cached 30 s per commune), never per ballot.
     during = {m: after.get(m, 0) - before.get(m, 0) for m in after if after.get(m, 0) != before.get(m, 0)}
     ballots = summary["consultation"]["ballots_accepted"] + summary["consultation"]["ineligible_refused"]
+    online = summary["consultation"]["online"]["voters"]
     principal, territory = (f"/comuna.identity.v1.IdentityService/{m}" for m in ("ResolvePrincipal", "GetTerritory"))
     assert set(during) <= {principal, territory}, during
-    assert during.get(principal, 0) <= 3 and during.get(territory, 0) <= 12 < ballots, (during, ballots)
+    assert during.get(principal, 0) <= 3 + online and during.get(territory, 0) <= 12 < ballots, (during, ballots)
 
 
 def _snapshot(client: PlatformClient, consultation_id: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The thin consultation cycle, driven through the public REST APIs only.
 
-territory -> consultation -> candidates -> voter roll frozen and loaded -> ballots -> certified
+territory -> consultation -> candidates -> residents sign up to vote online -> voter roll frozen
+and loaded -> ballots (online, electronic and paper tables, an offline table) -> certified
 result -> grant -> project -> milestones verified -> tranches disbursed. Returns a summary; raises StepFailed on any
 unexpected answer.
 """
@@ -9,14 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from comuna_devstack.client import PlatformClient, StepFailed, items
 from comuna_devstack.demo_offline import OFFLINE_VOTERS, OfflineTable
-from comuna_devstack.seed import COMMUNES, MUNICIPALITY, TABLE_OFFICERS, demo_residents, seed_residents, staff_username
+from comuna_devstack.residents import Account, KeycloakUsers, Progress, RealmAdmin, notice, sign_up
+from comuna_devstack.seed import (
+    COMMUNES,
+    MUNICIPALITY,
+    TABLE_OFFICERS,
+    DemoResident,
+    demo_residents,
+    seed_residents,
+    staff_username,
+)
 
 CANDIDATES = [
     "Rehabilitación del ambulatorio",
@@ -187,15 +199,40 @@ def _local(commune_code: str) -> str:
     return commune_code.rsplit(".", 1)[-1]
 
 
+# Of the residents who would vote at an electronic table, every ONLINE_EVERY-th votes online instead
+# (ten of the demo census, in each commune): few, so the registrar's rate limit on links costs little.
+ONLINE_EVERY = 6
+
+
+def online_voters(offline_voters: list[DemoResident]) -> list[tuple[int, DemoResident]]:
+    """(index in `demo_residents()`, resident) of the adults who vote online: not on paper (every
+    fourth), not at the offline table."""
+    table = [
+        (index, r)
+        for index, r in enumerate(demo_residents())
+        if index % 4 != 3 and r not in offline_voters and r.birth_date.year < 2000
+    ]
+    return table[1::ONLINE_EVERY]
+
+
+def resident_account(realm: str, index: int) -> Account:
+    """The demo resident's Keycloak account, `resident-<index in demo_residents()>`: no document
+    number in a username."""
+    return Account.new(realm, f"resident-{index}", first_name="Residente", last_name=f"Demo {index}")
+
+
 def run_demo(
     client: PlatformClient,
     passwords: dict[str, str],
     *,
+    keycloak: RealmAdmin,
     seed_rng: int = 7,
     before_ballots: Callable[[], None] | None = None,
     after_ballots: Callable[[], None] | None = None,
+    progress: Progress | None = notice,
 ) -> dict[str, Any]:
     """The whole cycle, each step by the staff member identity lets do it, with Keycloak tokens.
+    `keycloak` creates the accounts of the residents who vote online (`residents.sign_up`).
     `before_ballots` / `after_ballots` run around the ballots (the e2e test counts identity's
     gRPC calls there)."""
     staff = ["operator", "registrar", "auditor", *TABLE_OFFICERS]
@@ -242,6 +279,11 @@ def run_demo(
     offline_voters = [
         r for r in demo_residents() if r.commune_code == offline.commune_code and r.birth_date.year < 2000
     ][-OFFLINE_VOTERS:]
+    # Residents who vote online sign up (an account, linked by the registrar) before the roll is
+    # frozen: the frozen roll carries each linked resident's login key.
+    online = [(resident, resident_account(keycloak.realm, index)) for index, resident in online_voters(offline_voters)]
+    with KeycloakUsers(keycloak) as users:
+        linked = sign_up(client, users, "registrar", [(r.national_id, a) for r, a in online], progress=progress)
     roll = freeze_roll(client, cid)
     open_voting(client, cid)
     if before_ballots is not None:
@@ -251,11 +293,16 @@ def run_demo(
     accepted = refused_double = refused_ineligible = 0
     cast: Counter[str] = Counter()
     voted_here: list[Any] = []
-    paper = PaperTables(client, base, {c["code"]: c["id"] for c in communes}, candidates)
+    paper = PaperTables(client, base, {c["code"]: c["id"] for c in communes}, candidates, progress)
+    online_accounts = dict(online)
+    online_choices: list[tuple[DemoResident, Account, str]] = []
     for index, resident in enumerate(demo_residents()):
         if resident in offline_voters:
             continue
         choice = rng.choice(candidates[resident.commune_code])
+        if resident in online_accounts:
+            online_choices.append((resident, online_accounts[resident], choice))
+            continue
         if index % 4 == 3:
             # Every fourth resident votes on paper: checked in by the officer, counted at close.
             if paper.check_in(officer, resident.commune_code, resident.national_id, choice):
@@ -279,6 +326,8 @@ def run_demo(
                 refused_double += 1
         elif status == 403:
             refused_ineligible += 1
+    online_summary = vote_online(client, base, commune_ids, online_choices, officer)
+    cast.update(choice for _, _, choice in online_choices)
     # The offline table's voters, and one who already voted at the electronic table (a conflict).
     double = next(r for r in voted_here if r.commune_code == offline.commune_code)
     cast += offline.vote(offline_voters, double, candidates[offline.commune_code], rng)
@@ -341,6 +390,8 @@ def run_demo(
             "ballots_accepted": accepted,
             "double_votes_refused": refused_double,
             "ineligible_refused": refused_ineligible,
+            "online": {"voters": len(online), "linked_now": linked.linked, "already_linked": linked.already}
+            | online_summary,
             "roll": {"entries": roll["expected_count"], "digest": roll["digest"]},
         },
         "offline_table": offline_summary,
@@ -383,6 +434,63 @@ def run_demo(
     return summary
 
 
+def vote_online(
+    client: PlatformClient,
+    base: str,
+    commune_ids: dict[str, str],
+    voters: list[tuple[DemoResident, Account, str]],
+    officer: str,
+) -> dict[str, int]:
+    """Each resident signs in and casts one online ballot with their own token, all at once (a
+    group commit gathers them). Then the first tries a second online ballot (409 `already_voted`)
+    and the second is brought to their commune's electronic table (refused: one person, one vote
+    across channels). Each receipt is checked. StepFailed on anything else."""
+
+    def cast(voter: tuple[DemoResident, Account, str]) -> str:
+        resident, account, choice = voter
+        client.login(account.username, account.password)
+        body = {"commune_id": commune_ids[resident.commune_code], "candidate_id": choice, "channel": "online"}
+        answer = client.call(
+            "POST", "consultations", f"{base}/ballots", as_user=account.username, json=body, expect=(201, 403, 409)
+        )
+        if "receipt" not in answer:
+            raise StepFailed(f"online ballot of {account.username}: {answer.get('code')} ({answer.get('detail')})")
+        return str(answer["receipt"])
+
+    with ThreadPoolExecutor(max(1, len(voters))) as pool:
+        receipts = list(pool.map(cast, voters))
+    recorded = sum(
+        client.call("GET", "consultations", f"{base}/receipts/{receipt}")["recorded"] is True for receipt in receipts
+    )
+
+    (first, first_account, choice), (second, _, second_choice) = voters[0], voters[1]
+    again = client.call(
+        "POST",
+        "consultations",
+        f"{base}/ballots",
+        as_user=first_account.username,
+        json={"commune_id": commune_ids[first.commune_code], "candidate_id": choice, "channel": "online"},
+        expect=(201, 409),
+    )
+    if again.get("code") != "already_voted":
+        raise StepFailed(f"a second online ballot of {first_account.username} was not refused: {again}")
+    at_table = {
+        "commune_id": commune_ids[second.commune_code],
+        "candidate_id": second_choice,
+        "national_id": second.national_id,
+        "channel": "table",
+        "table_code": table_code(second.commune_code),
+    }
+    if _vote(client, base, at_table, officer) != 403:
+        raise StepFailed("a resident who voted online was let vote again at a table")
+    return {
+        "ballots_accepted": len(receipts),
+        "receipts_recorded": recorded,
+        "double_votes_refused": 1,
+        "refused_at_table_after_online": 1,
+    }
+
+
 def certify(client: PlatformClient, base: str) -> None:
     """Certify every commune; a commune whose conflicts could change its winner gets the
     auditor's recorded decision first, then is certified on its own."""
@@ -408,19 +516,34 @@ class PaperTables:
     submitted by one officer and confirmed by a second officer of the same table."""
 
     def __init__(
-        self, client: PlatformClient, base: str, commune_ids: dict[str, str], candidates: dict[str, list[str]]
+        self,
+        client: PlatformClient,
+        base: str,
+        commune_ids: dict[str, str],
+        candidates: dict[str, list[str]],
+        progress: Progress | None = None,
     ) -> None:
         self.client, self.base, self.commune_ids, self.candidates = client, base, commune_ids, candidates
+        self.progress = progress
         self.votes: dict[str, Counter[str]] = {code: Counter() for code in commune_ids}
 
     def check_in(self, officer: str, commune_code: str, national_id: str, choice: str) -> bool:
-        """True if checked in (the person then marks `choice` on a paper ballot)."""
+        """True if checked in (the person then marks `choice` on a paper ballot). An officer's
+        check-ins are rate-limited (`TABLE_CHECK_INS`, counted across demo runs by the running
+        service): on 429 the officer waits `Retry-After` and checks the person in then."""
         path = f"{self.base}/tables/{table_code(commune_code, 'paper')}/check-ins"
-        response = self.client.http.post(
-            f"{self.client.urls['consultations']}{path}",
-            json={"national_id": national_id},
-            headers=self.client.auth(officer),
-        )
+        while True:
+            response = self.client.http.post(
+                f"{self.client.urls['consultations']}{path}",
+                json={"national_id": national_id},
+                headers=self.client.auth(officer),
+            )
+            if response.status_code != 429:
+                break
+            wait = float(response.headers.get("Retry-After") or 1)
+            if self.progress is not None:
+                self.progress(f"{officer}: paper check-ins rate-limited, waiting {wait:.0f} s (Retry-After)")
+            time.sleep(wait)
         if response.status_code not in (201, 403, 409):
             raise StepFailed(f"paper check-in: unexpected {response.status_code} {response.text[:300]}")
         if response.status_code == 201:
@@ -483,3 +606,6 @@ def _check(summary: dict[str, Any], winners: list[Any]) -> None:
         raise StepFailed("ledger is not balanced")
     if summary["disbursed_minor"] != sum(a["amount_minor"] for a in summary["allocations"]):
         raise StepFailed("disbursed amount differs from the allocations")
+    online = summary["consultation"]["online"]
+    if not online["voters"] == online["ballots_accepted"] == online["receipts_recorded"]:
+        raise StepFailed(f"not every resident who signed up voted online once with a recorded receipt: {online}")
