@@ -168,7 +168,7 @@ BENCH_ALL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("census", ("--residents", "1000000")),
     ("audit", ("--entries", "1000000")),
     ("roll", ("--voters", "5000000")),
-    ("ballots", ("--ballots", "100000", "--concurrency", "64")),
+    ("ballots", ("--ballots", "100000", "--online", "5000", "--concurrency", "64")),
     ("ballot-commit", ("--ballots", "100000", "--concurrency", "512")),
     ("certify", ("--ballots", "6500000")),
 )
@@ -215,6 +215,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "certify":
         return cmd_bench_certify(args)
     from comuna_devstack.benches.ballots import run_bench
+    from comuna_devstack.residents import RealmAdmin
+
+    if not 0 <= args.online < args.ballots:
+        print("comuna-dev bench ballots: --online must be at least 0 and below --ballots", file=sys.stderr)
+        return 2
 
     config = StackConfig.from_environment(args.state_dir.resolve())
     admin_url = args.admin_url or (
@@ -231,7 +236,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             ballots=args.ballots,
             concurrency=args.concurrency,
             rate=args.rate,
+            online=args.online,
             admin_url=admin_url,
+            realm_admin=RealmAdmin.for_stack(config),
         )
     except (StepFailed, DevStackError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
@@ -373,6 +380,9 @@ def main() -> None:
     )
     bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument(
+        "--online", type=int, default=5_000, help="ballots: of --ballots, how many residents vote online (own accounts)"
+    )
     bench.add_argument(
         "--rate", type=float, default=1000.0, help="ballots, ballot-commit: open-loop ballots/s for the p99"
     )

@@ -10,7 +10,10 @@ enough residents for every ballot), opens a consultation with one electronic tab
    group commit);
 3. table ballots, open loop at `rate` ballots/s: latency p50/p99 (the issue's "p99 under
    100 ms at 1,000 ballots/s");
-4. a raw batched COPY of as many ballot rows into a scratch database of the same PostgreSQL;
+4. online ballots, closed loop: `online` residents, each with a Keycloak account of their own
+   linked to their census record before the freeze (`benches.online_voters`), each casting
+   one ballot with their own token;
+5. a raw batched COPY of as many ballot rows into a scratch database of the same PostgreSQL;
 
 then closes voting, certifies, and checks that the certified counts equal the 201s. Load comes
 from vegeta (`benches.loadgen`), not from Python, so the client does not eat the server's CPU.
@@ -31,8 +34,10 @@ from typing import Any
 import asyncpg
 
 from comuna_devstack.benches.loadgen import Request, attack
+from comuna_devstack.benches.online_voters import OnlineVoters
 from comuna_devstack.client import PlatformClient, items
 from comuna_devstack.demo import close_voting, freeze_roll, grant_tables, open_consultation, open_voting, table_code
+from comuna_devstack.residents import RealmAdmin
 from comuna_devstack.seed import TABLE_OFFICERS
 
 STATE = "VE.90"
@@ -152,7 +157,9 @@ def run_bench(
     ballots: int,
     concurrency: int,
     rate: float,
+    online: int,
     admin_url: str,
+    realm_admin: RealmAdmin,
 ) -> dict[str, Any]:
     client = PlatformClient(urls, token_url=token_url, timeout=120.0)
     officer = TABLE_OFFICERS[-1]
@@ -188,6 +195,10 @@ def run_bench(
         ]
     client.login("operator", passwords["operator"])
     grant_tables(client, consultation["id"], officer, communes)
+    # The last `online` residents vote online: accounts and links before the freeze.
+    tabled = ballots - online
+    voters = OnlineVoters(client, realm_admin, [_national_id(i) for i in range(tabled, ballots)])
+    voters.enrol()
     # Every resident seeded above is on the roll consultations loads and verifies.
     client.login("operator", passwords["operator"])
     freeze_roll(client, consultation["id"])
@@ -198,7 +209,7 @@ def run_bench(
     headers = {**client.auth(officer), "Content-Type": "application/json"}
     url = f"{urls['consultations']}{base}/ballots"
     ballot_requests = []
-    for i in range(ballots):
+    for i in range(tabled):
         commune_code = f"{MUNICIPALITY}.B{i % COMMUNES:03d}"
         body = {
             "commune_id": bench_communes[commune_code],
@@ -208,16 +219,31 @@ def run_bench(
             "channel": "table",
         }
         ballot_requests.append(Request("POST", url, headers, json.dumps(body).encode()))
-    # The open loop runs 10 s at `rate` (or on a fifth of the ballots if fewer); the rest closed loop.
-    open_n = min(int(rate * 10), ballots // 5)
+    # The open loop runs 10 s at `rate` (or on a fifth of the table ballots if fewer); the rest closed loop.
+    open_n = min(int(rate * 10), tabled // 5)
     bare = attack([Request("GET", f"{urls['consultations']}/healthz", {})] * min(ballots, 50_000), workers=concurrency)
     cast = attack(ballot_requests[open_n:], workers=concurrency)
     open_loop = attack(ballot_requests[:open_n], workers=concurrency, rate=rate)
+    online_requests = []
+    # Fresh tokens for the same sessions (nothing hashed): the first were minted minutes ago.
+    for i, token in zip(range(tabled, ballots), voters.refresh(), strict=True):
+        commune_code = f"{MUNICIPALITY}.B{i % COMMUNES:03d}"
+        body = {
+            "commune_id": bench_communes[commune_code],
+            "candidate_id": candidates[commune_code][i % 3],
+            "channel": "online",
+        }
+        online_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        online_requests.append(Request("POST", url, online_headers, json.dumps(body).encode()))
+    online_cast = attack(online_requests, workers=concurrency) if online_requests else None
+    voters.close()
     raw_copy = asyncio.run(_raw_copy(admin_url, len(ballot_requests) - open_n))
     figures = {
         "bare_endpoint": bare,
         "ballot_endpoint": cast,
         "ballot_endpoint_open_loop": {"offered_per_second": rate, **open_loop},
+        "online_ballot_endpoint": online_cast,
+        "online_voters": voters.figures,
         "raw_copy": raw_copy,
         "ballots_to_bare": _ratio(cast, bare),
         "ballots_to_raw_copy": _ratio(cast, raw_copy),
@@ -230,12 +256,13 @@ def run_bench(
     client.call("POST", "consultations", f"{base}:certify", as_user="operator")
     results = client.call("GET", "consultations", f"{base}/results")
     certified = sum(c["votes"] for commune in results["communes"] for c in commune["candidates"])
-    accepted = _accepted(cast, open_loop)
+    accepted = _accepted(cast, open_loop, *([online_cast] if online_cast else []))
     revocation = measure_revocation(client, urls, person=TABLE_OFFICERS[0], passwords=passwords)
     client.close()
     return {
         "consultation": consultation["code"],
         "ballots": ballots,
+        "online": online,
         "concurrency": concurrency,
         "seed_seconds": round(seed_seconds, 1),
         **figures,
