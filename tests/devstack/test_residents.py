@@ -53,36 +53,66 @@ class FakeIdentity:
         return self.answers.pop(0)
 
 
-LIMITED = {"code": "rate_limited", "retry_after": 2}
+class Clock:
+    """A fake monotonic clock; sleeping moves it (calls take no time)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
-def test_a_registrar_waits_retry_after_then_keeps_that_pace() -> None:
+def limited(retry_after: int) -> dict[str, Any]:
+    return {"code": "rate_limited", "retry_after": retry_after}
+
+
+def linked(account: Account) -> dict[str, Any]:
+    return {"resident_id": "r", "subject": account.subject}
+
+
+def test_a_registrar_waits_retry_after_then_paces_itself_at_the_limits_rate() -> None:
     accounts = [Account.new("comuna", f"resident-{i}") for i in range(4)]
+    # The bucket was partly refilled: Retry-After says 1 s, the limit refills a token every 2 s.
     identity = FakeIdentity(
-        [
-            {"resident_id": "r0", "subject": accounts[0].subject},
-            LIMITED,
-            {"code": "subject_already_linked"},
-            {"resident_id": "r2", "subject": accounts[2].subject},
-            {"resident_id": "r3", "subject": accounts[3].subject},
-        ]
+        [linked(accounts[0]), limited(1), {"code": "subject_already_linked"}, linked(accounts[2]), linked(accounts[3])]
     )
-    waits: list[float] = []
-    said: list[str] = []
-    done: list[None] = []
+    clock, said, done = Clock(), list[str](), list[None]()
     counts = link_accounts(
         identity,  # type: ignore[arg-type]
         "registrar",
         [(f"V{i}", a) for i, a in enumerate(accounts)],
+        interval=2.0,
         progress=said.append,
         on_done=lambda: done.append(None),
-        sleep=waits.append,
+        sleep=clock.sleep,
+        clock=clock,
     )
     assert (counts.linked, counts.already, counts.waits) == (3, 1, 1)
-    # The refused link is tried again after Retry-After; every later one waits as long before.
+    # The refused link is tried again after the pace; every later link starts 2 s after the one before.
     assert [c["national_id"] for c in identity.calls] == ["V0", "V1", "V1", "V2", "V3"]
-    assert waits == [2.0, 2.0, 2.0]
+    assert clock.slept == [2.0, 2.0, 2.0]
     assert len(done) == 4 and len(said) == 1 and "Retry-After" in said[0]
+
+
+def test_refused_again_at_its_pace_a_registrar_slows_down() -> None:
+    accounts = [Account.new("comuna", f"resident-{i}") for i in range(3)]
+    identity = FakeIdentity([linked(accounts[0]), limited(2), linked(accounts[1]), limited(2), linked(accounts[2])])
+    clock = Clock()
+    link_accounts(
+        identity,  # type: ignore[arg-type]
+        "registrar",
+        [(f"V{i}", a) for i, a in enumerate(accounts)],
+        interval=2.0,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    assert clock.slept == [2.0, 2.0, 2.5]
 
 
 def test_a_resident_linked_to_another_account_stops_the_sign_up() -> None:

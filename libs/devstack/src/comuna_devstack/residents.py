@@ -17,7 +17,7 @@ residents who vote online (the dev seed creates staff only: residents enrol).
   one account at a time per account: Keycloak refuses a second concurrent sign-in of the same
   user (`user_temporarily_disabled`), never two different ones.
 * Linking (`POST /v1/residents:link`) is rate-limited per registrar (`DOCUMENT_LOOKUPS`): on 429
-  the registrar waits `Retry-After`, then keeps that pace, and says so on stderr.
+  the registrar waits `Retry-After`, then paces itself at the limit's rate, and says so on stderr.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import httpx
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
 from comuna_devstack.stack import PUBLIC_CLIENT, StackConfig
+from comuna_platform.settings import ServiceSettings
 
 Progress = Callable[[str], None]
 
@@ -49,8 +50,14 @@ ACCOUNT_NAMESPACE = uuid.UUID("5b0f3c9e-4a43-4f3e-9d1c-6f0a4c7e2b11")
 # The imported credential's iterations: its password is `secrets.token_urlsafe(24)`, 192 random
 # bits (see the module docstring); Keycloak re-hashes it to the realm's policy at the first sign-in.
 IMPORTED_HASH_ITERATIONS = 1
-# Users per partial import request.
-IMPORT_CHUNK = 500
+# Identity's default limit on links (`DOCUMENT_LOOKUPS`), per registrar: a burst, then a rate.
+_limits = ServiceSettings.model_fields
+LINKS_PER_MINUTE = float(_limits["rate_limit_document_lookups_per_minute"].default)
+LINKS_BURST = int(_limits["rate_limit_document_lookups_burst"].default)
+LINK_INTERVAL = 60.0 / LINKS_PER_MINUTE
+# Users per partial import request, and requests in flight.
+IMPORT_CHUNK = 250
+IMPORT_REQUESTS = 4
 
 
 def notice(message: str) -> None:
@@ -175,10 +182,14 @@ class KeycloakUsers:
         email_domain: str = "residentes.comuna.invalid",
         progress: Progress | None = None,
     ) -> dict[str, int]:
-        """Create (or recreate, same id, new password) each account; returns Keycloak's counts."""
+        """Create (or recreate, same id, new password) each account; returns Keycloak's counts.
+        `IMPORT_REQUESTS` requests in flight: recreating a user (a delete, then an insert) waits
+        on the database more than it computes."""
+        chunks = [accounts[first : first + IMPORT_CHUNK] for first in range(0, len(accounts), IMPORT_CHUNK)]
         counts = {"added": 0, "overwritten": 0}
-        for first in range(0, len(accounts), IMPORT_CHUNK):
-            chunk = accounts[first : first + IMPORT_CHUNK]
+        lock = threading.Lock()
+
+        def one(chunk: Sequence[Account]) -> None:
             response = self.http.post(
                 f"{self.admin.url}/admin/realms/{self.admin.realm}/partialImport",
                 headers=self._headers(),
@@ -194,10 +205,15 @@ class KeycloakUsers:
             for account in chunk:
                 if moved.get(account.username, account.subject) != account.subject:
                     raise StepFailed(f"Keycloak user {account.username} kept another id than {account.subject}")
-            counts["added"] += int(body.get("added", 0))
-            counts["overwritten"] += int(body.get("overwritten", 0))
-            if progress is not None and len(accounts) > IMPORT_CHUNK:
-                progress(f"Keycloak accounts: {first + len(chunk)} of {len(accounts)} imported")
+            with lock:
+                counts["added"] += int(body.get("added", 0))
+                counts["overwritten"] += int(body.get("overwritten", 0))
+                done = counts["added"] + counts["overwritten"]
+                if progress is not None and len(chunks) > 1:
+                    progress(f"Keycloak accounts: {done} of {len(accounts)} imported")
+
+        with ThreadPoolExecutor(max(1, min(IMPORT_REQUESTS, len(chunks)))) as pool:
+            list(pool.map(one, chunks))
         return counts
 
 
@@ -276,21 +292,31 @@ def link_accounts(
     registrar: str,
     links: Iterable[tuple[str, Account]],
     *,
+    interval: float = LINK_INTERVAL,
     progress: Progress | None = None,
     on_done: Callable[[], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> LinkCounts:
     """The registrar (signed in on `client`) links each (national id, account), one after the
     other. 409 `subject_already_linked` (this account, linked on an earlier run) is fine; a
-    resident linked to ANOTHER account is not (their ballot would be refused). On 429 the
-    registrar waits `Retry-After` (the problem's `retry_after`, the same whole seconds) and from
-    then on keeps that pace between links. `on_done` is called after each link."""
+    resident linked to ANOTHER account is not (their ballot would be refused).
+
+    On 429 the registrar waits `Retry-After` (the problem's `retry_after`, the same whole
+    seconds) and from then on starts a link at most every `interval` (the limit's refill, one
+    token per 2 s by default) or `Retry-After`, whichever is longer; refused again at that pace,
+    it slows down by a quarter each time (a stack configured with a slower limit). `on_done` is
+    called after each link."""
     counts = LinkCounts()
     pace = 0.0
+    next_at = clock()
     for national_id, account in links:
-        if pace:
-            sleep(pace)
         while True:
+            wait = next_at - clock()
+            if wait > 0:
+                sleep(wait)
+            started = clock()
+            next_at = started + pace
             body = client.call(
                 "POST",
                 "identity",
@@ -302,14 +328,14 @@ def link_accounts(
             code = body.get("code") if isinstance(body, dict) else None
             if code != "rate_limited":
                 break
-            # The bucket may have been partly refilled: the longest wait seen is the pace it refills at.
-            pace = max(pace, float(body.get("retry_after") or 1))
+            retry_after = float(body.get("retry_after") or 1)
+            pace = max(pace * 1.25, retry_after) if pace else max(interval, retry_after)
+            next_at = max(clock() + retry_after, started + pace)
             counts.waits += 1
-            counts.waited_seconds += pace
+            counts.waited_seconds += next_at - clock()
             if progress is not None:
                 done = counts.linked + counts.already
-                progress(f"{registrar}: rate-limited after {done} links, waiting {pace:.0f} s (Retry-After)")
-            sleep(pace)
+                progress(f"{registrar}: rate-limited after {done} links, waiting {retry_after:.0f} s (Retry-After)")
         if code is None:
             counts.linked += 1
         elif code in ("subject_already_linked", "already_linked"):

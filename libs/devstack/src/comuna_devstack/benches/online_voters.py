@@ -9,24 +9,27 @@ of their own linked to their census record before the roll is frozen, and an acc
 or `prepare_online_voters(...)`, which does the first two at once (`enrol(mint=True)`: the
 sign-ins run while the registrars link). What each step costs, measured with 5,000 residents
 against `make run` on 2 cores (`python -m comuna_devstack.benches.online_voters --residents
-5000 --together`; progress on stderr, figures in `OnlineVoters.figures`): 3.4 min in all.
+5000 [--together]`; progress on stderr, figures in `OnlineVoters.figures`): 3.4 min in all
+together, about 4 min one step after the other.
 
-* accounts: Keycloak's partial import, 500 users a request, each with an already hashed
-  credential (`residents.imported_credential`): nothing hashed at import, ~270 accounts/s.
-  Imported with plain passwords, Keycloak hashes each with the realm's policy (Argon2, ~20/s).
+* accounts: Keycloak's partial import (`residents.KeycloakUsers`, 250 users a request, 4 in
+  flight), each with an already hashed credential (`residents.imported_credential`): nothing
+  hashed at import, ~270 accounts/s new, ~140/s recreated on a later run (a delete and an
+  insert each). Imported with plain passwords, Keycloak hashes each with the realm's policy
+  (Argon2, ~20/s).
 * links: `POST /v1/residents:link` is rate-limited per registrar (`DOCUMENT_LOOKUPS`, 30/min,
   burst 10 by default), so the bench makes its own registrars (`bench-registrar-NNN`, Keycloak
   users granted `registrar` on the bench municipality by the operator), enough to link everyone
-  in about `link_seconds` (72 for 5,000), each pacing itself on `Retry-After`. Then identity is
-  the limit: ~35 links/s beside the sign-ins, with only a few 429s.
+  in about `link_seconds` (72 for 5,000), each pacing itself at the limit's rate after its first
+  429. Identity then links ~35-40/s: 125-140 s for 5,000.
 * tokens: the password grant, in parallel (never twice the same user at once: Keycloak refuses
   concurrent sign-ins of one user). At its first sign-in Keycloak re-hashes each account's
-  imported credential to the realm's policy (Argon2): that is the cost, ~27 sign-ins/s beside
-  the links, ~60/s alone. A refresh grant hashes nothing: ~340/s.
+  imported credential to the realm's policy (Argon2): that is the cost, ~60 sign-ins/s alone,
+  ~27/s beside the links. A refresh grant hashes nothing: ~340/s.
 * lifetime: the realm's access tokens live `accessTokenLifespan` (300 s) and 5,000 sign-ins
-  take longer than the links: the first tokens have under two minutes left when the last is
-  minted. `valid_for()` says how long the oldest still has; `refresh()` just before casting
-  gives every session a token good for another 300 s.
+  take over a minute: the first tokens have 2-4 minutes left when the last is minted.
+  `valid_for()` says how long the oldest still has; `refresh()` just before casting gives every
+  session a token good for another 300 s.
 
 The operator must be signed in on `client` (`client.login("operator", ...)`): it grants the
 registrars. Running again is idempotent: the same usernames get the same Keycloak ids (and new
@@ -49,6 +52,8 @@ import httpx
 
 from comuna_devstack.client import PlatformClient
 from comuna_devstack.residents import (
+    LINKS_BURST,
+    LINKS_PER_MINUTE,
     Account,
     KeycloakUsers,
     LinkCounts,
@@ -61,7 +66,6 @@ from comuna_devstack.residents import (
     password_grant,
     refresh_grant,
 )
-from comuna_platform.settings import ServiceSettings
 
 BENCH_MUNICIPALITY = "VE.90.01"
 # How long linking everyone should take: decides how many registrars the bench makes.
@@ -69,10 +73,6 @@ LINK_SECONDS = 120.0
 # Sign-ins in flight: Keycloak hashes on as many threads as it has cores (2 here); a few more
 # keep it busy while the others' answers travel.
 WORKERS = 8
-
-_limits = ServiceSettings.model_fields
-LINKS_PER_MINUTE = float(_limits["rate_limit_document_lookups_per_minute"].default)
-LINKS_BURST = int(_limits["rate_limit_document_lookups_burst"].default)
 
 
 def resident_username(national_id: str) -> str:
