@@ -9,11 +9,13 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 
-from comuna_devstack.benches.online_voters import registrars_needed, resident_username
-from comuna_devstack.client import StepFailed
+from comuna_devstack.benches.online_voters import OnlineVoters, registrars_needed, resident_username
+from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.demo import online_voters
 from comuna_devstack.demo_offline import OFFLINE_VOTERS
 from comuna_devstack.errors import DevStackError
@@ -157,3 +159,39 @@ def test_the_bench_makes_enough_registrars_for_its_rate_limit() -> None:
     # A bench resident's username is theirs whatever the list's order, and not their document.
     assert resident_username("V50000001") == resident_username("V50000001") != resident_username("V50000002")
     assert "50000001" not in resident_username("V50000001")
+
+
+def fake_keycloak(dead_refresh: set[str]) -> httpx.Client:
+    """Keycloak's token endpoint: a password grant opens a session; a refresh grant renews one
+    unless its refresh token is in `dead_refresh` (the session ended)."""
+    counter = iter(range(1_000_000))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        form = dict(parse_qsl(request.content.decode()))
+        if form["grant_type"] == "refresh_token" and form["refresh_token"] in dead_refresh:
+            return httpx.Response(400, json={"error": "invalid_grant"})
+        who = form.get("username") or form["refresh_token"].split(":")[0]
+        n = next(counter)
+        return httpx.Response(
+            200,
+            json={"access_token": f"{who}:{form['grant_type']}:{n}", "refresh_token": f"{who}:r{n}", "expires_in": 300},
+        )
+
+    return httpx.Client(transport=httpx.MockTransport(answer))
+
+
+def test_fresh_tokens_sign_in_whoever_has_no_live_session() -> None:
+    client = PlatformClient({}, token_url="http://keycloak.invalid/token")
+    admin = RealmAdmin("http://keycloak.invalid", "comuna", "admin", "secret")
+    voters = OnlineVoters(client, admin, ["V1", "V2", "V3"], progress=None)
+    voters._http = fake_keycloak(dead_refresh=set())
+    # Never minted: refresh() signs everyone in, in order.
+    first = voters.refresh()
+    names = [a.username for a in voters.accounts]
+    assert [t.split(":")[:2] for t in first] == [[n, "password"] for n in names]
+    assert 290 < voters.valid_for() <= 300
+    # One session ended: that resident signs in again, the others are refreshed.
+    voters._http = fake_keycloak(dead_refresh={voters.tokens[1].refresh})
+    again = voters.refresh()
+    assert [t.split(":")[1] for t in again] == ["refresh_token", "password", "refresh_token"]
+    assert voters.figures["refreshes"]["signed_in_again"] == 1

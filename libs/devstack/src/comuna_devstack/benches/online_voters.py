@@ -5,6 +5,7 @@ of their own linked to their census record before the roll is frozen, and an acc
     voters.enrol()            # accounts and links: BEFORE `freeze_roll`
     tokens = voters.mint()    # one access token per resident, in the order of `national_ids`
     tokens = voters.refresh() # fresh ones for the same sessions (nothing hashed), e.g. just before casting
+                              # (without a `mint` before, it signs everyone in: the same as `mint`)
 
 or `prepare_online_voters(...)`, which does the first two at once (`enrol(mint=True)`: the
 sign-ins run while the registrars link). What each step costs, measured with 5,000 residents
@@ -50,7 +51,7 @@ from typing import Any
 
 import httpx
 
-from comuna_devstack.client import PlatformClient
+from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.residents import (
     LINKS_BURST,
     LINKS_PER_MINUTE,
@@ -250,20 +251,31 @@ class OnlineVoters:
         return [t.access for t in self.tokens]
 
     def refresh(self) -> list[str]:
-        """Fresh access tokens for the same sessions (refresh grant: nothing hashed), in order."""
+        """Fresh access tokens for every resident, in order: a refresh grant for each session
+        `mint` opened (nothing hashed); residents not signed in yet (no `mint` before) or whose
+        session ended (idle 30 min) sign in again with their password."""
+        if len(self.tokens) != len(self.accounts):
+            return self.mint()
         token_url = self.client.token_url
-        current = self.tokens
+        current, accounts = self.tokens, self.accounts
+        again: list[int] = []
+
+        def one(i: int) -> Tokens:
+            try:
+                return refresh_grant(self._http, token_url, current[i], accounts[i].username)
+            except StepFailed:
+                again.append(i)  # list.append is atomic: no lock needed across the pool's threads
+                return password_grant(self._http, token_url, accounts[i].username, accounts[i].password)
+
         started = time.perf_counter()
         self.tokens = in_parallel(
-            lambda i: refresh_grant(self._http, token_url, current[i], self.accounts[i].username),
-            len(current),
-            workers=self.workers,
-            what="token refreshes",
-            progress=self.progress,
+            one, len(current), workers=self.workers, what="token refreshes", progress=self.progress
         )
         seconds = time.perf_counter() - started
-        self.figures["refreshes"] = _rate(len(current), seconds)
-        self._say(f"{len(current)} tokens refreshed in {seconds:.1f} s ({len(current) / seconds:.0f}/s)")
+        signed_in_again = len(again)
+        self.figures["refreshes"] = {**_rate(len(current), seconds), "signed_in_again": signed_in_again}
+        note = f", {signed_in_again} signed in again (session ended)" if signed_in_again else ""
+        self._say(f"{len(current)} tokens refreshed in {seconds:.1f} s ({len(current) / seconds:.0f}/s){note}")
         return [t.access for t in self.tokens]
 
     def valid_for(self) -> float:
