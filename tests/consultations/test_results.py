@@ -118,6 +118,9 @@ async def test_results_certification_conflicts_and_recount(
             }
         ],
     )
+    # C2's conflict has its second ballot in the count (as an offline table's would): with a
+    # margin of 0 it gates C2. C3's is a refused attempt whose ballot was never counted: it is
+    # reported and gates nothing.
     await insert_rows(
         stack,
         ParticipationConflict.__table__,
@@ -128,7 +131,16 @@ async def test_results_certification_conflicts_and_recount(
                 "commune_id": stack.commune_ids[C2],
                 "voter_ref": "ab" * 32,
                 "channel": "online",
-            }
+                "ballot_counted": True,
+            },
+            {
+                "id": uuid.uuid4(),
+                "consultation_id": uuid.UUID(consultation.id),
+                "commune_id": stack.commune_ids[C3],
+                "voter_ref": "cd" * 32,
+                "channel": "online",
+                "ballot_counted": False,
+            },
         ],
     )
 
@@ -179,7 +191,9 @@ async def test_results_certification_conflicts_and_recount(
             assert refused.headers["content-type"].startswith("application/problem+json")
         gated = await client.post(f"{commune_path(stack, consultation, C2)}:certify", headers=operator(issuer))
         assert (gated.status_code, gated.json()["code"]) == (409, "conflict_decision_required")
-        assert (gated.json()["conflicts"], gated.json()["margin"]) == (1, 0)
+        assert (gated.json()["conflicts"], gated.json()["counted_conflicts"], gated.json()["margin"]) == (1, 1, 0)
+        c3 = (await client.get(f"{commune_path(stack, consultation, C3)}/results")).json()
+        assert (c3["conflicts"], c3["counted_conflicts"]) == (1, 0)
         not_operator = await client.post(
             f"{commune_path(stack, consultation, C1)}:certify", headers=await auditor(stack)
         )

@@ -59,6 +59,7 @@ def commune_out(c: CommuneOutcome) -> CommuneResultOut:
         roll_size=r.roll_size,
         turnout=r.participations / r.roll_size if r.roll_size else 0.0,
         conflicts=r.conflicts,
+        counted_conflicts=r.counted_conflicts,
         winner_candidate_id=r.winner_candidate_id,
         candidates=[
             CandidateResultOut(

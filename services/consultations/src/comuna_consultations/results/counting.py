@@ -8,12 +8,14 @@ What is counted, per commune:
 * participations: people who took part, whatever the channel (one per person, by the
   participations' primary key); turnout = participations / roll_size (the commune's entries of
   the frozen roll);
-* conflicts: refused second participations (`participation_conflicts`);
+* conflicts: refused second participations (`participation_conflicts`), and how many of them
+  have their second ballot in the count (`ballot_counted`: it came from an offline table);
 * subtotals per channel and table, with the same counts.
 
-The conflict rule (issue 8): a commune whose conflicts could change its winner, that is
-`conflicts >= margin` (votes between first and second place) with at least one conflict, is
-certified only after an auditor recorded a decision covering at least that many conflicts.
+The conflict rule (issue 8, docs/offline-tables.md): a commune whose counted conflicts could
+change its winner, that is `counted_conflicts >= margin` (votes between first and second place)
+with at least one counted conflict, is certified only after an auditor recorded a decision
+covering at least that many. A refused attempt whose ballot was never counted changes nothing.
 A commune with a paper table whose tally sheet is not confirmed is not certified at all.
 """
 
@@ -100,6 +102,7 @@ class CommuneCounts:
     participations: int = 0
     roll_size: int = 0
     conflicts: int = 0
+    counted_conflicts: int = 0
     subtotals: dict[tuple[str, uuid.UUID | None], Subtotal] = field(default_factory=dict)
 
     def subtotal(self, channel: str, table_id: uuid.UUID | None) -> Subtotal:
@@ -121,7 +124,7 @@ def count_communes(
     sheets: Iterable[PaperSheet],
     participations: Iterable[ParticipationGroup],
     roll: Mapping[uuid.UUID, int],
-    conflicts: Mapping[uuid.UUID, int],
+    conflicts: Mapping[uuid.UUID, tuple[int, int]],
 ) -> dict[uuid.UUID, CommuneCounts]:
     counts: dict[uuid.UUID, CommuneCounts] = defaultdict(CommuneCounts)
     for b in ballots:
@@ -151,8 +154,9 @@ def count_communes(
             counts[p.commune_id].subtotal(p.channel, p.table_id).participations += p.count
     for commune_id, n in roll.items():
         counts[commune_id].roll_size = n
-    for commune_id, n in conflicts.items():
+    for commune_id, (n, counted) in conflicts.items():
         counts[commune_id].conflicts = n
+        counts[commune_id].counted_conflicts = counted
     return counts
 
 
@@ -179,6 +183,7 @@ class CommuneResult:
     participations: int
     roll_size: int
     conflicts: int
+    counted_conflicts: int
     subtotals: list[Subtotal]
 
     @property
@@ -188,7 +193,7 @@ class CommuneResult:
 
     @property
     def conflicts_could_change_winner(self) -> bool:
-        return self.conflicts > 0 and self.conflicts >= self.margin
+        return self.counted_conflicts > 0 and self.counted_conflicts >= self.margin
 
 
 def result_of(
@@ -214,5 +219,6 @@ def result_of(
         participations=counts.participations,
         roll_size=counts.roll_size,
         conflicts=counts.conflicts,
+        counted_conflicts=counts.counted_conflicts,
         subtotals=counts.ordered_subtotals(),
     )

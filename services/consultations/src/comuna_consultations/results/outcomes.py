@@ -66,6 +66,7 @@ def from_stored(commune: ConsultationCommune, stored: StoredCertification) -> Co
         participations=row.participations,
         roll_size=row.roll_size,
         conflicts=row.conflicts,
+        counted_conflicts=row.counted_conflicts,
         subtotals=[Subtotal.from_json(s) for s in row.subtotals],
     )
     certification = Certification(

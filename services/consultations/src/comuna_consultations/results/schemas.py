@@ -49,6 +49,9 @@ class CommuneResultOut(BaseModel):
     # participations / roll_size (0 when the commune's roll is empty).
     turnout: float
     conflicts: int
+    # Of those, the conflicts whose second ballot is in the count (from an offline table): the
+    # ones that gate certification when they reach the margin.
+    counted_conflicts: int
     winner_candidate_id: uuid.UUID | None
     candidates: list[CandidateResultOut]
     subtotals: list[SubtotalOut]

@@ -83,14 +83,15 @@ async def roll_sizes(
 
 async def conflict_counts(
     session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
-) -> dict[uuid.UUID, int]:
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """Per commune: (conflicts, those whose second ballot is in the count: `ballot_counted`)."""
     c = conflicts.c
     query = (
-        select(c.commune_id, func.count())
+        select(c.commune_id, func.count(), func.count().filter(c.ballot_counted))
         .where(c.consultation_id == consultation_id, _in(c.commune_id, commune_ids))
         .group_by(c.commune_id)
     )
-    return {row[0]: int(row[1]) for row in await session.execute(query)}
+    return {row[0]: (int(row[1]), int(row[2])) for row in await session.execute(query)}
 
 
 # --- auditors' decisions ---------------------------------------------------------------------
@@ -142,6 +143,7 @@ CERTIFICATION_COLUMNS = (
     "participations",
     "roll_size",
     "conflicts",
+    "counted_conflicts",
     "winner_candidate_id",
     "tie_break",
     "subtotals",

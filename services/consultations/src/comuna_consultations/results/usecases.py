@@ -148,11 +148,12 @@ def _gate(result: CommuneResult, decided: int | None, missing_sheets: list[str])
             code="tally_sheets_unconfirmed",
             tables=missing_sheets,
         )
-    if result.conflicts_could_change_winner and (decided is None or decided < result.conflicts):
+    if result.conflicts_could_change_winner and (decided is None or decided < result.counted_conflicts):
         return FailedPrecondition(
             "participation conflicts could change the winner: an auditor's recorded decision is needed",
             code="conflict_decision_required",
             conflicts=result.conflicts,
+            counted_conflicts=result.counted_conflicts,
             margin=result.margin,
         )
     return None
@@ -224,6 +225,7 @@ async def _store(
                 "participations": result.participations,
                 "roll_size": result.roll_size,
                 "conflicts": result.conflicts,
+                "counted_conflicts": result.counted_conflicts,
                 "winner_candidate_id": result.winner_candidate_id,
                 "tie_break": tie_break,
                 "subtotals": [s.as_json() for s in result.subtotals],
@@ -394,7 +396,7 @@ async def decide_conflicts(
     uow: UnitOfWork, caller: Caller, consultation_id: uuid.UUID, commune_id: uuid.UUID, *, reason: str, now: datetime
 ) -> Decision:
     """An auditor's recorded decision on a commune's conflicts (after its voting closed): it
-    covers the conflicts counted now; more conflicts later need a new decision."""
+    covers the counted conflicts (`ballot_counted`) now; more later need a new decision."""
     caller.require_national(Role.AUDITOR)
     why = _reason(reason, "decision_reason_required")
     consultation = await existing(uow, consultation_id)
@@ -403,9 +405,11 @@ async def decide_conflicts(
     if not windows.closed(commune_id, now):
         raise not_closed(commune_id, windows.of(commune_id))
     result = (await _count(uow, consultation, [commune], every=False))[commune_id]
-    if result.conflicts == 0:
-        raise FailedPrecondition("this commune has no participation conflicts", code="no_conflicts")
-    decision = Decision(commune_id, result.conflicts, result.margin, now, caller.subject, why)
+    if result.counted_conflicts == 0:
+        raise FailedPrecondition(
+            "this commune has no participation conflict whose ballot was counted", code="no_conflicts"
+        )
+    decision = Decision(commune_id, result.counted_conflicts, result.margin, now, caller.subject, why)
     await storage.insert_decision(
         uow.session,
         {

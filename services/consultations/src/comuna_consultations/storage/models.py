@@ -552,6 +552,8 @@ class CommuneCertification(Base):
     participations: Mapped[int] = mapped_column(BigInteger)
     roll_size: Mapped[int] = mapped_column(BigInteger)
     conflicts: Mapped[int] = mapped_column(BigInteger)
+    # Of those, the conflicts whose second ballot is in the count (0011; 0 for versions before).
+    counted_conflicts: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     winner_candidate_id: Mapped[uuid.UUID | None] = mapped_column()
     tie_break: Mapped[list[str]] = mapped_column(JSONB)
     subtotals: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
