@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -15,6 +16,39 @@ from comuna_devstack.stack import PUBLIC_CLIENT
 
 class StepFailed(RuntimeError):
     """A call answered something other than what the step expected."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access: str = field(repr=False)
+    refresh: str = field(repr=False)
+    # time.monotonic() when the access token expires (Keycloak's `expires_in`).
+    expires_at: float = 0.0
+
+
+def password_grant(http: httpx.Client, token_url: str, username: str, password: str) -> Tokens:
+    """Sign in with the public client's password grant (enabled in development only)."""
+    data = {"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": username, "password": password}
+    return _token_request(http, token_url, data, username)
+
+
+def refresh_grant(http: httpx.Client, token_url: str, tokens: Tokens, username: str = "a resident") -> Tokens:
+    """A fresh access token for the same session (no password, nothing hashed)."""
+    data = {"grant_type": "refresh_token", "client_id": PUBLIC_CLIENT, "refresh_token": tokens.refresh}
+    return _token_request(http, token_url, data, username)
+
+
+def _token_request(http: httpx.Client, token_url: str, data: dict[str, str], username: str) -> Tokens:
+    for attempt in range(3):
+        asked = time.monotonic()
+        response = http.post(token_url, data=data)
+        if response.status_code == 200:
+            body = response.json()
+            return Tokens(str(body["access_token"]), str(body["refresh_token"]), asked + float(body["expires_in"]))
+        if response.status_code < 500 or attempt == 2:
+            break
+        time.sleep(1.0 + attempt)
+    raise StepFailed(f"sign-in of {username} failed: {response.status_code} {response.text[:300]}")
 
 
 class PlatformClient:
@@ -31,13 +65,7 @@ class PlatformClient:
 
     def login(self, username: str, password: str) -> str:
         """Password grant against Keycloak with the public client (enabled in development only)."""
-        response = self.http.post(
-            self.token_url,
-            data={"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": username, "password": password},
-        )
-        if response.status_code != 200:
-            raise StepFailed(f"login as {username} failed: {response.status_code} {response.text}")
-        token = str(response.json()["access_token"])
+        token = password_grant(self.http, self.token_url, username, password).access
         self._tokens[username] = token
         self._passwords[username] = password
         return token

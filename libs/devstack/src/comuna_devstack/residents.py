@@ -40,7 +40,7 @@ import httpx
 
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.errors import DevStackError
-from comuna_devstack.stack import PUBLIC_CLIENT, StackConfig
+from comuna_devstack.stack import StackConfig
 from comuna_platform.settings import ServiceSettings
 
 Progress = Callable[[str], None]
@@ -215,39 +215,6 @@ class KeycloakUsers:
         with ThreadPoolExecutor(max(1, min(IMPORT_REQUESTS, len(chunks)))) as pool:
             list(pool.map(one, chunks))
         return counts
-
-
-@dataclass(frozen=True)
-class Tokens:
-    access: str = field(repr=False)
-    refresh: str = field(repr=False)
-    # time.monotonic() when the access token expires (Keycloak's `expires_in`).
-    expires_at: float = 0.0
-
-
-def password_grant(http: httpx.Client, token_url: str, username: str, password: str) -> Tokens:
-    """Sign in with the public client's password grant (enabled in development only)."""
-    data = {"grant_type": "password", "client_id": PUBLIC_CLIENT, "username": username, "password": password}
-    return _token_request(http, token_url, data, username)
-
-
-def refresh_grant(http: httpx.Client, token_url: str, tokens: Tokens, username: str = "a resident") -> Tokens:
-    """A fresh access token for the same session (no password, nothing hashed)."""
-    data = {"grant_type": "refresh_token", "client_id": PUBLIC_CLIENT, "refresh_token": tokens.refresh}
-    return _token_request(http, token_url, data, username)
-
-
-def _token_request(http: httpx.Client, token_url: str, data: dict[str, str], username: str) -> Tokens:
-    for attempt in range(3):
-        asked = time.monotonic()
-        response = http.post(token_url, data=data)
-        if response.status_code == 200:
-            body = response.json()
-            return Tokens(str(body["access_token"]), str(body["refresh_token"]), asked + float(body["expires_in"]))
-        if response.status_code < 500 or attempt == 2:
-            break
-        time.sleep(1.0 + attempt)
-    raise StepFailed(f"sign-in of {username} failed: {response.status_code} {response.text[:300]}")
 
 
 def in_parallel(

@@ -15,6 +15,7 @@ each call reads what the database has when its fetch runs.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Generic, TypeVar
 
@@ -47,7 +48,7 @@ class Coalescer(Generic[K, V]):
 
     def _kick(self) -> None:
         while self._waiting and len(self._in_flight) < self._max_in_flight:
-            keys = list(self._waiting)[: self._max_keys]
+            keys = list(itertools.islice(self._waiting, self._max_keys))
             batch = {key: self._waiting.pop(key) for key in keys}
             task = asyncio.ensure_future(self._run(batch))
             self._in_flight.add(task)

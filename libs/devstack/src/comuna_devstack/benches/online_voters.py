@@ -51,7 +51,7 @@ from typing import Any
 
 import httpx
 
-from comuna_devstack.client import PlatformClient, StepFailed
+from comuna_devstack.client import PlatformClient, StepFailed, Tokens, password_grant, refresh_grant
 from comuna_devstack.residents import (
     LINKS_BURST,
     LINKS_PER_MINUTE,
@@ -60,12 +60,9 @@ from comuna_devstack.residents import (
     LinkCounts,
     Progress,
     RealmAdmin,
-    Tokens,
     in_parallel,
     link_accounts,
     notice,
-    password_grant,
-    refresh_grant,
 )
 
 BENCH_MUNICIPALITY = "VE.90.01"

@@ -40,7 +40,7 @@ def forbidden_table(table_code: str) -> PermissionDeniedError:
 
 
 def require_officer_of(caller: Caller, consultation_id: uuid.UUID, table_code: str, lineage: Lineage) -> None:
-    """403 `forbidden_table` unless the caller is an officer of THIS table over `lineage`."""
-    require_any_table(caller)
+    """403 `forbidden_table` unless the caller is an officer of THIS table over `lineage`
+    (after `require_any_table`, which callers check first, before any lookup)."""
     if not is_officer_of(caller, consultation_id, table_code, lineage):
         raise forbidden_table(table_code)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comuna_consultations.domain.ranking import RankedCandidate, Tally, TieRule, margin_of, rank_candidates, winner_of
+from comuna_consultations.vocabulary import ParticipationChannel
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +116,8 @@ class CommuneCounts:
         return sorted(self.subtotals.values(), key=lambda s: (s.channel, str(s.table_id or "")))
 
 
-PAPER = "paper"
-ELECTRONIC_TABLE = "table"
+PAPER = ParticipationChannel.PAPER.value
+ELECTRONIC_TABLE = ParticipationChannel.TABLE.value
 
 
 def count_communes(
