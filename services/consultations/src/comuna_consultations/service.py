@@ -98,11 +98,13 @@ SPEC = ServiceSpec(
     description="Popular consultations: communes' assembly candidates, secret one-person-one-vote ballots, "
     "and certified results ranked by a published rule.",
     settings_factory=Settings,
+    # Voting first: the router tries routes in order, and on voting day nearly every request is
+    # a ballot.
     routers=[
+        voting_api.router,
         lifecycle_api.router,
         assemblies_api.router,
         roll_api.router,
-        voting_api.router,
         results_api.router,
         tables_api.router,
         offline_api.router,

@@ -221,9 +221,13 @@ def run_bench(
         ballot_requests.append(Request("POST", url, headers, json.dumps(body).encode()))
     # The open loop runs 10 s at `rate` (or on a fifth of the table ballots if fewer); the rest closed loop.
     open_n = min(int(rate * 10), tabled // 5)
-    bare = attack([Request("GET", f"{urls['consultations']}/healthz", {})] * min(ballots, 50_000), workers=concurrency)
-    cast = attack(ballot_requests[open_n:], workers=concurrency)
-    open_loop = attack(ballot_requests[:open_n], workers=concurrency, rate=rate)
+    bare = attack(
+        [Request("GET", f"{urls['consultations']}/healthz", {})] * min(ballots, 50_000),
+        label="bare endpoint",
+        workers=concurrency,
+    )
+    cast = attack(ballot_requests[open_n:], label="table ballots", workers=concurrency)
+    open_loop = attack(ballot_requests[:open_n], label="table ballots", workers=concurrency, rate=rate)
     online_requests = []
     # Fresh tokens for the same sessions (nothing hashed): the first were minted minutes ago.
     for i, token in zip(range(tabled, ballots), voters.refresh(), strict=True):
@@ -235,7 +239,7 @@ def run_bench(
         }
         online_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         online_requests.append(Request("POST", url, online_headers, json.dumps(body).encode()))
-    online_cast = attack(online_requests, workers=concurrency) if online_requests else None
+    online_cast = attack(online_requests, label="online ballots", workers=concurrency) if online_requests else None
     voters.close()
     raw_copy = asyncio.run(_raw_copy(admin_url, len(ballot_requests) - open_n))
     figures = {

@@ -69,8 +69,9 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def attack(requests: Iterable[Request], *, workers: int, rate: float | None = None) -> dict[str, Any]:
+def attack(requests: Iterable[Request], *, label: str, workers: int, rate: float | None = None) -> dict[str, Any]:
     """Send every request once; `rate=None` as fast as `workers` connections go, else open loop.
+    `label` names the load in the progress lines (stderr).
 
     Returns requests, seconds, per_second, p50/p99/max in ms and the status counts ("0": a
     transport error, listed under `errors`).
@@ -92,6 +93,8 @@ def attack(requests: Iterable[Request], *, workers: int, rate: float | None = No
                     line["body"] = base64.b64encode(request.body).decode()
                 out.write(json.dumps(line, separators=(",", ":")) + "\n")
         results = scratch / "results.bin"
+        pace = f"open loop at {int(rate)}/s" if rate is not None else f"closed loop, {workers} connections"
+        print(f"comuna-dev: {label}: {sent} requests, {pace}", file=sys.stderr, flush=True)
         command = [
             str(binary),
             "attack",
