@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 from comuna_devstack.client import PlatformClient, StepFailed
@@ -241,7 +242,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             realm_admin=RealmAdmin.for_stack(config),
         )
     except (StepFailed, DevStackError) as exc:
+        _notice(f"bench ballots: {exc}")
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    except httpx.TransportError as exc:
+        error = f"cannot reach the platform ({exc}): start it with `make run` and wait for it to say it is up"
+        _notice(f"bench ballots: {error}")
+        print(json.dumps({"ok": False, "error": error}, indent=2))
         return 1
     print(json.dumps(report, indent=2))
     return 0 if report["counts_match"] else 1
