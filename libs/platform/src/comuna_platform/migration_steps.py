@@ -44,3 +44,41 @@ def create_parked_messages_v1() -> None:
 def drop_parked_messages_v1() -> None:
     op.drop_index("ix_parked_messages_unreplayed", table_name="parked_messages")
     op.drop_table("parked_messages")
+
+
+def create_transparency_log_v1() -> None:
+    """The tables of `comuna_platform.tlog.store` (logs, entries, hash tiles)."""
+    op.create_table(
+        "tlog_logs",
+        sa.Column("origin", sa.String(length=200), nullable=False),
+        sa.Column("size", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("integrated_size", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.CheckConstraint("integrated_size >= 0 AND integrated_size <= size", name="integrated_within_size"),
+        sa.PrimaryKeyConstraint("origin", name=op.f("tlog_logs_pkey")),
+    )
+    op.create_table(
+        "tlog_entries",
+        sa.Column("origin", sa.String(length=200), nullable=False),
+        sa.Column("idx", sa.BigInteger(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.CheckConstraint("octet_length(data) <= 65535", name="entry_fits_a_bundle"),
+        sa.PrimaryKeyConstraint("origin", "idx", name="pk_tlog_entries"),
+    )
+    op.create_table(
+        "tlog_tiles",
+        sa.Column("origin", sa.String(length=200), nullable=False),
+        sa.Column("level", sa.SmallInteger(), nullable=False),
+        sa.Column("idx", sa.BigInteger(), nullable=False),
+        sa.Column("hashes", sa.LargeBinary(), nullable=False),
+        sa.CheckConstraint(
+            "octet_length(hashes) % 32 = 0 AND octet_length(hashes) <= 8192", name="whole_hashes_within_a_tile"
+        ),
+        sa.PrimaryKeyConstraint("origin", "level", "idx", name="pk_tlog_tiles"),
+    )
+
+
+def drop_transparency_log_v1() -> None:
+    op.drop_table("tlog_tiles")
+    op.drop_table("tlog_entries")
+    op.drop_table("tlog_logs")

@@ -123,6 +123,16 @@ def hash_from_tile(tile: Tile, data: bytes, position: Position) -> bytes:
     return hashes[0]
 
 
+def tile_root(data: bytes) -> bytes:
+    """The Merkle hash of a full tile's 256 hashes: the hash one tile level up."""
+    if len(data) != TILE_WIDTH * HASH_SIZE:
+        raise ValueError("only a full tile has a root")
+    hashes = [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+    while len(hashes) > 1:
+        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+    return hashes[0]
+
+
 def encode_bundle(entries: Iterable[bytes]) -> bytes:
     parts = []
     for entry in entries:

@@ -1,0 +1,280 @@
+"""A transparency log kept in the service's own PostgreSQL database.
+
+Three tables a service adds to its metadata (`define_tables`) and creates in a migration
+(`migration_steps.create_transparency_log_v1`):
+
+* `tlog_logs`: one row per log (its origin), with `size` (entries sequenced) and
+  `integrated_size` (entries hashed into the tiles). Appending locks the row, so entries of
+  concurrent transactions, processes and replicas get consecutive, gap-free indices.
+* `tlog_entries`: the entries, by index. `sequence` writes them in the caller's transaction,
+  so an entry is durable exactly when what it records is (a ballot and its entry commit
+  together, or neither).
+* `tlog_tiles`: the hash tiles of the C2SP layout, one row per tile holding its hashes so far.
+  Hashes are append-only, so a partial tile of width W is the first W hashes of its row, and
+  any tree size a checkpoint names stays servable.
+
+`integrate` (run by one worker at a time: it locks the log row) hashes new entries into the
+tiles; `tree_head` computes the root of any integrated size from the tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from comuna_platform.tlog import merkle, tiles
+from comuna_platform.tlog.merkle import HASH_SIZE, Position
+from comuna_platform.tlog.tiles import TILE_WIDTH, Tile
+
+
+@dataclass(frozen=True, slots=True)
+class LogTables:
+    logs: Table
+    entries: Table
+    tiles: Table
+
+
+def define_tables(metadata: MetaData) -> LogTables:
+    logs = Table(
+        "tlog_logs",
+        metadata,
+        Column("origin", String(200), primary_key=True),
+        Column("size", BigInteger, nullable=False, server_default="0"),
+        Column("integrated_size", BigInteger, nullable=False, server_default="0"),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        CheckConstraint("integrated_size >= 0 AND integrated_size <= size", name="integrated_within_size"),
+    )
+    entries = Table(
+        "tlog_entries",
+        metadata,
+        Column("origin", String(200), nullable=False),
+        Column("idx", BigInteger, nullable=False),
+        Column("data", LargeBinary, nullable=False),
+        PrimaryKeyConstraint("origin", "idx", name="pk_tlog_entries"),
+        CheckConstraint(f"octet_length(data) <= {tiles.MAX_ENTRY_SIZE}", name="entry_fits_a_bundle"),
+    )
+    tile_rows = Table(
+        "tlog_tiles",
+        metadata,
+        Column("origin", String(200), nullable=False),
+        Column("level", SmallInteger, nullable=False),
+        Column("idx", BigInteger, nullable=False),
+        Column("hashes", LargeBinary, nullable=False),
+        PrimaryKeyConstraint("origin", "level", "idx", name="pk_tlog_tiles"),
+        CheckConstraint(
+            f"octet_length(hashes) % {HASH_SIZE} = 0 AND octet_length(hashes) <= {TILE_WIDTH * HASH_SIZE}",
+            name="whole_hashes_within_a_tile",
+        ),
+    )
+    return LogTables(logs, entries, tile_rows)
+
+
+class TransparencyLog:
+    """One log (by origin) over the service's tables."""
+
+    def __init__(self, tables: LogTables, origin: str) -> None:
+        self.tables = tables
+        self.origin = origin
+
+    async def create(self, conn: AsyncConnection) -> None:
+        """The log's row, if it does not exist yet (idempotent)."""
+        await conn.execute(insert(self.tables.logs).values(origin=self.origin).on_conflict_do_nothing())
+
+    async def sequence(self, conn: AsyncConnection, entries: Sequence[bytes]) -> int:
+        """Append `entries` in the caller's transaction; the index of the first. Locks the log
+        row until that transaction ends (appenders queue there: indices never have gaps)."""
+        if not entries:
+            raise ValueError("nothing to sequence")
+        for entry in entries:
+            if len(entry) > tiles.MAX_ENTRY_SIZE:
+                raise ValueError(f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes")
+        logs = self.tables.logs
+        end = (
+            await conn.execute(
+                update(logs)
+                .where(logs.c.origin == self.origin)
+                .values(size=logs.c.size + len(entries))
+                .returning(logs.c.size)
+            )
+        ).scalar_one_or_none()
+        if end is None:
+            raise LookupError(f"no transparency log {self.origin!r}")
+        start = int(end) - len(entries)
+        await conn.execute(
+            insert(self.tables.entries),
+            [{"origin": self.origin, "idx": start + i, "data": entry} for i, entry in enumerate(entries)],
+        )
+        return start
+
+    async def sizes(self, conn: AsyncConnection) -> tuple[int, int]:
+        """(sequenced, integrated) entry counts."""
+        logs = self.tables.logs
+        row = (
+            await conn.execute(select(logs.c.size, logs.c.integrated_size).where(logs.c.origin == self.origin))
+        ).one()
+        return int(row.size), int(row.integrated_size)
+
+    async def integrate(self, conn: AsyncConnection, *, limit: int = 65_536) -> int:
+        """Hash up to `limit` sequenced entries into the tiles; the integrated size after.
+
+        Holds the log row's lock for the transaction (appenders wait a moment; a second
+        integrator waits and then finds nothing to do)."""
+        logs = self.tables.logs
+        row = (
+            await conn.execute(
+                select(logs.c.size, logs.c.integrated_size).where(logs.c.origin == self.origin).with_for_update()
+            )
+        ).one()
+        start, end = int(row.integrated_size), min(int(row.size), int(row.integrated_size) + limit)
+        if start == end:
+            return start
+        entries = self.tables.entries
+        data = (
+            await conn.execute(
+                select(entries.c.data)
+                .where(entries.c.origin == self.origin, entries.c.idx >= start, entries.c.idx < end)
+                .order_by(entries.c.idx)
+            )
+        ).scalars()
+        new_leaves = [merkle.leaf_hash(entry) for entry in data]
+        if len(new_leaves) != end - start:
+            raise RuntimeError(f"log {self.origin}: entries {start}..{end} are not all there")
+        await self._append_hashes(conn, 0, start, new_leaves)
+        await conn.execute(update(logs).where(logs.c.origin == self.origin).values(integrated_size=end))
+        return end
+
+    async def _append_hashes(self, conn: AsyncConnection, level: int, first: int, hashes: list[bytes]) -> None:
+        """Append tile-level hashes `first`… at tile level `level`; each tile they fill adds its
+        root to the level above."""
+        tile_rows = self.tables.tiles
+        first_tile, last_tile = first // TILE_WIDTH, (first + len(hashes) - 1) // TILE_WIDTH
+        existing = {
+            int(r.idx): bytes(r.hashes)
+            for r in await conn.execute(
+                select(tile_rows.c.idx, tile_rows.c.hashes).where(
+                    tile_rows.c.origin == self.origin,
+                    tile_rows.c.level == level,
+                    tile_rows.c.idx.in_([first_tile, last_tile]),
+                )
+            )
+        }
+        completed: list[bytes] = []
+        first_completed: int | None = None
+        values = []
+        position = first
+        remaining = hashes
+        for n in range(first_tile, last_tile + 1):
+            have = existing.get(n, b"")
+            if len(have) != (position - n * TILE_WIDTH) * HASH_SIZE:
+                raise RuntimeError(f"log {self.origin}: tile {level}/{n} is not where integration left it")
+            take = min(TILE_WIDTH - (position - n * TILE_WIDTH), len(remaining))
+            data = have + b"".join(remaining[:take])
+            remaining, position = remaining[take:], position + take
+            values.append({"origin": self.origin, "level": level, "idx": n, "hashes": data})
+            if len(data) == TILE_WIDTH * HASH_SIZE:
+                first_completed = n if first_completed is None else first_completed
+                completed.append(tiles.tile_root(data))
+        statement = insert(tile_rows)
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[tile_rows.c.origin, tile_rows.c.level, tile_rows.c.idx],
+                set_={"hashes": statement.excluded.hashes},
+            ),
+            values,
+        )
+        if first_completed is not None:
+            # A full tile's root is the hash at the next tile level, at the tile's index.
+            await self._append_hashes(conn, level + 1, first_completed, completed)
+
+    async def read_tile(self, conn: AsyncConnection, tile: Tile) -> bytes | None:
+        """The tile's bytes, None while the log has fewer hashes there than `tile.width`. Hashes
+        are append-only: any width up to what is integrated is a valid (partial) tile."""
+        if tile.level is None:
+            raise ValueError("entry bundles are read with read_bundle")
+        tile_rows = self.tables.tiles
+        data = (
+            await conn.execute(
+                select(tile_rows.c.hashes).where(
+                    tile_rows.c.origin == self.origin, tile_rows.c.level == tile.level, tile_rows.c.idx == tile.index
+                )
+            )
+        ).scalar_one_or_none()
+        if data is None or len(data) < tile.width * HASH_SIZE:
+            return None
+        return bytes(data[: tile.width * HASH_SIZE])
+
+    async def read_bundle(self, conn: AsyncConnection, tile: Tile, size: int) -> bytes | None:
+        """The entry bundle `tile` (level None), if its entries are among the first `size`
+        (integrated: provable) ones; None otherwise."""
+        if tile.level is not None:
+            raise ValueError("hash tiles are read with read_tile")
+        start, end = tile.index * TILE_WIDTH, tile.index * TILE_WIDTH + tile.width
+        if end > size:
+            return None
+        entries = self.tables.entries
+        rows = (
+            await conn.execute(
+                select(entries.c.data)
+                .where(entries.c.origin == self.origin, entries.c.idx >= start, entries.c.idx < end)
+                .order_by(entries.c.idx)
+            )
+        ).scalars()
+        return tiles.encode_bundle(bytes(data) for data in rows)
+
+    async def stored_hashes(
+        self, conn: AsyncConnection, positions: Sequence[Position], size: int
+    ) -> dict[Position, bytes]:
+        """The tree hashes at `positions`, from the tiles of the tree of `size`."""
+        needed = {tiles.tile_holding(p, size) for p in positions}
+        tile_rows = self.tables.tiles
+        rows = {
+            (int(r.level), int(r.idx)): bytes(r.hashes)
+            for r in await conn.execute(
+                select(tile_rows.c.level, tile_rows.c.idx, tile_rows.c.hashes).where(
+                    tile_rows.c.origin == self.origin,
+                    tuple_(tile_rows.c.level, tile_rows.c.idx).in_([(t.level, t.index) for t in needed]),
+                )
+            )
+        }
+        found: dict[Position, bytes] = {}
+        for position in positions:
+            tile = tiles.tile_holding(position, size)
+            assert tile.level is not None
+            data = rows[(tile.level, tile.index)][: tile.width * HASH_SIZE]
+            found[position] = tiles.hash_from_tile(tile, data, position)
+        return found
+
+    async def tree_head(self, conn: AsyncConnection, size: int) -> bytes:
+        """The root hash of the first `size` entries (which must be integrated)."""
+        positions = merkle.root_positions(size)
+        hashes = await self.stored_hashes(conn, positions, size) if positions else {}
+        return merkle.fold([hashes[p] for p in positions])
+
+    async def inclusion_proof(self, conn: AsyncConnection, index: int, size: int) -> list[bytes]:
+        plan = merkle.ranges_positions(merkle.inclusion_ranges(index, size))
+        hashes = await self.stored_hashes(conn, [p for r in plan for p in r], size)
+        return merkle.hashes_of_ranges(plan, hashes)
+
+    async def consistency_proof(self, conn: AsyncConnection, old_size: int, size: int) -> list[bytes]:
+        plan = merkle.ranges_positions(merkle.consistency_ranges(old_size, size))
+        hashes = await self.stored_hashes(conn, [p for r in plan for p in r], size)
+        return merkle.hashes_of_ranges(plan, hashes)
