@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
@@ -15,7 +16,8 @@ from sqlalchemy import MetaData, select, update
 
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_platform.db import Database
-from comuna_platform.tlog import merkle, tiles
+from comuna_platform.tlog import merkle, note, tiles
+from comuna_platform.tlog.checkpoint import Checkpoint, parse_checkpoint
 from comuna_platform.tlog.store import LogTables, TransparencyLog, define_tables
 from tests.unit.tlog.test_merkle import mth
 
@@ -37,11 +39,7 @@ async def db(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[Database]:
 
 
 async def new_log(db: Database) -> TransparencyLog:
-    log = TransparencyLog(TABLES, f"test.example/{uuid.uuid4().hex[:8]}")
-    async with db.engine.begin() as conn:
-        await log.create(conn)
-        await log.create(conn)  # idempotent
-    return log
+    return TransparencyLog(TABLES, f"test.example/{uuid.uuid4().hex[:8]}")
 
 
 def entry(i: int) -> bytes:
@@ -146,11 +144,30 @@ async def test_integration_refuses_tiles_that_are_not_where_it_left_them(db: Dat
             await log.integrate(conn)
 
 
-async def test_an_entry_too_large_for_a_bundle_or_an_unknown_log_is_refused(db: Database) -> None:
+async def test_an_entry_too_large_for_a_bundle_is_refused_and_an_empty_log_has_size_zero(db: Database) -> None:
     log = await new_log(db)
     async with db.engine.begin() as conn:
         with pytest.raises(ValueError):
             await log.sequence(conn, [b"x" * 70_000])
-        with pytest.raises(LookupError):
-            await TransparencyLog(TABLES, "nobody.example/log").sequence(conn, [b"x"])
         assert await log.sizes(conn) == (0, 0)
+        assert await log.integrate(conn) == 0
+        assert await log.latest_checkpoint(conn) is None
+
+
+async def test_checkpoints_sign_the_integrated_head_once_per_size_with_every_key(db: Database) -> None:
+    log = await new_log(db)
+    old, new = note.Signer.generate(log.origin), note.Signer.generate(log.origin)
+    now = datetime.now(UTC)
+    async with db.engine.begin() as conn:
+        await log.sequence(conn, [entry(i) for i in range(300)])
+        first = await log.checkpoint(conn, [old], now)
+        text, valid = note.open_note(first, [old.verifier])
+        assert valid == [old.verifier]
+        assert parse_checkpoint(text) == Checkpoint(log.origin, 300, mth([entry(i) for i in range(300)]))
+        # The same size again: the stored checkpoint, even with other keys (no second root).
+        assert await log.checkpoint(conn, [old, new], now) == first
+        await log.sequence(conn, [entry(300)])
+        second = await log.checkpoint(conn, [old, new], now)
+        assert note.open_note(second, [new.verifier])[1] == [new.verifier]
+        assert note.open_note(second, [old.verifier])[1] == [old.verifier]
+        assert await log.latest_checkpoint(conn) == second

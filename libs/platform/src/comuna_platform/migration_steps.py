@@ -76,9 +76,18 @@ def create_transparency_log_v1() -> None:
         ),
         sa.PrimaryKeyConstraint("origin", "level", "idx", name="pk_tlog_tiles"),
     )
+    op.create_table(
+        "tlog_checkpoints",
+        sa.Column("origin", sa.String(length=200), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("origin", "size", name="pk_tlog_checkpoints"),
+    )
 
 
 def drop_transparency_log_v1() -> None:
+    op.drop_table("tlog_checkpoints")
     op.drop_table("tlog_tiles")
     op.drop_table("tlog_entries")
     op.drop_table("tlog_logs")

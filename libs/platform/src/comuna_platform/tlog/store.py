@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     func,
     select,
     tuple_,
@@ -41,8 +43,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from comuna_platform.tlog import merkle, tiles
+from comuna_platform.tlog import merkle, note, tiles
+from comuna_platform.tlog.checkpoint import Checkpoint
 from comuna_platform.tlog.merkle import HASH_SIZE, Position
+from comuna_platform.tlog.note import Signer
 from comuna_platform.tlog.tiles import TILE_WIDTH, Tile
 
 
@@ -51,6 +55,7 @@ class LogTables:
     logs: Table
     entries: Table
     tiles: Table
+    checkpoints: Table
 
 
 def define_tables(metadata: MetaData) -> LogTables:
@@ -85,7 +90,18 @@ def define_tables(metadata: MetaData) -> LogTables:
             name="whole_hashes_within_a_tile",
         ),
     )
-    return LogTables(logs, entries, tile_rows)
+    checkpoints = Table(
+        "tlog_checkpoints",
+        metadata,
+        Column("origin", String(200), nullable=False),
+        Column("size", BigInteger, nullable=False),
+        # The whole signed note, as served at `<prefix>/checkpoint`.
+        Column("note", Text, nullable=False),
+        Column("signed_at", DateTime(timezone=True), nullable=False),
+        # One checkpoint per size: the log never signs two roots for one size (a fork).
+        PrimaryKeyConstraint("origin", "size", name="pk_tlog_checkpoints"),
+    )
+    return LogTables(logs, entries, tile_rows, checkpoints)
 
 
 class TransparencyLog:
@@ -95,29 +111,24 @@ class TransparencyLog:
         self.tables = tables
         self.origin = origin
 
-    async def create(self, conn: AsyncConnection) -> None:
-        """The log's row, if it does not exist yet (idempotent)."""
-        await conn.execute(insert(self.tables.logs).values(origin=self.origin).on_conflict_do_nothing())
-
     async def sequence(self, conn: AsyncConnection, entries: Sequence[bytes]) -> int:
-        """Append `entries` in the caller's transaction; the index of the first. Locks the log
-        row until that transaction ends (appenders queue there: indices never have gaps)."""
+        """Append `entries` in the caller's transaction; the index of the first. Creates the log
+        on first use, and locks its row until that transaction ends (appenders queue there:
+        indices never have gaps)."""
         if not entries:
             raise ValueError("nothing to sequence")
         for entry in entries:
             if len(entry) > tiles.MAX_ENTRY_SIZE:
                 raise ValueError(f"a log entry is at most {tiles.MAX_ENTRY_SIZE} bytes")
         logs = self.tables.logs
+        statement = insert(logs).values(origin=self.origin, size=len(entries))
         end = (
             await conn.execute(
-                update(logs)
-                .where(logs.c.origin == self.origin)
-                .values(size=logs.c.size + len(entries))
-                .returning(logs.c.size)
+                statement.on_conflict_do_update(
+                    index_elements=[logs.c.origin], set_={"size": logs.c.size + len(entries)}
+                ).returning(logs.c.size)
             )
-        ).scalar_one_or_none()
-        if end is None:
-            raise LookupError(f"no transparency log {self.origin!r}")
+        ).scalar_one()
         start = int(end) - len(entries)
         await conn.execute(
             insert(self.tables.entries),
@@ -126,12 +137,12 @@ class TransparencyLog:
         return start
 
     async def sizes(self, conn: AsyncConnection) -> tuple[int, int]:
-        """(sequenced, integrated) entry counts."""
+        """(sequenced, integrated) entry counts; (0, 0) for a log nothing was appended to."""
         logs = self.tables.logs
         row = (
             await conn.execute(select(logs.c.size, logs.c.integrated_size).where(logs.c.origin == self.origin))
-        ).one()
-        return int(row.size), int(row.integrated_size)
+        ).one_or_none()
+        return (0, 0) if row is None else (int(row.size), int(row.integrated_size))
 
     async def integrate(self, conn: AsyncConnection, *, limit: int = 65_536) -> int:
         """Hash up to `limit` sequenced entries into the tiles; the integrated size after.
@@ -143,7 +154,9 @@ class TransparencyLog:
             await conn.execute(
                 select(logs.c.size, logs.c.integrated_size).where(logs.c.origin == self.origin).with_for_update()
             )
-        ).one()
+        ).one_or_none()
+        if row is None:
+            return 0
         start, end = int(row.integrated_size), min(int(row.size), int(row.integrated_size) + limit)
         if start == end:
             return start
@@ -278,3 +291,36 @@ class TransparencyLog:
         plan = merkle.ranges_positions(merkle.consistency_ranges(old_size, size))
         hashes = await self.stored_hashes(conn, [p for r in plan for p in r], size)
         return merkle.hashes_of_ranges(plan, hashes)
+
+    async def checkpoint(
+        self, conn: AsyncConnection, signers: Sequence[Signer], now: datetime, extensions: Sequence[str] = ()
+    ) -> str:
+        """Integrate what is sequenced, then the signed checkpoint of the integrated size: the
+        stored one if this size was signed before (never two roots for one size), else a new
+        one signed by every key of `signers` (two during a key rotation's overlap)."""
+        if not signers:
+            raise ValueError("a checkpoint needs at least one signing key")
+        size = await self.integrate(conn)
+        checkpoints = self.tables.checkpoints
+        stored = (
+            await conn.execute(
+                select(checkpoints.c.note).where(checkpoints.c.origin == self.origin, checkpoints.c.size == size)
+            )
+        ).scalar_one_or_none()
+        if stored is not None:
+            return str(stored)
+        body = Checkpoint(self.origin, size, await self.tree_head(conn, size), tuple(extensions)).text
+        signed = note.format_note(body, [note.sign_note(body, signer) for signer in signers])
+        await conn.execute(insert(checkpoints).values(origin=self.origin, size=size, note=signed, signed_at=now))
+        return signed
+
+    async def latest_checkpoint(self, conn: AsyncConnection) -> str | None:
+        checkpoints = self.tables.checkpoints
+        return (
+            await conn.execute(
+                select(checkpoints.c.note)
+                .where(checkpoints.c.origin == self.origin)
+                .order_by(checkpoints.c.size.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
