@@ -4,6 +4,7 @@ the group commit's all-or-nothing batches, receipts."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -111,12 +112,14 @@ async def test_online_the_signed_in_resident_votes_once_and_checks_the_receipt(
     cast = await vote_online(stack, consultation, C1, candidate, resident)
     assert cast.status_code == 201, cast.text
     receipt = cast.json()["receipt"]
-    assert uuid.UUID(receipt).version == 4
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", receipt)
     checked = await stack.consultations.client.get(f"/v1/consultations/{consultation.id}/receipts/{receipt}")
     assert checked.json() == {"receipt": receipt, "recorded": True}
     assert candidate not in checked.text
-    unknown = await stack.consultations.client.get(f"/v1/consultations/{consultation.id}/receipts/{uuid.uuid4()}")
+    unknown = await stack.consultations.client.get(f"/v1/consultations/{consultation.id}/receipts/{'A' * 22}")
     assert (unknown.status_code, unknown.json()["code"]) == (404, "receipt_not_found")
+    malformed = await stack.consultations.client.get(f"/v1/consultations/{consultation.id}/receipts/{uuid.uuid4()}")
+    assert malformed.status_code == 422
     again = await vote_online(stack, consultation, C1, candidate, resident)
     assert (again.status_code, again.json()["code"]) == (409, "already_voted")
     async with stack.consultations.runtime.db.transaction() as session:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, log_origin, receipt_commitment
 from comuna_consultations.storage.participations import ParticipationRow, take_part
 from comuna_consultations.voting.group_commit import BallotToWrite, BallotWriter, BatchPolicy, Outcome, Written
 from tests.consultations.helpers import Consultation, Stack, voting_consultation
@@ -229,3 +230,89 @@ async def test_a_batch_answers_each_ballot_and_writes_ballots_only_for_new_parti
     assert [w.outcome for w in written] == [Outcome.CAST, Outcome.ALREADY_VOTED, Outcome.NOT_IN_VOTING, Outcome.CAST]
     assert await batch_xmins(stack, consultation) == ([2], [2])
     assert await batch_xmins(stack, closed) == ([], [])
+
+
+async def record_entries(stack: Stack, consultation: Consultation) -> list[list[str]]:
+    """The consultation's record entries, as lines, in log order."""
+    origin = log_origin(DEFAULT_RECORD_ORIGIN, uuid.UUID(consultation.id))
+    async with stack.consultations.runtime.db.transaction() as session:
+        found = await session.execute(
+            text("SELECT data FROM tlog_entries WHERE origin = :o ORDER BY idx"), {"o": origin}
+        )
+        return [bytes(data).decode().splitlines() for data in found.scalars()]
+
+
+async def test_a_batch_enters_the_record_in_its_own_transaction_receipts_apart_from_its_tally(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 2})
+    first, second = consultation.candidates[C1]
+    commune = stack.commune_ids[C1]
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(max_size=3, min_size=3, linger=600, max_hold=600))
+    choices = [uuid.UUID(first), uuid.UUID(second), None]
+    written = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                writer.write(BallotToWrite(participation(stack, consultation), c, accepted_at=stack.clock.now()))
+                for c in choices
+            )
+        ),
+        timeout=30,
+    )
+    [entry] = await record_entries(stack, consultation)
+    assert entry[:2] == ["comuna-ballots/v1", f"consultation {consultation.id}"]
+    assert entry[2:5] == sorted(f"receipt {commune} {receipt_commitment(w.receipt or '')}" for w in written)
+    # Tallies sorted by commune, then choice: blank first.
+    assert entry[5:] == [
+        f"tally {commune} blank 1",
+        *sorted([f"tally {commune} {first} 1", f"tally {commune} {second} 1"]),
+    ]
+    # Nothing stored holds a receipt: not the ballots, not the index (commitments only).
+    async with stack.consultations.runtime.db.transaction() as session:
+        ids = {
+            str(i)
+            for i in (
+                await session.execute(
+                    text("SELECT id FROM ballots WHERE consultation_id = :c"), {"c": uuid.UUID(consultation.id)}
+                )
+            ).scalars()
+        }
+        indexed = (
+            await session.execute(
+                text("SELECT commitment, xmin::text FROM record_receipts WHERE consultation_id = :c"),
+                {"c": uuid.UUID(consultation.id)},
+            )
+        ).all()
+        ballot_xmins = set(
+            (
+                await session.execute(
+                    text("SELECT xmin::text FROM ballots WHERE consultation_id = :c"), {"c": uuid.UUID(consultation.id)}
+                )
+            ).scalars()
+        )
+    assert {w.receipt for w in written}.isdisjoint(ids | {c for c, _ in indexed})
+    assert {x for _, x in indexed} == ballot_xmins  # the same transaction: in the log when stored
+
+
+async def test_a_lone_batch_logs_its_receipt_and_its_tally_goes_with_the_batch_that_carries_it(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    consultation = await voting_consultation(stack, issuer, {C1: 1})
+    candidate = uuid.UUID(consultation.candidates[C1][0])
+    commune = stack.commune_ids[C1]
+    writer = BallotWriter(stack.consultations.runtime.db, BatchPolicy(min_size=2, linger=0, max_hold=0.01))
+    alone = await asyncio.wait_for(
+        writer.write(BallotToWrite(participation(stack, consultation), candidate, accepted_at=stack.clock.now())), 30
+    )
+    later = await asyncio.wait_for(
+        writer.write(BallotToWrite(participation(stack, consultation), None, accepted_at=stack.clock.now())), 30
+    )
+    lone, carrier = await record_entries(stack, consultation)
+    assert lone[2:] == [f"receipt {commune} {receipt_commitment(alone.receipt or '')}"]  # no tally
+    assert carrier[2:] == [
+        f"receipt {commune} {receipt_commitment(later.receipt or '')}",
+        f"tally {commune} blank 1",
+        f"tally {commune} {candidate} 1",
+    ]
+    checked = await stack.consultations.client.get(f"/v1/consultations/{consultation.id}/receipts/{alone.receipt}")
+    assert checked.json() == {"receipt": alone.receipt, "recorded": True}

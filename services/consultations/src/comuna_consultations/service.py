@@ -58,7 +58,7 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
     app.state.voting = Voting(
         app.state.voting_snapshots,
         RollLookups(runtime.db),
-        BallotWriter(runtime.db, batch_policy(settings)),
+        BallotWriter(runtime.db, batch_policy(settings), record_origin=settings.record_origin),
         app.state.pseudonyms,
     )
     # Offline tables' snapshot key (None: offline tables refused with 503); a malformed key stops startup.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from comuna_platform.settings import ServiceSettings
@@ -44,3 +44,11 @@ class Settings(ServiceSettings):
     # invalidates snapshots already on devices: rotate between consultations. Unset: offline
     # tables are refused (503 `offline_tables_unconfigured`).
     snapshot_signing_key: SecretStr | None = None
+    # The public record (docs/record.md): each consultation's log has the origin
+    # `<record_origin>/consultations/<id>`, conventionally the public URL of the record without
+    # its scheme. Checkpoints are signed by every key of `record_signing_keys` (C2SP signer keys,
+    # `PRIVATE+KEY+<record_origin>+...`; two during a rotation's overlap), every
+    # `record_checkpoint_seconds`. No key: nothing is signed (the log still grows).
+    record_origin: str = "comuna.localhost/record"
+    record_signing_keys: list[SecretStr] = Field(default_factory=list)
+    record_checkpoint_seconds: float = 2.0

@@ -47,6 +47,7 @@ from comuna_consultations.vocabulary import (
     RollLoadStatus,
     TableKind,
 )
+from comuna_platform.tlog.store import define_tables
 from comuna_platform.vocabulary import one_of
 
 
@@ -711,3 +712,19 @@ class TallySheetVote(Base):
     consultation_id: Mapped[uuid.UUID] = mapped_column()
     commune_id: Mapped[uuid.UUID] = mapped_column()
     votes: Mapped[int] = mapped_column(BigInteger)
+
+
+# The consultations' public records (transparency logs, one per consultation): the platform's
+# tables, in this service's database (`domain.record`, `comuna_platform.tlog.store`).
+record_tables = define_tables(Base.metadata)
+
+
+class RecordReceipt(Base):
+    """Which log entry holds a receipt's commitment (the record is public; this is its index by
+    receipt). Nothing here or in `ballots` holds the receipt itself: only the voter has it."""
+
+    __tablename__ = "record_receipts"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    commitment: Mapped[str] = mapped_column(String(22), primary_key=True)
+    entry_index: Mapped[int] = mapped_column(BigInteger)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Path, Request, status
 
+from comuna_consultations.domain.record import RECEIPT_PATTERN
 from comuna_consultations.voting import usecases
 from comuna_consultations.voting.schemas import BallotIn, BallotOut, ReceiptOut
 from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep
@@ -57,6 +58,10 @@ async def cast_ballot(
     response_model=ReceiptOut,
     summary="Was the ballot with this receipt stored? (public; never says what it chose)",
 )
-async def check_receipt(consultation_id: uuid.UUID, receipt: uuid.UUID, uow: UnitOfWorkDep) -> ReceiptOut:
+async def check_receipt(
+    consultation_id: uuid.UUID,
+    receipt: Annotated[str, Path(pattern=RECEIPT_PATTERN, description="The receipt the ballot's 201 gave.")],
+    uow: UnitOfWorkDep,
+) -> ReceiptOut:
     await usecases.check_receipt(uow, consultation_id, receipt)
-    return ReceiptOut(receipt=str(receipt), recorded=True)
+    return ReceiptOut(receipt=receipt, recorded=True)

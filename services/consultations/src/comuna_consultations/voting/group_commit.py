@@ -14,10 +14,13 @@ When a batch is written (`BatchPolicy`):
   ballot per transaction would share its `xmin` with its participation only. After `max_hold`
   (a quiet moment: fewer than `min_size` ballots in `max_hold` seconds in this process) it is
   written as it is rather than failing the voter, and *carried*: the next batch of this
-  process deletes it and inserts it again, same id (the receipt) and same choice, shuffled
+  process deletes it and inserts it again, same id and same choice, shuffled
   among its own ballots, so the stored row's `xmin` and place are that batch's, where it is
   one of several. No filler is ever written and counts never change. What a carry cannot hide
   (the WAL of the lone transaction, a crash before the next batch) is in docs/architecture.md.
+The same transaction sequences the batch into the consultation's public record
+(`BallotRecord`, `domain.record`): its receipts, and its tally unless it is a lone batch to be
+carried, so a ballot is in the log exactly when it is stored.
 While `writers` batches are in flight the queue fills and the next batch leaves as soon as one
 of them commits (a natural pipeline under load).
 """
@@ -33,16 +36,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy import Uuid, bindparam, insert, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import String
 
 from comuna_consultations.domain.phases import VotingWindow
+from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, ballots_entry, log_origin, new_receipt
+from comuna_consultations.storage.models import RecordReceipt, record_tables
 from comuna_consultations.storage.participations import ParticipationRow, take_part
 from comuna_consultations.vocabulary import ConsultationStatus, HoldKind
 from comuna_platform.db import Database
 from comuna_platform.errors import Unavailable
+from comuna_platform.tlog.store import TransparencyLog
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ class Outcome(StrEnum):
 class Written:
     outcome: Outcome
     ballot_id: uuid.UUID | None = None
+    receipt: str | None = None  # CAST only: the voter's receipt (`domain.record`)
 
 
 def not_stored() -> Unavailable:
@@ -134,17 +141,64 @@ class BatchWritten:
     rows: list[Carried]  # every ballot row this transaction wrote: new ones and carried ones
 
 
+# (id, consultation, commune, candidate or None, channel, table or None): a ballots row.
+_BallotRow = tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID | None, str, uuid.UUID | None]
+
 _CARRY = text(
     "DELETE FROM ballots WHERE id = ANY(:ids)"
     " RETURNING id, consultation_id, commune_id, candidate_id, channel, table_id"
 ).bindparams(bindparam("ids", type_=ARRAY(Uuid())))
 
 
+@dataclass(frozen=True, slots=True)
+class BallotRecord:
+    """Where a batch's ballots enter the public record (`domain.record`): the log of each
+    consultation under `origin_prefix`; a transaction of fewer than `min_size` ballots logs its
+    receipts only (its tally goes with the batch that carries its ballots)."""
+
+    origin_prefix: str = DEFAULT_RECORD_ORIGIN
+    min_size: int = 2
+
+    def log(self, consultation_id: uuid.UUID) -> TransparencyLog:
+        return TransparencyLog(record_tables, log_origin(self.origin_prefix, consultation_id))
+
+    async def append(self, conn: AsyncConnection, rows: Sequence[_BallotRow], receipts: dict[uuid.UUID, str]) -> None:
+        """Sequence the entries of this transaction's `rows` (new and carried ballots), with the
+        `receipts` of the new ones (by ballot id), and index the receipts."""
+        tallied = len(rows) >= self.min_size
+        by_consultation: dict[uuid.UUID, list[_BallotRow]] = {}
+        for row in rows:
+            by_consultation.setdefault(row[1], []).append(row)
+        # In consultation order, as the batch locked the consultations: no lock-order deadlock.
+        for consultation_id in sorted(by_consultation):
+            mine = by_consultation[consultation_id]
+            entry = ballots_entry(
+                consultation_id,
+                receipts=[(row[2], receipts[row[0]]) for row in mine if row[0] in receipts],
+                choices=[(row[2], row[3]) for row in mine] if tallied else [],
+            )
+            if not (entry.receipts or entry.tallies):
+                continue
+            encoded = entry.encode()
+            first = await self.log(consultation_id).sequence(conn, [e.data for e in encoded])
+            index = [
+                {"consultation_id": consultation_id, "commitment": commitment, "entry_index": first + offset}
+                for offset, e in enumerate(encoded)
+                for commitment in e.commitments
+            ]
+            if index:
+                await conn.execute(insert(RecordReceipt), index)
+
+
 async def write_batch(
-    conn: AsyncConnection, batch: Sequence[BallotToWrite], carry: Sequence[Carried] = ()
+    conn: AsyncConnection,
+    batch: Sequence[BallotToWrite],
+    carry: Sequence[Carried] = (),
+    record: BallotRecord | None = None,
 ) -> BatchWritten:
     """Write one batch inside the caller's transaction, rewriting the `carry` ballots whose
-    commune still votes among its own; the answer of each ballot, in order."""
+    commune still votes among its own, and its entries in the public record (`record`; the
+    default one when None); the answer of each ballot, in order."""
     consultation_ids = sorted({b.participation.consultation_id for b in batch} | {c.consultation_id for c in carry})
     found = await conn.execute(_OPEN, {"ids": consultation_ids, "open": ConsultationStatus.OPEN.value})
     national = {row.id: VotingWindow(row.voting_opens_at, row.voting_closes_at) for row in found}
@@ -162,12 +216,12 @@ async def write_batch(
     live = [index for index, b in enumerate(batch) if accepts(b)]
     taken = await take_part(conn, [batch[index].participation for index in live])
     answers = [Written(Outcome.NOT_IN_VOTING)] * len(batch)
-    rows: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID | None, str, uuid.UUID | None]] = []
+    rows: list[_BallotRow] = []
     for index, is_new in zip(live, taken, strict=True):
         if is_new:
             ballot_id, p = uuid.uuid4(), batch[index].participation
             rows.append((ballot_id, p.consultation_id, p.commune_id, batch[index].candidate_id, p.channel, p.table_id))
-            answers[index] = Written(Outcome.CAST, ballot_id)
+            answers[index] = Written(Outcome.CAST, ballot_id, new_receipt())
         else:
             answers[index] = Written(Outcome.ALREADY_VOTED)
     if carry and batch:
@@ -193,6 +247,8 @@ async def write_batch(
                 "table_ids": list(columns[5]),
             },
         )
+        receipts = {a.ballot_id: a.receipt for a in answers if a.ballot_id is not None and a.receipt is not None}
+        await (record or BallotRecord()).append(conn, rows, receipts)
     return BatchWritten(answers, [Carried(row[0], row[1], row[2]) for row in rows])
 
 
@@ -217,9 +273,10 @@ def _retrieve(answer: asyncio.Future[Written]) -> None:
 class BallotWriter:
     """The per-process group commit (see the module docstring)."""
 
-    def __init__(self, db: Database, policy: BatchPolicy | None = None) -> None:
+    def __init__(self, db: Database, policy: BatchPolicy | None = None, *, record_origin: str | None = None) -> None:
         self._db = db
         self._policy = policy or BatchPolicy()
+        self._record = BallotRecord(record_origin or DEFAULT_RECORD_ORIGIN, self._policy.min_size)
         self._waiting: list[_Waiting] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -274,7 +331,7 @@ class BallotWriter:
         carry, self._carry = self._carry, []
         try:
             async with self._db.engine.begin() as conn:
-                written = await write_batch(conn, [w.ballot for w in batch], carry)
+                written = await write_batch(conn, [w.ballot for w in batch], carry, self._record)
         except Exception as error:  # every request of the batch must get an answer
             # No count and nothing about the voters: the kind of failure only.
             log.warning("a ballot batch was not stored (%s)", type(error).__name__)

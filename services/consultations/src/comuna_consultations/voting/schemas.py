@@ -33,8 +33,9 @@ class BallotIn(Strict):
 class BallotOut(BaseModel):
     ballot_id: uuid.UUID
     receipt: str = Field(
-        description="A random value (the ballot's random id): proves the ballot was stored, reveals neither the "
-        "choice nor the voter."
+        description="128 random bits (22 characters), given to the voter only: its commitment is in the "
+        "consultation's public record, so it proves the ballot was stored and counted in its batch; it reveals "
+        "neither the choice nor the voter (docs/record.md)."
     )
 
 

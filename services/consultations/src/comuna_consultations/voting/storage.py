@@ -14,9 +14,8 @@ from sqlalchemy import BindParameter, LargeBinary, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from comuna_consultations.storage.models import VotingTable
+from comuna_consultations.storage.models import RecordReceipt, VotingTable
 from comuna_consultations.storage.repository import (
-    ballots,
     candidates,
     communes,
     roll_entries,
@@ -98,6 +97,9 @@ async def tables(session: AsyncSession, consultation_id: uuid.UUID) -> dict[str,
     return {row.code: TableRef(row.id, row.code, row.commune_id, row.kind) for row in await session.execute(query)}
 
 
-async def ballot_exists(session: AsyncSession, consultation_id: uuid.UUID, ballot_id: uuid.UUID) -> bool:
-    query = select(ballots.c.id).where(ballots.c.id == ballot_id, ballots.c.consultation_id == consultation_id)
-    return (await session.execute(query)).first() is not None
+async def receipt_entry(session: AsyncSession, consultation_id: uuid.UUID, commitment: str) -> int | None:
+    """The index of the record entry holding this receipt commitment, if any."""
+    query = select(RecordReceipt.entry_index).where(
+        RecordReceipt.consultation_id == consultation_id, RecordReceipt.commitment == commitment
+    )
+    return (await session.execute(query)).scalar_one_or_none()

@@ -34,6 +34,7 @@ from datetime import datetime
 from comuna_consultations.domain import tables
 from comuna_consultations.domain.consultations import commune_not_found, not_found
 from comuna_consultations.domain.pseudonyms import Pseudonyms, login_entry
+from comuna_consultations.domain.record import receipt_commitment
 from comuna_consultations.storage.participations import ParticipationRow
 from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, TableKind
 from comuna_consultations.voting import storage
@@ -140,8 +141,8 @@ async def cast_ballot(
     )
     written = await voting.writer.write(BallotToWrite(participation, request.candidate_id, accepted_at=now))
     if written.outcome is Outcome.CAST:
-        assert written.ballot_id is not None
-        return CastBallot(ballot_id=written.ballot_id, receipt=str(written.ballot_id))
+        assert written.ballot_id is not None and written.receipt is not None
+        return CastBallot(ballot_id=written.ballot_id, receipt=written.receipt)
     if written.outcome is Outcome.NOT_IN_VOTING:
         raise not_in_voting()
     if table is not None:
@@ -207,7 +208,8 @@ def _accepts(snapshot: VotingSnapshot, commune_id: uuid.UUID, now: datetime) -> 
     return snapshot.status == ConsultationStatus.OPEN and window is not None and window.accepts_ballots(now)
 
 
-async def check_receipt(uow: UnitOfWork, consultation_id: uuid.UUID, receipt: uuid.UUID) -> None:
-    """NotFound unless a ballot with this receipt was stored (never says what it chose)."""
-    if not await storage.ballot_exists(uow.session, consultation_id, receipt):
+async def check_receipt(uow: UnitOfWork, consultation_id: uuid.UUID, receipt: str) -> None:
+    """NotFound unless a ballot with this receipt was stored (never says what it chose): its
+    commitment is in the consultation's record."""
+    if await storage.receipt_entry(uow.session, consultation_id, receipt_commitment(receipt)) is None:
         raise NotFound("no ballot with this receipt in this consultation", code="receipt_not_found")
