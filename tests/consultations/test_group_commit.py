@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, log_origin, receipt_commitment
+from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, receipt_commitment
 from comuna_consultations.storage.participations import ParticipationRow, take_part
+from comuna_consultations.storage.record import log_origin
 from comuna_consultations.voting.group_commit import BallotToWrite, BallotWriter, BatchPolicy, Outcome, Written
 from tests.consultations.helpers import Consultation, Stack, voting_consultation
 from tests.support.issuer import TestIssuer

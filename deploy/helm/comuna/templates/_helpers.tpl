@@ -339,6 +339,12 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 - name: {{ $p }}BALLOT_BATCH_WRITERS
   value: {{ .writers | int | quote }}
 {{- end }}
+{{- with $cfg.record }}
+- name: {{ $p }}RECORD_ORIGIN
+  value: {{ .origin | quote }}
+- name: {{ $p }}RECORD_CHECKPOINT_SECONDS
+  value: {{ .checkpointSeconds | toString | quote }}
+{{- end }}
 - name: {{ $p }}LOG_LEVEL
   value: {{ $cfg.logLevel | quote }}
 {{- with $cfg.consumers }}

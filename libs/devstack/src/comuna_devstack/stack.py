@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN
 from comuna_devstack._process import read_pid_file, stop_recorded, write_pid_file
 from comuna_devstack.db_roles import DatabaseRoles, provision
 from comuna_devstack.errors import DevStackError, PortInUse
@@ -40,6 +41,7 @@ from comuna_devstack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, reachable
 from comuna_devstack.seed import dev_seed
 from comuna_devstack.supervisor import ProcessGroup
 from comuna_platform.events.streams import service_inbox_prefix
+from comuna_platform.tlog.note import Signer
 
 SERVICES = ("identity", "consultations", "funding", "projects")
 DEFAULT_HTTP_PORTS = {"identity": 8001, "consultations": 8002, "funding": 8003, "projects": 8004}
@@ -217,6 +219,8 @@ class DevSecrets:
     voter_ref_secret: str = ""
     # Consultations' Ed25519 seed (base64, 32 bytes) that signs offline tables' snapshots.
     snapshot_signing_key: str = ""
+    # Consultations' C2SP signer key of the public record's checkpoints (docs/record.md).
+    record_signing_key: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
@@ -230,14 +234,18 @@ class DevSecrets:
                 f"comuna_{svc}_{kind}": secrets.token_urlsafe(24) for svc in SERVICES for kind in ("owner", "app")
             },
         }
-        changed = any(key not in data for key in ("census_hash_key", "roll_secret", "voter_ref_secret"))
-        data.setdefault("census_hash_key", secrets.token_urlsafe(32))
-        data.setdefault("roll_secret", secrets.token_urlsafe(48))
-        data.setdefault("voter_ref_secret", secrets.token_urlsafe(48))
-        changed = any(name not in data for name in ("census_hash_key", "roll_secret", "snapshot_signing_key"))
-        data.setdefault("census_hash_key", secrets.token_urlsafe(32))
-        data.setdefault("roll_secret", secrets.token_urlsafe(48))
-        data.setdefault("snapshot_signing_key", base64.b64encode(secrets.token_bytes(32)).decode())
+        generated_values: dict[str, Callable[[], str]] = {
+            "census_hash_key": lambda: secrets.token_urlsafe(32),
+            "roll_secret": lambda: secrets.token_urlsafe(48),
+            "voter_ref_secret": lambda: secrets.token_urlsafe(48),
+            "snapshot_signing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+            "record_signing_key": lambda: Signer.generate(DEFAULT_RECORD_ORIGIN).skey,
+        }
+        changed = False
+        for name, generate in generated_values.items():
+            if name not in data:
+                data[name] = generate()
+                changed = True
         for section, generated in wanted.items():
             current = data.setdefault(section, {})
             for key, value in generated.items():
@@ -258,6 +266,7 @@ class DevSecrets:
             data["database_passwords"],
             data["voter_ref_secret"],
             data["snapshot_signing_key"],
+            data["record_signing_key"],
         )
 
     def database_roles(self, service: str) -> DatabaseRoles:
@@ -462,6 +471,7 @@ class Stack:
         if service == "consultations":
             env["VOTER_REF_SECRET"] = self.secrets.voter_ref_secret
             env["SNAPSHOT_SIGNING_KEY"] = self.secrets.snapshot_signing_key
+            env["RECORD_SIGNING_KEYS"] = json.dumps([self.secrets.record_signing_key])
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)
         return merged

@@ -17,12 +17,15 @@ from comuna_consultations.lifecycle import api as lifecycle_api
 from comuna_consultations.lifecycle import messages as lifecycle_messages  # noqa: F401
 from comuna_consultations.offline import api as offline_api
 from comuna_consultations.offline.signing import SnapshotKeys
+from comuna_consultations.record import api as record_api
+from comuna_consultations.record.usecases import Record
 from comuna_consultations.results import api as results_api
 from comuna_consultations.results import grpc as results_grpc
 from comuna_consultations.results import messages as results_messages  # noqa: F401
 from comuna_consultations.roll import api as roll_api
 from comuna_consultations.roll.loader import RollLoader
 from comuna_consultations.settings import Settings
+from comuna_consultations.storage.models import record_tables
 from comuna_consultations.tables import api as tables_api
 from comuna_consultations.tables import messages as tables_messages  # noqa: F401
 from comuna_consultations.voting import api as voting_api
@@ -32,6 +35,8 @@ from comuna_consultations.voting.snapshot import VotingSnapshotCache
 from comuna_consultations.voting.usecases import Voting
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
+from comuna_platform.tlog.checkpointer import Checkpointer
+from comuna_platform.tlog.note import parse_skey
 
 
 def settings_of(runtime: Runtime) -> Settings:
@@ -70,6 +75,18 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         runtime.db, app.state.identity, poll_seconds=settings.roll_poll_seconds, chunk_size=settings.roll_chunk_size
     )
     runtime.workers.add(Worker("roll-loader", loader.run))
+    # The public record: served always; checkpoints signed only with configured keys.
+    signers = tuple(parse_skey(key.get_secret_value()) for key in settings.record_signing_keys)
+    app.state.record = Record(settings.record_origin, signers)
+    if signers:
+        checkpointer = Checkpointer(
+            runtime.db,
+            record_tables,
+            signers,
+            every=settings.record_checkpoint_seconds,
+            now=lambda: runtime.clock.now(),  # noqa: PLW0108 (tests swap the clock)
+        )
+        runtime.workers.add(Worker("record-checkpointer", checkpointer.run))
 
 
 def batch_policy(settings: Settings) -> BatchPolicy:
@@ -108,6 +125,7 @@ SPEC = ServiceSpec(
         results_api.router,
         tables_api.router,
         offline_api.router,
+        record_api.router,
     ],
     grpc_register=grpc_register,
     on_startup=on_startup,

@@ -13,7 +13,7 @@ Three tables a service adds to its metadata (`define_tables`) and creates in a m
   Hashes are append-only, so a partial tile of width W is the first W hashes of its row, and
   any tree size a checkpoint names stays servable.
 
-`integrate` (run by one worker at a time: it locks the log row) hashes new entries into the
+`integrate` (one integrator at a time per log, by an advisory lock) hashes new entries into the
 tiles; `tree_head` computes the root of any integrated size from the tiles.
 """
 
@@ -104,6 +104,10 @@ def define_tables(metadata: MetaData) -> LogTables:
     return LogTables(logs, entries, tile_rows, checkpoints)
 
 
+# Seeds the advisory-lock key of a log's integrator (hash of the origin): a fixed, arbitrary value.
+_LOCK_SEED = 6962
+
+
 class TransparencyLog:
     """One log (by origin) over the service's tables."""
 
@@ -147,13 +151,13 @@ class TransparencyLog:
     async def integrate(self, conn: AsyncConnection, *, limit: int = 65_536) -> int:
         """Hash up to `limit` sequenced entries into the tiles; the integrated size after.
 
-        Holds the log row's lock for the transaction (appenders wait a moment; a second
-        integrator waits and then finds nothing to do)."""
+        One integrator at a time per log (a transaction-scoped advisory lock: a second one waits,
+        then finds nothing to do); appenders are not held up: the log row is only updated at the
+        end, as briefly as an append does."""
+        await conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(self.origin, _LOCK_SEED))))
         logs = self.tables.logs
         row = (
-            await conn.execute(
-                select(logs.c.size, logs.c.integrated_size).where(logs.c.origin == self.origin).with_for_update()
-            )
+            await conn.execute(select(logs.c.size, logs.c.integrated_size).where(logs.c.origin == self.origin))
         ).one_or_none()
         if row is None:
             return 0
@@ -172,7 +176,8 @@ class TransparencyLog:
         if len(new_leaves) != end - start:
             raise RuntimeError(f"log {self.origin}: entries {start}..{end} are not all there")
         await self._append_hashes(conn, 0, start, new_leaves)
-        await conn.execute(update(logs).where(logs.c.origin == self.origin).values(integrated_size=end))
+        integrated = update(logs).where(logs.c.origin == self.origin, logs.c.integrated_size == start)
+        await conn.execute(integrated.values(integrated_size=end))
         return end
 
     async def _append_hashes(self, conn: AsyncConnection, level: int, first: int, hashes: list[bytes]) -> None:

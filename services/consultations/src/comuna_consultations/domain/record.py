@@ -35,11 +35,6 @@ ENTRY_BUDGET = 60_000
 _RECEIPT_DOMAIN = b"comuna-receipt/v1\n"
 
 
-def log_origin(prefix: str, consultation_id: uuid.UUID) -> str:
-    """The log's origin (C2SP checkpoint origin line) under the deployment's prefix."""
-    return f"{prefix.rstrip('/')}/consultations/{consultation_id}"
-
-
 def receipt_commitment(receipt: str) -> str:
     digest = hashlib.sha256(_RECEIPT_DOMAIN + receipt.encode()).digest()[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

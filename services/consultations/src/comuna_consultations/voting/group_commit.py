@@ -42,9 +42,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import String
 
 from comuna_consultations.domain.phases import VotingWindow
-from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, ballots_entry, log_origin, new_receipt
-from comuna_consultations.storage.models import RecordReceipt, record_tables
+from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, ballots_entry, new_receipt
+from comuna_consultations.storage.models import RecordReceipt
 from comuna_consultations.storage.participations import ParticipationRow, take_part
+from comuna_consultations.storage.record import consultation_log
 from comuna_consultations.vocabulary import ConsultationStatus, HoldKind
 from comuna_platform.db import Database
 from comuna_platform.errors import Unavailable
@@ -160,7 +161,7 @@ class BallotRecord:
     min_size: int = 2
 
     def log(self, consultation_id: uuid.UUID) -> TransparencyLog:
-        return TransparencyLog(record_tables, log_origin(self.origin_prefix, consultation_id))
+        return consultation_log(self.origin_prefix, consultation_id)
 
     async def append(self, conn: AsyncConnection, rows: Sequence[_BallotRow], receipts: dict[uuid.UUID, str]) -> None:
         """Sequence the entries of this transaction's `rows` (new and carried ballots), with the
@@ -282,6 +283,12 @@ class BallotWriter:
         self._timer: asyncio.TimerHandle | None = None
         # The ballots of this process's last transaction if it wrote fewer than `min_size`.
         self._carry: list[Carried] = []
+
+    @property
+    def pending_tallies(self) -> int:
+        """Ballots of this process written in a lone transaction: their receipts are in the
+        record, their tally enters it with the batch that carries them."""
+        return len(self._carry)
 
     @property
     def policy(self) -> BatchPolicy:
