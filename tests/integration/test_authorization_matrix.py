@@ -486,6 +486,14 @@ FACTORIES: dict[str, Factory] = {
     "consultations:check_receipt_v1_consultations__consultation_id__receipts__receipt__get": Factory(
         ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "receipt": world.receipt})
     ),
+    # The public record: anyone reads it (entries once no commune votes).
+    "consultations:checkpoint_v1_consultations__consultation_id__record_checkpoint_get": Factory(
+        _consultation("certified")
+    ),
+    "consultations:tile_v1_consultations__consultation_id__record_tile__path__get": Factory(
+        ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "path": "0/000.p/1"})
+    ),
+    "consultations:keys_v1_consultations__consultation_id__record_keys_get": Factory(_consultation("certified")),
     # Offline tables: the use case decides (an officer of THAT table of this consultation,
     # `domain.tables`), as for every table.
     "consultations:snapshot_public_keys_v1_snapshot_keys_get": Factory(fixed()),

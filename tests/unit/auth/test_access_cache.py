@@ -11,6 +11,7 @@ import pytest
 from comuna_platform.auth.access import Assignment, Resolution
 from comuna_platform.auth.access_cache import AccessCache
 from comuna_platform.auth.roles import Role
+from comuna_platform.errors import Unavailable
 
 pytestmark = pytest.mark.asyncio
 
@@ -61,8 +62,10 @@ async def until_called(loader: Loader, times: int) -> None:
     raise AssertionError(f"loader entered {len(loader.calls)} times, expected {times}")
 
 
-def cache_with(loader: Loader, clock: FakeClock, ttl: float = 30.0, max_entries: int = 100) -> AccessCache:
-    return AccessCache(loader, ttl=ttl, max_entries=max_entries, clock=clock, now=clock.wall)
+def cache_with(
+    loader: Loader, clock: FakeClock, ttl: float = 30.0, max_entries: int = 100, stale: float = 0.0
+) -> AccessCache:
+    return AccessCache(loader, ttl=ttl, stale_seconds=stale, max_entries=max_entries, clock=clock, now=clock.wall)
 
 
 def answer_number(resolution: Resolution) -> str:
@@ -199,3 +202,82 @@ async def test_bad_bounds_are_refused() -> None:
         AccessCache(Loader(), ttl=-1)
     with pytest.raises(ValueError, match="max_entries"):
         AccessCache(Loader(), ttl=1, max_entries=0)
+    with pytest.raises(ValueError, match="stale_seconds"):
+        AccessCache(Loader(), ttl=1, stale_seconds=-1)
+
+
+IDENTITY_DOWN = Unavailable("identity could not say where the caller may act", code="identity_unavailable")
+
+
+async def test_an_expired_answer_stands_in_while_identity_is_unavailable_up_to_its_bound() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = cache_with(loader, clock, ttl=30, stale=60)
+    await cache.get("ana")
+    loader.fail = IDENTITY_DOWN
+    clock.t += 31
+    assert answer_number(await cache.get("ana")) == "1"
+    assert len(loader.calls) == 2  # identity was asked, and could not answer
+    clock.t += 0.5
+    await cache.get("ana")
+    assert len(loader.calls) == 2  # within the retry pause: no doomed call per request
+    clock.t += 1
+    await cache.get("ana")
+    assert len(loader.calls) == 3
+    clock.t = 1000 + 90.1  # past ttl + stale
+    with pytest.raises(Unavailable):
+        await cache.get("ana")
+    loader.fail = None
+    assert answer_number(await cache.get("ana")) == "5"
+
+
+async def test_identity_back_replaces_the_stand_in_at_once() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = cache_with(loader, clock, ttl=30, stale=60)
+    await cache.get("ana")
+    loader.fail = IDENTITY_DOWN
+    clock.t += 31
+    await cache.get("ana")
+    loader.fail = None
+    clock.t += 1.1
+    assert answer_number(await cache.get("ana")) == "3"
+    assert answer_number(await cache.get("ana")) == "3"
+
+
+async def test_only_unavailability_lets_a_stale_answer_stand_in() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = cache_with(loader, clock, ttl=30, stale=60)
+    await cache.get("ana")
+    loader.fail = RuntimeError("a bug, not an outage")
+    clock.t += 31
+    with pytest.raises(RuntimeError):
+        await cache.get("ana")
+
+
+async def test_no_stand_in_after_an_invalidation_or_past_an_assignment_end() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = cache_with(loader, clock, ttl=30, stale=60)
+    await cache.get("ana")
+    cache.invalidate("ana")  # the revocation identity announced applies even with identity down
+    loader.fail = IDENTITY_DOWN
+    with pytest.raises(Unavailable):
+        await cache.get("ana")
+
+    ending = Loader(valid_until=NOW + timedelta(seconds=40))
+    cache = cache_with(ending, clock, ttl=30, stale=60)
+    await cache.get("bob")
+    ending.fail = IDENTITY_DOWN
+    clock.t += 35
+    assert answer_number(await cache.get("bob")) == "1"
+    clock.t += 5.1  # the assignment ended: it must not be served even as a stand-in
+    with pytest.raises(Unavailable):
+        await cache.get("bob")
+
+
+async def test_without_a_stale_window_identity_down_is_unavailable_once_the_answer_expires() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = cache_with(loader, clock, ttl=30)
+    await cache.get("ana")
+    loader.fail = IDENTITY_DOWN
+    clock.t += 30.1
+    with pytest.raises(Unavailable):
+        await cache.get("ana")

@@ -308,6 +308,8 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 {{- /* Read by the services that resolve callers over gRPC; harmless for the others. */}}
 - name: {{ $p }}ACCESS_CACHE_SECONDS
   value: {{ $cfg.accessCacheSeconds | toString | quote }}
+- name: {{ $p }}ACCESS_STALE_SECONDS
+  value: {{ $cfg.accessStaleSeconds | toString | quote }}
 {{- with $cfg.rateLimits }}
 - name: {{ $p }}RATE_LIMIT_DOCUMENT_LOOKUPS_PER_MINUTE
   value: {{ .documentLookups.perMinute | toString | quote }}

@@ -130,6 +130,7 @@ def identity_access_resolver(runtime: Runtime) -> AccessResolver:
         tokens=identity.tokens,
         timeout=identity.timeout,
         cache_seconds=runtime.settings.access_cache_seconds,
+        stale_seconds=runtime.settings.access_stale_seconds,
     )
 
     async def watch(stop: asyncio.Event) -> None:

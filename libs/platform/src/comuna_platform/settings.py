@@ -50,6 +50,9 @@ class ServiceSettings(BaseSettings):
     # How long a process reuses identity's answer for one person (never past an assignment's
     # end); `identity.role_assignment.*` events drop it sooner. 0 = ask identity every request.
     access_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # How long past that an answer still stands in while identity cannot be reached (voting
+    # goes on through an identity restart); invalidations and end dates still apply. 0 = never.
+    access_stale_seconds: float = Field(default=300.0, ge=0, le=86400)
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     log_level: str = "INFO"
     # How often the outbox relay looks for unsent events when nobody woke it up.

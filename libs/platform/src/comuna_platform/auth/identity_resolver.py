@@ -78,6 +78,7 @@ class GrpcAccessResolver:
         tokens: Invalidatable | None = None,
         timeout: float = 5.0,
         cache_seconds: float = 30.0,
+        stale_seconds: float = 0.0,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -87,7 +88,9 @@ class GrpcAccessResolver:
         self._stub = identity_pb2_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         self._tokens = tokens
         self._timeout = timeout
-        self.cache = AccessCache(self._fetch, ttl=cache_seconds, max_entries=max_entries, clock=clock, now=now)
+        self.cache = AccessCache(
+            self._fetch, ttl=cache_seconds, stale_seconds=stale_seconds, max_entries=max_entries, clock=clock, now=now
+        )
         # True while the invalidation subscription is live.
         self.listening = False
 
