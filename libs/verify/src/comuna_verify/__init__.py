@@ -1,0 +1,12 @@
+"""An outsider's verifier of a Comuna consultation's public record.
+
+Written from the published formats only (RFC 6962 / RFC 9162 Merkle trees, C2SP signed-note,
+tlog-checkpoint, tlog-tiles and tlog-cosignature) and the entry formats of the record: it shares
+no code with the platform that produces the record, so a bug there is not silently repeated here.
+
+* `merkle`: hashing, streaming tree heads, proofs (computing and checking them).
+* `notes`: signed notes and keys; `checkpoint`: the checkpoint body and its signatures.
+* `http`, `tiles`: fetching the record; `entries`, `ranking`, `audit`: what the entries must add up to.
+* `state`: checkpoints seen before, and the consistency of a new one with them.
+* `cli` (`comuna-verify`) and `witness` (`comuna-witness`): the programs.
+"""
