@@ -325,3 +325,18 @@ async def rows(stack: Stack, table: str, consultation_id: str) -> int:
             text(f"SELECT count(*) FROM {table} WHERE consultation_id = :id"), {"id": uuid.UUID(consultation_id)}
         )
         return int(result.scalar_one())
+
+
+async def record_entries(stack: Stack, consultation: Consultation | str) -> list[list[str]]:
+    """The consultation's public record entries (its log under the default origin), as lines,
+    in log order."""
+    from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN
+    from comuna_consultations.storage.record import log_origin
+
+    consultation_id = consultation if isinstance(consultation, str) else consultation.id
+    origin = log_origin(DEFAULT_RECORD_ORIGIN, uuid.UUID(consultation_id))
+    async with stack.consultations.runtime.db.transaction() as session:
+        found = await session.execute(
+            text("SELECT data FROM tlog_entries WHERE origin = :o ORDER BY idx"), {"o": origin}
+        )
+        return [bytes(data).decode().splitlines() for data in found.scalars()]

@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, receipt_commitment
+from comuna_consultations.domain.record import receipt_commitment
 from comuna_consultations.storage.participations import ParticipationRow, take_part
-from comuna_consultations.storage.record import log_origin
 from comuna_consultations.voting.group_commit import BallotToWrite, BallotWriter, BatchPolicy, Outcome, Written
-from tests.consultations.helpers import Consultation, Stack, voting_consultation
+from tests.consultations.helpers import Consultation, Stack, record_entries, voting_consultation
 from tests.support.issuer import TestIssuer
 
 pytestmark = pytest.mark.asyncio
@@ -233,16 +232,6 @@ async def test_a_batch_answers_each_ballot_and_writes_ballots_only_for_new_parti
     assert await batch_xmins(stack, closed) == ([], [])
 
 
-async def record_entries(stack: Stack, consultation: Consultation) -> list[list[str]]:
-    """The consultation's record entries, as lines, in log order."""
-    origin = log_origin(DEFAULT_RECORD_ORIGIN, uuid.UUID(consultation.id))
-    async with stack.consultations.runtime.db.transaction() as session:
-        found = await session.execute(
-            text("SELECT data FROM tlog_entries WHERE origin = :o ORDER BY idx"), {"o": origin}
-        )
-        return [bytes(data).decode().splitlines() for data in found.scalars()]
-
-
 async def test_a_batch_enters_the_record_in_its_own_transaction_receipts_apart_from_its_tally(
     stack: Stack, issuer: TestIssuer
 ) -> None:
@@ -316,4 +305,6 @@ async def test_a_lone_batch_logs_its_receipt_and_its_tally_goes_with_the_batch_t
         f"tally {commune} {candidate} 1",
     ]
     checked = await stack.consultations.client.get(f"/v1/consultations/{consultation.id}/receipts/{alone.receipt}")
-    assert checked.json() == {"receipt": alone.receipt, "recorded": True}
+    found = checked.json()
+    assert (found["receipt"], found["recorded"]) == (alone.receipt, True)
+    assert (found["commitment"], found["entry_index"]) == (receipt_commitment(alone.receipt or ""), 0)

@@ -86,6 +86,24 @@ def create_transparency_log_v1() -> None:
     )
 
 
+def create_transparency_log_cosignatures_v1() -> None:
+    """`tlog_cosignatures`: the witnesses' cosignatures of a log's checkpoints."""
+    op.create_table(
+        "tlog_cosignatures",
+        sa.Column("origin", sa.String(length=200), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("key_id", sa.String(length=8), nullable=False),
+        sa.Column("line", sa.Text(), nullable=False),
+        sa.Column("cosigned_at", sa.BigInteger(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("origin", "size", "key_id", name="pk_tlog_cosignatures"),
+    )
+
+
+def drop_transparency_log_cosignatures_v1() -> None:
+    op.drop_table("tlog_cosignatures")
+
+
 def drop_transparency_log_v1() -> None:
     op.drop_table("tlog_checkpoints")
     op.drop_table("tlog_tiles")

@@ -18,7 +18,6 @@ from comuna_consultations.lifecycle import messages as lifecycle_messages  # noq
 from comuna_consultations.offline import api as offline_api
 from comuna_consultations.offline.signing import SnapshotKeys
 from comuna_consultations.record import api as record_api
-from comuna_consultations.record.usecases import Record
 from comuna_consultations.results import api as results_api
 from comuna_consultations.results import grpc as results_grpc
 from comuna_consultations.results import messages as results_messages  # noqa: F401
@@ -26,6 +25,7 @@ from comuna_consultations.roll import api as roll_api
 from comuna_consultations.roll.loader import RollLoader
 from comuna_consultations.settings import Settings
 from comuna_consultations.storage.models import record_tables
+from comuna_consultations.storage.record import Record
 from comuna_consultations.tables import api as tables_api
 from comuna_consultations.tables import messages as tables_messages  # noqa: F401
 from comuna_consultations.voting import api as voting_api
@@ -36,7 +36,7 @@ from comuna_consultations.voting.usecases import Voting
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
 from comuna_platform.tlog.checkpointer import Checkpointer
-from comuna_platform.tlog.note import parse_skey
+from comuna_platform.tlog.note import parse_skey, parse_vkey
 
 
 def settings_of(runtime: Runtime) -> Settings:
@@ -77,7 +77,8 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
     runtime.workers.add(Worker("roll-loader", loader.run))
     # The public record: served always; checkpoints signed only with configured keys.
     signers = tuple(parse_skey(key.get_secret_value()) for key in settings.record_signing_keys)
-    app.state.record = Record(settings.record_origin, signers)
+    witnesses = tuple(parse_vkey(key) for key in settings.record_witness_keys)
+    app.state.record = Record(settings.record_origin, signers, witnesses)
     if signers:
         checkpointer = Checkpointer(
             runtime.db,

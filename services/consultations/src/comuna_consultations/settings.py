@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from comuna_platform.settings import ServiceSettings
+from comuna_platform.tlog.note import COSIGNATURE_V1, NoteError, parse_vkey
 
 
 class Settings(ServiceSettings):
@@ -52,3 +53,18 @@ class Settings(ServiceSettings):
     record_origin: str = "comuna.localhost/record"
     record_signing_keys: list[SecretStr] = Field(default_factory=list)
     record_checkpoint_seconds: float = 2.0
+    # Witnesses whose cosignatures of checkpoints are kept and published (C2SP verifier keys of
+    # type cosignature/v1, `<name>+<key id>+<key>`; public, not secrets). Empty: none kept.
+    record_witness_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("record_witness_keys")
+    @classmethod
+    def _witness_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            try:
+                verifier = parse_vkey(key)
+            except NoteError as exc:
+                raise ValueError(f"not a C2SP verifier key ({exc}): {key[:40]}") from exc
+            if verifier.key_type != COSIGNATURE_V1:
+                raise ValueError(f"witness key {verifier.name} is not a cosignature/v1 key (type 0x04)")
+        return keys

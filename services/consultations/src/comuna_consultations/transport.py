@@ -16,6 +16,7 @@ from comuna_consultations.domain.phases import Phase
 from comuna_consultations.domain.pseudonyms import Pseudonyms
 from comuna_consultations.domain.schedules import schedule_from
 from comuna_consultations.storage.models import Consultation
+from comuna_consultations.storage.record import Record
 from comuna_consultations.vocabulary import ConsultationStatus
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
@@ -111,3 +112,13 @@ async def pseudonyms_of(request: Request) -> Pseudonyms:
 
 
 PseudonymsDep = Annotated[Pseudonyms, Depends(pseudonyms_of)]
+
+
+async def record_of(request: Request) -> Record:
+    """The public record's configuration (`storage.record.Record`): where each consultation's
+    log lives, the keys that sign it and the witnesses whose cosignatures it keeps."""
+    record: Record = request.app.state.record
+    return record
+
+
+RecordDep = Annotated[Record, Depends(record_of)]

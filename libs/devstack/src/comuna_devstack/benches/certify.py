@@ -291,7 +291,9 @@ async def _count_breakdown(database_url: str, consultation_id: uuid.UUID) -> dic
 async def _certify(database_url: str, consultation_id: uuid.UUID) -> dict[str, Any]:
     # The service's assembly registers the events' translations (as `serve` does).
     from comuna_consultations import service  # noqa: F401
+    from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN
     from comuna_consultations.results import usecases
+    from comuna_consultations.storage.record import Record
     from comuna_platform.auth.access import Assignment, Caller
     from comuna_platform.auth.principal import Principal
     from comuna_platform.auth.roles import Role
@@ -309,7 +311,16 @@ async def _certify(database_url: str, consultation_id: uuid.UUID) -> dict[str, A
     try:
         started = time.perf_counter()
         async with db.unit_of_work() as uow:
-            run = await usecases.certify_all(uow, operator, consultation_id, now=datetime.now(UTC), watcher=NoWatcher())
+            # The record with no signing key: bulletins are written unsigned (signing is not
+            # what this bench measures).
+            run = await usecases.certify_all(
+                uow,
+                operator,
+                consultation_id,
+                now=datetime.now(UTC),
+                watcher=NoWatcher(),
+                record=Record(DEFAULT_RECORD_ORIGIN),
+            )
             staged = len(uow.staged)
         seconds = time.perf_counter() - started
         return {

@@ -44,7 +44,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from comuna_platform.tlog import merkle, note, tiles
-from comuna_platform.tlog.checkpoint import Checkpoint
+from comuna_platform.tlog.checkpoint import Checkpoint, parse_checkpoint
+from comuna_platform.tlog.cosignature import cosignature_time
 from comuna_platform.tlog.merkle import HASH_SIZE, Position
 from comuna_platform.tlog.note import Signer
 from comuna_platform.tlog.tiles import TILE_WIDTH, Tile
@@ -56,6 +57,7 @@ class LogTables:
     entries: Table
     tiles: Table
     checkpoints: Table
+    cosignatures: Table
 
 
 def define_tables(metadata: MetaData) -> LogTables:
@@ -101,7 +103,28 @@ def define_tables(metadata: MetaData) -> LogTables:
         # One checkpoint per size: the log never signs two roots for one size (a fork).
         PrimaryKeyConstraint("origin", "size", name="pk_tlog_checkpoints"),
     )
-    return LogTables(logs, entries, tile_rows, checkpoints)
+    cosignatures = Table(
+        "tlog_cosignatures",
+        metadata,
+        Column("origin", String(200), nullable=False),
+        Column("size", BigInteger, nullable=False),
+        # The witness's key (C2SP key id, hex) and its signature line, as served on the checkpoint.
+        Column("key_id", String(8), nullable=False),
+        Column("line", Text, nullable=False),
+        Column("cosigned_at", BigInteger, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+        # One cosignature per witness and checkpoint: the latest timestamp a witness sent.
+        PrimaryKeyConstraint("origin", "size", "key_id", name="pk_tlog_cosignatures"),
+    )
+    return LogTables(logs, entries, tile_rows, checkpoints, cosignatures)
+
+
+class CosignatureRefused(ValueError):
+    """A cosignature this log does not keep; `code` says why."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # Seeds the advisory-lock key of a log's integrator (hash of the origin): a fixed, arbitrary value.
@@ -319,13 +342,73 @@ class TransparencyLog:
         await conn.execute(insert(checkpoints).values(origin=self.origin, size=size, note=signed, signed_at=now))
         return signed
 
-    async def latest_checkpoint(self, conn: AsyncConnection) -> str | None:
+    async def add_cosignature(
+        self, conn: AsyncConnection, signed: str, witnesses: Sequence[note.Verifier], now: datetime
+    ) -> int:
+        """Keep a witness's cosignature of one of this log's checkpoints: `signed` is the
+        checkpoint body with the witness's `cosignature/v1` line(s). The size it cosigned;
+        `CosignatureRefused` if the body is no checkpoint this log signed, or no line is a valid
+        cosignature by one of `witnesses`."""
+        try:
+            body, signatures = note.split_note(signed)
+            size = parse_checkpoint(body).size
+        except (note.NoteError, ValueError) as exc:
+            raise CosignatureRefused(f"not a signed checkpoint: {exc}", code="cosignature_malformed") from exc
         checkpoints = self.tables.checkpoints
-        return (
+        stored = (
             await conn.execute(
-                select(checkpoints.c.note)
+                select(checkpoints.c.note).where(checkpoints.c.origin == self.origin, checkpoints.c.size == size)
+            )
+        ).scalar_one_or_none()
+        if stored is None or note.split_note(str(stored))[0] != body:
+            raise CosignatureRefused("not a checkpoint this log signed", code="checkpoint_unknown")
+        valid: list[tuple[note.Signature, int]] = []
+        for signature in signatures:
+            for witness in witnesses:
+                if witness.name == signature.name and witness.key_id == signature.key_id:
+                    try:
+                        valid.append((signature, cosignature_time(body, signature, witness)))
+                    except note.NoteError as exc:
+                        raise CosignatureRefused(str(exc), code="cosignature_invalid") from exc
+        if not valid:
+            raise CosignatureRefused("no cosignature by a witness this log knows", code="witness_unknown")
+        cosignatures = self.tables.cosignatures
+        for signature, timestamp in valid:
+            statement = insert(cosignatures).values(
+                origin=self.origin,
+                size=size,
+                key_id=signature.key_id.hex(),
+                line=signature.line,
+                cosigned_at=timestamp,
+                received_at=now,
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[cosignatures.c.origin, cosignatures.c.size, cosignatures.c.key_id],
+                    set_={"line": statement.excluded.line, "cosigned_at": statement.excluded.cosigned_at},
+                    where=cosignatures.c.cosigned_at < statement.excluded.cosigned_at,
+                )
+            )
+        return size
+
+    async def latest_checkpoint(self, conn: AsyncConnection) -> str | None:
+        """The largest signed checkpoint, with the witnesses' cosignatures kept for it."""
+        checkpoints, cosignatures = self.tables.checkpoints, self.tables.cosignatures
+        latest = (
+            await conn.execute(
+                select(checkpoints.c.note, checkpoints.c.size)
                 .where(checkpoints.c.origin == self.origin)
                 .order_by(checkpoints.c.size.desc())
                 .limit(1)
             )
-        ).scalar_one_or_none()
+        ).one_or_none()
+        if latest is None:
+            return None
+        lines = (
+            await conn.execute(
+                select(cosignatures.c.line)
+                .where(cosignatures.c.origin == self.origin, cosignatures.c.size == latest.size)
+                .order_by(cosignatures.c.key_id)
+            )
+        ).scalars()
+        return str(latest.note) + "".join(lines)

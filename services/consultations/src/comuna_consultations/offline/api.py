@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from comuna_consultations.offline import usecases
 from comuna_consultations.offline.schemas import SnapshotKeyOut, SnapshotKeysOut, SnapshotOut, SyncIn, SyncOut
 from comuna_consultations.offline.signing import SnapshotKeys
-from comuna_consultations.transport import PseudonymsDep
+from comuna_consultations.transport import PseudonymsDep, RecordDep
 from comuna_platform import offline_tables
 from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
@@ -81,6 +81,7 @@ async def sync_table(
     keys: SnapshotKeysDep,
     lineages: TerritoryLineagesDep,
     pseudonyms: PseudonymsDep,
+    record: RecordDep,
 ) -> SyncOut:
     batch = usecases.Batch(
         batch_id=body.batch_id,
@@ -91,6 +92,14 @@ async def sync_table(
         mac=body.mac,
     )
     answer = await usecases.sync_batch(
-        uow, keys, caller, consultation_id, table_code, batch=batch, lineages=lineages, pseudonyms=pseudonyms
+        uow,
+        keys,
+        caller,
+        consultation_id,
+        table_code,
+        batch=batch,
+        lineages=lineages,
+        pseudonyms=pseudonyms,
+        record=record,
     )
     return SyncOut.model_validate(answer)

@@ -37,12 +37,14 @@ from typing import Any
 from comuna_consultations.domain import tables
 from comuna_consultations.domain.consultations import not_found
 from comuna_consultations.domain.pseudonyms import Pseudonyms
+from comuna_consultations.domain.record import Choices, offline_ballots_entry
 from comuna_consultations.domain.schedules import commune_window
 from comuna_consultations.offline import storage
 from comuna_consultations.offline.signing import SnapshotKeys
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation, VotingTable
 from comuna_consultations.storage.participations import ParticipationRow, take_part
+from comuna_consultations.storage.record import Record
 from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, ParticipationChannel, TableKind
 from comuna_platform import offline_tables
 from comuna_platform.auth.access import Caller
@@ -193,9 +195,11 @@ async def sync_batch(
     batch: Batch,
     lineages: TerritoryLineages,
     pseudonyms: Pseudonyms,
+    record: Record,
 ) -> dict[str, Any]:
     """`pseudonyms`: the participations' voter references (`domain.pseudonyms`), the same for
-    every channel, so that one person counts once whichever table or channel they reach."""
+    every channel, so that one person counts once whichever table or channel they reach. The
+    batch enters the public record (`comuna-offline-ballots/v1`) in the same transaction."""
     # The table row locked: this table's syncs run one at a time, each seeing the previous totals.
     _, table, _ = await _offline_table(uow, caller, lineages, consultation_id, table_code, lock=True)
     if keys is None:
@@ -261,6 +265,16 @@ async def sync_batch(
         channel=BallotChannel.OFFLINE.value,
         rows=rows,
     )
+    counted = Choices({b.candidate_id: b.count for b in batch.ballots if b.candidate_id is not None})
+    blank = sum(b.count for b in batch.ballots if b.candidate_id is None)
+    entry = offline_ballots_entry(
+        consultation_id,
+        table.commune_id,
+        table.code,
+        batch_id=batch.batch_id,
+        choices=Choices(counted.votes, blank, batch.null_votes),
+    )
+    await record.log(consultation_id).sequence(conn, [entry])
     answer = {
         "batch_id": str(batch.batch_id),
         "recorded": True,

@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from comuna_consultations.record import usecases
+from comuna_consultations.transport import RecordDep
+from comuna_platform.errors import InvalidInput
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["record"])
@@ -19,14 +21,8 @@ router = APIRouter(prefix="/v1", tags=["record"])
 # bundles never change once served (partial ones are prefixes of what comes later).
 CHECKPOINT_CACHE = "public, max-age=2"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
-
-
-async def record_of(request: Request) -> usecases.Record:
-    record: usecases.Record = request.app.state.record
-    return record
-
-
-RecordDep = Annotated[usecases.Record, Depends(record_of)]
+# A checkpoint (a few hundred bytes) with a handful of cosignature lines.
+MAX_COSIGNED_BYTES = 8192
 
 
 @router.get(
@@ -70,3 +66,94 @@ class RecordKeysOut(BaseModel):
 async def keys(consultation_id: uuid.UUID, uow: UnitOfWorkDep, record: RecordDep) -> RecordKeysOut:
     origin, verifiers = await usecases.record_keys(uow.session, record, consultation_id)
     return RecordKeysOut(origin=origin, verifier_keys=verifiers)
+
+
+class BulletinOut(BaseModel):
+    index: int = Field(description="The bulletin's entry in the log; its signed note is `bulletins/{index}`.")
+    commune_id: uuid.UUID
+    channel: str = Field(description="online, table (electronic), paper or offline.")
+    table_code: str | None = Field(description="None for the online channel.")
+    version: int = Field(description="The commune's certification version it belongs to.")
+
+
+class BulletinsOut(BaseModel):
+    bulletins: list[BulletinOut]
+
+
+@router.get(
+    "/consultations/{consultation_id}/record/bulletins",
+    response_model=BulletinsOut,
+    summary="The table bulletins of the consultation's certifications, in log order (public)",
+)
+async def bulletins(consultation_id: uuid.UUID, uow: UnitOfWorkDep) -> BulletinsOut:
+    found = await usecases.bulletins(uow.session, consultation_id)
+    return BulletinsOut(
+        bulletins=[
+            BulletinOut(
+                index=b.entry_index,
+                commune_id=b.commune_id,
+                channel=b.channel,
+                table_code=b.table_code,
+                version=b.version,
+            )
+            for b in found
+        ]
+    )
+
+
+@router.get(
+    "/consultations/{consultation_id}/record/bulletins/{name}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {}, "image/png": {}},
+            "description": "`{index}`: the signed bulletin (a C2SP signed note); `{index}.png`: its QR code",
+        }
+    },
+    summary="One table bulletin, signed (`{index}`) or as a QR code image (`{index}.png`) (public)",
+)
+async def bulletin(
+    consultation_id: uuid.UUID,
+    name: Annotated[str, Path(pattern=r"^[0-9]{1,18}(\.png)?$", description="`<index>` or `<index>.png`")],
+    uow: UnitOfWorkDep,
+) -> Response:
+    index, _, image = name.partition(".")
+    signed = await usecases.bulletin(uow.session, consultation_id, int(index))
+    if image:
+        return Response(
+            usecases.bulletin_qr(signed), media_type="image/png", headers={"Cache-Control": IMMUTABLE_CACHE}
+        )
+    return Response(signed, media_type="text/plain; charset=utf-8", headers={"Cache-Control": IMMUTABLE_CACHE})
+
+
+class CosignatureOut(BaseModel):
+    size: int = Field(description="The size of the checkpoint the witness cosigned.")
+
+
+@router.post(
+    "/consultations/{consultation_id}/record/cosignatures",
+    response_model=CosignatureOut,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/plain": {"schema": {"type": "string", "maxLength": MAX_COSIGNED_BYTES}}},
+        }
+    },
+    summary="A witness's cosignature of one of the log's checkpoints (the checkpoint with the witness's "
+    "C2SP cosignature/v1 line); kept only from the deployment's witnesses, and served on `checkpoint`",
+    description="403 `witness_unknown` for a witness this deployment does not list; 404 `checkpoint_unknown` for "
+    "a checkpoint the log did not sign; 422 `cosignature_invalid` / `cosignature_malformed`; 409 `no_witnesses`.",
+)
+async def cosignature(
+    consultation_id: uuid.UUID, request: Request, uow: UnitOfWorkDep, record: RecordDep, runtime: RuntimeDep
+) -> CosignatureOut:
+    body = await request.body()
+    if len(body) > MAX_COSIGNED_BYTES:
+        raise InvalidInput(f"a cosigned checkpoint is at most {MAX_COSIGNED_BYTES} bytes", code="cosignature_malformed")
+    try:
+        signed = body.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("a cosigned checkpoint is UTF-8 text", code="cosignature_malformed") from exc
+    size = await usecases.add_cosignature(uow.session, record, consultation_id, signed, runtime.clock.now())
+    return CosignatureOut(size=size)

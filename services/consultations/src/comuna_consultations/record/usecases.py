@@ -9,31 +9,22 @@ closed): no count, partial or whole, is visible before (issue 8's rule for resul
 
 from __future__ import annotations
 
+import io
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
+import segno
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_consultations.domain.consultations import not_found
 from comuna_consultations.record import storage
+from comuna_consultations.storage import record as record_storage
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation
-from comuna_platform.errors import FailedPrecondition, NotFound
-from comuna_platform.tlog.note import Signer
-from comuna_platform.tlog.store import TransparencyLog
+from comuna_consultations.storage.record import BulletinRef, Record
+from comuna_platform.errors import FailedPrecondition, Forbidden, InvalidInput, NotFound
+from comuna_platform.tlog.store import CosignatureRefused
 from comuna_platform.tlog.tiles import parse_tile_path
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """Where this deployment's consultation logs live and who signs their checkpoints."""
-
-    origin_prefix: str
-    signers: tuple[Signer, ...] = ()
-
-    def log(self, consultation_id: uuid.UUID) -> TransparencyLog:
-        return storage.consultation_log(self.origin_prefix, consultation_id)
 
 
 def no_checkpoint(consultation_id: uuid.UUID) -> NotFound:
@@ -84,3 +75,50 @@ async def _require_consultation(session: AsyncSession, consultation_id: uuid.UUI
     if found is None:
         raise not_found(consultation_id)
     return found
+
+
+# --- bulletins ------------------------------------------------------------------------------
+
+
+async def bulletins(session: AsyncSession, consultation_id: uuid.UUID) -> list[BulletinRef]:
+    """The table bulletins of the consultation's certifications, in log order (public)."""
+    await _require_consultation(session, consultation_id)
+    return await record_storage.bulletins_of(await session.connection(), consultation_id)
+
+
+async def bulletin(session: AsyncSession, consultation_id: uuid.UUID, entry_index: int) -> str:
+    """The signed bulletin at `entry_index` of the log (its body is that entry)."""
+    await _require_consultation(session, consultation_id)
+    found = await record_storage.bulletin_note(await session.connection(), consultation_id, entry_index)
+    if found is None:
+        raise NotFound(f"no bulletin at entry {entry_index}", code="bulletin_not_found")
+    return found
+
+
+def bulletin_qr(signed: str) -> bytes:
+    """The signed bulletin as a QR code (PNG), for anyone to scan and add up."""
+    buffer = io.BytesIO()
+    segno.make(signed, error="m", micro=False).save(buffer, kind="png", scale=4, border=4)
+    return buffer.getvalue()
+
+
+# --- witnesses --------------------------------------------------------------------------------
+
+
+async def add_cosignature(
+    session: AsyncSession, record: Record, consultation_id: uuid.UUID, signed: str, now: datetime
+) -> int:
+    """Keep a witness's cosignature of one of the log's checkpoints; the size it cosigned."""
+    await _require_consultation(session, consultation_id)
+    if not record.witnesses:
+        raise FailedPrecondition("this deployment keeps no witness cosignatures", code="no_witnesses")
+    try:
+        return await record.log(consultation_id).add_cosignature(
+            await session.connection(), signed, record.witnesses, now
+        )
+    except CosignatureRefused as exc:
+        if exc.code == "witness_unknown":
+            raise Forbidden(str(exc), code=exc.code) from exc
+        if exc.code == "checkpoint_unknown":
+            raise NotFound(str(exc), code=exc.code) from exc
+        raise InvalidInput(str(exc), code=exc.code) from exc

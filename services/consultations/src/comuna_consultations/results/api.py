@@ -25,7 +25,7 @@ from comuna_consultations.results.schemas import (
     TieBreakIn,
     TieBreakOut,
 )
-from comuna_consultations.transport import Operator, WatcherDep, consultation_out
+from comuna_consultations.transport import Operator, RecordDep, WatcherDep, consultation_out
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
@@ -102,9 +102,15 @@ def commune_out(c: CommuneOutcome) -> CommuneResultOut:
     "the others are listed as blocked, with the reason",
 )
 async def certify(
-    consultation_id: uuid.UUID, caller: Operator, uow: UnitOfWorkDep, watcher: WatcherDep, now: Now
+    *,
+    consultation_id: uuid.UUID,
+    caller: Operator,
+    uow: UnitOfWorkDep,
+    watcher: WatcherDep,
+    now: Now,
+    record: RecordDep,
 ) -> CertificationRunOut:
-    run = await usecases.certify_all(uow, caller, consultation_id, now=now, watcher=watcher)
+    run = await usecases.certify_all(uow, caller, consultation_id, now=now, watcher=watcher, record=record)
     return CertificationRunOut(
         **consultation_out(run.consultation, now).model_dump(),
         certified_communes=[
@@ -140,8 +146,11 @@ async def certify_commune(
     uow: UnitOfWorkDep,
     watcher: WatcherDep,
     now: Now,
+    record: RecordDep,
 ) -> CommuneResultOut:
-    outcome = await usecases.certify_commune(uow, caller, consultation_id, commune_id, now=now, watcher=watcher)
+    outcome = await usecases.certify_commune(
+        uow, caller, consultation_id, commune_id, now=now, watcher=watcher, record=record
+    )
     return commune_out(outcome)
 
 
@@ -152,9 +161,18 @@ async def certify_commune(
     summary="Recount a certified commune with a reason (operator, national scope): version n+1 supersedes n",
 )
 async def recount(
-    *, consultation_id: uuid.UUID, commune_id: uuid.UUID, body: ReasonIn, caller: Operator, uow: UnitOfWorkDep, now: Now
+    *,
+    consultation_id: uuid.UUID,
+    commune_id: uuid.UUID,
+    body: ReasonIn,
+    caller: Operator,
+    uow: UnitOfWorkDep,
+    now: Now,
+    record: RecordDep,
 ) -> CommuneResultOut:
-    outcome = await usecases.recount(uow, caller, consultation_id, commune_id, reason=body.reason, now=now)
+    outcome = await usecases.recount(
+        uow, caller, consultation_id, commune_id, reason=body.reason, now=now, record=record
+    )
     return commune_out(outcome)
 
 

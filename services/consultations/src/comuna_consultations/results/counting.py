@@ -5,6 +5,7 @@ What is counted, per commune:
 * votes per candidate, blank and null: ballot rows of the online, electronic-table and offline
   channels (a ballot row without a candidate is blank; ballot rows are never null), plus the
   confirmed tally sheets of paper tables (their votes, blank and null);
+* null votes of offline tables (a device counts them without a ballot row);
 * participations: people who took part, whatever the channel (one per person, by the
   participations' primary key); turnout = participations / roll_size (the commune's entries of
   the frozen roll);
@@ -118,6 +119,7 @@ class CommuneCounts:
 
 PAPER = ParticipationChannel.PAPER.value
 ELECTRONIC_TABLE = ParticipationChannel.TABLE.value
+OFFLINE = ParticipationChannel.OFFLINE.value
 
 
 def count_communes(
@@ -126,8 +128,13 @@ def count_communes(
     participations: Iterable[ParticipationGroup],
     roll: Mapping[uuid.UUID, int],
     conflicts: Mapping[uuid.UUID, tuple[int, int]],
+    *,
+    offline_nulls: Iterable[tuple[uuid.UUID, uuid.UUID, int]] = (),
 ) -> dict[uuid.UUID, CommuneCounts]:
     counts: dict[uuid.UUID, CommuneCounts] = defaultdict(CommuneCounts)
+    for commune_id, table_id, n in offline_nulls:
+        counts[commune_id].null += n
+        counts[commune_id].subtotal(OFFLINE, table_id).null += n
     for b in ballots:
         c, sub = counts[b.commune_id], counts[b.commune_id].subtotal(b.channel, b.table_id)
         if b.channel == ELECTRONIC_TABLE:

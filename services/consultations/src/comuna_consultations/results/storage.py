@@ -15,12 +15,18 @@ from sqlalchemy import ColumnElement, Table, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_consultations.results.counting import BallotGroup, CandidateInfo, ParticipationGroup
-from comuna_consultations.storage.models import CommuneCertification, ConflictDecision, ParticipationConflict
+from comuna_consultations.storage.models import (
+    CommuneCertification,
+    ConflictDecision,
+    OfflineSync,
+    ParticipationConflict,
+)
 from comuna_consultations.storage.repository import ballots, candidates, participations, results, roll_entries
 
 certifications = cast(Table, CommuneCertification.__table__)
 decisions = cast(Table, ConflictDecision.__table__)
 conflicts = cast(Table, ParticipationConflict.__table__)
+offline_syncs = cast(Table, OfflineSync.__table__)
 
 
 def _in(column: Any, commune_ids: Sequence[uuid.UUID] | None) -> ColumnElement[bool]:
@@ -67,6 +73,20 @@ async def participation_groups(
         .group_by(p.commune_id, p.channel, p.table_id)
     )
     return [ParticipationGroup(r[0], r[1], r[2], int(r[3])) for r in await session.execute(query)]
+
+
+async def offline_null_votes(
+    session: AsyncSession, consultation_id: uuid.UUID, commune_ids: Sequence[uuid.UUID] | None = None
+) -> list[tuple[uuid.UUID, uuid.UUID, int]]:
+    """(commune, table, null votes) of the offline tables' synced batches: a device counts a
+    null vote without a ballot row (ballot rows are never null)."""
+    s = offline_syncs.c
+    query = (
+        select(s.commune_id, s.table_id, func.sum(s.null_votes))
+        .where(s.consultation_id == consultation_id, _in(s.commune_id, commune_ids), s.null_votes > 0)
+        .group_by(s.commune_id, s.table_id)
+    )
+    return [(r[0], r[1], int(r[2])) for r in await session.execute(query)]
 
 
 async def roll_sizes(

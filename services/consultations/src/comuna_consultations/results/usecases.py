@@ -17,13 +17,14 @@ from typing import Any
 from comuna_consultations.domain.consultations import StatusWatcher, existing, existing_commune, not_found
 from comuna_consultations.domain.ranking import TieRule, tie_break_of
 from comuna_consultations.domain.schedules import schedule_from
-from comuna_consultations.results import paper, storage
+from comuna_consultations.results import paper, publication, storage
 from comuna_consultations.results.counting import CommuneResult, count_communes, result_of
 from comuna_consultations.results.events import CommuneResultCertified, ConsultationCertified
 from comuna_consultations.results.outcomes import Certification, CommuneOutcome, Summary, from_stored
 from comuna_consultations.results.windows import CommuneWindows, not_closed, windows_of
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation, ConsultationCommune
+from comuna_consultations.storage.record import Record
 from comuna_consultations.vocabulary import ConsultationStatus
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.roles import Role
@@ -59,6 +60,7 @@ async def _count(
         await storage.participation_groups(session, cid, ids),
         await storage.roll_sizes(session, cid, ids),
         await storage.conflict_counts(session, cid, ids),
+        offline_nulls=await storage.offline_null_votes(session, cid, ids),
     )
     by_commune: dict[uuid.UUID, list[Any]] = {}
     for candidate in await storage.candidates_of(session, cid, ids):
@@ -199,10 +201,14 @@ async def _store(
     caller: Caller,
     consultation: Consultation,
     items: Sequence[tuple[ConsultationCommune, CommuneResult, int, str | None]],
+    *,
     now: datetime,
+    record: Record,
 ) -> list[CommuneOutcome]:
-    """Store each (commune, result, version, reason) and stage its event, in commune code order."""
-    tie_break = [str(r) for r in _seed_and_rules(consultation)[0]]
+    """Store each (commune, result, version, reason), publish it in the record (bulletins and
+    result entry, `publication`) and stage its event, in commune code order."""
+    rules, seed = _seed_and_rules(consultation)
+    tie_break = [str(r) for r in rules]
     outcomes: list[CommuneOutcome] = []
     cert_rows: list[dict[str, Any]] = []
     result_rows: list[dict[str, Any]] = []
@@ -243,6 +249,19 @@ async def _store(
             for k in result.ranked
         )
     await storage.insert_certifications(uow.session, cert_rows, result_rows)
+    ordered = sorted(items, key=lambda i: i[0].code)
+    candidates = {
+        c.id: c for c in await storage.candidates_of(uow.session, consultation.id, [i[0].commune_id for i in ordered])
+    }
+    await publication.publish(
+        await uow.session.connection(),
+        record,
+        consultation.id,
+        items=[(commune.code, result, version) for commune, result, version, _ in ordered],
+        candidates=candidates,
+        tie_break=tie_break,
+        draw_seed=seed,
+    )
     await uow.stage_all(
         [
             Staged(CommuneResultCertified(consultation.id, consultation.code, o), aggregate_id=str(o.commune_id))
@@ -282,6 +301,7 @@ async def certify_commune(
     *,
     now: datetime,
     watcher: StatusWatcher,
+    record: Record,
 ) -> CommuneOutcome:
     """Version 1 of one commune (409 if already certified: a recount makes the next)."""
     consultation = await _lock(uow, caller, consultation_id)
@@ -303,13 +323,19 @@ async def certify_commune(
     )
     if problem is not None:
         raise problem
-    [outcome] = await _store(uow, caller, consultation, [(commune, result, 1, None)], now)
+    [outcome] = await _store(uow, caller, consultation, [(commune, result, 1, None)], now=now, record=record)
     await _finish_if_complete(uow, consultation, windows, now, watcher)
     return outcome
 
 
 async def certify_all(
-    uow: UnitOfWork, caller: Caller, consultation_id: uuid.UUID, *, now: datetime, watcher: StatusWatcher
+    uow: UnitOfWork,
+    caller: Caller,
+    consultation_id: uuid.UUID,
+    *,
+    now: datetime,
+    watcher: StatusWatcher,
+    record: Record,
 ) -> CertificationRun:
     """Version 1 of every commune whose voting closed, not yet certified and whose gate passes;
     the others are reported as blocked (excluded communes and communes still voting are skipped)."""
@@ -344,7 +370,7 @@ async def certify_all(
             ready.append((commune, result, 1, None))
         else:
             blocked.append(Blocked(commune.commune_id, commune.code, problem))
-    outcomes = await _store(uow, caller, consultation, ready, now)
+    outcomes = await _store(uow, caller, consultation, ready, now=now, record=record)
     await _finish_if_complete(uow, consultation, windows, now, watcher)
     return CertificationRun(consultation, outcomes, blocked)
 
@@ -357,6 +383,7 @@ async def recount(
     *,
     reason: str,
     now: datetime,
+    record: Record,
 ) -> CommuneOutcome:
     """Certify a certified commune again (version n+1 superseding n), with the operator's reason.
     The earlier versions stay; the new one is announced with `supersedes` = n."""
@@ -378,7 +405,7 @@ async def recount(
     )
     if problem is not None:
         raise problem
-    [outcome] = await _store(uow, caller, consultation, [(commune, result, latest + 1, why)], now)
+    [outcome] = await _store(uow, caller, consultation, [(commune, result, latest + 1, why)], now=now, record=record)
     return outcome
 
 

@@ -728,3 +728,38 @@ class RecordReceipt(Base):
     consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     commitment: Mapped[str] = mapped_column(String(22), primary_key=True)
     entry_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class RecordTally(Base):
+    """The tally lines of the consultation's `comuna-ballots/v1` entries, by commune: what the
+    record already counts, so a certification knows its remainder without reading the log."""
+
+    __tablename__ = "record_tallies"
+    __table_args__ = (
+        Index("ix_record_tallies_commune", "consultation_id", "commune_id"),
+        CheckConstraint("votes > 0", name="ck_record_tallies_votes"),
+    )
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    entry_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    # None: blank.
+    candidate_id: Mapped[uuid.UUID | None] = mapped_column()
+    votes: Mapped[int] = mapped_column(BigInteger)
+
+
+class RecordBulletin(Base):
+    """A table bulletin as published: the signed note whose body is the log entry at
+    `entry_index` (`domain.record.Bulletin`), written at the commune's certification."""
+
+    __tablename__ = "record_bulletins"
+    __table_args__ = (Index("ix_record_bulletins_commune", "consultation_id", "commune_id", "version"),)
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    entry_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    commune_id: Mapped[uuid.UUID] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    table_code: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)

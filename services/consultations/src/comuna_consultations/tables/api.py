@@ -26,7 +26,7 @@ from comuna_consultations.tables.schemas import (
     TallySheetIn,
     TallySheetOut,
 )
-from comuna_consultations.transport import PageToken, PseudonymsDep
+from comuna_consultations.transport import PageToken, PseudonymsDep, RecordDep
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep, require_assignment
 from comuna_platform.bulk import format_of, read_rows
@@ -374,9 +374,17 @@ async def confirm_tally_sheet(
     uow: UnitOfWorkDep,
     runtime: RuntimeDep,
     lineages: TerritoryLineagesDep,
+    record: RecordDep,
 ) -> TallySheetOut:
     sheet = await usecases.confirm_tally_sheet(
-        uow, caller, consultation_id, table_code, body.sheet_id, lineages=lineages, now=runtime.clock.now()
+        uow,
+        caller,
+        consultation_id,
+        table_code,
+        body.sheet_id,
+        lineages=lineages,
+        record=record,
+        now=runtime.clock.now(),
     )
     return _sheet_out(sheet)
 

@@ -25,10 +25,12 @@ from typing import Generic, TypeVar
 from comuna_consultations.domain.consultations import existing, not_found
 from comuna_consultations.domain.phases import VotingWindow
 from comuna_consultations.domain.pseudonyms import Pseudonyms
+from comuna_consultations.domain.record import Choices, tally_sheet_entry
 from comuna_consultations.domain.schedules import commune_window
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation, TallySheet
 from comuna_consultations.storage.participations import ParticipationRow, take_part
+from comuna_consultations.storage.record import Record
 from comuna_consultations.tables import storage
 from comuna_consultations.tables.events import TallySheetConfirmed
 from comuna_consultations.tables.lookup import VotingTable, existing_table, require_table_officer
@@ -630,10 +632,12 @@ async def confirm_tally_sheet(
     sheet_id: uuid.UUID,
     *,
     lineages: TerritoryLineages,
+    record: Record,
     now: datetime,
 ) -> SheetView:
     """A second officer of the same table confirms the sheet they read (named by its id, so a
-    correction submitted meanwhile is not confirmed unseen). Final from then on."""
+    correction submitted meanwhile is not confirmed unseen). Final from then on, and in the
+    consultation's public record (`comuna-tally-sheet/v1`) in the same transaction."""
     at = await _at_table(uow, caller, consultation_id, table_code, TableKind.PAPER, lineages=lineages)
     _require_voting_closed(at.consultation, at.window, now)
     session = uow.session
@@ -652,6 +656,16 @@ async def confirm_tally_sheet(
         raise Conflict("this tally sheet is already confirmed", code="tally_sheet_already_confirmed")
     await session.refresh(sheet)
     votes = await storage.sheet_votes_of(session, sheet.id)
+    entry = tally_sheet_entry(
+        consultation_id,
+        table.commune_id,
+        table.code,
+        sheet_id=sheet.id,
+        checked_in=int(sheet.checked_in),
+        scan_sha256=bytes(sheet.scan_sha256),
+        choices=Choices(votes, int(sheet.blank), int(sheet.null_votes)),
+    )
+    await record.log(consultation_id).sequence(await session.connection(), [entry])
     await uow.stage(
         TallySheetConfirmed(
             consultation_id=consultation_id,

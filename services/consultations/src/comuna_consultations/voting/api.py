@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, status
 
 from comuna_consultations.domain.record import RECEIPT_PATTERN
+from comuna_consultations.transport import RecordDep
 from comuna_consultations.voting import usecases
 from comuna_consultations.voting.schemas import BallotIn, BallotOut, ReceiptOut
 from comuna_platform.auth.fastapi import CurrentCaller, TerritoryLineagesDep
@@ -56,12 +58,24 @@ async def cast_ballot(
 @router.get(
     "/consultations/{consultation_id}/receipts/{receipt}",
     response_model=ReceiptOut,
-    summary="Was the ballot with this receipt stored? (public; never says what it chose)",
+    summary="Was the ballot with this receipt stored, and where is it in the public record? With its "
+    "inclusion proof (public; never says what it chose)",
 )
 async def check_receipt(
     consultation_id: uuid.UUID,
     receipt: Annotated[str, Path(pattern=RECEIPT_PATTERN, description="The receipt the ballot's 201 gave.")],
     uow: UnitOfWorkDep,
+    record: RecordDep,
 ) -> ReceiptOut:
-    await usecases.check_receipt(uow, consultation_id, receipt)
-    return ReceiptOut(receipt=receipt, recorded=True)
+    proof = await usecases.receipt_proof(uow, record, consultation_id, receipt)
+    return ReceiptOut(
+        receipt=receipt,
+        recorded=True,
+        commitment=proof.commitment,
+        entry_index=proof.entry_index,
+        tree_size=proof.tree_size,
+        inclusion_proof=None
+        if proof.inclusion_proof is None
+        else [base64.b64encode(h).decode() for h in proof.inclusion_proof],
+        checkpoint=proof.checkpoint,
+    )

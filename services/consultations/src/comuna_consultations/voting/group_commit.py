@@ -45,7 +45,7 @@ from comuna_consultations.domain.phases import VotingWindow
 from comuna_consultations.domain.record import DEFAULT_RECORD_ORIGIN, ballots_entry, new_receipt
 from comuna_consultations.storage.models import RecordReceipt
 from comuna_consultations.storage.participations import ParticipationRow, take_part
-from comuna_consultations.storage.record import consultation_log
+from comuna_consultations.storage.record import consultation_log, index_tallies
 from comuna_consultations.vocabulary import ConsultationStatus, HoldKind
 from comuna_platform.db import Database
 from comuna_platform.errors import Unavailable
@@ -189,6 +189,8 @@ class BallotRecord:
             ]
             if index:
                 await conn.execute(insert(RecordReceipt), index)
+            for offset, e in enumerate(encoded):
+                await index_tallies(conn, consultation_id, first + offset, e.tallies)
 
 
 async def write_batch(

@@ -42,3 +42,13 @@ class BallotOut(BaseModel):
 class ReceiptOut(BaseModel):
     receipt: str
     recorded: bool
+    commitment: str = Field(description="What the record holds of the receipt (docs/record.md, `comuna-ballots/v1`).")
+    entry_index: int = Field(description="The log entry holding the commitment (its batch).")
+    tree_size: int | None = Field(
+        description="The size of the checkpoint the proof is against; null until a signed checkpoint covers the "
+        "entry (a few seconds)."
+    )
+    inclusion_proof: list[str] | None = Field(
+        description="RFC 6962 inclusion proof of the entry in that tree (standard base64 hashes)."
+    )
+    checkpoint: str | None = Field(description="That signed checkpoint (C2SP tlog-checkpoint).")

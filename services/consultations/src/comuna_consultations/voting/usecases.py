@@ -36,6 +36,7 @@ from comuna_consultations.domain.consultations import commune_not_found, not_fou
 from comuna_consultations.domain.pseudonyms import Pseudonyms, login_entry
 from comuna_consultations.domain.record import receipt_commitment
 from comuna_consultations.storage.participations import ParticipationRow
+from comuna_consultations.storage.record import Record
 from comuna_consultations.vocabulary import BallotChannel, ConsultationStatus, TableKind
 from comuna_consultations.voting import storage
 from comuna_consultations.voting.group_commit import BallotToWrite, BallotWriter, Outcome
@@ -46,6 +47,8 @@ from comuna_platform.auth.errors import PermissionDeniedError
 from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.documents import normalise_document
 from comuna_platform.errors import Conflict, FailedPrecondition, Forbidden, InvalidInput, NotFound, Unavailable
+from comuna_platform.tlog.checkpoint import parse_checkpoint
+from comuna_platform.tlog.note import split_note
 from comuna_platform.uow import UnitOfWork
 from comuna_platform.voter_keys import document_point, multiply
 
@@ -208,8 +211,31 @@ def _accepts(snapshot: VotingSnapshot, commune_id: uuid.UUID, now: datetime) -> 
     return snapshot.status == ConsultationStatus.OPEN and window is not None and window.accepts_ballots(now)
 
 
-async def check_receipt(uow: UnitOfWork, consultation_id: uuid.UUID, receipt: str) -> None:
-    """NotFound unless a ballot with this receipt was stored (never says what it chose): its
-    commitment is in the consultation's record."""
-    if await storage.receipt_entry(uow.session, consultation_id, receipt_commitment(receipt)) is None:
+@dataclass(frozen=True, slots=True)
+class ReceiptProof:
+    commitment: str
+    entry_index: int
+    # None while the entry is not in a signed checkpoint yet (integration lags a few seconds).
+    checkpoint: str | None
+    tree_size: int | None
+    inclusion_proof: list[bytes] | None
+
+
+async def receipt_proof(uow: UnitOfWork, record: Record, consultation_id: uuid.UUID, receipt: str) -> ReceiptProof:
+    """Where a receipt's commitment is in the log, and its inclusion proof against the latest
+    signed checkpoint (when that checkpoint covers it). NotFound unless a ballot with this
+    receipt was stored; never says what it chose."""
+    session = uow.session
+    commitment = receipt_commitment(receipt)
+    index = await storage.receipt_entry(session, consultation_id, commitment)
+    conn = await session.connection()
+    if index is None:
         raise NotFound("no ballot with this receipt in this consultation", code="receipt_not_found")
+    log = record.log(consultation_id)
+    signed = await log.latest_checkpoint(conn)
+    if signed is None:
+        return ReceiptProof(commitment, index, None, None, None)
+    size = parse_checkpoint(split_note(signed)[0]).size
+    if index >= size:
+        return ReceiptProof(commitment, index, None, None, None)
+    return ReceiptProof(commitment, index, signed, size, await log.inclusion_proof(conn, index, size))
