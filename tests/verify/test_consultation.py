@@ -292,3 +292,14 @@ def test_cosignatures_are_listed(run: Runner, published: Published) -> None:
         ("witness.example", True),
         ("other.example", None),
     ]
+
+
+def test_missing_listing_and_malformed_results_are_mismatches(run: Runner, published: Published) -> None:
+    published.file("record/bulletins").unlink()
+    published.file("results").write_text(
+        json.dumps({"consultation_id": record.CID, "communes": [{"commune_id": record.A, "candidates": 3}]})
+    )
+    status, mismatches, _ = verify(run, published)
+    assert status == 1
+    assert any(m.startswith("bulletins: record/bulletins not served (404") for m in mismatches)
+    assert any(m.startswith("results: BASE/results is malformed (TypeError") for m in mismatches)

@@ -40,6 +40,13 @@ def _commune(published: dict[str, Any], result: Result, problems: list[str]) -> 
 
 
 def compare_results(published: Any, ledger: Ledger) -> list[str]:
+    try:
+        return _compare_results(published, ledger)
+    except (AttributeError, TypeError, ValueError) as exc:  # a field of the wrong JSON type
+        return [f"results: BASE/results is malformed ({type(exc).__name__}: {exc})"]
+
+
+def _compare_results(published: Any, ledger: Ledger) -> list[str]:
     problems: list[str] = []
     if not isinstance(published, dict) or not isinstance(published.get("communes"), list):
         return ["results: BASE/results is not an object with a list of communes"]

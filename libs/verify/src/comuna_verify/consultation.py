@@ -35,7 +35,7 @@ from comuna_verify.tiles import (
     tile_path,
 )
 
-IN_FLIGHT = 8  # bundles fetched ahead: bounded memory, a busy enough connection
+IN_FLIGHT = 4  # bundles fetched ahead (at most 16 MiB each): bounded memory, a busy enough connection
 SHOWN_PER_TILE = 3  # hash mismatches listed per tile before "and N more"
 
 
@@ -153,7 +153,10 @@ def _b64(data: bytes) -> str:
 def check_bulletins(client: Client, ledger: Ledger, keys: Sequence[PublicKey]) -> list[str]:
     """Every bulletin entry is listed, and every listed one is served as a note the log signed
     whose text is exactly the entry."""
-    listing = client.get_ok("record/bulletins").json()
+    response = client.get("record/bulletins")
+    if response.status != 200:
+        return [f"bulletins: record/bulletins not served ({response.status}: {response.problem()})"]
+    listing = response.json()
     if not isinstance(listing, dict) or not isinstance(listing.get("bulletins"), list):
         return ["bulletins: record/bulletins is not an object with a list of bulletins"]
     problems: list[str] = []
@@ -250,7 +253,11 @@ def verify(options: Options, progress: bool = True) -> Report:
     report.mismatches.extend(tree.problems)
     report.mismatches.extend(ledger.finish())
     report.mismatches.extend(check_bulletins(client, ledger, keys))
-    report.mismatches.extend(compare_results(client.get_ok("results").json(), ledger))
+    results = client.get("results")
+    if results.status == 200:
+        report.mismatches.extend(compare_results(results.json(), ledger))
+    else:
+        report.mismatches.append(f"results: BASE/results not served ({results.status}: {results.problem()})")
 
     kinds = ", ".join(f"{kind.split('/')[0].removeprefix('comuna-')} {n}" for kind, n in sorted(ledger.kinds.items()))
     report.row("entries", f"{checkpoint.size} ({kinds or 'none'})")
