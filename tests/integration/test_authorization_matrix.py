@@ -494,6 +494,16 @@ FACTORIES: dict[str, Factory] = {
         ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "path": "0/000.p/1"})
     ),
     "consultations:keys_v1_consultations__consultation_id__record_keys_get": Factory(_consultation("certified")),
+    "consultations:bulletins_v1_consultations__consultation_id__record_bulletins_get": Factory(
+        _consultation("certified")
+    ),
+    "consultations:bulletin_v1_consultations__consultation_id__record_bulletins__name__get": Factory(
+        ids(lambda world, place: {"consultation_id": world.consultations["certified"].id, "name": "0.png"})
+    ),
+    # Witnesses are not people: a cosignature is kept on its own signature, from a listed witness.
+    "consultations:cosignature_v1_consultations__consultation_id__record_cosignatures_post": Factory(
+        _consultation("certified")
+    ),
     # Offline tables: the use case decides (an officer of THAT table of this consultation,
     # `domain.tables`), as for every table.
     "consultations:snapshot_public_keys_v1_snapshot_keys_get": Factory(fixed()),

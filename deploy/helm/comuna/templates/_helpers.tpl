@@ -346,6 +346,8 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
   value: {{ .origin | quote }}
 - name: {{ $p }}RECORD_CHECKPOINT_SECONDS
   value: {{ .checkpointSeconds | toString | quote }}
+- name: {{ $p }}RECORD_WITNESS_KEYS
+  value: {{ .witnessKeys | default list | toJson | quote }}
 {{- end }}
 - name: {{ $p }}LOG_LEVEL
   value: {{ $cfg.logLevel | quote }}
