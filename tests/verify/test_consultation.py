@@ -303,3 +303,16 @@ def test_missing_listing_and_malformed_results_are_mismatches(run: Runner, publi
     assert status == 1
     assert any(m.startswith("bulletins: record/bulletins not served (404") for m in mismatches)
     assert any(m.startswith("results: BASE/results is malformed (TypeError") for m in mismatches)
+
+
+def test_a_listing_that_misdescribes_a_bulletin(run: Runner, published: Published) -> None:
+    listing = published.file("record/bulletins")
+    listed = json.loads(listing.read_text())
+    first = listed["bulletins"][0]
+    first["channel"] = "paper"
+    listed["bulletins"].append(dict(first))
+    listing.write_text(json.dumps(listed))
+    status, mismatches, _ = verify(run, published)
+    assert status == 1
+    assert f"bulletin {first['index']}: listed twice in record/bulletins" in mismatches
+    assert any(m.startswith(f"bulletin {first['index']}: record/bulletins describes it as") for m in mismatches)

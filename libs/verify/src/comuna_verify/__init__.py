@@ -6,7 +6,8 @@ no code with the platform that produces the record, so a bug there is not silent
 
 * `merkle`: hashing, streaming tree heads, proofs (computing and checking them).
 * `notes`: signed notes and keys; `checkpoint`: the checkpoint body and its signatures.
-* `http`, `tiles`: fetching the record; `entries`, `ranking`, `audit`: what the entries must add up to.
+* `http`, `tiles`: fetching the record; `entries`, `ranking`, `audit`: what the entries must add up to;
+  `bulletins`, `certified`: the signed bulletins and the published results against the log.
 * `state`: checkpoints seen before, and the consistency of a new one with them.
 * `cli` (`comuna-verify`) and `witness` (`comuna-witness`): the programs.
 """

@@ -19,10 +19,11 @@ from typing import Any
 
 from comuna_verify import merkle, record
 from comuna_verify.audit import Ledger
+from comuna_verify.bulletins import check_bulletins
 from comuna_verify.certified import compare_results
 from comuna_verify.checkpoint import Cosigner, SignedCheckpoint
 from comuna_verify.http import Client, UsageError
-from comuna_verify.notes import COSIGNATURE_V1, ED25519, NoteError, PublicKey, split_note, verify_line
+from comuna_verify.notes import COSIGNATURE_V1
 from comuna_verify.report import Progress, Report
 from comuna_verify.tiles import (
     HEIGHT,
@@ -150,55 +151,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def check_bulletins(client: Client, ledger: Ledger, keys: Sequence[PublicKey]) -> list[str]:
-    """Every bulletin entry is listed, and every listed one is served as a note the log signed
-    whose text is exactly the entry."""
-    response = client.get("record/bulletins")
-    if response.status != 200:
-        return [f"bulletins: record/bulletins not served ({response.status}: {response.problem()})"]
-    listing = response.json()
-    if not isinstance(listing, dict) or not isinstance(listing.get("bulletins"), list):
-        return ["bulletins: record/bulletins is not an object with a list of bulletins"]
-    problems: list[str] = []
-    listed: set[int] = set()
-    for item in listing["bulletins"]:
-        index = item.get("index") if isinstance(item, dict) else None
-        if not isinstance(index, int):
-            problems.append("bulletins: an item of record/bulletins has no integer index")
-            continue
-        listed.add(index)
-        found = ledger.bulletins.get(index)
-        if found is None:
-            problems.append(f"bulletin {index}: listed, but the log entry at {index} is no bulletin")
-            continue
-        bulletin, entry = found
-        described = (item.get("commune_id"), item.get("channel"), item.get("table_code") or "-", item.get("version"))
-        if described != (bulletin.commune, bulletin.channel, bulletin.table, bulletin.version):
-            problems.append(f"bulletin {index}: record/bulletins describes it as {described}, the log entry differs")
-        problems.extend(_check_signed_bulletin(client, index, entry, keys))
-    for index in sorted(ledger.bulletins.keys() - listed):
-        problems.append(f"bulletin {index}: in the log but not listed in record/bulletins")
-    return problems
-
-
-def _check_signed_bulletin(client: Client, index: int, entry: bytes, keys: Sequence[PublicKey]) -> list[str]:
-    response = client.get(f"record/bulletins/{index}")
-    if response.status != 200:
-        return [f"bulletin {index}: signed note not served ({response.status})"]
-    try:
-        text, lines = split_note(response.text())
-    except NoteError as exc:
-        return [f"bulletin {index}: not a signed note ({exc})"]
-    problems = []
-    log_keys = [k for k in keys if k.key_type == ED25519]
-    valid = [line for line in lines for k in log_keys if verify_line(text, k, line) is not None]
-    if not valid:
-        problems.append(f"bulletin {index}: no valid signature by a log key")
-    if text.encode() != entry:
-        problems.append(f"bulletin {index}: signed note differs from log entry")
-    return problems
-
-
 def verify(options: Options, progress: bool = True) -> Report:
     client = Client(options.base)
     report = Report()
@@ -252,7 +204,7 @@ def verify(options: Options, progress: bool = True) -> Report:
     tree.check_upper(reader)
     report.mismatches.extend(tree.problems)
     report.mismatches.extend(ledger.finish())
-    report.mismatches.extend(check_bulletins(client, ledger, keys))
+    report.mismatches.extend(check_bulletins(client, ledger, keys, progress=progress))
     results = client.get("results")
     if results.status == 200:
         report.mismatches.extend(compare_results(results.json(), ledger))
