@@ -157,3 +157,13 @@ def test_watch_usage_errors(run: Runner, published: Published, tmp_path: Path) -
         log_key,
     )
     assert ran.status == 2 and "not a cosignature/v1 key" in ran.err
+
+
+def test_refuses_a_log_that_changes_its_origin(run: Runner, published: Published, tmp_path: Path) -> None:
+    key, _ = make_key(run, tmp_path)
+    assert watch(run, published, key, tmp_path / "state")[0] == 0
+    body = published.log.checkpoint_body().replace(record.ORIGIN, record.ORIGIN + "-again", 1)
+    published.file("record/checkpoint").write_text(note.format_note(body, [note.sign_note(body, published.signer)]))
+    status, report, _ = watch(run, published, key, tmp_path / "state")
+    assert status == 1 and report["cosigned"] is False
+    assert f"had origin {record.ORIGIN}, now {record.ORIGIN}-again" in str(report["mismatches"])

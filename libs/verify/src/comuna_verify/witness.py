@@ -4,7 +4,8 @@ A witness keeps, per origin, the last checkpoint it cosigned (`<state>/<origin k
 It cosigns a new checkpoint only when the log signed it and it extends that one: same size and
 root, or larger with a consistency proof that verifies (computed from the public hash tiles).
 A fork or a shrink is written down (`<origin key>.refused`, with both checkpoints) and the
-witness refuses that log from then on, until a person removes the file.
+witness refuses that log from then on, until a person removes the file. The origin each base
+URL serves is remembered too: a log that changes it is refused.
 """
 
 from __future__ import annotations
@@ -109,6 +110,19 @@ class Witness:
     log_keys: tuple[str, ...]
     submit: bool
 
+    def _check_origin(self, origin: str) -> None:
+        """A log keeps its origin: one that serves another would start a fresh history, out of
+        reach of the checkpoints cosigned so far (`<state>/<base key>.origin` remembers it)."""
+        pinned = self.state / f"{origin_key(self.client.base)}.origin"
+        if not pinned.exists():
+            write_atomically(pinned, origin + "\n")
+            return
+        before = pinned.read_text(encoding="utf-8").strip()
+        if before != origin:
+            raise Refused(
+                f"the log at {self.client.base} had origin {before}, now {origin}; remove {pinned} if intended"
+            )
+
     def round(self, report: Report) -> None:
         """One round: cosign and submit, or raise Refused saying why."""
         keys = record.parse_keys(self.log_keys, "--log-key", ED25519)
@@ -118,6 +132,7 @@ class Witness:
         report.data.update(log={"origin": checkpoint.origin, "size": checkpoint.size, "root": checkpoint.root_b64})
         if signed.problems:
             raise Refused("; ".join(signed.problems))
+        self._check_origin(checkpoint.origin)
         name = origin_key(checkpoint.origin)
         cosigned, refused = self.state / f"{name}.cosigned", self.state / f"{name}.refused"
         if refused.exists():
