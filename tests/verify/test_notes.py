@@ -107,6 +107,8 @@ def test_bad_checkpoint_bodies_are_refused(body: str) -> None:
 
 
 def test_malformed_notes_are_refused() -> None:
-    for bad in ("no blank line\n", "text\n\nnot a signature\n", "text\n\n\u2014 name !!!\n"):
+    good = "text\n\n\u2014 name AAAAAAAA\n"
+    assert notes.split_note(good)[0] == "text\n"
+    for bad in ("no blank line\n", "text\n\nnot a signature\n", "text\n\n\u2014 name !!!\n", "a\n\n" + good):
         with pytest.raises(notes.NoteError):
             notes.split_note(bad)

@@ -50,6 +50,7 @@ def test_entries_not_public_still_prove_inclusion(run: Runner, published: Publis
     ran = run(cli.main, "receipt", published.base, published.receipts[0])
     assert ran.status == 0, ran.out
     assert "inclusion proof verified" in ran.out and "not public until voting has closed" in ran.out
+    assert "which choice is yours" in ran.out
 
 
 def test_a_wrong_server_proof_and_an_entry_without_the_commitment(run: Runner, published: Published) -> None:

@@ -126,7 +126,7 @@ class Ledger:
     def finish(self) -> list[str]:
         """The per-commune checks, once every entry was added; all mismatches so far."""
         for commune in sorted(self.communes - self.results.keys()):
-            self.mismatches.append(f"commune {commune}: entries in the log but no result entry")
+            self.mismatches.append(f"commune {commune}: entries in the log but no result entry (not certified yet?)")
         grouped: dict[tuple[str, int], list[tuple[int, Bulletin]]] = {}
         for index, (bulletin, _) in sorted(self.bulletins.items()):
             grouped.setdefault((bulletin.commune, bulletin.version), []).append((index, bulletin))

@@ -143,8 +143,8 @@ def split_note(note: str) -> tuple[str, list[SignatureLine]]:
     if cut < 0 or not note.endswith("\n"):
         raise NoteError("a note is a text, a blank line and signature lines")
     text, lines = note[: cut + 1], note[cut + 2 : -1].split("\n")
-    if "\r" in note:
-        raise NoteError("a note has no carriage returns")
+    if "\r" in note or "\n\n" in text or text == "\n":
+        raise NoteError("a note's text is non-empty lines, without carriage returns or blank lines")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(f"more than {MAX_SIGNATURES} signatures")
     signatures = []

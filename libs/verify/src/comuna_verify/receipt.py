@@ -152,22 +152,31 @@ def _entry(reader: TileReader, index: int, size: int) -> bytes | None:
         return None
 
 
+NOT_PROVEN = "which choice is yours: receipts and tallies are separate sorted lists"
+
+
 def _explain(report: Report, entry: bytes | None, index: int, commitment: str) -> None:
     report.row("stored", f"yes: entry {index} is in the signed log (inclusion proof verified)")
     if entry is None:
         report.row("entry text", "not public until voting has closed everywhere; run again after the close")
+        report.row("not proven", NOT_PROVEN)
         report.data.update(stored=True, entry_public=False)
         return
-    text = entry.decode(errors="replace")
-    lines = text.split("\n")
-    suffix = f" {commitment}"
-    found = next((line for line in lines if line.startswith("receipt ") and line.endswith(suffix)), None)
-    if not text.startswith(entries.BALLOTS + "\n") or found is None:
+    try:
+        kind, _, lines = entries.split_entry(entry)
+        if kind != entries.BALLOTS:
+            raise entries.EntryError(f"a {kind[:40]} entry, not {entries.BALLOTS}")
+        batch = entries.parse_ballots(lines)
+    except entries.EntryError as exc:
+        report.mismatches.append(f"entry {index} is no ballot batch: {exc}")
+        return
+    found = next((line for line in lines if line.startswith("receipt ") and line.endswith(f" {commitment}")), None)
+    if found is None:
         report.mismatches.append(f"entry {index} does not hold receipt commitment {commitment}")
         report.data.update(stored=False, entry_public=True)
         return
     commune = found.split(" ")[1]
-    tallied = sum(int(line.split(" ")[3]) for line in lines if line.startswith(f"tally {commune} "))
+    tallied = sum(batch.tallies.get(commune, {}).values())
     if tallied:
         counted = f"in this batch's tally: one of the {tallied} ballots of commune {commune} in entry {index}"
     else:
@@ -176,5 +185,5 @@ def _explain(report: Report, entry: bytes | None, index: int, commitment: str) -
             "(this batch was too small to log its own tally)"
         )
     report.row("counted", counted)
-    report.row("not proven", "which choice is yours: receipts and tallies are separate sorted lists")
+    report.row("not proven", NOT_PROVEN)
     report.data.update(stored=True, entry_public=True, commune=commune, batch_ballots=tallied)
