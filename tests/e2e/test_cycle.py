@@ -24,6 +24,7 @@ from comuna_devstack.client import PlatformClient, items
 from comuna_devstack.demo import run_demo
 from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.ports import free_port
+from comuna_devstack.record_check import dev_witness
 from comuna_devstack.residents import RealmAdmin
 from comuna_devstack.stack import SERVICES, Stack, StackConfig
 from tests.support.stacks import shared_keycloak
@@ -88,6 +89,8 @@ def summary(stack: Stack, client: PlatformClient, ballot_phase_calls: dict[str, 
         keycloak=RealmAdmin.for_stack(stack.config),
         before_ballots=lambda: ballot_phase_calls.setdefault("before", identity_grpc_calls(stack)),
         after_ballots=lambda: ballot_phase_calls.setdefault("after", identity_grpc_calls(stack)),
+        record_state=stack.config.state_dir / "record",
+        witness=dev_witness(stack.config.state_dir),
     )
 
 

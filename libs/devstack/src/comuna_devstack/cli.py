@@ -117,12 +117,19 @@ def _print_banner(stack: Stack, seeded: dict[str, int], elapsed: float) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     config = StackConfig.from_environment(args.state_dir.resolve())
     from comuna_devstack.demo import run_demo
+    from comuna_devstack.record_check import dev_witness
     from comuna_devstack.residents import RealmAdmin
 
     client = PlatformClient(_urls(config), token_url=config.token_url)
     try:
         passwords = Stack.read_staff_passwords(config.state_dir)
-        summary = run_demo(client, passwords, keycloak=RealmAdmin.for_stack(config))
+        summary = run_demo(
+            client,
+            passwords,
+            keycloak=RealmAdmin.for_stack(config),
+            record_state=config.state_dir / "record",
+            witness=dev_witness(config.state_dir),
+        )
     except (StepFailed, DevStackError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
         return 1

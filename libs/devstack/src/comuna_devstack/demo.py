@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import random
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from comuna_devstack import record_check
 from comuna_devstack.client import PlatformClient, StepFailed, items
 from comuna_devstack.demo_offline import OFFLINE_VOTERS, OfflineTable
 from comuna_devstack.residents import Account, KeycloakUsers, Progress, RealmAdmin, notice, sign_up
@@ -230,11 +233,15 @@ def run_demo(
     before_ballots: Callable[[], None] | None = None,
     after_ballots: Callable[[], None] | None = None,
     progress: Progress | None = notice,
+    record_state: Path | None = None,
+    witness: record_check.Witness | None = None,
 ) -> dict[str, Any]:
     """The whole cycle, each step by the staff member identity lets do it, with Keycloak tokens.
     `keycloak` creates the accounts of the residents who vote online (`residents.sign_up`).
     `before_ballots` / `after_ballots` run around the ballots (the e2e test counts identity's
-    gRPC calls there)."""
+    gRPC calls there). It ends by checking the public record as an outsider would: `witness`
+    cosigns its checkpoint, then `comuna-verify` checks all of it (`record_state`: where both
+    keep the checkpoints they saw; none: a temporary directory)."""
     staff = ["operator", "registrar", "auditor", *TABLE_OFFICERS]
     for local, _, _ in COMMUNES:
         staff += [staff_username("spokesperson", local), staff_username("overseer", local)]
@@ -383,6 +390,7 @@ def run_demo(
     )
 
     totals = items(client.call("GET", "funding", "/v1/ledger/totals"))
+    record = _check_record(client, cid, record_state, witness, progress)
     summary = {
         "consultation": {
             "id": cid,
@@ -429,9 +437,32 @@ def run_demo(
         "disbursed_minor": sum(funded),
         "ledger": totals,
         "ledger_balanced": all(t["debits_minor"] == t["credits_minor"] for t in totals),
+        "record": record,
     }
     _check(summary, winners)
     return summary
+
+
+def _check_record(
+    client: PlatformClient,
+    consultation_id: str,
+    state: Path | None,
+    witness: record_check.Witness | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="comuna-record-") as scratch:
+        where = state or Path(scratch)
+        if witness is not None:
+            record_check.wait_for_final_checkpoint(client, record_check.record_url(client, consultation_id))
+            record_check.cosign(client, consultation_id, witness, where / "witness", progress)
+        verified = record_check.verify(client, consultation_id, where / "verify", witness=witness, progress=progress)
+    return {
+        "verified": verified.get("ok", False),
+        "log_size": verified.get("log", {}).get("size"),
+        "communes": verified.get("communes"),
+        "ballots": verified.get("ballots"),
+        "cosigners": verified.get("cosigners", []),
+    }
 
 
 def vote_online(

@@ -41,7 +41,7 @@ from comuna_devstack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, reachable
 from comuna_devstack.seed import dev_seed
 from comuna_devstack.supervisor import ProcessGroup
 from comuna_platform.events.streams import service_inbox_prefix
-from comuna_platform.tlog.note import Signer
+from comuna_platform.tlog.note import COSIGNATURE_V1, Signer, parse_skey
 
 SERVICES = ("identity", "consultations", "funding", "projects")
 DEFAULT_HTTP_PORTS = {"identity": 8001, "consultations": 8002, "funding": 8003, "projects": 8004}
@@ -49,6 +49,8 @@ DEFAULT_GRPC_PORTS = {"identity": 50051, "consultations": 50052, "funding": 5005
 # Prometheus `/metrics` of each service, apart from its public REST port.
 DEFAULT_METRICS_PORTS = {"identity": 9101, "consultations": 9102, "funding": 9103, "projects": 9104}
 DEFAULT_PG_PORT = 55432
+# The demo's witness of the public record (`comuna-witness`, docs/record.md).
+DEV_WITNESS_NAME = "witness.comuna.localhost"
 DEFAULT_NATS_PORT = 54222
 # Keycloak's own defaults: its public HTTP port and its management interface (health, metrics).
 DEFAULT_KEYCLOAK_PORT = 8080
@@ -221,6 +223,9 @@ class DevSecrets:
     snapshot_signing_key: str = ""
     # Consultations' C2SP signer key of the public record's checkpoints (docs/record.md).
     record_signing_key: str = ""
+    # The demo's witness (`comuna-witness`): its C2SP cosignature/v1 signer key; consultations
+    # keeps cosignatures by its verifier key.
+    witness_signing_key: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
@@ -240,6 +245,7 @@ class DevSecrets:
             "voter_ref_secret": lambda: secrets.token_urlsafe(48),
             "snapshot_signing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
             "record_signing_key": lambda: Signer.generate(DEFAULT_RECORD_ORIGIN).skey,
+            "witness_signing_key": lambda: Signer.generate(DEV_WITNESS_NAME, COSIGNATURE_V1).skey,
         }
         changed = False
         for name, generate in generated_values.items():
@@ -267,7 +273,12 @@ class DevSecrets:
             data["voter_ref_secret"],
             data["snapshot_signing_key"],
             data["record_signing_key"],
+            data["witness_signing_key"],
         )
+
+    @property
+    def witness_verifier_key(self) -> str:
+        return parse_skey(self.witness_signing_key).verifier.vkey
 
     def database_roles(self, service: str) -> DatabaseRoles:
         database = f"comuna_{service}"
@@ -472,6 +483,7 @@ class Stack:
             env["VOTER_REF_SECRET"] = self.secrets.voter_ref_secret
             env["SNAPSHOT_SIGNING_KEY"] = self.secrets.snapshot_signing_key
             env["RECORD_SIGNING_KEYS"] = json.dumps([self.secrets.record_signing_key])
+            env["RECORD_WITNESS_KEYS"] = json.dumps([self.secrets.witness_verifier_key])
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)
         return merged
