@@ -6,6 +6,8 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from comuna_platform.tlog import cosignature, note
 from comuna_verify import witness
 from tests.verify import record
@@ -167,3 +169,29 @@ def test_refuses_a_log_that_changes_its_origin(run: Runner, published: Published
     status, report, _ = watch(run, published, key, tmp_path / "state")
     assert status == 1 and report["cosigned"] is False
     assert f"had origin {record.ORIGIN}, now {record.ORIGIN}-again" in str(report["mismatches"])
+
+
+def test_loop_mode_keeps_refusing_a_forked_log(
+    run: Runner, published: Published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, _ = make_key(run, tmp_path)
+    assert watch(run, published, key, tmp_path / "state")[0] == 0
+    texts, results, _ = record.scenario()
+    texts[1] += f"tally {record.A} {record.X} 0\n"
+    published.republish(texts, results)
+    rounds: list[float] = []
+
+    def no_sleep(seconds: float) -> None:  # the loop's pause, replaced: stop after three rounds
+        rounds.append(seconds)
+        if len(rounds) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(witness.time, "sleep", no_sleep)
+    ran = run(
+        witness.main, "watch", published.base, "--key", str(key), "--state", str(tmp_path / "state"),
+        "--log-key", published.signer.verifier.vkey, "--interval", "7",
+    )  # fmt: skip
+    assert ran.status == 130 and rounds == [7.0, 7.0, 7.0]
+    assert ran.out.count("MISMATCH fork: the log signed two roots") == 1
+    assert ran.out.count("MISMATCH refusing this log since: fork") == 2
+    assert len(published.server.posted) == 1  # only the honest round's cosignature
