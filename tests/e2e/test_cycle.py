@@ -7,12 +7,17 @@ redelivers every event of every stream and proves none has a second effect.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import shutil
+import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import httpx
 import nats
@@ -24,9 +29,9 @@ from comuna_devstack.client import PlatformClient, items
 from comuna_devstack.demo import run_demo
 from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.ports import free_port
-from comuna_devstack.record_check import dev_witness
+from comuna_devstack.record_check import dev_witness, wait_for_final_checkpoint
 from comuna_devstack.residents import RealmAdmin
-from comuna_devstack.stack import SERVICES, Stack, StackConfig
+from comuna_devstack.stack import DEV_WITNESS_NAME, SERVICES, Stack, StackConfig, console_script
 from tests.support.stacks import shared_keycloak
 
 GRANT_MINOR = 1_000_000
@@ -238,3 +243,202 @@ def test_metrics_only_on_the_internal_port_and_the_edges_hold(stack: Stack, summ
         assert evil.status_code == 400 and evil.json()["code"] == "host_not_allowed"
         huge = httpx.get(f"{rest}/healthz", headers={"Authorization": "Bearer " + "a" * 32 * 1024}, timeout=10)
         assert huge.status_code == 431 and huge.headers["content-type"] == "application/problem+json"
+
+
+# --- the public record, checked as an outsider would, then tampered with ---------------------
+# These come last: each alters the database behind the service's back (then puts it back), and
+# the fork cannot be undone.
+
+
+def _verify(stack: Stack, consultation_id: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    """`comuna-verify consultation` on the consultation's public URL, once the checkpoint
+    covers everything appended."""
+    base = f"{stack.config.http_url('consultations')}/v1/consultations/{consultation_id}"
+    wait_for_checkpoint(stack, consultation_id)
+    done = subprocess.run(
+        [console_script("comuna-verify"), "consultation", base, "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {"stderr": done.stderr}
+
+
+def wait_for_checkpoint(stack: Stack, consultation_id: str) -> int:
+    client = PlatformClient({"consultations": stack.config.http_url("consultations")}, token_url=stack.config.token_url)
+    try:
+        return wait_for_final_checkpoint(client, f"{client.urls['consultations']}/v1/consultations/{consultation_id}")
+    finally:
+        client.close()
+
+
+def _sql(stack: Stack, statement: str, *args: Any) -> Any:
+    """One statement in consultations' database as its owner (what an insider with the
+    database's keys could do); the first value it returns, if any."""
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(stack.database_url("consultations", owner=True).replace("+asyncpg", ""))
+        try:
+            return await conn.fetchval(statement, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _recount(client: PlatformClient, consultation_id: str, commune_id: str, reason: str) -> None:
+    client.call(
+        "POST",
+        "consultations",
+        f"/v1/consultations/{consultation_id}/communes/{commune_id}:recount",
+        as_user="operator",
+        json={"reason": reason},
+        expect=201,
+    )
+
+
+def test_the_demo_checked_its_record_and_a_witness_cosigned_it(stack: Stack, summary: dict[str, Any]) -> None:
+    record = summary["record"]
+    assert record["verified"] is True and record["communes"] == 3 and record["log_size"] > 0
+    assert DEV_WITNESS_NAME in str(record["cosigners"])
+    code, report = _verify(stack, summary["consultation"]["id"])
+    assert code == 0 and report["mismatches"] == [], report
+
+
+def test_a_ballot_row_altered_before_a_recount_is_named(
+    stack: Stack, client: PlatformClient, summary: dict[str, Any]
+) -> None:
+    cid = summary["consultation"]["id"]
+    # A table ballot moved from a commune's second-placed candidate to its first: the winner stays.
+    results = client.call("GET", "consultations", f"/v1/consultations/{cid}/results")
+    commune = next(c for c in results["communes"] if len(c["candidates"]) > 1 and c["candidates"][1]["votes"] > 0)
+    first, second = (c["candidate_id"] for c in commune["candidates"][:2])
+    ballot = _sql(
+        stack,
+        "SELECT id FROM ballots WHERE consultation_id = $1 AND candidate_id = $2 AND channel = 'table' LIMIT 1",
+        uuid.UUID(cid),
+        uuid.UUID(second),
+    )
+    _sql(stack, "UPDATE ballots SET candidate_id = $1 WHERE id = $2", uuid.UUID(first), ballot)
+    try:
+        _recount(client, cid, commune["commune_id"], "a recount over a tampered ballot row")
+        code, report = _verify(stack, cid)
+        assert code == 1, report
+        said = " | ".join(report["mismatches"])
+        assert commune["commune_code"] in said and "remainder" in said, said
+    finally:
+        _sql(stack, "UPDATE ballots SET candidate_id = $1 WHERE id = $2", uuid.UUID(second), ballot)
+        _recount(client, cid, commune["commune_id"], "the ballot row put back")
+    assert _verify(stack, cid)[0] == 0
+
+
+def test_a_tally_sheet_altered_before_a_recount_is_named(
+    stack: Stack, client: PlatformClient, summary: dict[str, Any]
+) -> None:
+    cid = summary["consultation"]["id"]
+    sheet, commune_id, code_of_table = (
+        _sql(
+            stack,
+            f"SELECT {column} FROM tally_sheets WHERE consultation_id = $1 AND confirmed_at IS NOT NULL "
+            "ORDER BY id LIMIT 1",
+            uuid.UUID(cid),
+        )
+        for column in ("id", "commune_id", "(SELECT code FROM voting_tables t WHERE t.id = table_id)")
+    )
+    candidate = _sql(
+        stack, "SELECT candidate_id FROM tally_sheet_votes WHERE sheet_id = $1 ORDER BY candidate_id LIMIT 1", sheet
+    )
+    change = "UPDATE tally_sheet_votes SET votes = votes + $1 WHERE sheet_id = $2 AND candidate_id = $3"
+    _sql(stack, change, 1, sheet, candidate)
+    try:
+        _recount(client, cid, str(commune_id), "a recount over a tampered tally sheet")
+        code, report = _verify(stack, cid)
+        assert code == 1, report
+        said = " | ".join(report["mismatches"])
+        assert f"table {code_of_table}" in said and "tally sheet" in said, said
+    finally:
+        _sql(stack, change, -1, sheet, candidate)
+        _recount(client, cid, str(commune_id), "the tally sheet put back")
+    assert _verify(stack, cid)[0] == 0
+
+
+def test_an_altered_bulletin_is_named(stack: Stack, summary: dict[str, Any]) -> None:
+    cid = summary["consultation"]["id"]
+    index = _sql(stack, "SELECT max(entry_index) FROM record_bulletins WHERE consultation_id = $1", uuid.UUID(cid))
+    original = _sql(
+        stack,
+        "SELECT note FROM record_bulletins WHERE consultation_id = $1 AND entry_index = $2",
+        uuid.UUID(cid),
+        index,
+    )
+    forged = original.replace("\nparticipations ", "\nparticipations 1", 1)
+    store = "UPDATE record_bulletins SET note = $1 WHERE consultation_id = $2 AND entry_index = $3"
+    _sql(stack, store, forged, uuid.UUID(cid), index)
+    try:
+        code, report = _verify(stack, cid)
+        assert code == 1, report
+        assert any(f"bulletin {index}" in m for m in report["mismatches"]), report["mismatches"]
+    finally:
+        _sql(stack, store, original, uuid.UUID(cid), index)
+    assert _verify(stack, cid)[0] == 0
+
+
+def test_an_altered_checkpoint_is_named(stack: Stack, summary: dict[str, Any]) -> None:
+    cid = summary["consultation"]["id"]
+    size = _sql(stack, "SELECT max(size) FROM tlog_checkpoints WHERE origin LIKE '%' || $1", cid)
+    read = "SELECT note FROM tlog_checkpoints WHERE origin LIKE '%' || $1 AND size = $2"
+    original = _sql(stack, read, cid, size)
+    lines = original.split("\n")
+    lines[2] = base64.b64encode(bytes(32)).decode()  # another root, the same signature
+    store = "UPDATE tlog_checkpoints SET note = $1 WHERE origin LIKE '%' || $2 AND size = $3"
+    _sql(stack, store, "\n".join(lines), cid, size)
+    try:
+        code, report = _verify(stack, cid)
+        assert code == 1, report
+        assert any("checkpoint" in m and "signature" in m for m in report["mismatches"]), report["mismatches"]
+    finally:
+        _sql(stack, store, original, cid, size)
+    assert _verify(stack, cid)[0] == 0
+
+
+def _witness_round(stack: Stack, consultation_id: str) -> subprocess.CompletedProcess[str]:
+    """One `comuna-witness watch --once` of the demo's witness (its state from the demo on)."""
+    witness = dev_witness(stack.config.state_dir)
+    base = f"{stack.config.http_url('consultations')}/v1/consultations/{consultation_id}"
+    log_keys = httpx.get(f"{base}/record/keys", timeout=10).json()["verifier_keys"]
+    command = [console_script("comuna-witness"), "watch", base, "--key", str(witness.key_file), "--once"]
+    command += ["--state", str(stack.config.state_dir / "record" / "witness"), *(f"--log-key={k}" for k in log_keys)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_fork_is_named_by_the_verifier_and_refused_by_the_witness(stack: Stack, summary: dict[str, Any]) -> None:
+    cid = summary["consultation"]["id"]
+    state = stack.config.state_dir / "record" / "verify"
+    assert _verify(stack, cid, "--state", str(state))[0] == 0
+    cosigned = _witness_round(stack, cid)
+    assert cosigned.returncode == 0, cosigned  # an honest log grew since the demo: consistent
+    # The insider rewrites one entry and has the log re-hashed and re-signed at the same size: a
+    # second root for a size the verifier and the witness already saw.
+    origin = _sql(stack, "SELECT origin FROM tlog_logs WHERE origin LIKE '%' || $1", cid)
+    size = _sql(stack, "SELECT size FROM tlog_logs WHERE origin = $1", origin)
+    _sql(
+        stack,
+        "UPDATE tlog_entries SET data = data || '\\x0a'::bytea WHERE origin = $1 AND idx = $2",
+        origin,
+        size - 1,
+    )
+    for statement in (
+        "DELETE FROM tlog_tiles WHERE origin = $1",
+        "DELETE FROM tlog_cosignatures WHERE origin = $1",
+        "DELETE FROM tlog_checkpoints WHERE origin = $1",
+        "UPDATE tlog_logs SET integrated_size = 0 WHERE origin = $1",
+    ):
+        _sql(stack, statement, origin)
+    assert wait_for_checkpoint(stack, cid) == size  # the service's checkpointer signed the new root
+
+    code, report = _verify(stack, cid, "--state", str(state))
+    assert code == 1, report
+    assert any("fork" in m for m in report["mismatches"]), report["mismatches"]
+    refused = _witness_round(stack, cid)
+    assert refused.returncode == 1 and "fork" in (refused.stdout + refused.stderr), refused
