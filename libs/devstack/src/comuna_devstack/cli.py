@@ -179,6 +179,7 @@ BENCH_ALL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ballots", ("--ballots", "100000", "--online", "5000", "--concurrency", "64")),
     ("ballot-commit", ("--ballots", "100000", "--concurrency", "512")),
     ("certify", ("--ballots", "6500000")),
+    ("verify", ("--ballots", "6500000")),
 )
 
 
@@ -222,6 +223,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_ballot_commit(args)
     if args.what == "certify":
         return cmd_bench_certify(args)
+    if args.what == "verify":
+        return cmd_bench_verify(args)
     from comuna_devstack.benches.ballots import run_bench
     from comuna_devstack.residents import RealmAdmin
 
@@ -312,6 +315,23 @@ def cmd_bench_certify(args: argparse.Namespace) -> int:
     return 0 if report["meets_target"] else 1
 
 
+def cmd_bench_verify(args: argparse.Namespace) -> int:
+    """`comuna-verify` on a generated record of `--ballots` across `--communes`, served from
+    files (no `make run` needed): its time and peak memory."""
+    from comuna_devstack.benches import verify
+
+    if args.ballots < 1 or args.communes < 1 or args.batch < 1:
+        print("comuna-dev bench verify: --ballots, --communes and --batch must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        report = verify.run(args.ballots, communes=args.communes, batch=args.batch)
+    except (DevStackError, RuntimeError, OSError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    print(json.dumps({"ok": report["verified"], **report}, indent=2))
+    return 0 if report["verified"] else 1
+
+
 def cmd_bench_census(args: argparse.Namespace) -> int:
     """Its own throw-away PostgreSQL (or `--admin-url`), never the running stack's."""
     from comuna_devstack.benches.census import run
@@ -378,12 +398,13 @@ def main() -> None:
         "audit: append and verify identity's audit log; "
         "roll: freeze a voter roll and stream it to consultations; "
         "ballot-commit: the ballot group commit against a durable PostgreSQL of its own, next to a raw COPY; "
-        "certify: certify every commune of a national consultation, next to a raw GROUP BY",
+        "certify: certify every commune of a national consultation, next to a raw GROUP BY; "
+        "verify: comuna-verify on a generated national record served from files",
     )
     bench.add_argument(
         "what",
         nargs="?",
-        choices=["all", "ballots", "ballot-commit", "register", "census", "audit", "roll", "certify"],
+        choices=["all", "ballots", "ballot-commit", "register", "census", "audit", "roll", "certify", "verify"],
         default="ballots",
     )
     bench.add_argument("--ballots", type=int, default=100_000)
@@ -400,7 +421,8 @@ def main() -> None:
     bench.add_argument(
         "--rate", type=float, default=1000.0, help="ballots, ballot-commit: open-loop ballots/s for the p99"
     )
-    bench.add_argument("--communes", type=int, default=5_336, help="certify: communes of the consultation")
+    bench.add_argument("--communes", type=int, default=5_336, help="certify, verify: communes of the consultation")
+    bench.add_argument("--batch", type=int, default=128, help="verify: ballots per group-commit batch in the record")
     bench.add_argument("--roll", type=int, default=8_000_000, help="certify: roll entries (turnout ~81%%)")
     bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
     generate = commands.add_parser("generate", help="write synthetic data sets")
