@@ -110,6 +110,34 @@ def _seed(client: PlatformClient, ballots: int, registrar_password: str) -> list
     return items(client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 1000}))
 
 
+async def _record_lag(admin_url: str, client: PlatformClient, base: str, consultation_id: str) -> dict[str, Any]:
+    """How long after the load the signed checkpoint covers every ballot entry (issue 9: the
+    log integrates within a bounded lag): the log's sequenced size, read from consultations'
+    database, against the size of the checkpoint served."""
+    server = admin_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
+    conn = await asyncpg.connect(f"{server}/comuna_consultations")
+    try:
+        sequenced = await conn.fetchval(
+            "SELECT size FROM tlog_logs WHERE origin LIKE '%/consultations/' || $1", consultation_id
+        )
+    finally:
+        await conn.close()
+    started = time.monotonic()
+    covered = 0
+    while time.monotonic() - started < 120:
+        response = client.http.get(f"{client.urls['consultations']}{base}/record/checkpoint")
+        if response.status_code == 200:
+            covered = int(response.text.split("\n")[1])
+            if covered >= (sequenced or 0):
+                break
+        await asyncio.sleep(0.1)
+    return {
+        "entries": sequenced,
+        "checkpoint_size": covered,
+        "seconds_after_load": round(time.monotonic() - started, 2),
+    }
+
+
 async def _raw_copy(admin_url: str, rows: int) -> dict[str, Any]:
     """COPY `rows` ballot-shaped rows in transactions of COPY_BATCH into a scratch database."""
     server = admin_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
@@ -241,6 +269,7 @@ def run_bench(
         online_requests.append(Request("POST", url, online_headers, json.dumps(body).encode()))
     online_cast = attack(online_requests, label="online ballots", workers=concurrency) if online_requests else None
     voters.close()
+    record_lag = asyncio.run(_record_lag(admin_url, client, base, consultation["id"]))
     raw_copy = asyncio.run(_raw_copy(admin_url, len(ballot_requests) - open_n))
     figures = {
         "bare_endpoint": bare,
@@ -249,6 +278,7 @@ def run_bench(
         "online_ballot_endpoint": online_cast,
         "online_voters": voters.figures,
         "raw_copy": raw_copy,
+        "record_integration_lag": record_lag,
         "ballots_to_bare": _ratio(cast, bare),
         "ballots_to_raw_copy": _ratio(cast, raw_copy),
     }

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from comuna_consultations.domain.record import Bulletin, Choices, RankedLine, ResultEntry
 from comuna_consultations.results.counting import CandidateInfo, CommuneResult, Subtotal
 from comuna_consultations.storage.models import VotingTable
-from comuna_consultations.storage.record import Record, insert_bulletin, logged_tallies
+from comuna_consultations.storage.record import Record, insert_bulletins, logged_tallies
 from comuna_consultations.vocabulary import ParticipationChannel
 from comuna_platform.tlog import note
 
@@ -71,12 +71,16 @@ async def publish(
     """Append the bulletins and the result entry of each (commune code, result, version)."""
     if not items:
         return
-    log = record.log(consultation_id)
     codes = await table_codes(conn, consultation_id)
     logged = await logged_tallies(conn, consultation_id, [result.commune_id for _, result, _ in items])
+    entries: list[bytes] = []
+    bulletin_rows: list[tuple[int, Bulletin, str]] = []  # (offset in `entries`, bulletin, text)
     for commune_code, result, version in items:
         bulletins = bulletins_of(result, version, codes)
-        texts = [b.text(consultation_id) for b in bulletins]
+        for bulletin in bulletins:
+            text = bulletin.text(consultation_id)
+            bulletin_rows.append((len(entries), bulletin, text))
+            entries.append(text.encode())
         entry = ResultEntry(
             consultation_id=consultation_id,
             commune_id=result.commune_id,
@@ -103,20 +107,24 @@ async def publish(
             remainder=remainder_of(result, logged.get(result.commune_id, {})),
             bulletins=len(bulletins),
         )
-        first = await log.sequence(conn, [*(text.encode() for text in texts), entry.encode()])
-        for offset, (bulletin, text) in enumerate(zip(bulletins, texts, strict=True)):
-            await insert_bulletin(
-                conn,
-                {
-                    "consultation_id": consultation_id,
-                    "entry_index": first + offset,
-                    "commune_id": result.commune_id,
-                    "version": version,
-                    "channel": bulletin.channel,
-                    "table_code": bulletin.table_code,
-                    "note": signed(text, record),
-                },
-            )
+        entries.append(entry.encode())
+    # One append for the whole certification: a national run is one statement, not thousands.
+    first = await record.log(consultation_id).sequence(conn, entries)
+    await insert_bulletins(
+        conn,
+        [
+            {
+                "consultation_id": consultation_id,
+                "entry_index": first + offset,
+                "commune_id": bulletin.commune_id,
+                "version": bulletin.version,
+                "channel": bulletin.channel,
+                "table_code": bulletin.table_code,
+                "note": signed(text, record),
+            }
+            for offset, bulletin, text in bulletin_rows
+        ],
+    )
 
 
 def signed(text: str, record: Record) -> str:

@@ -82,8 +82,9 @@ async def logged_tallies(
     return logged
 
 
-async def insert_bulletin(conn: AsyncConnection, row: dict[str, object]) -> None:
-    await conn.execute(insert(record_bulletins).values(**row))
+async def insert_bulletins(conn: AsyncConnection, rows: Sequence[dict[str, object]]) -> None:
+    if rows:
+        await conn.execute(insert(record_bulletins), list(rows))
 
 
 @dataclass(frozen=True, slots=True)
