@@ -452,8 +452,10 @@ def _check_record(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="comuna-record-") as scratch:
         where = state or Path(scratch)
+        size = record_check.wait_for_final_checkpoint(client, record_check.record_url(client, consultation_id))
+        if progress is not None:
+            progress(f"record: checkpoint of {size} entries; checking it")
         if witness is not None:
-            record_check.wait_for_final_checkpoint(client, record_check.record_url(client, consultation_id))
             record_check.cosign(client, consultation_id, witness, where / "witness", progress)
         verified = record_check.verify(client, consultation_id, where / "verify", witness=witness, progress=progress)
     return {

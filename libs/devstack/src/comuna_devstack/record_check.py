@@ -5,8 +5,8 @@ with `comuna-witness` when the stack has a witness key."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 from comuna_devstack.client import PlatformClient, StepFailed
 from comuna_devstack.residents import Progress
+from comuna_devstack.stack import DevSecrets, console_script
 
 # The checkpointer signs every 2 s in the dev stack; a size unchanged over three polls a second
 # apart is final once nothing is appended any more (after the certification).
@@ -31,11 +32,11 @@ class Witness:
 
 
 def _tool(name: str) -> str:
-    """The console script installed next to this interpreter (the project's venv)."""
-    script = Path(sys.executable).parent / name
-    if not script.exists():
+    """The console script of the project's environment; StepFailed saying what to do if absent."""
+    script = console_script(name)
+    if shutil.which(script) is None:
         raise StepFailed(f"{name} is not installed in this environment; run `make install`")
-    return str(script)
+    return script
 
 
 def record_url(client: PlatformClient, consultation_id: str) -> str:
@@ -99,12 +100,10 @@ def verify(
     witness: Witness | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """`comuna-verify consultation` on the consultation's public URL, once the checkpoint
-    covers the certification; StepFailed naming the mismatches if it finds any."""
+    """`comuna-verify consultation` on the consultation's public URL (call it once the
+    checkpoint covers the certification: `wait_for_final_checkpoint`); StepFailed naming the
+    mismatches if it finds any."""
     base = record_url(client, consultation_id)
-    size = wait_for_final_checkpoint(client, base)
-    if progress is not None:
-        progress(f"record: checkpoint of {size} entries; running comuna-verify")
     command = [_tool("comuna-verify"), "consultation", base, "--state", str(state), "--json"]
     if witness is not None:
         command += ["--witness-key", witness.verifier_key]
@@ -114,8 +113,6 @@ def verify(
 def dev_witness(state_dir: Path) -> Witness:
     """The dev stack's witness (its key from `.devstack/secrets.json`), its key file written
     for `comuna-witness` (0600) next to the other secrets."""
-    from comuna_devstack.stack import DevSecrets
-
     secrets = DevSecrets.load_or_create(state_dir / "secrets.json")
     key_file = state_dir / "witness.key"
     key_file.touch(mode=0o600)

@@ -165,9 +165,8 @@ def generate(root: Path, ballots: int, communes: int, batch: int, seed: int) -> 
             tie_break=[str(r) for r in DEFAULT_TIE_BREAK],
             draw_seed=seed_bytes,
             candidates=[
-                RankedLine(r.candidate_id, r.votes, r.rank, r.estimated_cost, registered + timedelta(minutes=i), i + 1)
+                RankedLine(r.candidate_id, r.votes, r.rank, r.estimated_cost, r.registered_at, r.assembly_priority)
                 for r in ranked
-                for i in [candidates[commune].index(r.candidate_id)]
             ],
             blank=votes.get(None, 0),
             null=0,

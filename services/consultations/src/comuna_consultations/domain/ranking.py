@@ -65,6 +65,7 @@ class RankedCandidate:
     votes: int
     rank: int
     estimated_cost: int | None = None
+    registered_at: datetime | None = None
 
 
 def tie_break_of(rules: Iterable[str]) -> tuple[TieRule, ...]:
@@ -109,7 +110,7 @@ def rank_candidates(
         tied = list(group)
         ordered += sorted(tied, key=lambda t: rank_key(t, rules, seed)) if len(tied) > 1 else tied
     return [
-        RankedCandidate(t.candidate_id, t.title, t.assembly_priority, t.votes, rank, t.estimated_cost)
+        RankedCandidate(t.candidate_id, t.title, t.assembly_priority, t.votes, rank, t.estimated_cost, t.registered_at)
         for rank, t in enumerate(ordered, start=1)
     ]
 

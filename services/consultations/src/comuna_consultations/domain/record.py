@@ -124,12 +124,12 @@ class Choices:
     blank: int = 0
     null: int = 0
 
-    def lines(self, *, with_null: bool = True) -> str:
+    def lines(self) -> str:
         """`tally <candidate | blank | null> <n>` lines: candidates by id, then blank, then null
         (zero counts included, so every candidate of a table appears on its bulletin)."""
         text = "".join(f"tally {candidate} {n}\n" for candidate, n in sorted(self.votes.items(), key=_by_id))
         text += f"tally blank {self.blank}\n"
-        return text + (f"tally null {self.null}\n" if with_null else "")
+        return text + f"tally null {self.null}\n"
 
 
 def _by_id(item: tuple[uuid.UUID, int]) -> str:

@@ -265,14 +265,13 @@ async def sync_batch(
         channel=BallotChannel.OFFLINE.value,
         rows=rows,
     )
-    counted = Choices({b.candidate_id: b.count for b in batch.ballots if b.candidate_id is not None})
-    blank = sum(b.count for b in batch.ballots if b.candidate_id is None)
+    counted = Choices(
+        {b.candidate_id: b.count for b in batch.ballots if b.candidate_id is not None},
+        blank=sum(b.count for b in batch.ballots if b.candidate_id is None),
+        null=batch.null_votes,
+    )
     entry = offline_ballots_entry(
-        consultation_id,
-        table.commune_id,
-        table.code,
-        batch_id=batch.batch_id,
-        choices=Choices(counted.votes, blank, batch.null_votes),
+        consultation_id, table.commune_id, table.code, batch_id=batch.batch_id, choices=counted
     )
     await record.log(consultation_id).sequence(conn, [entry])
     answer = {

@@ -13,28 +13,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import cast
 
-from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from comuna_consultations.domain.record import Bulletin, Choices, RankedLine, ResultEntry
-from comuna_consultations.results.counting import CandidateInfo, CommuneResult, Subtotal
-from comuna_consultations.storage.models import VotingTable
+from comuna_consultations.results import storage
+from comuna_consultations.results.counting import CommuneResult, Subtotal
 from comuna_consultations.storage.record import Record, insert_bulletins, logged_tallies
 from comuna_consultations.vocabulary import ParticipationChannel
 from comuna_platform.tlog import note
 
-voting_tables = cast(Table, VotingTable.__table__)
-
 # The channels whose ballots enter the record in `comuna-ballots/v1` batches.
 _BATCHED = frozenset({ParticipationChannel.ONLINE.value, ParticipationChannel.TABLE.value})
-
-
-async def table_codes(conn: AsyncConnection, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    t = voting_tables.c
-    rows = await conn.execute(select(t.id, t.code).where(t.consultation_id == consultation_id))
-    return {row[0]: str(row[1]) for row in rows}
 
 
 def bulletins_of(result: CommuneResult, version: int, codes: Mapping[uuid.UUID, str]) -> list[Bulletin]:
@@ -64,14 +54,13 @@ async def publish(
     consultation_id: uuid.UUID,
     *,
     items: Sequence[tuple[str, CommuneResult, int]],
-    candidates: Mapping[uuid.UUID, CandidateInfo],
     tie_break: Sequence[str],
     draw_seed: bytes,
 ) -> None:
     """Append the bulletins and the result entry of each (commune code, result, version)."""
     if not items:
         return
-    codes = await table_codes(conn, consultation_id)
+    codes = await storage.table_codes(conn, consultation_id)
     logged = await logged_tallies(conn, consultation_id, [result.commune_id for _, result, _ in items])
     entries: list[bytes] = []
     bulletin_rows: list[tuple[int, Bulletin, str]] = []  # (offset in `entries`, bulletin, text)
@@ -91,14 +80,7 @@ async def publish(
             tie_break=tie_break,
             draw_seed=draw_seed,
             candidates=[
-                RankedLine(
-                    c.candidate_id,
-                    c.votes,
-                    c.rank,
-                    c.estimated_cost,
-                    candidates[c.candidate_id].registered_at if c.candidate_id in candidates else None,
-                    c.assembly_priority,
-                )
+                RankedLine(c.candidate_id, c.votes, c.rank, c.estimated_cost, c.registered_at, c.assembly_priority)
                 for c in result.ranked
             ],
             blank=result.blank,

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import ColumnElement, Table, func, insert, literal, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from comuna_consultations.results.counting import BallotGroup, CandidateInfo, ParticipationGroup
 from comuna_consultations.storage.models import (
@@ -20,6 +20,7 @@ from comuna_consultations.storage.models import (
     ConflictDecision,
     OfflineSync,
     ParticipationConflict,
+    VotingTable,
 )
 from comuna_consultations.storage.repository import ballots, candidates, participations, results, roll_entries
 
@@ -27,6 +28,7 @@ certifications = cast(Table, CommuneCertification.__table__)
 decisions = cast(Table, ConflictDecision.__table__)
 conflicts = cast(Table, ParticipationConflict.__table__)
 offline_syncs = cast(Table, OfflineSync.__table__)
+voting_tables = cast(Table, VotingTable.__table__)
 
 
 def _in(column: Any, commune_ids: Sequence[uuid.UUID] | None) -> ColumnElement[bool]:
@@ -87,6 +89,13 @@ async def offline_null_votes(
         .group_by(s.commune_id, s.table_id)
     )
     return [(r[0], r[1], int(r[2])) for r in await session.execute(query)]
+
+
+async def table_codes(conn: AsyncConnection, consultation_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """The code of each of the consultation's tables, by id (bulletins name tables by code)."""
+    t = voting_tables.c
+    rows = await conn.execute(select(t.id, t.code).where(t.consultation_id == consultation_id))
+    return {row[0]: str(row[1]) for row in rows}
 
 
 async def roll_sizes(

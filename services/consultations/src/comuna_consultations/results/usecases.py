@@ -249,16 +249,13 @@ async def _store(
             for k in result.ranked
         )
     await storage.insert_certifications(uow.session, cert_rows, result_rows)
-    ordered = sorted(items, key=lambda i: i[0].code)
-    candidates = {
-        c.id: c for c in await storage.candidates_of(uow.session, consultation.id, [i[0].commune_id for i in ordered])
-    }
     await publication.publish(
         await uow.session.connection(),
         record,
         consultation.id,
-        items=[(commune.code, result, version) for commune, result, version, _ in ordered],
-        candidates=candidates,
+        items=[
+            (commune.code, result, version) for commune, result, version, _ in sorted(items, key=lambda i: i[0].code)
+        ],
         tie_break=tie_break,
         draw_seed=seed,
     )
