@@ -67,7 +67,7 @@ async def post(db: Database, *transfers: NewTransfer) -> list[ledger.TransferOut
 
 async def funded_earmark(db: Database, amount: int, currency: str = "USD") -> tuple[AccountRow, AccountRow]:
     """A source and a flagged account holding `amount` that it received from the source."""
-    source, earmark = await open_accounts(db, spec("source", currency), spec("allocation", currency, limit_debits=True))
+    source, earmark = await open_accounts(db, spec("source", currency), spec("commitment", currency, limit_debits=True))
     await post(db, transfer(source, earmark, amount))
     return source, earmark
 

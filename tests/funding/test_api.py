@@ -110,7 +110,7 @@ async def test_an_allocation_shows_what_was_disbursed_and_refused(funding: Runni
 async def test_accounts_show_their_balances(funding: RunningService, seeded: Seeded) -> None:
     detail = await get(funding, f"/v1/allocations/{seeded.allocation_ids[0]}")
     earmark = await get(funding, f"/v1/accounts/{detail['account_id']}")
-    assert earmark["kind"] == "allocation" and earmark["currency"] == "USD"
+    assert earmark["kind"] == "commitment" and earmark["currency"] == "USD"
     assert (earmark["credits_posted_minor"], earmark["debits_posted_minor"], earmark["balance_minor"]) == (
         GRANT,
         250_000,

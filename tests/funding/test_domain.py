@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from comuna_funding.domain import disbursements, ids
-from comuna_funding.domain.ledger import MAX_AMOUNT, NewTransfer, apply_limits
+from comuna_funding.domain.postings import MAX_AMOUNT, Book, NewTransfer, evaluate
 from comuna_funding.storage.ledger_store import AccountRow
 from comuna_funding.storage.models import Allocation
 from comuna_platform.errors import FailedPrecondition
@@ -34,28 +33,45 @@ def move(debit: AccountRow, credit: AccountRow, amount: int) -> NewTransfer:
     return NewTransfer(uuid.uuid4(), debit.id, credit.id, amount, "USD", "test")
 
 
-@given(held=st.integers(0, 10_000), amounts=st.lists(st.integers(1, 3_000), max_size=8))
+def decide(batch: list[NewTransfer], *accounts: AccountRow, atomic: bool = True) -> tuple[list[object], dict]:
+    book = Book({a.id: a for a in accounts}, {}, set(), datetime.now(UTC))
+    evaluation = evaluate(batch, book, atomic=atomic)
+    return evaluation.decisions, evaluation.deltas
+
+
+@given(held=st.integers(0, 10_000), amounts=st.lists(st.integers(1, 3_000), min_size=1, max_size=8))
 def test_limits_accept_exactly_what_a_flagged_account_can_pay(held: int, amounts: list[int]) -> None:
     earmark, sink = row(0, held, limit_debits=True), row()
     batch = [move(earmark, sink, a) for a in amounts]
+    decisions, deltas = decide(batch, earmark, sink)
     if sum(amounts) <= held:
-        deltas = apply_limits(batch, {earmark.id: earmark, sink.id: sink})
-        assert deltas.get(earmark.id, (0, 0)) == (sum(amounts), 0)
-        assert deltas.get(sink.id, (0, 0)) == (0, sum(amounts))
+        assert all(isinstance(d, NewTransfer) for d in decisions)
+        assert deltas.get(earmark.id) == (sum(amounts), 0, 0, 0)
+        assert deltas.get(sink.id) == (0, sum(amounts), 0, 0)
     else:
-        with pytest.raises(FailedPrecondition) as raised:
-            apply_limits(batch, {earmark.id: earmark, sink.id: sink})
-        assert raised.value.code == "exceeds_credits"
+        assert deltas == {}
+        codes = {d.code for d in decisions if isinstance(d, FailedPrecondition)}
+        assert "exceeds_credits" in codes and codes <= {"exceeds_credits", "linked_transfer_failed"}
+
+
+@given(held=st.integers(0, 10_000), amounts=st.lists(st.integers(1, 3_000), min_size=1, max_size=8))
+def test_independent_transfers_are_decided_one_by_one(held: int, amounts: list[int]) -> None:
+    earmark, sink = row(0, held, limit_debits=True), row()
+    decisions, deltas = decide([move(earmark, sink, a) for a in amounts], earmark, sink, atomic=False)
+    left, expected = held, []
+    for amount in amounts:
+        expected.append(amount <= left)
+        left -= amount if amount <= left else 0
+    assert [isinstance(d, NewTransfer) for d in decisions] == expected
+    assert deltas.get(earmark.id, (0, 0, 0, 0))[0] == held - left
 
 
 def test_limits_refuse_overflow_on_either_side() -> None:
     full, empty = row(debits=MAX_AMOUNT, credits=MAX_AMOUNT), row()
-    with pytest.raises(FailedPrecondition, match="overflow") as debit_side:
-        apply_limits([move(full, empty, 1)], {full.id: full, empty.id: empty})
-    assert debit_side.value.code == "overflows_debits_posted"
-    with pytest.raises(FailedPrecondition) as credit_side:
-        apply_limits([move(empty, full, 1)], {full.id: full, empty.id: empty})
-    assert credit_side.value.code == "overflows_credits_posted"
+    [debit_side], _ = decide([move(full, empty, 1)], full, empty)
+    assert isinstance(debit_side, FailedPrecondition) and debit_side.code == "overflows_debits_posted"
+    [credit_side], _ = decide([move(empty, full, 1)], full, empty)
+    assert isinstance(credit_side, FailedPrecondition) and credit_side.code == "overflows_credits_posted"
 
 
 def test_derived_ids_are_stable_and_distinct() -> None:

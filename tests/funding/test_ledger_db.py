@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -13,10 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from comuna_funding.domain import ledger
+from comuna_funding.domain import ledger, postings
 from comuna_funding.domain.ledger import NewTransfer
 from comuna_funding.storage import ledger_store
-from comuna_funding.storage.ledger_store import AccountRow
 from comuna_platform.db import Database
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, ProblemError
 from tests.funding.helpers import account, funded_earmark, open_accounts, post, spec, transfer
@@ -171,11 +169,11 @@ async def test_a_refusal_leaves_the_callers_transaction_usable(db: Database) -> 
 
 
 async def test_account_keys_cannot_be_reused_with_other_properties(db: Database) -> None:
-    flagged = spec("allocation", limit_debits=True)
+    flagged = spec("commitment", limit_debits=True)
     await open_accounts(db, flagged)
     assert (await open_accounts(db, flagged))[0].debits_must_not_exceed_credits
     with pytest.raises(Conflict) as raised:
-        await open_accounts(db, ledger.AccountSpec(key=flagged.key, currency="USD", kind="allocation"))
+        await open_accounts(db, ledger.AccountSpec(key=flagged.key, currency="USD", kind="commitment"))
     assert raised.value.code == "account_key_reused"
     with pytest.raises(InvalidInput):
         await open_accounts(db, spec(limit_debits=True, limit_credits=True))
@@ -248,18 +246,12 @@ async def test_the_database_refuses_overdrafts_and_unbalanced_postings(db: Datab
 async def test_the_database_backs_up_wrong_application_checks(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """If the application's limit check were broken, PostgreSQL still refuses the overdraft."""
 
-    def no_checks(
-        transfers: Sequence[NewTransfer], accounts: dict[uuid.UUID, AccountRow]
-    ) -> dict[uuid.UUID, tuple[int, int]]:
-        deltas = {aid: [0, 0] for aid in accounts}
-        for t in transfers:
-            deltas[t.debit_account_id][0] += t.amount
-            deltas[t.credit_account_id][1] += t.amount
-        return {aid: (d, c) for aid, (d, c) in deltas.items() if d or c}
+    def no_checks(*_: object) -> None:
+        return None
 
     _, earmark = await funded_earmark(db, 100)
     commune = (await open_accounts(db, spec()))[0]
-    monkeypatch.setattr(ledger, "apply_limits", no_checks)
+    monkeypatch.setattr(postings, "_check_limits", no_checks)
     request = transfer(earmark, commune, 101)
     good = transfer(earmark, commune, 10)
     async with db.transaction() as session:

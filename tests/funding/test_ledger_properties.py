@@ -260,7 +260,7 @@ def test_random_concurrent_tranches_never_overdraw_an_earmark(
     async def scenario() -> None:
         source = AccountSpec(key=f"prop:{uuid.uuid4()}", currency="USD", kind="source")
         earmark = AccountSpec(
-            key=f"prop:{uuid.uuid4()}", currency="USD", kind="allocation", debits_must_not_exceed_credits=True
+            key=f"prop:{uuid.uuid4()}", currency="USD", kind="commitment", debits_must_not_exceed_credits=True
         )
         sink = AccountSpec(key=f"prop:{uuid.uuid4()}", currency="USD", kind="commune")
         async with harness.db.transaction() as session:

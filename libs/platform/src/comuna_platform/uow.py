@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -55,6 +55,7 @@ class UnitOfWork:
         self.session = session
         self._on_events_committed = on_events_committed
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: dict[str, Callable[[], Awaitable[None]]] = {}
         self.staged: list[NewEvent] = []
         session.info[_SESSION_KEY] = self
 
@@ -82,6 +83,19 @@ class UnitOfWork:
         """Run `callback` once this unit of work has committed (never if it rolls back)."""
         self._after_commit.append(callback)
 
+    def before_commit(self, key: str, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` in this transaction just before it commits, once per `key` however often it
+        is registered (never if the work raises). For writes that must come last, after every
+        row lock the work takes: funding's journal appends there, so the log's row lock (taken
+        by the append) is never held while the transaction waits for another lock."""
+        self._before_commit.setdefault(key, hook)
+
+    async def _run_before_commit(self) -> None:
+        while self._before_commit:
+            key = next(iter(self._before_commit))
+            hook = self._before_commit.pop(key)
+            await hook()
+
     def _committed(self) -> None:
         # The flag is also set by `stage_event(session, ...)` on this session, not only by `stage`.
         callbacks = list(self._after_commit)
@@ -104,4 +118,5 @@ async def unit_of_work(
         async with session.begin():
             uow = UnitOfWork(session, on_events_committed=on_events_committed)
             yield uow
+            await uow._run_before_commit()
         uow._committed()

@@ -7,12 +7,31 @@ from enum import StrEnum
 
 
 class AccountKind(StrEnum):
-    # Appropriated money entering the system (no balance limit: its debit balance is the total committed).
+    """The account codes of docs/ledger.md."""
+
+    # A funder's money entering the system (no balance limit: its debit balance is what it committed).
     SOURCE = "source"
-    # The earmark of one allocation: may not pay out more than it received.
-    ALLOCATION = "allocation"
+    # What one funder committed to one project (an allocation): may not pay out more than it received.
+    COMMITMENT = "commitment"
     # Where a commune's tranches are paid.
     COMMUNE = "commune"
+    # A project's own account.
+    PROJECT = "project"
+    # One currency's leg of an exchange.
+    CLEARING = "clearing"
+
+
+class TransferKind(StrEnum):
+    """docs/ledger.md: what a transfer does to its accounts' totals."""
+
+    SINGLE = "single"  # posts at once
+    PENDING = "pending"  # reserves (pending totals) until posted, voided or expired
+    POST = "post"  # resolves a pending transfer: posts (up to) its amount
+    VOID = "void"  # resolves a pending transfer: releases it
+    EXPIRE = "expire"  # a void the ledger writes itself once a pending transfer's timeout passed
+
+
+RESOLVING_KINDS = frozenset({TransferKind.POST, TransferKind.VOID, TransferKind.EXPIRE})
 
 
 class DisbursementStatus(StrEnum):

@@ -53,7 +53,7 @@ def earmark_spec(allocation_id: uuid.UUID, currency: str) -> AccountSpec:
     return AccountSpec(
         key=f"allocation:{allocation_id}",
         currency=currency,
-        kind=AccountKind.ALLOCATION,
+        kind=AccountKind.COMMITMENT,
         debits_must_not_exceed_credits=True,
     )
 

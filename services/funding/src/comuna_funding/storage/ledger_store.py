@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +41,9 @@ class AccountRow:
     debits_posted: int
     credits_posted: int
     created_at: datetime
+    debits_pending: int = 0
+    credits_pending: int = 0
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ class TransferRow:
     code: str
     reference: str
     created_at: datetime
+    kind: str = "single"
+    pending_id: uuid.UUID | None = None
+    timeout_seconds: int | None = None
+    exchange_base_id: uuid.UUID | None = None
+    exchange_counter_id: uuid.UUID | None = None
+    exchange_rate: Decimal | None = None
 
 
 def _account(row: Any) -> AccountRow:
@@ -66,6 +76,9 @@ def _account(row: Any) -> AccountRow:
         debits_posted=row.debits_posted,
         credits_posted=row.credits_posted,
         created_at=row.created_at,
+        debits_pending=row.debits_pending,
+        credits_pending=row.credits_pending,
+        closed=row.closed,
     )
 
 
@@ -80,6 +93,12 @@ def _transfer(row: Any) -> TransferRow:
         code=row.code,
         reference=row.reference,
         created_at=row.created_at,
+        kind=row.kind,
+        pending_id=row.pending_id,
+        timeout_seconds=row.timeout_seconds,
+        exchange_base_id=row.exchange_base_id,
+        exchange_counter_id=row.exchange_counter_id,
+        exchange_rate=row.exchange_rate,
     )
 
 
@@ -87,10 +106,22 @@ _ACCOUNTS = Account.__table__
 _TRANSFERS = Transfer.__table__
 
 
-async def insert_accounts_if_absent(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert accounts whose key is new; existing keys are left untouched."""
-    if rows:
-        await session.execute(pg_insert(Account).on_conflict_do_nothing(), list(rows))
+async def insert_accounts_if_absent(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[AccountRow]:
+    """Insert accounts whose key is new (existing keys are left untouched); the inserted ones."""
+    if not rows:
+        return []
+    statement = pg_insert(Account).on_conflict_do_nothing().returning(*_ACCOUNTS.c)
+    return [_account(row) for row in await session.execute(statement, list(rows))]
+
+
+async def close_account(session: AsyncSession, account_id: uuid.UUID) -> None:
+    await session.execute(update(Account).where(Account.id == account_id).values(closed=True))
+
+
+async def transaction_time(session: AsyncSession) -> datetime:
+    """The transaction's `now()`: what every row this transaction inserts gets as created_at."""
+    now: datetime = (await session.execute(select(func.now()))).scalar_one()
+    return now
 
 
 async def accounts_by_keys(session: AsyncSession, keys: Sequence[str]) -> dict[str, AccountRow]:
@@ -143,20 +174,28 @@ async def transfers_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> d
     return found
 
 
-async def insert_transfers(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert transfers, skipping ids that already exist; returns the ids actually inserted."""
+async def insert_transfers(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[uuid.UUID, TransferRow]:
+    """Insert transfers, skipping ids that already exist; returns the rows actually inserted.
+
+    A resolution whose pending transfer another writer resolved meanwhile is skipped the same
+    way (the unique key on `pending_id`), and the caller decides again.
+    """
     if not rows:
-        return set()
-    statement = pg_insert(Transfer).on_conflict_do_nothing(index_elements=["id"]).returning(Transfer.id)
-    result = await session.execute(statement, list(rows))
-    return set(result.scalars().all())
+        return {}
+    statement = pg_insert(Transfer).on_conflict_do_nothing().returning(*_TRANSFERS.c)
+    return {row.id: _transfer(row) for row in await session.execute(statement, list(rows))}
 
 
-async def post_to_accounts(session: AsyncSession, deltas: dict[uuid.UUID, tuple[int, int]]) -> None:
-    """Add (debits, credits) to each account's posted totals in one statement.
+# (debits_posted, credits_posted, debits_pending, credits_pending) to add; pending ones may be negative.
+Deltas = tuple[int, int, int, int]
+
+
+async def post_to_accounts(session: AsyncSession, deltas: dict[uuid.UUID, Deltas]) -> None:
+    """Add the deltas to each account's totals in one statement.
 
     The CHECK constraints on `accounts` are evaluated on the resulting rows, so an overdraft
-    of a flagged account fails here even if the caller's own checks were wrong.
+    of a flagged account fails here even if the caller's own checks were wrong, and the
+    statement trigger refuses it unless debits and credits moved alike in every currency.
     """
     if not deltas:
         return
@@ -164,12 +203,44 @@ async def post_to_accounts(session: AsyncSession, deltas: dict[uuid.UUID, tuple[
     await session.execute(
         text(
             "UPDATE accounts AS a "
-            "SET debits_posted = a.debits_posted + v.d, credits_posted = a.credits_posted + v.c "
-            "FROM unnest(CAST(:ids AS uuid[]), CAST(:ds AS bigint[]), CAST(:cs AS bigint[])) AS v(id, d, c) "
+            "SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp, "
+            "debits_pending = a.debits_pending + v.dq, credits_pending = a.credits_pending + v.cq "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:dp AS bigint[]), CAST(:cp AS bigint[]), "
+            "CAST(:dq AS bigint[]), CAST(:cq AS bigint[])) AS v(id, dp, cp, dq, cq) "
             "WHERE a.id = v.id"
         ),
-        {"ids": ids, "ds": [deltas[i][0] for i in ids], "cs": [deltas[i][1] for i in ids]},
+        {
+            "ids": ids,
+            "dp": [deltas[i][0] for i in ids],
+            "cp": [deltas[i][1] for i in ids],
+            "dq": [deltas[i][2] for i in ids],
+            "cq": [deltas[i][3] for i in ids],
+        },
     )
+
+
+async def resolutions_of(session: AsyncSession, pending_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TransferRow]:
+    """The transfer that resolved each of these pending transfers, for those resolved."""
+    found: dict[uuid.UUID, TransferRow] = {}
+    for part in chunked(sorted(set(pending_ids))):
+        result = await session.execute(select(_TRANSFERS).where(_TRANSFERS.c.pending_id.in_(part)))
+        found.update({row.pending_id: _transfer(row) for row in result})
+    return found
+
+
+async def due_pending_transfers(session: AsyncSession, limit: int) -> list[TransferRow]:
+    """Unresolved pending transfers whose timeout has passed, oldest first."""
+    result = await session.execute(
+        text(
+            "SELECT p.* FROM transfers p "
+            "WHERE p.kind = 'pending' AND p.timeout_seconds IS NOT NULL "
+            "AND p.created_at + make_interval(secs => p.timeout_seconds) <= now() "
+            "AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = p.id) "
+            "ORDER BY p.created_at, p.id LIMIT :limit"
+        ),
+        {"limit": limit},
+    )
+    return [_transfer(row) for row in result]
 
 
 async def transfers_page(
@@ -196,62 +267,67 @@ class CurrencyTotals:
     currency: str
     debits_posted: int
     credits_posted: int
+    debits_pending: int
+    credits_pending: int
     transfers: int
+    # What the transfers say the totals must be: posted (single and post) and still pending.
     transferred: int
+    reserved: int
 
 
 async def totals_by_currency(session: AsyncSession) -> list[CurrencyTotals]:
-    """Per currency: the accounts' posted debits and credits, and the transfers' count and sum."""
-    postings = (
-        select(
-            _ACCOUNTS.c.currency,
-            func.coalesce(func.sum(_ACCOUNTS.c.debits_posted), 0).label("debits"),
-            func.coalesce(func.sum(_ACCOUNTS.c.credits_posted), 0).label("credits"),
+    """Per currency: the accounts' totals, and the transfers' count, posted sum and open reservations."""
+    result = await session.execute(
+        text(
+            "WITH postings AS (SELECT currency, sum(debits_posted) AS dp, sum(credits_posted) AS cp, "
+            "sum(debits_pending) AS dq, sum(credits_pending) AS cq FROM accounts GROUP BY currency), "
+            "moved AS (SELECT t.currency, count(*) AS n, "
+            "coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('single', 'post')), 0) AS posted, "
+            "coalesce(sum(CASE WHEN t.kind = 'pending' THEN t.amount "
+            "WHEN t.pending_id IS NOT NULL THEN -p.amount ELSE 0 END), 0) AS reserved "
+            "FROM transfers t LEFT JOIN transfers p ON p.id = t.pending_id GROUP BY t.currency) "
+            "SELECT a.currency, a.dp, a.cp, a.dq, a.cq, coalesce(m.n, 0) AS n, coalesce(m.posted, 0) AS posted, "
+            "coalesce(m.reserved, 0) AS reserved FROM postings a LEFT JOIN moved m ON m.currency = a.currency "
+            "ORDER BY a.currency"
         )
-        .group_by(_ACCOUNTS.c.currency)
-        .subquery()
-    )
-    moved = (
-        select(
-            _TRANSFERS.c.currency,
-            func.count().label("transfers"),
-            func.coalesce(func.sum(_TRANSFERS.c.amount), 0).label("transferred"),
-        )
-        .group_by(_TRANSFERS.c.currency)
-        .subquery()
-    )
-    query = (
-        select(
-            postings.c.currency,
-            postings.c.debits,
-            postings.c.credits,
-            func.coalesce(moved.c.transfers, 0).label("transfers"),
-            func.coalesce(moved.c.transferred, 0).label("transferred"),
-        )
-        .select_from(postings.outerjoin(moved, moved.c.currency == postings.c.currency))
-        .order_by(postings.c.currency)
     )
     return [
         CurrencyTotals(
             currency=row.currency,
-            debits_posted=int(row.debits),
-            credits_posted=int(row.credits),
-            transfers=int(row.transfers),
-            transferred=int(row.transferred),
+            debits_posted=int(row.dp),
+            credits_posted=int(row.cp),
+            debits_pending=int(row.dq),
+            credits_pending=int(row.cq),
+            transfers=int(row.n),
+            transferred=int(row.posted),
+            reserved=int(row.reserved),
         )
-        for row in await session.execute(query)
+        for row in result
     ]
 
 
 async def accounts_out_of_balance(session: AsyncSession) -> list[uuid.UUID]:
-    """Accounts whose posted totals differ from the sum of their transfers (should be none)."""
+    """Accounts whose totals differ from what their transfers add up to (should be none)."""
     result = await session.execute(
         text(
-            "SELECT a.id FROM accounts a "
-            "LEFT JOIN (SELECT debit_account_id AS id, sum(amount) AS s FROM transfers GROUP BY 1) d ON d.id = a.id "
-            "LEFT JOIN (SELECT credit_account_id AS id, sum(amount) AS s FROM transfers GROUP BY 1) c ON c.id = a.id "
-            "WHERE a.debits_posted <> coalesce(d.s, 0) OR a.credits_posted <> coalesce(c.s, 0) "
+            "WITH effects AS (SELECT t.debit_account_id, t.credit_account_id, "
+            "CASE WHEN t.kind IN ('single', 'post') THEN t.amount ELSE 0 END AS posted, "
+            "CASE WHEN t.kind = 'pending' THEN t.amount WHEN t.pending_id IS NOT NULL THEN -p.amount "
+            "ELSE 0 END AS pending "
+            "FROM transfers t LEFT JOIN transfers p ON p.id = t.pending_id), "
+            "d AS (SELECT debit_account_id AS id, sum(posted) AS posted, sum(pending) AS pending "
+            "FROM effects GROUP BY 1), "
+            "c AS (SELECT credit_account_id AS id, sum(posted) AS posted, sum(pending) AS pending "
+            "FROM effects GROUP BY 1) "
+            "SELECT a.id FROM accounts a LEFT JOIN d ON d.id = a.id LEFT JOIN c ON c.id = a.id "
+            "WHERE a.debits_posted <> coalesce(d.posted, 0) OR a.credits_posted <> coalesce(c.posted, 0) "
+            "OR a.debits_pending <> coalesce(d.pending, 0) OR a.credits_pending <> coalesce(c.pending, 0) "
             "ORDER BY a.id"
         )
     )
     return list(result.scalars().all())
+
+
+async def all_balances(session: AsyncSession) -> list[AccountRow]:
+    """Every account, by id (the published balances; one statement, so one snapshot)."""
+    return [_account(row) for row in await session.execute(select(_ACCOUNTS).order_by(_ACCOUNTS.c.id))]

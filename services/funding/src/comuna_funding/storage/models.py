@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Identity,
     Index,
+    Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -30,11 +33,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_funding.vocabulary import AccountKind, DisbursementStatus
+from comuna_funding.vocabulary import RESOLVING_KINDS, AccountKind, DisbursementStatus, TransferKind
+from comuna_platform.tlog.store import define_tables
 from comuna_platform.vocabulary import one_of
 
 CURRENCY_RE = "^[A-Z]{3}$"
 COMPLETED, REJECTED = DisbursementStatus.COMPLETED.value, DisbursementStatus.REJECTED.value
+_resolving = ", ".join(f"'{kind.value}'" for kind in sorted(RESOLVING_KINDS))
 
 
 class Base(DeclarativeBase):
@@ -49,26 +54,33 @@ class Account(Base):
         UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
         CheckConstraint(f"currency ~ '{CURRENCY_RE}'", name="ck_accounts_currency"),
         CheckConstraint(one_of("kind", AccountKind), name="ck_accounts_kind"),
-        CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="ck_accounts_posted_nonnegative"),
-        # The balance-limit flags (TigerBeetle's), enforced on every committed row.
         CheckConstraint(
-            "NOT debits_must_not_exceed_credits OR debits_posted <= credits_posted",
+            "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
+            name="ck_accounts_totals_nonnegative",
+        ),
+        # The balance-limit flags (TigerBeetle's), enforced on every committed row; a
+        # reservation counts against the limit as if it were posted.
+        CheckConstraint(
+            "NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted",
             name="ck_accounts_debits_within_credits",
         ),
         CheckConstraint(
-            "NOT credits_must_not_exceed_debits OR credits_posted <= debits_posted",
+            "NOT credits_must_not_exceed_debits OR credits_posted + credits_pending <= debits_posted",
             name="ck_accounts_credits_within_debits",
         ),
         CheckConstraint(
             "NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)",
             name="ck_accounts_flags_exclusive",
         ),
+        CheckConstraint(
+            "NOT closed OR (debits_pending = 0 AND credits_pending = 0)", name="ck_accounts_closed_settled"
+        ),
         # Accounts are never deleted (trigger): the service's runtime role may not even try.
         {"info": {"runtime_privileges": ("SELECT", "INSERT", "UPDATE")}},
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    # Stable business name, e.g. "treasury:national:USD", "allocation:<uuid>", "commune:<uuid>:USD".
+    # Stable business name, e.g. "source:national:USD", "allocation:<uuid>", "commune:<uuid>:USD".
     key: Mapped[str] = mapped_column(Text, unique=True)
     currency: Mapped[str] = mapped_column(String(3))
     kind: Mapped[str] = mapped_column(Text)
@@ -76,6 +88,10 @@ class Account(Base):
     credits_must_not_exceed_debits: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     debits_posted: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     credits_posted: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    debits_pending: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    credits_pending: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Closing is final (the guard trigger refuses reopening): a closed account takes no transfer.
+    closed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -96,8 +112,30 @@ class Transfer(Base):
         CheckConstraint("debit_account_id <> credit_account_id", name="ck_transfers_distinct_accounts"),
         CheckConstraint("code ~ '^[a-z][a-z0-9_]{0,63}$'", name="ck_transfers_code"),
         CheckConstraint("length(reference) <= 500", name="ck_transfers_reference_length"),
+        CheckConstraint(one_of("kind", TransferKind), name="ck_transfers_kind"),
+        # post, void and expire name the pending transfer they resolve; nothing else does.
+        CheckConstraint(
+            f"(kind IN ({_resolving})) = (pending_id IS NOT NULL)",
+            name="ck_transfers_pending_reference",
+        ),
+        CheckConstraint(
+            "timeout_seconds IS NULL OR (kind = 'pending' AND timeout_seconds > 0)", name="ck_transfers_timeout"
+        ),
+        CheckConstraint(
+            "(exchange_base_id IS NULL) = (exchange_counter_id IS NULL) "
+            "AND (exchange_base_id IS NULL) = (exchange_rate IS NULL) "
+            "AND (exchange_base_id IS NULL OR id IN (exchange_base_id, exchange_counter_id)) "
+            "AND (exchange_rate IS NULL OR exchange_rate > 0)",
+            name="ck_transfers_exchange",
+        ),
         Index("ix_transfers_debit_account_seq", "debit_account_id", "seq"),
         Index("ix_transfers_credit_account_seq", "credit_account_id", "seq"),
+        # The expiry worker's scan: pending transfers that may time out.
+        Index(
+            "ix_transfers_timeouts",
+            "created_at",
+            postgresql_where=text("kind = 'pending' AND timeout_seconds IS NOT NULL"),
+        ),
         # Transfers are immutable (trigger): the runtime role may only read and append.
         {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
     )
@@ -112,6 +150,17 @@ class Transfer(Base):
     currency: Mapped[str] = mapped_column(String(3))
     code: Mapped[str] = mapped_column(Text)
     reference: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    kind: Mapped[str] = mapped_column(Text, server_default=text("'single'"))
+    # The pending transfer a post, void or expire resolves. Unique: a reservation is resolved
+    # at most once, whoever races to resolve it.
+    pending_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transfers.id", name="fk_transfers_pending"), unique=True
+    )
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # An exchange's two legs both name the pair and the rate (counter minor units per base minor unit).
+    exchange_base_id: Mapped[uuid.UUID | None] = mapped_column()
+    exchange_counter_id: Mapped[uuid.UUID | None] = mapped_column()
+    exchange_rate: Mapped[Decimal | None] = mapped_column(Numeric(38, 18))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -200,3 +249,7 @@ class ResultSupersession(Base):
     winner_changed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# The ledger's public journal (docs/ledger.md): the platform's transparency-log tables, one log.
+journal_tables = define_tables(Base.metadata)
