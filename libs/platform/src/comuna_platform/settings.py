@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from comuna_platform.tlog.note import COSIGNATURE_V1, NoteError, Signer, Verifier, parse_skey, parse_vkey
+
 # A comma-separated list in the environment (`a,b,c`), not JSON.
 CommaList = Annotated[list[str], NoDecode]
 
@@ -101,3 +103,36 @@ class ServiceSettings(BaseSettings):
     def token_url(self) -> str:
         """Client-credentials endpoint; Keycloak's layout unless configured otherwise."""
         return self.oidc_token_url or f"{self.oidc_issuer}/protocol/openid-connect/token"
+
+
+class PublicLogSettings(BaseSettings):
+    """The settings of a service that keeps public transparency logs (docs/record.md,
+    docs/ledger.md); the service declares its own `record_origin`. Checkpoints are signed by
+    every key of `record_signing_keys` (C2SP signer keys; two during a rotation's overlap)
+    every `record_checkpoint_seconds`; no key: nothing is signed (the logs still grow).
+    Witnesses' cosignatures are kept from `record_witness_keys` (C2SP verifier keys of type
+    cosignature/v1, `<name>+<key id>+<key>`; public, not secrets)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    record_signing_keys: list[SecretStr] = Field(default_factory=list)
+    record_checkpoint_seconds: float = Field(default=2.0, gt=0)
+    record_witness_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("record_witness_keys")
+    @classmethod
+    def _witness_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            try:
+                verifier = parse_vkey(key)
+            except NoteError as exc:
+                raise ValueError(f"not a C2SP verifier key ({exc}): {key[:40]}") from exc
+            if verifier.key_type != COSIGNATURE_V1:
+                raise ValueError(f"witness key {verifier.name} is not a cosignature/v1 key (type 0x04)")
+        return keys
+
+    def record_signers(self) -> tuple[Signer, ...]:
+        return tuple(parse_skey(key.get_secret_value()) for key in self.record_signing_keys)
+
+    def record_witnesses(self) -> tuple[Verifier, ...]:
+        return tuple(parse_vkey(key) for key in self.record_witness_keys)

@@ -36,7 +36,6 @@ from comuna_consultations.voting.usecases import Voting
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
 from comuna_platform.tlog.checkpointer import Checkpointer
-from comuna_platform.tlog.note import parse_skey, parse_vkey
 
 
 def settings_of(runtime: Runtime) -> Settings:
@@ -76,8 +75,7 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
     )
     runtime.workers.add(Worker("roll-loader", loader.run))
     # The public record: served always; checkpoints signed only with configured keys.
-    signers = tuple(parse_skey(key.get_secret_value()) for key in settings.record_signing_keys)
-    witnesses = tuple(parse_vkey(key) for key in settings.record_witness_keys)
+    signers, witnesses = settings.record_signers(), settings.record_witnesses()
     app.state.record = Record(settings.record_origin, signers, witnesses)
     if signers:
         checkpointer = Checkpointer(

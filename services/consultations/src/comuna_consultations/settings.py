@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from comuna_platform.settings import ServiceSettings
-from comuna_platform.tlog.note import COSIGNATURE_V1, NoteError, parse_vkey
+from comuna_platform.settings import PublicLogSettings, ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, PublicLogSettings):
     model_config = SettingsConfigDict(env_prefix="COMUNA_CONSULTATIONS_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_consultations"
@@ -47,24 +46,6 @@ class Settings(ServiceSettings):
     snapshot_signing_key: SecretStr | None = None
     # The public record (docs/record.md): each consultation's log has the origin
     # `<record_origin>/consultations/<id>`, conventionally the public URL of the record without
-    # its scheme. Checkpoints are signed by every key of `record_signing_keys` (C2SP signer keys,
-    # `PRIVATE+KEY+<record_origin>+...`; two during a rotation's overlap), every
-    # `record_checkpoint_seconds`. No key: nothing is signed (the log still grows).
+    # its scheme; signing keys (`PRIVATE+KEY+<record_origin>+...`), checkpoint interval and
+    # witnesses come from `PublicLogSettings`.
     record_origin: str = "comuna.localhost/record"
-    record_signing_keys: list[SecretStr] = Field(default_factory=list)
-    record_checkpoint_seconds: float = 2.0
-    # Witnesses whose cosignatures of checkpoints are kept and published (C2SP verifier keys of
-    # type cosignature/v1, `<name>+<key id>+<key>`; public, not secrets). Empty: none kept.
-    record_witness_keys: list[str] = Field(default_factory=list)
-
-    @field_validator("record_witness_keys")
-    @classmethod
-    def _witness_keys(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            try:
-                verifier = parse_vkey(key)
-            except NoteError as exc:
-                raise ValueError(f"not a C2SP verifier key ({exc}): {key[:40]}") from exc
-            if verifier.key_type != COSIGNATURE_V1:
-                raise ValueError(f"witness key {verifier.name} is not a cosignature/v1 key (type 0x04)")
-        return keys

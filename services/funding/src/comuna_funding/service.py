@@ -5,16 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+from fastapi import FastAPI
+
 # Imported for its effect: registers how the domain's events become event messages.
 from comuna_funding import messages  # noqa: F401
+from comuna_funding.api import journal_routes, ledger_routes
+from comuna_funding.api.journal_routes import JournalKeys
 from comuna_funding.api.routes import router
 from comuna_funding.consumers.allocations import commune_result_consumer
 from comuna_funding.consumers.disbursements import milestone_consumer
 from comuna_funding.domain.allocations import GrantPolicy
+from comuna_funding.domain.expiry import PendingExpiry
 from comuna_funding.grpc import servicer
 from comuna_funding.settings import Settings
+from comuna_funding.storage import journal
+from comuna_funding.storage.models import journal_tables
 from comuna_platform.events import EventConsumer
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver
+from comuna_platform.supervision import Worker
+from comuna_platform.tlog.checkpointer import Checkpointer
 
 
 def settings_of(runtime: Runtime) -> Settings:
@@ -29,6 +38,25 @@ def grant_policy(settings: Settings) -> GrantPolicy:
     )
 
 
+def on_startup(runtime: Runtime, app: FastAPI) -> None:
+    """The ledger's journal (origin, signers, witnesses), its checkpointer, and the expiry of
+    pending transfers whose timeout passed."""
+    settings = settings_of(runtime)
+    journal.configure(settings.record_origin)
+    signers = settings.record_signers()
+    app.state.journal_keys = JournalKeys(signers, settings.record_witnesses())
+    if signers:
+        checkpointer = Checkpointer(
+            runtime.db,
+            journal_tables,
+            signers,
+            every=settings.record_checkpoint_seconds,
+            now=lambda: runtime.clock.now(),  # noqa: PLW0108 (tests swap the clock)
+        )
+        runtime.workers.add(Worker("journal-checkpointer", checkpointer.run))
+    runtime.workers.add(Worker("pending-expiry", PendingExpiry(runtime.db, settings.expiry_seconds).run))
+
+
 def consumers(runtime: Runtime) -> Sequence[EventConsumer]:
     return [commune_result_consumer(runtime, grant_policy(settings_of(runtime))), milestone_consumer(runtime)]
 
@@ -39,9 +67,10 @@ SPEC = ServiceSpec(
     description="A double-entry ledger of public money for communal projects: grants earmarked for "
     "each commune's winning project and tranches paid out on verified milestones, all open to the public.",
     settings_factory=Settings,
-    routers=[router],
+    routers=[router, ledger_routes.router, journal_routes.router],
+    on_startup=on_startup,
     grpc_register=servicer.register,
     consumers=consumers,
-    # Only the platform's operations endpoints (parked messages) are protected here.
+    # The ledger's writes (operators) and the platform's operations endpoints are protected.
     access_resolver=identity_access_resolver,
 )

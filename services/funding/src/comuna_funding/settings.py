@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from comuna_platform.settings import ServiceSettings
+from comuna_platform.settings import PublicLogSettings, ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, PublicLogSettings):
     model_config = SettingsConfigDict(env_prefix="COMUNA_FUNDING_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:55432/comuna_funding"
@@ -22,3 +22,9 @@ class Settings(ServiceSettings):
     # Who pays for first-placed projects; part of the allocation's business key, so a later
     # co-funder (e.g. "state") can earmark a second allocation for the same commune.
     funding_source: str = Field(default="national", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    # The ledger's public journal (docs/ledger.md): the origin of its log, conventionally the
+    # journal's public URL without its scheme; signing keys (`PRIVATE+KEY+<record_origin>+...`),
+    # checkpoint interval and witnesses come from `PublicLogSettings`.
+    record_origin: str = Field(default="comuna.localhost/ledger", min_length=1, max_length=200)
+    # How often pending transfers whose timeout passed are expired (voided by the ledger).
+    expiry_seconds: float = Field(default=1.0, gt=0)

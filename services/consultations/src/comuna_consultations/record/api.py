@@ -12,34 +12,26 @@ from pydantic import BaseModel, Field
 
 from comuna_consultations.record import usecases
 from comuna_consultations.transport import RecordDep
-from comuna_platform.errors import InvalidInput
+from comuna_platform.http import public_log
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["record"])
-
-# The checkpoint changes every few seconds (C2SP: no caching beyond a few seconds); tiles and
-# bundles never change once served (partial ones are prefixes of what comes later).
-CHECKPOINT_CACHE = "public, max-age=2"
-IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
-# A checkpoint (a few hundred bytes) with a handful of cosignature lines.
-MAX_COSIGNED_BYTES = 8192
 
 
 @router.get(
     "/consultations/{consultation_id}/record/checkpoint",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "A C2SP signed checkpoint"}},
+    responses=public_log.CHECKPOINT_RESPONSES,
     summary="The latest signed checkpoint of the consultation's log (C2SP tlog-checkpoint; public)",
 )
 async def checkpoint(consultation_id: uuid.UUID, uow: UnitOfWorkDep, record: RecordDep) -> Response:
-    signed = await usecases.latest_checkpoint(uow.session, record, consultation_id)
-    return Response(signed, media_type="text/plain; charset=utf-8", headers={"Cache-Control": CHECKPOINT_CACHE})
+    return public_log.checkpoint_response(await usecases.latest_checkpoint(uow.session, record, consultation_id))
 
 
 @router.get(
     "/consultations/{consultation_id}/record/tile/{path:path}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "A C2SP tile or entry bundle"}},
+    responses=public_log.TILE_RESPONSES,
     summary="A hash tile (`tile/<L>/<N>[.p/<W>]`) or entry bundle (`tile/entries/<N>[.p/<W>]`) of the log (public; "
     "entries once no commune votes)",
 )
@@ -47,15 +39,10 @@ async def tile(
     consultation_id: uuid.UUID, path: str, uow: UnitOfWorkDep, record: RecordDep, runtime: RuntimeDep
 ) -> Response:
     data = await usecases.tile(uow.session, record, consultation_id, f"tile/{path}", runtime.clock.now())
-    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE_CACHE})
+    return public_log.immutable_response(data)
 
 
-class RecordKeysOut(BaseModel):
-    origin: str = Field(description="The checkpoint origin of this consultation's log.")
-    verifier_keys: list[str] = Field(
-        description="C2SP verifier keys (`<name>+<key id>+<key>`) that sign its checkpoints; more than one while "
-        "a key rotation overlaps."
-    )
+RecordKeysOut = public_log.LogKeysOut
 
 
 @router.get(
@@ -120,26 +107,15 @@ async def bulletin(
     index, _, image = name.partition(".")
     signed = await usecases.bulletin(uow.session, consultation_id, int(index))
     if image:
-        return Response(
-            usecases.bulletin_qr(signed), media_type="image/png", headers={"Cache-Control": IMMUTABLE_CACHE}
-        )
-    return Response(signed, media_type="text/plain; charset=utf-8", headers={"Cache-Control": IMMUTABLE_CACHE})
-
-
-class CosignatureOut(BaseModel):
-    size: int = Field(description="The size of the checkpoint the witness cosigned.")
+        return public_log.immutable_response(usecases.bulletin_qr(signed), "image/png")
+    return public_log.immutable_response(signed, "text/plain; charset=utf-8")
 
 
 @router.post(
     "/consultations/{consultation_id}/record/cosignatures",
-    response_model=CosignatureOut,
+    response_model=public_log.CosignatureOut,
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"text/plain": {"schema": {"type": "string", "maxLength": MAX_COSIGNED_BYTES}}},
-        }
-    },
+    openapi_extra=public_log.COSIGNATURE_BODY,
     summary="A witness's cosignature of one of the log's checkpoints (the checkpoint with the witness's "
     "C2SP cosignature/v1 line); kept only from the deployment's witnesses, and served on `checkpoint`",
     description="403 `witness_unknown` for a witness this deployment does not list; 404 `checkpoint_unknown` for "
@@ -147,13 +123,7 @@ class CosignatureOut(BaseModel):
 )
 async def cosignature(
     consultation_id: uuid.UUID, request: Request, uow: UnitOfWorkDep, record: RecordDep, runtime: RuntimeDep
-) -> CosignatureOut:
-    body = await request.body()
-    if len(body) > MAX_COSIGNED_BYTES:
-        raise InvalidInput(f"a cosigned checkpoint is at most {MAX_COSIGNED_BYTES} bytes", code="cosignature_malformed")
-    try:
-        signed = body.decode()
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("a cosigned checkpoint is UTF-8 text", code="cosignature_malformed") from exc
+) -> public_log.CosignatureOut:
+    signed = await public_log.cosigned_body(request)
     size = await usecases.add_cosignature(uow.session, record, consultation_id, signed, runtime.clock.now())
-    return CosignatureOut(size=size)
+    return public_log.CosignatureOut(size=size)

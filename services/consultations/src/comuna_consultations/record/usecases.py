@@ -22,21 +22,19 @@ from comuna_consultations.storage import record as record_storage
 from comuna_consultations.storage import repository
 from comuna_consultations.storage.models import Consultation
 from comuna_consultations.storage.record import BulletinRef, Record
-from comuna_platform.errors import FailedPrecondition, Forbidden, InvalidInput, NotFound
-from comuna_platform.tlog.store import CosignatureRefused
-from comuna_platform.tlog.tiles import parse_tile_path
+from comuna_platform.errors import NotFound
+from comuna_platform.http import public_log
 
 
-def no_checkpoint(consultation_id: uuid.UUID) -> NotFound:
-    return NotFound(f"consultation {consultation_id} has no signed checkpoint yet", code="no_checkpoint")
+def no_checkpoint(consultation_id: uuid.UUID) -> str:
+    return f"consultation {consultation_id} has no signed checkpoint yet"
 
 
 async def latest_checkpoint(session: AsyncSession, record: Record, consultation_id: uuid.UUID) -> str:
     await _require_consultation(session, consultation_id)
-    signed = await record.log(consultation_id).latest_checkpoint(await session.connection())
-    if signed is None:
-        raise no_checkpoint(consultation_id)
-    return signed
+    return await public_log.latest_checkpoint(
+        await session.connection(), record.log(consultation_id), no_checkpoint(consultation_id)
+    )
 
 
 async def record_keys(session: AsyncSession, record: Record, consultation_id: uuid.UUID) -> tuple[str, list[str]]:
@@ -48,26 +46,11 @@ async def record_keys(session: AsyncSession, record: Record, consultation_id: uu
 async def tile(session: AsyncSession, record: Record, consultation_id: uuid.UUID, path: str, now: datetime) -> bytes:
     """The bytes at `<prefix>/<path>` (a C2SP tile path); NotFound for a tile the log does not
     have (yet), 409 `record_entries_not_public` for entries while a commune still votes."""
-    try:
-        wanted = parse_tile_path(path)
-    except ValueError as exc:
-        raise NotFound(f"no such tile: {path}", code="tile_not_found") from exc
     consultation = await _require_consultation(session, consultation_id)
-    log = record.log(consultation_id)
-    conn = await session.connection()
-    if wanted.level is not None:
-        data = await log.read_tile(conn, wanted)
-    else:
-        if not await storage.nobody_votes(session, consultation, now):
-            raise FailedPrecondition(
-                "entries of the record are public once voting closed in every commune (they hold batch tallies)",
-                code="record_entries_not_public",
-            )
-        _, integrated = await log.sizes(conn)
-        data = await log.read_bundle(conn, wanted, integrated)
-    if data is None:
-        raise NotFound(f"no such tile: {path}", code="tile_not_found")
-    return data
+    public = await storage.nobody_votes(session, consultation, now)
+    return await public_log.read_tile(
+        await session.connection(), record.log(consultation_id), path, entries_public=public
+    )
 
 
 async def _require_consultation(session: AsyncSession, consultation_id: uuid.UUID) -> Consultation:
@@ -110,15 +93,6 @@ async def add_cosignature(
 ) -> int:
     """Keep a witness's cosignature of one of the log's checkpoints; the size it cosigned."""
     await _require_consultation(session, consultation_id)
-    if not record.witnesses:
-        raise FailedPrecondition("this deployment keeps no witness cosignatures", code="no_witnesses")
-    try:
-        return await record.log(consultation_id).add_cosignature(
-            await session.connection(), signed, record.witnesses, now
-        )
-    except CosignatureRefused as exc:
-        if exc.code == "witness_unknown":
-            raise Forbidden(str(exc), code=exc.code) from exc
-        if exc.code == "checkpoint_unknown":
-            raise NotFound(str(exc), code=exc.code) from exc
-        raise InvalidInput(str(exc), code=exc.code) from exc
+    return await public_log.add_cosignature(
+        await session.connection(), record.log(consultation_id), signed, record.witnesses, now
+    )

@@ -1,7 +1,7 @@
 """REST transport of the funding service: the public, read-only view of where the money went.
 
 No authentication: fund flows are open data, which is the point of the ledger. Nothing here
-writes; money only moves in response to certified consultations and verified milestones.
+writes (the ledger's writes are `ledger_routes`, for national operators).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from comuna_funding.api.schemas import (
     AllocationOut,
     AllocationPage,
     DisbursementOut,
+    ExchangeOut,
     LedgerTotalOut,
     LedgerTotals,
     Money,
@@ -27,10 +28,11 @@ from comuna_funding.api.schemas import (
     TransferPage,
 )
 from comuna_funding.domain import ledger, queries
+from comuna_funding.domain.journal import format_rate
 from comuna_funding.domain.queries import AllocationView
 from comuna_funding.storage.ledger_store import AccountRow, TransferRow
 from comuna_funding.storage.models import Disbursement
-from comuna_funding.vocabulary import AccountKind, DisbursementStatus
+from comuna_funding.vocabulary import AccountKind, DisbursementStatus, TransferKind
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
 
@@ -74,7 +76,7 @@ def _disbursement(d: Disbursement) -> DisbursementOut:
     )
 
 
-def _account(a: AccountRow) -> AccountOut:
+def account_out(a: AccountRow) -> AccountOut:
     return AccountOut(
         id=a.id,
         key=a.key,
@@ -84,14 +86,17 @@ def _account(a: AccountRow) -> AccountOut:
             debits_must_not_exceed_credits=a.debits_must_not_exceed_credits,
             credits_must_not_exceed_debits=a.credits_must_not_exceed_debits,
         ),
+        closed=a.closed,
         debits_posted_minor=a.debits_posted,
         credits_posted_minor=a.credits_posted,
+        debits_pending_minor=a.debits_pending,
+        credits_pending_minor=a.credits_pending,
         balance_minor=a.credits_posted - a.debits_posted,
         created_at=a.created_at,
     )
 
 
-def _transfer(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
+def transfer_out(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
     return TransferOut(
         id=t.id,
         seq=t.seq,
@@ -101,6 +106,14 @@ def _transfer(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
         payee=AccountRef(id=t.credit_account_id, key=keys[t.credit_account_id]),
         code=t.code,
         reference=t.reference,
+        kind=TransferKind(t.kind),
+        pending_id=t.pending_id,
+        timeout_seconds=t.timeout_seconds,
+        exchange=None
+        if t.exchange_rate is None or t.exchange_base_id is None or t.exchange_counter_id is None
+        else ExchangeOut(
+            base_id=t.exchange_base_id, counter_id=t.exchange_counter_id, rate=format_rate(t.exchange_rate)
+        ),
     )
 
 
@@ -143,14 +156,14 @@ async def list_accounts(
     after = decode_page_token(page_token, [uuid.UUID])
     page = await queries.list_accounts(uow, key=key, kind=kind, after=after[0] if after else None, limit=limit)
     return AccountPage(
-        items=[_account(a) for a in page.items],
+        items=[account_out(a) for a in page.items],
         next_page_token=encode_page_token(page.items[-1].id) if page.more else None,
     )
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, summary="An account and its balances")
 async def get_account(account_id: uuid.UUID, uow: UnitOfWorkDep) -> AccountOut:
-    return _account(await queries.account(uow, account_id))
+    return account_out(await queries.account(uow, account_id))
 
 
 @router.get(
@@ -167,7 +180,7 @@ async def list_transfers(
     after = decode_page_token(page_token, [int])
     page = await queries.transfers_page(uow, account_id=account_id, after_seq=after[0] if after else 0, limit=limit)
     return TransferPage(
-        items=[_transfer(t, page.keys) for t in page.items],
+        items=[transfer_out(t, page.keys) for t in page.items],
         next_page_token=encode_page_token(page.items[-1].seq) if page.more else None,
     )
 
@@ -186,6 +199,9 @@ async def ledger_totals(uow: UnitOfWorkDep) -> LedgerTotals:
             credits_minor=t.credits_minor,
             transfers=t.transfers,
             transferred_minor=t.transferred_minor,
+            debits_pending_minor=t.debits_pending_minor,
+            credits_pending_minor=t.credits_pending_minor,
+            reserved_minor=t.reserved_minor,
             balanced=t.balanced,
         )
         for t in totals

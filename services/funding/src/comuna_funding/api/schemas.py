@@ -1,4 +1,5 @@
-"""Response bodies of funding's REST API (all read-only, public open data).
+"""Request and response bodies of funding's REST API: public reads of open data, and the
+ledger's writes (national operators).
 
 Transfers are published in the shape of an Open Contracting (OCDS) implementation
 transaction: id, date, value {amount, currency}, payer and payee.
@@ -8,10 +9,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from comuna_funding.vocabulary import AccountKind, DisbursementStatus, TransferCode
+from comuna_funding.vocabulary import AccountKind, DisbursementStatus, TransferCode, TransferKind
+
+# Money is an integer of minor units in JSON: `10.0`, `"10"` or `1e3` are refused, not coerced.
+MinorUnits = Annotated[StrictInt, Field(gt=0, le=2**63 - 1, description="Integer minor units (cents); never a float.")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 alphabetic code.", examples=["USD"])]
 
 
 class Money(BaseModel):
@@ -68,10 +74,31 @@ class AccountOut(BaseModel):
     kind: AccountKind
     currency: str
     flags: AccountFlags
+    closed: bool = Field(description="A closed account takes no transfer.")
     debits_posted_minor: int
     credits_posted_minor: int
-    balance_minor: int = Field(description="credits - debits: what the account holds (negative for sources).")
+    debits_pending_minor: int = Field(description="Reserved by pending transfers, not yet posted or voided.")
+    credits_pending_minor: int
+    balance_minor: int = Field(description="credits - debits posted: what the account holds (negative for sources).")
     created_at: datetime
+
+
+class AccountFlagsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    debits_must_not_exceed_credits: StrictBool = False
+    credits_must_not_exceed_debits: StrictBool = False
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(
+        min_length=1, max_length=200, description="Stable business name, e.g. `source:state-zulia:VES`; no spaces."
+    )
+    currency: Currency
+    kind: AccountKind
+    flags: AccountFlagsIn = AccountFlagsIn()
 
 
 class AccountPage(BaseModel):
@@ -84,6 +111,12 @@ class AccountRef(BaseModel):
     key: str
 
 
+class ExchangeOut(BaseModel):
+    base_id: uuid.UUID = Field(description="The leg in the base currency.")
+    counter_id: uuid.UUID = Field(description="The leg in the counter currency.")
+    rate: str = Field(description="Counter minor units per base minor unit, a decimal string.", examples=["36.4218"])
+
+
 class TransferOut(BaseModel):
     id: uuid.UUID
     seq: int = Field(description="Position in the ledger.")
@@ -93,6 +126,71 @@ class TransferOut(BaseModel):
     payee: AccountRef = Field(description="The credited account.")
     code: str = Field(examples=list(TransferCode))
     reference: str
+    kind: TransferKind = Field(description="single, pending, post, void or expire (docs/ledger.md).")
+    pending_id: uuid.UUID | None = Field(description="The pending transfer a post, void or expire resolves.")
+    timeout_seconds: int | None = Field(description="A pending transfer expires this long after `date`.")
+    exchange: ExchangeOut | None
+
+
+class ExchangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_id: uuid.UUID
+    counter_id: uuid.UUID
+    rate: str = Field(
+        pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$",
+        description="Counter minor units per base minor unit, as a decimal string (never a JSON number).",
+        examples=["36.4218"],
+    )
+
+
+class TransferIn(BaseModel):
+    """A transfer as a client sends it; its `id` is the idempotency key (docs/ledger.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID = Field(description="Chosen by the client; resending the same transfer returns the stored one.")
+    kind: Literal[TransferKind.SINGLE, TransferKind.PENDING, TransferKind.POST, TransferKind.VOID] = TransferKind.SINGLE
+    debit_account_id: uuid.UUID | None = Field(default=None, description="Required unless post or void.")
+    credit_account_id: uuid.UUID | None = Field(default=None, description="Required unless post or void.")
+    amount_minor: MinorUnits | None = Field(
+        default=None, description="Required unless post (default: the whole reservation) or void."
+    )
+    currency: Currency | None = Field(default=None, description="Required unless post or void.")
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="What the movement is, e.g. `grant_commitment`.")
+    reference: str = Field(default="", max_length=500)
+    pending_id: uuid.UUID | None = Field(default=None, description="post and void: the pending transfer.")
+    timeout_seconds: StrictInt | None = Field(
+        default=None, gt=0, description="pending only: voids itself this many seconds after it is stored."
+    )
+    exchange: ExchangeIn | None = None
+    linked: StrictBool = Field(default=False, description="Tied to the next transfer of the batch: both or neither.")
+
+
+class TransferBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transfers: list[TransferIn] = Field(min_length=1, max_length=8190)
+
+
+class TransferError(BaseModel):
+    status: int = Field(description="The HTTP status the transfer alone would have got.")
+    code: str = Field(examples=["exceeds_credits", "transfer_id_reused", "linked_transfer_failed"])
+    detail: str
+
+
+class TransferResult(BaseModel):
+    id: uuid.UUID
+    result: Literal["created", "exists", "refused"]
+    transfer: TransferOut | None = Field(description="The stored transfer, unless refused.")
+    error: TransferError | None = Field(description="Why it was refused; nothing of it was written.")
+
+
+class TransferBatchOut(BaseModel):
+    results: list[TransferResult] = Field(description="One per transfer, in the order sent.")
+    created: int
+    exists: int
+    refused: int
 
 
 class TransferPage(BaseModel):
@@ -105,8 +203,11 @@ class LedgerTotalOut(BaseModel):
     debits_minor: int
     credits_minor: int
     transfers: int
-    transferred_minor: int = Field(description="Sum of all transfer amounts.")
-    balanced: bool = Field(description="debits = credits = transferred.")
+    transferred_minor: int = Field(description="Sum of all posted amounts (single transfers and posts).")
+    debits_pending_minor: int
+    credits_pending_minor: int
+    reserved_minor: int = Field(description="Sum of the pending transfers not yet resolved.")
+    balanced: bool = Field(description="debits = credits = transferred, and pending debits = credits = reserved.")
 
 
 class LedgerTotals(BaseModel):

@@ -331,3 +331,22 @@ async def accounts_out_of_balance(session: AsyncSession) -> list[uuid.UUID]:
 async def all_balances(session: AsyncSession) -> list[AccountRow]:
     """Every account, by id (the published balances; one statement, so one snapshot)."""
     return [_account(row) for row in await session.execute(select(_ACCOUNTS).order_by(_ACCOUNTS.c.id))]
+
+
+async def balances_snapshot(session: AsyncSession, origin: str) -> tuple[int, list[AccountRow]]:
+    """(journal size, every account by id), read by one statement: one snapshot, so the
+    balances are exactly those the first `size` journal entries add up to."""
+    result = await session.execute(
+        text(
+            "SELECT coalesce((SELECT size FROM tlog_logs WHERE origin = :origin), 0) AS journal_size, a.* "
+            "FROM accounts a ORDER BY a.id"
+        ),
+        {"origin": origin},
+    )
+    rows = result.all()
+    if not rows:
+        size = await session.execute(
+            text("SELECT coalesce((SELECT size FROM tlog_logs WHERE origin = :origin), 0)"), {"origin": origin}
+        )
+        return int(size.scalar_one()), []
+    return int(rows[0].journal_size), [_account(row) for row in rows]

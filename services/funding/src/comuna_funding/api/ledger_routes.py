@@ -1,0 +1,136 @@
+"""REST transport of the ledger's writes: open and close accounts, create transfers one at a
+time or in batches (docs/ledger.md). National operators only: the ledger is the country's
+shared infrastructure; the funders' own systems plug in as sources, not through these.
+
+A single transfer answers 201 (created), 200 (the same transfer resent) or a problem; a batch
+answers 200 with one result per transfer, linked chains together, and writes nothing of a
+refused transfer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+
+from comuna_funding.api.routes import account_out, transfer_out
+from comuna_funding.api.schemas import (
+    AccountIn,
+    AccountOut,
+    TransferBatchIn,
+    TransferBatchOut,
+    TransferError,
+    TransferIn,
+    TransferOut,
+    TransferResult,
+)
+from comuna_funding.domain import ledger
+from comuna_funding.domain.ledger import AccountSpec, Decision, Exchange, NewTransfer, TransferOutcome
+from comuna_funding.storage import ledger_store
+from comuna_funding.vocabulary import TransferKind
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.fastapi import require_assignment
+from comuna_platform.auth.roles import Role
+from comuna_platform.http.deps import UnitOfWorkDep
+from comuna_platform.uow import UnitOfWork
+
+router = APIRouter(prefix="/v1", tags=["ledger"])
+
+Operator = Annotated[Caller, require_assignment(Role.OPERATOR)]
+
+
+def _new_transfer(body: TransferIn) -> NewTransfer:
+    exchange = body.exchange
+    return NewTransfer(
+        id=body.id,
+        debit_account_id=body.debit_account_id,
+        credit_account_id=body.credit_account_id,
+        amount=body.amount_minor,
+        currency=body.currency,
+        code=body.code,
+        reference=body.reference,
+        kind=TransferKind(body.kind),
+        pending_id=body.pending_id,
+        timeout_seconds=body.timeout_seconds,
+        exchange=None if exchange is None else Exchange(exchange.base_id, exchange.counter_id, Decimal(exchange.rate)),
+        linked=body.linked,
+    )
+
+
+async def _outs(uow: UnitOfWork, outcomes: list[TransferOutcome]) -> list[TransferOut]:
+    rows = [o.transfer for o in outcomes]
+    keys = await ledger_store.account_keys(
+        uow.session, [aid for t in rows for aid in (t.debit_account_id, t.credit_account_id)]
+    )
+    return [transfer_out(t, keys) for t in rows]
+
+
+@router.post("/accounts", response_model=AccountOut, status_code=201, summary="Open an account (idempotent by key)")
+async def open_account(body: AccountIn, uow: UnitOfWorkDep, _: Operator, response: Response) -> AccountOut:
+    spec = AccountSpec(
+        key=body.key,
+        currency=body.currency,
+        kind=body.kind,
+        debits_must_not_exceed_credits=body.flags.debits_must_not_exceed_credits,
+        credits_must_not_exceed_debits=body.flags.credits_must_not_exceed_debits,
+    )
+    existed = await ledger_store.accounts_by_keys(uow.session, [body.key])
+    account = await ledger.ensure_account(uow.session, spec)
+    if body.key in existed:
+        response.status_code = 200
+    return account_out(account)
+
+
+@router.post(
+    "/accounts/{account_id}/close",
+    response_model=AccountOut,
+    summary="Close an account for good (idempotent); refused while it holds pending transfers",
+)
+async def close_account(account_id: uuid.UUID, uow: UnitOfWorkDep, _: Operator) -> AccountOut:
+    return account_out(await ledger.close_account(uow.session, account_id))
+
+
+@router.post(
+    "/transfers",
+    response_model=TransferOut,
+    status_code=201,
+    summary="Create one transfer: 201 created, 200 the same transfer resent, a problem if refused",
+)
+async def create_transfer(body: TransferIn, uow: UnitOfWorkDep, _: Operator, response: Response) -> TransferOut:
+    [decision] = await ledger.submit_transfers(uow.session, [_new_transfer(body)])
+    if not isinstance(decision, TransferOutcome):
+        raise decision
+    if decision.status == "exists":
+        response.status_code = 200
+    return (await _outs(uow, [decision]))[0]
+
+
+def _error(decision: Decision) -> TransferError | None:
+    if isinstance(decision, TransferOutcome):
+        return None
+    return TransferError(status=decision.status, code=decision.code, detail=decision.detail)
+
+
+@router.post(
+    "/transfers/batch",
+    response_model=TransferBatchOut,
+    summary="Create up to 8,190 transfers: one result each; linked chains succeed or fail together",
+)
+async def create_transfers(body: TransferBatchIn, uow: UnitOfWorkDep, _: Operator) -> TransferBatchOut:
+    batch = [_new_transfer(t) for t in body.transfers]
+    decisions = await ledger.submit_transfers(uow.session, batch)
+    stored = [d for d in decisions if isinstance(d, TransferOutcome)]
+    outs = iter(await _outs(uow, stored))
+    results = [
+        TransferResult(
+            id=t.id,
+            result=d.status if isinstance(d, TransferOutcome) else "refused",
+            transfer=next(outs) if isinstance(d, TransferOutcome) else None,
+            error=_error(d),
+        )
+        for t, d in zip(batch, decisions, strict=True)
+    ]
+    counts = {name: sum(1 for r in results if r.result == name) for name in ("created", "exists", "refused")}
+    return TransferBatchOut(results=results, **counts)
