@@ -17,6 +17,7 @@ HELP = [
     ("comuna-verify", []),
     ("comuna-verify", ["consultation"]),
     ("comuna-verify", ["receipt"]),
+    ("comuna-verify", ["ledger"]),
     ("comuna-witness", []),
     ("comuna-witness", ["keygen"]),
     ("comuna-witness", ["watch"]),

@@ -1,4 +1,5 @@
-"""`comuna-verify`: check a consultation's public record, or what one receipt proves.
+"""`comuna-verify`: check a consultation's public record, what one receipt proves, or a funding
+ledger's public log and balances.
 
 Exit status: 0 everything verified, 1 a mismatch (each listed), 2 bad usage or a record that
 cannot be fetched (one line on stderr).
@@ -10,16 +11,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from comuna_verify import consultation, receipt
+from comuna_verify import consultation, ledger, receipt
 from comuna_verify.args import MISMATCH, OK, Parser, run
-from comuna_verify.http import UsageError
+from comuna_verify.http import TIMEOUT, UsageError
 from comuna_verify.report import print_report
 
 PROG = "comuna-verify"
 
 
 def parser() -> Parser:
-    top = Parser(prog=PROG, description="Verify a Comuna consultation's public record, independently of the platform.")
+    top = Parser(
+        prog=PROG,
+        description="Verify a Comuna consultation's public record, or a funding ledger's public log, "
+        "independently of the platform.",
+    )
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     whole = commands.add_parser(
@@ -30,13 +35,7 @@ def parser() -> Parser:
     )
     whole.add_argument("base", metavar="BASE", help="the consultation's public base URL, .../v1/consultations/<id>")
     _common(whole)
-    whole.add_argument(
-        "--witness-key",
-        metavar="VKEY",
-        action="append",
-        default=[],
-        help="a witness's cosignature/v1 verifier key: its cosignatures are verified (repeatable)",
-    )
+    _witness_key(whole)
 
     one = commands.add_parser(
         "receipt",
@@ -47,7 +46,53 @@ def parser() -> Parser:
     one.add_argument("base", metavar="BASE", help="the consultation's public base URL, .../v1/consultations/<id>")
     one.add_argument("receipt", metavar="RECEIPT", help="the 22-character receipt given when the ballot was cast")
     _common(one)
+
+    books = commands.add_parser(
+        "ledger",
+        help="rebuild every account of a funding ledger from its public log and check the published balances",
+        description="Download the published balances, a signed checkpoint covering them and every entry of the "
+        "ledger's log; check the signatures and the tree, every rule of the ledger (open accounts, currencies, "
+        "pending transfers resolved once, limits, exchange rates) and that the balances rebuilt from the entries "
+        "equal the published ones.",
+    )
+    books.add_argument("base", metavar="BASE", help="the funding service's public ledger URL, .../v1/ledger")
+    _common(books)
+    _witness_key(books)
+    books.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=_seconds,
+        default=ledger.WAIT,
+        help="how long to wait for a checkpoint covering the published balances (default %(default)g)",
+    )
+    books.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=TIMEOUT,
+        help="timeout of each HTTP request (default %(default)g)",
+    )
     return top
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds >= 0")
+    return value
+
+
+def _witness_key(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--witness-key",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness's cosignature/v1 verifier key: its cosignatures are verified (repeatable)",
+    )
 
 
 def _common(command: argparse.ArgumentParser) -> None:
@@ -82,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             report = consultation.verify(
                 consultation.Options(args.base, state, args.log_key, args.witness_key), progress=True
             )
+        elif args.command == "ledger":
+            options = ledger.Options(args.base, state, args.log_key, args.witness_key, args.wait, args.timeout)
+            report = ledger.verify(options, progress=True)
         else:
             report = receipt.verify(receipt.Options(args.base, args.receipt, state, args.log_key))
         print_report(report, args.json)

@@ -75,7 +75,7 @@ def _fetch_pair(reader: TileReader, n: int, width: int) -> tuple[list[bytes], by
     return entries, tile
 
 
-def _bundles(reader: TileReader, size: int) -> Iterator[tuple[int, list[bytes], bytes | TileError]]:
+def bundles(reader: TileReader, size: int) -> Iterator[tuple[int, list[bytes], bytes | TileError]]:
     """(n, entries, level-0 tile or why not) for every bundle of a tree of `size`, in order."""
     count = (size + WIDTH - 1) // WIDTH
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -184,7 +184,7 @@ def verify(options: Options, progress: bool = True) -> Report:
     tree = TreeCheck(checkpoint.size)
     meter = Progress("entries", checkpoint.size, stream=sys.stderr) if progress else None
     try:
-        for n, bundle, tile in _bundles(reader, checkpoint.size):
+        for n, bundle, tile in bundles(reader, checkpoint.size):
             tree.add_tile(n, [merkle.leaf_hash(e) for e in bundle], tile)
             for i, entry in enumerate(bundle):
                 ledger.add(n * WIDTH + i, entry)
