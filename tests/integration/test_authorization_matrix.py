@@ -338,6 +338,38 @@ async def _tie_break(world: World, place: Place) -> Request:
     return Request(path={"consultation_id": world.consultations["assembly"].id}, json={"rules": ["lower_cost", "draw"]})
 
 
+# -- funding ----------------------------------------------------------------------------------
+async def _open_account(world: World, place: Place) -> Request:
+    return Request(json={"key": f"commune:{uuid.uuid4()}:USD", "currency": "USD", "kind": "commune"})
+
+
+def _one_cent(world: World) -> dict[str, object]:
+    """A fresh cent from one commune's earmark to the other's: every admitted caller moves one."""
+    return {
+        "id": str(uuid.uuid4()),
+        "debit_account_id": world.allocations[INSIDE][1],
+        "credit_account_id": world.allocations[OUTSIDE][1],
+        "amount_minor": 1,
+        "currency": "USD",
+        "code": "matrix_check",
+    }
+
+
+async def _transfer(world: World, place: Place) -> Request:
+    return Request(json=_one_cent(world))
+
+
+async def _transfer_batch(world: World, place: Place) -> Request:
+    return Request(json={"transfers": [_one_cent(world), _one_cent(world)]})
+
+
+async def _close_account(world: World, place: Place) -> Request:
+    opened = await world.services["funding"].client.post(
+        "/v1/accounts", json=(await _open_account(world, place)).json, headers=world.headers(Role.OPERATOR)
+    )
+    return Request(path={"account_id": opened.json()["id"]})
+
+
 # -- projects ---------------------------------------------------------------------------------
 async def _verify(world: World, place: Place) -> Request:
     """The project's next pending milestone, so that each admitted caller inside verifies one."""
@@ -571,6 +603,17 @@ FACTORIES: dict[str, Factory] = {
     ),
     "funding:list_transfers_v1_transfers_get": Factory(fixed()),
     "funding:ledger_totals_v1_ledger_totals_get": Factory(fixed()),
+    # The ledger's writes: national operators (the ledger is the country's, not a territory's).
+    "funding:open_account_v1_accounts_post": Factory(_open_account, scoped=False),
+    "funding:close_account_v1_accounts__account_id__close_post": Factory(_close_account, scoped=False),
+    "funding:create_transfer_v1_transfers_post": Factory(_transfer, scoped=False),
+    "funding:create_transfers_v1_transfers_batch_post": Factory(_transfer_batch, scoped=False),
+    # The ledger's journal: public, as the consultations' record.
+    "funding:checkpoint_v1_ledger_record_checkpoint_get": Factory(fixed()),
+    "funding:tile_v1_ledger_record_tile__path__get": Factory(fixed(Request(path={"path": "0/000.p/1"}))),
+    "funding:keys_v1_ledger_record_keys_get": Factory(fixed()),
+    "funding:cosignature_v1_ledger_record_cosignatures_post": Factory(fixed()),
+    "funding:balances_v1_ledger_balances_get": Factory(fixed()),
     # projects
     "projects:list_projects_v1_projects_get": Factory(fixed()),
     "projects:get_project_by_allocation_v1_projects_by_allocation__allocation_id__get": Factory(
