@@ -290,17 +290,24 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _not_found(self, detail: str) -> None:
+        self._answer(404, json.dumps({"status": 404, "detail": detail}).encode(), "application/problem+json")
+
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
         self.server.fetched.append(path)
         if path == BASE_PATH + "/record/checkpoint" and self.server.checkpoints:
-            # A log signed a little after it grows: the queued checkpoints first, one a request.
-            self._answer(200, self.server.checkpoints.pop(0).encode(), "text/plain; charset=utf-8")
+            # A log signed a little after it grows: the queued checkpoints first, one a request
+            # (None: not signed yet).
+            queued = self.server.checkpoints.pop(0)
+            if queued is None:
+                self._not_found("the ledger's journal has no signed checkpoint yet")
+            else:
+                self._answer(200, queued.encode(), "text/plain; charset=utf-8")
             return
         file = self.server.root / path.lstrip("/")
         if ".." in path or not file.is_file():
-            body = json.dumps({"status": 404, "detail": f"not found: {path}"}).encode()
-            self._answer(404, body, "application/problem+json")
+            self._not_found(f"not found: {path}")
             return
         self._answer(200, file.read_bytes(), "application/octet-stream")
 
@@ -309,7 +316,7 @@ class LedgerServer(ThreadingHTTPServer):
     def __init__(self, root: Path) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.root = root
-        self.checkpoints: list[str] = []
+        self.checkpoints: list[str | None] = []
         self.fetched: list[str] = []
 
     @property

@@ -186,7 +186,7 @@ def test_malformed_balances(run: Runner, journal: Journal) -> None:
         "balances: malformed comuna-balances/v1: the first line is 'comuna-balances/v2', not 'comuna-balances/v1'; "
         "the balances were not compared"
     ]
-    assert report["balances"] == {"size": journal.log.size, "accounts": None, "compared": False}
+    assert report["balances"] == {"size": None, "accounts": None, "compared": False}
     journal.file("balances").write_text(honest.replace(f"origin {ledger_record.ORIGIN}", "origin elsewhere"))
     status, mismatches, _ = verify(run, journal)
     assert mismatches == [f"balances: origin elsewhere is not the log's origin {ledger_record.ORIGIN}"]
@@ -469,15 +469,23 @@ def test_waiting_for_a_checkpoint_that_covers_the_balances(
         f"balances: no checkpoint covers the published balances: they reflect log size {small + 1}, the latest "
         f"checkpoint has size {small} (waited 0 s); the first {small} entries were checked, the balances not compared"
     ]
-    assert report["balances"]["compared"] is False  # type: ignore[index]
+    assert report["balances"] == {"size": small + 1, "accounts": 9, "compared": False}
     full = journal.republish(books)
-    journal.server.checkpoints = [old, old]  # the first fetch and one poll answer the old size
+    # Not signed yet, then the old size twice, then the signed growth.
+    journal.server.checkpoints = [None, old, old]
     journal.server.fetched.clear()
+    capsys.readouterr()
     options = ledger.Options(journal.base, None, [], [], wait=30, poll=0.01)
-    report_ = ledger.verify(options, progress=True)
-    assert report_.ok, report_.mismatches
-    assert capsys.readouterr().err.count(f"waiting for a checkpoint of size {full.size} (latest: {small})") == 2
-    assert journal.server.fetched.count(ledger_record.BASE_PATH + "/record/checkpoint") == 3
+    verified = ledger.verify(options, progress=True)
+    assert verified.ok, verified.mismatches
+    err = capsys.readouterr().err
+    assert err.count(f"waiting for a checkpoint of size {full.size} (latest: none)") == 1
+    assert err.count(f"waiting for a checkpoint of size {full.size} (latest: {small})") == 2
+    assert journal.server.fetched.count(ledger_record.BASE_PATH + "/record/checkpoint") == 4
+    # A ledger that never signs a checkpoint: exit 2, after the wait.
+    journal.server.checkpoints = [None] * 3
+    ran = run(cli.main, "ledger", journal.base, "--wait", "0")
+    assert ran.status == 2 and ran.err.count("\n") == 1 and "no signed checkpoint yet" in ran.err
 
 
 def test_cosignatures_are_listed(run: Runner, journal: Journal) -> None:
@@ -677,3 +685,18 @@ def test_account_flags_must_be_known_sorted_and_distinct() -> None:
     ]:
         with pytest.raises(EntryError, match=why):
             parse_entry(opening.replace(f"flags {DEBITS_LIMITED}\n", f"flags {flags}\n").encode())
+
+
+def test_mismatches_of_one_kind_are_listed_up_to_a_limit() -> None:
+    from comuna_verify.ledger_rules import Rebuild
+
+    books, ids = ledger_record.scenario()
+    for n in range(5):  # five commitments, each overdrawn once
+        commitment = books.open(f"commitment:c{n}:USD", "USD", "commitment", (DEBITS_LIMITED,))
+        books.single(commitment, ids["commune"], 1)
+    rebuild = Rebuild(None, shown=2)
+    for index, entry in enumerate(books.entries):
+        rebuild.add(index, entry.encode())
+    mismatches = rebuild.finish(len(books.entries))
+    assert len(mismatches) == 3 and "passes its limit" in mismatches[1]
+    assert mismatches[2] == "and 3 more limit mismatches"

@@ -20,7 +20,7 @@ from comuna_verify import merkle, record
 from comuna_verify.checkpoint import SignedCheckpoint
 from comuna_verify.consultation import TreeCheck, bundles, cosigner_rows
 from comuna_verify.entries import EntryError
-from comuna_verify.http import TIMEOUT, Client
+from comuna_verify.http import TIMEOUT, Client, UsageError
 from comuna_verify.ledger_entries import TOTALS, Balances, parse_balances
 from comuna_verify.ledger_rules import Rebuild
 from comuna_verify.notes import COSIGNATURE_V1, PublicKey
@@ -62,18 +62,25 @@ def covering_checkpoint(
     progress: bool,
 ) -> SignedCheckpoint:
     """The latest checkpoint, fetched again until it covers `size` or the wait is over; `keys`
-    are the log keys, the witness keys and the published origin."""
-    signed = record.fetch_checkpoint(client, *keys)
+    are the log keys, the witness keys and the published origin. A new ledger may have no
+    signed checkpoint yet: that too is waited for (then UsageError, exit 2)."""
     deadline = time.monotonic() + options.wait
-    while signed.checkpoint.size < size:
+    while True:
+        try:
+            signed: SignedCheckpoint | None = record.fetch_checkpoint(client, *keys)
+        except UsageError:
+            if time.monotonic() >= deadline:
+                raise
+            signed = None
+        if signed is not None and signed.checkpoint.size >= size:
+            return signed
         left = deadline - time.monotonic()
-        if left <= 0:
-            break
+        if left <= 0 and signed is not None:
+            return signed
         if progress:
-            sys.stderr.write(f"waiting for a checkpoint of size {size} (latest: {signed.checkpoint.size})\n")
-        time.sleep(min(options.poll, left))
-        signed = record.fetch_checkpoint(client, *keys)
-    return signed
+            latest = "none" if signed is None else signed.checkpoint.size
+            sys.stderr.write(f"waiting for a checkpoint of size {size} (latest: {latest})\n")
+        time.sleep(max(0.0, min(options.poll, left)))
 
 
 def verify(options: Options, progress: bool = True) -> Report:
@@ -92,6 +99,7 @@ def verify(options: Options, progress: bool = True) -> Report:
         report.mismatches.extend(record.check_state(options.state, signed, reader))
     if balances is not None and balances.origin != checkpoint.origin:
         report.mismatches.append(f"balances: origin {balances.origin} is not the log's origin {checkpoint.origin}")
+    published = None if balances is None else (balances.size, len(balances.accounts))
     if balances is not None and balances.size > checkpoint.size:
         report.mismatches.append(
             f"balances: no checkpoint covers the published balances: they reflect log size {balances.size}, "
@@ -112,7 +120,6 @@ def verify(options: Options, progress: bool = True) -> Report:
         cosigners=listed,
     )
     settled = balances.size if balances is not None else checkpoint.size
-    published = len(balances.accounts) if balances is not None else None
     rebuild = Rebuild(balances)
     tree = TreeCheck(checkpoint.size)
     meter = Progress("entries", checkpoint.size, stream=sys.stderr) if progress else None
@@ -130,26 +137,31 @@ def verify(options: Options, progress: bool = True) -> Report:
     tree.check_upper(reader)
     report.mismatches.extend(tree.problems)
     report.mismatches.extend(rebuild.finish(settled))
-    summarize(report, rebuild, settled, published)
+    summarize(report, rebuild, published)
     return report
 
 
-def summarize(report: Report, rebuild: Rebuild, settled: int, published: int | None) -> None:
+def summarize(report: Report, rebuild: Rebuild, published: tuple[int, int] | None) -> None:
+    """The summary rows and data; `published`: the balances' size and accounts, if parsed."""
     kinds, transfers = rebuild.kinds, rebuild.transfers()
     shown = ", ".join(f"{kind} {n}" for kind, n in transfers.items())
     count = sum(transfers.values())
     entries = f"{rebuild.size} (accounts {kinds['account']}, closings {kinds['closed']}, transfers {count}"
     report.row("entries", entries + (f", malformed {kinds['malformed']})" if kinds["malformed"] else ")"))
     report.row("transfers", f"{shown}; exchanges {rebuild.exchanges}; pending still open {len(rebuild.open)}")
+    size, accounts = published or (None, None)
     if published is None:
-        report.row("balances", "NOT COMPARED")
+        report.row("balances", "malformed, NOT COMPARED")
+    elif rebuild.compared:
+        report.row("balances", f"{accounts} accounts at size {size}, compared with the log")
     else:
-        report.row("balances", f"{published} accounts at size {settled}, compared with the log")
+        report.row("balances", f"{accounts} accounts at size {size}, NOT COMPARED: no checkpoint covers them")
+    at = size if rebuild.compared else rebuild.size
     currencies = {
         currency: {"accounts": totals[4], **dict(zip(TOTALS, totals[:4], strict=True))}
         for currency, totals in rebuild.currencies.items()
     }
-    label = f"currencies at size {settled if rebuild.compared else rebuild.size}"
+    label = f"currencies at size {at}"
     report.row(
         label,
         "; ".join(
@@ -163,7 +175,7 @@ def summarize(report: Report, rebuild: Rebuild, settled: int, published: int | N
         transfers=transfers,
         exchanges=rebuild.exchanges,
         open_pending=len(rebuild.open),
-        balances={"size": settled, "accounts": published, "compared": published is not None},
+        balances={"size": size, "accounts": accounts, "compared": rebuild.compared},
         currencies=currencies,
-        currencies_at=settled if rebuild.compared else rebuild.size,
+        currencies_at=at,
     )
