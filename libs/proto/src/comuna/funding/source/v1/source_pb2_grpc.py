@@ -45,8 +45,8 @@ class FundingSourceStub:
     or cancels it. A reservation is durable at the source before Reserve answers: once the
     answer is RESERVED, the amount stays held until Commit or Cancel, across restarts.
 
-    Reserve -> RESERVED --Commit--> COMMITTED (final)
-    \--Cancel--> CANCELLED (final)
+    Reserve -> RESERVED -- Commit --> COMMITTED (final)
+    RESERVED -- Cancel --> CANCELLED (final)
     Reserve -> REFUSED (final: nothing held)
 
     Idempotency: every call is keyed by its reservation id, so Comuna may retry any call whose
@@ -128,8 +128,8 @@ class FundingSourceServicer:
     or cancels it. A reservation is durable at the source before Reserve answers: once the
     answer is RESERVED, the amount stays held until Commit or Cancel, across restarts.
 
-    Reserve -> RESERVED --Commit--> COMMITTED (final)
-    \--Cancel--> CANCELLED (final)
+    Reserve -> RESERVED -- Commit --> COMMITTED (final)
+    RESERVED -- Cancel --> CANCELLED (final)
     Reserve -> REFUSED (final: nothing held)
 
     Idempotency: every call is keyed by its reservation id, so Comuna may retry any call whose
@@ -256,8 +256,8 @@ class FundingSource:
     or cancels it. A reservation is durable at the source before Reserve answers: once the
     answer is RESERVED, the amount stays held until Commit or Cancel, across restarts.
 
-    Reserve -> RESERVED --Commit--> COMMITTED (final)
-    \--Cancel--> CANCELLED (final)
+    Reserve -> RESERVED -- Commit --> COMMITTED (final)
+    RESERVED -- Cancel --> CANCELLED (final)
     Reserve -> REFUSED (final: nothing held)
 
     Idempotency: every call is keyed by its reservation id, so Comuna may retry any call whose
