@@ -40,6 +40,7 @@ from comuna_devstack.ports import port_is_free
 from comuna_devstack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, reachable_data_dir, relocated_parent
 from comuna_devstack.seed import dev_seed
 from comuna_devstack.supervisor import ProcessGroup
+from comuna_funding.storage.journal import DEFAULT_ORIGIN as DEFAULT_JOURNAL_ORIGIN
 from comuna_platform.events.streams import service_inbox_prefix
 from comuna_platform.tlog.note import COSIGNATURE_V1, Signer, parse_skey
 
@@ -224,8 +225,10 @@ class DevSecrets:
     # Consultations' C2SP signer key of the public record's checkpoints (docs/record.md).
     record_signing_key: str = ""
     # The demo's witness (`comuna-witness`): its C2SP cosignature/v1 signer key; consultations
-    # keeps cosignatures by its verifier key.
+    # and funding keep cosignatures by its verifier key.
     witness_signing_key: str = ""
+    # Funding's C2SP signer key of the ledger journal's checkpoints (docs/ledger.md).
+    journal_signing_key: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
@@ -246,6 +249,7 @@ class DevSecrets:
             "snapshot_signing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
             "record_signing_key": lambda: Signer.generate(DEFAULT_RECORD_ORIGIN).skey,
             "witness_signing_key": lambda: Signer.generate(DEV_WITNESS_NAME, COSIGNATURE_V1).skey,
+            "journal_signing_key": lambda: Signer.generate(DEFAULT_JOURNAL_ORIGIN).skey,
         }
         changed = False
         for name, generate in generated_values.items():
@@ -274,6 +278,7 @@ class DevSecrets:
             data["snapshot_signing_key"],
             data["record_signing_key"],
             data["witness_signing_key"],
+            data["journal_signing_key"],
         )
 
     @property
@@ -483,6 +488,9 @@ class Stack:
             env["VOTER_REF_SECRET"] = self.secrets.voter_ref_secret
             env["SNAPSHOT_SIGNING_KEY"] = self.secrets.snapshot_signing_key
             env["RECORD_SIGNING_KEYS"] = json.dumps([self.secrets.record_signing_key])
+            env["RECORD_WITNESS_KEYS"] = json.dumps([self.secrets.witness_verifier_key])
+        if service == "funding":
+            env["RECORD_SIGNING_KEYS"] = json.dumps([self.secrets.journal_signing_key])
             env["RECORD_WITNESS_KEYS"] = json.dumps([self.secrets.witness_verifier_key])
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)

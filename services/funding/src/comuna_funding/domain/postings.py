@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 
 from comuna_funding.storage.ledger_store import AccountRow, Deltas, TransferRow
 from comuna_funding.vocabulary import RESOLVING_KINDS, AccountKind, TransferKind
@@ -130,8 +130,11 @@ def _validate_exchange(transfer: NewTransfer, exchange: Exchange) -> None:
 
 
 def counter_amount(base_amount: int, rate: Decimal) -> int:
-    """The counter leg's amount: base × rate, rounded half to even (docs/ledger.md)."""
-    return int((Decimal(base_amount) * rate).to_integral_value(rounding=ROUND_HALF_EVEN))
+    """The counter leg's amount: base × rate, rounded half to even (docs/ledger.md). Exact: 19
+    digits of amount times 38 of rate fit in 60, so the product is never rounded first."""
+    with localcontext() as exact:
+        exact.prec = 60
+        return int((Decimal(base_amount) * rate).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 @dataclass
