@@ -1,7 +1,7 @@
 """What the lead's saga relies on when a source misbehaves: a late answer is a deadline for
 the caller while the reservation is recorded at the source (and a retry finds it, once); a
 reservation answered RESERVED survives a SIGKILL of the treasury and commits exactly once;
-SIGTERM stops the process cleanly."""
+SIGTERM stops the process cleanly; a database outage is UNAVAILABLE and leaves nothing half-done."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from comuna_devstack.postgres import EmbeddedPostgres
 from comuna_funding.sources import MovementKind, RemoteSource, SourceUnavailable, UnavailableCause
@@ -139,3 +141,40 @@ async def test_sigterm_stops_cleanly(database_url: str, log_dir: Path) -> None:
     assert treasury.terminate() == 0
     log = treasury.log()
     assert "stopping" in log and "stopped" in log and "Traceback" not in log
+
+
+async def test_a_database_outage_is_unavailable_and_a_retry_afterwards_holds_once(
+    embedded_postgres: EmbeddedPostgres, log_dir: Path
+) -> None:
+    url = new_database(embedded_postgres)
+    name = url.rsplit("/", 1)[1]
+    treasury = TreasuryProcess(url, log_dir)
+    treasury.start()
+    admin = create_async_engine(embedded_postgres.dsn("postgres"), isolation_level="AUTOCOMMIT")
+
+    async def allow(connections: bool) -> None:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(connections).lower()}'))
+            if not connections:
+                terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                await conn.execute(text(terminate), {"name": name})
+
+    reservation = uuid.uuid4()
+    try:
+        async with RemoteSource(treasury.target, TOKEN, 10.0) as source:
+            before = await source.check_funds()
+            await allow(False)
+            try:
+                with pytest.raises(SourceUnavailable) as down:
+                    await source.reserve(reservation, 10, CURRENCY, "during the outage")
+                assert down.value.cause == UnavailableCause.UNAVAILABLE and down.value.outcome_unknown
+            finally:
+                await allow(True)
+            held = await source.reserve(reservation, 10, CURRENCY, "during the outage")
+            assert held.amount_minor == 10
+            assert await reserve_movements(source, reservation) == [MovementKind.RESERVE]
+            assert (await source.check_funds()).available_minor == before.available_minor - 10
+        assert "database unavailable" in treasury.log()
+    finally:
+        treasury.kill()
+        await admin.dispose()

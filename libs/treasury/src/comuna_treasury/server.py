@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from comuna.common.v1.money_pb2 import Money
 from comuna.funding.source.v1 import source_pb2 as pb
@@ -100,12 +101,21 @@ class TreasuryServicer(source_pb2_grpc.FundingSourceServicer):
         task: asyncio.Task[T] = asyncio.ensure_future(work())
         self._work.add(task)
         task.add_done_callback(self._work.discard)
+        task.add_done_callback(_log_unseen_failure)
         try:
             result = await asyncio.shield(task)
         except rules.TreasuryError as exc:
             log.info("%s refused: %s", method, exc)
             await self._late()
             await context.abort(_CODES.get(type(exc), grpc.StatusCode.INVALID_ARGUMENT), str(exc))
+        except IntegrityError as exc:
+            # A constraint caught what the code should have: a bug, and nothing was written.
+            log.error("%s: the database refused a write: %s", method, exc.orig)
+            await context.abort(grpc.StatusCode.INTERNAL, "the treasury refused an inconsistent write")
+        except (DBAPIError, OSError) as exc:
+            # Nothing was committed (or the commit's outcome is unknown): the caller retries.
+            log.error("%s: database unavailable: %s", method, getattr(exc, "orig", None) or exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the treasury's database is unavailable")
         await self._late()
         return result
 
@@ -233,6 +243,12 @@ class TreasuryServicer(source_pb2_grpc.FundingSourceServicer):
             )
 
         return await self._rpc(context, "Statement", work)
+
+
+def _log_unseen_failure(task: asyncio.Task[Any]) -> None:
+    """A shielded task whose caller went away still has its failure logged (and retrieved)."""
+    if not task.cancelled() and (exc := task.exception()) is not None and not isinstance(exc, rules.TreasuryError):
+        log.debug("work ended in %s", exc.__class__.__name__)
 
 
 def _refusal_message(outcome: store.ReserveOutcome) -> str:

@@ -267,7 +267,8 @@ def engine_for(database_url: str) -> AsyncEngine:
     if not database_url.startswith("postgresql+asyncpg://"):
         raise InvalidArgument("the database URL must start with postgresql+asyncpg:// or postgresql://")
     # hide_parameters: references and amounts are the government's business, not the log's.
-    return create_async_engine(database_url, pool_size=10, max_overflow=10, hide_parameters=True)
+    # pool_pre_ping: connections left dead by a database restart are replaced, not handed out.
+    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 async def migrate(engine: AsyncEngine, currency: str) -> bool:
