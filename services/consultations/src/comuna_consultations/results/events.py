@@ -15,6 +15,7 @@ class CommuneResultCertified:
     consultation_id: uuid.UUID
     consultation_code: str
     commune: CommuneOutcome
+    funds_currency: str = "USD"
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def commune_proto(c: CommuneOutcome) -> events_pb2.CommuneResult:
                 votes=k.votes,
                 rank=k.rank,
                 assembly_priority=k.assembly_priority,
+                estimated_cost_minor=k.estimated_cost or 0,
             )
             for k in r.ranked
         ],
@@ -70,6 +71,7 @@ def commune_result_certified(e: CommuneResultCertified) -> events_pb2.CommuneRes
         consultation_id=str(e.consultation_id),
         consultation_code=e.consultation_code,
         result=commune_proto(e.commune),
+        funds_currency=e.funds_currency,
     )
     assert e.commune.certification is not None
     message.certified_at.FromDatetime(e.commune.certification.certified_at)

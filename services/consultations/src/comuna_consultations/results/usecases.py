@@ -261,7 +261,10 @@ async def _store(
     )
     await uow.stage_all(
         [
-            Staged(CommuneResultCertified(consultation.id, consultation.code, o), aggregate_id=str(o.commune_id))
+            Staged(
+                CommuneResultCertified(consultation.id, consultation.code, o, consultation.funds_currency),
+                aggregate_id=str(o.commune_id),
+            )
             for o in outcomes
         ]
     )

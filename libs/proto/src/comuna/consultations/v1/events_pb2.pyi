@@ -71,18 +71,20 @@ class ConsultationClosed(_message.Message):
     def __init__(self, consultation_id: _Optional[str] = ..., ballots: _Optional[int] = ...) -> None: ...
 
 class CandidateResult(_message.Message):
-    __slots__ = ("candidate_id", "title", "votes", "rank", "assembly_priority")
+    __slots__ = ("candidate_id", "title", "votes", "rank", "assembly_priority", "estimated_cost_minor")
     CANDIDATE_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     VOTES_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     ASSEMBLY_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_MINOR_FIELD_NUMBER: _ClassVar[int]
     candidate_id: str
     title: str
     votes: int
     rank: int
     assembly_priority: int
-    def __init__(self, candidate_id: _Optional[str] = ..., title: _Optional[str] = ..., votes: _Optional[int] = ..., rank: _Optional[int] = ..., assembly_priority: _Optional[int] = ...) -> None: ...
+    estimated_cost_minor: int
+    def __init__(self, candidate_id: _Optional[str] = ..., title: _Optional[str] = ..., votes: _Optional[int] = ..., rank: _Optional[int] = ..., assembly_priority: _Optional[int] = ..., estimated_cost_minor: _Optional[int] = ...) -> None: ...
 
 class ResultSubtotal(_message.Message):
     __slots__ = ("channel", "table_id", "votes", "blank", "null_votes", "participations")
@@ -144,16 +146,18 @@ class CommuneResult(_message.Message):
     def __init__(self, commune_id: _Optional[str] = ..., commune_code: _Optional[str] = ..., commune_name: _Optional[str] = ..., ballots: _Optional[int] = ..., winner_candidate_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidateResult, _Mapping]]] = ..., blank: _Optional[int] = ..., null_votes: _Optional[int] = ..., participations: _Optional[int] = ..., roll_size: _Optional[int] = ..., conflicts: _Optional[int] = ..., subtotals: _Optional[_Iterable[_Union[ResultSubtotal, _Mapping]]] = ..., version: _Optional[int] = ..., supersedes_version: _Optional[int] = ..., recount_reason: _Optional[str] = ..., tie_break: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommuneResultCertified(_message.Message):
-    __slots__ = ("consultation_id", "consultation_code", "certified_at", "result")
+    __slots__ = ("consultation_id", "consultation_code", "certified_at", "result", "funds_currency")
     CONSULTATION_ID_FIELD_NUMBER: _ClassVar[int]
     CONSULTATION_CODE_FIELD_NUMBER: _ClassVar[int]
     CERTIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    FUNDS_CURRENCY_FIELD_NUMBER: _ClassVar[int]
     consultation_id: str
     consultation_code: str
     certified_at: _timestamp_pb2.Timestamp
     result: CommuneResult
-    def __init__(self, consultation_id: _Optional[str] = ..., consultation_code: _Optional[str] = ..., certified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[CommuneResult, _Mapping]] = ...) -> None: ...
+    funds_currency: str
+    def __init__(self, consultation_id: _Optional[str] = ..., consultation_code: _Optional[str] = ..., certified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[CommuneResult, _Mapping]] = ..., funds_currency: _Optional[str] = ...) -> None: ...
 
 class ConsultationCertified(_message.Message):
     __slots__ = ("consultation_id", "code", "certified_at", "ballots", "commune_count", "communes_with_winner")
