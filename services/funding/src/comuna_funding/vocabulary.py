@@ -52,3 +52,28 @@ class RefusalReason(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     INVALID_AMOUNT = "invalid_amount"
     EXCEEDS_ALLOCATION = "exceeds_allocation"
+
+
+class FunderKind(StrEnum):
+    """Where a funder's money comes from (docs/ledger.md, "Funders")."""
+
+    NATIONAL = "national"  # the national fund, built in
+    REMOTE = "remote"  # a state's or municipality's own system, over comuna.funding.source.v1
+    PLEDGE = "pledge"  # an official records commitments; deposits are recorded against them
+
+
+class AllocationStatus(StrEnum):
+    COMMITTED = "committed"  # the funder's money is on the project's commitment account
+    RESERVING = "reserving"  # a remote source is being asked (a pending transfer holds it)
+    REFUSED = "refused"  # the source refused; the pending transfer was voided
+    FAILED = "failed"  # the source never confirmed in time; voided, flagged for reconciliation
+    REVERSED = "reversed"  # a recount moved the money back (a reversing transfer)
+
+
+LIVE_ALLOCATIONS = frozenset({AllocationStatus.COMMITTED, AllocationStatus.RESERVING})
+
+
+class TrancheStatus(StrEnum):
+    RESERVED = "reserved"  # a pending transfer from the commitment to the commune holds it
+    POSTED = "posted"  # the milestone was verified: paid to the commune
+    VOIDED = "voided"  # the project was cancelled: released back to the commitment

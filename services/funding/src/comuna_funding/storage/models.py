@@ -31,14 +31,25 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from comuna_funding.vocabulary import RESOLVING_KINDS, AccountKind, DisbursementStatus, TransferKind
+from comuna_funding.vocabulary import (
+    LIVE_ALLOCATIONS,
+    RESOLVING_KINDS,
+    AccountKind,
+    AllocationStatus,
+    DisbursementStatus,
+    FunderKind,
+    TrancheStatus,
+    TransferKind,
+)
 from comuna_platform.tlog.store import define_tables
 from comuna_platform.vocabulary import one_of
 
 CURRENCY_RE = "^[A-Z]{3}$"
 COMPLETED, REJECTED = DisbursementStatus.COMPLETED.value, DisbursementStatus.REJECTED.value
+_live = ", ".join(f"'{status.value}'" for status in sorted(LIVE_ALLOCATIONS))
 _resolving = ", ".join(f"'{kind.value}'" for kind in sorted(RESOLVING_KINDS))
 
 
@@ -165,15 +176,43 @@ class Transfer(Base):
 
 
 class Allocation(Base):
-    """Funds earmarked for one commune's winning project by one funding source."""
+    """Funds one funder committed to one commune's project (a ranked candidate) of a consultation.
+
+    An allocation is never edited: a recount that changes who is funded, or by how much, reverses
+    it (status `reversed`, a reversing transfer) and creates the next generation.
+    """
 
     __tablename__ = "allocations"
     __table_args__ = (
         # The business key: a replayed or duplicated certification can never allocate twice.
-        UniqueConstraint("consultation_id", "commune_id", "funding_source", name="uq_allocations_business_key"),
+        UniqueConstraint(
+            "consultation_id",
+            "commune_id",
+            "candidate_id",
+            "funding_source",
+            "generation",
+            name="uq_allocations_business_key",
+        ),
+        # At most one live allocation per project and funder, whatever the generation.
+        Index(
+            "uq_allocations_live",
+            "consultation_id",
+            "commune_id",
+            "candidate_id",
+            "funding_source",
+            unique=True,
+            postgresql_where=text(f"status IN ({_live})"),
+        ),
         CheckConstraint("amount_minor > 0", name="ck_allocations_amount_positive"),
         CheckConstraint(f"currency ~ '{CURRENCY_RE}'", name="ck_allocations_currency"),
+        CheckConstraint(one_of("status", AllocationStatus), name="ck_allocations_status"),
+        CheckConstraint("generation >= 1", name="ck_allocations_generation"),
+        CheckConstraint(
+            f"(status = '{AllocationStatus.REVERSED.value}') = (reversal_transfer_id IS NOT NULL)",
+            name="ck_allocations_reversal",
+        ),
         Index("ix_allocations_commune_id", "commune_id"),
+        Index("ix_allocations_reserving", "created_at", postgresql_where=text("status = 'reserving'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -185,10 +224,26 @@ class Allocation(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     funding_source: Mapped[str] = mapped_column(Text)
-    # The earmark account ("allocation:<id>") the grant was credited to.
+    # The commitment account ("allocation:<id>") the funder's money is held on.
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", name="fk_allocations_account"), unique=True)
+    # The commitment transfer (single; pending while a remote source is asked).
     transfer_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("transfers.id", name="fk_allocations_transfer"), unique=True
+    )
+    # The candidate's rank and the rule tier that funded it (None: the built-in grant).
+    rank: Mapped[int | None] = mapped_column(Integer)
+    rule_tier: Mapped[int | None] = mapped_column(Integer)
+    result_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    generation: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    status: Mapped[str] = mapped_column(Text, server_default=text("'committed'"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The post or void of a remote source's pending commitment.
+    resolution_transfer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transfers.id", name="fk_allocations_resolution"), unique=True
+    )
+    # The transfer that moved a reversed allocation's money back to its funder.
+    reversal_transfer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transfers.id", name="fk_allocations_reversal"), unique=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -249,6 +304,143 @@ class ResultSupersession(Base):
     winner_changed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Funder(Base):
+    """A registered funding source: the national fund, a government's own system (remote), or
+    a pledge. Its money enters the ledger through `source:<name>:<currency>`. A remote source's
+    credentials are never stored: `credentials_ref` names an entry of the service's
+    configuration (`COMUNA_FUNDING_SOURCE_CREDENTIALS`, from a Secret)."""
+
+    __tablename__ = "funders"
+    __table_args__ = (
+        CheckConstraint("name ~ '^[a-z][a-z0-9_]{0,31}$'", name="ck_funders_name"),
+        CheckConstraint(one_of("kind", FunderKind), name="ck_funders_kind"),
+        CheckConstraint(f"currency ~ '{CURRENCY_RE}'", name="ck_funders_currency"),
+        CheckConstraint("length(display_name) BETWEEN 1 AND 200", name="ck_funders_display_name"),
+        CheckConstraint(
+            f"(kind = '{FunderKind.REMOTE.value}') = (endpoint IS NOT NULL AND credentials_ref IS NOT NULL)",
+            name="ck_funders_remote_endpoint",
+        ),
+        CheckConstraint("deadline_ms BETWEEN 100 AND 600000", name="ck_funders_deadline"),
+    )
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(String(3))
+    # The territory it may fund (itself and everything inside it).
+    territory_code: Mapped[str] = mapped_column(Text)
+    endpoint: Mapped[str | None] = mapped_column(Text)
+    credentials_ref: Mapped[str | None] = mapped_column(Text)
+    tls: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    deadline_ms: Mapped[int] = mapped_column(Integer, server_default=text("5000"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class FundingRule(Base):
+    """One co-funding rule of a consultation, in declaration order (docs/ledger.md, "Co-funding")."""
+
+    __tablename__ = "funding_rules"
+    __table_args__ = (
+        CheckConstraint("share_bp BETWEEN 1 AND 10000", name="ck_funding_rules_share"),
+        CheckConstraint(
+            "per_project_cap_minor IS NULL OR per_project_cap_minor > 0", name="ck_funding_rules_project_cap"
+        ),
+        CheckConstraint("total_cap_minor IS NULL OR total_cap_minor >= 0", name="ck_funding_rules_total_cap"),
+        CheckConstraint("cardinality(ranks) >= 1", name="ck_funding_rules_ranks"),
+    )
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    funder: Mapped[str] = mapped_column(ForeignKey("funders.name", name="fk_funding_rules_funder"))
+    tier: Mapped[int] = mapped_column(Integer)
+    ranks: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    territory_code: Mapped[str | None] = mapped_column(Text)
+    share_bp: Mapped[int] = mapped_column(Integer)
+    per_project_cap_minor: Mapped[int | None] = mapped_column(BigInteger)
+    total_cap_minor: Mapped[int | None] = mapped_column(BigInteger)
+    declared_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CertifiedResult(Base):
+    """A commune's certified result as funding received it (one row per version): what the
+    co-funding plan is computed from, by funding and by anyone replaying it."""
+
+    __tablename__ = "certified_results"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    commune_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    commune_code: Mapped[str] = mapped_column(Text)
+    funds_currency: Mapped[str] = mapped_column(String(3))
+    # [{"candidate_id", "rank", "title", "estimated_cost_minor"}], in rank order.
+    candidates: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsultationFunding(Base):
+    """A consultation whose co-funding plan was applied (its rules are then fixed)."""
+
+    __tablename__ = "consultation_fundings"
+
+    consultation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    communes: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Tranche(Base):
+    """A milestone's share of an allocation, reserved on the ledger until the milestone is
+    verified (posted to the commune) or the project cancelled (voided)."""
+
+    __tablename__ = "tranches"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="ck_tranches_amount_positive"),
+        CheckConstraint(one_of("status", TrancheStatus), name="ck_tranches_status"),
+        CheckConstraint(
+            f"(status = '{TrancheStatus.RESERVED.value}') = (resolution_transfer_id IS NULL)",
+            name="ck_tranches_resolution",
+        ),
+        Index("ix_tranches_allocation_id", "allocation_id"),
+        Index("ix_tranches_project_id", "project_id"),
+    )
+
+    milestone_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    allocation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("allocations.id", name="fk_tranches_allocation"))
+    project_id: Mapped[uuid.UUID] = mapped_column()
+    sequence: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    pending_transfer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("transfers.id", name="fk_tranches_pending_transfer"), unique=True
+    )
+    status: Mapped[str] = mapped_column(Text, server_default=text("'reserved'"))
+    resolution_transfer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transfers.id", name="fk_tranches_resolution"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SourceCall(Base):
+    """Every call to a remote source and what came of it; uncertain or late outcomes are
+    flagged for reconciliation against the source's statement."""
+
+    __tablename__ = "source_calls"
+    __table_args__ = (
+        CheckConstraint("operation IN ('reserve', 'commit', 'cancel')", name="ck_source_calls_operation"),
+        Index("ix_source_calls_allocation_id", "allocation_id"),
+        Index("ix_source_calls_reconcile", "at", postgresql_where=text("needs_reconciliation")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    allocation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("allocations.id", name="fk_source_calls_allocation"))
+    funder: Mapped[str] = mapped_column(Text)
+    operation: Mapped[str] = mapped_column(Text)
+    # ok, refused, unavailable, conflict, error
+    outcome: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    needs_reconciliation: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 # The ledger's public journal (docs/ledger.md): the platform's transparency-log tables, one log.
