@@ -12,9 +12,12 @@ from comuna.funding.v1 import events_pb2 as funding_events
 from comuna.funding.v1 import funding_pb2 as pb
 from comuna.projects.v1 import events_pb2 as project_events
 from comuna_funding.domain.allocations import MAX_TEXT, Supersession, Winner
+from comuna_funding.domain.cofunding import CertifiedResultIn
 from comuna_funding.domain.disbursements import Tranche
-from comuna_funding.domain.events import AllocationCreated, TrancheDisbursed, TrancheRejected
+from comuna_funding.domain.events import AllocationCreated, AllocationReleased, TrancheDisbursed, TrancheRejected
+from comuna_funding.domain.funding_plan import CertifiedCommune, RankedCandidate
 from comuna_funding.domain.queries import AllocationView
+from comuna_funding.domain.tranches import Cancellation, MilestonePlan, ProjectPlan
 from comuna_platform.events.translation import translates
 from comuna_platform.ids import try_parse_id
 
@@ -84,6 +87,40 @@ def supersession_of(event: consultation_events.CommuneResultCertified) -> Supers
     )
 
 
+def certified_result_of(event: consultation_events.CommuneResultCertified) -> CertifiedResultIn | None:
+    """What the co-funding plan needs of a commune's certified version (its full ranking and
+    costs), or None for malformed ids (logged and dropped, as `winner_of`)."""
+    result = event.result
+    consultation_id = try_parse_id(event.consultation_id)
+    commune_id = try_parse_id(result.commune_id)
+    candidates = [(try_parse_id(c.candidate_id), c) for c in result.candidates]
+    if consultation_id is None or commune_id is None or any(k is None for k, _ in candidates):
+        log.error(
+            "dropping commune result with malformed ids",
+            extra={"consultation_id": event.consultation_id, "commune_id": result.commune_id},
+        )
+        return None
+    return CertifiedResultIn(
+        consultation_id=consultation_id,
+        funds_currency=event.funds_currency or "USD",
+        commune=CertifiedCommune(
+            commune_id=commune_id,
+            commune_code=result.commune_code[:MAX_TEXT],
+            version=max(result.version, 1),
+            candidates=tuple(
+                RankedCandidate(
+                    candidate_id=k,
+                    rank=c.rank,
+                    title=c.title[:MAX_TEXT],
+                    estimated_cost_minor=c.estimated_cost_minor or None,
+                )
+                for k, c in candidates
+                if k is not None
+            ),
+        ),
+    )
+
+
 def tranche_of(event: project_events.MilestoneVerified) -> Tranche | None:
     """The tranche, or None when the event cannot even be recorded (no valid project/milestone id)."""
     project_id = try_parse_id(event.project_id)
@@ -101,6 +138,54 @@ def tranche_of(event: project_events.MilestoneVerified) -> Tranche | None:
         commune_id=try_parse_id(event.commune_id),
         amount_minor=event.tranche.amount_minor,
         currency=event.tranche.currency[:16],
+    )
+
+
+def project_plan_of(event: project_events.ProjectCreated) -> ProjectPlan | None:
+    """The milestones' tranches to reserve, or None when the project, its allocation or one of
+    its milestones has no valid id (nothing could be reserved or recorded for it)."""
+    project = event.project
+    project_id = try_parse_id(project.project_id)
+    allocation_id = try_parse_id(project.allocation_id)
+    milestone_ids = [try_parse_id(m.milestone_id) for m in project.milestones]
+    if project_id is None or allocation_id is None or any(m is None for m in milestone_ids):
+        log.error(
+            "project event with malformed ids",
+            extra={"project_id": project.project_id, "allocation_id": project.allocation_id},
+        )
+        return None
+    return ProjectPlan(
+        project_id=project_id,
+        allocation_id=allocation_id,
+        commune_id=try_parse_id(project.commune_id),
+        milestones=tuple(
+            MilestonePlan(
+                milestone_id=milestone_id,
+                sequence=m.sequence,
+                amount_minor=m.tranche.amount_minor,
+                currency=m.tranche.currency[:16],
+            )
+            for milestone_id, m in zip(milestone_ids, project.milestones, strict=True)
+            if milestone_id is not None
+        ),
+    )
+
+
+def cancellation_of(event: project_events.ProjectCancelled) -> Cancellation | None:
+    """The cancellation, or None without valid project and allocation ids."""
+    project_id = try_parse_id(event.project_id)
+    allocation_id = try_parse_id(event.allocation_id)
+    if project_id is None or allocation_id is None:
+        log.error(
+            "project cancellation with malformed ids",
+            extra={"project_id": event.project_id, "allocation_id": event.allocation_id},
+        )
+        return None
+    return Cancellation(
+        project_id=project_id,
+        allocation_id=allocation_id,
+        commune_id=try_parse_id(event.commune_id),
+        reason=event.reason[:MAX_TEXT],
     )
 
 
@@ -144,6 +229,20 @@ def tranche_rejected(e: TrancheRejected) -> funding_events.TrancheRejected:
         milestone_id=str(e.milestone_id),
         commune_id=_id_text(e.commune_id),
         amount=money(e.amount_minor, e.currency),
+        reason=e.reason,
+    )
+
+
+@translates(AllocationReleased)
+def allocation_released(e: AllocationReleased) -> funding_events.AllocationReleased:
+    return funding_events.AllocationReleased(
+        allocation_id=str(e.allocation_id),
+        project_id=str(e.project_id),
+        commune_id=str(e.commune_id),
+        funding_source=e.funding_source,
+        amount=money(e.amount_minor, e.currency),
+        transfer_id=str(e.transfer_id),
+        voided_milestone_ids=[str(m) for m in e.voided_milestone_ids],
         reason=e.reason,
     )
 

@@ -9,19 +9,21 @@ from fastapi import FastAPI
 
 # Imported for its effect: registers how the domain's events become event messages.
 from comuna_funding import messages  # noqa: F401
-from comuna_funding.api import journal_routes, ledger_routes
+from comuna_funding.api import cofunding_routes, export_routes, journal_routes, ledger_routes, statement_routes
 from comuna_funding.api.journal_routes import JournalKeys
 from comuna_funding.api.routes import router
 from comuna_funding.consumers.allocations import commune_result_consumer
 from comuna_funding.consumers.disbursements import milestone_consumer
 from comuna_funding.domain.allocations import GrantPolicy
+from comuna_funding.domain.cofunding import CommitPolicy
 from comuna_funding.domain.expiry import PendingExpiry
 from comuna_funding.grpc import servicer
 from comuna_funding.settings import Settings
 from comuna_funding.storage import journal
 from comuna_funding.storage.models import journal_tables
+from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.events import EventConsumer
-from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver
+from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
 from comuna_platform.tlog.checkpointer import Checkpointer
 
@@ -55,10 +57,31 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         )
         runtime.workers.add(Worker("journal-checkpointer", checkpointer.run))
     runtime.workers.add(Worker("pending-expiry", PendingExpiry(runtime.db, settings.expiry_seconds).run))
+    app.state.funding_settings = settings
+
+
+def commit_policy(settings: Settings) -> CommitPolicy:
+    return CommitPolicy(remote_timeout_seconds=settings.source_commit_timeout_seconds)
+
+
+# One territory-lineage client per runtime, shared by the REST routes and the consumers (which
+# are declared before the app exists).
+_LINEAGES: dict[int, tuple[Runtime, TerritoryLineages]] = {}
+
+
+def lineages_of(runtime: Runtime) -> TerritoryLineages:
+    found = _LINEAGES.get(id(runtime))
+    if found is None or found[0] is not runtime:
+        found = _LINEAGES[id(runtime)] = (runtime, identity_territory_lineages(runtime))
+    return found[1]
 
 
 def consumers(runtime: Runtime) -> Sequence[EventConsumer]:
-    return [commune_result_consumer(runtime, grant_policy(settings_of(runtime))), milestone_consumer(runtime)]
+    settings = settings_of(runtime)
+    return [
+        commune_result_consumer(runtime, grant_policy(settings), lambda: lineages_of(runtime), commit_policy(settings)),
+        milestone_consumer(runtime),
+    ]
 
 
 SPEC = ServiceSpec(
@@ -67,10 +90,18 @@ SPEC = ServiceSpec(
     description="A double-entry ledger of public money for communal projects: grants earmarked for "
     "each commune's winning project and tranches paid out on verified milestones, all open to the public.",
     settings_factory=Settings,
-    routers=[router, ledger_routes.router, journal_routes.router],
+    routers=[
+        router,
+        ledger_routes.router,
+        cofunding_routes.router,
+        journal_routes.router,
+        statement_routes.router,
+        export_routes.router,
+    ],
     on_startup=on_startup,
     grpc_register=servicer.register,
     consumers=consumers,
     # The ledger's writes (operators) and the platform's operations endpoints are protected.
     access_resolver=identity_access_resolver,
+    territory_lineages=lineages_of,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from comuna_platform.settings import PublicLogSettings, ServiceSettings
@@ -28,3 +28,12 @@ class Settings(ServiceSettings, PublicLogSettings):
     record_origin: str = Field(default="comuna.localhost/ledger", min_length=1, max_length=200)
     # How often pending transfers whose timeout passed are expired (voided by the ledger).
     expiry_seconds: float = Field(default=1.0, gt=0)
+    # The national fund (built in, funder `funding_source`): the territory it may fund (the
+    # country's root in identity's register).
+    national_territory: str = Field(default="VE", min_length=1, max_length=64)
+    # A remote funder's pending commitment voids itself after this long without its source's
+    # confirmation (the saga then fails it and flags it for reconciliation).
+    source_commit_timeout_seconds: int = Field(default=900, gt=0, le=86_400)
+    # Remote funders' bearer tokens by name (`credentials_ref` of a funder), JSON, from a Secret
+    # (`funding-source-credentials`): never stored in the database.
+    source_credentials: dict[str, SecretStr] = Field(default_factory=dict)

@@ -32,7 +32,7 @@ from comuna_funding.domain.journal import format_rate
 from comuna_funding.domain.queries import AllocationView
 from comuna_funding.storage.ledger_store import AccountRow, TransferRow
 from comuna_funding.storage.models import Disbursement
-from comuna_funding.vocabulary import AccountKind, DisbursementStatus, TransferKind
+from comuna_funding.vocabulary import AccountKind, AllocationStatus, DisbursementStatus, TransferKind
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
 
@@ -58,6 +58,9 @@ def _allocation(view: AllocationView) -> AllocationOut:
         remaining_minor=view.remaining_minor,
         account_id=allocation.account_id,
         transfer_id=allocation.transfer_id,
+        status=AllocationStatus(allocation.status),
+        rank=allocation.rank,
+        generation=allocation.generation,
         created_at=allocation.created_at,
     )
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from comuna_funding.vocabulary import AccountKind, DisbursementStatus, TransferCode, TransferKind
+from comuna_funding.vocabulary import AccountKind, AllocationStatus, DisbursementStatus, TransferCode, TransferKind
 
 # Money is an integer of minor units in JSON: `10.0`, `"10"` or `1e3` are refused, not coerced.
 MinorUnits = Annotated[StrictInt, Field(gt=0, le=2**63 - 1, description="Integer minor units (cents); never a float.")]
@@ -49,8 +49,13 @@ class AllocationOut(BaseModel):
     currency: str = Field(examples=["USD"])
     disbursed_minor: int = Field(description="Paid out to the commune so far.")
     remaining_minor: int = Field(description="Still held on the earmark account.")
-    account_id: uuid.UUID = Field(description="The earmark account `allocation:<id>`.")
-    transfer_id: uuid.UUID = Field(description="The transfer that funded the earmark.")
+    account_id: uuid.UUID = Field(description="The commitment account `allocation:<id>`.")
+    transfer_id: uuid.UUID = Field(description="The transfer that funded the commitment.")
+    status: AllocationStatus = Field(
+        description="committed, reserving (a remote source is asked), refused, failed, reversed."
+    )
+    rank: int | None = Field(description="The candidate's rank in its commune; null for the built-in grant's winners.")
+    generation: int = Field(description="1, or n+1 after a recount reversed generation n.")
     created_at: datetime
 
 

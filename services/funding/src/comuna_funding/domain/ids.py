@@ -46,3 +46,49 @@ def event_id_for(subject: str, aggregate_id: uuid.UUID) -> uuid.UUID:
 def event_id_of(aggregate_id: uuid.UUID) -> Callable[[str], uuid.UUID]:
     """`event_id` for the unit of work, which knows the subject from the event's contract."""
     return lambda subject: event_id_for(subject, aggregate_id)
+
+
+def cofunded_allocation_id_for(
+    consultation_id: uuid.UUID, commune_id: uuid.UUID, candidate_id: uuid.UUID, funder: str, generation: int
+) -> uuid.UUID:
+    """A co-funded allocation: one funder's money for one project, in one generation (a recount
+    that changes it reverses it and allocates the next)."""
+    return _IDS.derive("cofunded-allocation", consultation_id, commune_id, candidate_id, funder, generation)
+
+
+def cofunded_transfer_id_for(allocation_id: uuid.UUID) -> uuid.UUID:
+    return _IDS.derive("cofunded-transfer", allocation_id)
+
+
+def allocation_reversal_id_for(allocation_id: uuid.UUID) -> uuid.UUID:
+    return _IDS.derive("allocation-reversal", allocation_id)
+
+
+def tranche_reservation_id_for(milestone_id: uuid.UUID) -> uuid.UUID:
+    """The pending transfer that holds a milestone's tranche on its allocation's commitment."""
+    return _IDS.derive("tranche-reservation", milestone_id)
+
+
+def tranche_post_id_for(milestone_id: uuid.UUID) -> uuid.UUID:
+    """The post of that reservation, once the milestone is verified."""
+    return _IDS.derive("tranche-post", milestone_id)
+
+
+def tranche_void_id_for(milestone_id: uuid.UUID) -> uuid.UUID:
+    """The void of that reservation, when the project is cancelled."""
+    return _IDS.derive("tranche-void", milestone_id)
+
+
+def commitment_release_id_for(allocation_id: uuid.UUID) -> uuid.UUID:
+    """The transfer that returns a cancelled project's unspent commitment to its funder (one per allocation)."""
+    return _IDS.derive("commitment-release", allocation_id)
+
+
+def commitment_post_id_for(allocation_id: uuid.UUID) -> uuid.UUID:
+    """The post of a remote funder's pending commitment, once its source committed the money."""
+    return _IDS.derive("commitment-post", allocation_id)
+
+
+def commitment_void_id_for(allocation_id: uuid.UUID) -> uuid.UUID:
+    """The void of a remote funder's pending commitment, when its source refused it."""
+    return _IDS.derive("commitment-void", allocation_id)
