@@ -77,3 +77,37 @@ class TrancheStatus(StrEnum):
     RESERVED = "reserved"  # a pending transfer from the commitment to the commune holds it
     POSTED = "posted"  # the milestone was verified: paid to the commune
     VOIDED = "voided"  # the project was cancelled: released back to the commitment
+
+
+class SourceOperation(StrEnum):
+    """A call to a remote funding source, as `source_calls.operation` records it."""
+
+    RESERVE = "reserve"
+    COMMIT = "commit"
+    CANCEL = "cancel"
+
+
+class SourceCallOutcome(StrEnum):
+    """What came of a call to a remote funding source (`source_calls.outcome`)."""
+
+    OK = "ok"  # the source answered as asked (reserved, committed, cancelled, or had nothing to cancel)
+    REFUSED = "refused"  # Reserve answered REFUSED: the source holds nothing
+    UNAVAILABLE = "unavailable"  # no usable answer (deadline, unreachable, source error, our credentials)
+    CONFLICT = "conflict"  # the source's state contradicts the call (already committed, cancelled, other body)
+    ERROR = "error"  # the source never heard of it, refused the request as malformed, or broke the contract
+
+
+class CommitmentReason(StrEnum):
+    """Why a remote funder's allocation ended without its money (`allocations.reason`), when it
+    is not the source's own refusal reason (`insufficient_funds`, ...)."""
+
+    # No final answer from the source before the ledger expired the pending commitment.
+    TIMED_OUT = "source_timed_out"
+    # The pending commitment was voided in the ledger by someone else before the source confirmed.
+    RELEASED = "ledger_released"
+    # The source committed after the ledger had released the pending commitment (reconcile it).
+    COMMITTED_LATE = "source_committed_late"
+    # The source will not commit a reservation it had held (it cancelled or refused it itself).
+    WITHDRAWN = "source_withdrew"
+    # The source had refused; its reason was not learnt before the pending commitment expired.
+    REFUSED = "source_refused"
