@@ -79,6 +79,29 @@ class TrancheStatus(StrEnum):
     VOIDED = "voided"  # the project was cancelled: released back to the commitment
 
 
+class StatementDirection(StrEnum):
+    """A statement line's side, from the ledger account's point of view (docs/ledger.md, "Reconciliation")."""
+
+    DEBIT = "debit"  # money left the account: it is the transfer's debit account
+    CREDIT = "credit"  # money reached the account: it is the transfer's credit account
+
+
+class LedgerItemStatus(StrEnum):
+    """What a reconciliation found of a ledger transfer that no statement line accounts for."""
+
+    UNMATCHED = "unmatched"  # posted in the statement's period, on no line of the statement
+    PENDING = "pending"  # a reservation still open at the period's end: not yet in any statement
+
+
+class ReconciliationList(StrEnum):
+    """The four lists of a reconciliation report."""
+
+    MATCHED = "matched"
+    UNMATCHED_IN_STATEMENT = "unmatched_in_statement"
+    UNMATCHED_IN_LEDGER = "unmatched_in_ledger"
+    PENDING = "pending"
+
+
 class SourceOperation(StrEnum):
     """A call to a remote funding source, as `source_calls.operation` records it."""
 

@@ -11,13 +11,14 @@ request, but never commit an overdraft or rewrite history.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -41,6 +42,8 @@ from comuna_funding.vocabulary import (
     AllocationStatus,
     DisbursementStatus,
     FunderKind,
+    LedgerItemStatus,
+    StatementDirection,
     TrancheStatus,
     TransferKind,
 )
@@ -441,6 +444,102 @@ class SourceCall(Base):
     detail: Mapped[str] = mapped_column(Text, server_default=text("''"))
     needs_reconciliation: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- reconciliation of external statements (docs/ledger.md, "Reconciliation") ---------------
+# Append-only, like the ledger: a report says what the file and the ledger said when it was
+# imported, so the runtime role may only read and insert.
+
+
+class Statement(Base):
+    """An external statement (a bank's or a treasury's CSV) of one ledger account, reconciled
+    against the ledger once, at import. The same file twice is the same statement."""
+
+    __tablename__ = "statements"
+    __table_args__ = (
+        UniqueConstraint("account_id", "sha256", name="uq_statements_account_file"),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="ck_statements_sha256"),
+        CheckConstraint(f"currency ~ '{CURRENCY_RE}'", name="ck_statements_currency"),
+        CheckConstraint("period_from <= period_to", name="ck_statements_period"),
+        CheckConstraint("lines > 0", name="ck_statements_lines"),
+        {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", name="fk_statements_account"))
+    # Of the file's bytes, hex: what makes a re-import the same statement.
+    sha256: Mapped[str] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(String(3))
+    # The first and last dates of the file's lines (UTC days, both included).
+    period_from: Mapped[date] = mapped_column(Date)
+    period_to: Mapped[date] = mapped_column(Date)
+    lines: Mapped[int] = mapped_column(Integer)
+    # The operator's subject (kept for accountability; not published with the report).
+    imported_by: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class StatementLine(Base):
+    """One line of an imported statement and the ledger transfer it matched, if any."""
+
+    __tablename__ = "statement_lines"
+    __table_args__ = (
+        # A transfer accounts for one line of a statement at most.
+        UniqueConstraint("statement_id", "transfer_id", name="uq_statement_lines_transfer"),
+        CheckConstraint("amount_minor > 0", name="ck_statement_lines_amount_positive"),
+        CheckConstraint(one_of("direction", StatementDirection), name="ck_statement_lines_direction"),
+        CheckConstraint("length(reference) <= 500", name="ck_statement_lines_reference_length"),
+        CheckConstraint(
+            "transfer_id IS NULL OR pending_transfer_id IS NULL", name="ck_statement_lines_matched_or_pending"
+        ),
+        {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
+    )
+
+    statement_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("statements.id", name="fk_statement_lines_statement"), primary_key=True
+    )
+    # The line of the file (the header is line 1).
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booked_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    direction: Mapped[str] = mapped_column(Text)
+    # The posted transfer this line matched; None: unmatched in the ledger.
+    transfer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transfers.id", name="fk_statement_lines_transfer")
+    )
+    # An unmatched line that an open pending transfer would match once posted.
+    pending_transfer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transfers.id", name="fk_statement_lines_pending_transfer")
+    )
+
+
+class StatementTransfer(Base):
+    """A ledger transfer of the account that no line of the statement accounts for: posted in
+    the period but unmatched, or a reservation still pending at the period's end. What the
+    ledger showed is copied (amount, side, the reference compared) so the report stands alone."""
+
+    __tablename__ = "statement_transfers"
+    __table_args__ = (
+        CheckConstraint(one_of("status", LedgerItemStatus), name="ck_statement_transfers_status"),
+        CheckConstraint(one_of("direction", StatementDirection), name="ck_statement_transfers_direction"),
+        CheckConstraint("amount_minor > 0", name="ck_statement_transfers_amount_positive"),
+        Index("ix_statement_transfers_list", "statement_id", "status", "seq"),
+        {"info": {"runtime_privileges": ("SELECT", "INSERT")}},
+    )
+
+    statement_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("statements.id", name="fk_statement_transfers_statement"), primary_key=True
+    )
+    transfer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("transfers.id", name="fk_statement_transfers_transfer"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text)
+    direction: Mapped[str] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # The ledger's public journal (docs/ledger.md): the platform's transparency-log tables, one log.
