@@ -180,6 +180,7 @@ BENCH_ALL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ballot-commit", ("--ballots", "100000", "--concurrency", "512")),
     ("certify", ("--ballots", "6500000")),
     ("verify", ("--ballots", "6500000")),
+    ("ledger", ("--single", "20000", "--batched", "200000", "--concurrency", "64", "--batch-size", "1000")),
 )
 
 
@@ -225,6 +226,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_certify(args)
     if args.what == "verify":
         return cmd_bench_verify(args)
+    if args.what == "ledger":
+        return cmd_bench_ledger(args)
     from comuna_devstack.benches.ballots import run_bench
     from comuna_devstack.residents import RealmAdmin
 
@@ -332,6 +335,50 @@ def cmd_bench_verify(args: argparse.Namespace) -> int:
     return 0 if report["verified"] else 1
 
 
+def cmd_bench_ledger(args: argparse.Namespace) -> int:
+    """Transfers/s through funding's REST API, single and batched, next to plain SQL on the same
+    PostgreSQL, then the ledger checked (against `make run`)."""
+    from comuna_devstack.benches import ledger
+
+    if args.single < 1 or args.batched < 1 or args.concurrency < 1 or not 1 <= args.batch_size <= ledger.MAX_BATCH:
+        print(
+            "comuna-dev bench ledger: --single, --batched and --concurrency must be at least 1, "
+            f"--batch-size from 1 to {ledger.MAX_BATCH}",
+            file=sys.stderr,
+        )
+        return 2
+    config = StackConfig.from_environment(args.state_dir.resolve())
+    admin_url = args.admin_url or (
+        f"{config.postgres_url.rstrip('/')}/postgres"
+        if config.postgres_url
+        else f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{config.pg_port}/postgres"
+    )
+    try:
+        report = ledger.run_bench(
+            _urls(config),
+            config.token_url,
+            Stack.read_staff_passwords(config.state_dir),
+            single=args.single,
+            batched=args.batched,
+            concurrency=args.concurrency,
+            batch_size=args.batch_size,
+            admin_url=admin_url,
+            state_dir=config.state_dir,
+            metrics_url=config.metrics_url("funding"),
+        )
+    except (StepFailed, DevStackError, asyncpg.PostgresError) as exc:
+        _notice(f"bench ledger: {exc}")
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    except (httpx.TransportError, ConnectionError) as exc:
+        error = f"cannot reach the platform ({exc}): start it with `make run` and wait for it to say it is up"
+        _notice(f"bench ledger: {error}")
+        print(json.dumps({"ok": False, "error": error}, indent=2))
+        return 1
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
 def cmd_bench_census(args: argparse.Namespace) -> int:
     """Its own throw-away PostgreSQL (or `--admin-url`), never the running stack's."""
     from comuna_devstack.benches.census import run
@@ -399,19 +446,31 @@ def main() -> None:
         "roll: freeze a voter roll and stream it to consultations; "
         "ballot-commit: the ballot group commit against a durable PostgreSQL of its own, next to a raw COPY; "
         "certify: certify every commune of a national consultation, next to a raw GROUP BY; "
-        "verify: comuna-verify on a generated national record served from files",
+        "verify: comuna-verify on a generated national record served from files; "
+        "ledger: transfers through funding's REST API, single and batched, next to plain SQL, against `make run`",
     )
     bench.add_argument(
         "what",
         nargs="?",
-        choices=["all", "ballots", "ballot-commit", "register", "census", "audit", "roll", "certify", "verify"],
+        choices=[
+            "all",
+            "ballots",
+            "ballot-commit",
+            "register",
+            "census",
+            "audit",
+            "roll",
+            "certify",
+            "verify",
+            "ledger",
+        ],
         default="ballots",
     )
     bench.add_argument("--ballots", type=int, default=100_000)
     bench.add_argument("--residents", type=int, default=1_000_000, help="census: residents to import")
     bench.add_argument(
         "--admin-url",
-        help="census, audit, ballots: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)",
+        help="census, audit, ballots, ledger: a PostgreSQL superuser URL (default: an embedded one / the dev stack's)",
     )
     bench.add_argument("--voters", type=int, default=5_000_000, help="roll: eligible voters to seed")
     bench.add_argument("--concurrency", type=int, default=64)
@@ -425,6 +484,9 @@ def main() -> None:
     bench.add_argument("--batch", type=int, default=128, help="verify: ballots per group-commit batch in the record")
     bench.add_argument("--roll", type=int, default=8_000_000, help="certify: roll entries (turnout ~81%%)")
     bench.add_argument("--seed", type=int, default=1, help="register: the generator's seed")
+    bench.add_argument("--single", type=int, default=20_000, help="ledger: single transfers through the API")
+    bench.add_argument("--batched", type=int, default=200_000, help="ledger: transfers sent in batches")
+    bench.add_argument("--batch-size", type=int, default=1_000, help="ledger: transfers per batch (at most 8,190)")
     generate = commands.add_parser("generate", help="write synthetic data sets")
     generate.add_argument("dataset", choices=["register"], help="register: the national territory register")
     generate.add_argument("--out", type=Path, help="file to write (default stdout)")

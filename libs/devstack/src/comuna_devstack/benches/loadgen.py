@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,39 +80,75 @@ def attack(requests: Iterable[Request], *, label: str, workers: int, rate: float
     scratch = owned_temp_dir(cache_root() / "scratch", "loadgen")
     try:
         targets = scratch / "targets.jsonl"
-        sent = 0
-        with targets.open("w") as out:
-            for request in requests:
-                sent += 1
-                line: dict[str, Any] = {
-                    "method": request.method,
-                    "url": request.url,
-                    "header": {name: [value] for name, value in request.headers.items()},
-                }
-                if request.body is not None:
-                    line["body"] = base64.b64encode(request.body).decode()
-                out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        sent = _write_targets(targets, requests)
         results = scratch / "results.bin"
         pace = f"open loop at {int(rate)}/s" if rate is not None else f"closed loop, {workers} connections"
         print(f"comuna-dev: {label}: {sent} requests, {pace}", file=sys.stderr, flush=True)
-        command = [
-            str(binary),
-            "attack",
-            "-format=json",
-            f"-targets={targets}",
-            "-lazy",
-            "-timeout=60s",
-            "-keepalive=true",
-            f"-workers={workers}",
-            f"-max-workers={workers if rate is None else max(workers, int(rate))}",
-            f"-rate={0 if rate is None else f'{int(rate)}/1s'}",
-            f"-output={results}",
-        ]
-        _run(command)
+        _run(_attack_command(binary, targets, results, workers=workers, rate=rate))
         report = json.loads(_run([str(binary), "report", "-type=json", str(results)]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return summarise(report, sent)
+
+
+def attack_rounds(rounds: Iterable[Callable[[], Iterable[Request]]], *, label: str, workers: int) -> dict[str, Any]:
+    """`attack` in closed loop, one round after another, reported as one load. Each round's
+    requests are built just before it is sent, so a load longer than a token's lifetime can
+    carry a fresh token in each round; the gap between rounds is the time to write a round's
+    targets (milliseconds)."""
+    binary = vegeta()
+    scratch = owned_temp_dir(cache_root() / "scratch", "loadgen")
+    try:
+        sent, outputs = 0, []
+        for number, make_requests in enumerate(rounds):
+            targets, results = scratch / f"targets-{number}.jsonl", scratch / f"results-{number}.bin"
+            count = _write_targets(targets, make_requests())
+            print(
+                f"comuna-dev: {label}: round {number + 1}, {count} requests, closed loop, {workers} connections",
+                file=sys.stderr,
+                flush=True,
+            )
+            _run(_attack_command(binary, targets, results, workers=workers, rate=None))
+            targets.unlink()
+            sent += count
+            outputs.append(str(results))
+        report = json.loads(_run([str(binary), "report", "-type=json", *outputs]))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return summarise(report, sent)
+
+
+def _write_targets(path: Path, requests: Iterable[Request]) -> int:
+    """vegeta's JSON targets, one request a line; how many."""
+    sent = 0
+    with path.open("w") as out:
+        for request in requests:
+            sent += 1
+            line: dict[str, Any] = {
+                "method": request.method,
+                "url": request.url,
+                "header": {name: [value] for name, value in request.headers.items()},
+            }
+            if request.body is not None:
+                line["body"] = base64.b64encode(request.body).decode()
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+    return sent
+
+
+def _attack_command(binary: Path, targets: Path, results: Path, *, workers: int, rate: float | None) -> list[str]:
+    return [
+        str(binary),
+        "attack",
+        "-format=json",
+        f"-targets={targets}",
+        "-lazy",
+        "-timeout=60s",
+        "-keepalive=true",
+        f"-workers={workers}",
+        f"-max-workers={workers if rate is None else max(workers, int(rate))}",
+        f"-rate={0 if rate is None else f'{int(rate)}/1s'}",
+        f"-output={results}",
+    ]
 
 
 def summarise(report: Mapping[str, Any], sent: int) -> dict[str, Any]:
