@@ -352,6 +352,14 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 {{- with $cfg.ledger }}
 - name: {{ $p }}EXPIRY_SECONDS
   value: {{ .expirySeconds | toString | quote }}
+{{- with .nationalTerritory }}
+- name: {{ $p }}NATIONAL_TERRITORY
+  value: {{ . | quote }}
+{{- end }}
+{{- with .sourceCommitTimeoutSeconds }}
+- name: {{ $p }}SOURCE_COMMIT_TIMEOUT_SECONDS
+  value: {{ . | int | quote }}
+{{- end }}
 {{- end }}
 - name: {{ $p }}LOG_LEVEL
   value: {{ $cfg.logLevel | quote }}

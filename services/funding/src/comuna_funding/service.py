@@ -12,6 +12,7 @@ from comuna_funding import messages  # noqa: F401
 from comuna_funding.api import cofunding_routes, export_routes, journal_routes, ledger_routes, statement_routes
 from comuna_funding.api.journal_routes import JournalKeys
 from comuna_funding.api.routes import router
+from comuna_funding.commitments import SourceCommitments, SourceDirectory
 from comuna_funding.consumers.allocations import commune_result_consumer
 from comuna_funding.consumers.disbursements import milestone_consumer
 from comuna_funding.domain.allocations import GrantPolicy
@@ -57,6 +58,9 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
         )
         runtime.workers.add(Worker("journal-checkpointer", checkpointer.run))
     runtime.workers.add(Worker("pending-expiry", PendingExpiry(runtime.db, settings.expiry_seconds).run))
+    # Remote funders' commitments: Reserve, Commit, then post (or void) the pending transfer.
+    directory = SourceDirectory(settings.source_credentials)
+    runtime.workers.add(Worker("source-commitments", SourceCommitments(runtime.db, directory).run))
     app.state.funding_settings = settings
 
 

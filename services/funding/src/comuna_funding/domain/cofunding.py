@@ -35,8 +35,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_funding.domain import funding_plan, ids, ledger, postings, rules
-from comuna_funding.domain.events import AllocationCreated
+from comuna_funding.domain import commitments, funding_plan, ids, ledger, postings, rules
 from comuna_funding.domain.funding_plan import CertifiedCommune, FundingPlan, PlannedAllocation, RankedCandidate
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer, TransferOutcome
 from comuna_funding.storage import cofunding_store, ledger_store
@@ -45,7 +44,7 @@ from comuna_funding.vocabulary import AccountKind, AllocationStatus, FunderKind,
 from comuna_platform.auth.access import Lineage
 from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, Unavailable
-from comuna_platform.uow import Staged, UnitOfWork
+from comuna_platform.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -644,27 +643,12 @@ async def _create(
                 )
         inserted = await cofunding_store.insert_allocations_if_absent(session, [rows[t.id] for t in accepted])
         committed = [rows[t.id] for t in accepted if rows[t.id]["id"] in inserted]
-        await uow.stage_all([_created_event(r) for r in committed if r["status"] == AllocationStatus.COMMITTED.value])
+        await uow.stage_all(
+            [
+                commitments.allocation_created(Allocation(**r))
+                for r in committed
+                if r["status"] == AllocationStatus.COMMITTED.value
+            ]
+        )
         created.extend(r["id"] for r in committed)  # type: ignore[misc]
     return created
-
-
-def _created_event(row: Mapping[str, object]) -> Staged:
-    allocation_id = row["id"]
-    assert isinstance(allocation_id, uuid.UUID)
-    return Staged(
-        AllocationCreated(
-            allocation_id=allocation_id,
-            consultation_id=row["consultation_id"],  # type: ignore[arg-type]
-            commune_id=row["commune_id"],  # type: ignore[arg-type]
-            commune_code=str(row["commune_code"]),
-            candidate_id=row["candidate_id"],  # type: ignore[arg-type]
-            title=str(row["title"]),
-            amount_minor=int(row["amount_minor"]),  # type: ignore[call-overload]
-            currency=str(row["currency"]),
-            funding_source=str(row["funding_source"]),
-            transfer_id=row["transfer_id"],  # type: ignore[arg-type]
-        ),
-        aggregate_id=str(allocation_id),
-        event_id=ids.event_id_of(allocation_id),
-    )
