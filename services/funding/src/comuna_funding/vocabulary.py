@@ -42,6 +42,11 @@ class DisbursementStatus(StrEnum):
 class TransferCode(StrEnum):
     GRANT_ALLOCATION = "grant_allocation"
     TRANCHE_DISBURSEMENT = "tranche_disbursement"
+    # A milestone's tranche held on its commitment (pending) until verified or cancelled.
+    TRANCHE_RESERVATION = "tranche_reservation"
+    TRANCHE_VOIDED = "tranche_voided"
+    # A cancelled project's unspent commitment going back to its funder.
+    COMMITMENT_RELEASED = "commitment_released"
 
 
 class RefusalReason(StrEnum):
@@ -52,6 +57,11 @@ class RefusalReason(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     INVALID_AMOUNT = "invalid_amount"
     EXCEEDS_ALLOCATION = "exceeds_allocation"
+    # A milestone with a reserved tranche: more than its reservation, the project was cancelled,
+    # or the event names another allocation than the one holding the reservation.
+    EXCEEDS_TRANCHE = "exceeds_tranche"
+    PROJECT_CANCELLED = "project_cancelled"
+    ALLOCATION_MISMATCH = "allocation_mismatch"
 
 
 class FunderKind(StrEnum):

@@ -1,12 +1,15 @@
-"""Consumer of `projects.milestone.verified`: pay the milestone's tranche."""
+"""Consumer of projects' events about money: `projects.project.created` reserves the milestones'
+tranches, `projects.milestone.verified` pays one, `projects.project.cancelled` voids what is
+still reserved and returns the rest to the funder (domain/tranches.py). One durable for all
+three, so no new NATS permission is needed."""
 
 from __future__ import annotations
 
 import logging
 
 from comuna.projects.v1 import events_pb2 as project_events
-from comuna_funding.domain import disbursements
-from comuna_funding.messages import tranche_of
+from comuna_funding.domain import disbursements, tranches
+from comuna_funding.messages import cancellation_of, project_plan_of, tranche_of
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent, UnprocessableEvent
 from comuna_platform.runtime import Runtime
 from comuna_platform.uow import UnitOfWork
@@ -20,15 +23,58 @@ async def apply_milestone_verified(uow: UnitOfWork, event: ReceivedEvent[project
         # Without valid project and milestone ids not even a refusal can be recorded: park it
         # for an operator rather than lose a tranche nobody would know about.
         raise UnprocessableEvent("milestone event without valid project_id and milestone_id")
-    disbursement = await disbursements.disburse_tranche(uow, tranche)
+    # A milestone with a reserved tranche posts it; one without (a project older than tranches)
+    # is paid in one transfer, as before.
+    disbursement = await tranches.disburse_reserved(uow, tranche)
+    if disbursement is None:
+        disbursement = await disbursements.disburse_tranche(uow, tranche)
     log.info(
         "milestone handled",
         extra={"milestone_id": str(tranche.milestone_id), "status": disbursement.status, "reason": disbursement.reason},
     )
 
 
+async def apply_project_created(uow: UnitOfWork, event: ReceivedEvent[project_events.ProjectCreated]) -> None:
+    plan = project_plan_of(event.message)
+    if plan is None:
+        raise UnprocessableEvent("project event without valid project, allocation and milestone ids")
+    try:
+        reserved = await tranches.reserve_tranches(uow, plan)
+    except tranches.ReservationRefused as exc:
+        # Nothing was written (the unit of work rolls back): parked for an operator, who can
+        # replay it once the cause is fixed. AllocationNotCommitted is left to propagate: the
+        # event is redelivered with back-off until the funder's money is committed.
+        raise UnprocessableEvent(f"tranches not reserved: {exc}") from exc
+    log.info(
+        "project tranches reserved" if reserved else "project tranches already reserved",
+        extra={"project_id": str(plan.project_id), "tranches": len(reserved)},
+    )
+
+
+async def apply_project_cancelled(uow: UnitOfWork, event: ReceivedEvent[project_events.ProjectCancelled]) -> None:
+    cancellation = cancellation_of(event.message)
+    if cancellation is None:
+        raise UnprocessableEvent("project cancellation without valid project_id and allocation_id")
+    try:
+        release = await tranches.cancel_project(uow, cancellation)
+    except tranches.ReservationRefused as exc:
+        raise UnprocessableEvent(f"cancellation not applied: {exc}") from exc
+    log.info(
+        "project cancelled",
+        extra={
+            "project_id": str(cancellation.project_id),
+            "voided": len(release.voided),
+            "released_minor": release.released_minor,
+        },
+    )
+
+
 def milestone_consumer(runtime: Runtime) -> EventConsumer:
     return runtime.consumer(
         name="funding-disbursements",
-        handlers=[EventHandler(project_events.MilestoneVerified, apply_milestone_verified)],
+        handlers=[
+            EventHandler(project_events.ProjectCreated, apply_project_created),
+            EventHandler(project_events.MilestoneVerified, apply_milestone_verified),
+            EventHandler(project_events.ProjectCancelled, apply_project_cancelled),
+        ],
     )

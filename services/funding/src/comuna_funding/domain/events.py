@@ -43,3 +43,18 @@ class TrancheRejected:
     amount_minor: int
     currency: str
     reason: str
+
+
+@dataclass(frozen=True)
+class AllocationReleased:
+    """A cancelled project's unspent commitment went back to its funder."""
+
+    allocation_id: uuid.UUID
+    project_id: uuid.UUID
+    commune_id: uuid.UUID
+    funding_source: str
+    amount_minor: int
+    currency: str
+    transfer_id: uuid.UUID
+    voided_milestone_ids: tuple[uuid.UUID, ...]
+    reason: str

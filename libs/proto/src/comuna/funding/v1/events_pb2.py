@@ -26,7 +26,7 @@ from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options
 from comuna.common.v1 import money_pb2 as comuna_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63omuna/funding/v1/events.proto\x12\x11\x63omuna.funding.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a\x1c\x63omuna/common/v1/money.proto\"\x88\x02\n\x11\x41llocationCreated\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onsultation_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x16\n\x0e\x66unding_source\x18\x07 \x01(\t\x12\x13\n\x0btransfer_id\x18\x08 \x01(\t\x12\x14\n\x0c\x63ommune_code\x18\t \x01(\t:\x1e\x8a\xb5\x18\x1a\x66unding.allocation.created\"\xdd\x01\n\x10TrancheDisbursed\x12\x17\n\x0f\x64isbursement_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x04 \x01(\t\x12\x12\n\ncommune_id\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0btransfer_id\x18\x07 \x01(\t:\x1d\x8a\xb5\x18\x19\x66unding.tranche.disbursed\"\xd6\x01\n\x0fTrancheRejected\x12\x17\n\x0f\x64isbursement_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x04 \x01(\t\x12\x12\n\ncommune_id\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x0e\n\x06reason\x18\x07 \x01(\t:\x1c\x8a\xb5\x18\x18\x66unding.tranche.rejectedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63omuna/funding/v1/events.proto\x12\x11\x63omuna.funding.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a\x1c\x63omuna/common/v1/money.proto\"\x88\x02\n\x11\x41llocationCreated\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onsultation_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61ndidate_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x16\n\x0e\x66unding_source\x18\x07 \x01(\t\x12\x13\n\x0btransfer_id\x18\x08 \x01(\t\x12\x14\n\x0c\x63ommune_code\x18\t \x01(\t:\x1e\x8a\xb5\x18\x1a\x66unding.allocation.created\"\xdd\x01\n\x10TrancheDisbursed\x12\x17\n\x0f\x64isbursement_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x04 \x01(\t\x12\x12\n\ncommune_id\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0btransfer_id\x18\x07 \x01(\t:\x1d\x8a\xb5\x18\x19\x66unding.tranche.disbursed\"\xd6\x01\n\x0fTrancheRejected\x12\x17\n\x0f\x64isbursement_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x04 \x01(\t\x12\x12\n\ncommune_id\x18\x05 \x01(\t\x12\'\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x0e\n\x06reason\x18\x07 \x01(\t:\x1c\x8a\xb5\x18\x18\x66unding.tranche.rejected\"\xf8\x01\n\x12\x41llocationReleased\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x16\n\x0e\x66unding_source\x18\x04 \x01(\t\x12\'\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0btransfer_id\x18\x06 \x01(\t\x12\x1c\n\x14voided_milestone_ids\x18\x07 \x03(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t:\x1f\x8a\xb5\x18\x1b\x66unding.allocation.releasedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANCHEDISBURSED']._serialized_options = b'\212\265\030\031funding.tranche.disbursed'
   _globals['_TRANCHEREJECTED']._loaded_options = None
   _globals['_TRANCHEREJECTED']._serialized_options = b'\212\265\030\030funding.tranche.rejected'
+  _globals['_ALLOCATIONRELEASED']._loaded_options = None
+  _globals['_ALLOCATIONRELEASED']._serialized_options = b'\212\265\030\033funding.allocation.released'
   _globals['_ALLOCATIONCREATED']._serialized_start=116
   _globals['_ALLOCATIONCREATED']._serialized_end=380
   _globals['_TRANCHEDISBURSED']._serialized_start=383
   _globals['_TRANCHEDISBURSED']._serialized_end=604
   _globals['_TRANCHEREJECTED']._serialized_start=607
   _globals['_TRANCHEREJECTED']._serialized_end=821
+  _globals['_ALLOCATIONRELEASED']._serialized_start=824
+  _globals['_ALLOCATIONRELEASED']._serialized_end=1072
 # @@protoc_insertion_point(module_scope)

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options__pb2
 from comuna.projects.v1 import projects_pb2 as comuna_dot_projects_dot_v1_dot_projects__pb2
 from comuna.common.v1 import money_pb2 as comuna_dot_common_dot_v1_dot_money__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/projects/v1/events.proto\x12\x12\x63omuna.projects.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a!comuna/projects/v1/projects.proto\x1a\x1c\x63omuna/common/v1/money.proto\"\\\n\x0eProjectCreated\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project:\x1c\x8a\xb5\x18\x18projects.project.created\"\xc8\x01\n\x11MilestoneVerified\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x15\n\rallocation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12(\n\x07tranche\x18\x05 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0bverified_by\x18\x06 \x01(\t:\x1f\x8a\xb5\x18\x1bprojects.milestone.verified\"s\n\x0fMilestoneFunded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x17\n\x0f\x64isbursement_id\x18\x03 \x01(\t:\x1d\x8a\xb5\x18\x19projects.milestone.fundedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/projects/v1/events.proto\x12\x12\x63omuna.projects.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a!comuna/projects/v1/projects.proto\x1a\x1c\x63omuna/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0eProjectCreated\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project:\x1c\x8a\xb5\x18\x18projects.project.created\"\xc8\x01\n\x11MilestoneVerified\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x15\n\rallocation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12(\n\x07tranche\x18\x05 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0bverified_by\x18\x06 \x01(\t:\x1f\x8a\xb5\x18\x1bprojects.milestone.verified\"s\n\x0fMilestoneFunded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x17\n\x0f\x64isbursement_id\x18\x03 \x01(\t:\x1d\x8a\xb5\x18\x19projects.milestone.funded\"\xb3\x01\n\x10ProjectCancelled\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1e\x8a\xb5\x18\x1aprojects.project.cancelledb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,10 +41,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MILESTONEVERIFIED']._serialized_options = b'\212\265\030\033projects.milestone.verified'
   _globals['_MILESTONEFUNDED']._loaded_options = None
   _globals['_MILESTONEFUNDED']._serialized_options = b'\212\265\030\031projects.milestone.funded'
-  _globals['_PROJECTCREATED']._serialized_start=152
-  _globals['_PROJECTCREATED']._serialized_end=244
-  _globals['_MILESTONEVERIFIED']._serialized_start=247
-  _globals['_MILESTONEVERIFIED']._serialized_end=447
-  _globals['_MILESTONEFUNDED']._serialized_start=449
-  _globals['_MILESTONEFUNDED']._serialized_end=564
+  _globals['_PROJECTCANCELLED']._loaded_options = None
+  _globals['_PROJECTCANCELLED']._serialized_options = b'\212\265\030\032projects.project.cancelled'
+  _globals['_PROJECTCREATED']._serialized_start=185
+  _globals['_PROJECTCREATED']._serialized_end=277
+  _globals['_MILESTONEVERIFIED']._serialized_start=280
+  _globals['_MILESTONEVERIFIED']._serialized_end=480
+  _globals['_MILESTONEFUNDED']._serialized_start=482
+  _globals['_MILESTONEFUNDED']._serialized_end=597
+  _globals['_PROJECTCANCELLED']._serialized_start=600
+  _globals['_PROJECTCANCELLED']._serialized_end=779
 # @@protoc_insertion_point(module_scope)

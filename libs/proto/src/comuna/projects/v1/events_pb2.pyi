@@ -1,6 +1,9 @@
+import datetime
+
 from comuna.common.v1 import options_pb2 as _options_pb2
 from comuna.projects.v1 import projects_pb2 as _projects_pb2
 from comuna.common.v1 import money_pb2 as _money_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -39,3 +42,17 @@ class MilestoneFunded(_message.Message):
     milestone_id: str
     disbursement_id: str
     def __init__(self, project_id: _Optional[str] = ..., milestone_id: _Optional[str] = ..., disbursement_id: _Optional[str] = ...) -> None: ...
+
+class ProjectCancelled(_message.Message):
+    __slots__ = ("project_id", "allocation_id", "commune_id", "reason", "cancelled_at")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    allocation_id: str
+    commune_id: str
+    reason: str
+    cancelled_at: _timestamp_pb2.Timestamp
+    def __init__(self, project_id: _Optional[str] = ..., allocation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., reason: _Optional[str] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
