@@ -74,6 +74,9 @@ class Request:
     path: dict[str, str] = field(default_factory=dict)
     json: Any = None
     params: dict[str, str] | None = None
+    # A body that is not JSON (a CSV file), sent with its media type.
+    content: bytes | None = None
+    content_type: str | None = None
 
 
 Build = Callable[[World, Place], Awaitable[Request]]
@@ -370,6 +373,42 @@ async def _close_account(world: World, place: Place) -> Request:
     return Request(path={"account_id": opened.json()["id"]})
 
 
+async def _statement(world: World, place: Place) -> Request:
+    """A statement of a fresh source account with one line of today: each admitted caller imports one."""
+    operator = world.headers(Role.OPERATOR)
+    opened = await world.services["funding"].client.post(
+        "/v1/accounts",
+        json={"key": f"source:{uuid.uuid4().hex[:12]}:USD", "currency": "USD", "kind": "source"},
+        headers=operator,
+    )
+    assert opened.status_code == 201, opened.text
+    day = datetime.now(UTC).date().isoformat()
+    return Request(
+        path={"account_id": opened.json()["id"]},
+        content=f"date,reference,amount_minor,currency,direction\n{day},matrix,1,USD,debit\n".encode(),
+        content_type="text/csv",
+    )
+
+
+async def _imported_statement(world: World, place: Place) -> dict[str, str]:
+    request = await _statement(world, place)
+    imported = await world.services["funding"].client.post(
+        "/v1/accounts/{account_id}/statements".format(**request.path),
+        content=request.content,
+        headers={**world.headers(Role.OPERATOR), "content-type": "text/csv"},
+    )
+    assert imported.status_code == 201, imported.text
+    return {"account_id": request.path["account_id"], "statement_id": imported.json()["id"]}
+
+
+async def _statement_report(world: World, place: Place) -> Request:
+    return Request(path=await _imported_statement(world, place))
+
+
+async def _statement_items(world: World, place: Place) -> Request:
+    return Request(path=await _imported_statement(world, place), params={"list": "unmatched_in_statement"})
+
+
 # -- projects ---------------------------------------------------------------------------------
 async def _verify(world: World, place: Place) -> Request:
     """The project's next pending milestone, so that each admitted caller inside verifies one."""
@@ -614,6 +653,15 @@ FACTORIES: dict[str, Factory] = {
     "funding:keys_v1_ledger_record_keys_get": Factory(fixed()),
     "funding:cosignature_v1_ledger_record_cosignatures_post": Factory(fixed()),
     "funding:balances_v1_ledger_balances_get": Factory(fixed()),
+    # Reconciliation: national operators import; the reports are public.
+    "funding:import_statement_v1_accounts__account_id__statements_post": Factory(_statement, scoped=False),
+    "funding:get_statement_v1_accounts__account_id__statements__statement_id__get": Factory(_statement_report),
+    "funding:list_statement_items_v1_accounts__account_id__statements__statement_id__items_get": Factory(
+        _statement_items
+    ),
+    # Open data: public.
+    "funding:export_transactions_v1_exports_transactions_get": Factory(fixed()),
+    "funding:export_totals_v1_exports_totals_get": Factory(fixed()),
     # projects
     "projects:list_projects_v1_projects_get": Factory(fixed()),
     "projects:get_project_by_allocation_v1_projects_by_allocation__allocation_id__get": Factory(
@@ -817,8 +865,10 @@ async def test_rest_operation(world: World, case: Case) -> None:
         await world.settle()
         before = await world.fingerprint(operation.service)
 
+    if request.content_type is not None:
+        headers = {**headers, "content-type": request.content_type}
     response = await service.client.request(
-        operation.method, path, headers=headers, json=request.json, params=request.params
+        operation.method, path, headers=headers, json=request.json, params=request.params, content=request.content
     )
 
     said = f"{operation.method} {path} as {case.caller}: {response.status_code} {response.text[:300]}"
