@@ -42,6 +42,7 @@ from google.protobuf.message import Message
 
 from comuna_devstack.nats import EmbeddedNats
 from comuna_devstack.postgres import EmbeddedPostgres
+from comuna_funding.api import cofunding_routes
 from comuna_identity.domain import rules
 from comuna_platform.auth.allow_list import declared_callers
 from comuna_platform.auth.fastapi import admitted_roles, bearer_principal, current_caller
@@ -366,6 +367,44 @@ async def _transfer_batch(world: World, place: Place) -> Request:
     return Request(json={"transfers": [_one_cent(world), _one_cent(world)]})
 
 
+FUNDER_OFFICIALS = frozenset(cofunding_routes.PLEDGERS)
+# A pledge funder where the place is (its municipality): officials there may pledge for it.
+PLEDGE_FUNDERS = {INSIDE: ("matrix_pledge_in", "VE.01.01"), OUTSIDE: ("matrix_pledge_out", "VE.02.01")}
+
+
+async def _pledge(world: World, place: Place) -> Request:
+    name, territory = PLEDGE_FUNDERS[OUTSIDE if place == OUTSIDE else INSIDE]
+    body = {"name": name, "display_name": name, "kind": "pledge", "currency": "USD", "territory_code": territory}
+    registered = await world.services["funding"].client.post("/v1/funders", json=body, headers=world.builder())
+    assert registered.status_code in (200, 201), registered.text
+    return Request(path={"name": name}, json={"id": str(uuid.uuid4()), "amount_minor": 100})
+
+
+async def _deposit(world: World, place: Place) -> Request:
+    """A deposit of a cent against a cent pledged just before (deposits never exceed pledges)."""
+    pledge = await _pledge(world, place)
+    pledged = await world.services["funding"].client.post(
+        f"/v1/funders/{pledge.path['name']}/pledges", json=pledge.json, headers=world.builder()
+    )
+    assert pledged.status_code == 201, pledged.text
+    return Request(path=pledge.path, json={"id": str(uuid.uuid4()), "amount_minor": 1})
+
+
+async def _funder(world: World, place: Place) -> Request:
+    body = {
+        "name": "matrix_funder",
+        "display_name": "Matriz",
+        "kind": "pledge",
+        "currency": "USD",
+        "territory_code": "VE",
+    }
+    return Request(json=body)
+
+
+async def _rules(world: World, place: Place) -> Request:
+    return Request(path={"consultation_id": str(uuid.uuid4())}, json={"rules": []})
+
+
 async def _close_account(world: World, place: Place) -> Request:
     opened = await world.services["funding"].client.post(
         "/v1/accounts", json=(await _open_account(world, place)).json, headers=world.headers(Role.OPERATOR)
@@ -647,6 +686,21 @@ FACTORIES: dict[str, Factory] = {
     "funding:close_account_v1_accounts__account_id__close_post": Factory(_close_account, scoped=False),
     "funding:create_transfer_v1_transfers_post": Factory(_transfer, scoped=False),
     "funding:create_transfers_v1_transfers_batch_post": Factory(_transfer_batch, scoped=False),
+    # Co-funding: funders and rules by national operators; pledges by the funder's officials
+    # (the use case checks the funder's territory, `cofunding_routes.PLEDGERS`); reads public.
+    "funding:list_funders_v1_funders_get": Factory(fixed()),
+    "funding:get_funder_v1_funders__name__get": Factory(fixed(Request(path={"name": "national"}))),
+    "funding:register_funder_v1_funders_post": Factory(_funder, scoped=False),
+    "funding:record_pledge_v1_funders__name__pledges_post": Factory(_pledge, admits=FUNDER_OFFICIALS),
+    "funding:record_deposit_v1_funders__name__deposits_post": Factory(_deposit, admits=FUNDER_OFFICIALS),
+    "funding:declare_rules_v1_consultations__consultation_id__funding_rules_put": Factory(_rules, scoped=False),
+    "funding:get_rules_v1_consultations__consultation_id__funding_rules_get": Factory(
+        fixed(Request(path={"consultation_id": str(uuid.uuid4())}))
+    ),
+    "funding:funding_plan_v1_consultations__consultation_id__funding_plan_get": Factory(
+        fixed(Request(path={"consultation_id": str(uuid.uuid4())}))
+    ),
+    "funding:preview_plan_v1_consultations__consultation_id__funding_plan_preview_post": Factory(_rules, scoped=False),
     # The ledger's journal: public, as the consultations' record.
     "funding:checkpoint_v1_ledger_record_checkpoint_get": Factory(fixed()),
     "funding:tile_v1_ledger_record_tile__path__get": Factory(fixed(Request(path={"path": "0/000.p/1"}))),
