@@ -99,10 +99,12 @@ def _money_problems(cycle: Cycle, allocation: dict[str, Any], projects: list[dic
     transfers = items(
         client.call("GET", "funding", "/v1/transfers", params={"account_id": allocation["account_id"], "limit": 500})
     )
-    if len(transfers) != 1 + len(milestones):
+    # The grant, then per milestone its tranche's reservation (at the project's creation) and post.
+    expected = 1 + 2 * len(milestones)
+    if len(transfers) != expected:
         problems.append(
-            f"{where}: its account has {len(transfers)} transfers, expected {1 + len(milestones)}"
-            " (the grant and one per milestone): an event was applied twice or not at all"
+            f"{where}: its account has {len(transfers)} transfers, expected {expected}"
+            " (the grant, and a reservation and a post per milestone): an event was applied twice or not at all"
         )
     return problems
 

@@ -188,15 +188,19 @@ async def test_bad_requests_are_problems_never_500(
     assert body["code"] == code and body["status"] == status
 
 
-async def test_the_api_is_read_only(funding: RunningService, seeded: Seeded) -> None:
+async def test_allocations_and_totals_are_read_only_and_ledger_writes_need_a_token(
+    funding: RunningService, seeded: Seeded
+) -> None:
     for method, path in (
         ("POST", "/v1/allocations"),
         ("DELETE", f"/v1/allocations/{seeded.allocation_ids[0]}"),
-        ("POST", "/v1/transfers"),
         ("PUT", "/v1/ledger/totals"),
     ):
         response = await funding.client.request(method, path, json={})
         assert response.status_code == 405, (method, path, response.status_code)
+    for path in ("/v1/transfers", "/v1/transfers/batch", "/v1/accounts"):
+        response = await funding.client.post(path, json={})
+        assert response.status_code == 401, (path, response.status_code)
 
 
 async def test_parked_messages_need_a_national_assignment_in_identity(

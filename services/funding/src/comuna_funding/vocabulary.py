@@ -47,6 +47,13 @@ class TransferCode(StrEnum):
     TRANCHE_VOIDED = "tranche_voided"
     # A cancelled project's unspent commitment going back to its funder.
     COMMITMENT_RELEASED = "commitment_released"
+    # Co-funding: a funder's commitment to a project, and its reversal by a recount.
+    GRANT_COMMITMENT = "grant_commitment"
+    COMMITMENT_REVERSED = "commitment_reversed"
+
+
+# Money that left a commitment back to its funder: not disbursed to the project.
+RETURN_CODES = frozenset({TransferCode.COMMITMENT_RELEASED, TransferCode.COMMITMENT_REVERSED})
 
 
 class RefusalReason(StrEnum):

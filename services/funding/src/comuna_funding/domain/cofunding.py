@@ -40,7 +40,7 @@ from comuna_funding.domain.funding_plan import CertifiedCommune, FundingPlan, Pl
 from comuna_funding.domain.ledger import AccountSpec, NewTransfer, TransferOutcome
 from comuna_funding.storage import cofunding_store, ledger_store
 from comuna_funding.storage.models import Allocation, Funder
-from comuna_funding.vocabulary import AccountKind, AllocationStatus, FunderKind, TransferKind
+from comuna_funding.vocabulary import AccountKind, AllocationStatus, FunderKind, TransferCode, TransferKind
 from comuna_platform.auth.access import Lineage
 from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, Unavailable
@@ -557,7 +557,7 @@ async def _reverse(session: AsyncSession, allocation: Allocation) -> bool:
             credit_account_id=source_id,
             amount=commitment.credits_posted,
             currency=allocation.currency,
-            code="commitment_reversed",
+            code=TransferCode.COMMITMENT_REVERSED,
             reference=f"recount consultation:{allocation.consultation_id} commune:{allocation.commune_code}",
         ),
     )
@@ -600,7 +600,7 @@ async def _create(
             credit_account_id=commitment.id,
             amount=p.amount_minor,
             currency=p.currency,
-            code="grant_commitment",
+            code=TransferCode.GRANT_COMMITMENT,
             reference=f"consultation:{consultation_id} commune:{p.commune_code} candidate:{p.candidate_id}",
             kind=TransferKind.PENDING if remote else TransferKind.SINGLE,
             timeout_seconds=policy.remote_timeout_seconds if remote else None,

@@ -26,8 +26,10 @@ class AllocationView:
     remaining_minor: int
 
 
-def _view(allocation: Allocation, earmark: Account | AccountRow) -> AllocationView:
-    return AllocationView(allocation, earmark.debits_posted, earmark.credits_posted - earmark.debits_posted)
+def _view(allocation: Allocation, earmark: Account | AccountRow, returned: int = 0) -> AllocationView:
+    """Disbursed: what left the commitment for the project (money returned to the funder, by a
+    cancellation or a recount, is not); remaining: what it still holds."""
+    return AllocationView(allocation, earmark.debits_posted - returned, earmark.credits_posted - earmark.debits_posted)
 
 
 def allocation_not_found(allocation_id: uuid.UUID) -> NotFound:
@@ -40,7 +42,8 @@ async def allocation(uow: UnitOfWork, allocation_id: uuid.UUID) -> AllocationVie
         raise allocation_not_found(allocation_id)
     earmark = await ledger_store.account_by_id(uow.session, found.account_id)
     assert earmark is not None  # foreign key
-    return _view(found, earmark)
+    returned = await ledger_store.returned_from(uow.session, [found.account_id])
+    return _view(found, earmark, returned.get(found.account_id, 0))
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ async def list_allocations(
     rows = await repository.list_allocations(
         uow.session, consultation_id=consultation_id, commune_id=commune_id, after=after, limit=limit + 1
     )
-    return Page([_view(a, earmark) for a, earmark in rows[:limit]], len(rows) > limit)
+    page = rows[:limit]
+    returned = await ledger_store.returned_from(uow.session, [a.account_id for a, _ in page])
+    return Page([_view(a, earmark, returned.get(a.account_id, 0)) for a, earmark in page], len(rows) > limit)
 
 
 async def list_accounts(

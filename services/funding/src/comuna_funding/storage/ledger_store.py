@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_funding.storage.models import Account, Transfer
+from comuna_funding.vocabulary import RETURN_CODES
 
 T = TypeVar("T")
 # Well under asyncpg's 32,767 bind parameters per statement for IN (...) lists.
@@ -350,3 +351,17 @@ async def balances_snapshot(session: AsyncSession, origin: str) -> tuple[int, li
         )
         return int(size.scalar_one()), []
     return int(rows[0].journal_size), [_account(row) for row in rows]
+
+
+async def returned_from(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Per account, what its transfers with a return code (`RETURN_CODES`) moved out of it."""
+    found: dict[uuid.UUID, int] = {}
+    codes = sorted(RETURN_CODES)
+    for part in chunked(sorted(set(account_ids))):
+        result = await session.execute(
+            select(_TRANSFERS.c.debit_account_id, func.sum(_TRANSFERS.c.amount))
+            .where(_TRANSFERS.c.debit_account_id.in_(part), _TRANSFERS.c.code.in_(codes))
+            .group_by(_TRANSFERS.c.debit_account_id)
+        )
+        found.update({account_id: int(total) for account_id, total in result})
+    return found
