@@ -305,6 +305,27 @@ def _atomic_refusal(batch: Sequence[NewTransfer], decisions: dict[int, Decision]
     return [d if isinstance(d := decisions.get(i), ProblemError) else _linked_failure(t) for i, t in enumerate(batch)]
 
 
+def _within_chains(batch: Sequence[NewTransfer], decisions: dict[int, Decision]) -> tuple[list[int], list[NewTransfer]]:
+    """The transfers still to decide (their indices, and them linked as the request links them).
+
+    Chains are the request's: a chain with a member refused already (malformed, or its id
+    reused) is refused whole, and a member stored before drops out of its chain without tying
+    the transfer before it to the next chain (or leaving its own chain open)."""
+    indices: list[int] = []
+    undecided: list[NewTransfer] = []
+    for group in postings.chains(batch, atomic=False):
+        if any(isinstance(decisions.get(i), ProblemError) for i in group):
+            for i in group:
+                decisions.setdefault(i, _linked_failure(batch[i]))
+            continue
+        members = [i for i in group if i not in decisions]
+        for position, i in enumerate(members):
+            indices.append(i)
+            tied = position < len(members) - 1 or batch[group[-1]].linked
+            undecided.append(replace(batch[i], linked=tied))
+    return indices, undecided
+
+
 async def _attempt(
     session: AsyncSession,
     batch: Sequence[NewTransfer],
@@ -331,10 +352,14 @@ async def _attempt(
     decisions.update({open_indices[j]: decision for j, decision in existing.items()})
     if atomic and any(isinstance(d, ProblemError) for d in decisions.values()):
         return _atomic_refusal(batch, decisions)
-    fresh = [i for i in open_indices if i not in decisions]
+    if atomic:
+        fresh = [i for i in open_indices if i not in decisions]
+        undecided = [batch[i] for i in fresh]
+    else:
+        fresh, undecided = _within_chains(batch, decisions)
     resolved = await ledger_store.resolutions_of(session, list(pendings))
     book = postings.Book(accounts, pendings, set(resolved), await ledger_store.transaction_time(session))
-    evaluation = postings.evaluate([batch[i] for i in fresh], book, atomic=atomic, allow_expire=allow_expire)
+    evaluation = postings.evaluate(undecided, book, atomic=atomic, allow_expire=allow_expire)
     accepted: dict[int, NewTransfer] = {}
     for j, decision in enumerate(evaluation.decisions):
         if isinstance(decision, NewTransfer):
