@@ -37,6 +37,7 @@ def stack(embedded_keycloak: EmbeddedKeycloak) -> Iterator[Stack]:
         state_dir=state_dir,
         pg_port=free_port(),
         nats_port=free_port(),
+        treasury_port=free_port(),
         http_ports={s: free_port() for s in SERVICES},
         grpc_ports={s: free_port() for s in SERVICES},
         metrics_ports={s: free_port() for s in SERVICES},
@@ -76,6 +77,7 @@ def test_the_ledger_bench_reports_its_figures_and_leaves_a_sound_ledger(stack: S
     # CPU read from /proc: the funding process (its pid file) and PostgreSQL both did work.
     assert single["cpu"]["cpu_ms_per_transfer"]["funding"] > 0
     assert single["cpu"]["cpu_ms_per_transfer"]["postgres"] > 0
+    assert single["cpu"]["per_second_with_a_whole_core"]["funding"] > 0
 
     batched = report["api"]["batched"]
     assert batched["statuses"] == {"200": BATCHED // BATCH_SIZE}

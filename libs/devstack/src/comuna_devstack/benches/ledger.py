@@ -23,9 +23,11 @@ Not a test: it reports figures. In one run:
    overdrawn; then `comuna-verify ledger` over the whole journal, timed.
 
 Where the time goes: CPU seconds of the funding process(es), of PostgreSQL (postmaster and
-backends, from /proc) and of the whole machine, before and after each run, per transfer; the
-service's own mean handler time from its /metrics. Load comes from vegeta (`benches.loadgen`),
-not Python, so the client does not eat the server's CPU.
+backends, from /proc), of vegeta and of the whole machine, before and after each run, per
+transfer, and the rate one whole core would sustain at that cost; the service's own mean
+handler time from its /metrics. Load comes from vegeta (`benches.loadgen`), not Python, so the
+client does not eat the server's CPU, in rounds of about `ROUND_SECONDS` that each carry a
+fresh operator token (a slow run must not outlive its token).
 """
 
 from __future__ import annotations
@@ -236,6 +238,9 @@ class CpuProbe:
         def cores(seconds: float | None) -> float | None:
             return None if seconds is None or wall <= 0 else round(seconds / wall, 2)
 
+        def ceiling(seconds: float | None) -> int | None:
+            return None if not seconds or not transfers else round(transfers / seconds)
+
         return {
             "wall_seconds": round(wall, 2),
             "cpu_ms_per_transfer": {
@@ -253,6 +258,9 @@ class CpuProbe:
                 "rest_of_machine": cores(other),
                 "machine": cores(machine),
             },
+            # What one whole core would sustain at this CPU per transfer (a shared machine
+            # gives a process less): the ceiling of one funding process, of PostgreSQL.
+            "per_second_with_a_whole_core": {"funding": ceiling(funding), "postgres": ceiling(postgres)},
         }
 
 
