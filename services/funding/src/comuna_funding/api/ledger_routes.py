@@ -116,7 +116,7 @@ def _error(decision: Decision) -> TransferError | None:
 @router.post(
     "/transfers/batch",
     response_model=TransferBatchOut,
-    summary="Create up to 8,190 transfers: one result each; linked chains succeed or fail together",
+    summary="Create up to 4,000 transfers: one result each; linked chains succeed or fail together",
 )
 async def create_transfers(body: TransferBatchIn, uow: UnitOfWorkDep, _: Operator) -> TransferBatchOut:
     batch = [_new_transfer(t) for t in body.transfers]

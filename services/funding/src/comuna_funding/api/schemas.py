@@ -172,10 +172,15 @@ class TransferIn(BaseModel):
     linked: StrictBool = Field(default=False, description="Tied to the next transfer of the batch: both or neither.")
 
 
+# What one request may carry: 4,000 transfers of ~250 bytes of JSON stay under the platform's
+# 1 MiB body limit (`COMUNA_<SVC>_MAX_BODY_BYTES`); the ledger itself takes batches of 8,190.
+API_MAX_BATCH = 4000
+
+
 class TransferBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    transfers: list[TransferIn] = Field(min_length=1, max_length=8190)
+    transfers: list[TransferIn] = Field(min_length=1, max_length=API_MAX_BATCH)
 
 
 class TransferError(BaseModel):
