@@ -45,7 +45,8 @@ INFRA_SCRIPT = textwrap.dedent(
     from comuna_devstack.stack import SERVICES, Stack, StackConfig
     config = StackConfig(state_dir=Path(sys.argv[1]), pg_port=int(sys.argv[2]), nats_port=int(sys.argv[3]),
                          http_ports={s: free_port() for s in SERVICES}, grpc_ports={s: free_port() for s in SERVICES},
-                         keycloak_port=free_port(), keycloak_management_port=free_port(), fast=True)
+                         keycloak_port=free_port(), keycloak_management_port=free_port(),
+                         treasury_port=free_port(), fast=True)
     stack = Stack(config, notify=lambda message: print("notice:", message, file=sys.stderr, flush=True))
     if sys.argv[4] == "thread":
         # Started off the main thread, the servers get no parent-death signal: a true orphan

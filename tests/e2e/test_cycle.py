@@ -45,6 +45,7 @@ def stack(embedded_keycloak: EmbeddedKeycloak) -> Iterator[Stack]:
         state_dir=state_dir,
         pg_port=free_port(),
         nats_port=free_port(),
+        treasury_port=free_port(),
         http_ports={s: free_port() for s in SERVICES},
         grpc_ports={s: free_port() for s in SERVICES},
         metrics_ports={s: free_port() for s in SERVICES},
@@ -96,6 +97,7 @@ def summary(stack: Stack, client: PlatformClient, ballot_phase_calls: dict[str, 
         after_ballots=lambda: ballot_phase_calls.setdefault("after", identity_grpc_calls(stack)),
         record_state=stack.config.state_dir / "record",
         witness=dev_witness(stack.config.state_dir),
+        treasury_target=f"127.0.0.1:{stack.config.treasury_port}",
     )
 
 
@@ -129,10 +131,14 @@ def test_every_service_is_healthy_over_grpc_and_has_its_stream(stack: Stack) -> 
 def test_the_whole_cycle(summary: dict[str, Any]) -> None:
     assert summary["communes"] == 3
     assert len(summary["winners"]) == 3
-    assert [a["amount_minor"] for a in summary["allocations"]] == [GRANT_MINOR] * 3
-    assert len(summary["projects"]) == 3
-    assert summary["disbursed_minor"] == 3 * GRANT_MINOR
-    assert summary["ledger_balanced"]
+    # Co-funded: the national fund pays every winner (rank 1) up to the grant; the state's
+    # treasury and the municipality's pledge add theirs; one project per allocation.
+    national = [a for a in summary["allocations"] if a["source"] == "national"]
+    assert len(national) == 3 and all(0 < a["amount_minor"] <= GRANT_MINOR for a in national)
+    assert {a["source"] for a in summary["allocations"]} == {"national", "estado_demo", "municipio_demo"}
+    assert len(summary["projects"]) == len(summary["allocations"])
+    assert summary["disbursed_minor"] == sum(a["amount_minor"] for a in summary["allocations"])
+    assert summary["ledger_balanced"] and summary["ledger_verified"] is True
     assert summary["consultation"]["double_votes_refused"] > 0
     assert summary["consultation"]["ineligible_refused"] > 0
     assert summary["consultation"]["roll"]["entries"] > 0 and len(summary["consultation"]["roll"]["digest"]) == 64

@@ -66,6 +66,7 @@ def stack(proxy: NatsProxy, embedded_keycloak: EmbeddedKeycloak) -> Iterator[Sta
         state_dir=state_dir,
         pg_port=free_port(),
         nats_port=proxy.upstream_port,
+        treasury_port=free_port(),
         http_ports={s: free_port() for s in SERVICES},
         grpc_ports={s: free_port() for s in SERVICES},
         fast=True,

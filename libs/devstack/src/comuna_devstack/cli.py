@@ -129,6 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             keycloak=RealmAdmin.for_stack(config),
             record_state=config.state_dir / "record",
             witness=dev_witness(config.state_dir),
+            treasury_target=f"127.0.0.1:{config.treasury_port}",
         )
     except (StepFailed, DevStackError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))

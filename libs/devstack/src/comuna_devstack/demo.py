@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from comuna_devstack import record_check
+from comuna_devstack import demo_funding, record_check
 from comuna_devstack.client import PlatformClient, StepFailed, items
 from comuna_devstack.demo_offline import OFFLINE_VOTERS, OfflineTable
 from comuna_devstack.residents import Account, KeycloakUsers, Progress, RealmAdmin, notice, sign_up
@@ -63,6 +63,8 @@ def open_consultation(client: PlatformClient, title: str, now: datetime) -> dict
                     "voting_opens_at": (now + timedelta(days=14)).isoformat(),
                     "voting_closes_at": (now + timedelta(days=14, hours=12)).isoformat(),
                     "certification_opens_at": (now + timedelta(days=15)).isoformat(),
+                    # What the national fund and its co-funders announce per commune (25,000 USD).
+                    "funds_per_commune": 2_500_000,
                 },
             )
             if response.status_code == 201:
@@ -235,13 +237,17 @@ def run_demo(
     progress: Progress | None = notice,
     record_state: Path | None = None,
     witness: record_check.Witness | None = None,
+    treasury_target: str | None = None,
 ) -> dict[str, Any]:
     """The whole cycle, each step by the staff member identity lets do it, with Keycloak tokens.
     `keycloak` creates the accounts of the residents who vote online (`residents.sign_up`).
     `before_ballots` / `after_ballots` run around the ballots (the e2e test counts identity's
     gRPC calls there). It ends by checking the public record as an outsider would: `witness`
     cosigns its checkpoint, then `comuna-verify` checks all of it (`record_state`: where both
-    keep the checkpoints they saw; none: a temporary directory)."""
+    keep the checkpoints they saw; none: a temporary directory). With `treasury_target` (the
+    dev stack's reference state treasury) the consultation is co-funded (`demo_funding`) and the
+    demo ends with `comuna-verify ledger` too; without it the built-in national grant funds
+    each winner."""
     staff = ["operator", "registrar", "auditor", *TABLE_OFFICERS]
     for local, _, _ in COMMUNES:
         staff += [staff_username("spokesperson", local), staff_username("overseer", local)]
@@ -271,11 +277,13 @@ def run_demo(
                     "description": f"Priorizado por la asamblea de {commune['name']}",
                     "assembly_priority": priority,
                     "category": CATEGORIES[title],
-                    "estimated_cost": rng.randrange(100_000, 1_000_000, 5_000),
+                    # 5,000 to 25,000 USD: the national grant (10,000) leaves some to co-fund.
+                    "estimated_cost": rng.randrange(500_000, 2_500_000, 5_000),
                 },
             )["id"]
             for priority, title in enumerate(rng.sample(CANDIDATES, count), start=1)
         ]
+    cofunding = None if treasury_target is None else demo_funding.declare(client, cid, treasury_target)
     # officer-1 serves each commune's electronic and paper tables, officer-2 the paper ones (a
     # paper table's tally sheet needs a second officer of the same table to confirm it).
     grant_tables(client, cid, officer, communes, kinds=TABLE_KINDS)
@@ -353,12 +361,16 @@ def run_demo(
             if candidate["votes"] != cast[candidate["candidate_id"]]:
                 raise StepFailed(f"certified count differs from ballots cast for {candidate['candidate_id']}")
 
-    allocations = client.wait_for(
-        "one allocation per winner",
-        lambda: _complete(
-            items(client.call("GET", "funding", "/v1/allocations", params={"consultation_id": cid})), len(winners)
-        ),
-    )
+    if cofunding is not None:
+        plan, allocations = demo_funding.wait_funded(client, cid)
+        cofunding["unfunded_minor"] = sum(p["unfunded_minor"] or 0 for p in plan["projects"])
+    else:
+        allocations = client.wait_for(
+            "one allocation per winner",
+            lambda: _complete(
+                items(client.call("GET", "funding", "/v1/allocations", params={"consultation_id": cid})), len(winners)
+            ),
+        )
     projects = client.wait_for(
         "one project per allocation",
         lambda: _complete(
@@ -391,6 +403,7 @@ def run_demo(
 
     totals = items(client.call("GET", "funding", "/v1/ledger/totals"))
     record = _check_record(client, cid, record_state, witness, progress)
+    ledger_check = None if cofunding is None else demo_funding.verify_ledger(client, progress)
     summary = {
         "consultation": {
             "id": cid,
@@ -438,6 +451,8 @@ def run_demo(
         "ledger": totals,
         "ledger_balanced": all(t["debits_minor"] == t["credits_minor"] for t in totals),
         "record": record,
+        "cofunding": cofunding,
+        "ledger_verified": None if ledger_check is None else ledger_check.get("ok", False),
     }
     _check(summary, winners)
     return summary
@@ -631,10 +646,18 @@ def _title(commune_result: dict[str, Any]) -> str:
 
 
 def _check(summary: dict[str, Any], winners: list[Any]) -> None:
-    if len(summary["allocations"]) != len(winners) or len(summary["projects"]) != len(winners):
-        raise StepFailed("expected one allocation and one project per winner")
-    if len({a["amount_minor"] for a in summary["allocations"]}) != 1:
-        raise StepFailed("allocations differ from the grant")
+    if summary["cofunding"] is None:
+        if len(summary["allocations"]) != len(winners) or len(summary["projects"]) != len(winners):
+            raise StepFailed("expected one allocation and one project per winner")
+        if len({a["amount_minor"] for a in summary["allocations"]}) != 1:
+            raise StepFailed("allocations differ from the grant")
+    else:
+        if len(summary["projects"]) != len(summary["allocations"]):
+            raise StepFailed("expected one project per allocation")
+        if {a["source"] for a in summary["allocations"]} != {"national", *summary["cofunding"]["funders"]}:
+            raise StepFailed(f"not every funder funded: {summary['allocations']}")
+        if summary["ledger_verified"] is not True:
+            raise StepFailed("comuna-verify ledger did not verify the ledger's journal")
     if not summary["ledger_balanced"]:
         raise StepFailed("ledger is not balanced")
     if summary["disbursed_minor"] != sum(a["amount_minor"] for a in summary["allocations"]):

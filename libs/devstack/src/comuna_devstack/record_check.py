@@ -31,7 +31,7 @@ class Witness:
     verifier_key: str
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     """The console script of the project's environment; StepFailed saying what to do if absent."""
     script = console_script(name)
     if shutil.which(script) is None:
@@ -57,7 +57,7 @@ def wait_for_final_checkpoint(client: PlatformClient, base: str) -> int:
     raise StepFailed(f"the record's checkpoint did not settle within {_WAIT_SECONDS:.0f} s (sizes seen: {seen[-5:]})")
 
 
-def _run(command: list[str], what: str, progress: Progress | None) -> dict[str, Any]:
+def run_tool(command: list[str], what: str, progress: Progress | None) -> dict[str, Any]:
     """Run a tool with --json; its stderr (progress lines) shown as it goes; its JSON answer."""
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         assert process.stderr is not None and process.stdout is not None
@@ -85,11 +85,11 @@ def cosign(
     cosigned before and submits its cosignature of the latest checkpoint."""
     base = record_url(client, consultation_id)
     log_keys = client.call("GET", "consultations", f"/v1/consultations/{consultation_id}/record/keys")
-    command = [_tool("comuna-witness"), "watch", base, "--key", str(witness.key_file), "--state", str(state)]
+    command = [tool("comuna-witness"), "watch", base, "--key", str(witness.key_file), "--state", str(state)]
     command += ["--once", "--json"]
     for key in log_keys["verifier_keys"]:
         command += ["--log-key", key]
-    return _run(command, "comuna-witness", progress)
+    return run_tool(command, "comuna-witness", progress)
 
 
 def verify(
@@ -104,10 +104,10 @@ def verify(
     checkpoint covers the certification: `wait_for_final_checkpoint`); StepFailed naming the
     mismatches if it finds any."""
     base = record_url(client, consultation_id)
-    command = [_tool("comuna-verify"), "consultation", base, "--state", str(state), "--json"]
+    command = [tool("comuna-verify"), "consultation", base, "--state", str(state), "--json"]
     if witness is not None:
         command += ["--witness-key", witness.verifier_key]
-    return _run(command, "comuna-verify", progress)
+    return run_tool(command, "comuna-verify", progress)
 
 
 def dev_witness(state_dir: Path) -> Witness:

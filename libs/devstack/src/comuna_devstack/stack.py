@@ -53,6 +53,16 @@ DEFAULT_PG_PORT = 55432
 # The demo's witness of the public record (`comuna-witness`, docs/record.md).
 DEV_WITNESS_NAME = "witness.comuna.localhost"
 DEFAULT_NATS_PORT = 54222
+# The reference funding source (`comuna-treasury`): a state's treasury the demo co-funds from.
+DEFAULT_TREASURY_PORT = 50070
+TREASURY_PORT_ENV = "COMUNA_DEV_TREASURY_PORT"
+TREASURY_DATABASE = "comuna_treasury"
+# The dev state treasury: the funder funding registers, and the name of its token in
+# COMUNA_FUNDING_SOURCE_CREDENTIALS.
+DEV_TREASURY_CREDENTIALS = "dev-state-treasury"
+DEV_TREASURY_CURRENCY = "USD"
+# 1,000,000.00 USD: enough for every demo run's rank-2 projects.
+DEV_TREASURY_BUDGET = 100_000_000
 # Keycloak's own defaults: its public HTTP port and its management interface (health, metrics).
 DEFAULT_KEYCLOAK_PORT = 8080
 DEFAULT_KEYCLOAK_MANAGEMENT_PORT = 9000
@@ -117,6 +127,7 @@ class StackConfig:
     nats_port: int = DEFAULT_NATS_PORT
     keycloak_port: int = DEFAULT_KEYCLOAK_PORT
     keycloak_management_port: int = DEFAULT_KEYCLOAK_MANAGEMENT_PORT
+    treasury_port: int = DEFAULT_TREASURY_PORT
     http_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     grpc_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
@@ -150,6 +161,7 @@ class StackConfig:
             nats_port=_port_from(env, NATS_PORT_ENV, DEFAULT_NATS_PORT),
             keycloak_port=_port_from(env, KEYCLOAK_PORT_ENV, DEFAULT_KEYCLOAK_PORT),
             keycloak_management_port=_port_from(env, KEYCLOAK_MANAGEMENT_PORT_ENV, DEFAULT_KEYCLOAK_MANAGEMENT_PORT),
+            treasury_port=_port_from(env, TREASURY_PORT_ENV, DEFAULT_TREASURY_PORT),
             http_ports={s: _port_from(env, http_port_env(s), DEFAULT_HTTP_PORTS[s]) for s in SERVICES},
             grpc_ports={s: _port_from(env, grpc_port_env(s), DEFAULT_GRPC_PORTS[s]) for s in SERVICES},
             processes={s: _processes_from(env, processes_env(s)) for s in SERVICES},
@@ -171,6 +183,7 @@ class StackConfig:
         if self.external_keycloak_url is None:
             wanted.append((self.keycloak_port, KEYCLOAK_PORT_ENV))
             wanted.append((self.keycloak_management_port, KEYCLOAK_MANAGEMENT_PORT_ENV))
+        wanted.append((self.treasury_port, TREASURY_PORT_ENV))
         for service in SERVICES:
             wanted.append((self.http_ports[service], http_port_env(service)))
             wanted.append((self.grpc_ports[service], grpc_port_env(service)))
@@ -229,6 +242,8 @@ class DevSecrets:
     witness_signing_key: str = ""
     # Funding's C2SP signer key of the ledger journal's checkpoints (docs/ledger.md).
     journal_signing_key: str = ""
+    # The bearer token of the dev state treasury (`comuna-treasury`), which funding presents.
+    treasury_token: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
@@ -250,6 +265,7 @@ class DevSecrets:
             "record_signing_key": lambda: Signer.generate(DEFAULT_RECORD_ORIGIN).skey,
             "witness_signing_key": lambda: Signer.generate(DEV_WITNESS_NAME, COSIGNATURE_V1).skey,
             "journal_signing_key": lambda: Signer.generate(DEFAULT_JOURNAL_ORIGIN).skey,
+            "treasury_token": lambda: secrets.token_urlsafe(32),
         }
         changed = False
         for name, generate in generated_values.items():
@@ -279,6 +295,7 @@ class DevSecrets:
             data["record_signing_key"],
             data["witness_signing_key"],
             data["journal_signing_key"],
+            data["treasury_token"],
         )
 
     @property
@@ -340,6 +357,7 @@ class Stack:
         for service in SERVICES:
             self._create_database(f"comuna_{service}")
             self._create_roles(service)
+        self._create_database(TREASURY_DATABASE)
 
     def launch_keycloak(self) -> None:
         """Start the embedded Keycloak on its own database (`start` waits for it after the
@@ -492,6 +510,7 @@ class Stack:
         if service == "funding":
             env["RECORD_SIGNING_KEYS"] = json.dumps([self.secrets.journal_signing_key])
             env["RECORD_WITNESS_KEYS"] = json.dumps([self.secrets.witness_verifier_key])
+            env["SOURCE_CREDENTIALS"] = json.dumps({DEV_TREASURY_CREDENTIALS: self.secrets.treasury_token})
         merged = {prefix + key: value for key, value in env.items()}
         merged.update(self.config.extra_env)
         return merged
@@ -542,8 +561,70 @@ class Stack:
         for service in SERVICES:
             env = {**os.environ, **self.service_env(service)}
             subprocess.run([console_script(f"comuna-{service}"), "migrate"], env=env, check=True)
+        subprocess.run(
+            [console_script("comuna-treasury"), "migrate", "--currency", DEV_TREASURY_CURRENCY],
+            env=self.treasury_env(),
+            check=True,
+        )
+        self._fund_treasury()
+
+    def _fund_treasury(self) -> None:
+        """The dev state treasury's budget, once (an empty treasury gets it; a used one is left)."""
+        balance = subprocess.run(
+            [console_script("comuna-treasury"), "balance"],
+            env=self.treasury_env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        funds = json.loads(balance.stdout)
+        if funds["available_minor"] + funds["reserved_minor"] + funds["committed_minor"] == 0:
+            reference = "Presupuesto de cofinanciamiento (desarrollo)"
+            subprocess.run(
+                [
+                    console_script("comuna-treasury"),
+                    "deposit",
+                    "--amount-minor",
+                    str(DEV_TREASURY_BUDGET),
+                    "--reference",
+                    reference,
+                ],
+                env=self.treasury_env(),
+                check=True,
+                capture_output=True,
+            )
+
+    # -- the reference funding source ----------------------------------------------------------
+    @property
+    def treasury_target(self) -> str:
+        return f"127.0.0.1:{self.config.treasury_port}"
+
+    def treasury_env(self) -> dict[str, str]:
+        """`comuna-treasury`'s environment: its own database (not a Comuna service's) and token."""
+        url = make_url(self._admin_url).set(drivername="postgresql+asyncpg", database=TREASURY_DATABASE)
+        return {
+            **os.environ,
+            "COMUNA_TREASURY_DATABASE_URL": url.render_as_string(hide_password=False),
+            "COMUNA_TREASURY_TOKEN": self.secrets.treasury_token,
+        }
+
+    def _spawn_treasury(self) -> None:
+        logs = self.state_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        command = [
+            console_script("comuna-treasury"),
+            "serve",
+            "--listen",
+            self.treasury_target,
+            "--name",
+            "Tesorería del estado (referencia)",
+            "--currency",
+            DEV_TREASURY_CURRENCY,
+        ]
+        self.processes.start("treasury", command, env=self.treasury_env(), log_file=logs / "treasury.log")
 
     def start_services(self, timeout: float = 60.0) -> None:
+        self._spawn_treasury()
         for service in SERVICES:
             self._spawn(service)
         for service in SERVICES:
