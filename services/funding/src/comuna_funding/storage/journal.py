@@ -23,8 +23,8 @@ from comuna_platform.tlog.store import TransparencyLog
 from comuna_platform.uow import UnitOfWork
 
 DEFAULT_ORIGIN = "comuna.localhost/ledger"
-_BUFFER = "funding.journal.buffer"
-_HOOK = "funding.journal"
+_BUFFER = "funding-journal-buffer"
+_HOOK = "funding-journal"
 
 EntryKind = Literal["account", "closed", "transfer"]
 
