@@ -122,12 +122,12 @@ def _comuna_dev(state: Path, *args: str, env: dict[str, str] | None = None) -> s
 
 
 def test_bad_sizes_are_refused_in_one_line(tmp_path: Path) -> None:
-    for args in (["--batch-size", "8191"], ["--batch-size", "0"], ["--single", "0"], ["--concurrency", "0"]):
+    for args in (["--batch-size", "4001"], ["--batch-size", "0"], ["--single", "0"], ["--concurrency", "0"]):
         done = _comuna_dev(tmp_path, *args)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.strip().splitlines() == [
             "comuna-dev bench ledger: --single, --batched and --concurrency must be at least 1, "
-            "--batch-size from 1 to 8190"
+            "--batch-size from 1 to 4000"
         ]
 
 

@@ -53,7 +53,10 @@ class CommuneOutcome:
 def from_stored(commune: ConsultationCommune, stored: StoredCertification) -> CommuneOutcome:
     """A certified version as it was certified (stored ranks, never re-ranked on read)."""
     row = stored.row
-    ranked = [RankedCandidate(cid, title, priority, votes, rank) for cid, title, priority, votes, rank in stored.ranked]
+    ranked = [
+        RankedCandidate(cid, title, priority, votes, rank, estimated_cost=cost)
+        for cid, title, priority, votes, rank, cost in stored.ranked
+    ]
     top = ranked[0].votes if ranked else 0
     second = ranked[1].votes if len(ranked) > 1 else 0
     result = CommuneResult(

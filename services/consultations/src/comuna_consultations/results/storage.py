@@ -208,8 +208,8 @@ async def insert_certifications(
 @dataclass(frozen=True, slots=True)
 class StoredCertification:
     row: CommuneCertification
-    # (candidate id, title, assembly priority, votes, rank), in rank order.
-    ranked: list[tuple[uuid.UUID, str, int, int, int]]
+    # (candidate id, title, assembly priority, votes, rank, estimated cost), in rank order.
+    ranked: list[tuple[uuid.UUID, str, int, int, int, int | None]]
 
 
 async def stored_certifications(
@@ -248,14 +248,15 @@ async def stored_certifications(
             candidates.c.assembly_priority,
             results.c.votes,
             results.c.rank,
+            candidates.c.estimated_cost,
         )
         .join(candidates, candidates.c.id == results.c.candidate_id)
         .where(results.c.consultation_id == consultation_id, _in(results.c.commune_id, list(wanted)))
         .order_by(results.c.rank)
     )
-    by_version: dict[tuple[uuid.UUID, int], list[tuple[uuid.UUID, str, int, int, int]]] = {}
+    by_version: dict[tuple[uuid.UUID, int], list[tuple[uuid.UUID, str, int, int, int, int | None]]] = {}
     for r in await session.execute(ranked_query):
-        by_version.setdefault((r[0], r[1]), []).append((r[2], r[3], r[4], int(r[5]), r[6]))
+        by_version.setdefault((r[0], r[1]), []).append((r[2], r[3], r[4], int(r[5]), r[6], r[7]))
     return [StoredCertification(r, by_version.get((r.commune_id, r.version), [])) for r in rows]
 
 
