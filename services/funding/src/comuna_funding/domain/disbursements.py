@@ -70,6 +70,15 @@ async def disburse_tranche(uow: UnitOfWork, tranche: Tranche) -> Disbursement:
     if reason is None:
         assert allocation is not None
         transfer_id, reason = await _pay(session, tranche, allocation)
+    return await record_outcome(uow, tranche, transfer_id, reason)
+
+
+async def record_outcome(
+    uow: UnitOfWork, tranche: Tranche, transfer_id: uuid.UUID | None, reason: str | None
+) -> Disbursement:
+    """Store the milestone's disbursement (paid by `transfer_id`, or refused for `reason`) and
+    announce it in the same transaction; shared by the single-transfer and reserved-tranche paths."""
+    session = uow.session
     disbursement = Disbursement(
         id=ids.disbursement_id_for(tranche.milestone_id),
         allocation_id=tranche.allocation_id,

@@ -32,16 +32,15 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from comuna_funding.domain import ids, ledger
+from comuna_funding.domain import disbursements, ids, ledger
 from comuna_funding.domain.disbursements import Tranche, commune_account_spec, refusal
-from comuna_funding.domain.events import AllocationReleased, TrancheDisbursed, TrancheRejected
+from comuna_funding.domain.events import AllocationReleased
 from comuna_funding.domain.ledger import NewTransfer
 from comuna_funding.storage import ledger_store, repository, tranche_store
 from comuna_funding.storage.models import Allocation, Disbursement
 from comuna_funding.storage.models import Tranche as TrancheRow
 from comuna_funding.vocabulary import (
     AllocationStatus,
-    DisbursementStatus,
     RefusalReason,
     TrancheStatus,
     TransferCode,
@@ -281,66 +280,7 @@ async def disburse_reserved(uow: UnitOfWork, tranche: Tranche) -> Disbursement |
             transfer_id = outcome.transfer.id
             row.status = TrancheStatus.POSTED
             row.resolution_transfer_id = transfer_id
-    return await _record(uow, tranche, transfer_id, reason)
-
-
-async def _record(uow: UnitOfWork, tranche: Tranche, transfer_id: uuid.UUID | None, reason: str | None) -> Disbursement:
-    """The milestone's disbursement and its announcement, as `disbursements.disburse_tranche` does."""
-    disbursement = Disbursement(
-        id=ids.disbursement_id_for(tranche.milestone_id),
-        allocation_id=tranche.allocation_id,
-        project_id=tranche.project_id,
-        milestone_id=tranche.milestone_id,
-        commune_id=tranche.commune_id,
-        amount_minor=tranche.amount_minor,
-        currency=tranche.currency,
-        transfer_id=transfer_id,
-        status=DisbursementStatus.COMPLETED if transfer_id is not None else DisbursementStatus.REJECTED,
-        reason=None if transfer_id is not None else reason,
-    )
-    uow.session.add(disbursement)
-    await uow.session.flush()
-    if transfer_id is None:
-        assert reason is not None
-        log.warning(
-            "reserved tranche refused",
-            extra={
-                "milestone_id": str(tranche.milestone_id),
-                "allocation_id": str(tranche.allocation_id),
-                "reason": reason,
-            },
-        )
-        await uow.stage(
-            TrancheRejected(
-                disbursement_id=disbursement.id,
-                allocation_id=tranche.allocation_id,
-                project_id=tranche.project_id,
-                milestone_id=tranche.milestone_id,
-                commune_id=tranche.commune_id,
-                amount_minor=tranche.amount_minor,
-                currency=tranche.currency,
-                reason=reason,
-            ),
-            aggregate_id=str(disbursement.id),
-            event_id=ids.event_id_of(disbursement.id),
-        )
-        return disbursement
-    assert tranche.allocation_id is not None and tranche.commune_id is not None
-    await uow.stage(
-        TrancheDisbursed(
-            disbursement_id=disbursement.id,
-            allocation_id=tranche.allocation_id,
-            project_id=tranche.project_id,
-            milestone_id=tranche.milestone_id,
-            commune_id=tranche.commune_id,
-            amount_minor=tranche.amount_minor,
-            currency=tranche.currency,
-            transfer_id=transfer_id,
-        ),
-        aggregate_id=str(tranche.allocation_id),
-        event_id=ids.event_id_of(disbursement.id),
-    )
-    return disbursement
+    return await disbursements.record_outcome(uow, tranche, transfer_id, None if transfer_id else reason)
 
 
 # --- projects.project.cancelled ---------------------------------------------------------------
