@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from comuna_devstack._process import PidRecord, read_pid_file, start_time, stop_recorded
+from comuna_devstack._process import PidRecord, read_pid_file, start_time, stop_recorded, tail
 from comuna_devstack.locations import owned_temp_dir, sweep_abandoned
 from comuna_devstack.ports import free_port, port_is_open
 from comuna_devstack.postgres import relocated_parent
@@ -95,7 +95,11 @@ class Infra:
         assert process.stdout is not None
         line = process.stdout.readline().strip()
         assert line == "up", self.stderr.read_text()
-        assert port_is_open("127.0.0.1", self.pg_port) and port_is_open("127.0.0.1", self.nats_port)
+        for name, port in (("PostgreSQL", self.pg_port), ("NATS", self.nats_port)):
+            assert port_is_open("127.0.0.1", port), (
+                f"{name} on {port} does not accept connections after 'up'\n"
+                f"--- stderr ---\n{self.stderr.read_text()}\n--- {self.data_dir}/log ---\n{tail(self.data_dir / 'log')}"
+            )
         return process
 
     def recorded(self) -> dict[str, PidRecord]:

@@ -120,6 +120,33 @@ async def test_identity_unreachable_is_503_never_allowed() -> None:
     await lineages.channel.close()
 
 
+async def test_a_recent_lineage_stands_in_while_identity_is_down_until_its_bound_or_a_change(
+    identity: RunningService, issuer: TestIssuer
+) -> None:
+    """Stale-if-error: table officers keep voting through an identity restart, but no longer
+    than `stale_seconds`, and never past an invalidation (a change identity announced)."""
+    await small_tree(identity, issuer)
+    now = [1000.0]
+    async with grpc_server(SPEC, identity) as target:
+        channel = client_channel(target, bearer_token_interceptors(IssuerTokens(issuer)))
+        lineages = GrpcTerritoryLineages(channel, cache_seconds=30, stale_seconds=300, clock=lambda: now[0])
+        fresh = await lineages.of("LN-CC")
+        await lineages.of("LN-C1")
+    # Identity is gone now: its server stopped with the block above.
+    now[0] += 31
+    assert await lineages.of("LN-CC") == fresh
+    now[0] += 0.5  # within the retry pause: served without a call
+    assert await lineages.of("LN-CC") == fresh
+    now[0] += 300
+    with pytest.raises(Unavailable):
+        await lineages.of("LN-CC")  # past its bound
+    lineages.clear()  # what an identity.territory.* event does
+    now[0] = 1031.0
+    with pytest.raises(Unavailable):
+        await lineages.of("LN-C1")
+    await channel.close()
+
+
 async def _until(condition: object, deadline: float = 10.0) -> None:
     """Poll `condition()` until true or the deadline passes (the relay publishes asynchronously)."""
     assert callable(condition)

@@ -151,6 +151,7 @@ def identity_territory_lineages(runtime: Runtime) -> TerritoryLineages:
         tokens=identity.tokens,
         timeout=identity.timeout,
         cache_seconds=runtime.settings.access_cache_seconds,
+        stale_seconds=runtime.settings.access_stale_seconds,
     )
 
     async def watch(stop: asyncio.Event) -> None:

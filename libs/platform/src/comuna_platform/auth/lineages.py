@@ -4,7 +4,11 @@ Identity computes lineages from its own register (a recursive query over the ver
 force). Every other service asks identity's `GetTerritory` (the ancestors by the parent links in
 force on `as_of`) through `GrpcTerritoryLineages`, which keeps answers briefly and forgets them
 all on any `identity.territory.*` event (a unit created, moved, renamed, promoted, dissolved).
-Identity unreachable is a 503 for the request, never "allowed".
+
+When identity cannot answer, a lineage that expired less than `stale_seconds` ago still serves
+(stale-if-error, as the access cache does): a table officer's ballots go on through an identity
+restart. An invalidation drops it at once, so a change identity announced still applies.
+Identity unreachable with nothing recent to stand in is a 503 for the request, never "allowed".
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 INVALIDATION_SUBJECTS = "identity.territory.>"
 DEFAULT_MAX_ENTRIES = 50_000
 
+# How long a stand-in lineage serves before identity is asked again.
+_RETRY_SECONDS = 1.0
+
 
 class TerritoryLineages(Protocol):
     async def of(self, code: str, *, day: date | None = None) -> Lineage:
@@ -50,6 +58,14 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    lineage: Lineage
+    # Fresh until `expires_at`; may stand in for an unreachable identity until `stale_until`.
+    expires_at: float
+    stale_until: float
+
+
 class GrpcTerritoryLineages:
     """`TerritoryLineages` through identity's `GetTerritory`, cached per (code, day), over
     `channel` (which its owner closes: a runtime shares one channel to identity)."""
@@ -61,6 +77,7 @@ class GrpcTerritoryLineages:
         tokens: Invalidatable | None = None,
         timeout: float = 5.0,
         cache_seconds: float = 30.0,
+        stale_seconds: float = 0.0,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -70,9 +87,10 @@ class GrpcTerritoryLineages:
         self._tokens = tokens
         self._timeout = timeout
         self._ttl = cache_seconds
+        self._stale_seconds = stale_seconds
         self._max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, date], tuple[Lineage, float]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, date], _Entry] = OrderedDict()
         # Bumped by every invalidation: an answer fetched across one is not stored.
         self._generation = 0
         self.listening = False
@@ -83,17 +101,40 @@ class GrpcTerritoryLineages:
     async def of(self, code: str, *, day: date | None = None) -> Lineage:
         key = (code, day or today())
         entry = self._entries.get(key)
-        if entry is not None and self._clock() < entry[1]:
+        if entry is not None and self._clock() < entry.expires_at:
             self._entries.move_to_end(key)
-            return entry[0]
+            return entry.lineage
         generation = self._generation
-        lineage = await self._fetch(*key)
+        try:
+            lineage = await self._fetch(*key)
+        except Unavailable:
+            stand_in = self._stand_in(key, entry, generation)
+            if stand_in is None:
+                raise
+            return stand_in
         if generation == self._generation and self._ttl > 0:
-            self._entries[key] = (lineage, self._clock() + self._ttl)
+            now = self._clock()
+            self._entries[key] = _Entry(lineage, now + self._ttl, now + self._ttl + self._stale_seconds)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
         return lineage
+
+    def _stand_in(self, key: tuple[str, date], stale: _Entry | None, generation: int) -> Lineage | None:
+        """The expired lineage of `key` while identity cannot answer; None if there is none, an
+        invalidation came meanwhile, or it is past its bound. The next attempt waits a second:
+        requests in between are served without a doomed call each."""
+        now = self._clock()
+        if stale is None or generation != self._generation or now >= stale.stale_until:
+            return None
+        current = self._entries.get(key)
+        if current is stale:
+            self._entries[key] = _Entry(stale.lineage, min(now + _RETRY_SECONDS, stale.stale_until), stale.stale_until)
+            log.warning(
+                "identity unavailable; a recent territory lineage stands in",
+                extra={"stale_for_s": round(now - stale.expires_at, 1)},
+            )
+        return stale.lineage
 
     def clear(self) -> None:
         self._generation += 1
