@@ -146,6 +146,37 @@ async def test_concurrent_resolutions_of_one_pending_transfer_win_once(funding: 
     assert after["debits_pending_minor"] == 0 and after["debits_posted_minor"] in (0, 1_000)
 
 
+async def test_concurrent_single_transfers_share_transactions_and_are_decided_one_by_one(
+    funding: RunningService, operator: dict
+) -> None:
+    """Group commit: 30 concurrent requests against a commitment holding 20 of them. Exactly 20
+    are stored (no overdraft), in fewer transactions than transfers; a resend that meets its
+    original is stored once; a reused id with another body is refused; the journal still adds up."""
+    _, commitment = await funded(funding, operator, 1_000)
+    commune = await open_account(funding, operator)
+    move = {"debit_account_id": commitment["id"], "credit_account_id": commune["id"], "currency": "USD"}
+    bodies = [{"id": str(uuid.uuid4()), "amount_minor": 50, **move} for _ in range(30)]
+    resent, reused = dict(bodies[0]), {**bodies[1], "amount_minor": 51}
+    answers = await asyncio.gather(*(send(funding, operator, **body) for body in [*bodies, resent, reused]))
+    statuses = [a.status_code for a in answers]
+    created = [b["id"] for b, a in zip(bodies, answers, strict=False) if a.status_code == 201]
+    refused = [a.json()["code"] for a in answers[:30] if a.status_code != 201]
+    assert len(created) == 20 and refused == ["exceeds_credits"] * 10, statuses
+    assert statuses[30] == (200 if bodies[0]["id"] in created else 409)
+    assert statuses[31] == 409 and answers[31].json()["code"] in ("transfer_id_reused", "exceeds_credits")
+    after = await account(funding, commitment["id"])
+    assert after["debits_posted_minor"] == after["credits_posted_minor"] == 1_000
+    async with funding.runtime.db.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT id, xmin::text AS tx FROM transfers WHERE id = ANY(:ids)"),
+            {"ids": [uuid.UUID(i) for i in created]},
+        )
+        transactions = {row.tx for row in rows}
+    assert 1 <= len(transactions) < len(created)
+    async with funding.runtime.db.transaction() as session:
+        assert await ledger.audit(session) == []
+
+
 async def test_a_pending_transfer_expires_after_its_timeout(funding: RunningService, operator: dict) -> None:
     _, commitment = await funded(funding, operator, 1_000)
     commune = await open_account(funding, operator)

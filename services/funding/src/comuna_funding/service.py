@@ -22,6 +22,7 @@ from comuna_funding.grpc import servicer
 from comuna_funding.settings import Settings
 from comuna_funding.storage import journal
 from comuna_funding.storage.models import journal_tables
+from comuna_funding.transfer_commits import TransferCommits
 from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.events import EventConsumer
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
@@ -62,6 +63,7 @@ def on_startup(runtime: Runtime, app: FastAPI) -> None:
     directory = SourceDirectory(settings.source_credentials)
     runtime.workers.add(Worker("source-commitments", SourceCommitments(runtime.db, directory).run))
     app.state.funding_settings = settings
+    app.state.transfer_commits = TransferCommits(runtime.db)
 
 
 def commit_policy(settings: Settings) -> CommitPolicy:

@@ -2,7 +2,8 @@
 time or in batches (docs/ledger.md). National operators only: the ledger is the country's
 shared infrastructure; the funders' own systems plug in as sources, not through these.
 
-A single transfer answers 201 (created), 200 (the same transfer resent) or a problem; a batch
+A single transfer answers 201 (created), 200 (the same transfer resent) or a problem, and is
+written by group commit with those of concurrent requests (`transfer_commits`); a batch
 answers 200 with one result per transfer, linked chains together, and writes nothing of a
 refused transfer.
 """
@@ -13,7 +14,7 @@ import uuid
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from comuna_funding.api.routes import account_out, transfer_out
 from comuna_funding.api.schemas import (
@@ -29,6 +30,7 @@ from comuna_funding.api.schemas import (
 from comuna_funding.domain import ledger
 from comuna_funding.domain.ledger import AccountSpec, Decision, Exchange, NewTransfer, TransferOutcome
 from comuna_funding.storage import ledger_store
+from comuna_funding.transfer_commits import TransferCommits
 from comuna_funding.vocabulary import TransferKind
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
@@ -92,19 +94,31 @@ async def close_account(account_id: uuid.UUID, uow: UnitOfWorkDep, _: Operator) 
     return account_out(await ledger.close_account(uow.session, account_id))
 
 
+def get_transfer_commits(request: Request) -> TransferCommits:
+    commits: TransferCommits = request.app.state.transfer_commits
+    return commits
+
+
+TransferCommitsDep = Annotated[TransferCommits, Depends(get_transfer_commits)]
+
+
 @router.post(
     "/transfers",
     response_model=TransferOut,
     status_code=201,
     summary="Create one transfer: 201 created, 200 the same transfer resent, a problem if refused",
 )
-async def create_transfer(body: TransferIn, uow: UnitOfWorkDep, _: Operator, response: Response) -> TransferOut:
-    [decision] = await ledger.submit_transfers(uow.session, [_new_transfer(body)])
+async def create_transfer(
+    body: TransferIn, commits: TransferCommitsDep, _: Operator, response: Response
+) -> TransferOut:
+    # Written with the transfers of concurrent requests, in one transaction (`transfer_commits`).
+    submitted = await commits.submit(_new_transfer(body))
+    decision = submitted.decision
     if not isinstance(decision, TransferOutcome):
         raise decision
     if decision.status == "exists":
         response.status_code = 200
-    return (await _outs(uow, [decision]))[0]
+    return transfer_out(decision.transfer, submitted.account_keys)
 
 
 def _error(decision: Decision) -> TransferError | None:
