@@ -94,7 +94,7 @@ async def close_account(account_id: uuid.UUID, uow: UnitOfWorkDep, _: Operator) 
     return account_out(await ledger.close_account(uow.session, account_id))
 
 
-def get_transfer_commits(request: Request) -> TransferCommits:
+async def get_transfer_commits(request: Request) -> TransferCommits:
     commits: TransferCommits = request.app.state.transfer_commits
     return commits
 
@@ -124,7 +124,7 @@ async def create_transfer(
 def _error(decision: Decision) -> TransferError | None:
     if isinstance(decision, TransferOutcome):
         return None
-    return TransferError(status=decision.status, code=decision.code, detail=decision.detail)
+    return TransferError.model_construct(status=decision.status, code=decision.code, detail=decision.detail)
 
 
 @router.post(
@@ -138,7 +138,7 @@ async def create_transfers(body: TransferBatchIn, uow: UnitOfWorkDep, _: Operato
     stored = [d for d in decisions if isinstance(d, TransferOutcome)]
     outs = iter(await _outs(uow, stored))
     results = [
-        TransferResult(
+        TransferResult.model_construct(
             id=t.id,
             result=d.status if isinstance(d, TransferOutcome) else "refused",
             transfer=next(outs) if isinstance(d, TransferOutcome) else None,

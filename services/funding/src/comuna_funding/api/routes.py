@@ -100,23 +100,26 @@ def account_out(a: AccountRow) -> AccountOut:
 
 
 def transfer_out(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
-    return TransferOut(
+    # Built without validation (`model_construct`): every field comes typed from a stored row,
+    # and a batch answers thousands of these.
+    exchange = None
+    if t.exchange_rate is not None and t.exchange_base_id is not None and t.exchange_counter_id is not None:
+        exchange = ExchangeOut.model_construct(
+            base_id=t.exchange_base_id, counter_id=t.exchange_counter_id, rate=format_rate(t.exchange_rate)
+        )
+    return TransferOut.model_construct(
         id=t.id,
         seq=t.seq,
         date=t.created_at,
-        value=Money(amount_minor=t.amount, currency=t.currency),
-        payer=AccountRef(id=t.debit_account_id, key=keys[t.debit_account_id]),
-        payee=AccountRef(id=t.credit_account_id, key=keys[t.credit_account_id]),
+        value=Money.model_construct(amount_minor=t.amount, currency=t.currency),
+        payer=AccountRef.model_construct(id=t.debit_account_id, key=keys[t.debit_account_id]),
+        payee=AccountRef.model_construct(id=t.credit_account_id, key=keys[t.credit_account_id]),
         code=t.code,
         reference=t.reference,
         kind=TransferKind(t.kind),
         pending_id=t.pending_id,
         timeout_seconds=t.timeout_seconds,
-        exchange=None
-        if t.exchange_rate is None or t.exchange_base_id is None or t.exchange_counter_id is None
-        else ExchangeOut(
-            base_id=t.exchange_base_id, counter_id=t.exchange_counter_id, rate=format_rate(t.exchange_rate)
-        ),
+        exchange=exchange,
     )
 
 

@@ -322,7 +322,8 @@ def _within_chains(batch: Sequence[NewTransfer], decisions: dict[int, Decision])
         for position, i in enumerate(members):
             indices.append(i)
             tied = position < len(members) - 1 or batch[group[-1]].linked
-            undecided.append(replace(batch[i], linked=tied))
+            transfer = batch[i]
+            undecided.append(transfer if transfer.linked == tied else replace(transfer, linked=tied))
     return indices, undecided
 
 

@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 
 from comuna_funding.storage.ledger_store import AccountRow, Deltas, TransferRow
 from comuna_funding.vocabulary import RESOLVING_KINDS, AccountKind, TransferKind
-from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, ProblemError
+from comuna_platform.errors import FailedPrecondition, InvalidInput, NotFound, ProblemError
 
 MAX_AMOUNT = 2**63 - 1  # PostgreSQL bigint
 CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -412,7 +412,7 @@ def chains(batch: Sequence[NewTransfer], atomic: bool) -> list[list[int]]:
 
 def evaluate(batch: Sequence[NewTransfer], book: Book, *, atomic: bool, allow_expire: bool = False) -> Evaluation:
     """Decide every transfer of `batch` (none of which is already stored) against `book`."""
-    decisions: list[NewTransfer | ProblemError] = [Conflict("not decided", code="undecided") for _ in batch]
+    decided: list[NewTransfer | ProblemError | None] = [None] * len(batch)
     created: dict[uuid.UUID, TransferRow | NewTransfer] = {}
     for group in chains(batch, atomic):
         chain = _Chain(book, created)
@@ -437,12 +437,12 @@ def evaluate(batch: Sequence[NewTransfer], book: Book, *, atomic: bool, allow_ex
                     failure = (next(i for i in group if str(batch[i].id) == exc.extra.get("transfer_id")), exc)
         if failure is None:
             for index, resolved in zip(group, accepted, strict=True):
-                decisions[index] = resolved
+                decided[index] = resolved
             continue
         chain.rollback()
         failed_at, error = failure
         for index in group:
-            decisions[index] = (
+            decided[index] = (
                 error
                 if index == failed_at
                 else FailedPrecondition(
@@ -458,4 +458,7 @@ def evaluate(batch: Sequence[NewTransfer], book: Book, *, atomic: bool, allow_ex
         if tuple(totals) != before:
             dp, cp, dq, cq = (now - then for now, then in zip(totals, before, strict=True))
             deltas[aid] = (dp, cp, dq, cq)
+    decisions = [d for d in decided if d is not None]
+    if len(decisions) != len(batch):  # every chain decides each of its members
+        raise RuntimeError("a transfer of the batch was left undecided")
     return Evaluation(decisions, deltas)
