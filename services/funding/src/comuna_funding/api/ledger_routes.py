@@ -11,21 +11,20 @@ refused transfer.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from comuna_funding.api.routes import account_out, transfer_out
+from comuna_funding.api.routes import account_out, transfer_fields, transfer_out
 from comuna_funding.api.schemas import (
     AccountIn,
     AccountOut,
     TransferBatchIn,
     TransferBatchOut,
-    TransferError,
     TransferIn,
     TransferOut,
-    TransferResult,
 )
 from comuna_funding.domain import ledger
 from comuna_funding.domain.ledger import AccountSpec, Decision, Exchange, NewTransfer, TransferOutcome
@@ -36,7 +35,6 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
 from comuna_platform.http.deps import UnitOfWorkDep
-from comuna_platform.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -59,14 +57,6 @@ def _new_transfer(body: TransferIn) -> NewTransfer:
         exchange=None if exchange is None else Exchange(exchange.base_id, exchange.counter_id, Decimal(exchange.rate)),
         linked=body.linked,
     )
-
-
-async def _outs(uow: UnitOfWork, outcomes: list[TransferOutcome]) -> list[TransferOut]:
-    rows = [o.transfer for o in outcomes]
-    keys = await ledger_store.account_keys(
-        uow.session, [aid for t in rows for aid in (t.debit_account_id, t.credit_account_id)]
-    )
-    return [transfer_out(t, keys) for t in rows]
 
 
 @router.post("/accounts", response_model=AccountOut, status_code=201, summary="Open an account (idempotent by key)")
@@ -121,10 +111,16 @@ async def create_transfer(
     return transfer_out(decision.transfer, submitted.account_keys)
 
 
-def _error(decision: Decision) -> TransferError | None:
+def _result(transfer: NewTransfer, decision: Decision, keys: dict[uuid.UUID, str]) -> dict[str, Any]:
     if isinstance(decision, TransferOutcome):
-        return None
-    return TransferError.model_construct(status=decision.status, code=decision.code, detail=decision.detail)
+        return {
+            "id": transfer.id,
+            "result": decision.status,
+            "transfer": transfer_fields(decision.transfer, keys),
+            "error": None,
+        }
+    error = {"status": decision.status, "code": decision.code, "detail": decision.detail}
+    return {"id": transfer.id, "result": "refused", "transfer": None, "error": error}
 
 
 @router.post(
@@ -135,16 +131,13 @@ def _error(decision: Decision) -> TransferError | None:
 async def create_transfers(body: TransferBatchIn, uow: UnitOfWorkDep, _: Operator) -> TransferBatchOut:
     batch = [_new_transfer(t) for t in body.transfers]
     decisions = await ledger.submit_transfers(uow.session, batch)
-    stored = [d for d in decisions if isinstance(d, TransferOutcome)]
-    outs = iter(await _outs(uow, stored))
-    results = [
-        TransferResult.model_construct(
-            id=t.id,
-            result=d.status if isinstance(d, TransferOutcome) else "refused",
-            transfer=next(outs) if isinstance(d, TransferOutcome) else None,
-            error=_error(d),
-        )
-        for t, d in zip(batch, decisions, strict=True)
-    ]
-    counts = {name: sum(1 for r in results if r.result == name) for name in ("created", "exists", "refused")}
-    return TransferBatchOut(results=results, **counts)
+    stored = [d.transfer for d in decisions if isinstance(d, TransferOutcome)]
+    keys = await ledger_store.account_keys(
+        uow.session, [aid for t in stored for aid in (t.debit_account_id, t.credit_account_id)]
+    )
+    results = [_result(t, d, keys) for t, d in zip(batch, decisions, strict=True)]
+    counts = Counter(r["result"] for r in results)
+    # One validation of the whole answer: thousands of results, built as plain data.
+    return TransferBatchOut.model_validate(
+        {"results": results, "created": counts["created"], "exists": counts["exists"], "refused": counts["refused"]}
+    )

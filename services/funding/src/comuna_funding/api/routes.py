@@ -7,7 +7,7 @@ writes (the ledger's writes are `ledger_routes`, for national operators).
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -15,15 +15,12 @@ from comuna_funding.api.schemas import (
     AccountFlags,
     AccountOut,
     AccountPage,
-    AccountRef,
     AllocationDetail,
     AllocationOut,
     AllocationPage,
     DisbursementOut,
-    ExchangeOut,
     LedgerTotalOut,
     LedgerTotals,
-    Money,
     TransferOut,
     TransferPage,
 )
@@ -32,7 +29,7 @@ from comuna_funding.domain.journal import format_rate
 from comuna_funding.domain.queries import AllocationView
 from comuna_funding.storage.ledger_store import AccountRow, TransferRow
 from comuna_funding.storage.models import Disbursement
-from comuna_funding.vocabulary import AccountKind, AllocationStatus, DisbursementStatus, TransferKind
+from comuna_funding.vocabulary import AccountKind, AllocationStatus, DisbursementStatus
 from comuna_platform.http.deps import UnitOfWorkDep
 from comuna_platform.paging import decode_page_token, encode_page_token
 
@@ -99,28 +96,34 @@ def account_out(a: AccountRow) -> AccountOut:
     )
 
 
-def transfer_out(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
-    # Built without validation (`model_construct`): every field comes typed from a stored row,
-    # and a batch answers thousands of these.
+def transfer_fields(t: TransferRow, keys: dict[uuid.UUID, str]) -> dict[str, Any]:
+    """A transfer's REST fields as plain data: validated in one pass with the rest of a batch's
+    answer (pydantic's core is far faster on a whole document than model by model)."""
     exchange = None
     if t.exchange_rate is not None and t.exchange_base_id is not None and t.exchange_counter_id is not None:
-        exchange = ExchangeOut.model_construct(
-            base_id=t.exchange_base_id, counter_id=t.exchange_counter_id, rate=format_rate(t.exchange_rate)
-        )
-    return TransferOut.model_construct(
-        id=t.id,
-        seq=t.seq,
-        date=t.created_at,
-        value=Money.model_construct(amount_minor=t.amount, currency=t.currency),
-        payer=AccountRef.model_construct(id=t.debit_account_id, key=keys[t.debit_account_id]),
-        payee=AccountRef.model_construct(id=t.credit_account_id, key=keys[t.credit_account_id]),
-        code=t.code,
-        reference=t.reference,
-        kind=TransferKind(t.kind),
-        pending_id=t.pending_id,
-        timeout_seconds=t.timeout_seconds,
-        exchange=exchange,
-    )
+        exchange = {
+            "base_id": t.exchange_base_id,
+            "counter_id": t.exchange_counter_id,
+            "rate": format_rate(t.exchange_rate),
+        }
+    return {
+        "id": t.id,
+        "seq": t.seq,
+        "date": t.created_at,
+        "value": {"amount_minor": t.amount, "currency": t.currency},
+        "payer": {"id": t.debit_account_id, "key": keys[t.debit_account_id]},
+        "payee": {"id": t.credit_account_id, "key": keys[t.credit_account_id]},
+        "code": t.code,
+        "reference": t.reference,
+        "kind": t.kind,
+        "pending_id": t.pending_id,
+        "timeout_seconds": t.timeout_seconds,
+        "exchange": exchange,
+    }
+
+
+def transfer_out(t: TransferRow, keys: dict[uuid.UUID, str]) -> TransferOut:
+    return TransferOut.model_validate(transfer_fields(t, keys))
 
 
 @router.get("/allocations", response_model=AllocationPage, summary="Allocations, by consultation or commune")
