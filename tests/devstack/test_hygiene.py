@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,10 +97,15 @@ class Infra:
         line = process.stdout.readline().strip()
         assert line == "up", self.stderr.read_text()
         for name, port in (("PostgreSQL", self.pg_port), ("NATS", self.nats_port)):
-            assert port_is_open("127.0.0.1", port), (
-                f"{name} on {port} does not accept connections after 'up'\n"
-                f"--- stderr ---\n{self.stderr.read_text()}\n--- {self.data_dir}/log ---\n{tail(self.data_dir / 'log')}"
-            )
+            # A connect gives up after 0.2 s, which a machine busy with a previous test's
+            # shutdown can exceed: a server that is up accepts within seconds, a dead one never.
+            deadline = time.monotonic() + 10
+            while not port_is_open("127.0.0.1", port):
+                assert process.poll() is None and time.monotonic() < deadline, (
+                    f"{name} on {port} does not accept connections after 'up'\n--- stderr ---\n"
+                    f"{self.stderr.read_text()}\n--- {self.data_dir}/log ---\n{tail(self.data_dir / 'log')}"
+                )
+                time.sleep(0.05)
         return process
 
     def recorded(self) -> dict[str, PidRecord]:
