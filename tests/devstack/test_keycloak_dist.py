@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from comuna_devstack import keycloak
+from comuna_devstack.downloads import MAVEN_URL_ENV
 from comuna_devstack.errors import DevStackError
-from comuna_devstack.keycloak import JAVA_HOME_ENV, MAVEN_URL_ENV, find_java_home, java_major, keycloak_home
+from comuna_devstack.keycloak import JAVA_HOME_ENV, find_java_home, java_major, keycloak_home
 
 
 def fake_java(root: Path, version: str) -> Path:

