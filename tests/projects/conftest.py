@@ -18,8 +18,9 @@ from comuna_projects.storage.evidence_store import S3Location
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[EmbeddedS3]:
-    with tempfile.TemporaryDirectory(prefix="comuna-s3-") as scratch:
+def s3_server(comuna_scratch_dir: Path) -> Iterator[EmbeddedS3]:
+    """S3Proxy for the session, its buckets in the session's scratch directory."""
+    with tempfile.TemporaryDirectory(prefix="s3-", dir=comuna_scratch_dir) as scratch:
         server = EmbeddedS3(
             Path(scratch) / "buckets",
             free_port(),

@@ -98,6 +98,8 @@ class EmbeddedS3:
         jar = s3proxy_jar(notify=self.notify)
         java_home = find_java_home(notify=self.notify)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        work = self.data_dir.parent / f"{self.data_dir.name}.tmp"
+        work.mkdir(exist_ok=True)
         properties = self.data_dir.parent / f"{self.data_dir.name}.properties"
         # The secret goes into a file only this user reads, never onto the command line (`ps`).
         descriptor = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -113,7 +115,16 @@ class EmbeddedS3:
         self.notify(f"starting S3Proxy {S3PROXY_VERSION} on {self.url}")
         self._log = self.log_file.open("ab")
         self._process = subprocess.Popen(
-            [str(java_home / "bin" / "java"), "-jar", str(jar), "--properties", str(properties)],
+            [
+                str(java_home / "bin" / "java"),
+                # Nothing of ours under /tmp: the JVM's temporary files go beside the buckets.
+                f"-Djava.io.tmpdir={work}",
+                "-XX:-UsePerfData",
+                "-jar",
+                str(jar),
+                "--properties",
+                str(properties),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
