@@ -802,6 +802,16 @@ def test_pods_run_as_non_root_restricted(chart: helm_python.Chart, scenario: str
             assert "memory" in container["resources"]["limits"]
 
 
+def test_projects_get_the_milestone_plan_of_the_values(chart: helm_python.Chart) -> None:
+    container = pod_spec(deployment(render(chart), "projects"))["containers"][0]
+    assert env_of(container)["COMUNA_PROJECTS_MILESTONE_PLAN"]["value"] == "Start-up:40,Midpoint:40,Completion:20"
+    custom = {"services": {"projects": {"milestonePlan": "Obra:80,Entrega:20"}}}
+    container = pod_spec(deployment(render(chart, custom), "projects"))["containers"][0]
+    assert env_of(container)["COMUNA_PROJECTS_MILESTONE_PLAN"]["value"] == "Obra:80,Entrega:20"
+    funding = pod_spec(deployment(render(chart), "funding"))["containers"][0]
+    assert "COMUNA_FUNDING_MILESTONE_PLAN" not in env_of(funding)
+
+
 def test_service_account_never_mounts_api_token(default_objects: list[dict[str, Any]]) -> None:
     accounts = by_name(default_objects, "ServiceAccount")
     assert set(accounts) == {RELEASE, f"{RELEASE}-migrations"}
@@ -828,6 +838,7 @@ def test_service_account_never_mounts_api_token(default_objects: list[dict[str, 
         {"services": {"funding": {"consumers": {"stallSeconds": "soon"}}}},
         {"services": {"funding": {"autoscaling": {"enabled": "yes"}}}},
         {"services": {"consultations": {"peers": ["billing"]}}},
+        {"services": {"projects": {"milestonePlan": "Start-up 40, Completion 60"}}},
         {"secrets": {"values": {"identity": {"censusKey": "typo"}}}},
         {"secrets": {"values": {"funding": {"databaseUrl": "mysql://x"}}}},
         {"telemetry": {"exporter": "jaeger"}},

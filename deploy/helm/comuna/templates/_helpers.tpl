@@ -349,6 +349,10 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 - name: {{ $p }}RECORD_WITNESS_KEYS
   value: {{ .witnessKeys | default list | toJson | quote }}
 {{- end }}
+{{- with $cfg.milestonePlan }}
+- name: {{ $p }}MILESTONE_PLAN
+  value: {{ . | quote }}
+{{- end }}
 {{- with $cfg.ledger }}
 - name: {{ $p }}EXPIRY_SECONDS
   value: {{ .expirySeconds | toString | quote }}
