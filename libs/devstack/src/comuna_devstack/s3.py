@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from comuna_devstack._process import parent_death_hook, tail
+from comuna_devstack._process import parent_death_hook, stop_group, tail
 from comuna_devstack.downloads import download_pinned, locked, maven_url
 from comuna_devstack.errors import DevStackError
 from comuna_devstack.keycloak import find_java_home
@@ -150,16 +150,8 @@ class EmbeddedS3:
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None:
+            stop_group(process, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

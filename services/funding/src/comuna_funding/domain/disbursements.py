@@ -89,7 +89,7 @@ async def record_outcome(
         currency=tranche.currency,
         transfer_id=transfer_id,
         status=DisbursementStatus.COMPLETED if transfer_id is not None else DisbursementStatus.REJECTED,
-        reason=reason,
+        reason=None if transfer_id is not None else reason,
     )
     session.add(disbursement)
     await session.flush()

@@ -280,7 +280,7 @@ async def disburse_reserved(uow: UnitOfWork, tranche: Tranche) -> Disbursement |
             transfer_id = outcome.transfer.id
             row.status = TrancheStatus.POSTED
             row.resolution_transfer_id = transfer_id
-    return await disbursements.record_outcome(uow, tranche, transfer_id, None if transfer_id else reason)
+    return await disbursements.record_outcome(uow, tranche, transfer_id, reason)
 
 
 # --- projects.project.cancelled ---------------------------------------------------------------
