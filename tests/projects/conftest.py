@@ -9,12 +9,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from comuna_devstack.ports import free_port
 from comuna_devstack.s3 import S3_REGION, EmbeddedS3
-from comuna_projects.storage.evidence_store import S3Location
+from comuna_projects.storage.evidence_store import S3Location, s3_client
 
 
 @pytest.fixture(scope="session")
@@ -42,12 +41,6 @@ def s3_location(s3_server: EmbeddedS3) -> S3Location:
         region=S3_REGION,
         prefix="comuna/",
     )
-    client = boto3.client(
-        "s3",
-        endpoint_url=location.endpoint_url,
-        aws_access_key_id=location.access_key,
-        aws_secret_access_key=location.secret_key,
-        region_name=location.region,
-    )
+    client = s3_client(location)
     client.create_bucket(Bucket=location.bucket)
     return location

@@ -8,12 +8,17 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-import boto3
 import pytest
 
 from comuna_platform.errors import InvalidInput
 from comuna_projects.domain.evidence import EvidencePolicy, store_evidence
-from comuna_projects.storage.evidence_store import EvidenceStore, LocalEvidenceStore, S3EvidenceStore, S3Location
+from comuna_projects.storage.evidence_store import (
+    EvidenceStore,
+    LocalEvidenceStore,
+    S3EvidenceStore,
+    S3Location,
+    s3_client,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -38,13 +43,7 @@ def contents(store: EvidenceStore) -> list[str]:
             return []
         return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
     assert isinstance(store, S3EvidenceStore)
-    client = boto3.client(
-        "s3",
-        endpoint_url=store.location.endpoint_url,
-        aws_access_key_id=store.location.access_key,
-        aws_secret_access_key=store.location.secret_key,
-        region_name=store.location.region,
-    )
+    client = s3_client(store.location)
     listed = client.list_objects_v2(Bucket=store.location.bucket)
     return sorted(item["Key"] for item in listed.get("Contents", []))
 

@@ -15,7 +15,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -96,23 +96,29 @@ class S3Location:
     prefix: str = ""
 
 
+def s3_client(location: S3Location) -> Any:
+    """A boto3 S3 client for `location` (path-style: S3-compatible servers rarely have
+    per-bucket hosts)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=location.endpoint_url,
+        aws_access_key_id=location.access_key,
+        aws_secret_access_key=location.secret_key,
+        region_name=location.region,
+        config=BotoConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3, "mode": "standard"},
+        ),
+    )
+
+
 class S3EvidenceStore:
     """Files in an S3-compatible bucket (boto3, its calls run off the event loop)."""
 
     def __init__(self, location: S3Location) -> None:
         self.location = location
-        self._client = boto3.client(
-            "s3",
-            endpoint_url=location.endpoint_url,
-            aws_access_key_id=location.access_key,
-            aws_secret_access_key=location.secret_key,
-            region_name=location.region,
-            config=BotoConfig(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},  # S3-compatible servers rarely have per-bucket hosts
-                retries={"max_attempts": 3, "mode": "standard"},
-            ),
-        )
+        self._client = s3_client(location)
 
     def _key(self, sha256: str) -> str:
         return f"{self.location.prefix}sha256/{sha256[:2]}/{sha256}"
