@@ -543,10 +543,14 @@ def dns(peer: str) -> str:
 
 def test_peers_get_in_cluster_grpc_targets(chart: helm_python.Chart, default_objects: list[dict[str, Any]]) -> None:
     # Every service but identity asks identity where a caller may act (ResolvePrincipal), and
-    # caches the answer for accessCacheSeconds; identity itself calls no peer.
+    # caches the answer for accessCacheSeconds; identity itself calls no peer. Projects also asks
+    # funding what was disbursed before an expenditure.
     for name in ("consultations", "funding", "projects"):
         prefix = f"COMUNA_{name.upper()}_"
-        assert grpc_targets(default_objects, name) == {f"{prefix}IDENTITY_GRPC_TARGET": dns("identity")}
+        expected = {f"{prefix}IDENTITY_GRPC_TARGET": dns("identity")}
+        if name == "projects":
+            expected[f"{prefix}FUNDING_GRPC_TARGET"] = dns("funding")
+        assert grpc_targets(default_objects, name) == expected
         env = env_of(pod_spec(deployment(default_objects, name))["containers"][0])
         assert env[f"{prefix}ACCESS_CACHE_SECONDS"]["value"] == "30"
         assert env[f"{prefix}SERVICE_CLIENT_ID"]["valueFrom"]["secretKeyRef"]["optional"] is False
@@ -810,6 +814,41 @@ def test_projects_get_the_milestone_plan_of_the_values(chart: helm_python.Chart)
     assert env_of(container)["COMUNA_PROJECTS_MILESTONE_PLAN"]["value"] == "Obra:80,Entrega:20"
     funding = pod_spec(deployment(render(chart), "funding"))["containers"][0]
     assert "COMUNA_FUNDING_MILESTONE_PLAN" not in env_of(funding)
+
+
+def test_projects_evidence_storage_and_stall_detection(chart: helm_python.Chart) -> None:
+    # Default: a local directory on a volume (an emptyDir unless a claim is named), 20 MiB files.
+    container, spec = _projects_pod(render(chart, {}))
+    env = env_of(container)
+    assert {k: env[f"COMUNA_PROJECTS_{k}"]["value"] for k in ("EVIDENCE_BACKEND", "EVIDENCE_DIR")} == {
+        "EVIDENCE_BACKEND": "local",
+        "EVIDENCE_DIR": "/var/lib/comuna/evidence",
+    }
+    assert env["COMUNA_PROJECTS_EVIDENCE_MAX_BYTES"]["value"] == str(20 * 1024 * 1024)
+    assert (env["COMUNA_PROJECTS_STALL_QUIET_DAYS"]["value"], env["COMUNA_PROJECTS_STALL_CHECK_SECONDS"]["value"]) == (
+        "30",
+        "60",
+    )
+    assert {"name": "evidence", "mountPath": "/var/lib/comuna/evidence"} in container["volumeMounts"]
+    assert {"name": "evidence", "emptyDir": {}} in spec["volumes"]
+    claimed = _projects_pod(render(chart, {"services": {"projects": {"evidence": {"existingClaim": "evidencia"}}}}))
+    assert {"name": "evidence", "persistentVolumeClaim": {"claimName": "evidencia"}} in claimed[1]["volumes"]
+    # S3: endpoint and bucket in values, the keys from the Secret; no volume.
+    s3 = {"backend": "s3", "s3": {"endpoint": "https://s3.example.org", "bucket": "evidencia"}}
+    container, spec = _projects_pod(render(chart, {"services": {"projects": {"evidence": s3}}}))
+    env = env_of(container)
+    assert env["COMUNA_PROJECTS_EVIDENCE_S3_BUCKET"]["value"] == "evidencia"
+    assert "COMUNA_PROJECTS_EVIDENCE_DIR" not in env
+    secret = env["COMUNA_PROJECTS_EVIDENCE_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]
+    assert secret["key"] == "projects-evidence-s3-secret-access-key"
+    assert all(v["name"] != "evidence" for v in spec["volumes"])
+    with pytest.raises(Exception, match="evidence.s3.endpoint"):
+        render(chart, {"services": {"projects": {"evidence": {"backend": "s3"}}}})
+
+
+def _projects_pod(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec = pod_spec(deployment(objects, "projects"))
+    return spec["containers"][0], spec
 
 
 def test_service_account_never_mounts_api_token(default_objects: list[dict[str, Any]]) -> None:

@@ -138,6 +138,12 @@ def test_the_whole_cycle(summary: dict[str, Any]) -> None:
     assert {a["source"] for a in summary["allocations"]} == {"national", "estado_demo", "municipio_demo"}
     assert len(summary["projects"]) == len(summary["allocations"])
     assert summary["disbursed_minor"] == sum(a["amount_minor"] for a in summary["allocations"])
+    # Every project executed under oversight: reported, verified by someone else, paid, every unit
+    # spent with a receipt, completed; a resident's observation answered in public and closed.
+    assert {p["status"] for p in summary["projects"]} == {"completed"}
+    assert summary["spent_minor"] == summary["disbursed_minor"]
+    assert summary["execution"]["evidence_files"] == 2 * len(summary["projects"])
+    assert summary["execution"]["oversight_report"] == "closed"
     assert summary["ledger_balanced"] and summary["ledger_verified"] is True
     assert summary["consultation"]["double_votes_refused"] > 0
     assert summary["consultation"]["ineligible_refused"] > 0

@@ -27,7 +27,7 @@ from comuna_devstack.keycloak import EmbeddedKeycloak
 from comuna_devstack.ports import free_port
 from comuna_devstack.stack import SERVICES, Stack, StackConfig
 from tests.fault import probes
-from tests.fault.cycle import OFFICER, Commune, Cycle, seed_territory
+from tests.fault.cycle import OFFICER, OVERSEER, Commune, Cycle, seed_territory
 from tests.fault.invariants import cycle_problems
 from tests.fault.nats_proxy import NatsProxy
 from tests.support.stacks import shared_keycloak
@@ -103,7 +103,7 @@ def client(stack: Stack) -> Iterator[PlatformClient]:
         {s: stack.config.http_url(s) for s in SERVICES}, token_url=stack.config.token_url, timeout=15.0
     )
     passwords = stack.staff_passwords()
-    for user in ("operator", "registrar", "auditor", OFFICER):
+    for user in ("operator", "registrar", "auditor", OFFICER, OVERSEER):
         client.login(user, passwords[user])
     yield client
     client.close()

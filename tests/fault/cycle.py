@@ -28,12 +28,16 @@ from comuna_devstack.demo import (
     open_voting,
     table_code,
 )
-from comuna_devstack.seed import TABLE_OFFICERS
+from comuna_devstack.demo_projects import png
+from comuna_devstack.seed import TABLE_OFFICERS, staff_username
 
 COUNTRY, STATE, MUNICIPALITY = "VE", "VE.01", "VE.01.01"
 CANDIDATES_PER_COMMUNE = 2
 # The dev seed's table officer the operator assigns a table of each commune.
 OFFICER = TABLE_OFFICERS[0]
+# A dev seed overseer the operator makes overseer of every commune here too: milestones are
+# reported by the operator and verified by someone else (four eyes).
+OVERSEER = staff_username("overseer", "C001")
 # How long an event-driven step may take after a fault: long enough for a redelivery after
 # JetStream's ack wait (a crashed consumer's unacknowledged batch) and a reconnect.
 EVENT_DEADLINE_SECONDS = 120.0
@@ -72,6 +76,9 @@ def seed_territory(client: PlatformClient, *, communes: int, voters_per_commune:
     client.call(
         "POST", "identity", "/v1/residents:batch", as_user="registrar", json={"residents": residents}, expect=(201, 409)
     )
+    for n in range(1, communes + 1):
+        grant = {"subject": client.subject(OVERSEER), "role": "overseer", "territory_code": f"{MUNICIPALITY}.C{n:04d}"}
+        client.call("POST", "identity", "/v1/role_assignments", as_user="operator", json=grant, expect=(201, 409))
     listed = items(
         client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 500})
     )
@@ -227,19 +234,54 @@ class Cycle:
         return self.wait_for(f"{n} projects", lambda: _at_least(self.projects(), n, "projects"))  # type: ignore[no-any-return]
 
     def verify_milestones(self) -> None:
+        """Start each project, report every milestone done (the operator) and verify it (the
+        overseer): each verification releases a tranche. A step already done answers 409."""
         for project in self.projects():
-            detail = self.client.call("GET", "projects", f"/v1/projects/{project['id']}")
+            base = f"/v1/projects/{project['id']}"
+            self.client.call(
+                "POST",
+                "projects",
+                f"{base}:start",
+                as_user="operator",
+                json={"spokespeople": ["Vocera"]},
+                expect=(200, 409),
+            )
+            detail = self.client.call("GET", "projects", base)
             for milestone in sorted(detail["milestones"], key=lambda m: m["sequence"]):
-                self.client.call(
-                    "POST",
-                    "projects",
-                    f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
-                    as_user="operator",
-                    json={"note": "Verificado en sitio"},
-                )
+                path = f"{base}/milestones/{milestone['id']}"
+                for user, action in (("operator", "report"), (OVERSEER, "verify")):
+                    self.client.call(
+                        "POST",
+                        "projects",
+                        f"{path}:{action}",
+                        as_user=user,
+                        json={"note": "En sitio"},
+                        expect=(200, 409),
+                    )
 
     def wait_completed(self) -> None:
+        """Once every tranche is paid: its spending with a receipt, then the project completed."""
         n = len(self.communes)
+        paid = self.wait_for(
+            f"{n} paid projects",
+            lambda: _at_least([p for p in self.projects() if p["disbursed_minor"] == p["budget_minor"]], n, "paid"),
+        )
+        for project in paid:
+            base = f"/v1/projects/{project['id']}"
+            receipt = self.client.call(
+                "POST", "projects", "/v1/evidence:upload", as_user="operator", content=png(base), expect=201
+            )
+            if project["spent_minor"] < project["disbursed_minor"]:
+                spent = {
+                    "amount_minor": project["disbursed_minor"] - project["spent_minor"],
+                    "currency": project["currency"],
+                    "spent_on": datetime.now(UTC).date().isoformat(),
+                    "supplier": "Ferretería",
+                    "description": "Materiales",
+                    "receipt_sha256": receipt["sha256"],
+                }
+                self.client.call("POST", "projects", f"{base}/expenditures", as_user="operator", json=spent, expect=201)
+            self.client.call("POST", "projects", f"{base}:complete", as_user="operator", expect=(200, 409))
         self.wait_for(
             f"{n} completed projects",
             lambda: _at_least([p for p in self.projects() if p["status"] == "completed"], n, "completed projects"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import itertools
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -253,6 +254,8 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
     async with AsyncExitStack() as stack:
         services: dict[str, RunningService] = {}
         targets: dict[str, str] = {}
+        # Beside the session's PostgreSQL, in the session's scratch directory.
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="matrix-", dir=pg.data_dir.parent)))
         for name in SERVICES:
             package = importlib.import_module(f"comuna_{name}")
             spec = importlib.import_module(f"comuna_{name}.service").SPEC
@@ -271,6 +274,10 @@ async def running_world(pg: EmbeddedPostgres, nats: EmbeddedNats, issuer: TestIs
             )
             if name != "identity":
                 extra["identity_grpc_target"] = targets["identity"]
+            if name == "projects":
+                # Expenditures are checked against funding's ledger; evidence files go to scratch.
+                extra["funding_grpc_target"] = targets["funding"]
+                extra["evidence_dir"] = scratch / "evidence"
             if name == "consultations":
                 # Offline tables' snapshots are signed (any 32-byte seed will do here).
                 extra["snapshot_signing_key"] = "bWF0cml4LXNuYXBzaG90LXNpZ25pbmcta2V5LTMyYiE="

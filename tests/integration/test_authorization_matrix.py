@@ -450,14 +450,99 @@ async def _statement_items(world: World, place: Place) -> Request:
 
 # -- projects ---------------------------------------------------------------------------------
 async def _verify(world: World, place: Place) -> Request:
-    """The project's next pending milestone, so that each admitted caller inside verifies one."""
+    """The project's first milestone not verified yet, reported by its spokesperson if it was
+    not, so that each admitted caller inside verifies one (or meets a 409 once none is left)."""
     project_id, _ = world.projects[place]
-    detail = (await world.services["projects"].client.get(f"/v1/projects/{project_id}")).json()
-    pending = sorted((m for m in detail["milestones"] if m["status"] == "pending"), key=lambda m: m["sequence"])
-    assert pending, f"project {project_id} has no pending milestone left to verify"
-    return Request(
-        path={"project_id": project_id, "milestone_id": pending[0]["id"]}, json={"note": "Verificado por la matriz"}
+    service = world.services["projects"]
+    detail = (await service.client.get(f"/v1/projects/{project_id}")).json()
+    open_ = sorted(
+        (m for m in detail["milestones"] if m["status"] in ("pending", "reported")), key=lambda m: m["sequence"]
     )
+    assert open_, f"project {project_id} has no milestone left to verify"
+    milestone = open_[0]
+    if milestone["status"] == "pending":
+        # By the builder's operator: never a matrix caller, so no verifier here is its reporter.
+        await service.client.post(
+            f"/v1/projects/{project_id}/milestones/{milestone['id']}:report",
+            json={"note": "Hecho"},
+            headers=world.builder(),
+        )
+    return Request(
+        path={"project_id": project_id, "milestone_id": milestone["id"]}, json={"note": "Verificado por la matriz"}
+    )
+
+
+def _project(world: World, place: Place) -> dict[str, str]:
+    return {"project_id": world.projects[place][0]}
+
+
+async def _plan(world: World, place: Place) -> Request:
+    """A valid plan for the project: two milestones sharing its budget."""
+    project_id = world.projects[place][0]
+    detail = (await world.services["projects"].client.get(f"/v1/projects/{project_id}")).json()
+    budget = detail["budget_minor"]
+    today = datetime.now(UTC).date()
+    milestones = [
+        {"title": "Obra", "due_on": (today + timedelta(days=30)).isoformat(), "share_minor": budget // 2},
+        {"title": "Entrega", "due_on": (today + timedelta(days=60)).isoformat(), "share_minor": budget - budget // 2},
+    ]
+    return Request(path={"project_id": project_id}, json={"milestones": milestones, "reason": "Plan de la matriz"})
+
+
+async def _project_with(world: World, place: Place, body: Any) -> Request:
+    return Request(path=_project(world, place), json=body)
+
+
+def _with_body(body: Any) -> Build:
+    async def build(world: World, place: Place) -> Request:
+        return await _project_with(world, place, body)
+
+    return build
+
+
+def _last_milestone(world: World, place: Place) -> dict[str, str]:
+    project_id, milestones = world.projects[place]
+    return {"project_id": project_id, "milestone_id": milestones[-1]}
+
+
+def _unknown(name: str, body: Any = None) -> Build:
+    """The project of `place` and an id of `name` that does not exist in it: inside, the caller
+    passes the territory check and meets a 404; outside, the 403 comes first."""
+
+    async def build(world: World, place: Place) -> Request:
+        return Request(path={**_project(world, place), name: str(uuid.uuid4())}, json=body)
+
+    return build
+
+
+async def _last_report(world: World, place: Place) -> Request:
+    return Request(path=_last_milestone(world, place), json={"note": "Hecho"})
+
+
+# A PNG's signature: what the content check recognises (`domain.evidence`).
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+async def _receipt(world: World) -> str:
+    upload = await world.services["projects"].client.post("/v1/evidence:upload", content=PNG, headers=world.builder())
+    assert upload.status_code == 201, upload.text
+    return str(upload.json()["sha256"])
+
+
+async def _expenditure(world: World, place: Place) -> Request:
+    body = {
+        "amount_minor": 1,
+        "currency": "USD",
+        "spent_on": datetime.now(UTC).date().isoformat(),
+        "supplier": "Ferretería La Matriz",
+        "description": "Cemento",
+        "receipt_sha256": await _receipt(world),
+    }
+    return Request(path=_project(world, place), json=body)
+
+
+async def _evidence(world: World, place: Place) -> Request:
+    return Request(path={"sha256": await _receipt(world)})
 
 
 # Grant and revoke decide in identity's rules (`rules.check_grant`): the granters of the role.
@@ -725,6 +810,55 @@ FACTORIES: dict[str, Factory] = {
         ids(lambda world, place: {"project_id": world.projects[INSIDE][0]})
     ),
     "projects:verify_milestone_v1_projects__project_id__milestones__milestone_id__verify_post": Factory(_verify),
+    # The last milestone: refused as out of order (409) until the others are reported.
+    "projects:report_milestone_v1_projects__project_id__milestones__milestone_id__report_post": Factory(_last_report),
+    "projects:edit_plan_v1_projects__project_id__plan_put": Factory(_plan),
+    "projects:start_project_v1_projects__project_id__start_post": Factory(
+        _with_body({"spokespeople": ["Vocera de la matriz"]})
+    ),
+    "projects:cancel_project_v1_projects__project_id__cancel_post": Factory(
+        # Inside, the first admitted caller cancels the project for real; the project cases after
+        # it meet 409s, which pass the territory check all the same.
+        _with_body({"reason": "Cancelación de la matriz"})
+    ),
+    "projects:complete_project_v1_projects__project_id__complete_post": Factory(ids(_project)),
+    "projects:propose_change_v1_projects__project_id__change_requests_post": Factory(_plan),
+    "projects:approve_change_v1_projects__project_id__change_requests__request_id__approve_post": Factory(
+        _unknown("request_id", {"note": "Aprobado"})
+    ),
+    "projects:reject_change_v1_projects__project_id__change_requests__request_id__reject_post": Factory(
+        _unknown("request_id", {"note": "Rechazado"})
+    ),
+    "projects:withdraw_change_v1_projects__project_id__change_requests__request_id__withdraw_post": Factory(
+        _unknown("request_id")
+    ),
+    "projects:list_plan_revisions_v1_projects__project_id__plan_revisions_get": Factory(ids(_project)),
+    "projects:list_change_requests_v1_projects__project_id__change_requests_get": Factory(ids(_project)),
+    "projects:list_progress_reports_v1_projects__project_id__progress_reports_get": Factory(ids(_project)),
+    "projects:list_expenditures_v1_projects__project_id__expenditures_get": Factory(ids(_project)),
+    "projects:list_oversight_reports_v1_projects__project_id__oversight_reports_get": Factory(ids(_project)),
+    "projects:get_evidence_v1_evidence__sha256__get": Factory(_evidence),
+    # Uploads concern no territory: the file is cited later, where the citing report is checked.
+    "projects:upload_evidence_v1_evidence_upload_post": Factory(
+        fixed(Request(content=PNG, content_type="application/octet-stream")), scoped=False
+    ),
+    "projects:report_progress_v1_projects__project_id__progress_reports_post": Factory(
+        _with_body({"percent_complete": 10, "text": "Avance de la matriz", "evidence": []})
+    ),
+    "projects:record_expenditure_v1_projects__project_id__expenditures_post": Factory(_expenditure),
+    "projects:file_oversight_report_v1_projects__project_id__oversight_reports_post": Factory(
+        _with_body({"kind": "observation", "text": "Observación de la matriz"})
+    ),
+    "projects:list_oversight_reports_full_v1_projects__project_id__oversight_reports_full_get": Factory(ids(_project)),
+    "projects:review_oversight_report_v1_projects__project_id__oversight_reports__report_id__review_post": Factory(
+        _unknown("report_id")
+    ),
+    "projects:answer_oversight_report_v1_projects__project_id__oversight_reports__report_id__answer_post": Factory(
+        _unknown("report_id", {"answer": "Respuesta"})
+    ),
+    "projects:close_oversight_report_v1_projects__project_id__oversight_reports__report_id__close_post": Factory(
+        _unknown("report_id")
+    ),
 }
 
 

@@ -15,7 +15,6 @@ from comuna_projects.domain.lifecycle import (
     MOVES,
     MilestoneProgress,
     Move,
-    Stage,
     StallPolicy,
     completion_blockers,
     move,
@@ -23,6 +22,7 @@ from comuna_projects.domain.lifecycle import (
     stage_at,
     stall_reasons,
 )
+from comuna_projects.vocabulary import Stage
 
 START = datetime(2027, 1, 4, 9, tzinfo=UTC)
 POLICY = StallPolicy(quiet_days=30)

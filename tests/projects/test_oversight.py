@@ -14,11 +14,11 @@ from comuna_projects.domain.oversight import (
     REPORT_MOVES,
     Expenditure,
     ReportMove,
-    ReportState,
     check_expenditure,
     check_verifier,
     move_report,
 )
+from comuna_projects.vocabulary import ReportState
 
 TODAY = date(2027, 3, 15)
 

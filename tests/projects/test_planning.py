@@ -3,6 +3,7 @@ from settings, what attested milestones keep, and four-eyes decisions on change 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
@@ -15,13 +16,13 @@ from comuna_projects.domain.planning import (
     ChangeRequest,
     Plan,
     PlannedMilestone,
-    RequestState,
     check_frozen_kept,
     decide,
     default_plan,
     validate_plan,
     withdraw,
 )
+from comuna_projects.vocabulary import RequestState
 
 DAY = date(2027, 2, 1)
 BUDGET = 1_000_000
@@ -97,7 +98,11 @@ def test_a_change_request_is_decided_by_someone_else_once() -> None:
     assert own.value.code == "own_change_request" and own.value.status == 403
     approved = decide(request, by="contralor-1", approve=True)
     assert (approved.state, approved.decided_by) == (RequestState.APPROVED, "contralor-1")
-    for again in (lambda: decide(approved, by="contralor-2", approve=False), lambda: withdraw(approved, by="vocera-1")):
+    closing: list[Callable[[], object]] = [
+        lambda: decide(approved, by="contralor-2", approve=False),
+        lambda: withdraw(approved, by="vocera-1"),
+    ]
+    for again in closing:
         with pytest.raises(FailedPrecondition) as closed:
             again()
         assert closed.value.code == "change_request_closed"

@@ -1,4 +1,4 @@
-"""Pure rules: deterministic ids, verification order, and event translation."""
+"""Pure rules: deterministic ids, reporting and verification order (four eyes), and event translation."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ from hypothesis import strategies as st
 
 from comuna.common.v1 import money_pb2
 from comuna.funding.v1 import events_pb2 as funding_events
-from comuna_platform.errors import Conflict, FailedPrecondition
+from comuna_platform.errors import Conflict, FailedPrecondition, Forbidden
 from comuna_platform.events import ReceivedEvent
 from comuna_platform.events.envelope import Envelope
 from comuna_projects.consumers.funding import MalformedEvent, allocation_from, disbursement_from
-from comuna_projects.domain.rules import check_verifiable, milestone_id_for, project_id_for
+from comuna_projects.domain.rules import (
+    attested_count,
+    check_reportable,
+    check_verifiable,
+    milestone_id_for,
+    project_id_for,
+)
 
 
 @dataclass
@@ -36,36 +42,84 @@ def test_ids_are_deterministic_and_distinct() -> None:
     assert project.version == 5
 
 
-# A project's milestones always look like: some verified-or-funded ones, then pending ones.
+# A project's milestones always look like: some verified-or-funded ones, then reported ones,
+# then pending ones (each is reported and verified in order).
 states = st.integers(min_value=1, max_value=8).flatmap(
     lambda n: st.tuples(
         st.just(n),
-        st.integers(min_value=0, max_value=n),
+        st.integers(min_value=0, max_value=n).flatmap(lambda d: st.tuples(st.just(d), st.integers(d, n))),
         st.lists(st.sampled_from(["verified", "funded"]), min_size=n, max_size=n),
     )
 )
 
 
+def _milestones(count: int, done: int, reported: int, done_statuses: list[str]) -> list[M]:
+    def status(seq: int) -> str:
+        if seq <= done:
+            return done_statuses[seq - 1]
+        return "reported" if seq <= reported else "pending"
+
+    return [M(uuid.uuid4(), seq, status(seq)) for seq in range(1, count + 1)]
+
+
 @given(state=states, data=st.data())
-def test_only_the_first_pending_milestone_can_be_verified(
-    state: tuple[int, int, list[str]], data: st.DataObject
+def test_only_the_first_pending_milestone_can_be_reported(
+    state: tuple[int, tuple[int, int], list[str]], data: st.DataObject
 ) -> None:
-    count, done, done_statuses = state
-    milestones = [
-        M(uuid.uuid4(), seq, done_statuses[seq - 1] if seq <= done else "pending") for seq in range(1, count + 1)
-    ]
+    count, (done, reported), done_statuses = state
+    milestones = _milestones(count, done, reported, done_statuses)
     target = data.draw(st.sampled_from(milestones))
-    if target.sequence == done + 1:
-        check_verifiable(milestones, target.id)
-    elif target.sequence <= done:
+    if target.sequence == reported + 1:
+        check_reportable(milestones, target.id)
+    elif target.sequence <= reported:
         with pytest.raises(Conflict) as conflict:
-            check_verifiable(milestones, target.id)
+            check_reportable(milestones, target.id)
         assert conflict.value.code == "milestone_not_pending"
     else:
         with pytest.raises(FailedPrecondition) as precondition:
-            check_verifiable(milestones, target.id)
+            check_reportable(milestones, target.id)
+        assert precondition.value.code == "milestone_out_of_order"
+    assert attested_count(milestones) == reported
+
+
+@given(state=states, data=st.data(), same_person=st.booleans())
+def test_only_the_first_reported_milestone_can_be_verified_and_never_by_its_reporter(
+    state: tuple[int, tuple[int, int], list[str]], data: st.DataObject, same_person: bool
+) -> None:
+    count, (done, reported), done_statuses = state
+    milestones = _milestones(count, done, reported, done_statuses)
+    target = data.draw(st.sampled_from(milestones))
+    verifier = "reporter" if same_person else "overseer"
+
+    def verify() -> None:
+        check_verifiable(milestones, target.id, reported_by="reporter", verifier=verifier)
+
+    if target.sequence <= done:
+        with pytest.raises(Conflict) as conflict:
+            verify()
+        assert conflict.value.code == "milestone_not_pending"
+    elif target.sequence > reported:
+        with pytest.raises(FailedPrecondition) as precondition:
+            verify()
+        assert precondition.value.code == "milestone_not_reported"
+    elif same_person:
+        with pytest.raises(Forbidden) as forbidden:
+            verify()
+        assert forbidden.value.code == "own_milestone"
+    elif target.sequence == done + 1:
+        verify()
+    else:
+        with pytest.raises(FailedPrecondition) as precondition:
+            verify()
         assert precondition.value.code == "milestone_out_of_order"
         assert precondition.value.status == 409
+
+
+def test_later_plans_never_reuse_a_milestone_id() -> None:
+    project = uuid.uuid4()
+    ids = {milestone_id_for(project, s, r) for s in range(1, 6) for r in range(1, 5)}
+    assert len(ids) == 20
+    assert milestone_id_for(project, 2) == milestone_id_for(project, 2, 1)
 
 
 def _allocation(**overrides: object) -> funding_events.AllocationCreated:

@@ -86,6 +86,9 @@ class Harness:
         """The overseer of `territory` (one of the communes granted by the harness)."""
         return person(self.issuer, subject_of(Role.OVERSEER, territory), **claims)
 
+    def spokesperson(self, territory: str = COMMUNE_CODE, **claims: Any) -> dict[str, str]:
+        return person(self.issuer, subject_of(Role.SPOKESPERSON, territory), **claims)
+
 
 @pytest.fixture(scope="module")
 def database_url(embedded_postgres: EmbeddedPostgres) -> str:
@@ -114,6 +117,7 @@ async def harness(
         ):
             for commune in (COMMUNE_CODE, PREFIX_COMMUNE, OTHER_COMMUNE):
                 await identity.grant(subject_of(Role.OVERSEER, commune), Role.OVERSEER, commune)
+                await identity.grant(subject_of(Role.SPOKESPERSON, commune), Role.SPOKESPERSON, commune)
             await identity.grant(subject_of(Role.OPERATOR, "VE"), Role.OPERATOR, "VE")
             await identity.grant(WRONG_ROLES, Role.SPOKESPERSON, COMMUNE_CODE)
             await identity.grant(WRONG_ROLES, Role.REGISTRAR, COMMUNE_CODE)
@@ -321,6 +325,29 @@ def verify_url(project: dict[str, Any], milestone: dict[str, Any] | str) -> str:
     return f"/v1/projects/{project['id']}/milestones/{milestone_id}:verify"
 
 
+async def started(h: Harness, project: dict[str, Any], *, reported: int = 0) -> dict[str, Any]:
+    """Start the project (its spokesperson) and report its first `reported` milestones done, so
+    an overseer may verify them; returns the project as it then is."""
+    response = await h.client.post(
+        f"/v1/projects/{project['id']}:start", json={"spokespeople": ["María Pérez"]}, headers=h.spokesperson()
+    )
+    assert response.status_code == 200, response.text
+    for milestone in project["milestones"][:reported]:
+        response = await h.client.post(
+            f"/v1/projects/{project['id']}/milestones/{milestone['id']}:report",
+            json={"note": "Done, see the photos."},
+            headers=h.spokesperson(),
+        )
+        assert response.status_code == 200, response.text
+    detail: dict[str, Any] = (await h.client.get(f"/v1/projects/{project['id']}")).json()
+    return detail
+
+
+async def open_started(h: Harness, *, reported: int = 0, **kwargs: Any) -> dict[str, Any]:
+    _, project = await open_project(h, **kwargs)
+    return await started(h, project, reported=reported)
+
+
 # --- allocation -> project ----------------------------------------------------------------------
 
 
@@ -328,7 +355,10 @@ async def test_allocation_opens_one_project_with_planned_milestones(harness: Har
     message, project = await open_project(harness, amount_minor=1_000_001)
     allocation_id = uuid.UUID(message.allocation_id)
     assert project["id"] == str(project_id_for(allocation_id))
-    assert project["status"] == "in_progress"
+    assert project["status"] == "planned"
+    assert (project["started_at"], project["spokespeople"], project["plan_revision"]) == (None, [], 1)
+    assert (project["state_code"], project["municipality_code"]) == ("VE.01", "VE.01.01")
+    assert project["funders"] == [{"source": "national", "amount_minor": 1_000_001}]
     assert project["commune_code"] == COMMUNE_CODE
     assert (project["budget_minor"], project["currency"], project["disbursed_minor"]) == (1_000_001, "USD", 0)
     milestones = project["milestones"]
@@ -349,6 +379,9 @@ async def test_allocation_opens_one_project_with_planned_milestones(harness: Har
     assert created.budget.amount_minor == 1_000_001
     assert [m.tranche.amount_minor for m in created.milestones] == [400_000, 400_000, 200_001]
     assert all(m.status == projects_pb2.MILESTONE_STATUS_PENDING for m in created.milestones)
+    assert (created.stage, created.plan_revision) == ("planned", 1)
+    assert [m.due_on for m in created.milestones] == [m["due_on"] for m in milestones]
+    assert milestones[0]["due_on"] < milestones[1]["due_on"] < milestones[2]["due_on"]
 
     async def relayed() -> bool:
         return len(await published(harness, "projects.project.created", project["id"])) == 1
@@ -412,7 +445,7 @@ async def test_malformed_allocation_is_parked_without_blocking_the_next(harness:
     event_id = uuid.uuid4()
     seq = await publish(harness, "funding.allocation.created", bad, aggregate_id=bad.allocation_id, event_id=event_id)
     _, good = await open_project(harness)
-    assert good["status"] == "in_progress"
+    assert good["status"] == "planned"
     missing = await harness.client.get(f"/v1/projects/by-allocation/{bad.allocation_id}")
     assert missing.status_code == 404
     assert missing.json()["code"] == "project_not_found"
@@ -504,7 +537,7 @@ async def test_unknown_and_malformed_ids_on_reads(harness: Harness) -> None:
 
 
 async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=2)
     first, second = project["milestones"][:2]
     subject = str(uuid.uuid4())
     await harness.identity.grant(subject, Role.OVERSEER, COMMUNE_CODE)
@@ -537,6 +570,7 @@ async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> 
 
     detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
     assert [m["status"] for m in detail["milestones"]] == ["verified", "verified", "pending"]
+    assert detail["milestones"][0]["reported_by"] == subject_of(Role.SPOKESPERSON, COMMUNE_CODE)
 
     async def relayed() -> bool:
         return len(await published(harness, "projects.milestone.verified", project["id"])) == 2
@@ -565,10 +599,13 @@ async def test_verify_in_sequence_emits_milestone_verified(harness: Harness) -> 
         ("note_not_string", 422, "validation_error"),
         ("malformed_milestone_id", 422, "validation_error"),
         ("out_of_order", 409, "milestone_out_of_order"),
+        ("not_reported", 409, "milestone_not_reported"),
+        ("own_report", 403, "own_milestone"),
+        ("not_started", 409, "project_not_under_way"),
     ],
 )
 async def test_rejected_verifications_write_nothing(harness: Harness, case: str, status: int, code: str | None) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=2)
     _, other = await open_project(harness)
     milestone = project["milestones"][0]
     url = verify_url(project, milestone)
@@ -613,6 +650,22 @@ async def test_rejected_verifications_write_nothing(harness: Harness, case: str,
         url = verify_url(project, "not-a-uuid")
     elif case == "out_of_order":
         url = verify_url(project, project["milestones"][1])
+    elif case == "not_reported":
+        url = verify_url(project, project["milestones"][2])
+    elif case == "own_report":
+        # The operator may both report and verify, never the same milestone.
+        operator = person(harness.issuer, subject_of(Role.OPERATOR, "VE"))
+        await harness.client.post(
+            f"/v1/projects/{project['id']}/milestones/{project['milestones'][2]['id']}:report",
+            json={"note": "done"},
+            headers=operator,
+        )
+        await harness.client.post(url, json=body, headers=headers)
+        await harness.client.post(verify_url(project, project["milestones"][1]), json=body, headers=headers)
+        url, headers = verify_url(project, project["milestones"][2]), operator
+    elif case == "not_started":
+        _, planned = await open_project(harness)
+        project, url = planned, verify_url(planned, planned["milestones"][0])
 
     before = await snapshot(harness, project["id"]), await snapshot(harness, other["id"])
     response = await harness.client.post(url, json=body, headers=headers)
@@ -625,7 +678,7 @@ async def test_rejected_verifications_write_nothing(harness: Harness, case: str,
 
 
 async def test_long_note_at_the_limit_is_accepted(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=1)
     response = await harness.client.post(
         verify_url(project, project["milestones"][0]), json={"note": "x" * 2000}, headers=harness.overseer(COMMUNE_CODE)
     )
@@ -633,7 +686,7 @@ async def test_long_note_at_the_limit_is_accepted(harness: Harness) -> None:
 
 
 async def test_double_verify_conflicts_and_writes_nothing(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=1)
     url = verify_url(project, project["milestones"][0])
     first = await harness.client.post(url, json={"note": "Done."}, headers=harness.overseer())
     assert first.status_code == 200
@@ -646,7 +699,7 @@ async def test_double_verify_conflicts_and_writes_nothing(harness: Harness) -> N
 
 
 async def test_concurrent_double_verify_has_exactly_one_winner(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=1)
     url = verify_url(project, project["milestones"][0])
     responses = await asyncio.gather(
         *[harness.client.post(url, json={"note": f"Attempt {i}"}, headers=harness.overseer()) for i in range(2)]
@@ -657,7 +710,7 @@ async def test_concurrent_double_verify_has_exactly_one_winner(harness: Harness)
 
 async def test_many_concurrent_verifies_of_every_milestone(harness: Harness) -> None:
     """Ten callers racing on all three milestones: at most one success per milestone, never out of order."""
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=3)
     attempts = [(m, i) for m in project["milestones"] for i in range(10)]
     responses = await asyncio.gather(
         *[
@@ -675,14 +728,14 @@ async def test_many_concurrent_verifies_of_every_milestone(harness: Harness) -> 
     assert len(staged) == len(winners)
     detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
     statuses = [m["status"] for m in detail["milestones"]]
-    assert statuses == ["verified"] * len(winners) + ["pending"] * (3 - len(winners))
+    assert statuses == ["verified"] * len(winners) + ["reported"] * (3 - len(winners))
 
 
 # --- disbursement -> funded -> completed -------------------------------------------------------
 
 
-async def test_disbursements_fund_milestones_and_complete_the_project(harness: Harness) -> None:
-    _, project = await open_project(harness, amount_minor=999)
+async def test_disbursements_fund_milestones_and_count_as_disbursed(harness: Harness) -> None:
+    project = await open_started(harness, amount_minor=999, reported=3)
     milestones = project["milestones"]
     disbursements = []
     for milestone in milestones:
@@ -710,8 +763,8 @@ async def test_disbursements_fund_milestones_and_complete_the_project(harness: H
         assert funded["disbursed_minor"] == milestone["tranche_minor"]
 
     detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
-    assert detail["status"] == "completed"
-    assert detail["completed_at"] is not None
+    # Paid is not done: completion waits for the spending to be accounted for (test_execution).
+    assert (detail["status"], detail["completed_at"], detail["spent_minor"]) == ("in_execution", None, 0)
     assert detail["disbursed_minor"] == detail["budget_minor"] == 999
     assert [m["tranche_minor"] for m in detail["milestones"]] == [399, 399, 201]
 
@@ -726,7 +779,7 @@ async def test_disbursements_fund_milestones_and_complete_the_project(harness: H
 
     await eventually(relayed)
 
-    # A completed project has nothing left to verify.
+    # A funded milestone has nothing left to verify.
     again = await harness.client.post(
         verify_url(project, milestones[-1]), json={"note": "again"}, headers=harness.overseer()
     )
@@ -734,7 +787,7 @@ async def test_disbursements_fund_milestones_and_complete_the_project(harness: H
 
 
 async def test_disbursement_copy_under_new_event_id_is_not_applied_twice(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=2)
     milestone = project["milestones"][0]
     await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
     disbursement_id = await disburse(harness, project, milestone)
@@ -745,7 +798,7 @@ async def test_disbursement_copy_under_new_event_id_is_not_applied_twice(harness
     detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
     assert detail["milestones"][0]["disbursement_id"] == str(disbursement_id)
     assert detail["disbursed_minor"] == milestone["tranche_minor"]
-    assert detail["status"] == "in_progress"
+    assert detail["status"] == "in_execution"
 
 
 async def test_disbursement_for_unverified_or_unknown_milestone_is_ignored(harness: Harness) -> None:
@@ -778,7 +831,7 @@ async def _rejection_columns(h: Harness, project_id: str) -> list[tuple[Any, ...
 
 
 async def test_rejected_tranche_is_shown_on_the_verified_milestone_once(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=2)
     milestone = project["milestones"][0]
     response = await harness.client.post(
         verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer()
@@ -796,7 +849,7 @@ async def test_rejected_tranche_is_shown_on_the_verified_milestone_once(harness:
     assert shown["disbursement_rejected_at"] is not None
     assert (shown["funded_at"], shown["disbursement_id"], shown["disbursed_minor"]) == (None, None, None)
     detail = (await harness.client.get(f"/v1/projects/{project['id']}")).json()
-    assert (detail["status"], detail["disbursed_minor"]) == ("in_progress", 0)
+    assert (detail["status"], detail["disbursed_minor"]) == ("in_execution", 0)
     assert all(m["disbursement_rejected_reason"] is None for m in detail["milestones"][1:])
     # Nothing else happens: the milestone row is otherwise untouched and no event is staged.
     after = await snapshot(harness, project["id"])
@@ -833,7 +886,7 @@ async def test_rejected_tranche_is_shown_on_the_verified_milestone_once(harness:
 
 
 async def test_rejections_that_do_not_fit_are_ignored(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=1)
     _, other = await open_project(harness)
     first = project["milestones"][0]
     await harness.client.post(verify_url(project, first), json={"note": "ok"}, headers=harness.overseer())
@@ -854,7 +907,7 @@ async def test_rejections_that_do_not_fit_are_ignored(harness: Harness) -> None:
 
 
 async def test_rejection_after_funding_is_ignored(harness: Harness) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=2)
     milestone = project["milestones"][0]
     await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
     await disburse(harness, project, milestone)
@@ -913,7 +966,7 @@ async def test_grpc_get_project(harness: Harness, grpc_stub: projects_pb2_grpc.P
 async def test_grpc_project_shows_a_refused_tranche(
     harness: Harness, grpc_stub: projects_pb2_grpc.ProjectsServiceStub
 ) -> None:
-    _, project = await open_project(harness)
+    project = await open_started(harness, reported=1)
     milestone = project["milestones"][0]
     await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=harness.overseer())
     await reject(harness, project, milestone)

@@ -353,6 +353,34 @@ ingress hosts and http.allowedHosts. Args: dict "root" $ "name" <service>.
 - name: {{ $p }}MILESTONE_PLAN
   value: {{ . | quote }}
 {{- end }}
+{{- with $cfg.stall }}
+- name: {{ $p }}STALL_QUIET_DAYS
+  value: {{ .quietDays | int | quote }}
+- name: {{ $p }}STALL_CHECK_SECONDS
+  value: {{ .checkSeconds | toString | quote }}
+{{- end }}
+{{- with $cfg.evidence }}
+- name: {{ $p }}EVIDENCE_BACKEND
+  value: {{ .backend | quote }}
+- name: {{ $p }}EVIDENCE_MAX_BYTES
+  value: {{ .maxBytes | int | quote }}
+{{- if eq .backend "s3" }}
+{{- if not (and .s3.endpoint .s3.bucket) }}
+{{- fail (printf "services.%s.evidence.backend=s3 needs evidence.s3.endpoint and evidence.s3.bucket (and the access keys in the Secret, see its secretEnv)" $name) }}
+{{- end }}
+- name: {{ $p }}EVIDENCE_S3_ENDPOINT
+  value: {{ .s3.endpoint | quote }}
+- name: {{ $p }}EVIDENCE_S3_BUCKET
+  value: {{ .s3.bucket | quote }}
+- name: {{ $p }}EVIDENCE_S3_PREFIX
+  value: {{ .s3.prefix | quote }}
+- name: {{ $p }}EVIDENCE_S3_REGION
+  value: {{ .s3.region | quote }}
+{{- else }}
+- name: {{ $p }}EVIDENCE_DIR
+  value: /var/lib/comuna/evidence
+{{- end }}
+{{- end }}
 {{- with $cfg.ledger }}
 - name: {{ $p }}EXPIRY_SECONDS
   value: {{ .expirySeconds | toString | quote }}

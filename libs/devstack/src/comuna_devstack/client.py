@@ -94,25 +94,37 @@ class PlatformClient:
         *,
         as_user: str | None = None,
         json: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         expect: int | tuple[int, ...] = 200,
     ) -> Any:
+        """`content`: a raw body (a file upload), sent as application/octet-stream."""
+
+        def headers_of(auth: dict[str, str]) -> dict[str, str]:
+            return auth if content is None else {**auth, "Content-Type": "application/octet-stream"}
+
+        def send(auth: dict[str, str]) -> httpx.Response:
+            return self.http.request(
+                method,
+                f"{self.urls[service]}{path}",
+                json=json,
+                content=content,
+                params=params,
+                headers=headers_of(auth),
+            )
+
         headers = self.auth(as_user) if as_user else {}
-        response = self.http.request(method, f"{self.urls[service]}{path}", json=json, params=params, headers=headers)
+        response = send(headers)
         for _ in range(_RATE_LIMITED_RETRIES):
             if response.status_code != 429 or 429 in ((expect,) if isinstance(expect, int) else expect):
                 break
             # Rate-limited (bulk seeding by one registrar): wait as told, as a well-behaved client.
             time.sleep(float(response.headers.get("retry-after", "1")))
-            response = self.http.request(
-                method, f"{self.urls[service]}{path}", json=json, params=params, headers=headers
-            )
+            response = send(headers)
         if response.status_code == 401 and as_user in self._passwords and "token_expired" in response.text:
             # The user's token ran out during a long run: sign in again, once, and repeat the call.
             self.login(as_user, self._passwords[as_user])
-            response = self.http.request(
-                method, f"{self.urls[service]}{path}", json=json, params=params, headers=self.auth(as_user)
-            )
+            response = send(self.auth(as_user))
         expected = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in expected:
             raise StepFailed(

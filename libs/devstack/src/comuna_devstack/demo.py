@@ -2,8 +2,9 @@
 
 territory -> consultation -> candidates -> residents sign up to vote online -> voter roll frozen
 and loaded -> ballots (online, electronic and paper tables, an offline table) -> certified
-result -> grant -> project -> milestones verified -> tranches disbursed. Returns a summary; raises StepFailed on any
-unexpected answer.
+result -> grant -> project started -> milestones reported and verified by someone else -> tranches
+disbursed -> spending recorded with receipts -> project completed, and a resident's observation
+answered in public. Returns a summary; raises StepFailed on any unexpected answer.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from comuna_devstack import demo_funding, record_check
+from comuna_devstack import demo_funding, demo_projects, record_check
 from comuna_devstack.client import PlatformClient, StepFailed, items
 from comuna_devstack.demo_offline import OFFLINE_VOTERS, OfflineTable
 from comuna_devstack.residents import Account, KeycloakUsers, Progress, RealmAdmin, notice, sign_up
@@ -378,17 +379,9 @@ def run_demo(
         ),
     )
 
-    for project in projects:
-        detail = client.call("GET", "projects", f"/v1/projects/{project['id']}")
-        for milestone in sorted(detail["milestones"], key=lambda m: m["sequence"]):
-            client.call(
-                "POST",
-                "projects",
-                f"/v1/projects/{project['id']}/milestones/{milestone['id']}:verify",
-                as_user=staff_username("overseer", _local(project["commune_code"])),
-                json={"note": "Verificado en sitio por la contraloría comunal"},
-            )
-    funded = client.wait_for("every tranche disbursed", lambda: _all_funded(client, projects))
+    # Residents who voted online may sign in: one of the first project's commune reports on it.
+    residents_there = [a.username for r, a in online if r.commune_code == projects[0]["commune_code"]]
+    execution = demo_projects.execute(client, projects, resident=residents_there[0] if residents_there else None)
     projects = client.wait_for(
         "every project completed",
         lambda: _complete(
@@ -447,7 +440,9 @@ def run_demo(
             }
             for p in projects
         ],
-        "disbursed_minor": sum(funded),
+        "disbursed_minor": sum(p["disbursed_minor"] for p in projects),
+        "spent_minor": sum(p["spent_minor"] for p in projects),
+        "execution": execution,
         "ledger": totals,
         "ledger_balanced": all(t["debits_minor"] == t["credits_minor"] for t in totals),
         "record": record,
@@ -628,16 +623,6 @@ def _vote(client: PlatformClient, base: str, body: dict[str, Any], officer: str)
 
 def _complete(rows: list[Any], expected: int) -> list[Any] | None:
     return rows if len(rows) >= expected > 0 else None
-
-
-def _all_funded(client: PlatformClient, projects: list[Any]) -> list[int] | None:
-    amounts = []
-    for project in projects:
-        detail = client.call("GET", "projects", f"/v1/projects/{project['id']}")
-        if any(m["status"] != "funded" for m in detail["milestones"]):
-            return None
-        amounts.append(sum(m["tranche_minor"] for m in detail["milestones"]))
-    return amounts
 
 
 def _title(commune_result: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ SERVICE_CONSUMERS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "projects": ("funding-disbursements",),
     },
     "projects": {
+        "consultations": ("projects-candidates",),
         "funding": ("projects-allocations", "projects-disbursements", "projects-rejections"),
     },
 }

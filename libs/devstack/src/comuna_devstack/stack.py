@@ -507,6 +507,9 @@ class Stack:
             env["SNAPSHOT_SIGNING_KEY"] = self.secrets.snapshot_signing_key
             env["RECORD_SIGNING_KEYS"] = json.dumps([self.secrets.record_signing_key])
             env["RECORD_WITNESS_KEYS"] = json.dumps([self.secrets.witness_verifier_key])
+        if service == "projects":
+            # Evidence files (photos, receipts) on the local disk, beside the stack's other data.
+            env["EVIDENCE_DIR"] = str(self.config.state_dir / "evidence")
         if service == "funding":
             env["RECORD_SIGNING_KEYS"] = json.dumps([self.secrets.journal_signing_key])
             env["RECORD_WITNESS_KEYS"] = json.dumps([self.secrets.witness_verifier_key])

@@ -69,6 +69,9 @@ class Runtime:
     rate_limiter: RateLimiter = field(init=False)
     # The one client of identity of this process (`identity()`), built on first use.
     _identity: IdentityPeer | None = field(default=None, init=False, repr=False)
+    # The one territory-lineage cache of this process (`identity_territory_lineages`), shared by
+    # the REST routes and the consumers (declared before the app exists).
+    _lineages: TerritoryLineages | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.workers = Supervisor(self.stop)
@@ -144,7 +147,9 @@ def identity_access_resolver(runtime: Runtime) -> AccessResolver:
 def identity_territory_lineages(runtime: Runtime) -> TerritoryLineages:
     """`ServiceSpec.territory_lineages` of services that check scope on territories: ask
     identity's GetTerritory (ancestors as of the day) over the runtime's shared channel, cache
-    briefly, forget all on `identity.territory.*`."""
+    briefly, forget all on `identity.territory.*`. One per runtime: every caller gets the same."""
+    if runtime._lineages is not None:
+        return runtime._lineages
     identity = runtime.identity()
     lineages = GrpcTerritoryLineages(
         identity.channel,
@@ -159,6 +164,7 @@ def identity_territory_lineages(runtime: Runtime) -> TerritoryLineages:
 
     runtime.workers.add(Worker("territory-invalidations", watch))
     runtime.reconnect_listeners.append(lineages.on_reconnect)
+    runtime._lineages = lineages
     return lineages
 
 

@@ -141,7 +141,7 @@ def tranche_of(event: project_events.MilestoneVerified) -> Tranche | None:
     )
 
 
-def project_plan_of(event: project_events.ProjectCreated) -> ProjectPlan | None:
+def project_plan_of(event: project_events.ProjectCreated | project_events.PlanChanged) -> ProjectPlan | None:
     """The milestones' tranches to reserve, or None when the project, its allocation or one of
     its milestones has no valid id (nothing could be reserved or recorded for it)."""
     project = event.project

@@ -23,7 +23,6 @@ from comuna_funding.settings import Settings
 from comuna_funding.storage import journal
 from comuna_funding.storage.models import journal_tables
 from comuna_funding.transfer_commits import TransferCommits
-from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.events import EventConsumer
 from comuna_platform.runtime import Runtime, ServiceSpec, identity_access_resolver, identity_territory_lineages
 from comuna_platform.supervision import Worker
@@ -70,22 +69,12 @@ def commit_policy(settings: Settings) -> CommitPolicy:
     return CommitPolicy(remote_timeout_seconds=settings.source_commit_timeout_seconds)
 
 
-# One territory-lineage client per runtime, shared by the REST routes and the consumers (which
-# are declared before the app exists).
-_LINEAGES: dict[int, tuple[Runtime, TerritoryLineages]] = {}
-
-
-def lineages_of(runtime: Runtime) -> TerritoryLineages:
-    found = _LINEAGES.get(id(runtime))
-    if found is None or found[0] is not runtime:
-        found = _LINEAGES[id(runtime)] = (runtime, identity_territory_lineages(runtime))
-    return found[1]
-
-
 def consumers(runtime: Runtime) -> Sequence[EventConsumer]:
     settings = settings_of(runtime)
     return [
-        commune_result_consumer(runtime, grant_policy(settings), lambda: lineages_of(runtime), commit_policy(settings)),
+        commune_result_consumer(
+            runtime, grant_policy(settings), lambda: identity_territory_lineages(runtime), commit_policy(settings)
+        ),
         milestone_consumer(runtime),
     ]
 
@@ -109,5 +98,5 @@ SPEC = ServiceSpec(
     consumers=consumers,
     # The ledger's writes (operators) and the platform's operations endpoints are protected.
     access_resolver=identity_access_resolver,
-    territory_lineages=lineages_of,
+    territory_lineages=identity_territory_lineages,
 )

@@ -5,8 +5,9 @@ In order: a request head bigger than `max_header_bytes` -> 431; a Host header no
 `allowed_hosts` -> 400 (so no URL the service builds, e.g. in a redirect, can name a host an
 attacker chose); NUL or a lone surrogate in the path, the query string or a header -> 422; a
 body bigger than `max_body_bytes` (declared by Content-Length, or counted while it streams in)
--> 413 (bulk imports, paths ending in `:import`, are streamed to the route unread instead: only a
-declared length over `max_import_bytes` is refused here, the route counts the rest); a JSON
+-> 413 (bulk imports and uploads, paths ending in `:import` or `:upload`, are streamed to the
+route unread instead: only a declared length over `max_import_bytes` is refused here, the route
+counts the rest against its own limit, `comuna_platform.http.streamed`); a JSON
 body with duplicate keys or unstorable characters (in keys or values), or a form
 body with unstorable characters -> 422. Every response, errors included, gets the security
 headers. All refusals are problem+json, before the application reads anything.
@@ -94,9 +95,10 @@ def _strip_port(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def is_streamed_import(path: str) -> bool:
-    """Bulk imports (`POST /v1/<things>:import`) read their body as a stream, row by row."""
-    return path.endswith(":import")
+def is_streamed_body(path: str) -> bool:
+    """Bulk imports (`POST /v1/<things>:import`) read their body as a stream, row by row; uploads
+    (`POST /v1/<things>:upload`) as a stream of bytes checked against the route's own limit."""
+    return path.endswith((":import", ":upload"))
 
 
 class _Refusal(Exception):
@@ -136,7 +138,7 @@ class EdgeMiddleware:
 
         try:
             self._check_head(scope, headers)
-            if is_streamed_import(scope["path"]):
+            if is_streamed_body(scope["path"]):
                 self._check_declared_import(headers)
                 await self.app(scope, receive, send_secured)
                 return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -33,6 +32,7 @@ from comuna_platform.bulk import format_of, read_rows
 from comuna_platform.errors import ProblemError
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
 from comuna_platform.http.problems import problem_response
+from comuna_platform.http.streamed import capped
 from comuna_platform.paging import decode_page_token, encode_page_token
 from comuna_platform.rate_limit import TableCheckInQuota
 
@@ -46,21 +46,6 @@ TableOfficer = CurrentCaller
 _RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"description": "too many check-ins by this officer: `rate_limited`, with `Retry-After`"}
 }
-
-
-class ImportTooLarge(ProblemError):
-    status = 413
-    code = "payload_too_large"
-    title = "Payload too large"
-
-
-async def _capped(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise ImportTooLarge(f"the import exceeds {limit} bytes")
-        yield chunk
 
 
 def _after_code(page_token: str) -> str:
@@ -128,7 +113,7 @@ async def import_centres(
     lineages: TerritoryLineagesDep,
 ) -> LayoutOut:
     fmt = format_of(content_type=request.headers.get("content-type", ""))
-    chunks = _capped(request.stream(), runtime.settings.max_import_bytes)
+    chunks = capped(request.stream(), runtime.settings.max_import_bytes, what="the import")
     rows = read_rows(chunks, fmt, columns=usecases.COLUMNS, required=usecases.REQUIRED)
     report = await usecases.import_layout(
         uow, caller, consultation_id, rows, lineages=lineages, now=runtime.clock.now()

@@ -1,6 +1,7 @@
 """Consumer of projects' events about money: `projects.project.created` reserves the milestones'
-tranches, `projects.milestone.verified` pays one, `projects.project.cancelled` voids what is
-still reserved and returns the rest to the funder (domain/tranches.py). One durable for all
+tranches, `projects.plan.changed` voids the tranches of milestones no longer planned and
+reserves the new ones, `projects.milestone.verified` pays one, `projects.project.cancelled`
+voids what is still reserved and returns the rest to the funder (domain/tranches.py). One durable for all
 three, so no new NATS permission is needed."""
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ async def apply_project_created(uow: UnitOfWork, event: ReceivedEvent[project_ev
     )
 
 
+async def apply_plan_changed(uow: UnitOfWork, event: ReceivedEvent[project_events.PlanChanged]) -> None:
+    plan = project_plan_of(event.message)
+    if plan is None:
+        raise UnprocessableEvent("plan change without valid project, allocation and milestone ids")
+    try:
+        replan = await tranches.replan_project(uow, plan)
+    except tranches.ReservationRefused as exc:
+        raise UnprocessableEvent(f"plan change not applied: {exc}") from exc
+    log.info(
+        "project plan changed",
+        extra={"project_id": str(plan.project_id), "voided": len(replan.voided), "reserved": len(replan.reserved)},
+    )
+
+
 async def apply_project_cancelled(uow: UnitOfWork, event: ReceivedEvent[project_events.ProjectCancelled]) -> None:
     cancellation = cancellation_of(event.message)
     if cancellation is None:
@@ -76,5 +91,6 @@ def milestone_consumer(runtime: Runtime) -> EventConsumer:
             EventHandler(project_events.ProjectCreated, apply_project_created),
             EventHandler(project_events.MilestoneVerified, apply_milestone_verified),
             EventHandler(project_events.ProjectCancelled, apply_project_cancelled),
+            EventHandler(project_events.PlanChanged, apply_plan_changed),
         ],
     )

@@ -225,6 +225,62 @@ async def reserve_tranches(uow: UnitOfWork, plan: ProjectPlan) -> list[TrancheRo
     return rows
 
 
+async def _void(uow: UnitOfWork, project_id: uuid.UUID, reserved: list[TrancheRow]) -> None:
+    """Void these reserved tranches (their money is free on the commitment again), in one batch."""
+    voids = [
+        NewTransfer(
+            id=ids.tranche_void_id_for(r.milestone_id),
+            debit_account_id=None,
+            credit_account_id=None,
+            amount=None,
+            currency=None,
+            code=TransferCode.TRANCHE_VOIDED,
+            reference=_reference(project_id, r.milestone_id),
+            kind=TransferKind.VOID,
+            pending_id=r.pending_transfer_id,
+        )
+        for r in reserved
+    ]
+    if voids:
+        await ledger.create_transfers(uow.session, voids)
+        for row, void in zip(reserved, voids, strict=True):
+            row.status = TrancheStatus.VOIDED
+            row.resolution_transfer_id = void.id
+
+
+# --- projects.plan.changed --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replan:
+    voided: tuple[uuid.UUID, ...]
+    reserved: tuple[uuid.UUID, ...]
+
+
+async def replan_project(uow: UnitOfWork, plan: ProjectPlan) -> Replan:
+    """The project's plan changed: void the tranches still reserved for milestones no longer in
+    it, then reserve the new milestones' tranches, in one transaction (the commitment never
+    holds both). Milestones kept by the new plan keep their reservation. A replay finds nothing
+    to void and every tranche reserved, and changes nothing.
+    """
+    allocation = await _live_allocation(uow, plan.allocation_id, plan.commune_id)
+    if await _released(uow, allocation.id):
+        log.warning("project already cancelled: its plan change is ignored", extra={"project_id": str(plan.project_id)})
+        return Replan((), ())
+    rows = await tranche_store.tranches_of_project(uow.session, plan.project_id, lock=True)
+    if any(r.allocation_id != allocation.id for r in rows):
+        raise ReservationRefused(
+            RefusalReason.ALLOCATION_MISMATCH,
+            f"project {plan.project_id} holds tranches on another allocation than {allocation.id}",
+        )
+    kept = {m.milestone_id for m in plan.milestones}
+    stale = [r for r in rows if r.status == TrancheStatus.RESERVED and r.milestone_id not in kept]
+    await _void(uow, plan.project_id, stale)
+    await uow.session.flush()
+    reserved = await reserve_tranches(uow, plan)
+    return Replan(tuple(r.milestone_id for r in stale), tuple(r.milestone_id for r in reserved))
+
+
 # --- projects.milestone.verified --------------------------------------------------------------
 
 
@@ -308,25 +364,7 @@ async def cancel_project(uow: UnitOfWork, cancellation: Cancellation) -> Release
             f"project {cancellation.project_id} holds tranches on another allocation than {allocation.id}",
         )
     reserved = [r for r in rows if r.status == TrancheStatus.RESERVED]
-    voids = [
-        NewTransfer(
-            id=ids.tranche_void_id_for(r.milestone_id),
-            debit_account_id=None,
-            credit_account_id=None,
-            amount=None,
-            currency=None,
-            code=TransferCode.TRANCHE_VOIDED,
-            reference=_reference(cancellation.project_id, r.milestone_id),
-            kind=TransferKind.VOID,
-            pending_id=r.pending_transfer_id,
-        )
-        for r in reserved
-    ]
-    if voids:
-        await ledger.create_transfers(session, voids)
-        for row, void in zip(reserved, voids, strict=True):
-            row.status = TrancheStatus.VOIDED
-            row.resolution_transfer_id = void.id
+    await _void(uow, cancellation.project_id, reserved)
     commitment = (await ledger_store.lock_accounts(session, [allocation.account_id]))[allocation.account_id]
     # What nothing else holds: reservations of this project are voided above.
     unspent = commitment.credits_posted - commitment.debits_posted - commitment.debits_pending

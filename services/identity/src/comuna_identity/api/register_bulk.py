@@ -18,8 +18,8 @@ from comuna_platform.auth.access import Caller
 from comuna_platform.auth.fastapi import require_assignment
 from comuna_platform.auth.roles import Role
 from comuna_platform.bulk import BulkFormat, format_of, read_rows
-from comuna_platform.errors import ProblemError
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
+from comuna_platform.http.streamed import capped
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
@@ -28,27 +28,12 @@ Operator = Annotated[Caller, require_assignment(Role.OPERATOR)]
 EXPORT_BATCH = 2000
 
 
-class ImportTooLarge(ProblemError):
-    status = 413
-    code = "payload_too_large"
-    title = "Payload too large"
-
-
 class ImportOut(BaseModel):
     created: int
     changed: int
     unchanged: int
     total: int
     changes: bool = Field(description="False when the file matched the register: nothing was written.")
-
-
-async def _capped(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise ImportTooLarge(f"The import exceeds {limit} bytes.")
-        yield chunk
 
 
 @router.post(
@@ -76,7 +61,7 @@ async def import_territories(
     whole file: 422 `import_invalid` with `errors` = [{line, code, detail, field}]."""
     caller.require_national(Role.OPERATOR)
     fmt = format_of(content_type=request.headers.get("content-type"), declared=file_format)
-    chunks = _capped(request.stream(), runtime.settings.max_import_bytes)
+    chunks = capped(request.stream(), runtime.settings.max_import_bytes, what="the import")
     rows = read_rows(chunks, fmt, columns=register_import.COLUMNS, required=register_import.REQUIRED)
     result = await register_import.import_rows(uow, rows, actor=caller.subject)
     return ImportOut(

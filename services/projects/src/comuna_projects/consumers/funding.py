@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from comuna.funding.v1 import events_pb2 as funding_events
+from comuna_platform.auth.lineages import TerritoryLineages
+from comuna_platform.clock import Clock
 from comuna_platform.events import EventConsumer, EventHandler, ReceivedEvent, UnprocessableEvent
 from comuna_platform.runtime import Runtime
 from comuna_platform.uow import UnitOfWork
@@ -27,6 +29,7 @@ T = TypeVar("T")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 TERRITORY_CODE = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
 MAX_CODE_LENGTH = 64
+MAX_SOURCE_LENGTH = 100
 
 
 class MalformedEvent(UnprocessableEvent):
@@ -64,6 +67,7 @@ def allocation_from(message: funding_events.AllocationCreated) -> projects.Alloc
         title=title,
         budget_minor=message.amount.amount_minor,
         currency=message.amount.currency,
+        funding_source=message.funding_source.strip()[:MAX_SOURCE_LENGTH] or "unknown",
     )
 
 
@@ -117,9 +121,11 @@ def _translating_handler(
     return EventHandler(message_type, apply)
 
 
-def allocation_handler(plan: MilestonePlan) -> EventHandler[funding_events.AllocationCreated]:
+def allocation_handler(
+    plan: MilestonePlan, lineages: Callable[[], TerritoryLineages], clock: Clock
+) -> EventHandler[funding_events.AllocationCreated]:
     async def create(uow: UnitOfWork, allocation: projects.Allocation) -> object:
-        return await projects.create_project(uow, plan, allocation)
+        return await projects.create_project(uow, plan, allocation, lineages=lineages(), now=clock.now())
 
     return _translating_handler(funding_events.AllocationCreated, lambda e: allocation_from(e.message), create)
 
@@ -132,9 +138,11 @@ def rejection_handler() -> EventHandler[funding_events.TrancheRejected]:
     return _translating_handler(funding_events.TrancheRejected, rejection_from, projects.record_rejection)
 
 
-def consumers(runtime: Runtime, plan: MilestonePlan) -> Sequence[EventConsumer]:
+def consumers(
+    runtime: Runtime, plan: MilestonePlan, lineages: Callable[[], TerritoryLineages]
+) -> Sequence[EventConsumer]:
     return [
-        runtime.consumer(name="projects-allocations", handlers=[allocation_handler(plan)]),
+        runtime.consumer(name="projects-allocations", handlers=[allocation_handler(plan, lineages, runtime.clock)]),
         runtime.consumer(name="projects-disbursements", handlers=[disbursement_handler()]),
         runtime.consumer(name="projects-rejections", handlers=[rejection_handler()]),
     ]

@@ -28,14 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from comuna_platform.errors import FailedPrecondition
-
-
-class Stage(StrEnum):
-    PLANNED = "planned"
-    IN_EXECUTION = "in_execution"
-    STALLED = "stalled"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+from comuna_projects.vocabulary import Stage
 
 
 class Move(StrEnum):

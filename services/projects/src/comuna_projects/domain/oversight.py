@@ -17,6 +17,7 @@ from datetime import date
 from enum import StrEnum
 
 from comuna_platform.errors import FailedPrecondition, Forbidden, InvalidInput
+from comuna_projects.vocabulary import ReportState
 
 MAX_SUPPLIER = 200
 MAX_DESCRIPTION = 2_000
@@ -29,13 +30,6 @@ def check_verifier(*, reported_by: str | None, verifier: str) -> None:
         raise FailedPrecondition("the milestone was not reported done yet", code="milestone_not_reported")
     if reported_by == verifier:
         raise Forbidden("a milestone is verified by someone other than its reporter", code="own_milestone")
-
-
-class ReportState(StrEnum):
-    RECEIVED = "received"
-    UNDER_REVIEW = "under_review"
-    ANSWERED = "answered"
-    CLOSED = "closed"
 
 
 class ReportMove(StrEnum):

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from itertools import pairwise
 
 from comuna_platform.errors import FailedPrecondition, Forbidden, InvalidInput
 from comuna_projects.domain.plan import MAX_STEPS, MAX_TITLE_LENGTH, MilestonePlan
+from comuna_projects.vocabulary import RequestState
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +104,6 @@ def check_frozen_kept(current: Plan, proposed: Plan, *, attested: int) -> None:
                 f"milestone {position + 1} was already attested: its title and share cannot change",
                 code="milestone_attested",
             )
-
-
-class RequestState(StrEnum):
-    OPEN = "open"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True, slots=True)

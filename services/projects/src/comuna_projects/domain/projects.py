@@ -1,5 +1,7 @@
-"""Use cases of the projects service: open a project for an allocation, verify a milestone,
-record a tranche as funded, or as refused by funding; read projects (REST and gRPC alike).
+"""Use cases of the projects service driven by funding's events: open a project for an
+allocation, record a tranche as funded, or as refused by funding; and the reads of projects
+(REST and gRPC alike). What people do with a project is in `execution`, `milestones`,
+`progress` and `residents`.
 
 Every use case runs inside the unit of work it is given and stages its event there, so state
 and event are committed together or not at all.
@@ -11,19 +13,19 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
-from comuna_platform.auth.access import Caller
 from comuna_platform.auth.lineages import TerritoryLineages
-from comuna_platform.auth.roles import Role
-from comuna_platform.errors import NotFound
+from comuna_platform.errors import NotFound, Unavailable
 from comuna_platform.uow import UnitOfWork
-from comuna_projects.domain.events import MilestoneFunded, MilestoneVerified, ProjectCreated
+from comuna_projects.domain import lifecycle
+from comuna_projects.domain.events import MilestoneFunded, ProjectCreated
 from comuna_projects.domain.plan import MilestonePlan
-from comuna_projects.domain.rules import check_verifiable, milestone_id_for, project_id_for
+from comuna_projects.domain.planning import Plan, PlannedMilestone, default_plan
+from comuna_projects.domain.rules import DONE, milestone_id_for, project_id_for
 from comuna_projects.storage import repository
-from comuna_projects.storage.models import Milestone, Project
-from comuna_projects.vocabulary import MilestoneStatus, ProjectStatus
+from comuna_projects.storage.models import Milestone, PlanRevision, Project
+from comuna_projects.vocabulary import MilestoneStatus, Stage
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +42,29 @@ class Allocation:
     title: str
     budget_minor: int
     currency: str
+    funding_source: str
 
 
-async def create_project(uow: UnitOfWork, plan: MilestonePlan, allocation: Allocation) -> Project | None:
-    """Open the project of an allocation with the plan's milestones; None if it already exists.
+async def create_project(
+    uow: UnitOfWork,
+    plan: MilestonePlan,
+    allocation: Allocation,
+    *,
+    lineages: TerritoryLineages,
+    now: datetime,
+) -> Project | None:
+    """Open the project of an allocation, planned, with the configured plan's milestones due a
+    month apart (the spokespeople adjust the plan before starting); None if it already exists.
 
     Safe against the same allocation arriving twice under different event ids (a republish):
     the project id is derived from the allocation id and allocation_id is unique.
     """
     session = uow.session
     project_id = project_id_for(allocation.allocation_id)
+    state_code, municipality_code = await _whereabouts(lineages, allocation.commune_code)
+    category = None
+    if allocation.candidate_id is not None:
+        category = await repository.category_of_candidate(session, allocation.candidate_id)
     inserted = await repository.insert_project_if_absent(
         session,
         {
@@ -58,31 +73,38 @@ async def create_project(uow: UnitOfWork, plan: MilestonePlan, allocation: Alloc
             "consultation_id": allocation.consultation_id,
             "commune_id": allocation.commune_id,
             "commune_code": allocation.commune_code,
+            "state_code": state_code,
+            "municipality_code": municipality_code,
             "candidate_id": allocation.candidate_id,
+            "category": category,
             "title": allocation.title,
             "budget_minor": allocation.budget_minor,
             "currency": allocation.currency,
-            "status": ProjectStatus.IN_PROGRESS,
+            "funders": [{"source": allocation.funding_source, "amount_minor": allocation.budget_minor}],
+            "status": Stage.PLANNED,
+            "created_at": now,
         },
     )
     if not inserted:
         log.info("project already exists for allocation", extra={"allocation_id": str(allocation.allocation_id)})
         return None
-    tranches = plan.split(allocation.budget_minor)
-    await repository.insert_milestones(
+    today = now.date()
+    first = default_plan(
+        plan,
+        budget_minor=allocation.budget_minor,
+        due_dates=[today + timedelta(days=DAYS_BETWEEN_MILESTONES * k) for k in range(1, len(plan.steps) + 1)],
+    )
+    await repository.insert_milestones(session, milestone_rows(project_id, allocation.currency, first, revision=1))
+    await repository.add(
         session,
-        [
-            {
-                "id": milestone_id_for(project_id, sequence),
-                "project_id": project_id,
-                "sequence": sequence,
-                "title": step.title,
-                "tranche_minor": tranche,
-                "currency": allocation.currency,
-                "status": MilestoneStatus.PENDING,
-            }
-            for sequence, (step, tranche) in enumerate(zip(plan.steps, tranches, strict=True), start=1)
-        ],
+        PlanRevision(
+            project_id=project_id,
+            revision=1,
+            milestones=plan_json(first),
+            made_by="system",
+            reason="the plan every project starts with (settings: milestone_plan)",
+            made_at=now,
+        ),
     )
     project = await repository.project_by_id(session, project_id)
     assert project is not None
@@ -91,49 +113,54 @@ async def create_project(uow: UnitOfWork, plan: MilestonePlan, allocation: Alloc
     return project
 
 
-@dataclass(frozen=True)
-class Verification:
-    project: Project
-    milestones: list[Milestone]
-    milestone: Milestone
+# A new project's default milestones fall due this many days apart.
+DAYS_BETWEEN_MILESTONES = 30
 
 
-async def verify_milestone(
-    uow: UnitOfWork,
-    caller: Caller,
-    *,
-    lineages: TerritoryLineages,
-    project_id: uuid.UUID,
-    milestone_id: uuid.UUID,
-    note: str,
-    now: datetime,
-) -> Verification:
-    """An overseer attests that a milestone's work is done, which releases its tranche.
+async def _whereabouts(lineages: TerritoryLineages, commune_code: str) -> tuple[str | None, str | None]:
+    """(state, municipality) of a commune, or (None, None) when identity does not know it or
+    cannot answer now: a project is never held back for it (its start fills them in)."""
+    try:
+        return whereabouts((await lineages.of(commune_code)).codes)
+    except (NotFound, Unavailable) as exc:
+        log.warning(
+            "no state or municipality for the commune yet", extra={"commune_code": commune_code, "reason": exc.code}
+        )
+        return None, None
 
-    The project row is locked first, so two verifications of the same project (say, a
-    double click) are serialised: the second sees the milestone verified and gets a 409.
-    All checks happen before the first write.
-    """
-    session = uow.session
-    project = await repository.project_by_id(session, project_id, for_update=True)
-    if project is None:
-        raise NotFound(f"project {project_id} does not exist", code="project_not_found")
-    milestones = await repository.milestones_of(session, project.id)
-    milestone = next((m for m in milestones if m.id == milestone_id), None)
-    if milestone is None:
-        raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}", code="milestone_not_found")
-    # The project's commune from this service's own data (copied from the allocation event).
-    # Where it sits today comes from identity's register (a commune may have moved).
-    caller.require([Role.OVERSEER, Role.OPERATOR], await lineages.of(project.commune_code))
-    check_verifiable(milestones, milestone_id)
 
-    milestone.status = MilestoneStatus.VERIFIED
-    milestone.verified_by = caller.subject
-    milestone.verified_at = now
-    milestone.verification_note = note
-    await session.flush()
-    await uow.stage(MilestoneVerified(project, milestone, caller.subject), aggregate_id=str(project.id))
-    return Verification(project=project, milestones=milestones, milestone=milestone)
+def whereabouts(codes: Sequence[str]) -> tuple[str | None, str | None]:
+    """The second and third codes of a commune's lineage (country, state, municipality, ...),
+    the order identity's register keeps."""
+    return (codes[1] if len(codes) > 2 else None), (codes[2] if len(codes) > 3 else None)
+
+
+def milestone_rows(
+    project_id: uuid.UUID, currency: str, plan: Plan, *, revision: int, first_sequence: int = 1
+) -> list[dict[str, object]]:
+    """Rows of the milestones of `plan` from `first_sequence` on (the earlier ones are kept)."""
+    return [
+        {
+            "id": milestone_id_for(project_id, sequence, revision),
+            "project_id": project_id,
+            "sequence": sequence,
+            "title": m.title,
+            "due_on": m.due_on,
+            "tranche_minor": m.share_minor,
+            "currency": currency,
+            "status": MilestoneStatus.PENDING,
+        }
+        for sequence, m in enumerate(plan.milestones, start=1)
+        if sequence >= first_sequence
+    ]
+
+
+def plan_json(plan: Plan) -> list[dict[str, object]]:
+    return [{"title": m.title, "due_on": m.due_on.isoformat(), "share_minor": m.share_minor} for m in plan.milestones]
+
+
+def plan_of(rows: Sequence[Milestone]) -> Plan:
+    return Plan(tuple(PlannedMilestone(m.title, m.due_on, m.tranche_minor) for m in rows))
 
 
 @dataclass(frozen=True)
@@ -186,6 +213,12 @@ async def record_disbursement(uow: UnitOfWork, disbursement: Disbursement) -> bo
     if disbursement.currency != milestone.currency:
         log.error("tranche disbursed in another currency than the milestone's; ignored", extra=context)
         return False
+    if project.disbursed_minor + disbursement.amount_minor > project.budget_minor:
+        log.error(
+            "tranche disbursed would take the project past its budget; ignored",
+            extra={**context, "budget_minor": project.budget_minor, "disbursed_minor": project.disbursed_minor},
+        )
+        return False
     if disbursement.amount_minor != milestone.tranche_minor:
         # Funding's ledger is authoritative for what moved; record it and flag the difference.
         log.warning(
@@ -206,9 +239,9 @@ async def record_disbursement(uow: UnitOfWork, disbursement: Disbursement) -> bo
     milestone.funded_at = disbursement.disbursed_at
     milestone.funded_minor = disbursement.amount_minor
     milestone.disbursement_id = disbursement.disbursement_id
-    if all(m.status == MilestoneStatus.FUNDED for m in milestones):
-        project.status = ProjectStatus.COMPLETED
-        project.completed_at = disbursement.disbursed_at
+    # The money is on the commune's account: it may now be spent (expenditures). Completing the
+    # project is the spokespeople's act, once all is verified, paid and spent (domain.execution).
+    project.disbursed_minor += disbursement.amount_minor
     await session.flush()
     await uow.stage(
         MilestoneFunded(project.id, milestone.id, disbursement.disbursement_id), aggregate_id=str(project.id)
@@ -297,7 +330,7 @@ async def project_view(
 
 @dataclass(frozen=True)
 class ProjectPage:
-    items: list[ProjectView]
+    items: list[Project]
     more: bool
 
 
@@ -306,13 +339,42 @@ async def list_projects(
     *,
     consultation_id: uuid.UUID | None,
     commune_id: uuid.UUID | None,
+    status: Stage | None = None,
     after: uuid.UUID | None,
     limit: int,
 ) -> ProjectPage:
-    """Projects matching the filters, in id order, each with its milestones."""
+    """Projects matching the filters, in id order."""
     rows = await repository.list_projects(
-        uow.session, consultation_id=consultation_id, commune_id=commune_id, after=after, limit=limit + 1
+        uow.session,
+        consultation_id=consultation_id,
+        commune_id=commune_id,
+        status=status,
+        after=after,
+        limit=limit + 1,
     )
-    more, rows = len(rows) > limit, rows[:limit]
-    milestones = await repository.milestones_of_many(uow.session, [p.id for p in rows])
-    return ProjectPage([ProjectView(p, milestones[p.id]) for p in rows], more)
+    return ProjectPage(rows[:limit], len(rows) > limit)
+
+
+async def locked_project(uow: UnitOfWork, project_id: uuid.UUID) -> tuple[Project, list[Milestone]]:
+    """The project, row-locked, and its milestones; 404 when there is none.
+
+    Every change to a project (or anything of it) takes this lock first, so two changes of one
+    project run one after the other and each sees what the previous one did."""
+    project = await repository.project_by_id(uow.session, project_id, for_update=True)
+    if project is None:
+        raise NotFound(f"project {project_id} does not exist", code="project_not_found")
+    return project, await repository.milestones_of(uow.session, project.id)
+
+
+def milestone_progress(milestones: Sequence[Milestone]) -> list[lifecycle.MilestoneProgress]:
+    """The milestones as the life-cycle rules see them. A milestone due on a day is overdue
+    from the next day on (UTC): the whole due day counts."""
+    return [
+        lifecycle.MilestoneProgress(
+            sequence=m.sequence,
+            due_at=datetime.combine(m.due_on + timedelta(days=1), time(), tzinfo=UTC),
+            reported_done=m.status != MilestoneStatus.PENDING,
+            verified=m.status in DONE,
+        )
+        for m in milestones
+    ]

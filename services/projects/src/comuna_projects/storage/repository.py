@@ -6,11 +6,23 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comuna_projects.storage.models import Milestone, Project
+from comuna_projects.storage.models import (
+    Base,
+    ChangeRequest,
+    EvidenceFile,
+    Expenditure,
+    KnownCandidate,
+    Milestone,
+    OversightReport,
+    PlanRevision,
+    ProgressReport,
+    Project,
+    ReportEvidence,
+)
 
 
 async def project_by_id(session: AsyncSession, project_id: uuid.UUID, *, for_update: bool = False) -> Project | None:
@@ -80,11 +92,14 @@ async def list_projects(
     *,
     consultation_id: uuid.UUID | None,
     commune_id: uuid.UUID | None,
+    status: str | None = None,
     after: uuid.UUID | None,
     limit: int,
 ) -> list[Project]:
     """Projects matching the filters, in id order (a stable keyset for paging)."""
     query = select(Project).order_by(Project.id).limit(limit)
+    if status is not None:
+        query = query.where(Project.status == status)
     if consultation_id is not None:
         query = query.where(Project.consultation_id == consultation_id)
     if commune_id is not None:
@@ -92,3 +107,152 @@ async def list_projects(
     if after is not None:
         query = query.where(Project.id > after)
     return list((await session.execute(query)).scalars().all())
+
+
+async def delete_milestones(session: AsyncSession, milestone_ids: Sequence[uuid.UUID]) -> None:
+    if milestone_ids:
+        await session.execute(delete(Milestone).where(Milestone.id.in_(milestone_ids)))
+
+
+async def category_of_candidate(session: AsyncSession, candidate_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(KnownCandidate.category).where(KnownCandidate.candidate_id == candidate_id))
+
+
+async def remember_candidate(session: AsyncSession, candidate_id: uuid.UUID, category: str) -> None:
+    """Keep a candidate's category, and give it to any project made from it without one yet
+    (the allocation may have been handled before the candidate's event arrived)."""
+    await session.execute(
+        insert(KnownCandidate)
+        .values(candidate_id=candidate_id, category=category)
+        .on_conflict_do_update(index_elements=[KnownCandidate.candidate_id], set_={"category": category})
+    )
+    await session.execute(
+        update(Project)
+        .where(Project.candidate_id == candidate_id, Project.category.is_(None))
+        .values(category=category)
+    )
+
+
+# --- plans ----------------------------------------------------------------------------------
+
+
+async def add(session: AsyncSession, row: Base) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def plan_revisions(session: AsyncSession, project_id: uuid.UUID) -> list[PlanRevision]:
+    rows = await session.execute(
+        select(PlanRevision).where(PlanRevision.project_id == project_id).order_by(PlanRevision.revision)
+    )
+    return list(rows.scalars())
+
+
+async def change_request(session: AsyncSession, project_id: uuid.UUID, request_id: uuid.UUID) -> ChangeRequest | None:
+    return await session.scalar(
+        select(ChangeRequest).where(ChangeRequest.id == request_id, ChangeRequest.project_id == project_id)
+    )
+
+
+async def change_requests(session: AsyncSession, project_id: uuid.UUID) -> list[ChangeRequest]:
+    rows = await session.execute(
+        select(ChangeRequest).where(ChangeRequest.project_id == project_id).order_by(ChangeRequest.requested_at)
+    )
+    return list(rows.scalars())
+
+
+async def open_change_request(session: AsyncSession, project_id: uuid.UUID) -> ChangeRequest | None:
+    return await session.scalar(
+        select(ChangeRequest).where(ChangeRequest.project_id == project_id, ChangeRequest.state == "open")
+    )
+
+
+# --- evidence, reports, spending ------------------------------------------------------------
+
+
+async def insert_evidence_if_absent(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """Record a stored file once: a second upload of the same content keeps the first row."""
+    await session.execute(insert(EvidenceFile).values(**values).on_conflict_do_nothing())
+
+
+async def evidence_file(session: AsyncSession, sha256: str) -> EvidenceFile | None:
+    return await session.get(EvidenceFile, sha256)
+
+
+async def known_evidence(session: AsyncSession, hashes: Sequence[str]) -> set[str]:
+    if not hashes:
+        return set()
+    rows = await session.execute(select(EvidenceFile.sha256).where(EvidenceFile.sha256.in_(hashes)))
+    return set(rows.scalars())
+
+
+async def cite_evidence(session: AsyncSession, kind: str, report_id: uuid.UUID, hashes: Sequence[str]) -> None:
+    if hashes:
+        await session.execute(
+            insert(ReportEvidence),
+            [{"kind": kind, "report_id": report_id, "position": i, "sha256": h} for i, h in enumerate(hashes)],
+        )
+
+
+async def evidence_of(session: AsyncSession, kind: str, report_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    cited: dict[uuid.UUID, list[str]] = {rid: [] for rid in report_ids}
+    if not report_ids:
+        return cited
+    rows = await session.execute(
+        select(ReportEvidence.report_id, ReportEvidence.sha256)
+        .where(ReportEvidence.kind == kind, ReportEvidence.report_id.in_(report_ids))
+        .order_by(ReportEvidence.report_id, ReportEvidence.position)
+    )
+    for report_id, sha256 in rows:
+        cited[report_id].append(sha256)
+    return cited
+
+
+async def progress_reports(session: AsyncSession, project_id: uuid.UUID) -> list[ProgressReport]:
+    rows = await session.execute(
+        select(ProgressReport).where(ProgressReport.project_id == project_id).order_by(ProgressReport.reported_at)
+    )
+    return list(rows.scalars())
+
+
+async def expenditures(session: AsyncSession, project_id: uuid.UUID) -> list[Expenditure]:
+    rows = await session.execute(
+        select(Expenditure)
+        .where(Expenditure.project_id == project_id)
+        .order_by(Expenditure.spent_on, Expenditure.recorded_at)
+    )
+    return list(rows.scalars())
+
+
+async def oversight_reports(session: AsyncSession, project_id: uuid.UUID) -> list[OversightReport]:
+    rows = await session.execute(
+        select(OversightReport).where(OversightReport.project_id == project_id).order_by(OversightReport.filed_at)
+    )
+    return list(rows.scalars())
+
+
+async def oversight_report(
+    session: AsyncSession, project_id: uuid.UUID, report_id: uuid.UUID, *, for_update: bool = False
+) -> OversightReport | None:
+    query = select(OversightReport).where(OversightReport.id == report_id, OversightReport.project_id == project_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+# --- the stall detector ---------------------------------------------------------------------
+
+
+async def projects_in_execution(session: AsyncSession, *, after: uuid.UUID | None, limit: int) -> list[Project]:
+    """Projects in execution, in id order, locked (skipping any a use case holds right now:
+    it is looked at again on the next pass)."""
+    query = (
+        select(Project)
+        .where(Project.status == "in_execution")
+        .order_by(Project.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if after is not None:
+        query = query.where(Project.id > after)
+    return list((await session.execute(query)).scalars())

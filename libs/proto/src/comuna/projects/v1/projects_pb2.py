@@ -27,7 +27,7 @@ from comuna.common.v1 import options_pb2 as comuna_dot_common_dot_v1_dot_options
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!comuna/projects/v1/projects.proto\x12\x12\x63omuna.projects.v1\x1a\x1c\x63omuna/common/v1/money.proto\x1a\x1e\x63omuna/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x11GetProjectRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\"\x85\x02\n\tMilestone\x12\x14\n\x0cmilestone_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x05\x12\r\n\x05title\x18\x03 \x01(\t\x12(\n\x07tranche\x18\x04 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.comuna.projects.v1.MilestoneStatus\x12$\n\x1c\x64isbursement_rejected_reason\x18\x06 \x01(\t\x12<\n\x18\x64isbursement_rejected_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe2\x01\n\x07Project\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onsultation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\'\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x31\n\nmilestones\x18\x07 \x03(\x0b\x32\x1d.comuna.projects.v1.Milestone\x12\x14\n\x0c\x63ommune_code\x18\x08 \x01(\t*\x8d\x01\n\x0fMilestoneStatus\x12 \n\x1cMILESTONE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18MILESTONE_STATUS_PENDING\x10\x01\x12\x1d\n\x19MILESTONE_STATUS_VERIFIED\x10\x02\x12\x1b\n\x17MILESTONE_STATUS_FUNDED\x10\x03\x32p\n\x0fProjectsService\x12]\n\nGetProject\x12%.comuna.projects.v1.GetProjectRequest\x1a\x1b.comuna.projects.v1.Project\"\x0b\x92\xb5\x18\x07\x66undingb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!comuna/projects/v1/projects.proto\x12\x12\x63omuna.projects.v1\x1a\x1c\x63omuna/common/v1/money.proto\x1a\x1e\x63omuna/common/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x11GetProjectRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\"\x95\x02\n\tMilestone\x12\x14\n\x0cmilestone_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x05\x12\r\n\x05title\x18\x03 \x01(\t\x12(\n\x07tranche\x18\x04 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.comuna.projects.v1.MilestoneStatus\x12$\n\x1c\x64isbursement_rejected_reason\x18\x06 \x01(\t\x12<\n\x18\x64isbursement_rejected_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64ue_on\x18\x08 \x01(\t\"\x9a\x02\n\x07Project\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onsultation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\'\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x31\n\nmilestones\x18\x07 \x03(\x0b\x32\x1d.comuna.projects.v1.Milestone\x12\x14\n\x0c\x63ommune_code\x18\x08 \x01(\t\x12\r\n\x05stage\x18\t \x01(\t\x12\x15\n\rplan_revision\x18\n \x01(\x05\x12\x10\n\x08\x63\x61tegory\x18\x0b \x01(\t*\xac\x01\n\x0fMilestoneStatus\x12 \n\x1cMILESTONE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18MILESTONE_STATUS_PENDING\x10\x01\x12\x1d\n\x19MILESTONE_STATUS_VERIFIED\x10\x02\x12\x1b\n\x17MILESTONE_STATUS_FUNDED\x10\x03\x12\x1d\n\x19MILESTONE_STATUS_REPORTED\x10\x04\x32p\n\x0fProjectsService\x12]\n\nGetProject\x12%.comuna.projects.v1.GetProjectRequest\x1a\x1b.comuna.projects.v1.Project\"\x0b\x92\xb5\x18\x07\x66undingb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PROJECTSSERVICE'].methods_by_name['GetProject']._loaded_options = None
   _globals['_PROJECTSSERVICE'].methods_by_name['GetProject']._serialized_options = b'\222\265\030\007funding'
-  _globals['_MILESTONESTATUS']._serialized_start=687
-  _globals['_MILESTONESTATUS']._serialized_end=828
+  _globals['_MILESTONESTATUS']._serialized_start=759
+  _globals['_MILESTONESTATUS']._serialized_end=931
   _globals['_GETPROJECTREQUEST']._serialized_start=152
   _globals['_GETPROJECTREQUEST']._serialized_end=191
   _globals['_MILESTONE']._serialized_start=194
-  _globals['_MILESTONE']._serialized_end=455
-  _globals['_PROJECT']._serialized_start=458
-  _globals['_PROJECT']._serialized_end=684
-  _globals['_PROJECTSSERVICE']._serialized_start=830
-  _globals['_PROJECTSSERVICE']._serialized_end=942
+  _globals['_MILESTONE']._serialized_end=471
+  _globals['_PROJECT']._serialized_start=474
+  _globals['_PROJECT']._serialized_end=756
+  _globals['_PROJECTSSERVICE']._serialized_start=933
+  _globals['_PROJECTSSERVICE']._serialized_end=1045
 # @@protoc_insertion_point(module_scope)

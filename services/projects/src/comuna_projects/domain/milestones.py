@@ -1,0 +1,99 @@
+"""Four eyes on every milestone: a spokesperson reports its work done, a member of the
+commune's oversight committee who is not the reporter verifies it, and the verification is the
+event on which funding releases the tranche (`projects.milestone.verified`)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from comuna_platform.auth.access import Caller
+from comuna_platform.auth.lineages import TerritoryLineages
+from comuna_platform.errors import FailedPrecondition, NotFound
+from comuna_platform.uow import UnitOfWork
+from comuna_projects.domain import lifecycle
+from comuna_projects.domain.access import require_overseer, require_runner
+from comuna_projects.domain.events import MilestoneReported, MilestoneVerified
+from comuna_projects.domain.projects import locked_project
+from comuna_projects.domain.rules import check_reportable, check_verifiable
+from comuna_projects.storage.models import Milestone, Project
+from comuna_projects.vocabulary import MilestoneStatus, Stage
+
+
+@dataclass(frozen=True)
+class MilestoneChange:
+    project: Project
+    milestones: list[Milestone]
+    milestone: Milestone
+
+
+async def _under_way(
+    uow: UnitOfWork, project_id: uuid.UUID, milestone_id: uuid.UUID
+) -> tuple[Project, list[Milestone], Milestone]:
+    project, milestones = await locked_project(uow, project_id)
+    milestone = next((m for m in milestones if m.id == milestone_id), None)
+    if milestone is None:
+        raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}", code="milestone_not_found")
+    return project, milestones, milestone
+
+
+def _require_under_way(project: Project) -> None:
+    if Stage(project.status) not in lifecycle.UNDER_WAY:
+        raise FailedPrecondition(
+            f"the project is {project.status}: milestones are reported and verified while it is executed",
+            code="project_not_under_way",
+        )
+
+
+async def report_milestone(
+    uow: UnitOfWork,
+    caller: Caller,
+    *,
+    lineages: TerritoryLineages,
+    project_id: uuid.UUID,
+    milestone_id: uuid.UUID,
+    note: str,
+    now: datetime,
+) -> MilestoneChange:
+    """A spokesperson says the work of a milestone is done (milestones in order)."""
+    project, milestones, milestone = await _under_way(uow, project_id, milestone_id)
+    await require_runner(caller, lineages, project)
+    _require_under_way(project)
+    check_reportable(milestones, milestone_id)
+    milestone.status = MilestoneStatus.REPORTED
+    milestone.reported_by = caller.subject
+    milestone.reported_at = now
+    milestone.report_note = note
+    await uow.session.flush()
+    await uow.stage(MilestoneReported(project, milestone), aggregate_id=str(project.id))
+    return MilestoneChange(project, milestones, milestone)
+
+
+async def verify_milestone(
+    uow: UnitOfWork,
+    caller: Caller,
+    *,
+    lineages: TerritoryLineages,
+    project_id: uuid.UUID,
+    milestone_id: uuid.UUID,
+    note: str,
+    now: datetime,
+) -> MilestoneChange:
+    """An overseer who is not the reporter attests the reported work, which releases its tranche.
+
+    The project row is locked first, so two verifications of the same project (a double click)
+    are serialised: the second sees the milestone verified and gets a 409. All checks happen
+    before the first write; the database refuses a verifier equal to the reporter as well.
+    """
+    project, milestones, milestone = await _under_way(uow, project_id, milestone_id)
+    await require_overseer(caller, lineages, project)
+    _require_under_way(project)
+    check_verifiable(milestones, milestone_id, reported_by=milestone.reported_by, verifier=caller.subject)
+    milestone.status = MilestoneStatus.VERIFIED
+    milestone.verified_by = caller.subject
+    milestone.verified_at = now
+    milestone.verification_note = note
+    await uow.session.flush()
+    await uow.stage(MilestoneVerified(project, milestone, caller.subject), aggregate_id=str(project.id))
+    return MilestoneChange(project, milestones, milestone)
