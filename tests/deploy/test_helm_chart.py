@@ -842,7 +842,7 @@ def test_projects_evidence_storage_and_stall_detection(chart: helm_python.Chart)
     secret = env["COMUNA_PROJECTS_EVIDENCE_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]
     assert secret["key"] == "projects-evidence-s3-secret-access-key"
     assert all(v["name"] != "evidence" for v in spec["volumes"])
-    with pytest.raises(Exception, match="evidence.s3.endpoint"):
+    with pytest.raises(Exception, match=r"evidence\.s3\.endpoint"):
         render(chart, {"services": {"projects": {"evidence": {"backend": "s3"}}}})
 
 

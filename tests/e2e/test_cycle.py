@@ -144,6 +144,12 @@ def test_the_whole_cycle(summary: dict[str, Any]) -> None:
     assert summary["spent_minor"] == summary["disbursed_minor"]
     assert summary["execution"]["evidence_files"] == 2 * len(summary["projects"])
     assert summary["execution"]["oversight_report"] == "closed"
+    # The public's view: aggregates and the OC4IDS export agree with the ledger's payments.
+    open_data = summary["open_data"]
+    assert open_data["by_status"] == {"completed": len(summary["projects"])}
+    assert open_data["oc4ids_projects"] == len(summary["projects"])
+    assert [m["spent_minor"] for m in open_data["money"]] == [summary["spent_minor"]]
+    assert open_data["oc4ids_transactions"] == open_data["oc4ids_payments_met"] >= len(summary["projects"])
     assert summary["ledger_balanced"] and summary["ledger_verified"] is True
     assert summary["consultation"]["double_votes_refused"] > 0
     assert summary["consultation"]["ineligible_refused"] > 0

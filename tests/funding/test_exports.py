@@ -25,6 +25,7 @@ from comuna_funding.domain.ledger import AccountSpec, NewTransfer
 from comuna_funding.storage import repository
 from comuna_funding.vocabulary import AccountKind
 from comuna_platform.auth.roles import Role
+from comuna_platform.money import major_units, minor_digits
 from tests.support.identity import Identity
 from tests.support.service import RunningService
 
@@ -218,8 +219,8 @@ def ids(document: Iterable[dict[str, Any]]) -> list[str]:
     ],
 )
 async def test_major_units_are_written_from_the_integer(amount: int, currency: str, text: str) -> None:
-    assert exports.major_units(amount, currency) == text
-    assert Decimal(text) * 10 ** exports.minor_digits(currency) == amount
+    assert major_units(amount, currency) == text
+    assert Decimal(text) * 10 ** minor_digits(currency) == amount
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -374,12 +375,12 @@ async def test_thousands_of_rows_stream_page_by_page(funding: RunningService) ->
 
 
 async def test_a_busy_replica_says_when_to_come_back(funding: RunningService, world: World) -> None:
-    saved = getattr(funding.app.state, "export_slots", None)
-    funding.app.state.export_slots = asyncio.Semaphore(0)
+    saved = getattr(funding.app.state, "download_slots", None)
+    funding.app.state.download_slots = asyncio.Semaphore(0)
     try:
         response = await funding.client.get("/v1/exports/transactions")
     finally:
-        funding.app.state.export_slots = saved
+        funding.app.state.download_slots = saved
     assert response.status_code == 503 and response.json()["code"] == "exports_busy"
     assert response.headers["retry-after"] == "5"
     assert (await funding.client.get("/v1/exports/totals")).status_code == 200

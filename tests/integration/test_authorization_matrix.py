@@ -833,6 +833,9 @@ FACTORIES: dict[str, Factory] = {
         _unknown("request_id")
     ),
     "projects:list_plan_revisions_v1_projects__project_id__plan_revisions_get": Factory(ids(_project)),
+    # Open data: public.
+    "projects:stats_v1_stats_get": Factory(fixed()),
+    "projects:export_projects_v1_exports_projects_get": Factory(fixed()),
     "projects:list_change_requests_v1_projects__project_id__change_requests_get": Factory(ids(_project)),
     "projects:list_progress_reports_v1_projects__project_id__progress_reports_get": Factory(ids(_project)),
     "projects:list_expenditures_v1_projects__project_id__expenditures_get": Factory(ids(_project)),

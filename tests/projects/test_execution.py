@@ -12,6 +12,8 @@ cancellation, stalls on the service's clock, evidence files, and residents' over
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -592,3 +594,97 @@ async def test_residents_report_and_the_committee_answers_in_public(world: World
     ]
     assert [e.state for e in events] == ["received", "under_review", "answered", "closed"]
     assert all(subject_of(Role.RESIDENT, COUNCIL) not in e.SerializeToString().decode("latin-1") for e in events)
+
+
+# --- open data ---------------------------------------------------------------------------------
+
+
+async def test_aggregates_and_exports_show_what_was_committed_paid_and_spent(world: World) -> None:
+    w = world
+    project = await certified_project(w, category="roads")
+    pid, first = project["id"], project["milestones"][0]
+    await start(w, project)
+    await report_and_verify(w, project, first)
+    await paid(w, pid, first["tranche_minor"])
+    receipt = (await upload(w, PNG + b"open-data"))["sha256"]
+    await post(w, f"/v1/projects/{pid}/expenditures", w.spokesperson, spending(12_345, receipt), status=201)
+    scope = {"consultation_id": project["consultation_id"]}
+
+    stats = (await w.client.get("/v1/stats", params=scope)).json()
+    money = {
+        "currency": "USD",
+        "committed_minor": GRANT,
+        "disbursed_minor": first["tranche_minor"],
+        "spent_minor": 12_345,
+        "committed": "10000.00",
+        "disbursed": f"{first['tranche_minor'] // 100}.00",
+        "spent": "123.45",
+    }
+    assert (stats["projects"], stats["money"]) == (1, [money])
+    for grouping, key in (
+        ("by_status", "in_execution"),
+        ("by_category", "roads"),
+        ("by_state", "VE.01"),
+        ("by_municipality", "VE.01.01"),
+    ):
+        assert stats[grouping] == [{"key": key, "projects": 1, "money": [money]}], grouping
+    # National: the groups add up to the whole, per currency.
+    national = (await w.client.get("/v1/stats")).json()
+    assert national["projects"] >= 1
+    for grouping in ("by_status", "by_category", "by_state", "by_municipality"):
+        assert sum(g["projects"] for g in national[grouping]) == national["projects"]
+        spent = sum(m["spent_minor"] for g in national[grouping] for m in g["money"])
+        assert spent == sum(m["spent_minor"] for m in national["money"])
+    assert (await w.client.get("/v1/stats", params={"state_code": "ve.01"})).status_code == 422
+
+    exported = await w.client.get("/v1/exports/projects", params=scope)
+    assert exported.status_code == 200 and exported.headers["content-type"] == "application/json"
+    package = exported.json()
+    assert package["version"] == "0.9" and package["publisher"] == {"name": "Comuna"}
+    (oc4ids,) = package["projects"]
+    assert (oc4ids["id"], oc4ids["status"], oc4ids["sector"]) == (
+        f"comuna-{pid}",
+        "implementation",
+        ["transport", "transport.road"],
+    )
+    assert oc4ids["budget"]["amount"] == {"amount": 10000.0, "currency": "USD", "amount_minor": GRANT}
+    assert [b["sourceParty"]["name"] for b in oc4ids["budget"]["budgetBreakdown"]] == ["national"]
+    assert {p["id"]: p["roles"] for p in oc4ids["parties"]} == {
+        f"commune-{project['commune_id']}": ["publicAuthority"],
+        "funder-national": ["funder"],
+    }
+    delivery, payment = oc4ids["milestones"][:2]
+    assert (delivery["type"], delivery["status"], payment["type"], payment["status"]) == (
+        "delivery",
+        "met",
+        "payment",
+        "met",
+    )
+    assert [m["status"] for m in oc4ids["milestones"][2:]] == ["scheduled"] * (len(oc4ids["milestones"]) - 2)
+    # The paid tranche is a transaction with the ledger's transfer id, linked to its milestone.
+    allocation = (await w.funding.client.get(f"/v1/allocations/{project['allocation_id']}")).json()
+    (transaction,) = oc4ids["transactions"]
+    assert transaction["id"] == allocation["disbursements"][0]["transfer_id"]
+    assert transaction["relatedImplementationMilestone"]["id"] == payment["id"]
+    assert transaction["value"]["amount_minor"] == first["tranche_minor"]
+    financial = next(m for m in oc4ids["metrics"] if m["id"] == "financialProgress")
+    assert {o["id"]: o["value"]["amount"] for o in financial["observations"]} == {
+        "disbursed": first["tranche_minor"] / 100,
+        "spent": 123.45,
+    }
+
+    as_csv = await w.client.get("/v1/exports/projects", params={**scope, "format": "csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.content.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert len(rows) == 1
+    assert {k: rows[0][k] for k in ("project_id", "status", "category", "budget", "spent", "milestones_verified")} == {
+        "project_id": pid,
+        "status": "in_execution",
+        "category": "roads",
+        "budget": "10000.00",
+        "spent": "123.45",
+        "milestones_verified": "1",
+    }
+    refused = await w.client.get("/v1/exports/projects", params={"format": "xml"})
+    assert refused.status_code == 422

@@ -443,6 +443,7 @@ def run_demo(
         "disbursed_minor": sum(p["disbursed_minor"] for p in projects),
         "spent_minor": sum(p["spent_minor"] for p in projects),
         "execution": execution,
+        "open_data": demo_projects.open_data(client, cid),
         "ledger": totals,
         "ledger_balanced": all(t["debits_minor"] == t["credits_minor"] for t in totals),
         "record": record,

@@ -97,6 +97,23 @@ def execute(client: PlatformClient, projects: list[dict[str, Any]], *, resident:
     return {"evidence_files": len(set(evidence)), "oversight_report": oversight}
 
 
+def open_data(client: PlatformClient, consultation_id: str) -> dict[str, Any]:
+    """What the public sees of the consultation's projects: the aggregates and the OC4IDS export."""
+    scope = {"consultation_id": consultation_id}
+    stats = client.call("GET", "projects", "/v1/stats", params=scope)
+    package = client.call("GET", "projects", "/v1/exports/projects", params=scope)
+    paid = [t for p in package["projects"] for t in p.get("transactions", [])]
+    met = [m for p in package["projects"] for m in p["milestones"] if m["type"] == "payment" and m["status"] == "met"]
+    return {
+        "projects": stats["projects"],
+        "by_status": {g["key"]: g["projects"] for g in stats["by_status"]},
+        "money": stats["money"],
+        "oc4ids_projects": len(package["projects"]),
+        "oc4ids_transactions": len(paid),
+        "oc4ids_payments_met": len(met),
+    }
+
+
 def _oversight(client: PlatformClient, project: dict[str, Any], resident: str) -> str:
     pid, overseer = project["id"], staff_username("overseer", _local(project["commune_code"]))
     photo = _upload(client, resident, f"observación {pid}")

@@ -14,7 +14,7 @@ from comuna_platform.supervision import Worker
 
 # Imported for its effect: registers how the domain's events become event messages.
 from comuna_projects import messages  # noqa: F401
-from comuna_projects.api import execution_routes, progress_routes
+from comuna_projects.api import execution_routes, open_data_routes, progress_routes
 from comuna_projects.api.routes import router
 from comuna_projects.consumers import candidates, funding
 from comuna_projects.domain.stalls import StallDetector
@@ -65,7 +65,7 @@ SPEC = ServiceSpec(
     "verification releasing a tranche), progress reports with evidence, spending within what was "
     "disbursed, residents' oversight reports, and open data.",
     settings_factory=Settings,
-    routers=[router, execution_routes.router, progress_routes.router],
+    routers=[router, execution_routes.router, progress_routes.router, open_data_routes.router],
     grpc_register=grpc_register,
     consumers=consumers,
     on_startup=on_startup,

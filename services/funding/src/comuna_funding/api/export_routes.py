@@ -19,16 +19,13 @@ from fastapi.responses import Response, StreamingResponse
 
 from comuna_funding.domain import exports
 from comuna_funding.domain.exports import ScopeFilter
-from comuna_platform.errors import Unavailable
 from comuna_platform.http.deps import RuntimeDep, UnitOfWorkDep
+from comuna_platform.http.streamed import MAX_DOWNLOADS, download_slots
 from comuna_platform.runtime import Runtime
 
 router = APIRouter(prefix="/v1/exports", tags=["open data"])
 
 CACHE = "public, max-age=60"
-# Exports streaming at once in one process (each holds a database connection meanwhile).
-MAX_STREAMS = 4
-RETRY_AFTER_SECONDS = 5
 
 
 class ExportFormat(StrEnum):
@@ -48,13 +45,6 @@ _SCOPE_PARAMETERS = (
 )
 
 
-def _slots(request: Request) -> asyncio.Semaphore:
-    slots: asyncio.Semaphore | None = getattr(request.app.state, "export_slots", None)
-    if slots is None:
-        slots = request.app.state.export_slots = asyncio.Semaphore(MAX_STREAMS)
-    return slots
-
-
 @router.get(
     "/transactions",
     response_class=StreamingResponse,
@@ -65,7 +55,7 @@ def _slots(request: Request) -> asyncio.Semaphore:
     "source, date, value: {amount, amount_minor, currency}, payer: {id, name}, payee: {id, name}, kind, code, "
     "reference, pending_id, allocation_id, funder, commune_id}]}`. CSV: a header, then one row per "
     "transaction; the totals are at `/v1/exports/totals`. 503 `exports_busy` (with Retry-After) while "
-    f"{MAX_STREAMS} exports are streaming from this replica.",
+    f"{MAX_DOWNLOADS} exports are streaming from this replica.",
     responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
 )
 async def export_transactions(
@@ -79,13 +69,7 @@ async def export_transactions(
 ) -> StreamingResponse:
     # Everything that can be refused is refused here, before the first byte is sent.
     scope = exports.scope_of(funder, commune_id, allocation_id)
-    slots = _slots(request)
-    if slots.locked():
-        raise Unavailable(
-            "too many exports are streaming right now; retry shortly",
-            code="exports_busy",
-            retry_after=RETRY_AFTER_SECONDS,
-        )
+    slots = download_slots(request)
     return StreamingResponse(
         _stream(runtime, slots, scope, file_format),
         media_type="text/csv; charset=utf-8" if file_format is ExportFormat.CSV else "application/json",

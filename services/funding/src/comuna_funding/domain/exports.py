@@ -28,6 +28,7 @@ from comuna_funding.storage import exports as store
 from comuna_funding.storage import journal
 from comuna_funding.storage.exports import ExportRow, ScopeFilter
 from comuna_platform.errors import InvalidInput
+from comuna_platform.money import major_units
 
 __all__ = ["ScopeFilter"]
 
@@ -35,16 +36,6 @@ __all__ = ["ScopeFilter"]
 FUNDER = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Transfers read per query while streaming.
 PAGE = 1000
-
-# ISO 4217 minor units where they are not 2 (https://www.iso.org/iso-4217-currency-codes.html).
-_NO_MINOR = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
-_THREE_DIGITS = "BHD IQD JOD KWD LYD OMR TND"
-_MINOR_DIGITS: dict[str, int] = {
-    **dict.fromkeys(_NO_MINOR.split(), 0),
-    **dict.fromkeys(_THREE_DIGITS.split(), 3),
-    "CLF": 4,
-    "UYW": 4,
-}
 
 CSV_COLUMNS = (
     "id",
@@ -79,18 +70,6 @@ def scope_of(
             field="funder",
         )
     return ScopeFilter(funder=funder, commune_id=commune_id, allocation_id=allocation_id)
-
-
-def minor_digits(currency: str) -> int:
-    return _MINOR_DIGITS.get(currency, 2)
-
-
-def major_units(amount_minor: int, currency: str) -> str:
-    """The amount in major units, exactly, as decimal text: 1234 USD -> `12.34`, 5 JPY -> `5`."""
-    digits = minor_digits(currency)
-    sign = "-" if amount_minor < 0 else ""
-    whole, fraction = divmod(abs(amount_minor), 10**digits)
-    return f"{sign}{whole}.{fraction:0{digits}d}" if digits else f"{sign}{whole}"
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ def disbursement_from(
         amount_minor=message.amount.amount_minor,
         currency=message.amount.currency,
         disbursed_at=event.envelope.time,
+        transfer_id=_optional_uuid(message.transfer_id, "transfer_id"),
     )
 
 

@@ -174,6 +174,7 @@ class Disbursement:
     amount_minor: int
     currency: str
     disbursed_at: datetime
+    transfer_id: uuid.UUID | None = None
 
 
 async def record_disbursement(uow: UnitOfWork, disbursement: Disbursement) -> bool:
@@ -239,6 +240,7 @@ async def record_disbursement(uow: UnitOfWork, disbursement: Disbursement) -> bo
     milestone.funded_at = disbursement.disbursed_at
     milestone.funded_minor = disbursement.amount_minor
     milestone.disbursement_id = disbursement.disbursement_id
+    milestone.transfer_id = disbursement.transfer_id
     # The money is on the commune's account: it may now be spent (expenditures). Completing the
     # project is the spokespeople's act, once all is verified, paid and spent (domain.execution).
     project.disbursed_minor += disbursement.amount_minor

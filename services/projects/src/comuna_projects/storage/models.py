@@ -182,6 +182,8 @@ class Milestone(Base):
     # What funding reported as disbursed (normally equal to the tranche).
     funded_minor: Mapped[int | None] = mapped_column(BigInteger)
     disbursement_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    # The ledger transfer that paid it (funding.tranche.disbursed): the open data points at it.
+    transfer_id: Mapped[uuid.UUID | None]
     # Funding refused the tranche (funding.tranche.rejected): why, and when funding decided it.
     # The milestone stays verified; the work was done, the money is what is missing.
     disbursement_rejected_reason: Mapped[str | None] = mapped_column(String(200))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, String, case, delete, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comuna_projects.storage.models import (
@@ -256,3 +257,90 @@ async def projects_in_execution(session: AsyncSession, *, after: uuid.UUID | Non
     if after is not None:
         query = query.where(Project.id > after)
     return list((await session.execute(query)).scalars())
+
+
+# --- open data ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which projects an aggregate or an export covers; every filter set must hold."""
+
+    consultation_id: uuid.UUID | None = None
+    commune_id: uuid.UUID | None = None
+    state_code: str | None = None
+    municipality_code: str | None = None
+    status: str | None = None
+
+
+def _scoped(query: Select[Any], scope: Scope) -> Select[Any]:
+    for column, value in (
+        (Project.consultation_id, scope.consultation_id),
+        (Project.commune_id, scope.commune_id),
+        (Project.state_code, scope.state_code),
+        (Project.municipality_code, scope.municipality_code),
+        (Project.status, scope.status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRow:
+    key: str | None
+    currency: str
+    projects: int
+    committed_minor: int
+    disbursed_minor: int
+    spent_minor: int
+
+
+# What stays committed to a project: its budget, or, once cancelled, what it had been paid (the
+# rest went back to the funder).
+_COMMITTED = case((Project.status == "cancelled", Project.disbursed_minor), else_=Project.budget_minor)
+
+
+async def aggregate(session: AsyncSession, scope: Scope, by: str | None) -> list[AggregateRow]:
+    """Projects and money per currency, grouped by a column of projects (None: all together)."""
+    key = getattr(Project, by) if by is not None else literal(None, String)
+    query = _scoped(
+        select(
+            key.label("key"),
+            Project.currency,
+            func.count().label("projects"),
+            func.coalesce(func.sum(_COMMITTED), 0).label("committed"),
+            func.coalesce(func.sum(Project.disbursed_minor), 0).label("disbursed"),
+            func.coalesce(func.sum(Project.spent_minor), 0).label("spent"),
+        ).group_by(key, Project.currency),
+        scope,
+    ).order_by(key, Project.currency)
+    return [
+        AggregateRow(r.key, r.currency, int(r.projects), int(r.committed), int(r.disbursed), int(r.spent))
+        for r in await session.execute(query)
+    ]
+
+
+async def begin_snapshot(session: AsyncSession) -> None:
+    """Make the session's transaction one read-only snapshot (its first statement): every page of
+    an export then describes the same moment, whatever commits meanwhile."""
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+
+
+async def projects_page(session: AsyncSession, scope: Scope, *, after: uuid.UUID | None, limit: int) -> list[Project]:
+    query = _scoped(select(Project).order_by(Project.id).limit(limit), scope)
+    if after is not None:
+        query = query.where(Project.id > after)
+    return list((await session.execute(query)).scalars())
+
+
+async def latest_reports(session: AsyncSession, project_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ProgressReport]:
+    if not project_ids:
+        return {}
+    rows = await session.execute(
+        select(ProgressReport)
+        .where(ProgressReport.project_id.in_(project_ids))
+        .ext(distinct_on(ProgressReport.project_id))
+        .order_by(ProgressReport.project_id, ProgressReport.reported_at.desc())
+    )
+    return {r.project_id: r for r in rows.scalars()}

@@ -91,6 +91,7 @@ def _milestones() -> None:
     op.add_column("milestones", sa.Column("reported_by", sa.String(length=255), nullable=True))
     op.add_column("milestones", sa.Column("reported_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("milestones", sa.Column("report_note", sa.Text(), nullable=True))
+    op.add_column("milestones", sa.Column("transfer_id", sa.Uuid(), nullable=True))
     op.execute(
         "UPDATE milestones m SET due_on = (p.created_at + make_interval(months => m.sequence))::date "
         "FROM projects p WHERE p.id = m.project_id"
@@ -287,7 +288,7 @@ def downgrade() -> None:
         op.drop_constraint(name, "milestones", type_="check")
     # Reports did not exist: a reported milestone is pending again.
     op.execute("UPDATE milestones SET status = 'pending' WHERE status = 'reported'")
-    for column in ("report_note", "reported_at", "reported_by", "due_on"):
+    for column in ("transfer_id", "report_note", "reported_at", "reported_by", "due_on"):
         op.drop_column("milestones", column)
     op.create_check_constraint("ck_milestones_status", "milestones", "status IN ('pending', 'verified', 'funded')")
     op.create_check_constraint(
