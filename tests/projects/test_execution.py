@@ -42,6 +42,7 @@ from comuna_platform.events.tables import outbox_table
 from comuna_projects.domain.stalls import StallDetector
 from comuna_projects.service import SPEC as PROJECTS
 from comuna_projects.settings import Settings as ProjectsSettings
+from comuna_projects.storage.evidence_store import S3Location, s3_client
 from tests.funding.helpers import publish
 from tests.support.grpc_server import grpc_server
 from tests.support.identity import Identity, person, running_identity, subject_of
@@ -688,3 +689,90 @@ async def test_aggregates_and_exports_show_what_was_committed_paid_and_spent(wor
     }
     refused = await w.client.get("/v1/exports/projects", params={"format": "xml"})
     assert refused.status_code == 422
+
+
+# --- spending under contention and retries ------------------------------------------------------
+
+
+async def test_concurrent_expenditures_never_spend_more_than_was_disbursed(world: World) -> None:
+    w = world
+    project = await certified_project(w)
+    pid, first = project["id"], project["milestones"][0]
+    await start(w, project)
+    await report_and_verify(w, project, first)
+    disbursed = (await paid(w, pid, first["tranche_minor"]))["disbursed_minor"]
+    receipt = (await upload(w, PNG + b"race"))["sha256"]
+    share = disbursed * 3 // 10  # three fit, the fourth would not
+    responses = await asyncio.gather(
+        *[
+            w.client.post(f"/v1/projects/{pid}/expenditures", json=spending(share, receipt), headers=w.spokesperson)
+            for _ in range(8)
+        ]
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] * 3 + [409] * 5, codes
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"exceeds_disbursed"}
+    after = await detail(w, pid)
+    assert after["spent_minor"] == 3 * share <= after["disbursed_minor"]
+    assert len(await staged(w, "projects.expenditure.recorded", pid)) == 3
+
+
+async def test_a_retried_expenditure_is_recorded_once(world: World) -> None:
+    w = world
+    project = await certified_project(w)
+    pid, first = project["id"], project["milestones"][0]
+    await start(w, project)
+    await report_and_verify(w, project, first)
+    await paid(w, pid, first["tranche_minor"])
+    receipt = (await upload(w, PNG + b"retry"))["sha256"]
+    body = spending(1_000, receipt, expenditure_id=str(uuid.uuid4()))
+    copies = await asyncio.gather(
+        *[w.client.post(f"/v1/projects/{pid}/expenditures", json=body, headers=w.spokesperson) for _ in range(3)]
+    )
+    assert [r.status_code for r in copies] == [201] * 3
+    assert {r.json()["id"] for r in copies} == {body["expenditure_id"]}
+    assert (await detail(w, pid))["spent_minor"] == 1_000
+    other = await w.client.post(
+        f"/v1/projects/{pid}/expenditures", json={**body, "amount_minor": 2_000}, headers=w.spokesperson
+    )
+    assert (other.status_code, other.json()["code"]) == (409, "expenditure_id_reused")
+    assert (await detail(w, pid))["spent_minor"] == 1_000
+    assert len(await staged(w, "projects.expenditure.recorded", pid)) == 1
+
+
+# --- evidence in S3-compatible storage ----------------------------------------------------------
+
+
+async def test_the_service_keeps_evidence_in_an_s3_bucket_by_settings(
+    world: World, embedded_postgres: EmbeddedPostgres, embedded_nats: EmbeddedNats, s3_location: S3Location
+) -> None:
+    w = world
+    url = fresh_database(
+        embedded_postgres, f"exec_s3_{uuid.uuid4().hex[:8]}", Path(comuna_projects.__file__).parent / "migrations"
+    )
+    async with running_service(
+        PROJECTS,
+        ProjectsSettings,
+        database_url=url,
+        nats_url=embedded_nats.url,
+        issuer=w.issuer,
+        workers=False,
+        identity_grpc_target=w.identity.grpc_target,
+        evidence_backend="s3",
+        evidence_s3_endpoint=s3_location.endpoint_url,
+        evidence_s3_bucket=s3_location.bucket,
+        evidence_s3_prefix="comuna/",
+        evidence_s3_access_key_id=s3_location.access_key,
+        evidence_s3_secret_access_key=s3_location.secret_key,
+    ) as service:
+        data = PNG + b"s3"
+        first = await service.client.post("/v1/evidence:upload", content=data, headers=w.spokesperson)
+        again = await service.client.post("/v1/evidence:upload", content=data, headers=w.spokesperson)
+        assert (first.status_code, again.status_code) == (201, 201)
+        sha = first.json()["sha256"]
+        assert (first.json()["created"], again.json()["created"]) == (True, False)
+        served = await service.client.get(f"/v1/evidence/{sha}")
+        assert served.status_code == 200 and served.content == data
+    # In the bucket, at its address, once.
+    keys = s3_client(s3_location).list_objects_v2(Bucket=s3_location.bucket)["Contents"]
+    assert [k["Key"] for k in keys] == [f"comuna/sha256/{sha[:2]}/{sha}"]

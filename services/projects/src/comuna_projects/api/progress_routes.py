@@ -132,6 +132,7 @@ async def record_expenditure(
         ),
         receipt_sha256=body.receipt_sha256,
         now=runtime.clock.now(),
+        expenditure_id=body.expenditure_id,
     )
     return expenditure_out(row)
 

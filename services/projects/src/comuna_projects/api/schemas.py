@@ -65,6 +65,11 @@ class ProgressIn(Strict):
 
 
 class ExpenditureIn(Strict):
+    expenditure_id: uuid.UUID | None = Field(
+        default=None,
+        description="Chosen by the client to make retries safe: the same id with the same expenditure answers "
+        "the one recorded; with other details, 409 `expenditure_id_reused`.",
+    )
     amount_minor: int = Field(gt=0, description="Minor units of `currency` (integers only).")
     currency: str = Field(pattern="^[A-Z]{3}$", examples=["USD"])
     spent_on: date

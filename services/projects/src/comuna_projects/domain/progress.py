@@ -19,7 +19,7 @@ from typing import Protocol
 
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.lineages import TerritoryLineages
-from comuna_platform.errors import FailedPrecondition, InvalidInput
+from comuna_platform.errors import Conflict, FailedPrecondition, InvalidInput
 from comuna_platform.ids import new_id
 from comuna_platform.uow import UnitOfWork
 from comuna_projects.domain import lifecycle, oversight
@@ -147,10 +147,20 @@ async def record_expenditure(
     expenditure: oversight.Expenditure,
     receipt_sha256: str,
     now: datetime,
+    expenditure_id: uuid.UUID | None = None,
 ) -> Expenditure:
-    """Record money spent, with its receipt, within what funding has disbursed to the project."""
+    """Record money spent, with its receipt, within what funding has disbursed to the project.
+
+    `expenditure_id`, chosen by the client, makes a retry safe: the same id with the same
+    expenditure answers the one recorded (nothing is counted twice); with another, 409.
+    """
     project, _ = await locked_project(uow, project_id)
     await require_runner(caller, lineages, project)
+    if expenditure_id is not None:
+        # Under the project's lock: a concurrent copy of the request waits, then finds this one.
+        recorded = await repository.expenditure(uow.session, expenditure_id)
+        if recorded is not None:
+            return _replayed(recorded, project, expenditure, receipt_sha256)
     _require_under_way(project, "expenditures")
     (receipt,) = await check_cited(uow, [receipt_sha256])
     oversight.check_expenditure(
@@ -171,7 +181,7 @@ async def record_expenditure(
             code="exceeds_disbursed",
         )
     row = Expenditure(
-        id=new_id(),
+        id=expenditure_id or new_id(),
         project_id=project.id,
         amount_minor=expenditure.amount_minor,
         currency=expenditure.currency,
@@ -187,3 +197,25 @@ async def record_expenditure(
     await uow.session.flush()
     await uow.stage(ExpenditureRecorded(row), aggregate_id=str(project.id))
     return row
+
+
+def _replayed(
+    recorded: Expenditure, project: Project, expenditure: oversight.Expenditure, receipt_sha256: str
+) -> Expenditure:
+    same = (
+        recorded.project_id == project.id
+        and (recorded.amount_minor, recorded.currency, recorded.spent_on)
+        == (
+            expenditure.amount_minor,
+            expenditure.currency,
+            expenditure.spent_on,
+        )
+        and (recorded.supplier, recorded.description, recorded.receipt_sha256)
+        == (expenditure.supplier.strip(), expenditure.description.strip(), receipt_sha256)
+    )
+    if not same:
+        raise Conflict(
+            f"expenditure {recorded.id} was recorded with other details; use a new id for another expenditure",
+            code="expenditure_id_reused",
+        )
+    return recorded

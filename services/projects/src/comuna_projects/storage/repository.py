@@ -225,6 +225,10 @@ async def expenditures(session: AsyncSession, project_id: uuid.UUID) -> list[Exp
     return list(rows.scalars())
 
 
+async def expenditure(session: AsyncSession, expenditure_id: uuid.UUID) -> Expenditure | None:
+    return await session.get(Expenditure, expenditure_id)
+
+
 async def oversight_reports(session: AsyncSession, project_id: uuid.UUID) -> list[OversightReport]:
     rows = await session.execute(
         select(OversightReport).where(OversightReport.project_id == project_id).order_by(OversightReport.filed_at)
