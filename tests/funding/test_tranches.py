@@ -619,3 +619,34 @@ async def test_concurrent_units_of_work_on_one_project_apply_each_step_once(db: 
         ).scalar_one()
     assert count == 2
     await assert_sound(db)
+
+
+async def test_a_planned_projects_milestone_waits_for_its_reservation(
+    funding: RunningService, db: Database, js: JetStreamContext
+) -> None:
+    """A milestone verified before its project's creation was applied (e.g. the creation is
+    being redelivered after a failure) is not paid outside the plan: it is retried, not parked,
+    and paid from its reservation once the creation arrives."""
+    funded = await funded_allocation(db, 700_000)
+    created = project_created(funded, [300_000, 400_000])
+    verified = milestone_verified(created, 0)
+    verified.plan_revision = 1
+    before = failures("comuna.projects.v1.MilestoneVerified")
+    event_id = await publish(js, VERIFIED, verified)
+
+    async def waited_once() -> bool:
+        return failures("comuna.projects.v1.MilestoneVerified") > before
+
+    await eventually(waited_once, "a first delivery that waits for the reservation")
+    assert await disbursement(db, created.project.milestones[0].milestone_id) is None
+    assert await parked_rows(db, event_id) is None
+
+    await publish(js, CREATED, created)
+    paid = await eventually(
+        lambda: disbursement(db, created.project.milestones[0].milestone_id), "the tranche, once reserved"
+    )
+    assert paid.status == "completed"
+    posted = await transfer(db, paid.transfer_id)
+    assert posted is not None and posted.kind == "post"
+    assert totals(await account(db, funded.commitment.id)) == (300_000, 700_000, 400_000, 0)
+    await assert_sound(db)

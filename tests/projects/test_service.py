@@ -994,3 +994,9 @@ async def test_role_and_territory_come_from_the_same_assignment(harness: Harness
     response = await harness.client.post(verify_url(project, milestone), json={"note": "ok"}, headers=headers)
     assert (response.status_code, response.json()["code"]) == (403, "forbidden_territory")
     assert await outbox(harness, "projects.milestone.verified", project["id"]) == []
+
+
+async def test_a_budget_too_small_for_every_milestone_keeps_the_ones_it_can_pay(harness: Harness) -> None:
+    # 40/40/20 of 2 minor units: nothing, nothing, 2. Every milestone releases a positive tranche.
+    _, project = await open_project(harness, amount_minor=2)
+    assert [(m["title"], m["tranche_minor"]) for m in project["milestones"]] == [("Completion", 2)]

@@ -94,6 +94,7 @@ def milestone_verified(event: MilestoneVerified) -> events_pb2.MilestoneVerified
         commune_id=str(project.commune_id),
         tranche=money(milestone.tranche_minor, milestone.currency),
         verified_by=event.verified_by,
+        plan_revision=project.plan_revision,
     )
 
 

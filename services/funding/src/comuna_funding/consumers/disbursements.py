@@ -24,9 +24,12 @@ async def apply_milestone_verified(uow: UnitOfWork, event: ReceivedEvent[project
         # Without valid project and milestone ids not even a refusal can be recorded: park it
         # for an operator rather than lose a tranche nobody would know about.
         raise UnprocessableEvent("milestone event without valid project_id and milestone_id")
-    # A milestone with a reserved tranche posts it; one without (a project older than tranches)
-    # is paid in one transfer, as before.
+    # A milestone with a reserved tranche posts it. One without: a milestone of a planned project
+    # waits for its reservation (redelivered with back-off, parked if it never comes); one of a
+    # project older than plans and tranches (plan_revision 0) is paid in one transfer, as before.
     disbursement = await tranches.disburse_reserved(uow, tranche)
+    if disbursement is None and event.message.plan_revision > 0:
+        raise tranches.ReservationPending(f"milestone {tranche.milestone_id} has no tranche reserved yet")
     if disbursement is None:
         disbursement = await disbursements.disburse_tranche(uow, tranche)
     log.info(

@@ -64,6 +64,12 @@ class AllocationNotCommitted(Exception):
     """The allocation's money is not committed yet (a remote source is being asked): retry later."""
 
 
+class ReservationPending(Exception):
+    """A verified milestone of a planned project has no tranche reserved yet: the reservation
+    (its project's creation or plan change) has not been applied, e.g. it is being redelivered
+    after a failure. Retry later; paying it outside the reservation would bypass the plan."""
+
+
 @dataclass(frozen=True)
 class MilestonePlan:
     milestone_id: uuid.UUID

@@ -82,8 +82,14 @@ def default_plan(steps: MilestonePlan, *, budget_minor: int, due_dates: Sequence
     if len(due_dates) != len(steps.steps):
         raise ValueError("one due date per step")
     shares = steps.split(budget_minor)
+    # A budget too small to give every step a unit (a few minor units) drops the steps that get
+    # none: every milestone releases a positive tranche, and the shares still add up.
     return validate_plan(
-        [PlannedMilestone(s.title, d, share) for s, d, share in zip(steps.steps, due_dates, shares, strict=True)],
+        [
+            PlannedMilestone(s.title, d, share)
+            for s, d, share in zip(steps.steps, due_dates, shares, strict=True)
+            if share > 0
+        ],
         budget_minor=budget_minor,
     )
 

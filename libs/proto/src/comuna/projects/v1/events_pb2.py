@@ -28,7 +28,7 @@ from comuna.common.v1 import money_pb2 as comuna_dot_common_dot_v1_dot_money__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/projects/v1/events.proto\x12\x12\x63omuna.projects.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a!comuna/projects/v1/projects.proto\x1a\x1c\x63omuna/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0eProjectCreated\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project:\x1c\x8a\xb5\x18\x18projects.project.created\"\xc8\x01\n\x11MilestoneVerified\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x15\n\rallocation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12(\n\x07tranche\x18\x05 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0bverified_by\x18\x06 \x01(\t:\x1f\x8a\xb5\x18\x1bprojects.milestone.verified\"s\n\x0fMilestoneFunded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x17\n\x0f\x64isbursement_id\x18\x03 \x01(\t:\x1d\x8a\xb5\x18\x19projects.milestone.funded\"\xb3\x01\n\x10ProjectCancelled\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1e\x8a\xb5\x18\x1aprojects.project.cancelled\"\x88\x01\n\x0eProjectStarted\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cspokespeople\x18\x02 \x03(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\x8a\xb5\x18\x18projects.project.started\"\xb4\x01\n\x0bPlanChanged\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project\x12\x12\n\nchanged_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x19\n\x11\x63hange_request_id\x18\x04 \x01(\t\x12\x1d\n\x15removed_milestone_ids\x18\x05 \x03(\t:\x19\x8a\xb5\x18\x15projects.plan.changed\"\xa4\x01\n\x11MilestoneReported\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x13\n\x0breported_by\x18\x03 \x01(\t\x12/\n\x0breported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1f\x8a\xb5\x18\x1bprojects.milestone.reported\"\xbd\x01\n\x10ProgressReported\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\treport_id\x18\x02 \x01(\t\x12\x18\n\x10percent_complete\x18\x03 \x01(\x05\x12\x17\n\x0f\x65vidence_sha256\x18\x04 \x03(\t\x12/\n\x0breported_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1e\x8a\xb5\x18\x1aprojects.progress.reported\"\x83\x01\n\x0eProjectStalled\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12.\n\nstalled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\x8a\xb5\x18\x18projects.project.stalled\"\x85\x01\n\x0eProjectResumed\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\treport_id\x18\x02 \x01(\t\x12.\n\nresumed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\x8a\xb5\x18\x18projects.project.resumed\"\xa0\x01\n\x10ProjectCompleted\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12&\n\x05spent\x18\x02 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x30\n\x0c\x63ompleted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1e\x8a\xb5\x18\x1aprojects.project.completed\"\xc9\x01\n\x13\x45xpenditureRecorded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x16\n\x0e\x65xpenditure_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x10\n\x08spent_on\x18\x04 \x01(\t\x12\x10\n\x08supplier\x18\x05 \x01(\t\x12\x16\n\x0ereceipt_sha256\x18\x06 \x01(\t:!\x8a\xb5\x18\x1dprojects.expenditure.recorded\"\xc3\x01\n\x16OversightReportChanged\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\treport_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\t\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\x8a\xb5\x18!projects.oversight_report.changedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63omuna/projects/v1/events.proto\x12\x12\x63omuna.projects.v1\x1a\x1e\x63omuna/common/v1/options.proto\x1a!comuna/projects/v1/projects.proto\x1a\x1c\x63omuna/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0eProjectCreated\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project:\x1c\x8a\xb5\x18\x18projects.project.created\"\xdf\x01\n\x11MilestoneVerified\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x15\n\rallocation_id\x18\x03 \x01(\t\x12\x12\n\ncommune_id\x18\x04 \x01(\t\x12(\n\x07tranche\x18\x05 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x13\n\x0bverified_by\x18\x06 \x01(\t\x12\x15\n\rplan_revision\x18\x07 \x01(\x05:\x1f\x8a\xb5\x18\x1bprojects.milestone.verified\"s\n\x0fMilestoneFunded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x17\n\x0f\x64isbursement_id\x18\x03 \x01(\t:\x1d\x8a\xb5\x18\x19projects.milestone.funded\"\xb3\x01\n\x10ProjectCancelled\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x12\n\ncommune_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1e\x8a\xb5\x18\x1aprojects.project.cancelled\"\x88\x01\n\x0eProjectStarted\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cspokespeople\x18\x02 \x03(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\x8a\xb5\x18\x18projects.project.started\"\xb4\x01\n\x0bPlanChanged\x12,\n\x07project\x18\x01 \x01(\x0b\x32\x1b.comuna.projects.v1.Project\x12\x12\n\nchanged_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x19\n\x11\x63hange_request_id\x18\x04 \x01(\t\x12\x1d\n\x15removed_milestone_ids\x18\x05 \x03(\t:\x19\x8a\xb5\x18\x15projects.plan.changed\"\xa4\x01\n\x11MilestoneReported\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0cmilestone_id\x18\x02 \x01(\t\x12\x13\n\x0breported_by\x18\x03 \x01(\t\x12/\n\x0breported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1f\x8a\xb5\x18\x1bprojects.milestone.reported\"\xbd\x01\n\x10ProgressReported\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\treport_id\x18\x02 \x01(\t\x12\x18\n\x10percent_complete\x18\x03 \x01(\x05\x12\x17\n\x0f\x65vidence_sha256\x18\x04 \x03(\t\x12/\n\x0breported_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1e\x8a\xb5\x18\x1aprojects.progress.reported\"\x83\x01\n\x0eProjectStalled\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12.\n\nstalled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\x8a\xb5\x18\x18projects.project.stalled\"\x85\x01\n\x0eProjectResumed\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\treport_id\x18\x02 \x01(\t\x12.\n\nresumed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\x8a\xb5\x18\x18projects.project.resumed\"\xa0\x01\n\x10ProjectCompleted\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12&\n\x05spent\x18\x02 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x30\n\x0c\x63ompleted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1e\x8a\xb5\x18\x1aprojects.project.completed\"\xc9\x01\n\x13\x45xpenditureRecorded\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x16\n\x0e\x65xpenditure_id\x18\x02 \x01(\t\x12\'\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x17.comuna.common.v1.Money\x12\x10\n\x08spent_on\x18\x04 \x01(\t\x12\x10\n\x08supplier\x18\x05 \x01(\t\x12\x16\n\x0ereceipt_sha256\x18\x06 \x01(\t:!\x8a\xb5\x18\x1dprojects.expenditure.recorded\"\xc3\x01\n\x16OversightReportChanged\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\treport_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\t\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:%\x8a\xb5\x18!projects.oversight_report.changedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,27 +64,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROJECTCREATED']._serialized_start=185
   _globals['_PROJECTCREATED']._serialized_end=277
   _globals['_MILESTONEVERIFIED']._serialized_start=280
-  _globals['_MILESTONEVERIFIED']._serialized_end=480
-  _globals['_MILESTONEFUNDED']._serialized_start=482
-  _globals['_MILESTONEFUNDED']._serialized_end=597
-  _globals['_PROJECTCANCELLED']._serialized_start=600
-  _globals['_PROJECTCANCELLED']._serialized_end=779
-  _globals['_PROJECTSTARTED']._serialized_start=782
-  _globals['_PROJECTSTARTED']._serialized_end=918
-  _globals['_PLANCHANGED']._serialized_start=921
-  _globals['_PLANCHANGED']._serialized_end=1101
-  _globals['_MILESTONEREPORTED']._serialized_start=1104
-  _globals['_MILESTONEREPORTED']._serialized_end=1268
-  _globals['_PROGRESSREPORTED']._serialized_start=1271
-  _globals['_PROGRESSREPORTED']._serialized_end=1460
-  _globals['_PROJECTSTALLED']._serialized_start=1463
-  _globals['_PROJECTSTALLED']._serialized_end=1594
-  _globals['_PROJECTRESUMED']._serialized_start=1597
-  _globals['_PROJECTRESUMED']._serialized_end=1730
-  _globals['_PROJECTCOMPLETED']._serialized_start=1733
-  _globals['_PROJECTCOMPLETED']._serialized_end=1893
-  _globals['_EXPENDITURERECORDED']._serialized_start=1896
-  _globals['_EXPENDITURERECORDED']._serialized_end=2097
-  _globals['_OVERSIGHTREPORTCHANGED']._serialized_start=2100
-  _globals['_OVERSIGHTREPORTCHANGED']._serialized_end=2295
+  _globals['_MILESTONEVERIFIED']._serialized_end=503
+  _globals['_MILESTONEFUNDED']._serialized_start=505
+  _globals['_MILESTONEFUNDED']._serialized_end=620
+  _globals['_PROJECTCANCELLED']._serialized_start=623
+  _globals['_PROJECTCANCELLED']._serialized_end=802
+  _globals['_PROJECTSTARTED']._serialized_start=805
+  _globals['_PROJECTSTARTED']._serialized_end=941
+  _globals['_PLANCHANGED']._serialized_start=944
+  _globals['_PLANCHANGED']._serialized_end=1124
+  _globals['_MILESTONEREPORTED']._serialized_start=1127
+  _globals['_MILESTONEREPORTED']._serialized_end=1291
+  _globals['_PROGRESSREPORTED']._serialized_start=1294
+  _globals['_PROGRESSREPORTED']._serialized_end=1483
+  _globals['_PROJECTSTALLED']._serialized_start=1486
+  _globals['_PROJECTSTALLED']._serialized_end=1617
+  _globals['_PROJECTRESUMED']._serialized_start=1620
+  _globals['_PROJECTRESUMED']._serialized_end=1753
+  _globals['_PROJECTCOMPLETED']._serialized_start=1756
+  _globals['_PROJECTCOMPLETED']._serialized_end=1916
+  _globals['_EXPENDITURERECORDED']._serialized_start=1919
+  _globals['_EXPENDITURERECORDED']._serialized_end=2120
+  _globals['_OVERSIGHTREPORTCHANGED']._serialized_start=2123
+  _globals['_OVERSIGHTREPORTCHANGED']._serialized_end=2318
 # @@protoc_insertion_point(module_scope)

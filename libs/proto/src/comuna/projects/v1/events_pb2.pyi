@@ -19,20 +19,22 @@ class ProjectCreated(_message.Message):
     def __init__(self, project: _Optional[_Union[_projects_pb2.Project, _Mapping]] = ...) -> None: ...
 
 class MilestoneVerified(_message.Message):
-    __slots__ = ("project_id", "milestone_id", "allocation_id", "commune_id", "tranche", "verified_by")
+    __slots__ = ("project_id", "milestone_id", "allocation_id", "commune_id", "tranche", "verified_by", "plan_revision")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     MILESTONE_ID_FIELD_NUMBER: _ClassVar[int]
     ALLOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNE_ID_FIELD_NUMBER: _ClassVar[int]
     TRANCHE_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_BY_FIELD_NUMBER: _ClassVar[int]
+    PLAN_REVISION_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     milestone_id: str
     allocation_id: str
     commune_id: str
     tranche: _money_pb2.Money
     verified_by: str
-    def __init__(self, project_id: _Optional[str] = ..., milestone_id: _Optional[str] = ..., allocation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., tranche: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., verified_by: _Optional[str] = ...) -> None: ...
+    plan_revision: int
+    def __init__(self, project_id: _Optional[str] = ..., milestone_id: _Optional[str] = ..., allocation_id: _Optional[str] = ..., commune_id: _Optional[str] = ..., tranche: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., verified_by: _Optional[str] = ..., plan_revision: _Optional[int] = ...) -> None: ...
 
 class MilestoneFunded(_message.Message):
     __slots__ = ("project_id", "milestone_id", "disbursement_id")
