@@ -812,6 +812,10 @@ FACTORIES: dict[str, Factory] = {
     "projects:verify_milestone_v1_projects__project_id__milestones__milestone_id__verify_post": Factory(_verify),
     # The last milestone: refused as out of order (409) until the others are reported.
     "projects:report_milestone_v1_projects__project_id__milestones__milestone_id__report_post": Factory(_last_report),
+    "projects:return_milestone_v1_projects__project_id__milestones__milestone_id__return_post": Factory(
+        _unknown("milestone_id", {"note": "Falta terminar"})
+    ),
+    "projects:list_milestone_returns_v1_projects__project_id__milestone_returns_get": Factory(ids(_project)),
     "projects:edit_plan_v1_projects__project_id__plan_put": Factory(_plan),
     "projects:start_project_v1_projects__project_id__start_post": Factory(
         _with_body({"spokespeople": ["Vocera de la matriz"]})

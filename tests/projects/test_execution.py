@@ -776,3 +776,28 @@ async def test_the_service_keeps_evidence_in_an_s3_bucket_by_settings(
     # In the bucket, at its address, once.
     keys = s3_client(s3_location).list_objects_v2(Bucket=s3_location.bucket)["Contents"]
     assert [k["Key"] for k in keys] == [f"comuna/sha256/{sha[:2]}/{sha}"]
+
+
+async def test_the_committee_sends_back_a_milestone_whose_work_is_not_done(world: World) -> None:
+    w = world
+    project = await certified_project(w)
+    pid, first = project["id"], project["milestones"][0]
+    await start(w, project)
+    base = f"/v1/projects/{pid}/milestones/{first['id']}"
+    pending = await w.client.post(f"{base}:return", json={"note": "nada"}, headers=w.overseer)
+    assert (pending.status_code, pending.json()["code"]) == (409, "milestone_not_reported")
+    await post(w, f"{base}:report", w.spokesperson, {"note": "Techo listo"})
+    returned = await post(w, f"{base}:return", w.overseer, {"note": "Falta impermeabilizar el techo"})
+    assert (returned["milestone"]["status"], returned["milestone"]["reported_by"]) == ("pending", None)
+    history = (await w.client.get(f"/v1/projects/{pid}/milestone-returns")).json()["items"]
+    assert [(r["milestone_id"], r["report_note"], r["note"]) for r in history] == [
+        (first["id"], "Techo listo", "Falta impermeabilizar el techo")
+    ]
+    assert len(await staged(w, "projects.milestone.returned", pid)) == 1
+    # Nobody sends back their own report; once reported again, it is verified and paid.
+    operator = w.as_(Role.OPERATOR, "VE")
+    await post(w, f"{base}:report", operator, {"note": "Impermeabilizado"})
+    own = await w.client.post(f"{base}:return", json={"note": "no"}, headers=operator)
+    assert (own.status_code, own.json()["code"]) == (403, "own_milestone")
+    await post(w, f"{base}:verify", w.overseer, {"note": "Ahora sí"})
+    await paid(w, pid, first["tranche_minor"])

@@ -16,6 +16,7 @@ from comuna_projects.domain.events import (
     ExpenditureRecorded,
     MilestoneFunded,
     MilestoneReported,
+    MilestoneReturned,
     MilestoneVerified,
     OversightReportChanged,
     PlanChanged,
@@ -136,6 +137,16 @@ def milestone_reported(event: MilestoneReported) -> events_pb2.MilestoneReported
         milestone_id=str(milestone.id),
         reported_by=milestone.reported_by,
         reported_at=timestamp(milestone.reported_at),
+    )
+
+
+@translates(MilestoneReturned)
+def milestone_returned(event: MilestoneReturned) -> events_pb2.MilestoneReturned:
+    return events_pb2.MilestoneReturned(
+        project_id=str(event.project.id),
+        milestone_id=str(event.milestone.id),
+        returned_by=event.returned_by,
+        note=event.note,
     )
 
 

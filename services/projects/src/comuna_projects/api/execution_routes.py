@@ -291,3 +291,30 @@ async def verify_milestone(
         now=runtime.clock.now(),
     )
     return VerificationOut(project_id=result.project.id, milestone=milestone_out(result.milestone))
+
+
+@router.post(
+    "/projects/{project_id}/milestones/{milestone_id}:return",
+    response_model=VerificationOut,
+    summary="Send a reported milestone back, saying why; it is pending again (overseer who did not report it)",
+)
+async def return_milestone(
+    project_id: uuid.UUID,
+    milestone_id: uuid.UUID,
+    body: DecisionIn,
+    *,
+    caller: Overseer,
+    uow: UnitOfWorkDep,
+    lineages: TerritoryLineagesDep,
+    runtime: RuntimeDep,
+) -> VerificationOut:
+    result = await milestones.return_milestone(
+        uow,
+        caller,
+        lineages=lineages,
+        project_id=project_id,
+        milestone_id=milestone_id,
+        note=body.note,
+        now=runtime.clock.now(),
+    )
+    return VerificationOut(project_id=result.project.id, milestone=milestone_out(result.milestone))

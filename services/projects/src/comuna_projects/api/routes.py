@@ -16,6 +16,7 @@ from comuna_projects.api.schemas import (
     ChangeRequestOut,
     ExpenditureOut,
     Items,
+    MilestoneReturnOut,
     OversightReportOut,
     PlanRevisionOut,
     ProgressReportOut,
@@ -29,6 +30,7 @@ from comuna_projects.api.views import (
     progress_out,
     project_detail,
     project_summary,
+    return_out,
     revision_out,
 )
 from comuna_projects.domain import progress, projects, records
@@ -93,6 +95,15 @@ async def get_project(project_id: uuid.UUID, uow: UnitOfWorkDep) -> ProjectDetai
 )
 async def list_plan_revisions(project_id: uuid.UUID, uow: UnitOfWorkDep) -> Items[PlanRevisionOut]:
     return Items(items=[revision_out(r) for r in await records.plan_history(uow, project_id)])
+
+
+@router.get(
+    "/projects/{project_id}/milestone-returns",
+    response_model=Items[MilestoneReturnOut],
+    summary="Milestone reports the oversight committee sent back, and why (public)",
+)
+async def list_milestone_returns(project_id: uuid.UUID, uow: UnitOfWorkDep) -> Items[MilestoneReturnOut]:
+    return Items(items=[return_out(r) for r in await records.milestone_returns(uow, project_id)])
 
 
 @router.get(

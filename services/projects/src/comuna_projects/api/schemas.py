@@ -165,6 +165,18 @@ class VerificationOut(BaseModel):
     milestone: MilestoneOut
 
 
+class MilestoneReturnOut(BaseModel):
+    id: uuid.UUID
+    milestone_id: uuid.UUID
+    milestone_title: str
+    reported_by: str
+    reported_at: datetime
+    report_note: str
+    returned_by: str
+    returned_at: datetime
+    note: str = Field(description="Why the committee sent the report back.")
+
+
 class PlanRevisionOut(BaseModel):
     revision: int
     milestones: list[PlannedMilestoneIn]

@@ -10,6 +10,7 @@ from comuna_projects.api.schemas import (
     ExpenditureOut,
     FunderShare,
     MilestoneOut,
+    MilestoneReturnOut,
     OversightReportFull,
     OversightReportOut,
     PlannedMilestoneIn,
@@ -22,6 +23,7 @@ from comuna_projects.storage.models import (
     ChangeRequest,
     Expenditure,
     Milestone,
+    MilestoneReturn,
     OversightReport,
     PlanRevision,
     ProgressReport,
@@ -91,6 +93,20 @@ def project_detail(p: Project, milestones: Sequence[Milestone]) -> ProjectDetail
 
 def _planned(milestones: Sequence[dict[str, Any]]) -> list[PlannedMilestoneIn]:
     return [PlannedMilestoneIn.model_validate(m) for m in milestones]
+
+
+def return_out(r: MilestoneReturn) -> MilestoneReturnOut:
+    return MilestoneReturnOut(
+        id=r.id,
+        milestone_id=r.milestone_id,
+        milestone_title=r.milestone_title,
+        reported_by=r.reported_by,
+        reported_at=r.reported_at,
+        report_note=r.report_note,
+        returned_by=r.returned_by,
+        returned_at=r.returned_at,
+        note=r.note,
+    )
 
 
 def revision_out(r: PlanRevision) -> PlanRevisionOut:

@@ -39,6 +39,14 @@ class MilestoneReported:
 
 
 @dataclass(frozen=True)
+class MilestoneReturned:
+    project: Project
+    milestone: Milestone
+    returned_by: str
+    note: str
+
+
+@dataclass(frozen=True)
 class MilestoneVerified:
     project: Project
     milestone: Milestone

@@ -1,6 +1,8 @@
 """Four eyes on every milestone: a spokesperson reports its work done, a member of the
 commune's oversight committee who is not the reporter verifies it, and the verification is the
-event on which funding releases the tranche (`projects.milestone.verified`)."""
+event on which funding releases the tranche (`projects.milestone.verified`). The committee may
+instead send the report back (the work is not done): the milestone is pending again and the
+refused report is kept (`milestone_returns`)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,16 @@ from datetime import datetime
 from comuna_platform.auth.access import Caller
 from comuna_platform.auth.lineages import TerritoryLineages
 from comuna_platform.errors import FailedPrecondition, NotFound
+from comuna_platform.ids import new_id
 from comuna_platform.uow import UnitOfWork
 from comuna_projects.domain import lifecycle
 from comuna_projects.domain.access import require_overseer, require_runner
-from comuna_projects.domain.events import MilestoneReported, MilestoneVerified
+from comuna_projects.domain.events import MilestoneReported, MilestoneReturned, MilestoneVerified
+from comuna_projects.domain.oversight import check_verifier
 from comuna_projects.domain.projects import locked_project
 from comuna_projects.domain.rules import check_reportable, check_verifiable
-from comuna_projects.storage.models import Milestone, Project
+from comuna_projects.storage import repository
+from comuna_projects.storage.models import Milestone, MilestoneReturn, Project
 from comuna_projects.vocabulary import MilestoneStatus, Stage
 
 
@@ -96,4 +101,47 @@ async def verify_milestone(
     milestone.verification_note = note
     await uow.session.flush()
     await uow.stage(MilestoneVerified(project, milestone, caller.subject), aggregate_id=str(project.id))
+    return MilestoneChange(project, milestones, milestone)
+
+
+async def return_milestone(
+    uow: UnitOfWork,
+    caller: Caller,
+    *,
+    lineages: TerritoryLineages,
+    project_id: uuid.UUID,
+    milestone_id: uuid.UUID,
+    note: str,
+    now: datetime,
+) -> MilestoneChange:
+    """An overseer who is not the reporter sends a reported milestone back, saying why."""
+    project, milestones, milestone = await _under_way(uow, project_id, milestone_id)
+    await require_overseer(caller, lineages, project)
+    _require_under_way(project)
+    if milestone.status != MilestoneStatus.REPORTED:
+        raise FailedPrecondition(
+            f"milestone {milestone.sequence} is {milestone.status}: only a reported milestone is sent back",
+            code="milestone_not_reported",
+        )
+    assert milestone.reported_by is not None and milestone.reported_at is not None
+    check_verifier(reported_by=milestone.reported_by, verifier=caller.subject)
+    await repository.add(
+        uow.session,
+        MilestoneReturn(
+            id=new_id(),
+            project_id=project.id,
+            milestone_id=milestone.id,
+            milestone_title=milestone.title,
+            reported_by=milestone.reported_by,
+            reported_at=milestone.reported_at,
+            report_note=milestone.report_note or "",
+            returned_by=caller.subject,
+            returned_at=now,
+            note=note,
+        ),
+    )
+    milestone.status = MilestoneStatus.PENDING
+    milestone.reported_by = milestone.reported_at = milestone.report_note = None
+    await uow.session.flush()
+    await uow.stage(MilestoneReturned(project, milestone, caller.subject, note), aggregate_id=str(project.id))
     return MilestoneChange(project, milestones, milestone)

@@ -11,6 +11,7 @@ from comuna_projects.storage import repository
 from comuna_projects.storage.models import (
     ChangeRequest,
     Expenditure,
+    MilestoneReturn,
     OversightReport,
     PlanRevision,
     ProgressReport,
@@ -28,6 +29,11 @@ async def project_or_404(uow: UnitOfWork, project_id: uuid.UUID) -> Project:
 async def plan_history(uow: UnitOfWork, project_id: uuid.UUID) -> list[PlanRevision]:
     await project_or_404(uow, project_id)
     return await repository.plan_revisions(uow.session, project_id)
+
+
+async def milestone_returns(uow: UnitOfWork, project_id: uuid.UUID) -> list[MilestoneReturn]:
+    await project_or_404(uow, project_id)
+    return await repository.milestone_returns(uow.session, project_id)
 
 
 async def change_requests(uow: UnitOfWork, project_id: uuid.UUID) -> list[ChangeRequest]:

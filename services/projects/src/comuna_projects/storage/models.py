@@ -190,6 +190,29 @@ class Milestone(Base):
     disbursement_rejected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class MilestoneReturn(Base):
+    """A milestone report the oversight committee sent back: the work was not (all) done. The
+    milestone is pending again; what was reported, and why it was refused, stay here, even if
+    a later plan replaces the milestone (so no foreign key to it)."""
+
+    __tablename__ = "milestone_returns"
+    __table_args__ = (
+        CheckConstraint("returned_by <> reported_by", name="ck_milestone_returns_four_eyes"),
+        Index("ix_milestone_returns_project", "project_id", "returned_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"))
+    milestone_id: Mapped[uuid.UUID]
+    milestone_title: Mapped[str] = mapped_column(String(200))
+    reported_by: Mapped[str] = mapped_column(String(255))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    report_note: Mapped[str] = mapped_column(Text)
+    returned_by: Mapped[str] = mapped_column(String(255))
+    returned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text)
+
+
 class PlanRevision(Base):
     """Every plan a project has had, in order: the first one, each edit made while it was
     planned, each approved change request. The plan's history, never rewritten."""

@@ -18,6 +18,7 @@ from comuna_projects.storage.models import (
     Expenditure,
     KnownCandidate,
     Milestone,
+    MilestoneReturn,
     OversightReport,
     PlanRevision,
     ProgressReport,
@@ -140,6 +141,13 @@ async def remember_candidate(session: AsyncSession, candidate_id: uuid.UUID, cat
 async def add(session: AsyncSession, row: Base) -> None:
     session.add(row)
     await session.flush()
+
+
+async def milestone_returns(session: AsyncSession, project_id: uuid.UUID) -> list[MilestoneReturn]:
+    rows = await session.execute(
+        select(MilestoneReturn).where(MilestoneReturn.project_id == project_id).order_by(MilestoneReturn.returned_at)
+    )
+    return list(rows.scalars())
 
 
 async def plan_revisions(session: AsyncSession, project_id: uuid.UUID) -> list[PlanRevision]:

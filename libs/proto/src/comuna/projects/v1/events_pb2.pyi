@@ -96,6 +96,18 @@ class MilestoneReported(_message.Message):
     reported_at: _timestamp_pb2.Timestamp
     def __init__(self, project_id: _Optional[str] = ..., milestone_id: _Optional[str] = ..., reported_by: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class MilestoneReturned(_message.Message):
+    __slots__ = ("project_id", "milestone_id", "returned_by", "note")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MILESTONE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_BY_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    milestone_id: str
+    returned_by: str
+    note: str
+    def __init__(self, project_id: _Optional[str] = ..., milestone_id: _Optional[str] = ..., returned_by: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
 class ProgressReported(_message.Message):
     __slots__ = ("project_id", "report_id", "percent_complete", "evidence_sha256", "reported_at")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]

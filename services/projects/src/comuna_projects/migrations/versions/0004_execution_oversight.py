@@ -37,6 +37,7 @@ def _jsonb(name: str) -> sa.Column[object]:
 def upgrade() -> None:
     _projects()
     _milestones()
+    _returns()
     _plans()
     _reports()
 
@@ -114,6 +115,26 @@ def _milestones() -> None:
     }
     for name, condition in checks.items():
         op.create_check_constraint(name, "milestones", condition)
+
+
+def _returns() -> None:
+    op.create_table(
+        "milestone_returns",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("project_id", sa.Uuid(), nullable=False),
+        sa.Column("milestone_id", sa.Uuid(), nullable=False),
+        sa.Column("milestone_title", sa.String(length=200), nullable=False),
+        sa.Column("reported_by", sa.String(length=255), nullable=False),
+        sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("report_note", sa.Text(), nullable=False),
+        sa.Column("returned_by", sa.String(length=255), nullable=False),
+        sa.Column("returned_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.CheckConstraint("returned_by <> reported_by", name="ck_milestone_returns_four_eyes"),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="milestone_returns_project_id_fkey"),
+        sa.PrimaryKeyConstraint("id", name="milestone_returns_pkey"),
+    )
+    op.create_index("ix_milestone_returns_project", "milestone_returns", ["project_id", "returned_at"])
 
 
 def _plans() -> None:
@@ -277,6 +298,7 @@ def downgrade() -> None:
         "evidence_files",
         "plan_revisions",
         "change_requests",
+        "milestone_returns",
     ):
         op.drop_table(table)
     for name in (
