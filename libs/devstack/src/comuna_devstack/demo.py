@@ -379,9 +379,10 @@ def run_demo(
         ),
     )
 
-    # Residents who voted online may sign in: one of the first project's commune reports on it.
-    residents_there = [a.username for r, a in online if r.commune_code == projects[0]["commune_code"]]
-    execution = demo_projects.execute(client, projects, resident=residents_there[0] if residents_there else None)
+    # Residents who voted online have accounts: one of them reports on a project of their commune.
+    signed_in = {r.commune_code: a.username for r, a in online}
+    watched = next(((p, signed_in[p["commune_code"]]) for p in projects if p["commune_code"] in signed_in), None)
+    execution = demo_projects.execute(client, projects, watched=watched)
     projects = client.wait_for(
         "every project completed",
         lambda: _complete(

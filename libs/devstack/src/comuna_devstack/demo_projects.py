@@ -42,8 +42,11 @@ def _upload(client: PlatformClient, user: str, text: str) -> str:
     return str(stored["sha256"])
 
 
-def execute(client: PlatformClient, projects: list[dict[str, Any]], *, resident: str | None) -> dict[str, Any]:
-    """Run every project from planned to completed; returns what the summary shows of it."""
+def execute(
+    client: PlatformClient, projects: list[dict[str, Any]], *, watched: tuple[dict[str, Any], str] | None
+) -> dict[str, Any]:
+    """Run every project from planned to completed; `watched`: a project and a resident of its
+    commune (a username) who files an observation on it. Returns what the summary shows."""
     evidence: list[str] = []
     for project in projects:
         pid, local = project["id"], _local(project["commune_code"])
@@ -93,7 +96,7 @@ def execute(client: PlatformClient, projects: list[dict[str, Any]], *, resident:
             json={"percent_complete": 100, "text": "Obra entregada a la comunidad", "evidence": [photo]},
         )
         client.call("POST", "projects", f"/v1/projects/{pid}:complete", as_user=spokesperson)
-    oversight = None if resident is None else _oversight(client, projects[0], resident)
+    oversight = None if watched is None else _oversight(client, *watched)
     return {"evidence_files": len(set(evidence)), "oversight_report": oversight}
 
 
