@@ -649,7 +649,8 @@ async def test_aggregates_and_exports_show_what_was_committed_paid_and_spent(wor
         ["transport", "transport.road"],
     )
     assert oc4ids["budget"]["amount"] == {"amount": 10000.0, "currency": "USD", "amount_minor": GRANT}
-    assert [b["sourceParty"]["name"] for b in oc4ids["budget"]["budgetBreakdown"]] == ["national"]
+    (by_funder,) = oc4ids["budget"]["budgetBreakdowns"]
+    assert [b["sourceParty"]["name"] for b in by_funder["budgetBreakdown"]] == ["national"]
     assert {p["id"]: p["roles"] for p in oc4ids["parties"]} == {
         f"commune-{project['commune_id']}": ["publicAuthority"],
         "funder-national": ["funder"],

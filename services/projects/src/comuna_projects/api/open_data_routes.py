@@ -130,7 +130,7 @@ class ExportFormat(StrEnum):
     response_class=StreamingResponse,
     summary="Every project in scope as an OC4IDS project package (JSON) or one CSV row each (streamed, public)",
     description="Filters combine; none: every project. OC4IDS: `{uri, publishedDate, publisher, version, "
-    "projects: [...]}` in the OC4IDS 0.9 project schema, payment milestones pointing at the ledger's "
+    "projects: [...]}` in the OC4IDS 0.9.5 project schema, payment milestones pointing at the ledger's "
     'transactions (docs/projects.md, "Open data"). CSV: a header, then one row per project, amounts in '
     f"major units, UTF-8 with a byte-order mark. 503 `exports_busy` while {MAX_DOWNLOADS} exports stream here.",
     responses={200: {"content": {"application/json": {}, "text/csv": {}}}},

@@ -1,12 +1,13 @@
 """Open data about projects: aggregates (projects by status, category, state and municipality;
 money committed, disbursed and spent, per currency), and the bulk export as an Open Contracting
-for Infrastructure Data Standard (OC4IDS 0.9) project package or as CSV a newspaper opens in a
+for Infrastructure Data Standard (OC4IDS 0.9, schema 0.9.5) project package or as CSV a newspaper opens in a
 spreadsheet.
 
 OC4IDS mapping (docs/projects.md, "Open data"):
 - `status`: planned -> preparation, in execution or stalled -> implementation, completed ->
-  completed, cancelled -> cancelled; `sector` from the category;
-- `budget.budgetBreakdown`: one entry per funder, its `sourceParty` a party with role `funder`;
+  completion (handover and close-out done), cancelled -> cancelled; `sector` from the category;
+- `budget.budgetBreakdowns`: one group, by funder, an entry per funder whose `sourceParty` is a
+  party with role `funder`;
 - `milestones`: per milestone a `delivery` milestone (met once verified) and a `payment`
   milestone (met once its tranche was paid), whose payment is in `transactions` with the
   ledger's transfer id and `relatedImplementationMilestone` pointing back at it;
@@ -41,7 +42,7 @@ OC4IDS_STATUS = {
     "planned": "preparation",
     "in_execution": "implementation",
     "stalled": "implementation",
-    "completed": "completed",
+    "completed": "completion",
     "cancelled": "cancelled",
 }
 # Projects' categories as OC4IDS sectors (projectSector codelist; a subsector with its parent).
@@ -230,13 +231,19 @@ def oc4ids_project(
         ],
         "budget": {
             "amount": value(project.budget_minor, project.currency),
-            "budgetBreakdown": [
+            "budgetBreakdowns": [
                 {
-                    "id": str(n),
-                    "amount": value(int(f["amount_minor"]), project.currency),
-                    "sourceParty": {"id": party["id"], "name": party["name"]},
+                    "id": "funders",
+                    "description": "By funder: each funder's share of the budget",
+                    "budgetBreakdown": [
+                        {
+                            "id": str(n),
+                            "amount": value(int(f["amount_minor"]), project.currency),
+                            "sourceParty": {"id": party["id"], "name": party["name"]},
+                        }
+                        for n, (f, party) in enumerate(zip(project.funders, funders, strict=True), start=1)
+                    ],
                 }
-                for n, (f, party) in enumerate(zip(project.funders, funders, strict=True), start=1)
             ],
         },
         "parties": [commune_party(project), *funders],
