@@ -29,15 +29,16 @@ from comuna_devstack.demo import (
     table_code,
 )
 from comuna_devstack.demo_projects import png
-from comuna_devstack.seed import TABLE_OFFICERS, staff_username
+from comuna_devstack.seed import TABLE_OFFICERS
 
 COUNTRY, STATE, MUNICIPALITY = "VE", "VE.01", "VE.01.01"
 CANDIDATES_PER_COMMUNE = 2
 # The dev seed's table officer the operator assigns a table of each commune.
 OFFICER = TABLE_OFFICERS[0]
-# A dev seed overseer the operator makes overseer of every commune here too: milestones are
-# reported by the operator and verified by someone else (four eyes).
-OVERSEER = staff_username("overseer", "C001")
+# The dev seed's other table officer, whom the operator makes overseer of every commune here:
+# milestones are reported by the operator and verified by someone else (four eyes). (The fault
+# stack seeds national staff only: no commune's own overseer exists there.)
+OVERSEER = TABLE_OFFICERS[1]
 # How long an event-driven step may take after a fault: long enough for a redelivery after
 # JetStream's ack wait (a crashed consumer's unacknowledged batch) and a reconnect.
 EVENT_DEADLINE_SECONDS = 120.0
