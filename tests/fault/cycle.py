@@ -79,7 +79,7 @@ def seed_territory(client: PlatformClient, *, communes: int, voters_per_commune:
     )
     for n in range(1, communes + 1):
         grant = {"subject": client.subject(OVERSEER), "role": "overseer", "territory_code": f"{MUNICIPALITY}.C{n:04d}"}
-        client.call("POST", "identity", "/v1/role_assignments", as_user="operator", json=grant, expect=(201, 409))
+        client.call("POST", "identity", "/v1/role-assignments", as_user="operator", json=grant, expect=(201, 409))
     listed = items(
         client.call("GET", "identity", "/v1/territories", params={"parent_code": MUNICIPALITY, "limit": 500})
     )
