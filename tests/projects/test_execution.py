@@ -611,7 +611,9 @@ async def test_aggregates_and_exports_show_what_was_committed_paid_and_spent(wor
     await post(w, f"/v1/projects/{pid}/expenditures", w.spokesperson, spending(12_345, receipt), status=201)
     scope = {"consultation_id": project["consultation_id"]}
 
-    stats = (await w.client.get("/v1/stats", params=scope)).json()
+    answered = await w.client.get("/v1/stats", params=scope)
+    assert answered.headers["cache-control"] == "public, max-age=60"
+    stats = answered.json()
     money = {
         "currency": "USD",
         "committed_minor": GRANT,

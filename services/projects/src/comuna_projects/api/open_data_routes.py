@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -96,6 +96,7 @@ def _scope(
 )
 async def stats(
     uow: UnitOfWorkDep,
+    response: Response,
     *,
     consultation_id: uuid.UUID | None = None,
     commune_id: uuid.UUID | None = None,
@@ -104,6 +105,7 @@ async def stats(
 ) -> StatsOut:
     scope = _scope(consultation_id, commune_id, state_code, municipality_code)
     found = await open_data.aggregates(uow, scope)
+    response.headers["Cache-Control"] = CACHE
     return StatsOut(
         filters={
             "consultation_id": None if consultation_id is None else str(consultation_id),
