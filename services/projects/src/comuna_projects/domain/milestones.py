@@ -7,6 +7,7 @@ refused report is kept (`milestone_returns`)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,10 +34,19 @@ class MilestoneChange:
     milestone: Milestone
 
 
-async def _under_way(
-    uow: UnitOfWork, project_id: uuid.UUID, milestone_id: uuid.UUID
+async def _authorized(
+    uow: UnitOfWork,
+    caller: Caller,
+    lineages: TerritoryLineages,
+    project_id: uuid.UUID,
+    milestone_id: uuid.UUID,
+    *,
+    require: Callable[[Caller, TerritoryLineages, Project], Awaitable[None]],
 ) -> tuple[Project, list[Milestone], Milestone]:
+    """The project (locked) and the milestone, once the caller may act on the project: whoever
+    may not learns nothing about its milestones (403 before any 404)."""
     project, milestones = await locked_project(uow, project_id)
+    await require(caller, lineages, project)
     milestone = next((m for m in milestones if m.id == milestone_id), None)
     if milestone is None:
         raise NotFound(f"milestone {milestone_id} does not exist in project {project_id}", code="milestone_not_found")
@@ -62,8 +72,9 @@ async def report_milestone(
     now: datetime,
 ) -> MilestoneChange:
     """A spokesperson says the work of a milestone is done (milestones in order)."""
-    project, milestones, milestone = await _under_way(uow, project_id, milestone_id)
-    await require_runner(caller, lineages, project)
+    project, milestones, milestone = await _authorized(
+        uow, caller, lineages, project_id, milestone_id, require=require_runner
+    )
     _require_under_way(project)
     check_reportable(milestones, milestone_id)
     milestone.status = MilestoneStatus.REPORTED
@@ -91,8 +102,9 @@ async def verify_milestone(
     are serialised: the second sees the milestone verified and gets a 409. All checks happen
     before the first write; the database refuses a verifier equal to the reporter as well.
     """
-    project, milestones, milestone = await _under_way(uow, project_id, milestone_id)
-    await require_overseer(caller, lineages, project)
+    project, milestones, milestone = await _authorized(
+        uow, caller, lineages, project_id, milestone_id, require=require_overseer
+    )
     _require_under_way(project)
     check_verifiable(milestones, milestone_id, reported_by=milestone.reported_by, verifier=caller.subject)
     milestone.status = MilestoneStatus.VERIFIED
@@ -115,8 +127,9 @@ async def return_milestone(
     now: datetime,
 ) -> MilestoneChange:
     """An overseer who is not the reporter sends a reported milestone back, saying why."""
-    project, milestones, milestone = await _under_way(uow, project_id, milestone_id)
-    await require_overseer(caller, lineages, project)
+    project, milestones, milestone = await _authorized(
+        uow, caller, lineages, project_id, milestone_id, require=require_overseer
+    )
     _require_under_way(project)
     if milestone.status != MilestoneStatus.REPORTED:
         raise FailedPrecondition(
