@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from comuna_platform.db import Database
 from comuna_platform.events.envelope import Envelope
-from comuna_platform.events.failures import UnprocessableEvent, is_transient
+from comuna_platform.events.failures import EventNotYetApplicable, UnprocessableEvent, is_transient
 from comuna_platform.events.parking import (
     REPLAYED_TOTAL,
     Delivery,
@@ -387,11 +387,12 @@ class EventConsumer:
     ) -> None:
         error = f"{type(exc).__name__}: {exc}"
         EVENTS_HANDLED.labels(self.name, envelope.event_type, "failed").inc()
-        if delivery.deliveries >= self.policy.max_deliveries:
+        waiting = isinstance(exc, EventNotYetApplicable)
+        if delivery.deliveries >= self.policy.max_deliveries and not waiting:
             await self._park(delivery, _Rejected(ParkReason.HANDLER_FAILED, error, envelope), held, stop)
             await self._ack(msg)
             return
-        delay = self.policy.redelivery_delay(delivery.deliveries)
+        delay = self.policy.redelivery_delay(min(delivery.deliveries, self.policy.max_deliveries))
         log.warning(
             "event handler failed; redelivery %d of %d in %.1f s",
             delivery.deliveries + 1,

@@ -19,6 +19,13 @@ from sqlalchemy import exc as sa_exc
 from comuna_platform.errors import Unavailable
 
 
+class EventNotYetApplicable(Exception):
+    """Raised by a handler for an event that depends on another one not applied yet (e.g. one
+    being redelivered after a crash, behind it in time though before it in the stream): the
+    message is redelivered later, again and again, and never parked for it. The consumer is
+    not held meanwhile, so the event it waits for can arrive."""
+
+
 class UnprocessableEvent(ValueError):
     """Raised by a handler for an event that can never be applied (e.g. ids that are not ids):
     the message is parked at once instead of being retried."""

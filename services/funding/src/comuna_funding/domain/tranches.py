@@ -47,6 +47,7 @@ from comuna_funding.vocabulary import (
     TransferKind,
 )
 from comuna_platform.errors import FailedPrecondition, ProblemError
+from comuna_platform.events.failures import EventNotYetApplicable
 from comuna_platform.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,11 @@ class AllocationNotCommitted(Exception):
     """The allocation's money is not committed yet (a remote source is being asked): retry later."""
 
 
-class ReservationPending(Exception):
+class ReservationPending(EventNotYetApplicable):
     """A verified milestone of a planned project has no tranche reserved yet: the reservation
     (its project's creation or plan change) has not been applied, e.g. it is being redelivered
-    after a failure. Retry later; paying it outside the reservation would bypass the plan."""
+    after a failure). Redelivered until it is, never parked for it: paying it outside the
+    reservation would bypass the plan."""
 
 
 @dataclass(frozen=True)
